@@ -1,0 +1,43 @@
+# chainsleuth — the two set-up commands are `make run` and `make test`; everything else is a step of theirs.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+ANVIL := node_modules/.bin/anvil
+
+.PHONY: setup run test lint typecheck bench clean system-deps
+
+setup: $(STAMP) $(ANVIL) system-deps
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+# anvil (a real Ethereum node for the tests) comes from the npm registry; solc compiles the test contracts.
+$(ANVIL): package.json
+	npm install --no-audit --no-fund --silent
+	touch $(ANVIL)
+
+# Graphviz's `dot` draws trace pictures. Best effort: without it the bot says the picture is unavailable.
+system-deps:
+	@command -v dot >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get install -y -qq graphviz >/dev/null 2>&1 || (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq graphviz >/dev/null 2>&1)) \
+	      || echo "note: could not install graphviz; trace pictures will be unavailable"; \
+	  else echo "note: graphviz (dot) not found; trace pictures will be unavailable"; fi; }
+
+run: setup
+	$(BIN)/chainsleuth run
+
+test: setup
+	$(BIN)/ruff check bot tracing storage tests bench
+	$(BIN)/mypy
+	$(BIN)/python -m pytest -q -ra $(PYTEST_ARGS)
+
+bench: setup
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,34 @@
+"""Assembling a running chainsleuth from settings: store, labels, tracing, command registry, bot."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from bot.core import Bot
+from bot.handlers import build_registry
+from storage.db import Database, open_database
+from storage.settings import Settings
+from tracing.bundled import ensure_bundled_labels
+from tracing.investigator import Investigator
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class App:
+    settings: Settings
+    db: Database
+    investigator: Investigator
+    bot: Bot
+
+    def close(self) -> None:
+        self.db.dispose()
+
+
+def build_app(settings: Settings, *, database_url: str | None = None) -> App:
+    db = open_database(database_url or settings.effective_database_url)
+    investigator = Investigator(db, default_chain=settings.default_chain)
+    ensure_bundled_labels(investigator.labels)
+    bot = Bot(settings, db, investigator, build_registry())
+    return App(settings=settings, db=db, investigator=investigator, bot=bot)

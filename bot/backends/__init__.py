@@ -1,0 +1,1 @@
+"""Chat platform adapters behind one contract (`Backend`), like Errbot's backends."""

@@ -1,0 +1,63 @@
+"""The console front end: a REPL over the same command layer the chat platforms use."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import sys
+from typing import TextIO
+
+from bot.core import Bot
+from bot.messages import Identity, IncomingMessage, Reply
+from bot.render.text import render_text
+
+GREETING = """chainsleuth — AML investigation console. Type /help for commands, /quit to leave.
+Try:  /risk 0x098B716B8Aaf21512996dC57EB0615e2383E2f96   (the Ronin bridge exploiter, Lazarus Group)"""
+
+
+class ConsoleBackend:
+    platform = "console"
+
+    def __init__(self, bot: Bot, *, stdin: TextIO | None = None, stdout: TextIO | None = None) -> None:
+        self.bot = bot
+        self.stdin = stdin or sys.stdin
+        self.stdout = stdout or sys.stdout
+        self.user = Identity("console", _user(), _user())
+        self.greeting = GREETING
+
+    def _print(self, text: str) -> None:
+        self.stdout.write(text + "\n")
+        self.stdout.flush()
+
+    async def send(self, chat_id: str, reply: Reply) -> str:
+        self._print(render_text(reply))
+        return "console"
+
+    async def serve(self) -> None:
+        self._print(self.greeting)
+        loop = asyncio.get_running_loop()
+        interactive = self.stdin.isatty()
+        while True:
+            if interactive:
+                self.stdout.write("chainsleuth> ")
+                self.stdout.flush()
+            line = await loop.run_in_executor(None, self.stdin.readline)
+            if not line:
+                break
+            text = line.strip()
+            if not text:
+                continue
+            if text in ("/quit", "/exit", "quit", "exit"):
+                break
+            if not text.startswith("/"):
+                text = "/" + text
+            reply = await self.bot.handle(IncomingMessage("console", "console", self.user, text, is_direct=True))
+            if reply is not None:
+                self._print(render_text(reply))
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:
+        return "operator"

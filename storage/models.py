@@ -1,0 +1,149 @@
+"""Tables. Addresses are stored in one canonical form: lower-case `0x` + 40 hex characters.
+
+Rows are storage records; the domain objects that flow between layers live in `tracing` and are built from
+these rows there.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, String, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from storage.types import BigId, Uint256
+
+ANY_EVM = "*"
+"""The `chain` value of a label that holds on every EVM chain (the same 0x address is one identity)."""
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _id() -> Column[int]:
+    return Column(BigId, primary_key=True, autoincrement=True)
+
+
+class LabelRow(SQLModel, table=True):
+    __tablename__ = "label"
+    __table_args__ = (
+        UniqueConstraint("address", "chain", "source", "category", "name", name="uq_label_identity"),
+        Index("ix_label_address", "address"),
+        Index("ix_label_source", "source"),
+    )
+
+    id: int | None = Field(default=None, sa_column=_id())
+    address: str = Field(sa_column=Column(String(42), nullable=False))
+    chain: str = Field(default=ANY_EVM, sa_column=Column(String(32), nullable=False))
+    category: str = Field(sa_column=Column(String(24), nullable=False))
+    name: str = Field(sa_column=Column(String(300), nullable=False))
+    source: str = Field(sa_column=Column(String(64), nullable=False))
+    source_url: str = Field(default="", sa_column=Column(String(500), nullable=False))
+    confidence: float = 1.0
+    first_seen: date | None = None
+    delisted_on: date | None = None
+    created_by: str = Field(default="system", sa_column=Column(String(120), nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False))
+    details: dict[str, object] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class LabelSetRow(SQLModel, table=True):
+    """One row per imported label set: what was loaded, from where, when, how many rows."""
+
+    __tablename__ = "label_set"
+
+    source: str = Field(sa_column=Column(String(64), primary_key=True))
+    version: str = Field(default="", sa_column=Column(String(120), nullable=False))
+    source_url: str = Field(default="", sa_column=Column(String(500), nullable=False))
+    licence: str = Field(default="", sa_column=Column(String(120), nullable=False))
+    row_count: int = 0
+    imported_at: datetime = Field(default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class AuditRow(SQLModel, table=True):
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_at", "at"), Index("ix_audit_actor", "platform", "actor"))
+
+    id: int | None = Field(default=None, sa_column=_id())
+    at: datetime = Field(default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False))
+    actor: str = Field(sa_column=Column(String(120), nullable=False))
+    platform: str = Field(sa_column=Column(String(16), nullable=False))
+    chat: str = Field(default="", sa_column=Column(String(120), nullable=False))
+    command: str = Field(sa_column=Column(String(40), nullable=False))
+    arguments: str = Field(default="", sa_column=Column(Text, nullable=False))
+    outcome: str = Field(sa_column=Column(String(16), nullable=False))
+    detail: str = Field(default="", sa_column=Column(Text, nullable=False))
+    ref: str = Field(default="", sa_column=Column(String(32), nullable=False))
+
+
+class TransferRow(SQLModel, table=True):
+    """A value movement. `position` makes it unique within its transaction: `tx` for the native value of the
+    transaction, `log:<index>` for an ERC-20 Transfer log, `trace:<a.b.c>` for an internal call."""
+
+    __tablename__ = "transfer"
+    __table_args__ = (
+        UniqueConstraint("chain", "tx_hash", "kind", "position", name="uq_transfer_identity"),
+        Index("ix_transfer_from", "chain", "from_addr", "block_number"),
+        Index("ix_transfer_to", "chain", "to_addr", "block_number"),
+        Index("ix_transfer_block", "chain", "block_number"),
+    )
+
+    id: int | None = Field(default=None, sa_column=_id())
+    chain: str = Field(sa_column=Column(String(32), nullable=False))
+    block_number: int = Field(sa_column=Column(BigInteger, nullable=False))
+    block_hash: str = Field(default="", sa_column=Column(String(66), nullable=False))
+    timestamp: int = Field(sa_column=Column(BigInteger, nullable=False))
+    tx_hash: str = Field(sa_column=Column(String(66), nullable=False))
+    kind: str = Field(sa_column=Column(String(8), nullable=False))
+    position: str = Field(sa_column=Column(String(80), nullable=False))
+    token: str | None = Field(default=None, sa_column=Column(String(42), nullable=True))
+    from_addr: str = Field(sa_column=Column(String(42), nullable=False))
+    to_addr: str = Field(sa_column=Column(String(42), nullable=False))
+    value: int = Field(sa_column=Column(Uint256(), nullable=False))
+    decimals: int | None = None
+    symbol: str | None = Field(default=None, sa_column=Column(String(32), nullable=True))
+    source: str = Field(default="rpc", sa_column=Column(String(16), nullable=False))
+
+
+class IndexedRangeRow(SQLModel, table=True):
+    """Block ranges whose transfers are fully in the index, per chain and source (for resumable indexing and for
+    the coverage statement of every report)."""
+
+    __tablename__ = "indexed_range"
+    __table_args__ = (Index("ix_indexed_range_chain", "chain", "from_block"),)
+
+    id: int | None = Field(default=None, sa_column=_id())
+    chain: str = Field(sa_column=Column(String(32), nullable=False))
+    chain_id: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    source: str = Field(default="rpc", sa_column=Column(String(16), nullable=False))
+    from_block: int = Field(sa_column=Column(BigInteger, nullable=False))
+    to_block: int = Field(sa_column=Column(BigInteger, nullable=False))
+    internal_coverage: str = Field(default="unknown", sa_column=Column(String(32), nullable=False))
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class RiskCheckRow(SQLModel, table=True):
+    """Who asked `/risk` about which address, and where: lets later label changes reach the people concerned."""
+
+    __tablename__ = "risk_check"
+    __table_args__ = (Index("ix_risk_check_address", "address", "at"),)
+
+    id: int | None = Field(default=None, sa_column=_id())
+    address: str = Field(sa_column=Column(String(42), nullable=False))
+    chain: str = Field(sa_column=Column(String(32), nullable=False))
+    platform: str = Field(sa_column=Column(String(16), nullable=False))
+    chat: str = Field(default="", sa_column=Column(String(120), nullable=False))
+    actor: str = Field(default="", sa_column=Column(String(120), nullable=False))
+    level: str = Field(default="", sa_column=Column(String(16), nullable=False))
+    at: datetime = Field(default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class KeyValueRow(SQLModel, table=True):
+    """Small durable settings the bot changes at run time (roles set with /role, the on-call roster, ...)."""
+
+    __tablename__ = "kv"
+
+    key: str = Field(sa_column=Column(String(200), primary_key=True))
+    value: dict[str, object] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False))

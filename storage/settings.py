@@ -1,0 +1,85 @@
+"""Configuration in one place: every setting read from the environment and `.env` (pydantic-settings).
+
+Chain settings are dynamic (`CHAINS=eth,base` plus `<NAME>_RPC_URL`, ...) and are read by `tracing.chains`
+from the same sources; everything else is a typed field here. `.env.example` documents each variable.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _csv(value: object) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    if isinstance(value, list | tuple):
+        return [str(v).strip() for v in value if str(v).strip()]
+    raise ValueError("expected a comma-separated list")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    data_dir: Path = Field(default=Path("data"), description="Where the embedded database and files live.")
+    database_url: str = Field(default="", description="SQLAlchemy URL; empty means SQLite under data_dir.")
+    log_level: str = "INFO"
+    log_json: bool = False
+
+    platform: Literal["auto", "console", "telegram", "slack"] = "auto"
+
+    telegram_bot_token: str = ""
+    telegram_base_url: str = "https://api.telegram.org/bot"
+    telegram_base_file_url: str = "https://api.telegram.org/file/bot"
+    telegram_webhook_url: str = ""
+    telegram_webhook_secret: str = ""
+    telegram_webhook_listen: str = "127.0.0.1"
+    telegram_webhook_port: int = 8443
+
+    slack_bot_token: str = ""
+    slack_signing_secret: str = ""
+    slack_app_token: str = ""
+    slack_api_base_url: str = "https://slack.com/api/"
+    slack_http_host: str = "127.0.0.1"
+    slack_http_port: int = 3000
+
+    allowed_chats: list[str] = Field(default_factory=list)
+    admins: list[str] = Field(default_factory=list)
+    officers: list[str] = Field(default_factory=list)
+    analysts: list[str] = Field(default_factory=list)
+
+    default_chain: str = "eth"
+    demo_data: bool = True
+
+    @field_validator("allowed_chats", "admins", "officers", "analysts", mode="before")
+    @classmethod
+    def _split_csv(cls, value: object) -> list[str]:
+        return _csv(value)
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'chainsleuth.sqlite3').resolve()}"
+
+    @property
+    def chosen_platform(self) -> str:
+        """`auto` picks the platform whose credentials are configured, else the console."""
+        if self.platform != "auto":
+            return self.platform
+        if self.telegram_bot_token:
+            return "telegram"
+        if self.slack_bot_token and (self.slack_signing_secret or self.slack_app_token):
+            return "slack"
+        return "console"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

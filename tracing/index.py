@@ -1,0 +1,189 @@
+"""The local transfer index in the store: idempotent writes and fast "all transfers from / to X" reads."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import and_, delete, func, or_
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import col, select
+
+from storage.db import Database
+from storage.models import IndexedRangeRow, TransferRow, utcnow
+from tracing.transfer import Transfer, TransferKind
+
+_BATCH = 1000
+
+
+def to_row(t: Transfer) -> dict[str, object]:
+    return {
+        "chain": t.chain,
+        "block_number": t.block_number,
+        "block_hash": t.block_hash,
+        "timestamp": t.timestamp,
+        "tx_hash": t.tx_hash,
+        "kind": t.kind.value,
+        "position": t.position,
+        "token": t.token,
+        "from_addr": t.from_addr,
+        "to_addr": t.to_addr,
+        "value": t.value,
+        "decimals": t.decimals,
+        "symbol": t.symbol,
+        "source": t.source,
+    }
+
+
+def from_row(row: TransferRow) -> Transfer:
+    return Transfer(
+        chain=row.chain,
+        block_number=row.block_number,
+        block_hash=row.block_hash,
+        timestamp=row.timestamp,
+        tx_hash=row.tx_hash,
+        kind=TransferKind(row.kind),
+        position=row.position,
+        from_addr=row.from_addr,
+        to_addr=row.to_addr,
+        value=int(row.value),
+        token=row.token,
+        decimals=row.decimals,
+        symbol=row.symbol,
+        source=row.source,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class IndexedRange:
+    chain: str
+    source: str
+    from_block: int
+    to_block: int
+    internal_coverage: str
+
+
+class TransferIndex:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def add(self, transfers: Iterable[Transfer]) -> int:
+        """Insert transfers, skipping any already stored (same chain, tx, kind, position). Returns rows added."""
+        rows = [to_row(t) for t in transfers]
+        if not rows:
+            return 0
+        added = 0
+        with self.db.session() as session:
+            for start in range(0, len(rows), _BATCH):
+                chunk = rows[start : start + _BATCH]
+                dialect = postgresql if self.db.dialect == "postgresql" else sqlite
+                # RETURNING counts what was really inserted; rowcount is unreliable for multi-row inserts.
+                stmt = dialect.insert(TransferRow).values(chunk).on_conflict_do_nothing().returning(col(TransferRow.id))
+                added += len(session.execute(stmt).all())
+        return added
+
+    def for_address(
+        self,
+        address: str,
+        chain: str | None = None,
+        *,
+        direction: str = "both",
+        since: int | None = None,
+        until: int | None = None,
+        limit: int | None = None,
+    ) -> list[Transfer]:
+        """Transfers touching `address`, oldest first. `direction`: out, in or both."""
+        conditions = []
+        if direction in ("out", "both"):
+            conditions.append(col(TransferRow.from_addr) == address)
+        if direction in ("in", "both"):
+            conditions.append(col(TransferRow.to_addr) == address)
+        query = select(TransferRow).where(or_(*conditions))
+        if chain is not None:
+            query = query.where(col(TransferRow.chain) == chain)
+        if since is not None:
+            query = query.where(col(TransferRow.timestamp) >= since)
+        if until is not None:
+            query = query.where(col(TransferRow.timestamp) <= until)
+        query = query.order_by(col(TransferRow.block_number), col(TransferRow.tx_hash), col(TransferRow.position))
+        if limit is not None:
+            query = query.limit(limit)
+        with self.db.session() as session:
+            return [from_row(row) for row in session.scalars(query)]
+
+    def in_blocks(self, chain: str, first: int, last: int) -> list[Transfer]:
+        query = (
+            select(TransferRow)
+            .where(col(TransferRow.chain) == chain)
+            .where(and_(col(TransferRow.block_number) >= first, col(TransferRow.block_number) <= last))
+            .order_by(col(TransferRow.block_number), col(TransferRow.tx_hash), col(TransferRow.position))
+        )
+        with self.db.session() as session:
+            return [from_row(row) for row in session.scalars(query)]
+
+    def delete_from_block(self, chain: str, block: int) -> int:
+        """Forget transfers at and above `block` (after a reorg)."""
+        with self.db.session() as session:
+            result = session.execute(
+                delete(TransferRow).where(col(TransferRow.chain) == chain, col(TransferRow.block_number) >= block)
+            )
+            return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+    def count(self, chain: str | None = None) -> int:
+        query = select(func.count()).select_from(TransferRow)
+        if chain is not None:
+            query = query.where(col(TransferRow.chain) == chain)
+        with self.db.session() as session:
+            return int(session.exec(query).one())
+
+    def is_indexed(self, address: str, chain: str) -> bool:
+        """Whether the index holds any transfer touching the address on that chain."""
+        query = (
+            select(TransferRow.id)
+            .where(col(TransferRow.chain) == chain)
+            .where(or_(col(TransferRow.from_addr) == address, col(TransferRow.to_addr) == address))
+            .limit(1)
+        )
+        with self.db.session() as session:
+            return session.exec(query).first() is not None
+
+    # --- indexed block ranges (resumable indexing, coverage statements) ---
+
+    def mark_indexed(
+        self, chain: str, source: str, first: int, last: int, *, chain_id: int | None = None, internal: str = "unknown"
+    ) -> None:
+        with self.db.session() as session:
+            session.add(
+                IndexedRangeRow(
+                    chain=chain,
+                    chain_id=chain_id,
+                    source=source,
+                    from_block=first,
+                    to_block=last,
+                    internal_coverage=internal,
+                    updated_at=utcnow(),
+                )
+            )
+
+    def ranges(self, chain: str | None = None) -> list[IndexedRange]:
+        query = select(IndexedRangeRow).order_by(col(IndexedRangeRow.chain), col(IndexedRangeRow.from_block))
+        if chain is not None:
+            query = query.where(col(IndexedRangeRow.chain) == chain)
+        with self.db.session() as session:
+            rows = list(session.scalars(query))
+        return merge_ranges(
+            [IndexedRange(r.chain, r.source, r.from_block, r.to_block, r.internal_coverage) for r in rows]
+        )
+
+
+def merge_ranges(ranges: Sequence[IndexedRange]) -> list[IndexedRange]:
+    """Join touching or overlapping ranges of the same chain and source."""
+    merged: list[IndexedRange] = []
+    for r in sorted(ranges, key=lambda r: (r.chain, r.source, r.from_block)):
+        last = merged[-1] if merged else None
+        if last and last.chain == r.chain and last.source == r.source and r.from_block <= last.to_block + 1:
+            coverage = last.internal_coverage if last.internal_coverage == r.internal_coverage else "partial"
+            merged[-1] = IndexedRange(r.chain, r.source, last.from_block, max(last.to_block, r.to_block), coverage)
+        else:
+            merged.append(r)
+    return merged

@@ -1,0 +1,245 @@
+"""Labels with provenance (GraphSense TagPack discipline): no label without a source and a confidence, categories
+from a fixed taxonomy. `LabelBook` reads and writes them in the store."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from enum import StrEnum
+
+from sqlalchemy import delete, func, insert, or_
+from sqlmodel import col, select
+
+from storage.db import Database
+from storage.models import ANY_EVM, LabelRow, LabelSetRow, utcnow
+from tracing.errors import InvalidArgument
+
+
+class Category(StrEnum):
+    SANCTIONS = "sanctions"
+    MIXER = "mixer"
+    HACK = "hack"
+    SCAM = "scam"
+    RANSOMWARE = "ransomware"
+    DARKNET = "darknet"
+    GAMBLING = "gambling"
+    EXCHANGE = "exchange"
+    BRIDGE = "bridge"
+    DEFI = "defi"
+    OTHER = "other"
+
+    @property
+    def display(self) -> str:
+        return _TITLES[self]
+
+    @property
+    def illicit(self) -> bool:
+        return self in ILLICIT
+
+    @classmethod
+    def parse(cls, text: str) -> Category:
+        key = text.strip().lower().replace("_", "-")
+        found = _ALIASES.get(key)
+        if found is None:
+            choices = ", ".join(c.value for c in cls)
+            raise InvalidArgument(f"Unknown category “{text[:40]}”; use one of: {choices}.")
+        return found
+
+
+_TITLES = {
+    Category.SANCTIONS: "Sanctions",
+    Category.MIXER: "Mixer",
+    Category.HACK: "Hack/exploit",
+    Category.SCAM: "Scam/phishing",
+    Category.RANSOMWARE: "Ransomware",
+    Category.DARKNET: "Darknet market",
+    Category.GAMBLING: "Gambling",
+    Category.EXCHANGE: "Exchange",
+    Category.BRIDGE: "Bridge",
+    Category.DEFI: "DeFi",
+    Category.OTHER: "Other",
+}
+_ALIASES: dict[str, Category] = {c.value: c for c in Category} | {
+    "sanctioned": Category.SANCTIONS,
+    "ofac": Category.SANCTIONS,
+    "exploit": Category.HACK,
+    "hack/exploit": Category.HACK,
+    "heist": Category.HACK,
+    "phishing": Category.SCAM,
+    "scam/phishing": Category.SCAM,
+    "phish-hack": Category.SCAM,
+    "cex": Category.EXCHANGE,
+    "dark-market": Category.DARKNET,
+}
+ILLICIT = frozenset(
+    {Category.SANCTIONS, Category.MIXER, Category.HACK, Category.SCAM, Category.RANSOMWARE, Category.DARKNET}
+)
+SERVICES = frozenset({Category.EXCHANGE, Category.MIXER, Category.BRIDGE, Category.SANCTIONS})
+"""Where a trace stops: funds entering a service lose their identity there."""
+
+
+@dataclass(frozen=True, slots=True)
+class Label:
+    address: str
+    category: Category
+    name: str
+    source: str
+    source_url: str = ""
+    confidence: float = 1.0
+    chain: str = ANY_EVM
+    first_seen: date | None = None
+    delisted_on: date | None = None
+    created_by: str = "system"
+    created_at: datetime | None = None
+    details: dict[str, object] = field(default_factory=dict, hash=False, compare=False)
+
+    @property
+    def active(self) -> bool:
+        return self.delisted_on is None
+
+    def to_row(self) -> dict[str, object]:
+        return {
+            "address": self.address,
+            "chain": self.chain,
+            "category": self.category.value,
+            "name": self.name[:300],
+            "source": self.source,
+            "source_url": self.source_url[:500],
+            "confidence": self.confidence,
+            "first_seen": self.first_seen,
+            "delisted_on": self.delisted_on,
+            "created_by": self.created_by[:120],
+            "created_at": self.created_at or utcnow(),
+            "details": self.details,
+        }
+
+    @classmethod
+    def from_row(cls, row: LabelRow) -> Label:
+        return cls(
+            address=row.address,
+            category=Category(row.category),
+            name=row.name,
+            source=row.source,
+            source_url=row.source_url,
+            confidence=row.confidence,
+            chain=row.chain,
+            first_seen=row.first_seen,
+            delisted_on=row.delisted_on,
+            created_by=row.created_by,
+            created_at=row.created_at,
+            details=dict(row.details or {}),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class LabelSet:
+    """What a bundled or imported label set is, for `label_set` bookkeeping and attribution."""
+
+    source: str
+    version: str
+    source_url: str
+    licence: str
+
+
+@dataclass(frozen=True, slots=True)
+class LabelSetInfo:
+    source: str
+    version: str
+    licence: str
+    rows: int
+    imported_at: datetime
+
+
+_RANK = {c: i for i, c in enumerate(Category)}
+
+
+def sort_labels(labels: Iterable[Label]) -> list[Label]:
+    """Most serious first, then most confident."""
+    return sorted(labels, key=lambda lb: (not lb.active, _RANK[lb.category], -lb.confidence, lb.source, lb.name))
+
+
+class LabelBook:
+    """Reads and writes labels in the store."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def for_address(self, address: str, chain: str | None = None) -> list[Label]:
+        return self.for_addresses([address], chain).get(address, [])
+
+    def for_addresses(self, addresses: Sequence[str], chain: str | None = None) -> dict[str, list[Label]]:
+        found: dict[str, list[Label]] = defaultdict(list)
+        unique = list(dict.fromkeys(addresses))
+        with self.db.session() as session:
+            for start in range(0, len(unique), 500):
+                chunk = unique[start : start + 500]
+                query = select(LabelRow).where(col(LabelRow.address).in_(chunk))
+                if chain is not None:
+                    query = query.where(or_(col(LabelRow.chain) == chain, col(LabelRow.chain) == ANY_EVM))
+                for row in session.scalars(query):
+                    found[row.address].append(Label.from_row(row))
+        return {addr: sort_labels(labels) for addr, labels in found.items()}
+
+    def add(self, label: Label) -> None:
+        """Add or update one label (same address, chain, source, category and name)."""
+        with self.db.session() as session:
+            existing = session.scalars(
+                select(LabelRow).where(
+                    col(LabelRow.address) == label.address,
+                    col(LabelRow.chain) == label.chain,
+                    col(LabelRow.source) == label.source,
+                    col(LabelRow.category) == label.category.value,
+                    col(LabelRow.name) == label.name[:300],
+                )
+            ).first()
+            if existing is None:
+                session.add(LabelRow(**label.to_row()))  # type: ignore[arg-type]
+            else:
+                for key, value in label.to_row().items():
+                    setattr(existing, key, value)
+
+    def replace_set(self, label_set: LabelSet, labels: Iterable[Label]) -> int:
+        """Replace every label of one source with `labels` in one transaction; returns the row count."""
+        rows = {}
+        for label in labels:
+            if label.source != label_set.source:
+                raise ValueError(f"label from {label.source} given to set {label_set.source}")
+            row = label.to_row()
+            rows[(row["address"], row["chain"], row["category"], row["name"])] = row
+        with self.db.session() as session:
+            session.execute(delete(LabelRow).where(col(LabelRow.source) == label_set.source))
+            values = list(rows.values())
+            for start in range(0, len(values), 2000):
+                session.execute(insert(LabelRow), values[start : start + 2000])
+            info = session.get(LabelSetRow, label_set.source) or LabelSetRow(source=label_set.source)
+            info.version = label_set.version
+            info.source_url = label_set.source_url
+            info.licence = label_set.licence
+            info.row_count = len(values)
+            info.imported_at = utcnow()
+            session.add(info)
+        return len(rows)
+
+    def set_version(self, source: str) -> str | None:
+        with self.db.session() as session:
+            row = session.get(LabelSetRow, source)
+            return row.version if row else None
+
+    def sets(self) -> list[LabelSetInfo]:
+        with self.db.session() as session:
+            return [
+                LabelSetInfo(r.source, r.version, r.licence, r.row_count, r.imported_at)
+                for r in session.scalars(select(LabelSetRow).order_by(col(LabelSetRow.source)))
+            ]
+
+    def counts(self) -> dict[tuple[str, str], int]:
+        """Label rows per (source, category)."""
+        with self.db.session() as session:
+            rows = session.execute(
+                select(col(LabelRow.source), col(LabelRow.category), func.count()).group_by(
+                    col(LabelRow.source), col(LabelRow.category)
+                )
+            )
+            return {(source, category): count for source, category, count in rows}

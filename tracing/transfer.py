@@ -1,0 +1,73 @@
+"""The `Transfer` domain object: one movement of value, native, ERC-20 or internal."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import StrEnum
+
+
+class TransferKind(StrEnum):
+    NATIVE = "native"
+    ERC20 = "erc20"
+    INTERNAL = "internal"
+
+
+@dataclass(frozen=True, slots=True)
+class Transfer:
+    """A value movement.
+
+    `position` makes a transfer unique within its transaction: `tx` for the transaction's own value,
+    `log:<index>` for an ERC-20 `Transfer` log, `trace:<a.b.c>` for an internal call at that trace address.
+    `token` is None for native and internal (native-coin) transfers. `value` is the raw integer (wei, or token
+    base units); `decimals`/`symbol` are filled when known.
+    """
+
+    chain: str
+    block_number: int
+    block_hash: str
+    timestamp: int
+    tx_hash: str
+    kind: TransferKind
+    position: str
+    from_addr: str
+    to_addr: str
+    value: int
+    token: str | None = None
+    decimals: int | None = None
+    symbol: str | None = None
+    source: str = "rpc"
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        return (self.chain, self.tx_hash, self.kind.value, self.position)
+
+    @property
+    def asset(self) -> str:
+        """A display key for the asset: the native symbol placeholder `native` or the token address."""
+        return self.token or "native"
+
+    def amount(self, native_decimals: int = 18) -> Decimal | None:
+        """Human amount when the decimals are known."""
+        decimals = native_decimals if self.token is None else self.decimals
+        if decimals is None:
+            return None
+        return Decimal(self.value).scaleb(-decimals)
+
+
+def format_amount(value: int, decimals: int | None, symbol: str | None) -> str:
+    """`1.5 ETH`, `1,234.56 USDT`, or `12345 raw units of 0x…` when decimals are unknown."""
+    if decimals is None:
+        return f"{value} raw units" + (f" {symbol}" if symbol else "")
+    amount = Decimal(value).scaleb(-decimals)
+    if amount == 0:
+        text = "0"
+    elif abs(amount) >= 1000:
+        text = f"{amount:,.2f}"
+    elif abs(amount) >= 1:
+        text = f"{amount:,.4f}".rstrip("0").rstrip(".")
+    else:
+        text = f"{amount:.8f}".rstrip("0").rstrip(".")
+        if text in ("0", "-0"):
+            text = f"{amount:.3E}"
+    return f"{text} {symbol}" if symbol else text
