@@ -1,11 +1,15 @@
-"""The `chainsleuth` command line (typer). Each sub-module adds its commands to `app`."""
+"""The `chainsleuth` command line (typer). Every sub-module of this package adds its commands to `app`."""
 
 from __future__ import annotations
 
-from bot.cli import db as _db  # noqa: F401
-from bot.cli import labels as _labels  # noqa: F401
-from bot.cli import run as _run  # noqa: F401
+import importlib
+import pkgutil
+
 from bot.cli.base import app
+
+for _module in pkgutil.iter_modules(__path__):
+    if _module.name != "base":
+        importlib.import_module(f"{__name__}.{_module.name}")
 
 
 def main() -> None:

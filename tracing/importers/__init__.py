@@ -33,7 +33,10 @@ def register(name: str) -> Callable[[Reader], Reader]:
 
 
 def load_formats() -> dict[str, Reader]:
-    """Import every importer module so that each registers its format."""
-    from tracing.importers import ofac  # noqa: F401
+    """Import every importer module of this package so that each registers its format(s)."""
+    import importlib
+    import pkgutil
 
+    for module in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{module.name}")
     return FORMATS
