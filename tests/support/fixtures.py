@@ -1,0 +1,55 @@
+"""pytest fixtures that run anvil; import them into a conftest or test module.
+
+    from tests.support.fixtures import anvil, anvil_factory, anvil_session  # noqa: F401
+
+Each skips the test with ANVIL_MISSING when the anvil binary is not installed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from tests.support.anvil import ANVIL_MISSING, AnvilNode, anvil_available
+
+AnvilFactory = Callable[..., AnvilNode]
+
+
+def require_anvil() -> None:
+    """Skip the current test when anvil is not installed."""
+    if not anvil_available():
+        pytest.skip(ANVIL_MISSING)
+
+
+@pytest.fixture
+def anvil() -> Iterator[AnvilNode]:
+    """A fresh automining anvil node (chain id 31337) for one test."""
+    require_anvil()
+    with AnvilNode() as node:
+        yield node
+
+
+@pytest.fixture(scope="session")
+def anvil_session() -> Iterator[AnvilNode]:
+    """One automining anvil node shared by the whole session: use snapshots, or fresh accounts/blocks."""
+    require_anvil()
+    with AnvilNode() as node:
+        yield node
+
+
+@pytest.fixture
+def anvil_factory() -> Iterator[AnvilFactory]:
+    """Start anvil nodes with custom options (`AnvilNode(**kwargs)`); all are stopped after the test."""
+    require_anvil()
+    nodes: list[AnvilNode] = []
+
+    def start(**kwargs: Any) -> AnvilNode:
+        node = AnvilNode(**kwargs).start()
+        nodes.append(node)
+        return node
+
+    yield start
+    for node in nodes:
+        node.stop()
