@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     officers: list[str] = Field(default_factory=list)
     analysts: list[str] = Field(default_factory=list)
 
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = 0
+
     default_chain: str = "eth"
     demo_data: bool = True
 

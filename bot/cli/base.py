@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import logging
-
 import typer
 
 from bot.app import App, build_app
+from bot.observability import configure_logging
 from storage.settings import Settings, get_settings
 
 app = typer.Typer(
@@ -19,12 +18,7 @@ app = typer.Typer(
 
 
 def setup_logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=getattr(logging, settings.log_level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    for noisy in ("httpx", "httpcore", "alembic", "telegram.ext", "slack_bolt", "web3"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    configure_logging(settings)
 
 
 def open_app() -> App:

@@ -1,0 +1,76 @@
+"""`/healthz` and `/metrics` on a loopback port, for load balancers, systemd watchdogs and Prometheus."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+
+from bot.metrics import REGISTRY
+from storage.db import Database
+
+Check = Callable[[], Awaitable[tuple[bool, str]]]
+
+
+def database_check(db: Database) -> Check:
+    async def check() -> tuple[bool, str]:
+        def ping() -> None:
+            with db.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+
+        try:
+            await asyncio.wait_for(asyncio.to_thread(ping), timeout=5)
+        except Exception as exc:
+            return False, f"database: {type(exc).__name__}"
+        return True, "database: ok"
+
+    return check
+
+
+class HealthServer:
+    """Serves `GET /healthz` (200 when every check passes, 503 otherwise) and `GET /metrics`."""
+
+    def __init__(self, checks: list[Check], host: str = "127.0.0.1", port: int = 9108) -> None:
+        self.checks = checks
+        self.host = host
+        self.port = port
+        self.started = time.monotonic()
+        self._runner: web.AppRunner | None = None
+
+    def application(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/metrics", self._metrics)
+        return app
+
+    async def _healthz(self, _request: web.Request) -> web.Response:
+        results = [await check() for check in self.checks]
+        ok = all(passed for passed, _ in results)
+        body = {
+            "status": "ok" if ok else "failing",
+            "uptime_s": round(time.monotonic() - self.started, 1),
+            "checks": [detail for _, detail in results],
+        }
+        return web.json_response(body, status=200 if ok else 503)
+
+    async def _metrics(self, _request: web.Request) -> web.Response:
+        return web.Response(body=generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def start(self) -> int:
+        self._runner = web.AppRunner(self.application(), access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        sockets = getattr(site._server, "sockets", None) or []  # the bound port when 0 was asked for
+        if sockets:
+            self.port = sockets[0].getsockname()[1]
+        return self.port
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
