@@ -1,0 +1,246 @@
+"""`chainsleuth index` (fill the local transfer index from a chain's RPC node) and `chainsleuth transfers ADDRESS`
+(what the index holds for an address). The work is in `tracing.indexer`; this module parses, reports, renders."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn, TimeRemainingColumn
+from rich.text import Text
+
+from bot.cli.base import app, setup_logging
+from storage.db import Database, StoreError, open_database
+from storage.settings import get_settings
+from tracing.address import checksum, parse_address
+from tracing.chainref import chain_arg
+from tracing.chains import ChainConfig, adhoc_chain, get_chain, load_chains
+from tracing.errors import SourceError, UserError
+from tracing.index import TransferIndex
+from tracing.indexer import Indexer, IndexReport
+from tracing.rpc import RpcSource
+from tracing.transfer import Transfer, format_amount
+
+
+class _Speed(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:,.0f} blocks/s" if speed else "")
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def _open_store() -> Database:
+    settings = get_settings()
+    setup_logging(settings)
+    try:
+        return open_database(settings.effective_database_url)
+    except StoreError as exc:
+        raise _fail(str(exc), 2) from exc
+
+
+def _chain_config(name: str, rpc_urls: list[str]) -> ChainConfig:
+    if rpc_urls:
+        return adhoc_chain(name, tuple(rpc_urls))
+    config = get_chain(name, load_chains())
+    config.require_rpc()
+    return config
+
+
+def _block_arg(text: str, option: str) -> int | None:
+    """A block number (decimal or 0x-hex), or None for `latest`."""
+    if text.strip().lower() == "latest":
+        return None
+    try:
+        number = int(text.strip(), 0)
+    except ValueError:
+        raise UserError(f"{option} must be a block number or latest, not “{text[:30]}”.") from None
+    if number < 0:
+        raise UserError(f"{option} must not be negative.")
+    return number
+
+
+@app.command("index")
+def index_command(
+    chain: str = typer.Option("", "--chain", "-c", help="chain name (default: DEFAULT_CHAIN)"),
+    rpc_url: list[str] = typer.Option(
+        [], "--rpc-url", help="RPC URL(s) to use instead of <NAME>_RPC_URL; the chain need not be configured"
+    ),
+    from_block: str = typer.Option(..., "--from-block", help="first block to index"),
+    to_block: str = typer.Option(
+        "latest", "--to-block", help="last block, or latest (the head minus <NAME>_CONFIRMATIONS)"
+    ),
+    batch_size: int = typer.Option(100, "--batch-size", min=1, help="blocks fetched and written together"),
+    concurrency: int = typer.Option(8, "--concurrency", min=1, help="blocks fetched at the same time"),
+    timeout: float = typer.Option(30.0, "--timeout", min=0.1, help="seconds to wait for one RPC answer"),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="show a progress bar on stderr"),
+) -> None:
+    """Index the transfers of a block range into the local store (resumable; ranges already done are skipped)."""
+    try:
+        name = chain_arg(chain or get_settings().default_chain)
+        config = _chain_config(name, [u for url in rpc_url for u in url.split(",") if u.strip()])
+        first = _block_arg(from_block, "--from-block")
+        if first is None:
+            raise UserError("--from-block must be a block number.")
+        last = _block_arg(to_block, "--to-block")
+    except UserError as exc:
+        raise _fail(str(exc)) from exc
+    db = _open_store()
+    try:
+        report = asyncio.run(_index(db, config, first, last, batch_size, concurrency, timeout, progress))
+    except (SourceError, UserError) as exc:
+        raise _fail(str(exc)) from exc
+    except KeyboardInterrupt:
+        raise _fail(
+            "interrupted; the blocks done so far are stored, run the same command again to resume", 130
+        ) from None
+    finally:
+        db.dispose()
+    if report is not None:
+        _print_report(report)
+
+
+async def _index(
+    db: Database,
+    config: ChainConfig,
+    first: int,
+    last: int | None,
+    batch_size: int,
+    concurrency: int,
+    rpc_timeout: float,
+    show_progress: bool,
+) -> IndexReport | None:
+    async with RpcSource(config, timeout=rpc_timeout) as source:
+        chain_id = await source.connect()
+        head = await source.head()
+        if last is None:
+            last = head - config.confirmations
+        elif last > head:
+            raise UserError(f"Block {last} is beyond the head of {config.name} ({head}).")
+        if last < first:
+            typer.echo(
+                f"{config.name}: nothing to index: the last block asked for ({last}) is before --from-block {first}"
+                + (f" (head {head}, {config.confirmations} confirmations)" if config.confirmations else "")
+            )
+            return None
+        indexer = Indexer(
+            TransferIndex(db), source, config.name, chain_id=chain_id, batch_size=batch_size, concurrency=concurrency
+        )
+        if not show_progress:
+            return await indexer.run(first, last)
+        columns = (
+            TextColumn(f"{config.name} blocks"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            _Speed(),
+            TimeRemainingColumn(),
+        )
+        with Progress(*columns, console=Console(stderr=True), transient=False) as bar:
+            task = bar.add_task("index", total=last - first + 1)
+            return await indexer.run(first, last, progress=lambda n: bar.advance(task, n))
+
+
+def _print_report(r: IndexReport) -> None:
+    if not r.blocks_indexed:
+        typer.echo(f"{r.chain}: blocks {r.first}-{r.last} were already indexed; nothing to do")
+        return
+    internal = ", ".join(r.internal)
+    typer.echo(
+        f"{r.chain}: blocks {r.first}-{r.last}: {r.blocks_indexed} indexed, {r.blocks_skipped} already indexed; "
+        f"{r.transfers_seen} transfers, {r.transfers_added} new; internal transfers from {internal}; "
+        f"{r.seconds:.1f}s ({r.blocks_per_second:.0f} blocks/s)"
+    )
+    if "unavailable" in r.internal:
+        typer.echo(
+            "warning: the node offers neither debug_traceBlockByNumber nor trace_block for some blocks: their "
+            "internal (contract-to-address) transfers are NOT in the index",
+            err=True,
+        )
+    details = []
+    if r.failed_txs:
+        details.append(f"{r.failed_txs} failed transaction(s) moved nothing")
+    if r.skipped_logs:
+        details.append(f"{r.skipped_logs} non-standard Transfer log(s) skipped")
+    if r.skipped_frames:
+        details.append(f"{r.skipped_frames} unreadable trace frame(s) skipped")
+    if r.unknown_status:
+        details.append(f"{r.unknown_status} transaction(s) without status or trace counted as successful")
+    if details:
+        typer.echo("; ".join(details))
+    for note in r.notes:
+        typer.echo(f"note: {note}", err=True)
+
+
+@app.command("transfers")
+def transfers_command(
+    address: str = typer.Argument(..., help="an EVM address"),
+    chain: str = typer.Option("", "--chain", "-c", help="only this chain"),
+    as_json: bool = typer.Option(False, "--json", help="a JSON list (raw integer values as decimal strings)"),
+    limit: int = typer.Option(1000, "--limit", min=0, help="at most this many, oldest first (0: all)"),
+) -> None:
+    """The transfers the local index holds to or from an address."""
+    try:
+        canonical = parse_address(address)
+        chain_name = chain_arg(chain) if chain else None
+    except UserError as exc:
+        raise _fail(str(exc)) from exc
+    db = _open_store()
+    try:
+        index = TransferIndex(db)
+        found = index.for_address(canonical, chain_name, limit=limit or None)
+        ranges = index.ranges(chain_name) if not found and not as_json else []
+    finally:
+        db.dispose()
+    if as_json:
+        typer.echo(json.dumps([transfer_json(t) for t in found], indent=2))
+        return
+    where = f" on {chain_name}" if chain_name else ""
+    if not found:
+        typer.echo(f"No transfers of {checksum(canonical)}{where} in the index.")
+        if ranges:
+            covered = ", ".join(f"{r.chain} {r.from_block}-{r.to_block}" for r in ranges[:10])
+            typer.echo(f"Indexed block ranges: {covered}.")
+        else:
+            typer.echo("Nothing is indexed yet: run `chainsleuth index --chain NAME --from-block A`.")
+        return
+    symbols = {name: c.symbol for name, c in load_chains().items()}
+    typer.echo(f"{len(found)} transfer(s) of {checksum(canonical)}{where} in the index, oldest first:")
+    for t in found:
+        typer.echo(_transfer_line(t, canonical, symbols))
+    if limit and len(found) == limit:
+        typer.echo(f"(first {limit} shown; use --limit 0 for all)")
+
+
+def transfer_json(t: Transfer) -> dict[str, object]:
+    return {
+        "chain": t.chain,
+        "block": t.block_number,
+        "timestamp": t.timestamp,
+        "tx_hash": t.tx_hash,
+        "position": t.position,
+        "kind": t.kind.value,
+        "token": t.token,
+        "symbol": t.symbol,
+        "decimals": t.decimals,
+        "from": t.from_addr,
+        "to": t.to_addr,
+        "value": str(t.value),
+    }
+
+
+def _transfer_line(t: Transfer, subject: str, symbols: dict[str, str]) -> str:
+    when = datetime.fromtimestamp(t.timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S")
+    if t.token is None:
+        amount = format_amount(t.value, t.decimals or 18, t.symbol or symbols.get(t.chain, "native"))
+    else:
+        amount = format_amount(t.value, t.decimals, t.symbol or checksum(t.token))
+    direction = "out" if t.from_addr == subject else "in "
+    other = checksum(t.to_addr if t.from_addr == subject else t.from_addr)
+    arrow = "→" if direction == "out" else "←"
+    return f"{t.chain} {t.block_number} {when} {direction} {t.kind.value:<8} {amount} {arrow} {other}  tx {t.tx_hash}"
