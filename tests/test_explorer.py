@@ -1,0 +1,282 @@
+"""The Etherscan-compatible explorer source against a local server speaking Etherscan's API: paging, the
+10,000-row window, the per-key rate limit, retries, and errors that say which call failed."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import secrets
+import time
+
+import pytest
+
+from tests.support.explorer_server import (
+    FakeExplorer,
+    Fault,
+    address,
+    internal_row,
+    native_row,
+    observed_rate,
+    token_row,
+    tx_hash,
+)
+from tracing.explorer import (
+    ExplorerAction,
+    ExplorerAuthError,
+    ExplorerClient,
+    ExplorerError,
+    ExplorerRateLimited,
+    ExplorerResponseError,
+    RateLimiter,
+)
+from tracing.transfer import TransferKind
+
+ME = address(0xA11CE)
+USDT = address(0xDAC17)
+FAST = 1000.0  # calls per second where the test is not about the rate limit
+
+
+def client(explorer: FakeExplorer, *, rate: float = FAST, key: str | None = None, **kwargs: object) -> ExplorerClient:
+    return ExplorerClient(
+        explorer.url,
+        api_key=explorer.key if key is None else key,
+        chain_id=1,
+        chain="eth",
+        limiter=RateLimiter.per_second(rate),
+        backoff=0.05,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+async def test_txlist_is_paged_until_a_short_page_and_mapped_to_native_transfers() -> None:
+    rows = [native_row(100 + i // 3, i, ME, address(i + 1), 10**18 + i) for i in range(2345)]
+    rows.append(native_row(900, 9001, address(7), ME, 0))  # a zero-value call: no transfer
+    rows.append(native_row(901, 9002, ME, address(8), 5, is_error="1"))  # failed: nothing moved
+    rows.append(native_row(902, 9003, ME, "", 7, contract=address(0xC0DE)))  # created a contract with value
+    async with FakeExplorer(rows={"txlist": rows}) as explorer, client(explorer) as c:
+        fetch = await c.normal_transactions(ME)
+    assert [s.params["page"] for s in explorer.seen] == ["1", "2", "3"]
+    assert {s.params["offset"] for s in explorer.seen} == {"1000"}
+    assert all(s.params["chainid"] == "1" and s.params["sort"] == "asc" for s in explorer.seen)
+    assert fetch.rows == 2348 and fetch.requests == 3 and fetch.complete and fetch.through_block is None
+    assert len(fetch.transfers) == 2346
+    first = fetch.transfers[0]
+    assert first.kind is TransferKind.NATIVE and first.position == "tx" and first.source == "explorer"
+    assert (first.from_addr, first.to_addr, first.value, first.token) == (ME, address(1), 10**18, None)
+    assert first.timestamp == 1_600_000_000 + 100 * 12 and first.block_hash == "0x" + f"{100:064x}"
+    creation = fetch.transfers[-1]
+    assert creation.to_addr == address(0xC0DE) and creation.value == 7
+    assert tx_hash(9001) not in {t.tx_hash for t in fetch.transfers}
+    assert tx_hash(9002) not in {t.tx_hash for t in fetch.transfers}
+
+
+async def test_the_10k_window_restarts_at_the_last_block_without_losing_or_repeating_rows() -> None:
+    # 7 transfers per block: every 10,000-row window ends in the middle of a block.
+    rows = [
+        token_row(1000 + i // 7, i // 7, i % 7, ME if i % 2 else address(i), address(i) if i % 2 else ME, i, token=USDT)
+        for i in range(25_000)
+    ]
+    async with FakeExplorer(rows={"tokentx": rows}) as explorer, client(explorer, page_size=2500) as c:
+        fetch = await c.token_transfers(ME)
+    assert fetch.complete and fetch.rows == 25_000
+    assert len(fetch.transfers) == 25_000
+    assert len({t.key for t in fetch.transfers}) == 25_000
+    assert sorted(t.value for t in fetch.transfers) == list(range(25_000))
+    starts = [int(s.params["startblock"]) for s in explorer.seen if s.params["page"] == "1"]
+    second = 1000 + 9_999 // 7  # the block of row 9,999, cut by the first window
+    third = 1000 + ((second - 1000) * 7 + 9_999) // 7  # the second window starts with that block's first row
+    assert starts == [0, second, third]
+    assert all(int(s.params["page"]) * int(s.params["offset"]) <= 10_000 for s in explorer.seen)
+    usdt = fetch.transfers[0]
+    assert usdt.kind is TransferKind.ERC20 and usdt.token == USDT and usdt.decimals == 6 and usdt.symbol == "USDT"
+    assert usdt.position == "log:0"
+
+
+async def test_a_block_with_more_rows_than_the_window_is_reported_as_incomplete() -> None:
+    rows = [native_row(50, i, ME, address(i + 1), 1) for i in range(120)] + [native_row(51, 999, ME, address(2), 3)]
+    async with (
+        FakeExplorer(rows={"txlist": rows}, result_window=100) as explorer,
+        client(explorer, page_size=50, result_window=100) as c,
+    ):
+        fetch = await c.normal_transactions(ME)
+    assert not fetch.complete
+    assert any("block 50 holds more than 100 rows" in note for note in fetch.notes)
+    assert len(fetch.transfers) == 101  # the first window of block 50, then block 51
+    assert int(explorer.seen[-1].params["startblock"]) == 51
+
+
+async def test_max_rows_caps_the_history_and_says_where() -> None:
+    rows = [native_row(10 + i, i, ME, address(1), 1) for i in range(500)]
+    async with (
+        FakeExplorer(rows={"txlist": rows}, result_window=100) as explorer,
+        client(explorer, page_size=100, result_window=100, max_rows=150) as c,
+    ):
+        fetch = await c.normal_transactions(ME)
+    assert not fetch.complete and fetch.through_block is not None
+    assert fetch.through_block < 10 + 500
+    assert all(t.block_number <= fetch.through_block for t in fetch.transfers)
+    assert any("stopped after" in note and f"after {fetch.through_block}" in note for note in fetch.notes)
+
+
+async def test_the_client_keeps_to_the_keys_rate_limit_across_clients() -> None:
+    rows = {"txlist": [native_row(1, 1, ME, address(2), 1)]}
+    key = f"key-{secrets.token_hex(4)}"
+    async with FakeExplorer(rows=rows, key=key, server_rate_limit=3) as explorer:
+        # Two clients, one key: the limiter is shared through the key, as the explorer counts per key.
+        first = ExplorerClient(explorer.url, api_key=key, calls_per_second=3)
+        second = ExplorerClient(explorer.url, api_key=key, calls_per_second=3)
+        async with first, second:
+            began = time.monotonic()
+            await asyncio.gather(*(c.normal_transactions(ME) for c in (first, second) for _ in range(6)))
+            elapsed = time.monotonic() - began
+    assert len(explorer.seen) == 12
+    assert explorer.rate_limit_answers == 0
+    assert observed_rate(explorer.seen, window=0.9) <= 3  # 0.9 s, not 1 s: generous to the requests' jitter
+    assert elapsed >= 3.0  # 12 calls at 3/s: the last one starts after at least 3 s
+
+
+async def test_rate_limiter_never_admits_more_than_n_calls_in_any_window() -> None:
+    now = [0.0]
+    slept: list[float] = []
+
+    async def fake_sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    limiter = RateLimiter(3, 1.0, clock=lambda: now[0], sleep=fake_sleep)
+    starts = []
+    for step in itertools.islice(itertools.cycle([0.0, 0.1, 0.0, 0.7]), 20):
+        now[0] += step
+        wait = limiter.reserve()
+        starts.append(now[0] + wait)
+    for i in range(len(starts) - 3):
+        assert starts[i + 3] - starts[i] >= 1.0 - 1e-9
+    assert starts[:3] == [0.0, 0.1, 0.1]  # the first three go at once
+    await limiter.acquire()
+    assert slept and slept[-1] > 0
+
+
+async def test_max_rate_limit_reached_is_retried_then_succeeds() -> None:
+    rows = {"txlist": [native_row(5, 1, ME, address(2), 42)]}
+    async with FakeExplorer(rows=rows) as explorer, client(explorer) as c:
+        explorer.faults.extend([Fault("ratelimit"), Fault("ratelimit")])
+        fetch = await c.normal_transactions(ME)
+    assert [t.value for t in fetch.transfers] == [42]
+    assert len(explorer.seen) == 3 and explorer.rate_limit_answers == 2
+
+
+async def test_http_429_waits_as_long_as_retry_after_says() -> None:
+    rows = {"txlist": [native_row(5, 1, ME, address(2), 42)]}
+    async with FakeExplorer(rows=rows) as explorer, client(explorer) as c:
+        explorer.faults.append(Fault("http", status=429, retry_after="1"))
+        fetch = await c.normal_transactions(ME)
+    assert [t.value for t in fetch.transfers] == [42]
+    assert len(explorer.seen) == 2
+    assert explorer.seen[1].at - explorer.seen[0].at >= 0.95  # backoff alone would be 0.05 s
+
+
+async def test_server_errors_are_retried_then_succeed_or_fail_naming_the_call() -> None:
+    rows = {"txlist": [native_row(5, 1, ME, address(2), 42)]}
+    async with FakeExplorer(rows=rows) as explorer, client(explorer, max_retries=3) as c:
+        explorer.faults.extend([Fault("http", status=500), Fault("http", status=502)])
+        fetch = await c.normal_transactions(ME)
+        assert [t.value for t in fetch.transfers] == [42]
+        explorer.faults.extend(Fault("http", status=503) for _ in range(4))
+        with pytest.raises(ExplorerError, match=r"txlist page 1 \(startblock 0\): HTTP 503 \(gave up after 3"):
+            await c.normal_transactions(ME)
+
+
+async def test_an_unreachable_explorer_fails_after_the_retries() -> None:
+    async with FakeExplorer() as explorer:
+        url = explorer.url  # the server is gone once the block ends: the port refuses connections
+    c = ExplorerClient(url, api_key="k", limiter=RateLimiter.per_second(FAST), backoff=0.01, max_retries=2)
+    async with c:
+        with pytest.raises(ExplorerError, match=r"txlist page 1 \(startblock 0\): connection failed .*after 2"):
+            await c.normal_transactions(ME)
+
+
+async def test_an_invalid_api_key_is_a_clear_error_without_the_key() -> None:
+    async with FakeExplorer(rows={"txlist": []}) as explorer, client(explorer, key="WRONGKEY123") as c:
+        with pytest.raises(ExplorerAuthError, match="API key was refused") as raised:
+            await c.normal_transactions(ME)
+    assert "WRONGKEY123" not in str(raised.value)
+    assert len(explorer.seen) == 1  # not retried
+
+
+async def test_a_spent_daily_allowance_is_not_retried() -> None:
+    async with FakeExplorer(rows={"txlist": []}) as explorer, client(explorer) as c:
+        explorer.faults.append(Fault("daily"))
+        with pytest.raises(ExplorerRateLimited, match="daily"):
+            await c.normal_transactions(ME)
+    assert len(explorer.seen) == 1
+
+
+async def test_malformed_json_names_the_action_and_page() -> None:
+    rows = {"txlist": [native_row(5 + i, i, ME, address(2), 1) for i in range(30)], "tokentx": []}
+    async with FakeExplorer(rows=rows) as explorer, client(explorer, page_size=10) as c:
+        explorer.faults.append(Fault("malformed", action="txlist", page=2))
+        with pytest.raises(
+            ExplorerResponseError, match=r"txlist page 2 \(startblock 0\): the answer is not valid JSON"
+        ):
+            await c.normal_transactions(ME)
+        assert [s.params["page"] for s in explorer.seen] == ["1", "2"]  # not retried: a broken answer stays broken
+        explorer.faults.append(Fault("malformed", action="txlist"))
+        assert (await c.token_transfers(ME)).rows == 0  # a fault of another action leaves this one alone
+
+
+async def test_no_transactions_found_is_an_empty_history() -> None:
+    async with (
+        FakeExplorer(rows={"txlist": [], "tokentx": [], "txlistinternal": []}) as explorer,
+        client(explorer) as c,
+    ):
+        history = await c.transfers_of(ME)
+    assert history.transfers == () and history.complete and history.requests == 3
+    assert all("0 rows" in note for note in history.notes)
+
+
+async def test_transfers_of_merges_all_three_actions_in_block_order() -> None:
+    other = address(0xB0B)
+    rows = {
+        "txlist": [native_row(10, 1, ME, other, 100)],
+        "tokentx": [
+            token_row(11, 2, 4, other, ME, 0, token=USDT),  # zero-value token transfer: kept (poisoning is evidence)
+            token_row(12, 3, None, ME, other, 5, token=USDT, symbol="X" * 40, decimals=""),
+            token_row(12, 3, None, ME, other, 5, token=USDT, symbol="X" * 40, decimals=""),
+        ],
+        "txlistinternal": [
+            internal_row(13, 4, "0_1", other, ME, 7),
+            internal_row(13, 4, "0_2", other, ME, 8, is_error="1"),
+            internal_row(13, 4, "0_3", other, ME, 9, kind="delegatecall"),
+            internal_row(14, 5, "", other, ME, 10),
+            internal_row(15, 6, "0", ME, "", 11, kind="create", contract=address(0xC0DE)),
+        ],
+    }
+    async with FakeExplorer(rows=rows) as explorer, client(explorer) as c:
+        history = await c.transfers_of(ME.upper().replace("0X", "0x"), start_block=5, end_block=20)
+    assert history.address == ME and history.complete
+    assert {s.params["startblock"] for s in explorer.seen} == {"5"}
+    assert {s.params["endblock"] for s in explorer.seen} == {"20"}
+    summary = [(t.block_number, t.kind, t.position, t.value) for t in history.transfers]
+    assert summary == [
+        (10, TransferKind.NATIVE, "tx", 100),
+        (11, TransferKind.ERC20, "log:4", 0),
+        (12, TransferKind.ERC20, "log:#1", 5),
+        (12, TransferKind.ERC20, "log:#2", 5),
+        (13, TransferKind.INTERNAL, "trace:0.1", 7),
+        (14, TransferKind.INTERNAL, "trace:#1", 10),
+        (15, TransferKind.INTERNAL, "trace:0", 11),
+    ]
+    no_decimals = history.transfers[2]
+    assert no_decimals.decimals is None and no_decimals.symbol == "X" * 32
+    assert history.transfers[-1].to_addr == address(0xC0DE)
+    fetches = {f.action: f for f in history.fetches}
+    assert fetches[ExplorerAction.TOKENTX].rows == 3 and fetches[ExplorerAction.TXLISTINTERNAL].rows == 5
+    assert any("no logIndex" in note for note in history.notes)
+    assert any("no traceId" in note for note in history.notes)
+
+
+async def test_a_row_without_a_hash_is_a_response_error() -> None:
+    bad = native_row(5, 1, ME, address(2), 1)
+    del bad["hash"]
+    async with FakeExplorer(rows={"txlist": [bad]}) as explorer, client(explorer) as c:
+        with pytest.raises(ExplorerResponseError, match=r"txlist page 1 .*hash"):
+            await c.normal_transactions(ME)
