@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
+from typing import cast
 
 import typer
 
@@ -11,8 +16,10 @@ from bot.cli.base import app, open_app
 from bot.render.objects import LabelListing
 from bot.render.text import render_part
 from tracing.address import checksum, parse_address
+from tracing.bundled import BUNDLED_PREFIX, is_bundled
 from tracing.errors import UserError
-from tracing.importers import load_formats
+from tracing.importers import LabelImport, Reader, load_formats
+from tracing.labels import Category
 
 labels_app = typer.Typer(help="Address labels: import, list, stats.", no_args_is_help=True)
 app.add_typer(labels_app, name="labels")
@@ -22,6 +29,9 @@ app.add_typer(labels_app, name="labels")
 def import_labels(
     files: list[Path] = typer.Argument(..., exists=True, dir_okay=True, readable=True, help="label file(s)"),
     format: str = typer.Option(..., "--format", "-f", help="file format: " + ", ".join(sorted(load_formats()))),
+    version: str | None = typer.Option(
+        None, "--version", help="version to record for the set (for ofac: the list date, YYYY-MM-DD)"
+    ),
 ) -> None:
     """Import (or re-import, replacing the older copy of that source) a label set."""
     readers = load_formats()
@@ -29,19 +39,34 @@ def import_labels(
     if reader is None:
         typer.echo(f"error: unknown format {format!r}; known: {', '.join(sorted(readers))}", err=True)
         raise typer.Exit(2)
+    if version is not None and is_bundled(version):
+        typer.echo(f"error: --version must not start with {BUNDLED_PREFIX!r} (kept for the shipped sets)", err=True)
+        raise typer.Exit(2)
     the_app = open_app()
     try:
         for path in files:
             try:
-                result = reader(path)
+                result = _read(reader, path, version)
             except UserError as exc:
                 typer.echo(f"error: {exc}", err=True)
                 raise typer.Exit(1) from exc
-            count = the_app.investigator.labels.replace_set(result.label_set, result.labels)
+            the_app.investigator.labels.replace_set(result.label_set, result.labels)
+            active = sum(1 for label in result.labels if label.active)
             note = f" ({'; '.join(result.notes)})" if result.notes else ""
-            typer.echo(f"{path}: {count} labels from {result.label_set.source} [{result.label_set.version}]{note}")
+            typer.echo(f"{path}: {active} labels from {result.label_set.source} [{result.label_set.version}]{note}")
     finally:
         the_app.close()
+
+
+def _read(reader: Reader, path: Path, version: str | None) -> LabelImport:
+    """Run a reader; `--version` goes to readers that take it (ofac reads the list date from it), else it only
+    renames the set's version."""
+    if version is None:
+        return reader(path)
+    if "version" in inspect.signature(reader).parameters:
+        return cast(Callable[..., LabelImport], reader)(path, version=version)
+    result = reader(path)
+    return replace(result, label_set=replace(result.label_set, version=version))
 
 
 @labels_app.command("list")
@@ -62,16 +87,28 @@ def list_labels(address: str = typer.Argument(..., help="an EVM address")) -> No
 
 @labels_app.command("stats")
 def stats() -> None:
-    """Label counts per source and category, and the loaded label sets."""
+    """Label sets (bundled or imported) with their row counts, then counts per category and per set."""
     the_app = open_app()
     try:
         book = the_app.investigator.labels
+        counts = book.counts()
+        sets = book.sets()
+        width = max([24, *(len(info.source) for info in sets)])
         typer.echo("label sets:")
-        for info in book.sets():
-            typer.echo(f"  {info.source:<24} {info.rows:>7} rows  {info.version}  [{info.licence}]")
-        typer.echo("labels per source and category:")
-        for (source, category), count in sorted(book.counts().items()):
-            typer.echo(f"  {source:<24} {category:<12} {count:>7}")
+        for info in sets:
+            origin = "bundled " if is_bundled(info.version) else "imported"
+            version = info.version.removeprefix(BUNDLED_PREFIX)
+            typer.echo(f"  {info.source:<{width}} {origin} {info.rows:>7} labels  {version}  [{info.licence}]")
+        per_category: dict[str, int] = defaultdict(int)
+        for (_source, category), count in counts.items():
+            per_category[category] += count
+        typer.echo(f"labels per category ({sum(per_category.values())} in all):")
+        for category in Category:
+            if per_category.get(category.value):
+                typer.echo(f"  {category.value:<12} {per_category[category.value]:>7}  {category.display}")
+        typer.echo("labels per set and category:")
+        for (source, category), count in sorted(counts.items()):
+            typer.echo(f"  {source:<{width}} {category:<12} {count:>7}")
     finally:
         the_app.close()
 
