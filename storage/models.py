@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
-from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Boolean, Column, DateTime, Index, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from storage.types import BigId, Uint256
@@ -147,3 +147,27 @@ class KeyValueRow(SQLModel, table=True):
     key: str = Field(sa_column=Column(String(200), primary_key=True))
     value: dict[str, object] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class ButtonRow(SQLModel, table=True):
+    """A chat button's action, kept server-side: the platform only carries this row's random id (Telegram allows 64
+    bytes of callback data), the id cannot be guessed, and buttons keep working across restarts."""
+
+    __tablename__ = "button"
+    __table_args__ = (Index("ix_button_expires", "expires_at"),)
+
+    id: str = Field(sa_column=Column(String(32), primary_key=True))
+    platform: str = Field(sa_column=Column(String(16), nullable=False))
+    chat: str = Field(sa_column=Column(String(120), nullable=False))
+    pressable_by: str = Field(default="", sa_column=Column(String(120), nullable=False))
+    """Who may press it (`platform:user_id`); empty means anyone in `chat` (the command's role is still checked)."""
+    command: str = Field(sa_column=Column(Text, nullable=False))
+    once: bool = Field(default=False, sa_column=Column(Boolean, nullable=False))
+    created_by: str = Field(default="", sa_column=Column(String(120), nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False))
+    expires_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    used_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
+    used_by: str = Field(default="", sa_column=Column(String(120), nullable=False))
+
+
+import storage.ops_models  # noqa: E402, F401  (watch, alert, incident and outbox tables)

@@ -4,12 +4,14 @@ from a fixed taxonomy. `LabelBook` reads and writes them in the store."""
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
 
+import sqlalchemy as sa
 from sqlalchemy import delete, func, insert, or_
+from sqlalchemy.orm import Session
 from sqlmodel import col, select
 
 from storage.db import Database
@@ -160,11 +162,25 @@ def sort_labels(labels: Iterable[Label]) -> list[Label]:
     return sorted(labels, key=lambda lb: (not lb.active, _RANK[lb.category], -lb.confidence, lb.source, lb.name))
 
 
-class LabelBook:
-    """Reads and writes labels in the store."""
+LabelIdentity = tuple[str, str, str, str]
+"""(chain, source, category, name): what makes one label of an address that label (`uq_label_identity`)."""
+LabelFact = tuple[str, LabelIdentity]
+"""(address, label identity) of one active label."""
+LabelHook = Callable[[Session, set[LabelFact], set[LabelFact]], object]
+"""Called inside a label change's transaction with the active labels it touched, before and after the change
+(retro-alerts hang here)."""
 
-    def __init__(self, db: Database) -> None:
+
+def _fact(row: dict[str, object]) -> LabelFact:
+    return (str(row["address"]), (str(row["chain"]), str(row["source"]), str(row["category"]), str(row["name"])))
+
+
+class LabelBook:
+    """Reads and writes labels in the store. `hooks` hear about every change (see `LabelHook`)."""
+
+    def __init__(self, db: Database, hooks: Iterable[LabelHook] = ()) -> None:
         self.db = db
+        self.hooks: list[LabelHook] = list(hooks)
 
     def for_address(self, address: str, chain: str | None = None) -> list[Label]:
         return self.for_addresses([address], chain).get(address, [])
@@ -194,11 +210,14 @@ class LabelBook:
                     col(LabelRow.name) == label.name[:300],
                 )
             ).first()
+            before = {_fact(existing.model_dump())} if existing is not None and existing.delisted_on is None else set()
             if existing is None:
                 session.add(LabelRow(**label.to_row()))  # type: ignore[arg-type]
             else:
                 for key, value in label.to_row().items():
                     setattr(existing, key, value)
+            after = {_fact(label.to_row())} if label.active else set()
+            self._changed(session, before, after)
 
     def replace_set(self, label_set: LabelSet, labels: Iterable[Label]) -> int:
         """Replace every label of one source with `labels` in one transaction; returns the row count."""
@@ -209,6 +228,7 @@ class LabelBook:
             row = label.to_row()
             rows[(row["address"], row["chain"], row["category"], row["name"])] = row
         with self.db.session() as session:
+            before = self._active_facts(session, label_set.source) if self.hooks else set()
             session.execute(delete(LabelRow).where(col(LabelRow.source) == label_set.source))
             values = list(rows.values())
             for start in range(0, len(values), 2000):
@@ -220,7 +240,27 @@ class LabelBook:
             info.row_count = len(values)
             info.imported_at = utcnow()
             session.add(info)
+            if self.hooks:
+                self._changed(session, before, {_fact(row) for row in values if row["delisted_on"] is None})
         return len(rows)
+
+    def _changed(self, session: Session, before: set[LabelFact], after: set[LabelFact]) -> None:
+        if before != after:
+            for hook in self.hooks:
+                hook(session, before, after)
+
+    @staticmethod
+    def _active_facts(session: Session, source: str) -> set[LabelFact]:
+        rows = session.execute(
+            sa.select(
+                col(LabelRow.address),
+                col(LabelRow.chain),
+                col(LabelRow.source),
+                col(LabelRow.category),
+                col(LabelRow.name),
+            ).where(col(LabelRow.source) == source, col(LabelRow.delisted_on).is_(None))
+        )
+        return {(address, (chain, src, category, name)) for address, chain, src, category, name in rows}
 
     def set_version(self, source: str) -> str | None:
         with self.db.session() as session:

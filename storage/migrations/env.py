@@ -6,6 +6,7 @@ from alembic import context
 from sqlmodel import SQLModel
 
 import storage.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+import storage.ops_models  # noqa: F401
 
 config = context.config
 target_metadata = SQLModel.metadata

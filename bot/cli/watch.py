@@ -1,0 +1,137 @@
+"""`chainsleuth watch`: follow the configured chains, raise alerts on watched addresses, escalate unacknowledged
+incidents and — on the console, or wherever deliverers are given — deliver the outbox.
+
+`run_watch(app, chains, stop)` is the same work as a coroutine, for `chainsleuth run` to start beside a chat
+front end (passing that front end's deliverer, so one process both answers commands and posts alerts).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Mapping, Sequence
+
+import typer
+
+from bot.app import App
+from bot.cli.base import app, open_app
+from bot.notifier import ConsoleDeliverer, Deliverer, Notifier
+from storage.settings import get_settings
+from tracing.chains import ChainConfig, ChainConfigError, adhoc_chain, get_chain, load_chains
+from tracing.clock import Clock, SystemClock
+from tracing.errors import SourceError, UserError
+from tracing.incidents import IncidentDesk
+from tracing.rpc import RpcSource
+from tracing.watcher import ChainFeed, InvestigatorRisk, watch_chains
+
+log = logging.getLogger(__name__)
+
+DEFAULT_POLL = 2.0
+
+
+async def run_watch(
+    app: App,
+    chains: Sequence[ChainConfig],
+    stop_event: asyncio.Event,
+    *,
+    deliverers: Mapping[str, Deliverer] | None = None,
+    poll_interval: float = DEFAULT_POLL,
+    start_block: int | None = None,
+    clock: Clock | None = None,
+) -> None:
+    """Watch `chains` (each needs an RPC URL), escalate incidents and, with `deliverers`, drain the outbox —
+    until `stop_event` is set. Without deliverers alerts wait in the outbox for a process that has them."""
+    clock = clock or SystemClock()
+    sources = [RpcSource(chain) for chain in chains]
+    try:
+        for source in sources:
+            await source.connect()
+        feeds = [
+            ChainFeed(
+                chain.name,
+                source,
+                confirmations=chain.confirmations,
+                poll_interval=poll_interval,
+                start_block=start_block,
+            )
+            for chain, source in zip(chains, sources, strict=True)
+        ]
+        risk = InvestigatorRisk(app.investigator)
+        tasks = [
+            watch_chains(app.db, feeds, stop_event, risk=risk, clock=clock),
+            IncidentDesk(app.db, clock).run_escalations(stop_event),
+        ]
+        if deliverers:
+            tasks.append(Notifier(app.db, deliverers, clock=clock).run(stop_event))
+        await asyncio.gather(*tasks)
+    finally:
+        for source in sources:
+            await source.aclose()
+
+
+def watched_chains(names: Sequence[str], rpc_urls: Sequence[str]) -> list[ChainConfig]:
+    """The chains to follow: the named ones (with `--rpc-url` for a single one), else every configured chain
+    that has an RPC URL."""
+    if rpc_urls:
+        if len(names) != 1:
+            raise ChainConfigError("--rpc-url needs exactly one --chain.")
+        return [adhoc_chain(names[0], tuple(rpc_urls))]
+    configured = load_chains()
+    if names:
+        chosen = [get_chain(name, configured) for name in names]
+        for chain in chosen:
+            chain.require_rpc()
+        return chosen
+    return [chain for chain in configured.values() if chain.rpc_urls]
+
+
+@app.command("watch")
+def watch(
+    chain: list[str] = typer.Option(
+        [], "--chain", "-c", help="chain to follow (repeatable; default: all with an RPC URL)"
+    ),
+    rpc_url: list[str] = typer.Option([], "--rpc-url", help="RPC URL for the single --chain (overrides config)"),
+    from_block: int | None = typer.Option(None, "--from-block", help="where to start when the chain has no cursor"),
+    poll: float = typer.Option(DEFAULT_POLL, "--poll", min=0.1, help="seconds between head polls"),
+    deliver: bool = typer.Option(
+        True, "--deliver/--no-deliver", help="print alerts here when the platform is the console"
+    ),
+) -> None:
+    """Follow the chains and raise alerts on watched addresses (stop with Ctrl-C)."""
+    try:
+        chains = watched_chains(chain, rpc_url)
+    except UserError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    if not chains:
+        typer.echo(
+            "error: no chain has an RPC URL; set CHAINS and <NAME>_RPC_URL, or use --chain and --rpc-url", err=True
+        )
+        raise typer.Exit(2)
+    platform = get_settings().chosen_platform
+    deliverers: dict[str, Deliverer] = {}
+    if deliver and platform == "console":
+        deliverers = {"console": ConsoleDeliverer(), "cli": ConsoleDeliverer()}
+    elif platform != "console":
+        typer.echo(f"alerts for {platform} are queued in the store and posted by `chainsleuth run`")
+    the_app = open_app()
+    names = ", ".join(f"{c.name} ({c.confirmations} confirmations)" for c in chains)
+    typer.echo(f"watching {names}; Ctrl-C stops")
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(sig, stop.set)
+        await run_watch(the_app, chains, stop, deliverers=deliverers, poll_interval=poll, start_block=from_block)
+
+    try:
+        asyncio.run(main())
+    except (UserError, SourceError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    finally:
+        the_app.close()

@@ -1,0 +1,142 @@
+"""/watch, /unwatch and /watchlist: addresses whose movements (and new risk labels) raise alerts.
+
+Alerts go to you directly by default, or to this chat with `--channel`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.commands import CommandSpec, Flag, Invocation, Param, address_arg, text_arg
+from bot.core import Context
+from bot.messages import Action, Reply
+from bot.roles import Role
+from tracing.address import checksum
+from tracing.chainref import chain_arg
+from tracing.chains import get_chain, load_chains
+from tracing.errors import NotFound
+from tracing.watch import Watch, WatchBook, parse_min_amount
+
+MAX_LISTED = 50
+
+
+def _recipient(ctx: Context, channel: bool) -> str:
+    """Where alerts go: this chat, or the person's direct chat with the bot (its id is the user id)."""
+    return ctx.message.chat_id if channel else ctx.message.user.user_id
+
+
+def _chain(ctx: Context, given: str | None) -> str:
+    name = given or ctx.settings.default_chain
+    return get_chain(name, load_chains()).name
+
+
+def watch_line(watch: Watch) -> str:
+    where = "this chat" if watch.channel else "you directly"
+    rules = f"movements of at least {watch.min_amount}" if watch.min_amount is not None else "any movement"
+    note = f" — {watch.note}" if watch.note else ""
+    return f"{checksum(watch.address)} on {watch.chain}: {rules}, alerts to {where}{note}"
+
+
+@dataclass(frozen=True, slots=True)
+class WatchSaved:
+    watch: Watch
+    created: bool
+
+    def __str__(self) -> str:
+        verb = "Now watching" if self.created else "Updated the watch on"
+        return (
+            f"{verb} {watch_line(self.watch)}.\n"
+            "Also alerted: counterparties rated high or severe risk, and new sanctions or risk labels on the address."
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class WatchListing:
+    watches: tuple[Watch, ...]
+    total: int
+
+    def __str__(self) -> str:
+        if not self.watches:
+            return "No watched addresses here. Add one with /watch ADDRESS."
+        lines = [f"Watched addresses ({self.total}):"]
+        lines += [f"  • #{w.id} {watch_line(w)}" for w in self.watches]
+        if self.total > len(self.watches):
+            lines.append(f"  … and {self.total - len(self.watches)} more")
+        return "\n".join(lines)
+
+
+async def watch_command(ctx: Context, inv: Invocation) -> Reply:
+    chain = _chain(ctx, inv["chain"])
+    minimum = parse_min_amount(inv["min"]) if inv["min"] else None
+    watch, created = WatchBook(ctx.db).watch(
+        chain=chain,
+        address=inv["address"],
+        platform=ctx.message.platform,
+        chat=_recipient(ctx, inv["channel"]),
+        channel=bool(inv["channel"]),
+        created_by=ctx.message.user.key,
+        note=inv["note"] or "",
+        min_amount=minimum,
+    )
+    flag = " --channel" if watch.channel else ""
+    undo = Action("Unwatch", f"/unwatch {watch.address} --chain {watch.chain}{flag}")
+    return Reply((WatchSaved(watch, created),), actions=(undo,))
+
+
+async def unwatch_command(ctx: Context, inv: Invocation) -> Reply:
+    chain = _chain(ctx, inv["chain"])
+    removed = WatchBook(ctx.db).unwatch(
+        chain=chain, address=inv["address"], platform=ctx.message.platform, chat=_recipient(ctx, inv["channel"])
+    )
+    if removed is None:
+        where = "this chat" if inv["channel"] else "you"
+        hint = "" if inv["channel"] else " (for a chat's watch add --channel)"
+        raise NotFound(f"{checksum(inv['address'])} on {chain} is not watched for {where}{hint}.")
+    return Reply.text(f"Stopped watching {checksum(removed.address)} on {removed.chain}.")
+
+
+async def watchlist_command(ctx: Context, inv: Invocation) -> Reply:
+    book = WatchBook(ctx.db)
+    chats = list(dict.fromkeys([ctx.message.chat_id, ctx.message.user.user_id]))
+    watches = book.for_chats(ctx.message.platform, chats, limit=MAX_LISTED)
+    total = book.count_for_chats(ctx.message.platform, chats)
+    return Reply((WatchListing(tuple(watches), total),))
+
+
+_CHAIN = Flag("chain", chain_arg, "chain name (default: the configured default)", metavar="NAME")
+_CHANNEL = Flag("channel", boolean=True, help="alerts to this chat instead of to you directly")
+
+SPECS = [
+    CommandSpec(
+        name="watch",
+        summary="Watch an address: alerts on its movements, risky counterparties and new risk labels.",
+        handler=watch_command,
+        params=(Param("address", address_arg, "an EVM address (0x…)"),),
+        flags=(
+            _CHAIN,
+            Flag("note", text_arg(200), "why it is watched (shown in alerts)", metavar="TEXT"),
+            Flag("min", str, "only movements of at least this amount, in the moved asset's units", metavar="VALUE"),
+            _CHANNEL,
+        ),
+        role=Role.ANALYST,
+        examples=(
+            "/watch 0x098B716B8Aaf21512996dC57EB0615e2383E2f96 --note 'Ronin exploiter' --channel",
+            "/watch 0x1111111111111111111111111111111111111111 --min 10",
+        ),
+    ),
+    CommandSpec(
+        name="unwatch",
+        summary="Stop watching an address.",
+        handler=unwatch_command,
+        params=(Param("address", address_arg, "an EVM address (0x…)"),),
+        flags=(_CHAIN, _CHANNEL),
+        role=Role.ANALYST,
+        examples=("/unwatch 0x098B716B8Aaf21512996dC57EB0615e2383E2f96 --channel",),
+    ),
+    CommandSpec(
+        name="watchlist",
+        summary="The addresses watched for this chat and for you.",
+        handler=watchlist_command,
+        examples=("/watchlist",),
+    ),
+]

@@ -1,0 +1,389 @@
+"""The notifier against a scripted fake platform: rate limits (429 retry_after) and transient errors for a while
+lose nothing, double nothing, keep each chat's order and the platform limits; bursts become digests; messages are
+edited in place when the alert or its incident changes; what fails for good stays visible."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import pytest
+
+from bot.messages import Reply
+from bot.notifier import DeliveryError, Notifier, RateLimited, RateLimits
+from bot.render.text import render_text
+from storage.db import Database
+from storage.ops_models import AlertRow
+from tracing.alerts import AlertStatus, record_alert, set_status
+from tracing.clock import ManualClock
+from tracing.incidents import Actor, Disposition, IncidentDesk
+from tracing.outbox import outbox_stats
+from tracing.watch import WatchBook
+
+W = "0x" + "a1" * 20
+X = "0x" + "b2" * 20
+OLGA = Actor("telegram:7", "olga", "telegram")
+
+Failure = Callable[[str, str, int, datetime], Exception | None]
+
+
+@dataclass(frozen=True)
+class Call:
+    at: datetime
+    op: str
+    chat: str
+    message_id: str
+    text: str
+    ok: bool
+
+
+class FakePlatform:
+    """Records every call; `fail(op, chat, nth call to that chat, now)` may return an exception to raise."""
+
+    def __init__(self, clock: ManualClock, fail: Failure | None = None) -> None:
+        self.clock = clock
+        self.fail = fail or (lambda op, chat, n, now: None)
+        self.calls: list[Call] = []
+        self.messages: dict[str, tuple[str, str]] = {}
+
+    def _attempt(self, op: str, chat: str, message_id: str, reply: Reply) -> None:
+        nth = sum(1 for c in self.calls if c.chat == chat)
+        error = self.fail(op, chat, nth, self.clock.now())
+        self.calls.append(Call(self.clock.now(), op, chat, message_id, render_text(reply), error is None))
+        if error is not None:
+            raise error
+
+    async def post(self, chat_id: str, reply: Reply) -> str:
+        self._attempt("post", chat_id, "", reply)
+        message_id = f"m{len(self.messages) + 1}"
+        self.messages[message_id] = (chat_id, render_text(reply))
+        return message_id
+
+    async def edit(self, chat_id: str, message_id: str, reply: Reply) -> None:
+        assert self.messages[message_id][0] == chat_id
+        self._attempt("edit", chat_id, message_id, reply)
+        self.messages[message_id] = (chat_id, render_text(reply))
+
+    def ok(self, op: str | None = None) -> list[Call]:
+        return [c for c in self.calls if c.ok and (op is None or c.op == op)]
+
+
+def tx(n: int) -> str:
+    return "0x" + f"{n:064x}"
+
+
+def make_alerts(db: Database, clock: ManualClock, chat: str, count: int, first_tx: int, address: str = W) -> list[int]:
+    """`count` movement alerts (tx first_tx, first_tx + 1, ...) for a watch posting to `chat`."""
+    watch, _ = WatchBook(db).watch(
+        chain="eth", address=address, platform="telegram", chat=chat, channel=True, created_by="telegram:7"
+    )
+    ids = []
+    with db.session() as session:
+        for n in range(first_tx, first_tx + count):
+            row = AlertRow(
+                dedup_key=f"tx:eth:{tx(n)}:native:tx:w{watch.id}",
+                kind="movement",
+                status="provisional",
+                watch_id=watch.id,
+                platform="telegram",
+                chat=chat,
+                chain="eth",
+                address=address,
+                direction="out",
+                counterparty=X,
+                tx_hash=tx(n),
+                transfer_kind="native",
+                position="tx",
+                block_number=n,
+                block_hash="0x" + "11" * 32,
+                timestamp=1_700_000_000,
+                value=10**18,
+                reasons=["any movement in or out"],
+            )
+            alert = record_alert(session, row, clock.now())
+            assert alert is not None
+            ids.append(alert.id)
+    return ids
+
+
+async def drain(notifier: Notifier, db: Database, clock: ManualClock, rounds: int = 2000) -> None:
+    """Run the notifier until the outbox is empty, letting (virtual) time pass while messages wait."""
+    for _ in range(rounds):
+        stats = outbox_stats(db)
+        if stats.pending == 0 and stats.sending == 0:
+            return
+        if await notifier.drain_once() == 0:
+            clock.advance(seconds=1)
+    raise AssertionError(f"outbox not drained: {outbox_stats(db)}")
+
+
+def tx_order(calls: Sequence[Call]) -> list[int]:
+    order = []
+    for call in calls:
+        for word in call.text.split():
+            if word.startswith("0x") and len(word) == 66:
+                order.append(int(word, 16))
+    return order
+
+
+def check_limits(calls: Sequence[Call], groups: Sequence[str]) -> None:
+    by_chat: dict[str, list[datetime]] = defaultdict(list)
+    for call in calls:
+        by_chat[call.chat].append(call.at)
+    for chat, times in by_chat.items():
+        gaps = [(b - a).total_seconds() for a, b in zip(times, times[1:], strict=False)]
+        assert min(gaps, default=1.0) >= 1.0, f"two messages to {chat} within a second"
+        if chat in groups:
+            for i in range(len(times) - 20):
+                assert times[i + 20] - times[i] >= timedelta(seconds=60), f"more than 20 a minute to {chat}"
+    everything = sorted(c.at for c in calls)
+    for i in range(len(everything) - 30):
+        assert everything[i + 30] - everything[i] >= timedelta(seconds=1), "more than 30 a second overall"
+
+
+async def test_rate_limits_and_transient_errors_lose_nothing_and_keep_order(db: Database) -> None:
+    clock = ManualClock()
+    start = clock.now()
+    groups = ["-1", "-2"]
+    created = {
+        "-1": make_alerts(db, clock, "-1", 25, 1000),
+        "-2": make_alerts(db, clock, "-2", 6, 2000, address=X),
+        "42": make_alerts(db, clock, "42", 4, 3000, address="0x" + "c3" * 20),
+    }
+
+    def fail(op: str, chat: str, nth: int, now: datetime) -> Exception | None:
+        elapsed = (now - start).total_seconds()
+        if chat == "-1" and nth == 0:
+            return RateLimited(7)
+        if chat == "-1" and nth == 3:
+            return RateLimited(30)
+        if elapsed < 90 and chat == "-2" and nth % 2 == 0:
+            return DeliveryError("502 Bad Gateway", transient=True)
+        if elapsed < 20 and chat == "42":
+            return DeliveryError("connection reset", transient=True)
+        return None
+
+    platform = FakePlatform(clock, fail)
+    notifier = Notifier(db, {"telegram": platform}, clock=clock, jitter=lambda: 0.0, digest_threshold=10_000)
+    await drain(notifier, db, clock)
+
+    stats = outbox_stats(db)
+    assert (stats.sent, stats.failed, stats.pending) == (35, 0, 0)
+    for chat, ids in created.items():
+        delivered = tx_order([c for c in platform.ok("post") if c.chat == chat])
+        first = {"-1": 1000, "-2": 2000, "42": 3000}[chat]
+        assert delivered == list(range(first, first + len(ids))), f"order or count wrong in {chat}"
+    check_limits(platform.calls, groups)
+    rate_limited = [c for c in platform.calls if c.chat == "-1" and not c.ok]
+    after_first = [c for c in platform.calls if c.chat == "-1" and c.at > rate_limited[0].at]
+    assert (after_first[0].at - rate_limited[0].at) >= timedelta(seconds=7)  # retry_after honoured
+    assert notifier.stats.rate_limited == 2 and notifier.stats.retries > 0
+
+
+async def test_a_message_failing_for_good_stays_visible_and_does_not_block_its_chat(db: Database) -> None:
+    clock = ManualClock()
+    ids = make_alerts(db, clock, "-5", 2, 1)
+
+    def fail(op: str, chat: str, nth: int, now: datetime) -> Exception | None:
+        return DeliveryError("400 Bad Request: message is too long", transient=False) if nth == 0 else None
+
+    platform = FakePlatform(clock, fail)
+    notifier = Notifier(db, {"telegram": platform}, clock=clock, jitter=lambda: 0.0)
+    await drain(notifier, db, clock)
+    stats = outbox_stats(db)
+    assert (stats.sent, stats.failed) == (1, 1)
+    assert "message is too long" in stats.recent_failures[0].last_error
+    assert tx_order(platform.ok("post")) == [2]
+    # the lost message's alert changes later: the change still reaches the chat, as a new message
+    with db.session() as session:
+        row = session.get(AlertRow, ids[0])
+        assert row is not None
+        set_status(session, row, AlertStatus.CONFIRMED, clock.now())
+    await drain(notifier, db, clock)
+    assert [c.op for c in platform.ok()] == ["post", "post"]
+    assert tx_order(platform.ok()[-1:]) == [1] and "confirmed" in platform.ok()[-1].text
+
+
+async def test_transient_errors_give_up_after_the_attempts_and_can_be_requeued(db: Database) -> None:
+    clock = ManualClock()
+    make_alerts(db, clock, "-5", 1, 1)
+    down = True
+
+    def fail(op: str, chat: str, nth: int, now: datetime) -> Exception | None:
+        return DeliveryError("503", transient=True) if down else None
+
+    platform = FakePlatform(clock, fail)
+    notifier = Notifier(db, {"telegram": platform}, clock=clock, jitter=lambda: 0.0, max_attempts=4, backoff=1)
+    await drain(notifier, db, clock)
+    assert len(platform.calls) == 4
+    gaps = [(b.at - a.at).total_seconds() for a, b in zip(platform.calls, platform.calls[1:], strict=False)]
+    assert gaps == sorted(gaps) and gaps[0] >= 1 and gaps[-1] >= 4  # exponential back-off
+    assert outbox_stats(db).failed == 1
+    down = False
+    assert notifier.outbox.requeue_failed() == 1
+    await drain(notifier, db, clock)
+    assert outbox_stats(db).failed == 0 and len(platform.ok("post")) == 1
+
+
+async def test_a_burst_is_one_digest_and_state_changes_edit_it_in_place(db: Database) -> None:
+    clock = ManualClock()
+    ids = make_alerts(db, clock, "-7", 5, 1)
+    platform = FakePlatform(clock)
+    notifier = Notifier(db, {"telegram": platform}, clock=clock, digest_threshold=3)
+    await drain(notifier, db, clock)
+    (digest,) = platform.ok()
+    assert digest.op == "post" and "5 alerts on watched addresses" in digest.text
+    assert digest.text.count("provisional") == 5
+
+    with db.session() as session:
+        for alert_id in ids:  # five confirmations: five edit rows, one edit of the one message
+            row = session.get(AlertRow, alert_id)
+            assert row is not None
+            set_status(session, row, AlertStatus.CONFIRMED, clock.now())
+    await drain(notifier, db, clock)
+    edits = platform.ok("edit")
+    assert len(edits) == 1 and edits[0].message_id == "m1"
+    assert edits[0].text.count("confirmed") == 5
+    assert notifier.stats.skipped_edits == 4
+
+
+async def test_alert_message_shows_ack_and_resolution(db: Database) -> None:
+    clock = ManualClock()
+    (alert_id,) = make_alerts(db, clock, "-9", 1, 1)
+    platform = FakePlatform(clock)
+    notifier = Notifier(db, {"telegram": platform}, clock=clock)
+    await drain(notifier, db, clock)
+    (post,) = platform.ok()
+    assert "Incident #1: open, not acknowledged" in post.text
+    assert "/ack 1" in post.text and "/resolve 1" in post.text and f"/trace {W} --chain eth" in post.text
+
+    desk = IncidentDesk(db, clock)
+    desk.ack(1, OLGA)
+    await drain(notifier, db, clock)
+    acked = platform.ok("edit")[-1]
+    assert acked.message_id == "m1"  # the post, edited in place
+    assert "acknowledged by olga" in acked.text and "/ack 1" not in acked.text
+
+    desk.resolve(1, OLGA, Disposition.TRUE_POSITIVE, "reported to FIU")
+    with db.session() as session:
+        row = session.get(AlertRow, alert_id)
+        assert row is not None
+        set_status(session, row, AlertStatus.REORGED_OUT, clock.now())
+    await drain(notifier, db, clock)
+    final = platform.messages["m1"][1]
+    assert "resolved as true positive by olga" in final and "reorged out" in final
+    assert len(platform.ok("post")) == 1  # everything after the post was an edit of it
+
+
+async def test_a_change_before_the_post_is_sent_is_shown_by_the_post(db: Database) -> None:
+    clock = ManualClock()
+    (alert_id,) = make_alerts(db, clock, "-9", 1, 1)
+    with db.session() as session:
+        row = session.get(AlertRow, alert_id)
+        assert row is not None
+        set_status(session, row, AlertStatus.CONFIRMED, clock.now())
+    platform = FakePlatform(clock)
+    notifier = Notifier(db, {"telegram": platform}, clock=clock)
+    await drain(notifier, db, clock)
+    assert [c.op for c in platform.calls] == ["post"]
+    assert "confirmed" in platform.calls[0].text
+    assert outbox_stats(db).sent == 2 and notifier.stats.skipped_edits == 1  # the edit had nothing to add
+
+
+async def test_escalation_notice_mentions_the_oncall_officer(db: Database) -> None:
+    clock = ManualClock()
+    make_alerts(db, clock, "-9", 1, 1)
+    desk = IncidentDesk(db, clock)
+    desk.set_oncall("telegram", "-9", 1, "telegram:@alice", "alice", OLGA)
+    platform = FakePlatform(clock)
+    notifier = Notifier(db, {"telegram": platform}, clock=clock)
+    await drain(notifier, db, clock)
+    clock.advance(minutes=15)
+    assert len(desk.escalate_due()) == 1
+    await drain(notifier, db, clock)
+    notice = platform.ok("post")[-1]
+    assert "escalated to level 1: @alice" in notice.text and "/ack 1" in notice.text
+
+
+async def test_only_platforms_with_a_deliverer_are_claimed(db: Database) -> None:
+    clock = ManualClock()
+    make_alerts(db, clock, "-9", 1, 1)
+    notifier = Notifier(db, {"slack": FakePlatform(clock)}, clock=clock)
+    assert await notifier.drain_once() == 0
+    assert outbox_stats(db).pending == 1
+
+
+@pytest.mark.parametrize(
+    ("limits", "expected_gap"),
+    [(RateLimits(per_chat=1.0), 1.0), (RateLimits(per_chat=0.0), 0.0)],
+)
+async def test_limiter_spacing(db: Database, limits: RateLimits, expected_gap: float) -> None:
+    clock = ManualClock()
+    make_alerts(db, clock, "-9", 3, 1)
+    platform = FakePlatform(clock)
+    notifier = Notifier(db, {"telegram": platform}, clock=clock, limits={"telegram": limits}, digest_threshold=99)
+    await drain(notifier, db, clock)
+    times = [c.at for c in platform.calls]
+    assert [(b - a).total_seconds() for a, b in zip(times, times[1:], strict=False)] == [expected_gap] * 2
+    assert Counter(c.op for c in platform.calls) == {"post": 3}
+
+
+class FlakyBackend:
+    """A chat backend (only `send`, like the console's) whose sends raise what the platform libraries raise."""
+
+    def __init__(self, errors: list[BaseException]) -> None:
+        self.errors = errors
+        self.sent: list[str] = []
+
+    async def send(self, chat_id: str, reply: Reply) -> str:
+        if self.errors:
+            raise self.errors.pop(0)
+        self.sent.append(render_text(reply))
+        return str(len(self.sent))
+
+
+def slack_error(status: int, headers: dict[str, str] | None = None) -> Exception:
+    from slack_sdk.errors import SlackApiError
+    from slack_sdk.web.slack_response import SlackResponse
+
+    response = SlackResponse(
+        client=None,
+        http_verb="POST",
+        api_url="https://slack.test/api/chat.postMessage",
+        req_args={},
+        data={"ok": False, "error": "ratelimited" if status == 429 else "fatal_error"},
+        headers=headers or {},
+        status_code=status,
+    )
+    return SlackApiError("chat.postMessage failed", response)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+async def test_platform_errors_are_sorted_into_rate_limits_retries_and_give_ups() -> None:
+    from telegram.error import BadRequest, RetryAfter, TimedOut
+
+    from bot.notifier import BackendDeliverer
+
+    cases: list[tuple[BaseException, type[Exception], object]] = [
+        (RetryAfter(12), RateLimited, 12.0),
+        (slack_error(429, {"Retry-After": "30"}), RateLimited, 30.0),
+        (TimedOut(), DeliveryError, True),
+        (slack_error(503), DeliveryError, True),
+        (ConnectionResetError("reset by peer"), DeliveryError, True),
+        (BadRequest("Chat not found"), DeliveryError, False),
+        (slack_error(404), DeliveryError, False),
+    ]
+    backend = FlakyBackend([error for error, _kind, _detail in cases])
+    deliverer = BackendDeliverer(backend)
+    for _error, kind, detail in cases:
+        with pytest.raises(kind) as raised:
+            await deliverer.post("-1", Reply.text("hello"))
+        if isinstance(raised.value, RateLimited):
+            assert raised.value.retry_after == detail
+        else:
+            assert isinstance(raised.value, DeliveryError) and raised.value.transient is detail
+    assert await deliverer.post("-1", Reply.text("hello")) == "1"
+    await deliverer.edit("-1", "1", Reply.text("changed"))  # no edit in the backend: posted as an update
+    assert backend.sent == ["hello", "changed"]

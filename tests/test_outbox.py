@@ -1,0 +1,127 @@
+"""The outbox on SQLite and PostgreSQL: enqueued with the change or not at all, claimed only from the front of
+each chat's queue, leases that outlive a crashed notifier, concurrent claimers that never share a message
+(`FOR UPDATE SKIP LOCKED` on PostgreSQL), retries that hold back their chat, and stats for /status."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+
+from storage.db import Database
+from tracing.clock import ManualClock
+from tracing.outbox import Outbox, OutboxKind, OutboxStatus, enqueue, outbox_stats
+
+
+def fill(db: Database, clock: ManualClock, chats: dict[str, int]) -> dict[str, list[int]]:
+    ids: dict[str, list[int]] = {chat: [] for chat in chats}
+    with db.session() as session:
+        for n in range(max(chats.values())):
+            for chat, count in chats.items():
+                if n < count:
+                    row = enqueue(
+                        session,
+                        platform="telegram",
+                        chat=chat,
+                        kind=OutboxKind.NOTICE,
+                        now=clock.now(),
+                        payload={"n": n},
+                    )
+                    session.flush()
+                    assert row.id is not None
+                    ids[chat].append(row.id)
+    return ids
+
+
+def test_enqueue_is_part_of_the_callers_transaction(db: Database) -> None:
+    clock = ManualClock()
+    with pytest.raises(RuntimeError), db.session() as session:
+        enqueue(session, platform="telegram", chat="-1", kind=OutboxKind.NOTICE, now=clock.now())
+        raise RuntimeError("the change failed")
+    assert outbox_stats(db).pending == 0
+
+
+def test_claims_take_each_chats_queue_from_the_front(db: Database) -> None:
+    clock = ManualClock()
+    ids = fill(db, clock, {"a": 3, "b": 2})
+    outbox = Outbox(db, clock)
+    first = outbox.claim("w1", platforms=["telegram"], limit=3)
+    assert [i.id for i in first] == [ids["a"][0], ids["b"][0], ids["a"][1]]
+    # a second worker gets nothing of chats whose front w1 holds
+    assert outbox.claim("w2", platforms=["telegram"]) == []
+    outbox.mark_sent([ids["a"][0], ids["a"][1]], "m1")
+    outbox.release([ids["b"][0]])
+    second = outbox.claim("w2", platforms=["telegram"])
+    assert [i.id for i in second] == sorted([ids["a"][2], ids["b"][0], ids["b"][1]])
+
+
+def test_a_retry_holds_back_the_rest_of_its_chat(db: Database) -> None:
+    clock = ManualClock()
+    ids = fill(db, clock, {"a": 2, "b": 1})
+    outbox = Outbox(db, clock)
+    outbox.claim("w", platforms=["telegram"])
+    outbox.retry_later([ids["a"][0]], 30, "502", count_attempt=True)
+    outbox.release([ids["a"][1]])
+    outbox.mark_sent([ids["b"][0]], "m")
+    assert outbox.claim("w", platforms=["telegram"]) == []
+    clock.advance(seconds=30)
+    again = outbox.claim("w", platforms=["telegram"])
+    assert [(i.id, i.attempts) for i in again] == [(ids["a"][0], 1), (ids["a"][1], 0)]
+
+
+def test_a_dead_notifiers_lease_runs_out(db: Database) -> None:
+    clock = ManualClock()
+    ids = fill(db, clock, {"a": 1})
+    outbox = Outbox(db, clock)
+    assert [i.id for i in outbox.claim("crashed", platforms=["telegram"], lease=timedelta(minutes=5))] == ids["a"]
+    clock.advance(minutes=4)
+    assert outbox.claim("survivor", platforms=["telegram"]) == []
+    clock.advance(minutes=2)
+    assert [i.id for i in outbox.claim("survivor", platforms=["telegram"])] == ids["a"]
+
+
+def test_concurrent_claimers_never_share_a_message(db: Database) -> None:
+    clock = ManualClock()
+    ids = fill(db, clock, {f"c{n}": 5 for n in range(12)})
+    outbox = Outbox(db, clock)
+    claimed: dict[str, list[int]] = {}
+    errors: list[BaseException] = []
+
+    def worker(name: str) -> None:
+        mine: list[int] = []
+        try:
+            for _ in range(200):
+                items = outbox.claim(name, platforms=["telegram"], limit=7)
+                mine.extend(item.id for item in items)
+                if items:
+                    outbox.mark_sent([i.id for i in items], name)
+                if outbox_stats(db).pending == 0:
+                    break
+        except BaseException as exc:  # reported below, with the thread's name
+            errors.append(exc)
+        claimed[name] = mine
+
+    threads = [threading.Thread(target=worker, args=(f"w{n}",)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    everything = [i for mine in claimed.values() for i in mine]
+    assert sorted(everything) == sorted(i for chat in ids.values() for i in chat)  # all, each once
+
+
+def test_stats_show_what_waits_and_what_failed(db: Database) -> None:
+    clock = ManualClock()
+    ids = fill(db, clock, {"a": 2, "b": 1})
+    outbox = Outbox(db, clock)
+    outbox.claim("w", platforms=["telegram"])
+    outbox.mark_failed([ids["a"][0]], "403 Forbidden: bot was kicked")
+    outbox.mark_done(ids["a"][1], OutboxStatus.SUPERSEDED)
+    stats = outbox_stats(db)
+    assert (stats.pending, stats.sending, stats.failed, stats.superseded) == (0, 1, 1, 1)
+    assert stats.oldest_pending == clock.now() and not stats.healthy
+    assert stats.recent_failures[0].last_error == "403 Forbidden: bot was kicked"
+    assert stats.recent_failures[0].attempts == 1
+    assert outbox.requeue_failed() == 1 and outbox_stats(db).failed == 0

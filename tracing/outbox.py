@@ -1,0 +1,385 @@
+"""The outbox: chat messages (alert posts, edits, escalation notices) written in the same transaction as the
+change they report, then claimed and delivered by the notifier.
+
+A claim is a lease (a notifier that dies loses it when the lease runs out), taken with `FOR UPDATE SKIP LOCKED`
+on PostgreSQL. A chat's messages are only ever claimed from the front of its queue, so several notifiers keep
+each chat's order. Failed messages are never deleted: they stay `failed`, counted by `outbox_stats` for /status.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from sqlalchemy import and_, exists, func, or_, update
+from sqlalchemy.orm import Session
+from sqlmodel import col, select
+
+from storage.db import Database
+from storage.ops_models import OutboxMessage, begin_write
+from tracing.clock import Clock, SystemClock
+
+
+class OutboxKind(StrEnum):
+    ALERT = "alert"
+    """Post an alert (several ready at once for one chat may go out as one digest)."""
+    ALERT_EDIT = "alert_edit"
+    """An alert changed state (confirmed, reorged out, revived): edit the message that shows it."""
+    INCIDENT_EDIT = "incident_edit"
+    """An incident changed state (acked, assigned, resolved): edit the messages showing its alerts."""
+    NOTICE = "notice"
+    """A message of its own, described by the payload (escalations)."""
+
+
+class OutboxStatus(StrEnum):
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    SUPERSEDED = "superseded"
+    """Nothing to send any more (an edit whose message was not posted yet: the post shows the new state)."""
+
+
+UNDELIVERED = (OutboxStatus.PENDING.value, OutboxStatus.SENDING.value)
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    id: int
+    platform: str
+    chat: str
+    kind: OutboxKind
+    alert_id: int | None
+    incident_id: int | None
+    payload: Mapping[str, object]
+    attempts: int
+    created_at: datetime
+
+    @classmethod
+    def from_row(cls, row: OutboxMessage) -> OutboxItem:
+        assert row.id is not None
+        return cls(
+            id=row.id,
+            platform=row.platform,
+            chat=row.chat,
+            kind=OutboxKind(row.kind),
+            alert_id=row.alert_id,
+            incident_id=row.incident_id,
+            payload=dict(row.payload or {}),
+            attempts=row.attempts,
+            created_at=row.created_at,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SentMessage:
+    """A message already on the platform: the outbox row that posted it (the digest's first row for a digest)."""
+
+    lead_id: int
+    platform: str
+    chat: str
+    message_id: str
+    content_hash: str
+    alert_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class FailedMessage:
+    id: int
+    platform: str
+    chat: str
+    kind: str
+    attempts: int
+    last_error: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxStats:
+    """For /status: what waits, what is being sent, what failed for good (never dropped)."""
+
+    pending: int
+    sending: int
+    sent: int
+    failed: int
+    superseded: int
+    oldest_pending: datetime | None
+    recent_failures: tuple[FailedMessage, ...]
+
+    @property
+    def healthy(self) -> bool:
+        return self.failed == 0
+
+
+def enqueue(
+    session: Session,
+    *,
+    platform: str,
+    chat: str,
+    kind: OutboxKind,
+    now: datetime,
+    alert_id: int | None = None,
+    incident_id: int | None = None,
+    payload: Mapping[str, object] | None = None,
+) -> OutboxMessage:
+    """Add a message to the outbox inside the caller's transaction (so it exists exactly when the change does)."""
+    row = OutboxMessage(
+        platform=platform,
+        chat=chat,
+        kind=kind.value,
+        alert_id=alert_id,
+        incident_id=incident_id,
+        payload=dict(payload or {}),
+        status=OutboxStatus.PENDING.value,
+        next_attempt_at=now,
+        created_at=now,
+    )
+    session.add(row)
+    return row
+
+
+class Outbox:
+    def __init__(self, db: Database, clock: Clock | None = None) -> None:
+        self.db = db
+        self.clock = clock or SystemClock()
+
+    # -- claiming -----------------------------------------------------------------------------------------
+
+    def claim(
+        self,
+        worker: str,
+        *,
+        platforms: Collection[str],
+        limit: int = 100,
+        per_chat: int = 20,
+        lease: timedelta = timedelta(minutes=5),
+    ) -> list[OutboxItem]:
+        """Lease up to `limit` ready messages for `worker`, oldest first, at most `per_chat` per chat.
+
+        Only a prefix of each chat's undelivered queue is taken: a message waiting for a retry (or held by
+        another worker) holds back the later messages of its chat, which keeps the order per chat.
+        """
+        if not platforms:
+            return []
+        now = self.clock.now()
+        ready = or_(
+            and_(col(OutboxMessage.status) == OutboxStatus.PENDING.value, col(OutboxMessage.next_attempt_at) <= now),
+            and_(col(OutboxMessage.status) == OutboxStatus.SENDING.value, col(OutboxMessage.lease_until) < now),
+        )
+        with self.db.session() as session:
+            ready_rows = select(exists().where(ready, col(OutboxMessage.platform).in_(list(platforms))))
+            if not session.scalar(ready_rows):
+                return []  # the usual idle poll: no write lock taken
+        with self.db.session() as session:
+            begin_write(session)
+            candidates = list(
+                session.scalars(
+                    select(OutboxMessage)
+                    .where(ready, col(OutboxMessage.platform).in_(list(platforms)))
+                    .order_by(col(OutboxMessage.id))
+                    .limit(limit)
+                    .with_for_update(skip_locked=True)
+                )
+            )
+            by_chat: dict[tuple[str, str], list[OutboxMessage]] = defaultdict(list)
+            for row in candidates:
+                by_chat[(row.platform, row.chat)].append(row)
+            claimed: list[OutboxMessage] = []
+            for (platform, chat), rows in by_chat.items():
+                front = session.scalars(
+                    select(col(OutboxMessage.id))
+                    .where(
+                        col(OutboxMessage.platform) == platform,
+                        col(OutboxMessage.chat) == chat,
+                        col(OutboxMessage.status).in_(UNDELIVERED),
+                    )
+                    .order_by(col(OutboxMessage.id))
+                    .limit(min(len(rows), per_chat))
+                ).all()
+                for row, first_ids in zip(rows, front, strict=False):
+                    if row.id != first_ids:
+                        break
+                    claimed.append(row)
+            for row in claimed:
+                row.status = OutboxStatus.SENDING.value
+                row.claimed_by = worker[:64]
+                row.lease_until = now + lease
+                session.add(row)
+            items = [OutboxItem.from_row(row) for row in claimed]
+        return sorted(items, key=lambda item: item.id)
+
+    # -- outcomes -----------------------------------------------------------------------------------------
+
+    def mark_sent(
+        self, ids: Sequence[int], message_id: str, *, group_id: int | None = None, content_hash: str = ""
+    ) -> None:
+        """The messages went out (as one platform message when several ids: a digest led by `group_id`)."""
+        now = self.clock.now()
+        with self.db.session() as session:
+            session.execute(
+                update(OutboxMessage)
+                .where(col(OutboxMessage.id).in_(list(ids)))
+                .values(
+                    status=OutboxStatus.SENT.value,
+                    message_id=message_id[:120],
+                    group_id=group_id,
+                    sent_at=now,
+                    lease_until=None,
+                    last_error="",
+                )
+            )
+            if content_hash:
+                lead = group_id if group_id is not None else ids[0]
+                session.execute(
+                    update(OutboxMessage).where(col(OutboxMessage.id) == lead).values(content_hash=content_hash)
+                )
+
+    def mark_done(self, item_id: int, status: OutboxStatus, note: str = "") -> None:
+        """Settle a message that needed no platform call (`sent` for an unchanged edit, or `superseded`)."""
+        with self.db.session() as session:
+            session.execute(
+                update(OutboxMessage)
+                .where(col(OutboxMessage.id) == item_id)
+                .values(status=status.value, sent_at=self.clock.now(), lease_until=None, last_error=note[:2000])
+            )
+
+    def set_content_hash(self, lead_id: int, content_hash: str) -> None:
+        with self.db.session() as session:
+            session.execute(
+                update(OutboxMessage).where(col(OutboxMessage.id) == lead_id).values(content_hash=content_hash)
+            )
+
+    def retry_later(self, ids: Sequence[int], delay: float, error: str, *, count_attempt: bool) -> None:
+        """Back to the queue, not before `delay` seconds (a rate limit does not count as a failed attempt)."""
+        values: dict[str, object] = {
+            "status": OutboxStatus.PENDING.value,
+            "next_attempt_at": self.clock.now() + timedelta(seconds=max(0.0, delay)),
+            "lease_until": None,
+            "last_error": error[:2000],
+        }
+        if count_attempt:
+            values["attempts"] = col(OutboxMessage.attempts) + 1
+        with self.db.session() as session:
+            session.execute(update(OutboxMessage).where(col(OutboxMessage.id).in_(list(ids))).values(**values))
+
+    def release(self, ids: Sequence[int]) -> None:
+        """Give claimed messages back untouched (their turn comes after an earlier message of the chat)."""
+        if not ids:
+            return
+        with self.db.session() as session:
+            session.execute(
+                update(OutboxMessage)
+                .where(col(OutboxMessage.id).in_(list(ids)), col(OutboxMessage.status) == OutboxStatus.SENDING.value)
+                .values(status=OutboxStatus.PENDING.value, lease_until=None)
+            )
+
+    def mark_failed(self, ids: Sequence[int], error: str, *, count_attempt: bool = True) -> None:
+        """Given up on: kept as `failed` (visible in /status and the store), no longer holding back its chat."""
+        values: dict[str, object] = {
+            "status": OutboxStatus.FAILED.value,
+            "lease_until": None,
+            "last_error": error[:2000],
+        }
+        if count_attempt:
+            values["attempts"] = col(OutboxMessage.attempts) + 1
+        with self.db.session() as session:
+            session.execute(update(OutboxMessage).where(col(OutboxMessage.id).in_(list(ids))).values(**values))
+
+    def requeue_failed(self, ids: Sequence[int] | None = None) -> int:
+        """Put failed messages back in the queue (all of them, or `ids`) with a fresh attempt count."""
+        query = update(OutboxMessage).where(col(OutboxMessage.status) == OutboxStatus.FAILED.value)
+        if ids is not None:
+            query = query.where(col(OutboxMessage.id).in_(list(ids)))
+        with self.db.session() as session:
+            result = session.execute(
+                query.values(status=OutboxStatus.PENDING.value, attempts=0, next_attempt_at=self.clock.now())
+            )
+            return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+    # -- what was sent ------------------------------------------------------------------------------------
+
+    def post_of_alert(self, alert_id: int) -> tuple[OutboxStatus, SentMessage | None] | None:
+        """The state of the post that carries an alert, with the platform message once it is sent."""
+        with self.db.session() as session:
+            row = session.scalars(
+                select(OutboxMessage)
+                .where(col(OutboxMessage.alert_id) == alert_id, col(OutboxMessage.kind) == OutboxKind.ALERT.value)
+                .order_by(col(OutboxMessage.id))
+                .limit(1)
+            ).first()
+            if row is None:
+                return None
+            status = OutboxStatus(row.status)
+            lead = row.group_id if row.group_id is not None else row.id
+            if status is not OutboxStatus.SENT or lead is None:
+                return status, None
+            return status, self._message(session, lead)
+
+    def messages_of_incident(self, incident_id: int, alert_ids: Sequence[int], limit: int = 20) -> list[SentMessage]:
+        """The newest `limit` platform messages showing any of an incident's alerts."""
+        if not alert_ids:
+            return []
+        with self.db.session() as session:
+            rows = session.scalars(
+                select(OutboxMessage)
+                .where(
+                    col(OutboxMessage.alert_id).in_(list(alert_ids)),
+                    col(OutboxMessage.kind) == OutboxKind.ALERT.value,
+                    col(OutboxMessage.status) == OutboxStatus.SENT.value,
+                )
+                .order_by(col(OutboxMessage.id).desc())
+            ).all()
+            leads: list[int] = []
+            for row in rows:
+                lead = row.group_id if row.group_id is not None else row.id
+                assert lead is not None
+                if lead not in leads:
+                    leads.append(lead)
+                if len(leads) >= limit:
+                    break
+            return [self._message(session, lead) for lead in sorted(leads)]
+
+    @staticmethod
+    def _message(session: Session, lead_id: int) -> SentMessage:
+        lead = session.get(OutboxMessage, lead_id)
+        assert lead is not None and lead.id is not None
+        members = session.scalars(
+            select(OutboxMessage)
+            .where(or_(col(OutboxMessage.id) == lead_id, col(OutboxMessage.group_id) == lead_id))
+            .order_by(col(OutboxMessage.id))
+        ).all()
+        alert_ids = tuple(dict.fromkeys(m.alert_id for m in members if m.alert_id is not None))
+        return SentMessage(lead.id, lead.platform, lead.chat, lead.message_id, lead.content_hash, alert_ids)
+
+
+def outbox_stats(db: Database, *, failures: int = 5) -> OutboxStats:
+    """Counts per status, the oldest waiting message and the latest failures (for /status)."""
+    with db.session() as session:
+        counts = dict(
+            session.execute(select(col(OutboxMessage.status), func.count()).group_by(col(OutboxMessage.status))).all()
+        )
+        oldest = session.scalars(
+            select(func.min(col(OutboxMessage.created_at))).where(col(OutboxMessage.status).in_(UNDELIVERED))
+        ).first()
+        failed_rows = session.scalars(
+            select(OutboxMessage)
+            .where(col(OutboxMessage.status) == OutboxStatus.FAILED.value)
+            .order_by(col(OutboxMessage.id).desc())
+            .limit(failures)
+        ).all()
+        recent = tuple(
+            FailedMessage(r.id or 0, r.platform, r.chat, r.kind, r.attempts, r.last_error, r.created_at)
+            for r in failed_rows
+        )
+    return OutboxStats(
+        pending=int(counts.get(OutboxStatus.PENDING.value, 0)),
+        sending=int(counts.get(OutboxStatus.SENDING.value, 0)),
+        sent=int(counts.get(OutboxStatus.SENT.value, 0)),
+        failed=int(counts.get(OutboxStatus.FAILED.value, 0)),
+        superseded=int(counts.get(OutboxStatus.SUPERSEDED.value, 0)),
+        oldest_pending=oldest,
+        recent_failures=recent,
+    )
