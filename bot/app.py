@@ -9,8 +9,10 @@ from bot.core import Bot
 from bot.handlers import build_registry
 from storage.db import Database, open_database
 from storage.settings import Settings
+from tracing.alerts import retro_alert_hook
 from tracing.bundled import ensure_bundled_labels
-from tracing.investigator import Investigator
+from tracing.demo import ensure_demo_data
+from tracing.investigator import Investigator, configured_explorers
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +30,10 @@ class App:
 
 def build_app(settings: Settings, *, database_url: str | None = None) -> App:
     db = open_database(database_url or settings.effective_database_url)
-    investigator = Investigator(db, default_chain=settings.default_chain)
+    investigator = Investigator(db, default_chain=settings.default_chain, explorers=configured_explorers())
+    investigator.labels.hooks.append(retro_alert_hook(db))  # new risk labels reach watchers and /risk askers
     ensure_bundled_labels(investigator.labels)
+    if settings.demo_data:
+        ensure_demo_data(db)  # first run: the Ronin-hack demo flows, so /risk and /trace have data to show
     bot = Bot(settings, db, investigator, build_registry())
     return App(settings=settings, db=db, investigator=investigator, bot=bot)

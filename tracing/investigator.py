@@ -1,13 +1,44 @@
-"""The tracing module's front door: what the bot (or the CLI) asks, answered as domain objects."""
+"""The tracing module's front door: what the bot (or the CLI) asks, answered as domain objects.
+
+Traces and risk reports run over the in-memory transfer graph when it is loaded (`tracing.graph`), over the SQL
+index otherwise, and fall back to a configured block explorer for addresses the index knows nothing of. An
+address with no labels and no transfers anywhere gets the labels-only report: unknown, never clean.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import text
 
 from storage.db import Database
 from storage.models import RiskCheckRow
+from tracing.exposure import merged_coverage, report_from_traces
+from tracing.graph import GraphCache, LabelCache
+from tracing.index import TransferIndex
 from tracing.labels import Label, LabelBook
 from tracing.risk import RiskReport, labels_only_report
+from tracing.trace import (
+    DEFAULT_HOPS,
+    ExplorerSource,
+    GraphSource,
+    IndexSource,
+    LabelLookup,
+    LayeredSource,
+    Trace,
+    TraceDirection,
+    TraceParams,
+    TransferSource,
+    trace,
+    with_coverage,
+)
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -20,10 +51,30 @@ class Asker:
 
 
 class Investigator:
-    def __init__(self, db: Database, default_chain: str = "eth") -> None:
+    """Risk reports and traces for the bot and the CLI.
+
+    `explorers`: per chain, an explorer client (`tracing.explorer.ExplorerClient`) used for addresses the index does
+    not cover. `use_graph`: trace over the in-memory graph (False keeps everything on SQL, for checks and tests).
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        default_chain: str = "eth",
+        *,
+        explorers: Mapping[str, Any] | None = None,
+        use_graph: bool = True,
+        check_interval: float = 1.0,
+    ) -> None:
         self.db = db
         self.labels = LabelBook(db)
+        self.index = TransferIndex(db)
         self.default_chain = default_chain
+        self.use_graph = use_graph
+        self.graphs = GraphCache(db, check_interval=check_interval)
+        self.label_cache = LabelCache(db, check_interval=check_interval)
+        self.explorers = {chain: ExplorerSource(client) for chain, client in (explorers or {}).items()}
+        self._summary: dict[str, tuple[float, int, tuple[str, ...]]] = {}
 
     def label_sets(self) -> tuple[str, ...]:
         return tuple(f"{s.source} ({s.version})" for s in self.labels.sets())
@@ -31,14 +82,88 @@ class Investigator:
     async def labels_of(self, address: str, chain: str | None = None) -> list[Label]:
         return self.labels.for_address(address, chain)
 
+    # --- sources ---
+
+    def source(self, chain: str) -> TransferSource:
+        """The transfer source for a chain: in-memory graph (when loaded) or SQL, then the chain's explorer."""
+        graph = self.graphs.get(chain) if self.use_graph else None
+        primary: TransferSource = GraphSource(graph) if graph is not None else IndexSource(self.index)
+        explorer = self.explorers.get(chain)
+        return LayeredSource(primary, explorer) if explorer is not None else primary
+
+    def label_lookup(self) -> LabelLookup:
+        return self.label_cache if self.use_graph else self.labels
+
+    # --- traces and reports ---
+
+    async def trace(self, address: str, chain: str | None = None, params: TraceParams | None = None) -> Trace:
+        chain = chain or self.default_chain
+        result = await trace(self.source(chain), self.label_lookup(), address, chain, params or TraceParams())
+        index_range, gaps = self.index_summary(chain)
+        return with_coverage(
+            result, index_range=index_range, label_sets=self.label_sets(), gaps=result.coverage.gaps + gaps
+        )
+
     async def risk(
         self, address: str, chain: str | None = None, asker: Asker | None = None, hops: int | None = None
     ) -> RiskReport:
         chain = chain or self.default_chain
-        report = labels_only_report(address, chain, self.labels.for_address(address, chain), self.label_sets())
+        labels = self.labels.for_address(address, chain)
+        hops = hops or DEFAULT_HOPS
+        source, lookup = self.source(chain), self.label_lookup()
+        outgoing = await trace(source, lookup, address, chain, TraceParams(TraceDirection.OUT, hops))
+        incoming = await trace(source, lookup, address, chain, TraceParams(TraceDirection.IN, hops))
+        if not outgoing.root_node.degree and not incoming.root_node.degree:
+            report = labels_only_report(address, chain, labels, self.label_sets())
+            index_range, _ = self.index_summary(chain)
+            gap = "The transfer index holds no transfer of this address" + (
+                f" (index: {index_range})." if index_range else "."
+            )
+            report = replace(report, coverage=replace(report.coverage, gaps=report.coverage.gaps + (gap,)))
+        else:
+            index_range, gaps = self.index_summary(chain)
+            coverage = merged_coverage(outgoing, incoming, index_range=index_range, label_sets=self.label_sets())
+            coverage = replace(coverage, gaps=coverage.gaps + gaps)
+            report = report_from_traces(address, chain, labels, outgoing, incoming, coverage)
         if asker is not None:
             self.remember_check(report, asker)
         return report
+
+    def index_summary(self, chain: str, *, ttl: float = 300.0) -> tuple[str, tuple[str, ...]]:
+        """(what the index holds for the chain, in words; what it is known not to cover). Cached until new transfers
+        arrive, and recomputed at most every `ttl` seconds (it scans the transfer table)."""
+        with self.db.engine.connect() as conn:
+            newest = int(conn.execute(text("SELECT max(id) FROM transfer")).scalar() or 0)
+        cached = self._summary.get(chain)
+        if cached is not None and (cached[1] == newest or time.monotonic() - cached[0] < ttl):
+            return cached[2][0], cached[2][1:]
+        parts: list[str] = []
+        gaps: list[str] = []
+        for r in self.index.ranges(chain):
+            parts.append(f"blocks {r.from_block:,}–{r.to_block:,} ({r.source})")
+            if r.internal_coverage in ("unavailable", "unknown", "partial"):
+                gaps.append(
+                    f"internal (contract) transfers {r.internal_coverage} in blocks {r.from_block:,}–{r.to_block:,}"
+                )
+        ranged = {r.source for r in self.index.ranges(chain)}
+        query = text(
+            "SELECT source, count(*), min(block_number), max(block_number), min(timestamp), max(timestamp) "
+            "FROM transfer WHERE chain = :chain GROUP BY source ORDER BY source"
+        )
+        with self.db.engine.connect() as conn:
+            for source, count, first_block, last_block, first_ts, last_ts in conn.execute(query, {"chain": chain}):
+                if source in ranged:
+                    continue
+                span = f"{_day(first_ts)} … {_day(last_ts)}"
+                blocks = f", blocks {first_block:,}–{last_block:,}" if last_block else ""
+                parts.append(f"{count:,} {source} transfers ({span}{blocks})")
+                if source == "demo":
+                    gaps.append("demo data: ETH transactions of the Lazarus (Ronin) wallets only, without tx hashes")
+                elif source not in ("rpc",):
+                    gaps.append(f"{source} transfers: internal (contract) transfers only where the import had traces")
+        summary = "; ".join(parts)
+        self._summary[chain] = (time.monotonic(), newest, (summary, *gaps))
+        return summary, tuple(gaps)
 
     def remember_check(self, report: RiskReport, asker: Asker) -> None:
         with self.db.session() as session:
@@ -52,3 +177,29 @@ class Investigator:
                     level=report.level.value,
                 )
             )
+
+
+def _day(timestamp: int | None) -> str:
+    if timestamp is None:
+        return "?"
+    return datetime.fromtimestamp(int(timestamp), UTC).date().isoformat()
+
+
+def configured_explorers() -> dict[str, Any]:
+    """Explorer clients for the chains configured with `<NAME>_EXPLORER_URL` (none when the explorer module or the
+    chain configuration is unavailable)."""
+    try:
+        from tracing.chains import load_chains
+        from tracing.explorer import ExplorerClient
+    except ImportError:
+        return {}
+    try:
+        chains = load_chains()
+    except Exception as exc:  # a broken chain variable must not stop the bot; the chain commands report it
+        log.warning("explorers not configured: %s", exc)
+        return {}
+    return {
+        name: ExplorerClient(cfg.explorer_url, api_key=cfg.explorer_key or "", chain_id=cfg.chain_id, chain=name)
+        for name, cfg in chains.items()
+        if cfg.explorer_url
+    }

@@ -12,7 +12,8 @@ from bot.messages import Identity, IncomingMessage, Reply
 from bot.render.text import render_text
 
 GREETING = """chainsleuth — AML investigation console. Type /help for commands, /quit to leave.
-Try:  /risk 0x098B716B8Aaf21512996dC57EB0615e2383E2f96   (the Ronin bridge exploiter, Lazarus Group)"""
+Try:  /risk 0x098B716B8Aaf21512996dC57EB0615e2383E2f96   (the Ronin bridge exploiter, Lazarus Group)
+      /trace 0x098B716B8Aaf21512996dC57EB0615e2383E2f96 --hops 2   (where its ETH went; demo data)"""
 
 
 class ConsoleBackend:

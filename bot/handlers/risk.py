@@ -1,17 +1,30 @@
-"""/risk: the risk summary of one address."""
+"""/risk: the risk summary of one address (labels, exposure with evidence paths, score, reasons, coverage)."""
 
 from __future__ import annotations
 
 from bot.commands import CommandSpec, Flag, Invocation, Param, address_arg, int_arg
 from bot.core import Context
-from bot.messages import Action, Reply
+from bot.messages import Action, Attachment, Reply
+from bot.render.text import MAX_EXPOSURES
 from tracing.chainref import chain_arg
+from tracing.outputs import risk_csv
+from tracing.trace import DEFAULT_HOPS, MAX_HOPS
 
 
 async def risk_command(ctx: Context, inv: Invocation) -> Reply:
     address = inv["address"]
     report = await ctx.investigator.risk(address, inv["chain"], asker=ctx.asker, hops=inv["hops"])
-    return Reply((report,), actions=(Action("Trace funds out", f"/trace {address} --hops 3"),))
+    hops = inv["hops"] or DEFAULT_HOPS
+    actions = (
+        Action("Trace funds out", f"/trace {address} --hops {hops}"),
+        Action("Trace funds in", f"/trace {address} --direction in --hops {hops}"),
+    )
+    attachments: tuple[Attachment, ...] = ()
+    if len(report.exposures) > MAX_EXPOSURES:  # the text shows the first ones; the file holds every one
+        attachments = (
+            Attachment(f"exposure-{address[:10]}.csv", risk_csv(report).encode(), "text/csv", "Every exposure"),
+        )
+    return Reply((report,), actions=actions, attachments=attachments)
 
 
 SPECS = [
@@ -22,7 +35,13 @@ SPECS = [
         params=(Param("address", address_arg, "an EVM address (0x…)"),),
         flags=(
             Flag("chain", chain_arg, "chain name (default: the configured default)", metavar="NAME"),
-            Flag("hops", int_arg(1, 10), "how many hops of exposure to look at (1–10)", default=None, metavar="N"),
+            Flag(
+                "hops",
+                int_arg(1, MAX_HOPS),
+                f"how many hops of exposure to look at (1–{MAX_HOPS}, default {DEFAULT_HOPS})",
+                default=None,
+                metavar="N",
+            ),
         ),
         examples=("/risk 0x098B716B8Aaf21512996dC57EB0615e2383E2f96",),
     )

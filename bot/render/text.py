@@ -7,10 +7,13 @@ from functools import singledispatch
 from bot.messages import Attachment, ErrorText, Reply, Text
 from bot.render.common import exposure_line, headline, label_line, path_text
 from bot.render.objects import HelpListing, HelpTopic, LabelListing
-from tracing.address import checksum
-from tracing.risk import RiskReport
+from tracing.address import checksum, short
+from tracing.exposure import amounts_of
+from tracing.risk import Coverage, RiskReport, amounts_words
+from tracing.trace import Stop, Trace, TraceDirection, TraceNode
 
 MAX_EXPOSURES = 15
+MAX_TRACE_LINES = 15
 
 
 @singledispatch
@@ -76,21 +79,85 @@ def _(report: RiskReport) -> str:
             lines.append(f"    path: {path_text(exposure)}")
         if len(report.exposures) > MAX_EXPOSURES:
             lines.append(f"  … and {len(report.exposures) - MAX_EXPOSURES} more (see --json)")
+    notes = sorted({e.evidence_note for e in report.exposures if e.evidence_note})
+    lines += [f"  note: {note}" for note in notes]
     if report.reasons:
         lines.append("Why:")
         lines += [f"  - {reason}" for reason in report.reasons]
-    cov = report.coverage
-    lines.append("Coverage:")
-    lines.append(f"  chains: {', '.join(cov.chains)}; sources: {', '.join(cov.sources)}")
+    lines += coverage_lines(report.coverage)
+    return "\n".join(lines)
+
+
+def coverage_lines(cov: Coverage) -> list[str]:
+    lines = ["Coverage:", f"  chains: {', '.join(cov.chains)}; sources: {', '.join(cov.sources)}"]
     if cov.traced:
-        lines.append(f"  hops: {cov.hop_budget}; index: {cov.index_range or 'n/a'}")
+        model = f"; amounts: {cov.taint_model} taint" if cov.taint_model else ""
+        lines.append(f"  hops: {cov.hop_budget}; index: {cov.index_range or 'n/a'}{model}")
     if cov.label_sets:
         lines.append(f"  label sets: {'; '.join(cov.label_sets)}")
     for cut in cov.cuts:
         lines.append(f"  cut: {cut}")
     for gap in cov.gaps:
         lines.append(f"  not covered: {gap}")
-    return "\n".join(lines)
+    return lines
+
+
+@render_part.register
+def _(trace: Trace) -> str:
+    return "\n".join(trace_lines(trace))
+
+
+def trace_lines(trace: Trace) -> list[str]:
+    """A trace in words: where it went, the terminals with category, hops and amounts, and what was cut."""
+    p = trace.params
+    way = (
+        "Outgoing trace (where the funds went)"
+        if p.direction is TraceDirection.OUT
+        else "Incoming trace (where the funds came from)"
+    )
+    lines = [
+        f"🔎 {way} from {checksum(trace.root)} on {trace.chain}: up to {p.hops} hops, {p.model.value} taint",
+        f"Reached {len(trace.nodes) - 1} addresses through {len(trace.edges)} transfers.",
+    ]
+    if not trace.edges:
+        lines.append("No transfers to follow in the sources used (see coverage).")
+    comparison = {c.address: c for c in trace.compare_models()}
+    meta = trace.token_meta()
+
+    def amount_of(node: TraceNode) -> str:
+        mine = amounts_words(amounts_of(trace.taint.amounts(node.address), meta), trace.chain)
+        other = comparison.get(node.address)
+        if other is not None and other.poison != other.haircut:
+            alt = other.poison if p.model.value == "haircut" else other.haircut
+            name = "poison" if p.model.value == "haircut" else "haircut"
+            mine += f" ({name}: {amounts_words(amounts_of(alt, meta), trace.chain)})"
+        return mine
+
+    def node_line(node: TraceNode) -> str:
+        label = next((lb for lb in node.labels if lb.active), None)
+        what = f"{label.category.display}: {label.name} ({label.source})" if label else "unlabelled"
+        return f"  • {what} — {short(node.address)}, hop {node.hop}: {amount_of(node)}"
+
+    terminals = trace.terminals
+    if terminals:
+        lines.append(f"Terminals ({len(terminals)}, services where the trace stopped):")
+        lines += [node_line(node) for node in terminals[:MAX_TRACE_LINES]]
+        if len(terminals) > MAX_TRACE_LINES:
+            lines.append(f"  … and {len(terminals) - MAX_TRACE_LINES} more (see the CSV)")
+    else:
+        lines.append("Terminals: none reached (no labelled exchange, mixer, bridge or sanctioned address).")
+    others = [node for node in trace.labelled if not node.terminal]
+    if others:
+        lines.append("Labelled addresses on the way:")
+        lines += [node_line(node) for node in others[:MAX_TRACE_LINES]]
+        if len(others) > MAX_TRACE_LINES:
+            lines.append(f"  … and {len(others) - MAX_TRACE_LINES} more (see the CSV)")
+    busy = [node for node in trace.nodes if node.stop is Stop.BUSY]
+    if busy:
+        lines.append("Not expanded (busy, likely services):")
+        lines += [f"  • {short(n.address)}, hop {n.hop}: {n.degree:,} transfers" for n in busy[:5]]
+    lines += coverage_lines(trace.coverage)
+    return lines
 
 
 def render_text(reply: Reply) -> str:

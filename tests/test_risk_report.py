@@ -1,0 +1,121 @@
+"""Risk reports from traces: exposure per category, direction and hops with amounts, share and evidence paths;
+the score and level rules (any sanctions link is severe); reasons; coverage; unknown is never clean."""
+
+from __future__ import annotations
+
+from bot.app import App
+from bot.backends.testing import TestBackend
+from storage.db import Database
+from tests.test_trace import ETH, USDT, addr, label, tx
+from tracing.index import TransferIndex
+from tracing.investigator import Investigator
+from tracing.labels import Category, LabelBook, LabelSet
+from tracing.risk import Direction, Exposure, Level, exposure_score, hop_factor
+
+
+def investigator(db: Database) -> Investigator:
+    return Investigator(db, check_interval=0)
+
+
+async def test_a_sanctions_link_is_severe_whatever_the_hops_or_amount(db: Database) -> None:
+    # 1 sends 100 ETH to 2; 2 sends almost all of it on to 3; 3 sends a dust amount to a sanctioned address
+    TransferIndex(db).add([tx(1, 2, 100, 100), tx(2, 3, 99, 200), tx(3, 4, 98, 300), tx(3, 66, 0.001, 310)])
+    LabelBook(db).add(label(66, Category.SANCTIONS, "Garantex"))
+    report = await investigator(db).risk(addr(1))
+    assert report.level is Level.SEVERE and report.score >= 90
+    assert not report.sanctioned  # linked to a sanctioned entity, not itself sanctioned
+    (exposure,) = [e for e in report.exposures if e.category is Category.SANCTIONS]
+    assert (exposure.direction, exposure.hops, exposure.counterparty) == (Direction.OUTGOING, 3, addr(66))
+    assert exposure.path_addresses == (addr(1), addr(2), addr(3), addr(66))
+    assert len(exposure.path) == 3 and all(h.startswith("0x") for h in exposure.path)
+    assert exposure.share is not None and exposure.share < 0.0001
+    assert any("sanctioned Garantex (test-tagpack)" in r and "in 3 hops" in r for r in report.reasons)
+    assert any("Any link to a sanctioned entity makes the risk severe" in r for r in report.reasons)
+
+
+async def test_exposure_split_by_direction_and_hops_with_share(db: Database) -> None:
+    TransferIndex(db).add(
+        [
+            tx(70, 1, 40, 50),  # a mixer paid the subject directly: incoming, 1 hop
+            tx(71, 5, 10, 40),
+            tx(5, 1, 10, 60),  # a hacker's funds via 5: incoming, 2 hops
+            tx(1, 72, 20, 100),  # out to an exchange, direct
+            tx(1, 6, 30, 110),
+        ]
+    )
+    book = LabelBook(db)
+    book.add(label(70, Category.MIXER, "Tornado.Cash: Router"))
+    book.add(label(71, Category.HACK, "Atomic Wallet Hacker"))
+    book.add(label(72, Category.EXCHANGE, "Kraken"))
+    report = await investigator(db).risk(addr(1))
+    found = {(e.category, e.direction, e.hops): e for e in report.exposures}
+    mixer = found[(Category.MIXER, Direction.INCOMING, 1)]
+    assert mixer.amounts[0].value == 40 * ETH and mixer.share == 0.8  # 40 of the 50 ETH received
+    hack = found[(Category.HACK, Direction.INCOMING, 2)]
+    assert hack.amounts[0].value == 10 * ETH and hack.path_addresses == (addr(1), addr(5), addr(71))
+    kraken = found[(Category.EXCHANGE, Direction.OUTGOING, 1)]
+    assert kraken.share == 0.4 and kraken.labels[0].name == "Kraken"
+    assert report.level is Level.HIGH  # a direct mixer deposit that is most of its inflow
+    assert report.reasons[0].startswith("Received 40 ETH directly from mixer Tornado.Cash: Router")
+    assert any("Kraken" in r for r in report.reasons)
+    assert {a.value for a in report.volume} == {50 * ETH} and {a.value for a in report.volume_in} == {50 * ETH}
+
+
+def test_scores_fall_with_hops_and_share() -> None:
+    def score(hops: int, share: float | None) -> int:
+        return exposure_score(Exposure(Category.MIXER, Direction.OUTGOING, hops, addr(1), (), (), share, ()))
+
+    assert score(1, 0.9) > score(2, 0.9) > score(3, 0.9) > score(6, 0.9)
+    assert score(1, 0.9) > score(1, 0.1) > score(1, 0.01) > score(1, 0.0001)
+    assert hop_factor(10) >= 0.25
+
+
+async def test_exchange_hot_wallet_names_the_exchange(db: Database) -> None:
+    hot = 500
+    TransferIndex(db).add(
+        [tx(hot, 1000 + i, 1 + i, 100 + i) for i in range(30)] + [tx(2000 + i, hot, 2, 90) for i in range(10)]
+    )
+    LabelBook(db).add(label(hot, Category.EXCHANGE, "Binance 14"))
+    report = await investigator(db).risk(addr(hot))
+    assert report.level is Level.LOW
+    assert any("known exchange: Binance 14" in r for r in report.reasons)
+
+
+async def test_fresh_and_quiet_addresses(db: Database) -> None:
+    TransferIndex(db).add([tx(1, 2, 1, 100)])
+    fresh = await investigator(db).risk(addr(99))
+    assert fresh.level is Level.UNKNOWN and not fresh.coverage.traced
+    assert any("holds no transfer of this address" in g for g in fresh.coverage.gaps)
+    quiet = await investigator(db).risk(addr(1))
+    assert quiet.level is Level.LOW and quiet.coverage.traced and quiet.exposures == ()
+    assert any("Low is not clean" in r for r in quiet.reasons)
+
+
+async def test_coverage_states_sources_range_hops_and_cuts(db: Database) -> None:
+    TransferIndex(db).add([tx(1, 100 + i, 1, 100 + i) for i in range(120)])
+    TransferIndex(db).mark_indexed("eth", "rpc", 8, 30, internal="unavailable")
+    LabelBook(db).replace_set(LabelSet("test-tagpack", "v1", "", "CC0-1.0"), [label(999, Category.SCAM, "Fake")])
+    report = await investigator(db).risk(addr(1), hops=2)
+    cov = report.coverage
+    assert cov.traced and cov.hop_budget == 2 and cov.chains == ("eth",)
+    assert cov.sources == ("local index (rpc)",)
+    assert "blocks 8–30 (rpc)" in cov.index_range
+    assert any("internal (contract) transfers unavailable" in g for g in cov.gaps)
+    assert any(c.startswith("outgoing: fan-out capped at 100") for c in cov.cuts)
+    assert cov.taint_model == "haircut" and cov.transfers == 100
+    assert cov.label_sets == ("test-tagpack (v1)",)
+
+
+async def test_risk_command_shows_exposure_paths_and_offers_traces(bot: TestBackend, app: App) -> None:
+    TransferIndex(app.db).add(
+        [tx(1, 2, 5, 100), tx(2, 51, 5, 200, token=None), tx(1, 3, 1, 100, token=USDT, decimals=6)]
+    )
+    LabelBook(app.db).add(label(51, Category.MIXER, "Tornado.Cash: Router"))
+    reply = await bot.say(f"/risk {addr(1)} --hops 2")
+    assert "Mixer (2 hops, outgoing): 5 ETH to Tornado.Cash: Router" in reply.text
+    assert "path: 0x" in reply.text and " → 0x" in reply.text
+    assert reply.reply is not None
+    assert [a.command for a in reply.reply.actions] == [
+        f"/trace {addr(1)} --hops 2",
+        f"/trace {addr(1)} --direction in --hops 2",
+    ]

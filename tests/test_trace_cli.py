@@ -1,0 +1,79 @@
+"""`chainsleuth demo`, `chainsleuth risk` and `chainsleuth trace` as an operator runs them (real subprocesses)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tracing.demo import RONIN_EXPLOITER, RONIN_INTERMEDIARY
+from tracing.outputs import dot_available
+
+BIN = Path(sys.executable).parent / "chainsleuth"
+
+
+def run_cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(BIN), *args], env=env, capture_output=True, text=True, timeout=120, check=False)
+
+
+@pytest.fixture
+def cli_env(tmp_path: Path, database_url: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "SLACK_", "CHAINS", "ETH_"))}
+    env.update({"DATA_DIR": str(tmp_path / "data"), "DATABASE_URL": database_url, "DEMO_DATA": "false"})
+    return env
+
+
+def test_demo_risk_and_trace_from_the_command_line(cli_env: dict[str, str], tmp_path: Path) -> None:
+    loaded = run_cli(["demo"], cli_env)
+    assert loaded.returncode == 0, loaded.stderr
+    assert "436 transfers loaded" in loaded.stdout
+    again = run_cli(["demo", "--reset"], cli_env)
+    assert "436 transfers loaded (436 removed first)" in again.stdout
+
+    risk = run_cli(["risk", RONIN_EXPLOITER, "--json", "--hops", "2"], cli_env)
+    assert risk.returncode == 0, risk.stderr
+    report = json.loads(risk.stdout)
+    assert report["level"] == "severe" and report["sanctioned"] is True and report["score"] == 100
+    sanctions = [e for e in report["exposures"] if e["category"] == "sanctions"]
+    assert len(sanctions) == 7 and all(e["hops"] == 1 and e["path"][0].startswith("dune:") for e in sanctions)
+    assert all(e["amount"][0]["value"].isdigit() and 0 < e["share"] < 1 for e in sanctions)
+    assert report["coverage"]["hop_budget"] == 2 and "demo" in report["coverage"]["index_range"]
+
+    traced = run_cli(["trace", RONIN_INTERMEDIARY, "--json", "--hops", "2"], cli_env)
+    assert traced.returncode == 0, traced.stderr
+    data = json.loads(traced.stdout)
+    assert data["direction"] == "out" and data["nodes"][0]["address"] == RONIN_INTERMEDIARY
+    assert all({"address", "hop", "labels", "terminal"} <= set(n) for n in data["nodes"])
+    assert all({"from", "to", "tx_hash", "block", "token", "value"} <= set(e) for e in data["edges"])
+    assert len(data["edges"]) > 5 and all(e["value"].isdigit() for e in data["edges"])
+
+    text = run_cli(
+        ["trace", RONIN_INTERMEDIARY, "--direction", "in", "--model", "poison", "--since", "2022-03-01"], cli_env
+    )
+    assert "Incoming trace" in text.stdout and "Sanctions: Lazarus Group" in text.stdout
+
+    csv_file, png_file = tmp_path / "edges.csv", tmp_path / "flow.png"
+    files = ["--csv", str(csv_file)] + (["--png", str(png_file)] if dot_available() else [])
+    written = run_cli(["trace", RONIN_EXPLOITER, "--hops", "1", *files], cli_env)
+    assert written.returncode == 0, written.stderr
+    rows = list(csv.DictReader(io.StringIO(csv_file.read_text())))
+    assert len(rows) == 30 and {r["source"] for r in rows} == {"demo"}  # 37 transactions out, 7 without ETH
+    if dot_available():
+        assert png_file.read_bytes().startswith(b"\x89PNG")
+
+
+def test_command_line_input_errors(cli_env: dict[str, str]) -> None:
+    bad_address = run_cli(["risk", "0x1234"], cli_env)
+    assert bad_address.returncode == 1 and "40 hex digits" in bad_address.stderr
+    bad_hops = run_cli(["trace", RONIN_EXPLOITER, "--hops", "11"], cli_env)
+    assert bad_hops.returncode == 2 and "less than or equal to 10" in bad_hops.stderr
+    bad_direction = run_cli(["trace", RONIN_EXPLOITER, "--direction", "up"], cli_env)
+    assert bad_direction.returncode == 1 and "use out or in" in bad_direction.stderr
+    bad_time = run_cli(["trace", RONIN_EXPLOITER, "--since", "soon"], cli_env)
+    assert bad_time.returncode == 1 and "not a date" in bad_time.stderr
