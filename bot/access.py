@@ -28,6 +28,9 @@ class AccessPolicy:
             return True
         if f"{message.platform}:{message.chat_id}" in self.settings.allowed_chats:
             return True
+        # `slack:T0123` allows every channel of that workspace.
+        if message.workspace and f"{message.platform}:{message.workspace}" in self.settings.allowed_chats:
+            return True
         # A direct message is allowed for people who hold a configured role (an officer at home, say).
         return message.is_direct and self.role_of(message.user) > Role.VIEWER
 

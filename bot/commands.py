@@ -83,6 +83,33 @@ def text_arg(max_len: int) -> Converter:
     return convert
 
 
+_SLACK_LINK = re.compile(r"^<([^|>]*)(?:\|[^>]*)?>$")
+_URL = re.compile(r"^https?://[^\s<>\"']+$", re.IGNORECASE)
+
+
+def url_arg(text: str) -> str:
+    """An http(s) URL; Slack's `<url>` / `<url|text>` wrapping is removed."""
+    raw = text.strip()
+    wrapped = _SLACK_LINK.match(raw)
+    if wrapped:
+        raw = wrapped.group(1).strip()
+    if len(raw) > 500 or not _URL.match(raw):
+        raise InvalidArgument(f"“{raw[:40]}” is not an http(s) link (at most 500 characters).")
+    return raw
+
+
+def confidence_arg(text: str) -> float:
+    """A confidence as a fraction (0.8) or a percentage (80%), above 0 and at most 1."""
+    raw = text.strip()
+    try:
+        value = float(raw[:-1]) / 100 if raw.endswith("%") else float(raw)
+    except ValueError:
+        raise InvalidArgument(f"“{raw[:20]}” is not a confidence (0.8 or 80%).") from None
+    if not 0 < value <= 1:
+        raise InvalidArgument("A confidence is above 0 and at most 1 (or 100%).")
+    return value
+
+
 @dataclass(frozen=True)
 class Param:
     name: str
@@ -186,9 +213,9 @@ class Registry:
         while i < len(words):
             word = words[i]
             match = _FLAG.match(word)
-            if match and not (
-                positional and spec.params and spec.params[-1].rest and len(positional) >= len(spec.params)
-            ):
+            # Once a trailing free-text parameter has begun, only known options are options: a name may hold "--".
+            in_text = bool(positional and spec.params and spec.params[-1].rest and len(positional) >= len(spec.params))
+            if match and (match.group(1) in by_name or not in_text):
                 flag = by_name.get(match.group(1))
                 if flag is None:
                     raise InvalidArgument(f"Unknown option --{match.group(1)[:20]}. Usage: {spec.usage}")

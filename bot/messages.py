@@ -28,6 +28,8 @@ class IncomingMessage:
     text: str
     chat_title: str = ""
     is_direct: bool = False
+    workspace: str = ""
+    """The Slack workspace (team id) the chat belongs to; empty where the platform has none."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,11 +55,13 @@ class Attachment:
 
 @dataclass(frozen=True, slots=True)
 class Action:
-    """A button: `command` is run as if typed by whoever presses it."""
+    """A button: `command` is run as if typed by whoever presses it. A `once` button is used up by the first press
+    that runs (the platform then removes it), so a one-off offer is not answered twice."""
 
     label: str
     command: str
     style: str = ""
+    once: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,9 +1,37 @@
-"""Starting a chat platform front end by name (Telegram and Slack adapters live in `bot.backends`)."""
+"""Starting a chat platform front end by name (the adapters live in `bot.backends`)."""
 
 from __future__ import annotations
 
 from bot.app import App
+from bot.backends.base import Backend
+
+
+def backend_for(name: str, app: App) -> Backend:
+    """The adapter for `name` over the app's bot; a configuration that cannot work stops here with the reason."""
+    if name == "telegram":
+        from bot.backends.telegram import TelegramBackend, TelegramSetupError
+
+        try:
+            return TelegramBackend(app.bot, app.settings)
+        except TelegramSetupError as exc:
+            raise SystemExit(f"error: cannot start telegram: {exc}") from exc
+    if name == "slack":
+        from bot.backends.slack import SlackBackend, SlackSetupError
+
+        try:
+            return SlackBackend(app.bot, app.settings)
+        except SlackSetupError as exc:
+            raise SystemExit(f"error: cannot start slack: {exc}") from exc
+    raise SystemExit(f"error: unknown platform {name!r}; use console, telegram or slack")
 
 
 async def serve_platform(name: str, app: App) -> None:
-    raise SystemExit(f"the {name} front end is not available in this build yet")
+    """Run the platform's front end until SIGINT or SIGTERM."""
+    from bot.backends.slack import SlackSetupError
+    from bot.backends.telegram import TelegramSetupError
+
+    backend = backend_for(name, app)
+    try:
+        await backend.serve()
+    except (TelegramSetupError, SlackSetupError) as exc:
+        raise SystemExit(f"error: cannot start {name}: {exc}") from exc

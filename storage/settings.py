@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 def _csv(value: object) -> list[str]:
@@ -49,10 +49,12 @@ class Settings(BaseSettings):
     slack_http_host: str = "127.0.0.1"
     slack_http_port: int = 3000
 
-    allowed_chats: list[str] = Field(default_factory=list)
-    admins: list[str] = Field(default_factory=list)
-    officers: list[str] = Field(default_factory=list)
-    analysts: list[str] = Field(default_factory=list)
+    # NoDecode: `ALLOWED_CHATS=telegram:-100123,slack:C0123` is comma-separated text, not JSON.
+    allowed_chats: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    admins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    officers: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    analysts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    address_offer_minutes: int = Field(default=10, ge=0, description="Quiet time per address per chat between offers.")
 
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 0

@@ -1,0 +1,347 @@
+"""The Slack front end (slack-bolt `AsyncApp`): Socket Mode when `SLACK_APP_TOKEN` is set, otherwise HTTP with
+signing-secret verification on our own aiohttp server (`SLACK_HTTP_HOST`:`SLACK_HTTP_PORT`, Bolt's
+`/slack/events`; Bolt's built-in server would bind 0.0.0.0).
+
+One slash command (`/sleuth risk 0x…`), app mentions (`@chainsleuth risk 0x…`), pasted addresses and button presses
+all reach `Bot.handle`. Every listener acks at once and does its work lazily; in HTTP mode the work waits until the
+ack is on the wire, so a slow command never delays it. Answers go out with `chat.postMessage` as Block Kit, files
+with `files_upload_v2`; the Web API client retries after a 429 as long as `Retry-After` says.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import secrets
+import signal
+from contextvars import ContextVar
+from typing import Any
+
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.core import Bot
+from bot.messages import Identity, IncomingMessage, Reply
+from bot.render.slack_blocks import (
+    ACTION_PREFIX,
+    Block,
+    asked_by,
+    context,
+    esc,
+    mention,
+    render_blocks,
+    unescape,
+)
+from storage.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SLASH_COMMAND = "/sleuth"
+EVENTS_PATH = "/slack/events"
+ACK_WAIT_SECONDS = 3.0
+NOT_A_MEMBER = frozenset({"not_in_channel", "channel_not_found"})
+
+_LEADING_MENTIONS = re.compile(r"^\s*(?:<@[A-Z0-9]+(?:\|[^>]*)?>[\s:,]*)+")
+_acked: ContextVar[asyncio.Event | None] = ContextVar("chainsleuth_slack_acked", default=None)
+
+
+class SlackSetupError(ValueError):
+    """The Slack configuration cannot work (the message says which variable to set)."""
+
+
+def command_text(text: str) -> str:
+    """What follows `/sleuth` or an @mention, as a command for the command layer: `risk 0x…` → `/risk 0x…`,
+    nothing → `/help`. Slack's escaping of what the person typed (`&lt;`) is undone; renderers escape again."""
+    words = unescape(_LEADING_MENTIONS.sub("", text)).strip()
+    if not words:
+        return "/help"
+    return words if words.startswith("/") else "/" + words
+
+
+class SlackBackend:
+    platform = "slack"
+
+    def __init__(self, bot: Bot, settings: Settings) -> None:
+        if not settings.slack_bot_token:
+            raise SlackSetupError("SLACK_BOT_TOKEN is not set.")
+        if not settings.slack_app_token and not settings.slack_signing_secret:
+            raise SlackSetupError("HTTP mode needs SLACK_SIGNING_SECRET (or set SLACK_APP_TOKEN for Socket Mode).")
+        self.bot = bot
+        self.settings = settings
+        # The client carries the configured base URL, so Bolt's auth.test reaches it rather than slack.com.
+        self.client = AsyncWebClient(
+            token=settings.slack_bot_token,
+            base_url=settings.slack_api_base_url,
+            retry_handlers=[AsyncConnectionErrorRetryHandler(), AsyncRateLimitErrorRetryHandler(max_retry_count=3)],
+        )
+        self.app = AsyncApp(
+            client=self.client,
+            signing_secret=settings.slack_signing_secret,
+            process_before_response=False,
+            name="chainsleuth",
+        )
+        self.app.command(SLASH_COMMAND)(ack=self._ack, lazy=[self._run_slash_command])
+        self.app.event("app_mention")(ack=self._ack, lazy=[self._run_mention])
+        self.app.event("message")(ack=self._ack, lazy=[self._run_message])
+        self.app.action(re.compile(f"^{re.escape(ACTION_PREFIX)}"))(ack=self._ack, lazy=[self._run_button])
+        self.port = settings.slack_http_port
+        self._runner: web.AppRunner | None = None
+        self._socket: AsyncSocketModeHandler | None = None
+        self._stopping = asyncio.Event()
+
+    # --- lifecycle -------------------------------------------------------------------------------------------
+
+    @property
+    def socket_mode(self) -> bool:
+        return bool(self.settings.slack_app_token)
+
+    async def start(self) -> None:
+        if self.socket_mode:
+            self._socket = AsyncSocketModeHandler(self.app, self.settings.slack_app_token)
+            await self._socket.connect_async()  # slack_sdk retries until connected, logging each failure
+            log.info("slack: Socket Mode connected")
+            return
+        web_app = web.Application()
+        web_app.router.add_post(EVENTS_PATH, self._events)
+        self._runner = web.AppRunner(web_app, access_log=None)
+        await self._runner.setup()
+        host, port = self.settings.slack_http_host, self.settings.slack_http_port
+        try:
+            await web.TCPSite(self._runner, host, port).start()
+        except OSError as exc:
+            await self._runner.cleanup()
+            raise SlackSetupError(f"cannot listen on {host}:{port}: {exc}") from exc
+        self.port = int(self._runner.addresses[0][1])
+        log.info("slack: HTTP mode on http://%s:%s%s", self.settings.slack_http_host, self.port, EVENTS_PATH)
+
+    async def stop(self) -> None:
+        if self._socket is not None:
+            await self._socket.close_async()
+            self._socket = None
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def serve(self) -> None:
+        await self.start()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self._stopping.set)
+        try:
+            await self._stopping.wait()
+        finally:
+            await self.stop()
+
+    async def _events(self, request: web.Request) -> web.StreamResponse:
+        """Bolt's dispatch (signature check, ack); the ack is written out before the lazy work may start."""
+        acked = asyncio.Event()
+        token = _acked.set(acked)
+        try:
+            bolt_response = await self.app.async_dispatch(await to_bolt_request(request))
+        finally:
+            _acked.reset(token)
+        response = await to_aiohttp_response(bolt_response)
+        await response.prepare(request)
+        await response.write_eof()
+        acked.set()
+        return response
+
+    # --- listeners -------------------------------------------------------------------------------------------
+
+    @staticmethod
+    async def _ack(ack: AsyncAck) -> None:
+        await ack()
+
+    @staticmethod
+    async def _after_ack() -> None:
+        acked = _acked.get()
+        if acked is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(acked.wait(), ACK_WAIT_SECONDS)
+
+    async def _run_slash_command(self, body: dict[str, Any], respond: AsyncRespond) -> None:
+        await self._after_ack()
+        channel = str(body.get("channel_id", ""))
+        user_id = str(body.get("user_id", ""))
+        incoming = IncomingMessage(
+            platform=self.platform,
+            chat_id=channel,
+            user=Identity(self.platform, user_id, str(body.get("user_name", ""))),
+            text=command_text(str(body.get("text", ""))),
+            is_direct=channel.startswith("D"),
+            workspace=str(body.get("team_id", "")),
+        )
+        try:
+            reply = await self.bot.handle(incoming) or Reply.error(f"Try {SLASH_COMMAND} help.")
+            if reply.is_error:  # only the asker sees a mistake or a refusal
+                message = render_blocks(reply)
+                await respond(text=message.text, blocks=message.blocks, response_type="ephemeral")
+                return
+            asked = f"{SLASH_COMMAND} {unescape(str(body.get('text', '')))}".strip()
+            await self._post(incoming, reply, preface=[asked_by(user_id, asked)], respond=respond)
+        except Exception:
+            await self._failed(respond)
+
+    async def _run_mention(self, event: dict[str, Any], body: dict[str, Any], respond: AsyncRespond) -> None:
+        await self._after_ack()
+        incoming = self._from_event(event, body, command_text(str(event.get("text", ""))))
+        thread = str(event.get("thread_ts") or event.get("ts") or "") or None
+        try:
+            reply = await self.bot.handle(incoming) or Reply.error("Say a command after the mention, e.g. help.")
+            await self._post(incoming, reply, thread_ts=thread)
+        except Exception:
+            log.exception("slack: mention failed")
+
+    async def _run_message(self, event: dict[str, Any], body: dict[str, Any], context: AsyncBoltContext) -> None:
+        """A message in a channel the bot is in: a pasted address gets a "Check risk" button."""
+        await self._after_ack()
+        text = str(event.get("text") or "")
+        if event.get("subtype") or event.get("bot_id") or not text:
+            return
+        if context.bot_user_id and f"<@{context.bot_user_id}" in text:
+            return  # the app_mention listener answers this one
+        incoming = self._from_event(event, body, unescape(text))
+        try:
+            offer = self.bot.offer_risk_checks(incoming)
+            if offer is not None:
+                await self._post(incoming, offer, thread_ts=str(event.get("thread_ts") or event.get("ts") or ""))
+        except Exception:
+            log.exception("slack: address offer failed")
+
+    async def _run_button(self, body: dict[str, Any], respond: AsyncRespond) -> None:
+        await self._after_ack()
+        actions = body.get("actions") or [{}]
+        channel = str((body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id", ""))
+        user = body.get("user") or {}
+        user_id = str(user.get("id", ""))
+        presser = IncomingMessage(
+            platform=self.platform,
+            chat_id=channel,
+            user=Identity(self.platform, user_id, str(user.get("username") or user.get("name") or "")),
+            text="",
+            is_direct=channel.startswith("D"),
+            workspace=str((body.get("team") or {}).get("id", "")),
+        )
+        try:
+            pressed = await self.bot.press(presser, str(actions[0].get("value", "")))
+            if pressed.reply.is_error:
+                message = render_blocks(pressed.reply)
+                await respond(
+                    text=message.text, blocks=message.blocks, response_type="ephemeral", replace_original=False
+                )
+                return
+            original = body.get("message") or {}
+            if pressed.used_up and original.get("ts"):
+                kept: list[Block] = [b for b in original.get("blocks", []) if b.get("type") != "actions"]
+                await self.client.chat_update(
+                    channel=channel,
+                    ts=str(original["ts"]),
+                    text=str(original.get("text", "")),
+                    blocks=kept + context([f"Checked by {mention(user_id)}"]),
+                )
+            thread = str(original.get("thread_ts") or "") or None
+            await self._post(presser, pressed.reply, thread_ts=thread, preface=[asked_by(user_id, pressed.command)])
+        except Exception:
+            await self._failed(respond)
+
+    def _from_event(self, event: dict[str, Any], body: dict[str, Any], text: str) -> IncomingMessage:
+        channel = str(event.get("channel", ""))
+        return IncomingMessage(
+            platform=self.platform,
+            chat_id=channel,
+            user=Identity(self.platform, str(event.get("user", ""))),
+            text=text,
+            is_direct=event.get("channel_type") == "im" or channel.startswith("D"),
+            workspace=str(body.get("team_id") or event.get("team") or ""),
+        )
+
+    async def _failed(self, respond: AsyncRespond) -> None:
+        ref = secrets.token_hex(4)
+        log.exception("slack: delivery failed (ref %s)", ref)
+        with contextlib.suppress(Exception):
+            message = render_blocks(Reply.error("Something went wrong on our side; the operators can look it up.", ref))
+            await respond(text=message.text, blocks=message.blocks, response_type="ephemeral")
+
+    # --- sending ---------------------------------------------------------------------------------------------
+
+    async def send(self, chat_id: str, reply: Reply) -> str:
+        ids = self.bot.store_actions(self.platform, chat_id, reply.actions) if reply.actions else []
+        return await self._post_message(chat_id, reply, ids)
+
+    async def edit(self, chat_id: str, message_id: str, reply: Reply) -> None:
+        """Replace a message posted earlier (`message_id` is its `ts`), buttons included."""
+        ids = self.bot.store_actions(self.platform, chat_id, reply.actions) if reply.actions else []
+        message = render_blocks(reply, ids)
+        await self.client.chat_update(channel=chat_id, ts=message_id, text=message.text, blocks=message.blocks)
+
+    async def _post(
+        self,
+        incoming: IncomingMessage,
+        reply: Reply,
+        *,
+        thread_ts: str | None = None,
+        preface: list[Block] | None = None,
+        respond: AsyncRespond | None = None,
+    ) -> str:
+        ids: list[str] = []
+        if reply.actions:
+            # In a direct message only its owner can press; in a channel anyone can (the role is still checked).
+            ids = self.bot.store_actions(
+                self.platform,
+                incoming.chat_id,
+                reply.actions,
+                pressable_by=incoming.user.key if incoming.is_direct else "",
+                created_by=incoming.user.key,
+            )
+        try:
+            return await self._post_message(incoming.chat_id, reply, ids, thread_ts=thread_ts, preface=preface)
+        except SlackApiError as exc:
+            if respond is None or exc.response.get("error") not in NOT_A_MEMBER:
+                raise
+        # The bot is not a member of the channel: answer through the slash command's response_url instead.
+        message = render_blocks(reply, ids, preface=preface or ())
+        await respond(text=message.text, blocks=message.blocks, response_type="in_channel")
+        if reply.attachments:
+            note = Reply.error(f"Invite me to this channel ({SLASH_COMMAND} cannot attach files here otherwise).")
+            await respond(text=render_blocks(note).text, response_type="ephemeral")
+        return ""
+
+    async def _post_message(
+        self,
+        channel: str,
+        reply: Reply,
+        button_ids: list[str],
+        *,
+        thread_ts: str | None = None,
+        preface: list[Block] | None = None,
+    ) -> str:
+        message = render_blocks(reply, button_ids, preface=preface or ())
+        result = await self.client.chat_postMessage(
+            channel=channel,
+            text=message.text,
+            blocks=message.blocks,
+            thread_ts=thread_ts,
+            unfurl_links=False,
+            unfurl_media=False,
+        )
+        for attachment in reply.attachments:
+            await self.client.files_upload_v2(
+                channel=channel,
+                file=attachment.content,
+                filename=attachment.filename,
+                title=attachment.filename,
+                initial_comment=esc(attachment.caption) if attachment.caption else None,
+                thread_ts=thread_ts,
+            )
+        return str(result.get("ts", ""))

@@ -1,0 +1,309 @@
+"""The Telegram front end (python-telegram-bot): long polling by default, or a webhook whose secret token is checked
+when `TELEGRAM_WEBHOOK_URL` is set. Commands reach `Bot.handle` through `CommandHandler`s; replies go out as HTML
+split at 4096 characters, with inline keyboards whose callback data is a stored button id, pictures as photos and
+other files as documents. `AIORateLimiter` keeps within Telegram's flood limits and retries after a 429."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import signal
+from collections.abc import Sequence
+from urllib.parse import urlparse
+
+from telegram import (
+    BotCommand,
+    CallbackQuery,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    InputFile,
+    LinkPreviewOptions,
+    Message,
+    ReplyParameters,
+    Update,
+)
+from telegram.constants import ChatType, ParseMode
+from telegram.error import BadRequest, InvalidToken, NetworkError, TelegramError
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    Defaults,
+    MessageHandler,
+    filters,
+)
+
+from bot.core import Bot
+from bot.messages import Action, ErrorText, Identity, IncomingMessage, Reply
+from bot.render.telegram_html import MESSAGE_LIMIT, caption_html, esc, render_html
+from bot.roles import Role
+from storage.settings import Settings
+
+log = logging.getLogger(__name__)
+
+CALLBACK_PREFIX = "cs:"
+PHOTO_TYPES = frozenset({"image/png", "image/jpeg"})
+PHOTO_MAX_BYTES = 10 * 1024 * 1024
+ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
+
+
+class TelegramSetupError(ValueError):
+    """The Telegram configuration cannot work (the message says which variable to set)."""
+
+
+class TelegramBackend:
+    platform = "telegram"
+
+    def __init__(self, bot: Bot, settings: Settings, *, poll_timeout: int = 10) -> None:
+        if not settings.telegram_bot_token:
+            raise TelegramSetupError("TELEGRAM_BOT_TOKEN is not set.")
+        if settings.telegram_webhook_url and not settings.telegram_webhook_secret:
+            raise TelegramSetupError("TELEGRAM_WEBHOOK_URL needs TELEGRAM_WEBHOOK_SECRET to check requests.")
+        self.bot = bot
+        self.settings = settings
+        self.poll_timeout = poll_timeout
+        self.application = (
+            Application.builder()
+            .token(settings.telegram_bot_token)
+            .base_url(settings.telegram_base_url)
+            .base_file_url(settings.telegram_base_file_url)
+            .defaults(Defaults(parse_mode=ParseMode.HTML, link_preview_options=LinkPreviewOptions(is_disabled=True)))
+            .rate_limiter(AIORateLimiter(max_retries=3))
+            .concurrent_updates(True)
+            .build()
+        )
+        self._stopping = asyncio.Event()
+        self._add_handlers()
+
+    def _add_handlers(self) -> None:
+        registry = self.bot.registry
+        names = sorted(set(registry.commands) | set(registry.aliases))
+        new_messages = filters.UpdateType.MESSAGE  # an edited message does not run its command again
+        self.application.add_handler(CommandHandler(names, self._on_command, filters=new_messages))
+        self.application.add_handler(MessageHandler(filters.COMMAND & new_messages, self._on_other_command))
+        self.application.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND & new_messages, self._on_text))
+        self.application.add_handler(CallbackQueryHandler(self._on_button, pattern=f"^{CALLBACK_PREFIX}"))
+        self.application.add_error_handler(self._on_error)
+
+    # --- lifecycle -------------------------------------------------------------------------------------------
+
+    @property
+    def webhook_mode(self) -> bool:
+        return bool(self.settings.telegram_webhook_url)
+
+    async def start(self) -> None:
+        """Connect (getMe), then poll or open the webhook server, and start handling updates."""
+        try:
+            await self.application.initialize()
+        except InvalidToken as exc:
+            raise TelegramSetupError("the Bot API rejected TELEGRAM_BOT_TOKEN.") from exc
+        except NetworkError as exc:
+            raise TelegramSetupError(f"cannot reach the Bot API at {self.settings.telegram_base_url}: {exc}") from exc
+        await self._publish_commands()
+        updater = self.application.updater
+        assert updater is not None
+        if self.webhook_mode:
+            s = self.settings
+            await updater.start_webhook(
+                listen=s.telegram_webhook_listen,
+                port=s.telegram_webhook_port,
+                url_path=urlparse(s.telegram_webhook_url).path.strip("/"),
+                webhook_url=s.telegram_webhook_url,
+                secret_token=s.telegram_webhook_secret,
+                allowed_updates=ALLOWED_UPDATES,
+            )
+        else:
+            await updater.start_polling(timeout=self.poll_timeout, allowed_updates=ALLOWED_UPDATES)
+        await self.application.start()
+        me = self.application.bot
+        log.info("telegram: @%s %s", me.username, "webhook" if self.webhook_mode else "long polling")
+
+    async def stop(self) -> None:
+        updater = self.application.updater
+        if updater is not None and updater.running:
+            await updater.stop()
+        if self.application.running:
+            await self.application.stop()
+        await self.application.shutdown()
+
+    async def serve(self) -> None:
+        await self.start()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self._stopping.set)
+        try:
+            await self._stopping.wait()
+        finally:
+            await self.stop()
+
+    async def _publish_commands(self) -> None:
+        """The command menu Telegram shows everyone: what a viewer may run."""
+        commands = [BotCommand(s.name, s.summary[:256]) for s in self.bot.registry.visible_to(Role.VIEWER)]
+        try:
+            await self.application.bot.set_my_commands(commands)
+        except TelegramError as exc:
+            log.warning("telegram: could not publish the command menu: %s", exc)
+
+    # --- updates ---------------------------------------------------------------------------------------------
+
+    def _incoming(self, update: Update, text: str | None = None) -> IncomingMessage | None:
+        chat, user, message = update.effective_chat, update.effective_user, update.effective_message
+        if chat is None or user is None:
+            return None
+        name = f"@{user.username}" if user.username else user.full_name
+        return IncomingMessage(
+            platform=self.platform,
+            chat_id=str(chat.id),
+            user=Identity(self.platform, str(user.id), name),
+            text=text if text is not None else ((message.text or "") if message else ""),
+            chat_title=chat.title or "",
+            is_direct=chat.type == ChatType.PRIVATE,
+        )
+
+    async def _on_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        incoming = self._incoming(update)
+        if incoming is None or update.effective_message is None:
+            return
+        reply = await self.bot.handle(incoming)
+        if reply is not None:
+            await self._deliver(incoming, reply, reply_to=update.effective_message.message_id)
+
+    async def _on_other_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """A command we do not know: answered (and audited) when it is addressed to us — `/x@ourbot`, or any command
+        in a private chat — and left alone in a group, where it may be meant for another bot."""
+        message, chat = update.effective_message, update.effective_chat
+        if message is None or chat is None:
+            return
+        first = (message.text or "").split(maxsplit=1)[0] if message.text else ""
+        target = first.partition("@")[2].lower()
+        ours = (context.bot.username or "").lower()
+        if (target and target == ours) or (not target and chat.type == ChatType.PRIVATE):
+            await self._on_command(update, context)
+
+    async def _on_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        incoming = self._incoming(update)
+        if incoming is None or update.effective_message is None:
+            return
+        offer = self.bot.offer_risk_checks(incoming)
+        if offer is not None:
+            await self._deliver(incoming, offer, reply_to=update.effective_message.message_id)
+
+    async def _on_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        query = update.callback_query
+        if query is None:
+            return
+        presser = self._incoming(update, text="")
+        if presser is None:  # the message is gone (too old to reach): nothing to run the command for
+            await self._answer(query, "This button no longer works.")
+            return
+        pressed = await self.bot.press(presser, (query.data or "").removeprefix(CALLBACK_PREFIX))
+        original = query.message if isinstance(query.message, Message) else None
+        if pressed.reply.is_error:
+            if not await self._answer(query, _one_line(pressed.reply)[:200]):
+                await self._deliver(presser, pressed.reply, reply_to=original.message_id if original else None)
+            return
+        await self._answer(query)
+        if pressed.used_up and original is not None:
+            done = f"{original.text_html}\n<i>Checked by {esc(presser.user.display)}</i>"
+            with contextlib.suppress(TelegramError):
+                await query.edit_message_text(done, reply_markup=None)
+        await self._deliver(presser, pressed.reply, reply_to=original.message_id if original else None)
+
+    @staticmethod
+    async def _answer(query: CallbackQuery, text: str | None = None) -> bool:
+        """Answer a button press (a toast with `text`); False when Telegram refuses (answered too late, say)."""
+        try:
+            await query.answer(text)
+        except TelegramError as exc:
+            log.info("telegram: could not answer a button press: %s", exc)
+            return False
+        return True
+
+    async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """An update whose handling failed outside the command layer (sending, say): logged with a reference that
+        the chat is told, when it can still be told anything."""
+        ref = secrets.token_hex(4)
+        log.error("telegram: update failed (ref %s)", ref, exc_info=context.error)
+        chat = update.effective_chat if isinstance(update, Update) else None
+        if chat is not None:
+            sorry = Reply.error("Something went wrong on our side; the operators can look it up.", ref)
+            with contextlib.suppress(TelegramError):
+                await self.application.bot.send_message(chat.id, render_html(sorry)[0])
+
+    # --- sending ---------------------------------------------------------------------------------------------
+
+    async def send(self, chat_id: str, reply: Reply) -> str:
+        sent = await self._send(chat_id, reply, reply_to=None, pressable_by="", created_by="")
+        return str(sent[0].message_id) if sent else ""
+
+    async def edit(self, chat_id: str, message_id: str, reply: Reply) -> None:
+        """Replace a message posted earlier (an alert whose state changed); a long reply is shortened to fit."""
+        chunks = render_html(reply, MESSAGE_LIMIT - 2)
+        text = chunks[0] + ("\n…" if len(chunks) > 1 else "") if chunks else "…"
+        keyboard = self._keyboard(chat_id, reply.actions, "", "")
+        try:
+            await self.application.bot.edit_message_text(
+                text, chat_id=chat_id, message_id=int(message_id), reply_markup=keyboard
+            )
+        except BadRequest as exc:
+            if "not modified" not in str(exc).lower():
+                raise
+
+    async def _deliver(self, incoming: IncomingMessage, reply: Reply, *, reply_to: int | None) -> list[Message]:
+        # In a private chat only its owner can press; in a group anyone can (the command's role is still checked).
+        pressable_by = incoming.user.key if incoming.is_direct else ""
+        return await self._send(
+            incoming.chat_id, reply, reply_to=reply_to, pressable_by=pressable_by, created_by=incoming.user.key
+        )
+
+    async def _send(
+        self, chat_id: str, reply: Reply, *, reply_to: int | None, pressable_by: str, created_by: str
+    ) -> list[Message]:
+        api = self.application.bot
+        chunks = render_html(reply)
+        keyboard = self._keyboard(chat_id, reply.actions, pressable_by, created_by)
+        sent: list[Message] = []
+        quote = ReplyParameters(reply_to, allow_sending_without_reply=True) if reply_to else None
+        for index, chunk in enumerate(chunks):
+            last = index == len(chunks) - 1
+            sent.append(
+                await api.send_message(
+                    chat_id,
+                    chunk,
+                    reply_parameters=quote if index == 0 else None,
+                    reply_markup=keyboard if last and not reply.attachments else None,
+                )
+            )
+        for index, attachment in enumerate(reply.attachments):
+            markup = keyboard if index == len(reply.attachments) - 1 else None
+            document = InputFile(attachment.content, filename=attachment.filename)
+            caption = caption_html(attachment.caption) if attachment.caption else None
+            if attachment.mime in PHOTO_TYPES and len(attachment.content) <= PHOTO_MAX_BYTES:
+                sent.append(await api.send_photo(chat_id, document, caption=caption, reply_markup=markup))
+            else:
+                sent.append(await api.send_document(chat_id, document, caption=caption, reply_markup=markup))
+        return sent
+
+    def _keyboard(
+        self, chat_id: str, actions: Sequence[Action], pressable_by: str, created_by: str
+    ) -> InlineKeyboardMarkup | None:
+        if not actions:
+            return None
+        ids = self.bot.store_actions(self.platform, chat_id, actions, pressable_by=pressable_by, created_by=created_by)
+        rows = [
+            [InlineKeyboardButton(action.label[:64], callback_data=f"{CALLBACK_PREFIX}{button_id}")]
+            for action, button_id in zip(actions, ids, strict=True)
+        ]
+        return InlineKeyboardMarkup(rows)
+
+
+def _one_line(reply: Reply) -> str:
+    for part in reply.parts:
+        if isinstance(part, ErrorText):
+            return part.text + (f" (reference {part.ref})" if part.ref else "")
+    return "Done."

@@ -1,0 +1,103 @@
+"""/status (what this bot is and how it sees you) and /role (admins give people roles)."""
+
+from __future__ import annotations
+
+import re
+import time
+from importlib import metadata
+
+from bot.commands import CommandSpec, Invocation, Param
+from bot.core import Context
+from bot.messages import Identity, Reply, Text
+from bot.roles import Role
+from tracing.errors import InvalidArgument, NotAllowed
+
+_STARTED = time.monotonic()
+_SLACK_MENTION = re.compile(r"^<@([UW][A-Z0-9]{2,20})(?:\|[^>]*)?>$")
+_USER_ID = {
+    "telegram": re.compile(r"^[1-9][0-9]{0,19}$"),
+    "slack": re.compile(r"^[UW][A-Z0-9]{2,20}$"),
+}
+
+
+def _version() -> str:
+    try:
+        return metadata.version("chainsleuth")
+    except metadata.PackageNotFoundError:
+        return "dev"
+
+
+def _uptime() -> str:
+    minutes = int(time.monotonic() - _STARTED) // 60
+    days, rest = divmod(minutes, 24 * 60)
+    hours, mins = divmod(rest, 60)
+    return (f"{days}d " if days else "") + f"{hours}h {mins:02d}m"
+
+
+async def status_command(ctx: Context, inv: Invocation) -> Reply:
+    message = ctx.message
+    allowed = "allowed" if ctx.access.chat_allowed(message) else "not on the allow-list"
+    sets = ctx.investigator.labels.sets()
+    counts = ctx.investigator.labels.counts()
+    team = sum(n for (source, _category), n in counts.items() if source.startswith("team:"))
+    lines = [
+        f"chainsleuth {_version()} on {message.platform}, up {_uptime()}",
+        f"You: {message.user.key} ({message.user.display}), role {ctx.role.title}",
+        f"This chat: {message.platform}:{message.chat_id}, {allowed}",
+        f"Store: {ctx.db.dialect}; default chain {ctx.settings.default_chain}",
+        "Label sets: " + ("; ".join(f"{s.source} {s.version} ({s.rows} rows)" for s in sets) or "none"),
+        f"Team labels: {team}",
+    ]
+    return Reply((Text("\n".join(lines)),))
+
+
+def user_arg_for(platform: str, text: str) -> Identity:
+    """`<@U0123>` (a Slack mention), `platform:id`, or a bare id on the caller's platform."""
+    raw = text.strip()
+    mention = _SLACK_MENTION.match(raw)
+    if mention:
+        return Identity("slack", mention.group(1))
+    if raw.startswith("@"):
+        raise InvalidArgument("Bots cannot look people up by @username; use their user id (/status shows it).")
+    if ":" in raw:
+        platform, raw = raw.split(":", 1)
+        if platform not in _USER_ID:
+            raise InvalidArgument(f"Unknown platform “{platform[:20]}”; use telegram:ID or slack:ID.")
+    elif platform not in _USER_ID:
+        raise InvalidArgument("Name the platform: telegram:12345 or slack:U0123.")
+    if not _USER_ID[platform].match(raw):
+        raise InvalidArgument(f"“{raw[:30]}” is not a {platform} user id.")
+    return Identity(platform, raw)
+
+
+async def role_command(ctx: Context, inv: Invocation) -> Reply:
+    who = user_arg_for(ctx.message.platform, inv["user"])
+    current = ctx.access.role_of(who)
+    new: Role | None = inv["role"]
+    if new is None:
+        return Reply((Text(f"{who.key} is {current.title}."),))
+    if who.key == ctx.message.user.key:
+        raise NotAllowed("You cannot change your own role; ask another admin.")
+    ctx.access.grant(who.key, new)
+    return Reply((Text(f"{who.key} is now {new.title} (was {current.title})."),))
+
+
+SPECS = [
+    CommandSpec(
+        name="status",
+        summary="What this bot runs on, what it knows, and your role here.",
+        handler=status_command,
+        examples=("/status",),
+    ),
+    CommandSpec(
+        name="role",
+        summary="Show or set someone's role: viewer, analyst, officer or admin.",
+        handler=role_command,
+        params=(
+            Param("user", str, "a user id (telegram:12345, slack:U0123, or a Slack @mention)"),
+            Param("role", Role.parse, "viewer, analyst, officer or admin (omit to show)", optional=True),
+        ),
+        role=Role.ADMIN,
+        examples=("/role telegram:12345 analyst", "/role slack:U0123ABCD officer"),
+    ),
+]
