@@ -21,6 +21,7 @@ from sqlmodel import col
 from bot.access import AccessPolicy
 from bot.commands import Invocation, Registry
 from bot.messages import Action, IncomingMessage, Reply, Text
+from bot.metrics import COMMAND_SECONDS, COMMANDS
 from bot.roles import Role
 from storage.audit import AuditLog
 from storage.db import Database
@@ -84,6 +85,19 @@ class Bot:
 
     async def handle(self, message: IncomingMessage) -> Reply | None:
         """The reply to a message, or None when the message is not for the bot."""
+        started = time.perf_counter()
+        reply = await self._handle(message)
+        split = self.registry.split(message.text) if reply is not None else None
+        if split is not None:
+            COMMAND_SECONDS.labels(command=self._metric_name(split[0])).observe(time.perf_counter() - started)
+        return reply
+
+    def _metric_name(self, name: str) -> str:
+        """Registered command names only: whatever users type must not create metric series."""
+        spec = self.registry.get(name)
+        return spec.name if spec is not None else "unknown"
+
+    async def _handle(self, message: IncomingMessage) -> Reply | None:
         split = self.registry.split(message.text)
         if split is None:
             return None
@@ -238,6 +252,7 @@ class Bot:
     def _audit(
         self, message: IncomingMessage, command: str, arguments: str, outcome: str, detail: str, ref: str = ""
     ) -> None:
+        COMMANDS.labels(command=self._metric_name(command), outcome=outcome).inc()
         self.audit.record(
             actor=message.user.key,
             platform=message.platform,

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Protocol, TextIO
 
-from bot.messages import Action, Reply
+from bot.messages import Action, Reply, Text
 from bot.render.text import render_text
 from storage.db import Database
 from tracing.address import checksum, short
@@ -551,6 +551,12 @@ class Notifier:
 
     async def _notice(self, deliverer: Deliverer, platform: str, chat: str, item: OutboxItem) -> None:
         payload = item.payload
+        if payload.get("type") == "ops":
+            ops_reply = Reply((Text(str(payload.get("text", ""))),))
+            ops_id = await self._call_post(deliverer, platform, chat, ops_reply)
+            self.outbox.mark_sent([item.id], ops_id, content_hash=content_hash(ops_reply))
+            self.stats.posts += 1
+            return
         if payload.get("type") != "escalation" or item.incident_id is None:
             self.outbox.mark_failed([item.id], f"unknown notice {payload.get('type')!r}", count_attempt=False)
             return

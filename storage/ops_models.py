@@ -237,6 +237,10 @@ class ChainCursor(SQLModel, table=True):
     poisoning_dropped: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
     reorgs: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
     updated_at: datetime = Field(default_factory=utcnow, sa_column=_at())
+    head: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    head_seen_at: datetime | None = Field(default=None, sa_column=_at(nullable=True))
+    last_error: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
+    last_error_at: datetime | None = Field(default=None, sa_column=_at(nullable=True))
 
 
 class RecentBlock(SQLModel, table=True):

@@ -56,6 +56,10 @@ class Settings(BaseSettings):
     analysts: Annotated[list[str], NoDecode] = Field(default_factory=list)
     address_offer_minutes: int = Field(default=10, ge=0, description="Quiet time per address per chat between offers.")
 
+    ops_chat: str = ""
+    ops_lag_blocks: int = 20
+    ops_failed_messages: int = 1
+
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 0
 

@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import typer
 
+from bot.app import App
+from bot.backends.base import Backend
 from bot.backends.console import ConsoleBackend
 from bot.cli.base import app, open_app
+from bot.cli.watch import run_watch
+from bot.health import HealthServer, database_check
 from bot.messages import Identity, IncomingMessage
+from bot.notifier import BackendDeliverer, ConsoleDeliverer, Deliverer
 from bot.render.text import render_text
 from storage.settings import get_settings
+from tracing.chains import ChainConfig, load_chains
+from tracing.errors import UserError
+
+log = logging.getLogger(__name__)
 
 
 @app.command()
@@ -25,18 +35,49 @@ def run(
     if chosen not in ("console", "telegram", "slack"):
         typer.echo(f"error: unknown platform {chosen!r}; use console, telegram or slack", err=True)
         raise typer.Exit(2)
+    try:
+        chains = [chain for chain in load_chains().values() if chain.rpc_urls]
+    except UserError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
     the_app = open_app()
     try:
-        if chosen == "console":
-            asyncio.run(ConsoleBackend(the_app.bot).serve())
-        else:
-            from bot.platforms import serve_platform
-
-            asyncio.run(serve_platform(chosen, the_app))
+        asyncio.run(serve(chosen, the_app, chains))
     except KeyboardInterrupt:
         pass
     finally:
         the_app.close()
+
+
+async def serve(platform: str, app: App, chains: list[ChainConfig]) -> None:
+    """The front end, plus — when chains with an RPC URL are configured — the watcher and the notifier that
+    delivers alerts through the same front end, plus /healthz and /metrics when METRICS_PORT is set."""
+    from bot.platforms import backend_for
+
+    backend: Backend = ConsoleBackend(app.bot) if platform == "console" else backend_for(platform, app)
+    settings = app.settings
+    stop = asyncio.Event()
+    health: HealthServer | None = None
+    watching: asyncio.Task[None] | None = None
+    if settings.metrics_port:
+        health = HealthServer([database_check(app.db)], settings.metrics_host, settings.metrics_port)
+        await health.start()
+        log.info("health and metrics on http://%s:%d/healthz", settings.metrics_host, health.port)
+    if chains:
+        deliverer: Deliverer = ConsoleDeliverer() if platform == "console" else BackendDeliverer(backend)
+        watching = asyncio.create_task(run_watch(app, chains, stop, deliverers={platform: deliverer}))
+        log.info("watching %s", ", ".join(chain.name for chain in chains))
+    try:
+        await backend.serve()
+    finally:
+        stop.set()
+        if watching is not None:
+            try:
+                await asyncio.wait_for(watching, timeout=15)
+            except Exception:
+                log.exception("watcher did not stop cleanly")
+        if health is not None:
+            await health.stop()
 
 
 @app.command()

@@ -11,6 +11,8 @@ from bot.core import Context
 from bot.messages import Identity, Reply, Text
 from bot.roles import Role
 from tracing.errors import InvalidArgument, NotAllowed
+from tracing.outbox import outbox_stats
+from tracing.watcher import watch_status
 
 _STARTED = time.monotonic()
 _SLACK_MENTION = re.compile(r"^<@([UW][A-Z0-9]{2,20})(?:\|[^>]*)?>$")
@@ -48,7 +50,32 @@ async def status_command(ctx: Context, inv: Invocation) -> Reply:
         "Label sets: " + ("; ".join(f"{s.source} {s.version} ({s.rows} rows)" for s in sets) or "none"),
         f"Team labels: {team}",
     ]
+    lines += _watch_lines(ctx)
     return Reply((Text("\n".join(lines)),))
+
+
+def _watch_lines(ctx: Context) -> list[str]:
+    """Per chain: head, cursor, lag, last error; then the outbox: depth, failures (never silently dropped)."""
+    lines = []
+    for chain in watch_status(ctx.db):
+        lag = "unknown" if chain.lag is None else f"{chain.lag} blocks"
+        head = "?" if chain.head is None else str(chain.head)
+        line = f"Chain {chain.chain}: head {head}, cursor {chain.block}, lag {lag}, alerts {chain.alerts}"
+        line += f", poisoning dropped {chain.poisoning_dropped}, reorgs {chain.reorgs}"
+        if chain.last_error:
+            line += f"; last error {chain.last_error[:200]}"
+        lines.append(line)
+    stats = outbox_stats(ctx.db)
+    lines.append(
+        f"Outbox: {stats.pending} pending, {stats.sending} sending, {stats.sent} sent, {stats.failed} failed"
+        + (f" (oldest pending since {stats.oldest_pending:%Y-%m-%d %H:%M} UTC)" if stats.oldest_pending else "")
+    )
+    for failure in stats.recent_failures:
+        lines.append(
+            f"  failed #{failure.id} to {failure.platform}:{failure.chat} after {failure.attempts} attempts: "
+            f"{failure.last_error[:200]}"
+        )
+    return lines
 
 
 def user_arg_for(platform: str, text: str) -> Identity:

@@ -1,0 +1,86 @@
+"""`chainsleuth run` as an operator starts it with a chain configured: the console front end, the watcher and the
+notifier in one process, and /healthz — against a real anvil node."""
+
+from __future__ import annotations
+
+import os
+import queue
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.support.anvil import AnvilNode, free_port
+from tests.support.fixtures import anvil  # noqa: F401
+
+BIN = Path(sys.executable).parent / "chainsleuth"
+
+
+def _reader(stream: object, lines: queue.Queue[str]) -> None:
+    for line in iter(stream.readline, ""):  # type: ignore[attr-defined]
+        lines.put(line)
+
+
+def _wait_for(lines: queue.Queue[str], seen: list[str], needle: str, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(needle in line for line in seen):
+            return True
+        try:
+            seen.append(lines.get(timeout=0.2))
+        except queue.Empty:
+            continue
+    return any(needle in line for line in seen)
+
+
+def test_run_follows_the_chain_and_prints_alerts_on_the_console(anvil: AnvilNode, tmp_path: Path) -> None:  # noqa: F811
+    sender, receiver = anvil.accounts()[3], anvil.accounts()[4]
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "SLACK_", "CHAINS", "ETH_"))}
+    env.update(
+        {
+            "DATA_DIR": str(tmp_path / "data"),
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'cs.sqlite3'}",
+            "DEMO_DATA": "false",
+            "CHAINS": "anv",
+            "ANV_RPC_URL": anvil.url,
+            "ANV_CONFIRMATIONS": "0",
+            "METRICS_PORT": str(port),
+        }
+    )
+    process = subprocess.Popen(
+        [str(BIN), "run", "--platform", "console"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    seen: list[str] = []
+    threading.Thread(target=_reader, args=(process.stdout, lines), daemon=True).start()
+    try:
+        assert process.stdin is not None
+        assert _wait_for(lines, seen, "Type /help", 60), "".join(seen)
+        assert _wait_for(lines, seen, "watching anv", 30), "".join(seen)
+        process.stdin.write(f"/watch {sender} --chain anv --note suspect\n")
+        process.stdin.flush()
+        assert _wait_for(lines, seen, "atching", 30), "".join(seen)
+        time.sleep(2)  # let the watcher take its starting block before the transfer
+        tx = anvil.rpc.send_transaction({"from": sender, "to": receiver, "value": 10**18})
+        anvil.rpc.wait_receipt(tx)
+        assert _wait_for(lines, seen, tx, 60), "".join(seen)
+        health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=10)
+        assert health.status_code == 200 and "database: ok" in health.text
+        metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+        assert 'chainsleuth_commands_total{command="watch",outcome="ok"} 1.0' in metrics
+        process.stdin.write("/quit\n")
+        process.stdin.flush()
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
