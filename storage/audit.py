@@ -24,6 +24,34 @@ class AuditEntry:
     ref: str
 
 
+def audit_row(
+    *,
+    actor: str,
+    platform: str,
+    chat: str,
+    command: str,
+    outcome: str,
+    arguments: str = "",
+    detail: str = "",
+    ref: str = "",
+    at: datetime | None = None,
+) -> AuditRow:
+    """An audit row with every field cut to its column, for writing inside a caller's transaction."""
+    row = AuditRow(
+        actor=actor[:120],
+        platform=platform[:16],
+        chat=chat[:120],
+        command=command[:40],
+        arguments=arguments[:4000],
+        outcome=outcome[:16],
+        detail=detail[:4000],
+        ref=ref[:32],
+    )
+    if at is not None:
+        row.at = at
+    return row
+
+
 class AuditLog:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -42,15 +70,15 @@ class AuditLog:
     ) -> None:
         with self.db.session() as session:
             session.add(
-                AuditRow(
-                    actor=actor[:120],
-                    platform=platform[:16],
-                    chat=chat[:120],
-                    command=command[:40],
-                    arguments=arguments[:4000],
-                    outcome=outcome[:16],
-                    detail=detail[:4000],
-                    ref=ref[:32],
+                audit_row(
+                    actor=actor,
+                    platform=platform,
+                    chat=chat,
+                    command=command,
+                    arguments=arguments,
+                    outcome=outcome,
+                    detail=detail,
+                    ref=ref,
                 )
             )
 

@@ -19,8 +19,8 @@ from sqlalchemy import delete, exists
 from sqlalchemy.orm import Session
 from sqlmodel import col, select
 
+from storage.audit import audit_row
 from storage.db import Database
-from storage.models import AuditRow
 from storage.ops_models import (
     AlertRow,
     EscalationPolicyRow,
@@ -199,15 +199,15 @@ def _event(session: Session, incident: IncidentRow, actor: Actor, kind: str, det
 
 def _audit(session: Session, incident: IncidentRow, actor: Actor, command: str, detail: str, now: datetime) -> None:
     session.add(
-        AuditRow(
+        audit_row(
             at=now,
-            actor=actor.key[:120],
-            platform=(actor.platform if actor is not SYSTEM else incident.platform)[:16],
-            chat=(actor.chat or incident.chat)[:120],
-            command=command[:40],
+            actor=actor.key,
+            platform=(actor.platform if actor is not SYSTEM else incident.platform),
+            chat=(actor.chat or incident.chat),
+            command=command,
             arguments=f"#{incident.id}",
             outcome="ok",
-            detail=detail[:4000],
+            detail=detail,
         )
     )
 
@@ -555,11 +555,11 @@ class IncidentDesk:
             row.set_by, row.set_at = actor.key[:120], now
             session.add(row)
             session.add(
-                AuditRow(
+                audit_row(
                     at=now,
-                    actor=actor.key[:120],
-                    platform=platform[:16],
-                    chat=chat[:120],
+                    actor=actor.key,
+                    platform=platform,
+                    chat=chat,
                     command="oncall.set",
                     arguments=f"level {level}",
                     outcome="ok",
@@ -579,11 +579,11 @@ class IncidentDesk:
             removed = bool(result.rowcount)  # type: ignore[attr-defined]
             if removed:
                 session.add(
-                    AuditRow(
+                    audit_row(
                         at=now,
-                        actor=actor.key[:120],
-                        platform=platform[:16],
-                        chat=chat[:120],
+                        actor=actor.key,
+                        platform=platform,
+                        chat=chat,
                         command="oncall.clear",
                         arguments=f"level {level}",
                         outcome="ok",
@@ -608,11 +608,11 @@ class IncidentDesk:
             row.updated_by, row.updated_at = actor.key[:120], now
             session.add(row)
             session.add(
-                AuditRow(
+                audit_row(
                     at=now,
-                    actor=actor.key[:120],
-                    platform=platform[:16],
-                    chat=chat[:120],
+                    actor=actor.key,
+                    platform=platform,
+                    chat=chat,
                     command="oncall.policy",
                     arguments=",".join(str(m) for m in minutes),
                     outcome="ok",
