@@ -15,7 +15,6 @@ import contextlib
 import logging
 import re
 import secrets
-import signal
 from contextvars import ContextVar
 from typing import Any
 
@@ -30,6 +29,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.backends.base import serve_until_signalled
 from bot.core import Bot
 from bot.messages import Identity, IncomingMessage, Reply
 from bot.render.slack_blocks import (
@@ -133,15 +133,7 @@ class SlackBackend:
             self._runner = None
 
     async def serve(self) -> None:
-        await self.start()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, self._stopping.set)
-        try:
-            await self._stopping.wait()
-        finally:
-            await self.stop()
+        await serve_until_signalled(self.start, self.stop, self._stopping)
 
     async def _events(self, request: web.Request) -> web.StreamResponse:
         """Bolt's dispatch (signature check, ack); the ack is written out before the lazy work may start."""

@@ -9,7 +9,6 @@ import asyncio
 import contextlib
 import logging
 import secrets
-import signal
 from collections.abc import Sequence
 from urllib.parse import urlparse
 
@@ -37,6 +36,7 @@ from telegram.ext import (
     filters,
 )
 
+from bot.backends.base import serve_until_signalled
 from bot.core import Bot
 from bot.messages import Action, ErrorText, Identity, IncomingMessage, Reply
 from bot.render.telegram_html import MESSAGE_LIMIT, caption_html, esc, render_html
@@ -131,15 +131,7 @@ class TelegramBackend:
         await self.application.shutdown()
 
     async def serve(self) -> None:
-        await self.start()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, self._stopping.set)
-        try:
-            await self._stopping.wait()
-        finally:
-            await self.stop()
+        await serve_until_signalled(self.start, self.stop, self._stopping)
 
     async def _publish_commands(self) -> None:
         """The command menu Telegram shows everyone: what a viewer may run."""
