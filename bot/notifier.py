@@ -20,7 +20,7 @@ import secrets
 import sys
 from collections import defaultdict, deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Protocol, TextIO
 
@@ -36,6 +36,7 @@ from tracing.outbox import Outbox, OutboxItem, OutboxKind, OutboxStatus, SentMes
 from tracing.transfer import format_amount
 
 log = logging.getLogger(__name__)
+POSSIBLE_REPEAT = "↻ Possible repeat: sending this alert was interrupted by a restart, so it may already be above."
 
 
 # -- the platform contract -----------------------------------------------------------------------------------
@@ -501,6 +502,10 @@ class Notifier:
         if reply is None:
             self.outbox.mark_failed(unit.ids, "the alert is not in the store", count_attempt=False)
             return
+        if any(item.interrupted for item in unit.items):
+            # Chat APIs take no idempotency key: after a crash mid-send we re-send rather than risk losing the
+            # alert, and say so, so nobody takes a repeat for a second movement.
+            reply = replace(reply, parts=(Text(POSSIBLE_REPEAT), *reply.parts))
         message_id = await self._call_post(deliverer, platform, chat, reply)
         group = unit.ids[0] if len(unit.items) > 1 else None
         self.outbox.mark_sent(unit.ids, message_id, group_id=group, content_hash=content_hash(reply))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -57,6 +57,8 @@ class OutboxItem:
     payload: Mapping[str, object]
     attempts: int
     created_at: datetime
+    interrupted: bool = False
+    """Claimed again after a claim whose lease ran out: the last send may have reached the platform already."""
 
     @classmethod
     def from_row(cls, row: OutboxMessage) -> OutboxItem:
@@ -203,12 +205,15 @@ class Outbox:
                     if row.id != first_ids:
                         break
                     claimed.append(row)
+            items = []
             for row in claimed:
+                # A row still `sending` was held by a worker that died mid-send: it may be on the platform already.
+                interrupted = row.status == OutboxStatus.SENDING.value
+                items.append(replace(OutboxItem.from_row(row), interrupted=interrupted))
                 row.status = OutboxStatus.SENDING.value
                 row.claimed_by = worker[:64]
                 row.lease_until = now + lease
                 session.add(row)
-            items = [OutboxItem.from_row(row) for row in claimed]
         return sorted(items, key=lambda item: item.id)
 
     # -- outcomes -----------------------------------------------------------------------------------------

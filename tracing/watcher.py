@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 from sqlmodel import col, select
 
 from storage.db import Database
+from storage.locks import LeaderLock
 from storage.models import TransferRow
 from storage.ops_models import AlertRow, ChainCursor, RecentBlock, begin_write
 from tracing.alerts import (
@@ -164,6 +165,10 @@ class _Cursor:
     hash: str
 
 
+LEADER_RETRY = 1.0
+"""Seconds between attempts to become the leader for a chain."""
+
+
 class Watcher:
     """Follows one chain (see the module docstring)."""
 
@@ -191,20 +196,49 @@ class Watcher:
 
     # -- running ------------------------------------------------------------------------------------------
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Follow the chain until `stop` is set; source and store failures are logged and retried."""
+    async def run(self, stop: asyncio.Event, *, leader_retry: float = LEADER_RETRY) -> None:
+        """Follow the chain until `stop` is set; source and store failures are logged and retried.
+
+        Only the holder of the leader lock `follow:<chain>` follows the chain, so several processes on one store
+        can run `chainsleuth watch` and exactly one follows each chain; the others retry every `leader_retry`
+        seconds and take over (from the stored cursor) when the leader dies."""
+        lock = LeaderLock(self.db, f"follow:{self.chain}")
+        try:
+            await self._run_led(stop, lock, leader_retry)
+        finally:
+            if lock.held:
+                log.info("watcher %s: releasing leadership", self.chain)
+            lock.release()
+
+    async def _run_led(self, stop: asyncio.Event, lock: LeaderLock, leader_retry: float) -> None:
         failures = 0
+        leading = False
         while not stop.is_set():
+            if not lock.try_acquire():  # when already held, re-checks that the lock is still ours
+                if leading:
+                    log.warning("watcher %s: lost leadership", self.chain)
+                leading = False
+                if await sleep_or_stop(self.clock, leader_retry, stop):
+                    return
+                continue
+            if not leading:
+                leading = True
+                self._head = None
+                log.info("watcher %s: leader (lock follow:%s)", self.chain, self.chain)
             try:
                 outcome = await self.step()
+                if failures:
+                    self._record_health(error="")
                 failures = 0
             except (SourceError, CursorMoved, IntegrityError) as exc:
                 failures += 1
                 log.warning("watcher %s: %s (retrying)", self.chain, exc)
+                self._record_health(error=str(exc))
                 outcome = Step.IDLE
-            except Exception:
+            except Exception as exc:
                 failures += 1
                 log.exception("watcher %s: step failed (retrying)", self.chain)
+                self._record_health(error=f"{type(exc).__name__}: {exc}")
                 outcome = Step.IDLE
             if outcome is Step.IDLE:
                 delay = self.feed.poll_interval * min(2**failures, 30) if failures else self.feed.poll_interval
@@ -228,7 +262,10 @@ class Watcher:
         self.matcher.refresh(self.book)
         cursor = await self._cursor()
         if self._head is None or cursor.number >= self._head:
-            self._head = await self.feed.source.head()
+            head = await self.feed.source.head()
+            if head != self._head:
+                self._record_health(head=head)
+            self._head = head
         if cursor.number >= self._head:
             return Step.IDLE
         block = await self.feed.source.fetch_block(cursor.number + 1)
@@ -240,6 +277,22 @@ class Watcher:
         return Step.BLOCK
 
     # -- cursor -------------------------------------------------------------------------------------------
+
+    def _record_health(self, *, head: int | None = None, error: str | None = None) -> None:
+        """Store the head seen and the last error for /status and the ops monitor (other processes read them)."""
+        values: dict[str, object] = {}
+        now = self.clock.now()
+        if head is not None:
+            values.update(head=head, head_seen_at=now)
+        if error is not None:
+            values.update(last_error=error[:2000], last_error_at=now if error else None)
+        if not values:
+            return
+        try:
+            with self.db.session() as session:
+                session.execute(update(ChainCursor).where(col(ChainCursor.chain) == self.chain).values(**values))
+        except Exception:  # health bookkeeping must never stop the watcher
+            log.warning("watcher %s: could not record health", self.chain, exc_info=True)
 
     async def _cursor(self) -> _Cursor:
         with self.db.session() as session:
@@ -478,13 +531,34 @@ class ChainStatus:
     poisoning_dropped: int
     reorgs: int
     updated_at: datetime
+    head: int | None = None
+    last_error: str = ""
+    last_error_at: datetime | None = None
+
+    @property
+    def lag(self) -> int | None:
+        """Blocks between the last head the watcher saw and the last block it finished."""
+        return None if self.head is None else max(self.head - self.block, 0)
 
 
 def watch_status(db: Database) -> list[ChainStatus]:
-    """One line per watched chain: last block finished, alerts raised, poisoning dropped, reorgs handled."""
+    """One line per watched chain: head, last block finished, lag, last error, alerts, poisoning, reorgs."""
     with db.session() as session:
         rows = session.scalars(select(ChainCursor).order_by(col(ChainCursor.chain)))
-        return [ChainStatus(r.chain, r.number, r.alerts, r.poisoning_dropped, r.reorgs, r.updated_at) for r in rows]
+        return [
+            ChainStatus(
+                r.chain,
+                r.number,
+                r.alerts,
+                r.poisoning_dropped,
+                r.reorgs,
+                r.updated_at,
+                head=r.head,
+                last_error=r.last_error,
+                last_error_at=r.last_error_at,
+            )
+            for r in rows
+        ]
 
 
 def _index_counterparties(

@@ -12,17 +12,19 @@ import contextlib
 import logging
 import signal
 from collections.abc import Mapping, Sequence
+from datetime import timedelta
 
 import typer
 
 from bot.app import App
 from bot.cli.base import app, open_app
-from bot.notifier import ConsoleDeliverer, Deliverer, Notifier
+from bot.notifier import BackendDeliverer, ConsoleDeliverer, Deliverer, Notifier
 from storage.settings import get_settings
 from tracing.chains import ChainConfig, ChainConfigError, adhoc_chain, get_chain, load_chains
 from tracing.clock import Clock, SystemClock
 from tracing.errors import SourceError, UserError
 from tracing.incidents import IncidentDesk
+from tracing.opsmonitor import OpsMonitor, OpsPolicy, parse_ops_chat
 from tracing.rpc import RpcSource
 from tracing.watcher import ChainFeed, InvestigatorRisk, watch_chains
 
@@ -40,6 +42,7 @@ async def run_watch(
     poll_interval: float = DEFAULT_POLL,
     start_block: int | None = None,
     clock: Clock | None = None,
+    lease: timedelta | None = None,
 ) -> None:
     """Watch `chains` (each needs an RPC URL), escalate incidents and, with `deliverers`, drain the outbox —
     until `stop_event` is set. Without deliverers alerts wait in the outbox for a process that has them."""
@@ -64,7 +67,12 @@ async def run_watch(
             IncidentDesk(app.db, clock).run_escalations(stop_event),
         ]
         if deliverers:
-            tasks.append(Notifier(app.db, deliverers, clock=clock).run(stop_event))
+            notifier = Notifier(app.db, deliverers, clock=clock, lease=lease or timedelta(minutes=5))
+            tasks.append(notifier.run(stop_event))
+        ops_chat = parse_ops_chat(app.settings.ops_chat)
+        if ops_chat is not None:
+            policy = OpsPolicy(*ops_chat, app.settings.ops_lag_blocks, app.settings.ops_failed_messages)
+            tasks.append(OpsMonitor(app.db, policy, clock).run(stop_event))
         await asyncio.gather(*tasks)
     finally:
         for source in sources:
@@ -96,7 +104,10 @@ def watch(
     from_block: int | None = typer.Option(None, "--from-block", help="where to start when the chain has no cursor"),
     poll: float = typer.Option(DEFAULT_POLL, "--poll", min=0.1, help="seconds between head polls"),
     deliver: bool = typer.Option(
-        True, "--deliver/--no-deliver", help="print alerts here when the platform is the console"
+        True, "--deliver/--no-deliver", help="deliver alerts from here (console, or the configured Telegram bot)"
+    ),
+    lease: float = typer.Option(
+        300.0, "--lease", min=1.0, help="seconds a claimed message stays reserved if this process dies mid-send"
     ),
 ) -> None:
     """Follow the chains and raise alerts on watched addresses (stop with Ctrl-C)."""
@@ -112,11 +123,21 @@ def watch(
         raise typer.Exit(2)
     platform = get_settings().chosen_platform
     deliverers: dict[str, Deliverer] = {}
+    the_app = open_app()
+    telegram = None
     if deliver and platform == "console":
         deliverers = {"console": ConsoleDeliverer(), "cli": ConsoleDeliverer()}
+    elif deliver and platform == "telegram":
+        # Send only (no polling: `chainsleuth run` may be answering commands with the same token).
+        from bot.backends.telegram import TelegramBackend
+        from bot.platforms import backend_for
+
+        backend = backend_for("telegram", the_app)
+        assert isinstance(backend, TelegramBackend)
+        telegram = backend
+        deliverers = {"telegram": BackendDeliverer(backend)}
     elif platform != "console":
         typer.echo(f"alerts for {platform} are queued in the store and posted by `chainsleuth run`")
-    the_app = open_app()
     names = ", ".join(f"{c.name} ({c.confirmations} confirmations)" for c in chains)
     typer.echo(f"watching {names}; Ctrl-C stops")
 
@@ -126,7 +147,21 @@ def watch(
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(sig, stop.set)
-        await run_watch(the_app, chains, stop, deliverers=deliverers, poll_interval=poll, start_block=from_block)
+        if telegram is not None:
+            await telegram.application.initialize()
+        try:
+            await run_watch(
+                the_app,
+                chains,
+                stop,
+                deliverers=deliverers,
+                poll_interval=poll,
+                start_block=from_block,
+                lease=timedelta(seconds=lease),
+            )
+        finally:
+            if telegram is not None:
+                await telegram.application.shutdown()
 
     try:
         asyncio.run(main())
