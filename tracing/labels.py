@@ -3,6 +3,7 @@ from a fixed taxonomy. `LabelBook` reads and writes them in the store."""
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -10,7 +11,7 @@ from datetime import date, datetime
 from enum import StrEnum
 
 import sqlalchemy as sa
-from sqlalchemy import delete, func, insert, or_
+from sqlalchemy import delete, func, insert, or_, text
 from sqlalchemy.orm import Session
 from sqlmodel import col, select
 
@@ -228,6 +229,11 @@ class LabelBook:
             row = label.to_row()
             rows[(row["address"], row["chain"], row["category"], row["name"])] = row
         with self.db.session() as session:
+            if self.db.dialect == "postgresql":
+                # Two processes starting together on a fresh database both load the bundled sets: take turns per
+                # source (the later one then replaces the earlier one's rows instead of colliding with them).
+                key = int.from_bytes(hashlib.sha256(f"label-set:{label_set.source}".encode()).digest()[:8], "big")
+                session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key - (1 << 63)})
             before = self._active_facts(session, label_set.source) if self.hooks else set()
             session.execute(delete(LabelRow).where(col(LabelRow.source) == label_set.source))
             values = list(rows.values())
