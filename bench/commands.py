@@ -1,0 +1,139 @@
+"""Commands: concurrent users sending signed `/sleuth risk 0x…` slash commands to the Slack app in HTTP mode.
+
+The bot's `SlackBackend` (Bolt over our aiohttp server on a loopback port) answers through its Web API client at
+the recording Slack of tests/support/slack_server.py. Each user sends a command, waits for its answer
+(`chat.postMessage` naming the user) and sends the next. Measured per request: the HTTP ack time, and the time
+from sending the request to the recording server receiving the answer. The clients, the recording server and
+the app share one process and event loop (pessimistic: their work competes with the bot's).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+
+from bench.common import Figure, log, median, percentile
+from bot.app import build_app
+from bot.backends.slack import SlackBackend
+from storage.settings import Settings
+from tests.support.slack_server import FakeSlack, form, sign, slash_command
+
+SECRET = "bench-signing-secret-0123456789ab"
+CHANNEL = "C0BENCH"
+GOAL_P95_MS = 300.0
+GOAL_ACK_S = 3.0
+LAZARUS = "0x098B716B8Aaf21512996dC57EB0615e2383E2f96"
+
+
+async def measure(users: int, rounds: int, tmp: Path) -> tuple[list[float], list[float], list[float], int]:
+    server = FakeSlack()
+    await server.start()
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None,
+        data_dir=tmp / "data",
+        demo_data=True,  # /risk has real paths to follow
+        allowed_chats=[f"slack:{CHANNEL}"],
+        slack_bot_token="xoxb-bench",
+        slack_signing_secret=SECRET,
+        slack_api_base_url=server.api_url,
+        slack_http_host="127.0.0.1",
+        slack_http_port=0,
+    )
+    app = build_app(settings, database_url=f"sqlite:///{tmp / 'commands.sqlite3'}")
+    backend = SlackBackend(app.bot, settings)
+    await backend.start()
+    url = f"http://127.0.0.1:{backend.port}/slack/events"
+    rng = random.Random(1)
+    addresses = [LAZARUS] + ["0x" + rng.getrandbits(160).to_bytes(20, "big").hex() for _ in range(20)]
+    acks: list[float] = []
+    answers: list[float] = []
+    warm: list[float] = []  # answers after each user's first command (caches filled)
+    failed = 0
+
+    async def user(session: aiohttp.ClientSession, index: int) -> None:
+        nonlocal failed
+        for r in range(rounds):
+            who = f"U{index:04d}R{r:03d}"
+            fields = slash_command(
+                f"risk {rng.choice(addresses)}", user=who, channel=CHANNEL, response_url=server.response_url(who)
+            )
+            body = form(fields)
+            headers = {"Content-Type": "application/x-www-form-urlencoded", **sign(SECRET, body)}
+            began = time.monotonic()
+            async with session.post(url, data=body, headers=headers) as response:
+                await response.read()
+                acked = time.monotonic()
+                if response.status != 200:
+                    failed += 1
+                    continue
+            acks.append(acked - began)
+            try:
+                (call,) = await server.wait_for("chat.postMessage", lambda c, who=who: who in c.text, within=30)
+            except TimeoutError:
+                failed += 1
+                continue
+            answers.append(call.at - began)
+            if r:
+                warm.append(call.at - began)
+
+    try:
+        async with aiohttp.ClientSession() as session:
+            await asyncio.gather(*(user(session, i) for i in range(users)))
+    finally:
+        await backend.stop()
+        await server.stop()
+        app.close()
+    return acks, answers, warm, failed
+
+
+def run(users: int, rounds: int) -> list[Figure]:
+    log(f"commands: {users} concurrent Slack users × {rounds} /sleuth risk commands each")
+    with tempfile.TemporaryDirectory() as tmp:
+        acks, answers, warm, failed = asyncio.run(measure(users, rounds, Path(tmp)))
+    if not answers:
+        raise AssertionError(f"no command was answered ({failed} failed)")
+    p95 = percentile(answers, 95) * 1000
+    worst_ack = max(acks)
+    size = f"{users} users × {rounds} commands ({len(answers)} answered, {failed} failed)"
+    return [
+        Figure(
+            "Slack command (HTTP mode): signed request → `chat.postMessage` at the recording server",
+            size,
+            f"{median(answers) * 1000:.0f} ms",
+            f"{p95:.0f} ms (max {max(answers) * 1000:.0f} ms)",
+            f"warm (each user's 2nd command on): p95 {percentile(warm, 95) * 1000:.0f} ms" if warm else "—",
+            f"p95 ≤ {GOAL_P95_MS:g} ms",
+            f"met ({GOAL_P95_MS / p95:.1f}× better than the goal)"
+            if p95 <= GOAL_P95_MS
+            else f"missed (by {p95 / GOAL_P95_MS:.1f}×)",
+            [
+                "Slack commands: the first wave (all users' first command at once, on a cold app) is what breaks"
+                " the goal: its acks wait too, so something in the first commands blocks the event loop (not"
+                " profiled yet)."
+            ],
+        ),
+        Figure(
+            "Slack command ack (HTTP 200 to the signed request)",
+            size,
+            f"{median(acks) * 1000:.0f} ms",
+            f"{percentile(acks, 95) * 1000:.0f} ms (max {worst_ack * 1000:.0f} ms)",
+            "—",
+            f"every ack ≤ {GOAL_ACK_S:g} s",
+            "met" if worst_ack <= GOAL_ACK_S and not failed else f"missed (max {worst_ack:.2f} s, {failed} failed)",
+        ),
+    ]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--command-users", type=int, default=50)
+    parser.add_argument("--command-rounds", type=int, default=4)
+
+
+def from_args(args: argparse.Namespace) -> list[Figure]:
+    return run(args.command_users, args.command_rounds)
