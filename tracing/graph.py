@@ -318,6 +318,22 @@ class TransferGraph:
             self.sources.append(source)
         return sid
 
+    def _push_transfer(self, t: Transfer) -> int:
+        return self._push(
+            t.block_number,
+            t.timestamp,
+            t.tx_hash,
+            t.kind.value,
+            t.position,
+            t.token,
+            t.from_addr,
+            t.to_addr,
+            t.value,
+            t.decimals,
+            t.symbol,
+            t.source,
+        )
+
     def _push(
         self,
         block: int,
@@ -366,20 +382,7 @@ class TransferGraph:
         for t in transfers:
             if t.chain != chain or (t.tx_hash, t.kind.value, t.position) in graph.row_ids:
                 continue
-            graph._push(
-                t.block_number,
-                t.timestamp,
-                t.tx_hash,
-                t.kind.value,
-                t.position,
-                t.token,
-                t.from_addr,
-                t.to_addr,
-                t.value,
-                t.decimals,
-                t.symbol,
-                t.source,
-            )
+            graph._push_transfer(t)
         graph.compact()
         return graph
 
@@ -444,20 +447,7 @@ class TransferGraph:
         for t in transfers:
             if t.chain != self.chain or (t.tx_hash, t.kind.value, t.position) in self.row_ids:
                 continue
-            edge = self._push(
-                t.block_number,
-                t.timestamp,
-                t.tx_hash,
-                t.kind.value,
-                t.position,
-                t.token,
-                t.from_addr,
-                t.to_addr,
-                t.value,
-                t.decimals,
-                t.symbol,
-                t.source,
-            )
+            edge = self._push_transfer(t)
             self._link_extra(edge)
             added += 1
         return added
