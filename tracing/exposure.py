@@ -48,7 +48,7 @@ def exposures_from(trace: Trace, model: TaintModel | None = None) -> list[Exposu
     labelled = trace.labelled
     if not labelled:
         return []
-    taint = trace.taint_under(model or trace.params.model)
+    taint = trace.received_under(model or trace.params.model)
     meta = trace.token_meta()
     volume = trace.totals.get(trace.root, {})
     direction = Direction.OUTGOING if trace.direction is TraceDirection.OUT else Direction.INCOMING
@@ -56,7 +56,7 @@ def exposures_from(trace: Trace, model: TaintModel | None = None) -> list[Exposu
     for node in labelled:
         path = trace.path_to(node.address)
         addresses = [trace.root] + [trace.near_far(edge)[1] for edge in path]
-        received = taint.amounts(node.address)
+        received = dict(taint.get(node.address, {}))
         note = DEMO_NOTE if any(edge.source == DEMO_SOURCE for edge in path) else ""
         for category in node.categories:
             labels = tuple(label for label in node.labels if label.category is category and label.active)

@@ -281,6 +281,9 @@ class TransferGraph:
         self.last_row_id = 0
         self.last_row_key: tuple[str, str] | None = None
         self.loaded_at = 0.0
+        self.meta_changes = 0
+        """Bumped whenever token metadata changes (keys `walk_columns`' cache)."""
+        self._walk_columns: dict[tuple[Any, ...], tuple[array[Any], ...]] = {}
 
     # -- building --
 
@@ -301,6 +304,7 @@ class TransferGraph:
             self.token_meta.append((decimals, symbol))
         elif self.token_meta[tid][0] is None and decimals is not None:
             self.token_meta[tid] = (decimals, symbol)
+            self.meta_changes += 1
         return tid
 
     def _kind(self, kind: str, position: str) -> int:
@@ -466,6 +470,38 @@ class TransferGraph:
         self.extra_out, self.extra_in = {}, {}
         self.indexed_edges = n_edges
         self.loaded_at = time.monotonic()
+        self._walk_columns = {}
+
+    def walk_columns(self, outgoing: bool, min_value: Decimal | None) -> tuple[array[Any], ...]:
+        """The arrays `tracing._walk.walk` reads, for one direction and value filter (cached until the graph or its
+        token metadata changes): offsets, edge ids and times of the adjacency, the far end of every edge, time, value
+        (low and high 64 bits), token, source, then per token (index 0: native) the decimals that scale a value to
+        its weight (-1: more than 19, not handled) and the raw threshold of `min_value` (low and high 64 bits)."""
+        key = (outgoing, min_value, len(self.src), len(self.tokens), self.meta_changes, self.indexed_edges)
+        cached = self._walk_columns.get(key)
+        if cached is not None:
+            return cached
+        decimals = array("i", [NATIVE_DECIMALS])
+        decimals.extend(d if d <= 19 else -1 for d in ((meta[0] or 0) for meta in self.token_meta))
+        limits = [
+            raw_threshold(min_value, NATIVE_DECIMALS if tid < 0 else self.token_meta[tid][0])
+            for tid in range(-1, len(self.tokens))
+        ]
+        limits = [min(limit, (1 << 128) - 1) for limit in limits]
+        columns = (
+            *((self.out_off, self.out_edge, self.out_ts) if outgoing else (self.in_off, self.in_edge, self.in_ts)),
+            self.dst if outgoing else self.src,
+            self.ts,
+            self.value_lo,
+            self.value_hi,
+            self.token,
+            self.source,
+            decimals,
+            array("Q", [limit & _MASK64 for limit in limits]),
+            array("Q", [limit >> 64 for limit in limits]),
+        )
+        self._walk_columns = {key: columns}
+        return columns
 
     @property
     def pending(self) -> int:

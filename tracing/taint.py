@@ -15,10 +15,10 @@ same rules with the flow reversed: "tainted" then means "attributable to that so
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 Asset = str | None
 
@@ -74,27 +74,7 @@ def compute_taint(
     direction within its window, per asset (used by haircut only). Fractions are kept as exact (numerator,
     denominator) pairs of integers.
     """
-    poison = model is TaintModel.POISON
-    fraction: dict[str, tuple[int, int]] = {root: (1, 1)}
-    received: dict[str, dict[Asset, int]] = defaultdict(lambda: defaultdict(int))
-    carried = [0] * len(steps)
-    by_hop: dict[int, list[int]] = defaultdict(list)
-    for index, step in enumerate(steps):
-        if hops.get(step.near) == step.hop - 1 and hops.get(step.far) == step.hop:
-            by_hop[step.hop].append(index)
-    for hop in sorted(by_hop):
-        reached: set[str] = set()
-        for index in by_hop[hop]:
-            near, far, asset, value, _ = steps[index]
-            share = fraction.get(near)
-            if share is None or not share[0]:
-                continue
-            amount = value if poison else value * share[0] // share[1]
-            carried[index] = amount
-            received[far][asset] += amount
-            reached.add(far)
-        for address in reached:
-            fraction[address] = _fraction(poison, received[address], totals.get(address, {}))
+    carried, received, fraction = _propagate(model, root, hops, totals, steps)
     return Taint(
         model=model,
         edges=tuple(carried),
@@ -103,7 +83,55 @@ def compute_taint(
     )
 
 
-def _fraction(poison: bool, received: Mapping[Asset, int], moved: Mapping[Asset, int]) -> tuple[int, int]:
+def received_amounts(
+    model: TaintModel,
+    root: Hashable,
+    hops: Mapping[Any, int],
+    totals: Mapping[Any, Mapping[Any, int]],
+    steps: Sequence[tuple[Any, Any, Any, int, int]],
+) -> dict[Any, dict[Any, int]]:
+    """`compute_taint(...).received` alone, for steps given as plain (near, far, asset, value, hop) tuples over any
+    keys (node ids, token ids): what a risk report reads, without the per-step amounts."""
+    _, received, _ = _propagate(model, root, hops, totals, steps)
+    return {node: dict(amounts) for node, amounts in received.items()}
+
+
+def _propagate(
+    model: TaintModel,
+    root: Any,
+    hops: Mapping[Any, int],
+    totals: Mapping[Any, Mapping[Any, int]],
+    steps: Sequence[tuple[Any, Any, Any, int, int]],
+) -> tuple[list[int], dict[Any, dict[Any, int]], dict[Any, tuple[int, int]]]:
+    poison = model is TaintModel.POISON
+    fraction: dict[Any, tuple[int, int]] = {root: (1, 1)}
+    received: dict[Any, dict[Any, int]] = {}
+    carried = [0] * len(steps)
+    by_hop: dict[int, list[int]] = defaultdict(list)
+    for index, (near, far, _, _, hop) in enumerate(steps):
+        if hops.get(near) == hop - 1 and hops.get(far) == hop:
+            by_hop[hop].append(index)
+    for hop in sorted(by_hop):
+        reached: set[Any] = set()
+        for index in by_hop[hop]:
+            near, far, asset, value, _ = steps[index]
+            share = fraction.get(near)
+            if share is None or not share[0]:
+                continue
+            amount = value if poison else value * share[0] // share[1]
+            carried[index] = amount
+            mine = received.get(far)
+            if mine is None:
+                received[far] = {asset: amount}
+            else:
+                mine[asset] = mine.get(asset, 0) + amount
+            reached.add(far)
+        for address in reached:
+            fraction[address] = _fraction(poison, received[address], totals.get(address, {}))
+    return carried, received, fraction
+
+
+def _fraction(poison: bool, received: Mapping[Any, int], moved: Mapping[Any, int]) -> tuple[int, int]:
     if not any(received.values()):
         return (0, 1)
     if poison:

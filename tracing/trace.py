@@ -13,10 +13,9 @@ import inspect
 import time
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from enum import StrEnum
-from functools import cached_property
 from typing import Any, NamedTuple, Protocol
 
 from sqlalchemy import func
@@ -187,30 +186,124 @@ class TaintComparison:
     haircut: Mapping[Asset, int]
 
 
-@dataclass(frozen=True)
-class Trace:
-    root: str
-    chain: str
-    params: TraceParams
-    nodes: tuple[TraceNode, ...]
-    """The root first, then by hop and address."""
-    edges: tuple[TraceEdge, ...]
-    cuts: tuple[Cut, ...]
-    coverage: Coverage
-    totals: Mapping[str, Mapping[Asset, int]] = field(default_factory=dict)
-    """Per expanded address: what it moved in the trace direction within its window, per asset."""
-    parents: Mapping[str, int] = field(default_factory=dict)
-    """Per reached address: the index in `edges` of the transfer that first brought the trace there."""
-    seconds: float = 0.0
+class TraceParts(Protocol):
+    """A trace's result held compactly (ids and arrays), materialised on demand: what `Trace` reads when it was
+    built by the compiled walk (`tracing.graph_walk`). Every method answers exactly what the eager fields would."""
 
-    @cached_property
+    def nodes(self) -> list[TraceNode]: ...
+    def edges(self) -> list[TraceEdge]: ...
+    def cuts(self) -> list[Cut]: ...
+    def totals(self) -> dict[str, Mapping[Asset, int]]: ...
+    def root_node(self) -> TraceNode: ...
+    def node(self, address: str) -> TraceNode | None: ...
+    def labelled(self) -> list[TraceNode]: ...
+    def path_to(self, address: str) -> tuple[TraceEdge, ...]: ...
+    def token_meta(self) -> dict[Asset, tuple[int | None, str | None]]: ...
+    def received(self, model: TaintModel) -> Mapping[str, Mapping[Asset, int]]: ...
+
+
+class Trace:
+    """A trace's result. `nodes`: the root first, then by hop and address; `edges`: by hop, time, tx; `totals`: per
+    expanded address, what it moved in the trace direction within its window, per asset; `parents`: per reached
+    address, the index in `edges` of the transfer that first brought the trace there.
+
+    Built eagerly by the generic walk, or over `TraceParts` by the compiled graph walk: then nodes, edges, cuts,
+    totals and parents are materialised on first use, and `root_node`, `node`, `labelled`, `terminals`, `path_to`,
+    `token_meta` and `received_under` answer without materialising the rest.
+    """
+
+    def __init__(
+        self,
+        root: str,
+        chain: str,
+        params: TraceParams,
+        nodes: tuple[TraceNode, ...] | None,
+        edges: tuple[TraceEdge, ...] | None,
+        cuts: tuple[Cut, ...] | None,
+        coverage: Coverage,
+        totals: Mapping[str, Mapping[Asset, int]] | None = None,
+        parents: Mapping[str, int] | None = None,
+        seconds: float = 0.0,
+        parts: TraceParts | None = None,
+    ) -> None:
+        if parts is None and (nodes is None or edges is None or cuts is None):
+            raise ValueError("a trace needs its nodes, edges and cuts, or parts to build them from")
+        self.root = root
+        self.chain = chain
+        self.params = params
+        self.coverage = coverage
+        self.seconds = seconds
+        self._parts = parts
+        self._nodes = nodes
+        self._edges = edges
+        self._cuts = cuts
+        self._totals = totals if totals is not None or parts is not None else {}
+        self._parents = parents if parents is not None or parts is not None else {}
+        self._by_address: dict[str, TraceNode] | None = None
+        self._taint: dict[TaintModel, Taint] = {}
+
+    def __repr__(self) -> str:
+        return f"Trace(root={self.root!r}, chain={self.chain!r}, {self.direction.value}, hops={self.params.hops})"
+
+    def replace(self, **changes: Any) -> Trace:
+        """A copy with `coverage` or `seconds` replaced (the result itself is shared)."""
+        unknown = set(changes) - {"coverage", "seconds"}
+        if unknown:
+            raise TypeError(f"cannot replace {sorted(unknown)}")
+        copy = Trace(
+            self.root,
+            self.chain,
+            self.params,
+            self._nodes,
+            self._edges,
+            self._cuts,
+            changes.get("coverage", self.coverage),
+            self._totals,
+            self._parents,
+            changes.get("seconds", self.seconds),
+            self._parts,
+        )
+        copy._taint = self._taint
+        return copy
+
+    @property
+    def nodes(self) -> tuple[TraceNode, ...]:
+        if self._nodes is None:
+            assert self._parts is not None
+            self._nodes = tuple(self._parts.nodes())
+        return self._nodes
+
+    @property
+    def edges(self) -> tuple[TraceEdge, ...]:
+        if self._edges is None:
+            assert self._parts is not None
+            self._edges = tuple(self._parts.edges())
+        return self._edges
+
+    @property
+    def cuts(self) -> tuple[Cut, ...]:
+        if self._cuts is None:
+            assert self._parts is not None
+            self._cuts = tuple(self._parts.cuts())
+        return self._cuts
+
+    @property
+    def totals(self) -> Mapping[str, Mapping[Asset, int]]:
+        if self._totals is None:
+            assert self._parts is not None
+            self._totals = self._parts.totals()
+        return self._totals
+
+    @property
+    def parents(self) -> Mapping[str, int]:
+        if self._parents is None:
+            self._parents = parents_of(self.nodes, self.edges, self.direction)
+        return self._parents
+
+    @property
     def taint(self) -> Taint:
         """Taint under the trace's model (computed on first use)."""
-        return _taint(self.params.model, self.root, self.nodes, self.edges, self.totals, self.direction)
-
-    @cached_property
-    def _by_address(self) -> dict[str, TraceNode]:
-        return {node.address: node for node in self.nodes}
+        return self.taint_under(self.params.model)
 
     @property
     def direction(self) -> TraceDirection:
@@ -218,22 +311,34 @@ class Trace:
 
     @property
     def root_node(self) -> TraceNode:
+        if self._nodes is None and self._parts is not None:
+            return self._parts.root_node()
         return self.nodes[0]
 
     def node(self, address: str) -> TraceNode | None:
+        if self._nodes is None and self._parts is not None:
+            return self._parts.node(address)
+        if self._by_address is None:
+            self._by_address = {node.address: node for node in self.nodes}
         return self._by_address.get(address)
 
     @property
     def terminals(self) -> tuple[TraceNode, ...]:
+        if self._nodes is None and self._parts is not None:
+            return tuple(node for node in self._parts.labelled() if node.terminal)
         return tuple(node for node in self.nodes if node.terminal)
 
     @property
     def labelled(self) -> tuple[TraceNode, ...]:
         """Reached addresses (not the root) with at least one active label."""
+        if self._nodes is None and self._parts is not None:
+            return tuple(self._parts.labelled())
         return tuple(node for node in self.nodes[1:] if node.categories)
 
     def path_to(self, address: str) -> tuple[TraceEdge, ...]:
         """The transfers from the root to `address` along which the trace first reached it, in hop order."""
+        if self._edges is None and self._parts is not None:
+            return self._parts.path_to(address)
         path: list[TraceEdge] = []
         seen: set[str] = set()
         while address != self.root and address in self.parents and address not in seen:
@@ -250,9 +355,17 @@ class Trace:
         return edge.to_addr, edge.from_addr
 
     def taint_under(self, model: TaintModel) -> Taint:
-        if model is self.params.model:
-            return self.taint
-        return _taint(model, self.root, self.nodes, self.edges, self.totals, self.direction)
+        found = self._taint.get(model)
+        if found is None:
+            found = self._taint[model] = _taint(model, self.root, self.nodes, self.edges, self.totals, self.direction)
+        return found
+
+    def received_under(self, model: TaintModel) -> Mapping[str, Mapping[Asset, int]]:
+        """The tainted amount each address received under `model` (`taint_under(model).received`, without
+        materialising the trace when it was built compactly)."""
+        if model not in self._taint and self._edges is None and self._parts is not None:
+            return self._parts.received(model)
+        return self.taint_under(model).received
 
     def compare_models(self) -> tuple[TaintComparison, ...]:
         """Poison and haircut amounts side by side, for every terminal and labelled address."""
@@ -264,6 +377,8 @@ class Trace:
         )
 
     def token_meta(self) -> dict[Asset, tuple[int | None, str | None]]:
+        if self._edges is None and self._parts is not None:
+            return self._parts.token_meta()
         meta: dict[Asset, tuple[int | None, str | None]] = {}
         for edge in self.edges:
             if edge.token is not None and meta.get(edge.token, (None, None))[0] is None:
@@ -537,8 +652,22 @@ def _window(params: TraceParams, reached_at: int | None) -> tuple[int | None, in
 
 
 def _trace_graph(source: GraphSource, labels: LabelLookup, root: str, chain: str, params: TraceParams) -> Trace:
-    """The same walk as `trace`, on the graph's arrays: node and edge ids until the result is built."""
+    """The walk over the in-memory graph: compiled when it can run (`tracing.graph_walk`), else in Python."""
     started = time.perf_counter()
+    from tracing import graph_walk
+
+    if graph_walk.available():
+        found = graph_walk.compiled_trace(source.graph, source.name, labels, root, chain, params, started)
+        if found is not None:
+            return found
+    return _trace_graph_python(source, labels, root, chain, params, started)
+
+
+def _trace_graph_python(
+    source: GraphSource, labels: LabelLookup, root: str, chain: str, params: TraceParams, started: float
+) -> Trace:
+    """The same walk as `trace`, on the graph's arrays: node and edge ids until the result is built (the reference
+    for the compiled walk)."""
     graph = source.graph
     outgoing = params.direction is TraceDirection.OUT
     query = params.query()
@@ -635,7 +764,7 @@ def _trace_graph(source: GraphSource, labels: LabelLookup, root: str, chain: str
         )
         for node, hop in hop_of.items()
     ]
-    edges = [_graph_edge(graph, edge, hop) for edge, hop in followed]
+    edges = [graph_edge(graph, edge, hop) for edge, hop in followed]
     return _assemble(root, chain, params, nodes, edges, totals, cuts, [], {source.name}, time.perf_counter() - started)
 
 
@@ -645,7 +774,8 @@ def _edge_weight(graph: TransferGraph, edge: int) -> float:
     return graph.value(edge) / 10**decimals
 
 
-def _graph_edge(graph: TransferGraph, edge: int, hop: int) -> TraceEdge:
+def graph_edge(graph: TransferGraph, edge: int, hop: int) -> TraceEdge:
+    """Graph edge `edge` as a trace edge at `hop`."""
     tid = graph.token[edge]
     if tid < 0:
         token, decimals, symbol = None, None, None
@@ -682,9 +812,42 @@ def _assemble(
     used: set[str],
     seconds: float,
 ) -> Trace:
-    edges.sort(key=lambda e: (e.hop, e.timestamp, e.tx_hash, e.kind.value, e.position))
+    edges.sort(key=edge_order)
     nodes.sort(key=lambda n: (n.hop, n.address))
-    outgoing = params.direction is TraceDirection.OUT
+    silent = sum(1 for n in nodes[1:] if n.stop is Stop.NO_DATA)
+    at_budget = sum(1 for n in nodes if n.stop is Stop.HOP_BUDGET and n.hop == params.hops)
+    coverage = trace_coverage(
+        chain,
+        params,
+        describe_cuts(cuts, params),
+        _gap_lines(silent, at_budget, params, errors),
+        used,
+        {edge.source for edge in edges},
+        len(edges),
+    )
+    return Trace(
+        root=root,
+        chain=chain,
+        params=params,
+        nodes=tuple(nodes),
+        edges=tuple(edges),
+        cuts=tuple(cuts),
+        coverage=coverage,
+        totals=totals,
+        parents=parents_of(nodes, edges, params.direction),
+        seconds=seconds,
+    )
+
+
+def edge_order(edge: TraceEdge) -> tuple[int, int, str, str, str]:
+    """The order of a trace's edges: by hop, time, tx hash, kind, position."""
+    return (edge.hop, edge.timestamp, edge.tx_hash, edge.kind.value, edge.position)
+
+
+def parents_of(nodes: Sequence[TraceNode], edges: Sequence[TraceEdge], direction: TraceDirection) -> dict[str, int]:
+    """Per reached address, the index in `edges` (in `edge_order`) of its parent: of the edges that reach it from
+    the hop before, the largest (`weight_of`), the first in edge order among equals."""
+    outgoing = direction is TraceDirection.OUT
     parents: dict[str, int] = {}
     best: dict[str, float] = {}
     hop_of = {n.address: n.hop for n in nodes}
@@ -696,31 +859,30 @@ def _assemble(
         if far not in best or size > best[far]:
             best[far] = size
             parents[far] = index
-    provenance = sorted({edge.source for edge in edges})
-    sources = [
-        f"{name} ({', '.join(provenance)})" if name == "local index" and provenance else name for name in sorted(used)
-    ]
-    coverage = Coverage(
+    return parents
+
+
+def trace_coverage(
+    chain: str,
+    params: TraceParams,
+    cuts: Sequence[str],
+    gaps: Sequence[str],
+    used: set[str],
+    provenance: set[str],
+    transfers: int,
+) -> Coverage:
+    """The coverage statement of one trace: `used` source names, `provenance` the edges' own sources."""
+    named = sorted(provenance)
+    sources = [f"{name} ({', '.join(named)})" if name == "local index" and named else name for name in sorted(used)]
+    return Coverage(
         chains=(chain,),
         sources=tuple(sources) or ("local index",),
         traced=True,
         hop_budget=params.hops,
-        cuts=tuple(describe_cuts(cuts, params)),
-        gaps=tuple(_gaps(nodes, params, errors)),
-        taint_model=params.model.value,
-        transfers=len(edges),
-    )
-    return Trace(
-        root=root,
-        chain=chain,
-        params=params,
-        nodes=tuple(nodes),
-        edges=tuple(edges),
         cuts=tuple(cuts),
-        coverage=coverage,
-        totals=totals,
-        parents=parents,
-        seconds=seconds,
+        gaps=tuple(gaps),
+        taint_model=params.model.value,
+        transfers=transfers,
     )
 
 
@@ -744,38 +906,56 @@ def _taint(
 
 def describe_cuts(cuts: Sequence[Cut], params: TraceParams) -> list[str]:
     """What the trace left out, one plain sentence per kind of cut."""
-    lines: list[str] = []
     by_reason: dict[str, list[Cut]] = defaultdict(list)
     for cut in cuts:
         by_reason[cut.reason].append(cut)
-    if fanout := by_reason.get("fan-out"):
-        dropped = sum(c.dropped for c in fanout)
+    fanout, scan, busy = by_reason.get("fan-out", []), by_reason.get("scan limit", []), by_reason.get("busy", [])
+    return cut_lines(
+        params,
+        fanout=(len(fanout), sum(c.dropped for c in fanout)),
+        scan=(len(scan), sum(c.dropped for c in scan)),
+        busy=(len(busy), [c.address for c in busy[:3]]),
+        budget=len(by_reason.get("node budget", [])),
+    )
+
+
+def cut_lines(
+    params: TraceParams,
+    *,
+    fanout: tuple[int, int],
+    scan: tuple[int, int],
+    busy: tuple[int, Sequence[str]],
+    budget: int,
+) -> list[str]:
+    """`describe_cuts` from counts: (addresses, counterparties dropped) cut by fan-out, (addresses, transfers not
+    examined) by the scan limit, (addresses, the first three) busy, addresses left by the node budget."""
+    lines: list[str] = []
+    if fanout[0]:
         lines.append(
             f"fan-out capped at {params.fanout} counterparties per address (largest flows kept): "
-            f"{dropped:,} counterparties of {len(fanout)} address(es) not followed"
+            f"{fanout[1]:,} counterparties of {fanout[0]} address(es) not followed"
         )
-    if scan := by_reason.get("scan limit"):
+    if scan[0]:
         lines.append(
-            f"only the first {params.scan_limit:,} transfers in the window examined at {len(scan)} address(es); "
-            f"{sum(c.dropped for c in scan):,} transfers not examined"
+            f"only the first {params.scan_limit:,} transfers in the window examined at {scan[0]} address(es); "
+            f"{scan[1]:,} transfers not examined"
         )
-    if busy := by_reason.get("busy"):
-        shown = ", ".join(c.address for c in busy[:3]) + (f" and {len(busy) - 3} more" if len(busy) > 3 else "")
+    if busy[0]:
+        shown = ", ".join(busy[1][:3]) + (f" and {busy[0] - 3} more" if busy[0] > 3 else "")
         lines.append(f"busy addresses (over {params.hub_degree:,} transfers) not expanded as likely services: {shown}")
-    if budget := by_reason.get("node budget"):
-        lines.append(f"node budget of {params.max_nodes:,} addresses reached: {len(budget)} address(es) not expanded")
+    if budget:
+        lines.append(f"node budget of {params.max_nodes:,} addresses reached: {budget} address(es) not expanded")
     return lines
 
 
-def _gaps(nodes: Sequence[TraceNode], params: TraceParams, errors: Sequence[str]) -> list[str]:
+def _gap_lines(silent: int, at_budget: int, params: TraceParams, errors: Sequence[str]) -> list[str]:
+    """`silent`: reached addresses (not the root) with no data; `at_budget`: addresses at the hop budget."""
     gaps: list[str] = []
-    silent = [n for n in nodes[1:] if n.stop is Stop.NO_DATA]
     if silent:
         where = "onward" if params.direction is TraceDirection.OUT else "earlier"
-        gaps.append(f"{len(silent)} reached address(es) have no {where} transfers in the sources used")
-    edge_of_budget = sum(1 for n in nodes if n.stop is Stop.HOP_BUDGET and n.hop == params.hops)
-    if edge_of_budget:
-        gaps.append(f"{edge_of_budget} address(es) at the hop budget ({params.hops}) were not followed further")
+        gaps.append(f"{silent} reached address(es) have no {where} transfers in the sources used")
+    if at_budget:
+        gaps.append(f"{at_budget} address(es) at the hop budget ({params.hops}) were not followed further")
     for error in errors[:3]:
         gaps.append(f"source error at {error}")
     if len(errors) > 3:
@@ -790,4 +970,4 @@ def categories_reached(trace: Trace) -> Counter[Category]:
 
 def with_coverage(trace: Trace, **changes: Any) -> Trace:
     """The same trace with coverage fields replaced (index range, label sets, extra gaps)."""
-    return replace(trace, coverage=replace(trace.coverage, **changes))
+    return trace.replace(coverage=replace(trace.coverage, **changes))

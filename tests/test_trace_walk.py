@@ -1,0 +1,176 @@
+"""The compiled graph walk (`tracing._walk`, lazy `GraphParts` results) gives exactly the trace of the pure-Python
+walk, on random graphs: time windows, value and token filters, fan-out cuts, busy addresses, node budgets, ties in
+value and time, both directions."""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+
+import pytest
+
+from tracing import graph_walk
+from tracing.graph import TransferGraph
+from tracing.labels import Category, Label
+from tracing.taint import TaintModel
+from tracing.trace import GraphSource, Trace, TraceDirection, TraceParams, _trace_graph_python, trace
+from tracing.transfer import Transfer, TransferKind
+
+if not graph_walk.available() and os.environ.get("CHAINSLEUTH_REQUIRE_COMPILED_WALK"):
+    raise RuntimeError("tracing._walk is not built, and CHAINSLEUTH_REQUIRE_COMPILED_WALK is set (CI)")
+pytestmark = pytest.mark.skipif(
+    not graph_walk.available(), reason="tracing._walk is not built (no C compiler at install): pure-Python walk only"
+)
+
+TOKENS = [("0x" + "aa" * 20, 6, "USDA"), ("0x" + "bb" * 20, 18, "TKB"), ("0x" + "cc" * 20, None, None)]
+
+
+def addr(n: int) -> str:
+    return "0x" + f"{n:040x}"
+
+
+class Labels:
+    def __init__(self, labels: Mapping[str, Sequence[Label]]) -> None:
+        self.labels = labels
+
+    def for_addresses(self, addresses: Sequence[str], chain: str | None = None) -> dict[str, list[Label]]:
+        return {a: list(self.labels[a]) for a in addresses if a in self.labels}
+
+
+def random_graph(rng: random.Random) -> tuple[TransferGraph, Labels, int]:
+    n_nodes = rng.choice([15, 40, 120])
+    hubs = rng.sample(range(n_nodes), 2)
+    transfers = []
+    values = [rng.choice([1, 10**18, 5 * 10**17]) for _ in range(5)]  # repeated values: ties in weight
+    for i in range(rng.choice([60, 300, 900])):
+        a = rng.choice(hubs) if rng.random() < 0.2 else rng.randrange(n_nodes)
+        b = rng.choice(hubs) if rng.random() < 0.2 else rng.randrange(n_nodes)
+        token = rng.choice(TOKENS) if rng.random() < 0.3 else None
+        value = rng.choice(values) if rng.random() < 0.5 else rng.randrange(0, 3 * 10**18)
+        if rng.random() < 0.02:
+            value = rng.randrange(2**64, 2**100)  # beyond 64 bits
+        transfers.append(
+            Transfer(
+                chain="eth",
+                block_number=i,
+                block_hash="",
+                timestamp=rng.randrange(1, 60) if rng.random() < 0.7 else 30,  # few distinct times: ties in time
+                tx_hash=f"0x{rng.getrandbits(256):064x}" if rng.random() < 0.95 else f"dune:{i}",
+                kind=TransferKind.ERC20 if token else TransferKind.NATIVE,
+                position=f"log:{i % 5}" if token else rng.choice(["tx", "internal:0"]),
+                from_addr=addr(a),
+                to_addr=addr(b),
+                value=value,
+                token=token[0] if token else None,
+                decimals=token[1] if token else None,
+                symbol=token[2] if token else None,
+                source=rng.choice(["rpc", "etl"]),
+            )
+        )
+    for j in range(20):  # fan-in of equal amounts: parents decided by time, then by tx hash
+        far, value = rng.randrange(n_nodes), rng.choice(values)
+        for k, near in enumerate(rng.sample(range(n_nodes), 3)):
+            for way in ((near, far), (far, near)):
+                transfers.append(
+                    Transfer("eth", 10_000 + 10 * j + k, "", rng.choice([30, 31, 40]), f"0x{rng.getrandbits(256):064x}",
+                             TransferKind.NATIVE, "tx", addr(way[0]), addr(way[1]), value)
+                )  # fmt: skip
+    labels: dict[str, list[Label]] = {}
+    for n in rng.sample(range(n_nodes), max(1, n_nodes // 8)):
+        category = rng.choice([Category.EXCHANGE, Category.MIXER, Category.SCAM, Category.HACK, Category.SANCTIONS])
+        labels[addr(n)] = [Label(addr(n), category, f"{category.value} {n}", "test")]
+    for hub in hubs:
+        labels.pop(addr(hub), None)  # busy but unlabelled: cut as busy, not stopped as a service
+    return TransferGraph.from_transfers("eth", transfers), Labels(labels), n_nodes
+
+
+def random_params(rng: random.Random) -> TraceParams:
+    since = rng.choice([None, None, rng.randrange(1, 30)])
+    until = rng.choice([None, None, rng.randrange(30, 60)])
+    return TraceParams(
+        direction=rng.choice(list(TraceDirection)),
+        hops=rng.choice([1, 2, 3, 4]),
+        model=rng.choice(list(TaintModel)),
+        min_value=rng.choice([None, None, Decimal("0.5"), Decimal("0.000001")]),
+        token=rng.choice([None, None, None, "native", TOKENS[0][0], TOKENS[2][0], "0xnotatoken"]),
+        since=since,
+        until=until,
+        follow_time=rng.random() < 0.8,
+        fanout=rng.choice([1, 2, 3, 5, 100]),
+        max_nodes=rng.choice([3, 10, 25, 2000, 2000]),
+        scan_limit=rng.choice([2, 8, 50_000]),
+        hub_degree=rng.choice([5, 20, 1000]),
+    )
+
+
+def everything(t: Trace) -> tuple[object, ...]:
+    """Every field and accessor of a trace, read in the order a caller would (lazy accessors first)."""
+    lazy = (
+        t.root_node,
+        t.labelled,
+        t.terminals,
+        [t.path_to(n.address) for n in t.labelled],
+        t.token_meta(),
+        {model: t.received_under(model) for model in TaintModel},
+        t.coverage,
+    )
+    nodes = t.nodes
+    return (
+        lazy,
+        nodes,
+        t.edges,
+        t.cuts,
+        dict(t.totals),
+        dict(t.parents),
+        [t.path_to(n.address) for n in nodes] + [t.path_to(addr(10**6))],
+        [t.node(n.address) for n in nodes] + [t.node(addr(10**6))],
+        {model: (t.taint_under(model).edges, t.taint_under(model).received) for model in TaintModel},
+        t.compare_models(),
+    )
+
+
+@pytest.mark.parametrize("seed", range(60))
+async def test_compiled_walk_matches_the_python_walk(seed: int) -> None:
+    rng = random.Random(seed)
+    graph, labels, n_nodes = random_graph(rng)
+    source = GraphSource(graph)
+    for _ in range(12):
+        params = random_params(rng)
+        root = rng.choice(graph.addresses) if rng.random() < 0.9 else addr(n_nodes + 1)
+        fast = await trace(source, labels, root, "eth", params)
+        reference = _trace_graph_python(source, labels, root, "eth", params, 0.0)
+        assert (fast._parts is not None) == (root in graph.ids)  # compiled whenever the root is in the graph
+        assert everything(fast) == everything(reference), (seed, params, root)
+
+
+def test_weights_are_rounded_as_python_divides() -> None:
+    from tracing import _walk  # type: ignore[attr-defined]
+
+    rng = random.Random(5)
+    for _ in range(20_000):
+        bits = rng.choice([8, 53, 54, 60, 64, 65, 90, 126])
+        value = rng.getrandbits(bits)
+        decimals = rng.randrange(0, 20)
+        assert _walk.weight(value >> 64, value & (2**64 - 1), decimals) == value / 10**decimals, (value, decimals)
+    for value in (2**53 + 1, 2**54 + 2, 2**54 + 6, 10**19 + 5 * 10**2, 2**127 - 1):
+        for decimals in (0, 1, 3, 18, 19):
+            assert _walk.weight(value >> 64, value & (2**64 - 1), decimals) == value / 10**decimals
+
+
+async def test_huge_values_and_pending_transfers_fall_back_to_the_python_walk() -> None:
+    base = dict(chain="eth", block_hash="", kind=TransferKind.NATIVE, position="tx", token=None, decimals=None)
+    transfers = [
+        Transfer(block_number=1, timestamp=1, tx_hash="0x" + "01" * 32, from_addr=addr(1), to_addr=addr(2),
+                 value=2**130, **base),  # type: ignore[arg-type]
+        Transfer(block_number=2, timestamp=2, tx_hash="0x" + "02" * 32, from_addr=addr(2), to_addr=addr(3),
+                 value=5, **base),  # type: ignore[arg-type]
+    ]  # fmt: skip
+    graph = TransferGraph.from_transfers("eth", transfers)
+    result = await trace(GraphSource(graph), Labels({}), addr(1), "eth", TraceParams(hops=2))
+    assert result._parts is None and [n.address for n in result.nodes] == [addr(1), addr(2), addr(3)]
+    small = TransferGraph.from_transfers("eth", transfers[1:])
+    assert (await trace(GraphSource(small), Labels({}), addr(2), "eth", TraceParams()))._parts is not None
+    small.append([transfers[0]])
+    assert (await trace(GraphSource(small), Labels({}), addr(2), "eth", TraceParams()))._parts is None
