@@ -135,7 +135,12 @@ def main(argv: Sequence[str]) -> int:
             began = time.perf_counter()
             figures += run(args)
             seconds[name] = time.perf_counter() - began
-    text = head.rstrip("\n") + "\n\n" + system_section(figures, seconds, args.quick, "trace" in chosen)
+    if figures:
+        tail = system_section(figures, seconds, args.quick, "trace" in chosen)
+    else:  # `--only trace`: keep the system figures of the last run that measured them
+        old = args.out.read_text(encoding="utf-8") if args.out.exists() else ""
+        tail = MARKER + old.split(MARKER, 1)[1] if MARKER in old else system_section([], seconds, args.quick, True)
+    text = head.rstrip("\n") + "\n\n" + tail.lstrip("\n")
     args.out.write_text(text, encoding="utf-8")
     print(text)
     return 0
