@@ -5,6 +5,10 @@ the recording Slack of tests/support/slack_server.py. Each user sends a command,
 (`chat.postMessage` naming the user) and sends the next. Measured per request: the HTTP ack time, and the time
 from sending the request to the recording server receiving the answer. The clients, the recording server and
 the app share one process and event loop (pessimistic: their work competes with the bot's).
+
+The app starts as `chainsleuth run --platform slack` starts it: `SlackBackend.start` loads the bot's caches (every
+label, the transfer graph) in a worker thread and checks the token once before the port opens. The first wave —
+every user's first command at once, right after the start — is part of every figure and is also shown on its own.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ GOAL_ACK_S = 3.0
 LAZARUS = "0x098B716B8Aaf21512996dC57EB0615e2383E2f96"
 
 
-async def measure(users: int, rounds: int, tmp: Path) -> tuple[list[float], list[float], list[float], int]:
+async def measure(users: int, rounds: int, tmp: Path) -> tuple[list[float], list[float], list[float], list[float], int]:
     server = FakeSlack()
     await server.start()
     settings = Settings(  # type: ignore[call-arg]
@@ -53,7 +57,8 @@ async def measure(users: int, rounds: int, tmp: Path) -> tuple[list[float], list
     addresses = [LAZARUS] + ["0x" + rng.getrandbits(160).to_bytes(20, "big").hex() for _ in range(20)]
     acks: list[float] = []
     answers: list[float] = []
-    warm: list[float] = []  # answers after each user's first command (caches filled)
+    first: list[float] = []  # each user's first answer: the cold first wave, all at once right after the start
+    warm: list[float] = []  # answers after each user's first command
     failed = 0
 
     async def user(session: aiohttp.ClientSession, index: int) -> None:
@@ -79,8 +84,7 @@ async def measure(users: int, rounds: int, tmp: Path) -> tuple[list[float], list
                 failed += 1
                 continue
             answers.append(call.at - began)
-            if r:
-                warm.append(call.at - began)
+            (warm if r else first).append(call.at - began)
 
     try:
         async with aiohttp.ClientSession() as session:
@@ -89,13 +93,13 @@ async def measure(users: int, rounds: int, tmp: Path) -> tuple[list[float], list
         await backend.stop()
         await server.stop()
         app.close()
-    return acks, answers, warm, failed
+    return acks, answers, first, warm, failed
 
 
 def run(users: int, rounds: int) -> list[Figure]:
     log(f"commands: {users} concurrent Slack users × {rounds} /sleuth risk commands each")
     with tempfile.TemporaryDirectory() as tmp:
-        acks, answers, warm, failed = asyncio.run(measure(users, rounds, Path(tmp)))
+        acks, answers, first, warm, failed = asyncio.run(measure(users, rounds, Path(tmp)))
     if not answers:
         raise AssertionError(f"no command was answered ({failed} failed)")
     p95 = percentile(answers, 95) * 1000
@@ -107,15 +111,23 @@ def run(users: int, rounds: int) -> list[Figure]:
             size,
             f"{median(answers) * 1000:.0f} ms",
             f"{p95:.0f} ms (max {max(answers) * 1000:.0f} ms)",
-            f"warm (each user's 2nd command on): p95 {percentile(warm, 95) * 1000:.0f} ms" if warm else "—",
+            "; ".join(
+                [f"first wave (cold start, {len(first)} at once): p95 {percentile(first, 95) * 1000:.0f} ms"]
+                + ([f"warm (each user's 2nd command on): p95 {percentile(warm, 95) * 1000:.0f} ms"] if warm else [])
+            )
+            if first
+            else "—",
             f"p95 ≤ {GOAL_P95_MS:g} ms",
             f"met ({GOAL_P95_MS / p95:.1f}× better than the goal)"
             if p95 <= GOAL_P95_MS
             else f"missed (by {p95 / GOAL_P95_MS:.1f}×)",
             [
-                "Slack commands: the first wave (all users' first command at once, on a cold app) is what breaks"
-                " the goal: its acks wait too, so something in the first commands blocks the event loop (not"
-                " profiled yet)."
+                "Slack commands: the first wave (all users' first command at once, right after the start) used to"
+                " stall every ack and answer for about 0.7 s: the first `/risk` loaded every label (the bundled sets,"
+                " about 10,000 rows through the ORM) and the transfer graph on the event loop. They now load in a"
+                " worker thread, at start-up before the port opens (as `chainsleuth run` does) and whenever the"
+                " label table changes; Bolt's `auth.test` is asked once at start instead of once per early request."
+                " What remains of the first wave is fifty commands' store work queued on one loop."
             ],
         ),
         Figure(

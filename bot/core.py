@@ -2,26 +2,34 @@
 
 message → (allow-list) → `Invocation` (grammar) → (role) → handler → `Reply`; every outcome is audited.
 A pressed button is the same path: its stored command runs as if the presser had typed it. Addresses pasted in
-an allowed chat are offered a risk check, at most once per address per chat per quiet period.
+an allowed chat are offered a risk check, at most once per address per chat per quiet period (remembered in the
+store, so a restart or a second bot process does not offer it again).
+
+What `/risk` and `/trace` read on every call — every label, and the chain's transfer graph — is loaded in a worker
+thread (`Bot.warm_up` at start-up, `Bot.caches_ready` before each such command), never on the event loop: loading
+them takes most of a second on the bundled label sets alone, and the loop must keep acknowledging chat requests.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import math
 import re
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, update
+from sqlalchemy import delete, insert, update
 from sqlmodel import col
 
 from bot.access import AccessPolicy
 from bot.commands import Invocation, Registry
 from bot.messages import Action, IncomingMessage, Reply, Text
 from bot.metrics import COMMAND_SECONDS, COMMANDS
+from bot.once import Claims
 from bot.roles import Role
 from storage.audit import AuditLog
 from storage.db import Database
@@ -35,8 +43,11 @@ log = logging.getLogger(__name__)
 
 REFUSAL = "This chat is not authorised to use chainsleuth."
 BUTTON_LIFETIME = timedelta(days=30)
+BUTTON_SWEEP_SECONDS = 600.0
 MAX_OFFERS = 3
 """Addresses offered a risk check from one message, at most."""
+EVENT_MEMORY = timedelta(hours=1)
+"""How long a platform event id is remembered (Slack re-delivers within minutes)."""
 
 _PASTED_ADDRESS = re.compile(r"(?<![0-9A-Za-z])0x[0-9a-fA-F]{40}(?![0-9A-Za-z])")
 
@@ -52,6 +63,10 @@ class Pressed:
     """The command the button ran (empty when the press was refused before running anything)."""
 
 
+async def _nothing_to_load(chain: str | None) -> None:
+    return None
+
+
 @dataclass
 class Context:
     """What a handler may use."""
@@ -64,6 +79,11 @@ class Context:
     registry: Registry
     message: IncomingMessage
     role: Role
+    load_caches: Callable[[str | None], Awaitable[None]] = _nothing_to_load
+
+    async def caches_ready(self, chain: str | None) -> None:
+        """Before tracing on `chain`: its transfer graph and the label cache loaded and fresh (off the event loop)."""
+        await self.load_caches(chain)
 
     @property
     def asker(self) -> Asker:
@@ -78,7 +98,57 @@ class Bot:
         self.registry = registry
         self.access = AccessPolicy(settings, db)
         self.audit = AuditLog(db)
-        self._offered: dict[tuple[str, str, str], float] = {}
+        self.claims = Claims(db)
+        self._loading: dict[str, asyncio.Future[None]] = {}
+        self._checked: dict[str, float] = {}
+        self._buttons_swept = -BUTTON_SWEEP_SECONDS
+
+    # --- caches the tracing commands read ------------------------------------------------------------------------
+
+    async def warm_up(self) -> None:
+        """Load the label cache and the default chain's transfer graph before the front end serves anyone (a failure
+        is logged: the first command tries again)."""
+        started = time.perf_counter()
+        try:
+            await self.caches_ready(None)
+        except Exception:
+            log.exception("loading the caches at start failed; the first command loads them")
+            return
+        log.info("caches loaded in %.2fs", time.perf_counter() - started)
+
+    async def caches_ready(self, chain: str | None) -> None:
+        """Bring the label cache and `chain`'s transfer graph up to date in a worker thread. Concurrent callers share
+        one load (the first wave of commands after a start, or after a label import, waits for one load, not fifty),
+        and the event loop keeps serving meanwhile. The investigator's own checks then find both fresh."""
+        name = chain or self.investigator.default_chain
+        loading = self._loading.get(name)
+        if loading is None:
+            # The investigator checks its caches at most every `check_interval`; checking here twice as often keeps
+            # every check (and any reload it finds due) in the worker thread, while most commands skip the hop.
+            now = time.monotonic()
+            if now - self._checked.get(name, -math.inf) < self.investigator.label_cache.check_interval / 2:
+                return
+            self._checked[name] = now
+            loading = asyncio.ensure_future(asyncio.to_thread(self._load_caches, name))
+            self._loading[name] = loading
+            loading.add_done_callback(lambda done: self._loaded(name, done))
+        await asyncio.shield(loading)
+
+    def _loaded(self, chain: str, done: asyncio.Future[None]) -> None:
+        self._loading.pop(chain, None)
+        if done.cancelled() or done.exception() is not None:
+            self._checked.pop(chain, None)  # the next command tries again
+
+    def _load_caches(self, chain: str) -> None:
+        investigator = self.investigator
+        if not investigator.use_graph:
+            return  # everything is read from SQL as needed
+        # Every label in memory: rebuilt and swapped in whole when the label table changed, so readers are safe.
+        investigator.label_cache.for_addresses([])
+        # The graph's first load builds a new graph and swaps it in (safe beside readers); appending new transfers to
+        # a loaded graph changes it in place, so that stays on the event loop (`Investigator.source`, cheap).
+        if investigator.graphs.wait(chain, timeout=0) is None:
+            investigator.graphs.get(chain)
 
     def is_command(self, text: str) -> bool:
         return self.registry.split(text) is not None
@@ -102,14 +172,14 @@ class Bot:
         if split is None:
             return None
         name, rest = split
-        if not self.access.chat_allowed(message):
+        role = self._standing(message)
+        if role is None:
             self._audit(message, name, rest, "refused", "chat not on the allow-list")
             return Reply.error(REFUSAL)
         spec = self.registry.get(name)
         if spec is None:
             self._audit(message, name, rest, "error", "unknown command")
             return Reply.error(f"Unknown command /{name[:30]}; try /help.")
-        role = self.access.role_of(message.user)
         context = Context(
             settings=self.settings,
             db=self.db,
@@ -119,6 +189,7 @@ class Bot:
             registry=self.registry,
             message=message,
             role=role,
+            load_caches=self.caches_ready,
         )
         try:
             if role < spec.role:
@@ -139,34 +210,46 @@ class Bot:
         self._audit(message, spec.name, rest, "ok", "")
         return reply
 
+    def _standing(self, message: IncomingMessage) -> Role | None:
+        """The sender's role, or None when the chat may not use the bot."""
+        if not self.access.chat_allowed(message):
+            return None
+        return self.access.role_of(message.user)
+
     def store_actions(
         self, platform: str, chat_id: str, actions: Sequence[Action], *, pressable_by: str = "", created_by: str = ""
     ) -> list[str]:
-        """Keep each action server-side and return the ids the platform's buttons carry, in order."""
+        """Keep each action server-side and return the ids the platform's buttons carry, in order. Expired buttons
+        are deleted at most every `BUTTON_SWEEP_SECONDS`."""
         now = utcnow()
         ids = [secrets.token_urlsafe(12) for _ in actions]
+        rows = [
+            {
+                "id": button_id,
+                "platform": platform,
+                "chat": chat_id,
+                "pressable_by": pressable_by,
+                "command": action.command,
+                "once": action.once,
+                "created_by": created_by,
+                "created_at": now,
+                "expires_at": now + BUTTON_LIFETIME,
+                "used_by": "",
+            }
+            for button_id, action in zip(ids, actions, strict=True)
+        ]
+        sweep = time.monotonic() - self._buttons_swept >= BUTTON_SWEEP_SECONDS
         with self.db.session() as session:
-            session.execute(delete(ButtonRow).where(col(ButtonRow.expires_at) < now))
-            for button_id, action in zip(ids, actions, strict=True):
-                session.add(
-                    ButtonRow(
-                        id=button_id,
-                        platform=platform,
-                        chat=chat_id,
-                        pressable_by=pressable_by,
-                        command=action.command,
-                        once=action.once,
-                        created_by=created_by,
-                        created_at=now,
-                        expires_at=now + BUTTON_LIFETIME,
-                    )
-                )
+            if sweep:
+                self._buttons_swept = time.monotonic()
+                session.execute(delete(ButtonRow).where(col(ButtonRow.expires_at) < now))
+            if rows:
+                session.execute(insert(ButtonRow), rows)
         return ids
 
     async def press(self, presser: IncomingMessage, button_id: str) -> Pressed:
         """Run a stored button's command as `presser` (platform, chat and user; its text is ignored)."""
-        with self.db.session() as session:
-            row = session.get(ButtonRow, button_id[:32])
+        row = self._button(button_id[:32])
         refused = self._button_refusal(presser, row)
         if refused is not None:
             outcome, text = refused
@@ -184,6 +267,10 @@ class Bot:
             self._release(row.id, presser.user.key)  # nothing ran: let someone with the right role press it
             claimed = False
         return Pressed(reply, used_up=claimed, command=row.command)
+
+    def _button(self, button_id: str) -> ButtonRow | None:
+        with self.db.session() as session:
+            return session.get(ButtonRow, button_id)
 
     def _button_refusal(self, presser: IncomingMessage, row: ButtonRow | None) -> tuple[str, str] | None:
         if row is None:
@@ -238,16 +325,15 @@ class Bot:
         return Reply((Text(text),), actions=actions)
 
     def _first_offer(self, message: IncomingMessage, address: str) -> bool:
-        now = time.monotonic()
-        quiet = self.settings.address_offer_minutes * 60
-        if len(self._offered) > 10_000:
-            self._offered = {k: t for k, t in self._offered.items() if now - t < quiet}
-        key = (message.platform, message.chat_id, address)
-        last = self._offered.get(key)
-        if last is not None and now - last < quiet:
-            return False
-        self._offered[key] = now
-        return True
+        quiet = timedelta(minutes=self.settings.address_offer_minutes)
+        return self.claims.first("offer", (message.platform, message.chat_id, address), quiet)
+
+    def first_delivery(self, platform: str, event_id: str) -> bool:
+        """True the first time a platform event id is seen (within `EVENT_MEMORY`, by any bot process on this store);
+        False for a re-delivery of an event already taken."""
+        if not event_id:
+            return True  # nothing to recognise it by
+        return self.claims.first(f"{platform}-event", (event_id,), EVENT_MEMORY)
 
     def _audit(
         self, message: IncomingMessage, command: str, arguments: str, outcome: str, detail: str, ref: str = ""

@@ -96,7 +96,8 @@ class TelegramBackend:
         return bool(self.settings.telegram_webhook_url)
 
     async def start(self) -> None:
-        """Connect (getMe), then poll or open the webhook server, and start handling updates."""
+        """Load the caches, connect (getMe), then poll or open the webhook server, and start handling updates."""
+        await self.bot.warm_up()
         try:
             await self.application.initialize()
         except InvalidToken as exc:
@@ -181,7 +182,7 @@ class TelegramBackend:
         incoming = self._incoming(update)
         if incoming is None or update.effective_message is None:
             return
-        offer = self.bot.offer_risk_checks(incoming)
+        offer = await asyncio.to_thread(self.bot.offer_risk_checks, incoming)
         if offer is not None:
             await self._deliver(incoming, offer, reply_to=update.effective_message.message_id)
 

@@ -13,6 +13,7 @@ from tracing.trace import DEFAULT_HOPS, MAX_HOPS
 
 async def risk_command(ctx: Context, inv: Invocation) -> Reply:
     address = inv["address"]
+    await ctx.caches_ready(inv["chain"])
     report = await ctx.investigator.risk(address, inv["chain"], asker=ctx.asker, hops=inv["hops"])
     hops = inv["hops"] or DEFAULT_HOPS
     actions = (

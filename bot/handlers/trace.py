@@ -34,6 +34,7 @@ async def trace_command(ctx: Context, inv: Invocation) -> Reply:
         since=inv["since"],
         until=inv["until"],
     )
+    await ctx.caches_ready(inv["chain"])
     result = await ctx.investigator.trace(address, inv["chain"], params)
     stem = f"trace-{address[:10]}-{direction.value}-{params.hops}h"
     parts: list[object] = [result]
