@@ -3,7 +3,9 @@
 anvil runs with --no-mining; each block is built from one JSON-RPC batch of `eth_sendTransaction`s from the ten dev
 accounts — half native sends, half ERC-20 `transfer`s of the test token (tests/contracts/TestToken.sol) — and
 `evm_mine`. The same blocks are then indexed into a fresh SQLite store and a fresh PostgreSQL database (several
-runs each), against the baseline of fetching and decoding them with the same `RpcSource` without storing.
+runs each), against the baseline of fetching and decoding them as the indexer does (`fetch_range`, the same
+`RpcSource` and settings) without storing. The notes give the CPU per block of anvil and of the bench process,
+which the other work on the machine moves much less than the rates.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from tests.support.anvil import AnvilNode, anvil_available
 from tests.support.contracts import contract_from_receipt, send_deploy
 from tracing.chains import adhoc_chain
 from tracing.index import TransferIndex
-from tracing.indexer import Indexer
+from tracing.indexer import BLOCKS_PER_REQUEST, CONCURRENCY, Indexer, fetch_range
 from tracing.rpc import RpcSource
 
 GOAL_SQLITE = 150.0  # blocks/s
@@ -73,17 +75,17 @@ def _mints(token: object, accounts: list[str]) -> Iterator[dict[str, str]]:
         yield {"from": accounts[0], "to": token.address, "data": data, "gas": hex(120_000)}  # type: ignore[attr-defined]
 
 
-async def _fetch_only(url: str, first: int, last: int, concurrency: int) -> int:
+async def _fetch_only(url: str, first: int, last: int) -> int:
+    """The baseline: the blocks fetched and decoded as `Indexer` does (`fetch_range`, same settings), not stored."""
     source = RpcSource(adhoc_chain(CHAIN, (url,), env={}))
-    await source.connect()
-    gate = asyncio.Semaphore(concurrency)
-
-    async def one(n: int) -> int:
-        async with gate:
-            return len((await source.fetch_block(n)).transfers)
-
     try:
-        return sum(await asyncio.gather(*(one(n) for n in range(first, last + 1))))
+        await source.connect()
+        blocks, error = await fetch_range(
+            source, first, last, concurrency=CONCURRENCY, blocks_per_request=BLOCKS_PER_REQUEST
+        )
+        if error is not None:
+            raise error
+        return sum(len(b.transfers) for b in blocks)
     finally:
         await source.aclose()
 
@@ -129,18 +131,24 @@ def run(n_blocks: int, txs: int, runs: int, postgres: bool) -> list[Figure]:
         build_s = time.perf_counter() - began
         blocks = last - first + 1
         fetch, sqlite, pg = [], [], []
+        cpu: dict[str, list[tuple[float, float]]] = {"fetch": [], "sqlite": [], "pg": []}
         transfers = 0
         for r in range(runs):
-            t0 = time.perf_counter()
-            transfers = asyncio.run(_fetch_only(node.url, first, last, 8))
+            t0, used = time.perf_counter(), _cpu(node.pid)
+            transfers = asyncio.run(_fetch_only(node.url, first, last))
             fetch.append(blocks / (time.perf_counter() - t0))
+            cpu["fetch"].append(_per_block(used, _cpu(node.pid), blocks))
             with tempfile.TemporaryDirectory() as tmp:
+                used = _cpu(node.pid)
                 seconds, stored = asyncio.run(_index(f"sqlite:///{Path(tmp) / 'i.sqlite3'}", node.url, first, last))
+                cpu["sqlite"].append(_per_block(used, _cpu(node.pid), blocks))
             sqlite.append(blocks / seconds)
             if postgres:
                 try:
                     with fresh_postgres(os.environ.get("BENCH_DATABASE_URL", PG_DEFAULT)) as pg_url:
+                        used = _cpu(node.pid)
                         seconds, stored = asyncio.run(_index(pg_url, node.url, first, last))
+                        cpu["pg"].append(_per_block(used, _cpu(node.pid), blocks))
                     pg.append(blocks / seconds)
                 except Exception as exc:  # no server: say so in the report
                     log(f"ingest: PostgreSQL run {r + 1} skipped: {exc}")
@@ -160,7 +168,10 @@ def run(n_blocks: int, txs: int, runs: int, postgres: bool) -> list[Figure]:
             baseline,
             f"≥ {GOAL_SQLITE:g} blocks/s",
             _verdict(median(sqlite)),
-            [f"Building the {blocks} blocks on anvil took {build_s:.0f} s (not part of the figure)."],
+            [
+                f"Building the {blocks} blocks on anvil took {build_s:.0f} s (not part of the figure).",
+                _cpu_note(cpu),
+            ],
         )
     ]
     figures.append(
@@ -175,6 +186,35 @@ def run(n_blocks: int, txs: int, runs: int, postgres: bool) -> list[Figure]:
         )
     )
     return figures
+
+
+def _cpu(anvil_pid: int | None) -> tuple[float, float]:
+    """CPU seconds used so far by anvil (from /proc; 0 where there is none) and by this process (all threads)."""
+    anvil = 0.0
+    if anvil_pid is not None:
+        try:
+            fields = Path(f"/proc/{anvil_pid}/stat").read_text().rsplit(")", 1)[1].split()
+            anvil = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, ValueError, IndexError):
+            pass
+    return anvil, time.process_time()
+
+
+def _per_block(before: tuple[float, float], after: tuple[float, float], blocks: int) -> tuple[float, float]:
+    """Milliseconds of CPU per block: anvil's, the bench process's."""
+    return 1000 * (after[0] - before[0]) / blocks, 1000 * (after[1] - before[1]) / blocks
+
+
+def _cpu_note(cpu: dict[str, list[tuple[float, float]]]) -> str:
+    """The CPU each side used per block (medians over the runs): unlike the rates, not much moved by whatever
+    else the machine runs at the time."""
+    parts = []
+    for key, what in (("fetch", "fetch + decode only"), ("sqlite", "into SQLite"), ("pg", "into PostgreSQL")):
+        if cpu[key]:
+            anvil = median([a for a, _ in cpu[key]])
+            bench = median([b for _, b in cpu[key]])
+            parts.append(f"{what}: anvil {anvil:.1f} ms, bench process {bench:.1f} ms")
+    return "CPU per block (median of runs; the PostgreSQL server's own not counted): " + "; ".join(parts) + "."
 
 
 def _verdict(value: float) -> str:

@@ -4,12 +4,15 @@ answers stop the run with the place, keeping what was done."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,9 +24,9 @@ from tests.support.replay import ReplayNode
 from tracing.chains import ChainConfig
 from tracing.index import TransferIndex
 from tracing.indexer import Indexer, IndexingFailed, missing_ranges
-from tracing.mappers import TRANSFER_TOPIC, InternalSource
-from tracing.rpc import RpcSource
-from tracing.transfer import Transfer
+from tracing.mappers import TRANSFER_TOPIC, BlockTransfers, InternalSource, Traces, map_block
+from tracing.rpc import JsonRpcClient, RpcError, RpcSource, RpcUnavailable
+from tracing.transfer import Transfer, TransferKind
 
 BIN = Path(sys.executable).parent / "chainsleuth"
 Row = tuple[int, str, str, str | None, str, str, int]
@@ -112,6 +115,157 @@ async def test_a_block_past_the_head_stops_the_run_with_its_place_and_keeps_the_
     assert "5 block(s) stored, run again to resume" in str(caught.value)
     assert rows(index.in_blocks("anv", 0, 10**6)) == expected(scenario)
     assert [(r.from_block, r.to_block) for r in index.ranges("anv")] == [(scenario.first_block, scenario.last_block)]
+
+
+# --- several blocks in one JSON-RPC batch, read without their transaction objects ----------------------------
+
+
+class Recording(JsonRpcClient):
+    """A JSON-RPC client that notes every call it sends, alone or in a batch, as (how, method, first parameter),
+    and answers chosen calls — (method, block tag) — with an error: in batches only, or always."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__([url], attempts=1, backoff=0.01)
+        self.sent: list[tuple[str, str, Any]] = []
+        self.fail_in_batch: set[tuple[str, str]] = set()
+        self.fail_always: set[tuple[str, str]] = set()
+        self.batches_unavailable = False
+        self.stale: set[tuple[str, str]] = set()
+
+    def _failing(self, method: str, params: Sequence[Any], in_batch: bool) -> bool:
+        key = (method, str(params[0]) if params else "")
+        return key in self.fail_always or (in_batch and key in self.fail_in_batch)
+
+    async def call(self, method: str, params: Sequence[Any], *, where: str = "") -> Any:
+        self.sent.append(("call", method, params[0] if params else None))
+        if self._failing(method, params, in_batch=False):
+            raise RpcError(method, where, -32000, "injected")
+        return await super().call(method, params, where=where)
+
+    async def batch(self, calls: Sequence[tuple[str, Sequence[Any]]], *, where: str = "") -> list[Any]:
+        self.sent.extend(("batch", method, params[0] if params else None) for method, params in calls)
+        if self.batches_unavailable:
+            raise RpcUnavailable(f"{where}: injected")
+        answers = await super().batch(calls, where=where)
+        out = []
+        for (method, params), answer in zip(calls, answers, strict=True):
+            if self._failing(method, params, in_batch=True):
+                answer = RpcError(method, where, -32000, "injected")
+            elif (method, str(params[0]) if params else "") in self.stale and isinstance(answer, list):
+                answer = [{**item, "blockHash": "0x" + "ee" * 32} for item in answer]  # as from a reorged block
+            out.append(answer)
+        return out
+
+    def full_blocks(self) -> list[Any]:
+        return [tag for how, method, tag in self.sent if method == "eth_getBlockByNumber" and how == "call"]
+
+
+TRACE_CALLS = {InternalSource.TRACE_BLOCK: ("trace_block",), InternalSource.CALL_TRACER: ("debug_traceBlockByNumber",)}
+
+
+def read_in_full(node: AnvilNode, number: int, method: InternalSource) -> BlockTransfers:
+    """The block as mapped from its full transaction objects, read with the test's own client."""
+    tag = hex(number)
+    block = node.rpc.call("eth_getBlockByNumber", tag, True)
+    receipts = node.rpc.call("eth_getBlockReceipts", tag)
+    if method is InternalSource.TRACE_BLOCK:
+        traces = node.rpc.call("trace_block", tag)
+    else:
+        traces = node.rpc.call("debug_traceBlockByNumber", tag, {"tracer": "callTracer"})
+    return map_block("anv", block, receipts, Traces(method, traces), native_symbol="ETH")
+
+
+@pytest.mark.parametrize("method", [InternalSource.TRACE_BLOCK, InternalSource.CALL_TRACER])
+async def test_blocks_read_together_without_their_transactions_are_the_blocks_read_in_full(
+    chain: tuple[AnvilNode, Scenario], method: InternalSource
+) -> None:
+    node, scenario = chain
+    blocks = list(scenario.blocks)
+    client = Recording(node.url)
+    async with RpcSource(anv(node), client=client, trace_methods=(method,)) as source:
+        cold = await asyncio.gather(
+            source.fetch_blocks(blocks[:3], token_meta=False), source.fetch_blocks(blocks[3:], token_meta=False)
+        )
+        assert client.full_blocks() == [hex(blocks[0])]  # read alone, it found the trace method for both calls
+        client.sent.clear()
+        together = await source.fetch_blocks(blocks, token_meta=False)
+    assert [*cold[0], *cold[1]] == together == [read_in_full(node, n, method) for n in blocks]
+    assert {
+        (t.tx_hash, t.kind.value, t.token, t.from_addr, t.to_addr, t.value) for b in together for t in b.transfers
+    } == {(t.tx_hash, t.kind, t.token, t.from_addr, t.to_addr, t.value) for t in scenario.expected}
+    assert any(t.kind is TransferKind.INTERNAL for b in together for t in b.transfers)
+    assert sum(b.coverage.failed_txs for b in together) == len(scenario.reverted)
+    # One batch: per block its header without transactions, its receipts and its traces; nothing else.
+    assert client.sent == [
+        ("batch", name, hex(n))
+        for n in blocks
+        for name in ("eth_getBlockByNumber", "eth_getBlockReceipts", *TRACE_CALLS[method])
+    ]
+
+
+async def test_a_failing_member_of_a_batch_is_read_again_alone_and_a_lasting_failure_is_its_blocks_error(
+    db: Database, chain: tuple[AnvilNode, Scenario]
+) -> None:
+    node, scenario = chain
+    blocks = list(scenario.blocks)
+    reference = [read_in_full(node, n, InternalSource.TRACE_BLOCK) for n in blocks]
+    client = Recording(node.url)
+    async with RpcSource(anv(node), client=client) as source:
+        await source.fetch_block(blocks[0], token_meta=False)
+        # A member that fails in the batch only: its block alone is read again, on its own.
+        client.fail_in_batch.add(("eth_getBlockReceipts", hex(blocks[2])))
+        client.sent.clear()
+        assert await source.fetch_blocks(blocks, token_meta=False) == reference
+        alone = [(method, tag) for how, method, tag in client.sent if how == "call"]
+        assert alone and {tag for _, tag in alone} == {hex(blocks[2])}
+        # Receipts or traces of another block than the header (a reorg between the calls): read again alone.
+        client.fail_in_batch.clear()
+        client.stale |= {("eth_getBlockReceipts", hex(blocks[1])), ("trace_block", hex(blocks[4]))}
+        client.sent.clear()
+        assert await source.fetch_blocks(blocks, token_meta=False) == reference
+        assert {tag for how, _, tag in client.sent if how == "call"} == {hex(blocks[1]), hex(blocks[4])}
+        client.stale.clear()
+        # A batch that gets no usable answer at all: every block is read on its own.
+        client.batches_unavailable = True
+        client.sent.clear()
+        assert await source.fetch_blocks(blocks, token_meta=False) == reference
+        assert {tag for how, _, tag in client.sent if how == "call"} == {hex(n) for n in blocks}
+        # A member that keeps failing: that block's error, in its place; the other blocks are read.
+        client.batches_unavailable = False
+        client.fail_always.add(("eth_getBlockReceipts", hex(blocks[3])))
+        got = await source.fetch_blocks(blocks, token_meta=False)
+        assert [b for b in got if isinstance(b, BlockTransfers)] == reference[:3] + reference[4:]
+        assert isinstance(got[3], RpcError) and f"eth_getBlockReceipts (block {blocks[3]})" in str(got[3])
+        # The indexer stops there, with the blocks before it stored and marked.
+        index = TransferIndex(db)
+        with pytest.raises(IndexingFailed, match=f"block {blocks[3]}.*3 block\\(s\\) stored"):
+            await Indexer(index, source, "anv", blocks_per_request=2).run(blocks[0], blocks[-1])
+    stored = rows(index.in_blocks("anv", blocks[0], blocks[-1]))
+    assert stored == rows([t for b in reference[:3] for t in b.transfers]) and stored
+    assert [(r.from_block, r.to_block) for r in index.ranges("anv")] == [(blocks[0], blocks[2])]
+
+
+def transfer(position: str, value: int) -> Transfer:
+    return Transfer(
+        "anv", 1, "0xbb", 7, "0x" + "aa" * 32, TransferKind.NATIVE, position, "0x" + "01" * 20, "0x" + "02" * 20, value
+    )
+
+
+def test_storing_counts_only_new_rows_keeps_uint256_exact_and_refuses_what_is_not_one(db: Database) -> None:
+    index = TransferIndex(db)
+    top = transfer("tx", 2**256 - 1)
+    assert index.add([top, top, transfer("trace:0", 2**64 + 3)]) == 2  # a duplicate within one write too
+    assert index.add([top, transfer("trace:1", 0)]) == 1
+    with pytest.raises(ValueError, match="out of uint256 range"):
+        index.add([transfer("trace:2", 5), transfer("trace:3", 2**256)])
+    with pytest.raises(ValueError, match="out of uint256 range"):
+        index.add([transfer("trace:4", -1)])
+    assert sorted((t.position, t.value) for t in index.in_blocks("anv", 0, 10)) == [
+        ("trace:0", 2**64 + 3),
+        ("trace:1", 0),
+        ("tx", 2**256 - 1),
+    ]
+    assert index.add([replace(top, value=1)]) == 0 and index.count("anv") == 3
 
 
 # --- through the command line -----------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from tracing.mappers import (
     decode_transfer_log,
     map_block,
     map_traces,
+    transactions_from_traces,
 )
 from tracing.transfer import Transfer, TransferKind
 
@@ -552,3 +553,135 @@ def test_a_transaction_the_tracer_gave_up_on_is_counted_not_fatal() -> None:
     ]
     assert mapped.coverage.skipped_frames == 1
     assert "block 16: the trace of tx 0x01 failed: execution timeout" in mapped.coverage.notes
+
+
+# --- a block read without its transaction objects -----------------------------------------------------------
+
+
+def _receipts_of(rows: list[dict[str, str]]) -> list[dict[str, Any]]:
+    """Receipts (hash, from, to) for the transactions of ethereum-etl trace rows: `to` is null for a creation."""
+    return [
+        {
+            "transactionHash": r["transaction_hash"],
+            "from": r["from_address"],
+            "to": None if r["trace_type"] == "create" else r["to_address"],
+        }
+        for r in rows
+        if not r["trace_address"] and r["transaction_hash"]
+    ]
+
+
+@pytest.mark.parametrize("source", [InternalSource.TRACE_BLOCK, InternalSource.CALL_TRACER])
+@pytest.mark.parametrize("folder", sorted(TRACE_BLOCKS))
+def test_transactions_rebuilt_from_receipts_and_top_level_frames_are_ethereum_etls(
+    folder: str, source: InternalSource
+) -> None:
+    number = TRACE_BLOCKS[folder]
+    parity = _parity(folder, number)
+    hashes = _tx_hashes(parity)
+    if source is InternalSource.TRACE_BLOCK:
+        payload = parity
+    else:
+        payload = rpc_result(
+            fixture("test_extract_geth_traces_job", folder)
+            / f"web3_response.debug_traceBlockByNumber_{number}_tracer_calltracer.json"
+        )
+    rows = csv_rows(fixture("test_export_traces_job", folder) / "expected_traces.csv")
+    receipts = _receipts_of(rows)
+    txs = transactions_from_traces(hashes, list(reversed(receipts)), Traces(source, payload))
+    assert txs is not None
+    assert [(t["hash"], t["from"].lower(), t["to"], int(t["value"], 16)) for t in txs] == [
+        (r["transactionHash"], r["from"], r["to"], int(row["value"]))
+        for r, row in zip(receipts, [r for r in rows if not r["trace_address"] and r["transaction_hash"]], strict=True)
+    ]
+
+
+def _lean_block() -> tuple[dict[str, Any], list[dict[str, Any]], Traces, Traces]:
+    """A block of four transactions — a plain payment, a creation with value, a contract call that pays on
+    (one paying frame reverted) and a failed payment — with its receipts and both kinds of traces."""
+    x = "0x" + "ee" * 20
+    good = log_of([TRANSFER_TOPIC, topic_of(B), topic_of(A)], "0x" + word(2**255 + 1), 3, address=C)
+    block = _block(_tx("0x01", A, B, 5), _tx("0x02", A, None, 2**70 + 7), _tx("0x03", A, C, 9), _tx("0x04", D, A, 1))
+    receipts = [
+        {**_receipt("0x01", 1), "from": A, "to": B},
+        {**_receipt("0x02", 1, contract=x), "from": A, "to": None},
+        {**_receipt("0x03", 1, [good]), "from": A, "to": C},
+        {**_receipt("0x04", 0), "from": D, "to": A},
+    ]
+    calls = [
+        {"txHash": "0x01", "result": _frame("CALL", A, B, 5)},
+        {"txHash": "0x02", "result": _frame("CREATE", A, x, 2**70 + 7)},
+        {
+            "txHash": "0x03",
+            "result": _frame("CALL", A, C, 9, _frame("CALL", C, D, 4), _frame("CALL", C, B, 3, error="reverted")),
+        },
+        {"txHash": "0x04", "result": {**_frame("CALL", D, A, 1), "error": "out of gas"}},
+    ]
+
+    def flat(tx: str, path: list[int], kind: str, action: dict[str, Any], **extra: Any) -> dict[str, Any]:
+        return {"transactionHash": tx, "traceAddress": path, "type": kind, "action": action, **extra}
+
+    parity = [
+        flat("0x01", [], "call", {"callType": "call", "from": A, "to": B, "value": hex(5)}),
+        flat("0x02", [], "create", {"from": A, "value": hex(2**70 + 7)}, result={"address": x}),
+        flat("0x03", [], "call", {"callType": "call", "from": A, "to": C, "value": hex(9)}),
+        flat("0x03", [0], "call", {"callType": "call", "from": C, "to": D, "value": hex(4)}),
+        flat("0x03", [1], "call", {"callType": "call", "from": C, "to": B, "value": hex(3)}, error="Reverted"),
+        flat("0x04", [], "call", {"callType": "call", "from": D, "to": A, "value": hex(1)}, error="Out of gas"),
+        {"transactionHash": None, "traceAddress": [], "type": "reward", "action": {"author": A, "value": hex(5)}},
+    ]
+    return block, receipts, Traces(InternalSource.CALL_TRACER, calls), Traces(InternalSource.TRACE_BLOCK, parity)
+
+
+@pytest.mark.parametrize("which", ["callTracer", "trace_block"])
+def test_a_block_read_without_its_transactions_maps_as_the_full_block(which: str) -> None:
+    block, receipts, call_traces, parity = _lean_block()
+    traces = call_traces if which == "callTracer" else parity
+    full = map_block("eth", block, receipts, traces, native_symbol="ETH")
+    hashes_only = {**block, "transactions": [tx["hash"] for tx in block["transactions"]]}
+    txs = transactions_from_traces(hashes_only["transactions"], receipts, traces)
+    assert txs is not None
+    lean = map_block("eth", {**hashes_only, "transactions": txs}, receipts, traces, native_symbol="ETH")
+    assert lean == full
+    assert {(t.tx_hash, t.kind, t.position, t.value) for t in lean.transfers} == {
+        ("0x01", TransferKind.NATIVE, "tx", 5),
+        ("0x02", TransferKind.NATIVE, "tx", 2**70 + 7),
+        ("0x03", TransferKind.NATIVE, "tx", 9),
+        ("0x03", TransferKind.INTERNAL, "trace:0", 4),
+        ("0x03", TransferKind.ERC20, "log:3", 2**255 + 1),
+    }
+    assert lean.coverage.failed_txs == 1
+
+
+def test_transactions_are_not_rebuilt_when_anything_is_in_doubt() -> None:
+    block, receipts, call_traces, parity = _lean_block()
+    hashes = [tx["hash"] for tx in block["transactions"]]
+
+    def rebuilt(traces: Traces, tx_hashes: list[Any] = hashes, receipts: list[dict[str, Any]] = receipts) -> bool:
+        return transactions_from_traces(tx_hashes, receipts, traces) is not None
+
+    assert rebuilt(call_traces) and rebuilt(parity)
+    # A transaction the node left out of its traces (system transactions on some chains), or one without receipt.
+    assert not rebuilt(
+        Traces(InternalSource.TRACE_BLOCK, [t for t in parity.payload if t["transactionHash"] != "0x02"])
+    )
+    assert not rebuilt(parity, receipts=receipts[:3])
+    # A trace the tracer gave up on, a root without value, traces out of order, one trace too few.
+    calls = list(call_traces.payload)
+    assert not rebuilt(Traces(InternalSource.CALL_TRACER, [*calls[:3], {"txHash": "0x04", "error": "timeout"}]))
+    no_value = {k: v for k, v in calls[0]["result"].items() if k != "value"}
+    assert not rebuilt(Traces(InternalSource.CALL_TRACER, [{"result": no_value}, *calls[1:]]))
+    assert not rebuilt(Traces(InternalSource.CALL_TRACER, [calls[1], calls[0], *calls[2:]]))
+    assert not rebuilt(Traces(InternalSource.CALL_TRACER, calls[:3]))
+    # Two top-level frames for one transaction; a top-level delegate call; no traces at all.
+    top = parity.payload[0]
+    assert not rebuilt(Traces(InternalSource.TRACE_BLOCK, [*parity.payload, top]))
+    odd = {**top, "action": {**top["action"], "callType": "delegatecall"}}
+    assert not rebuilt(Traces(InternalSource.TRACE_BLOCK, [odd, *parity.payload[1:]]))
+    assert not rebuilt(Traces(InternalSource.UNAVAILABLE, ()))
+    # Receipt and trace disagree on the sender or the recipient; full transaction objects instead of hashes.
+    assert not rebuilt(parity, receipts=[{**receipts[0], "from": D}, *receipts[1:]])
+    assert not rebuilt(parity, receipts=[{**receipts[0], "to": C}, *receipts[1:]])
+    assert not rebuilt(parity, receipts=[receipts[0], {**receipts[1], "to": D}, *receipts[2:]])
+    assert not rebuilt(parity, tx_hashes=block["transactions"])
+    assert transactions_from_traces([], [], Traces(InternalSource.TRACE_BLOCK, [])) == []

@@ -4,35 +4,84 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import and_, delete, func, or_
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col, select
 
 from storage.db import Database
 from storage.models import IndexedRangeRow, TransferRow, utcnow
 from tracing.transfer import Transfer, TransferKind
 
-_BATCH = 1000
+_COLUMNS = (
+    "chain",
+    "block_number",
+    "block_hash",
+    "timestamp",
+    "tx_hash",
+    "kind",
+    "position",
+    "token",
+    "from_addr",
+    "to_addr",
+    "value",
+    "decimals",
+    "symbol",
+    "source",
+)
+_UINT256 = 1 << 256
 
 
-def to_row(t: Transfer) -> dict[str, object]:
-    return {
-        "chain": t.chain,
-        "block_number": t.block_number,
-        "block_hash": t.block_hash,
-        "timestamp": t.timestamp,
-        "tx_hash": t.tx_hash,
-        "kind": t.kind.value,
-        "position": t.position,
-        "token": t.token,
-        "from_addr": t.from_addr,
-        "to_addr": t.to_addr,
-        "value": t.value,
-        "decimals": t.decimals,
-        "symbol": t.symbol,
-        "source": t.source,
-    }
+def _values(t: Transfer) -> tuple[object, ...]:
+    """A transfer as the values of _COLUMNS, `value` as a decimal string (exact in NUMERIC(78) and in SQLite's
+    text column, as `storage.types.Uint256` stores it)."""
+    value = int(t.value)
+    if value < 0 or value >= _UINT256:
+        raise ValueError(f"value out of uint256 range: {value}")
+    return (
+        t.chain,
+        t.block_number,
+        t.block_hash,
+        t.timestamp,
+        t.tx_hash,
+        t.kind.value,
+        t.position,
+        t.token,
+        t.from_addr,
+        t.to_addr,
+        str(value),
+        t.decimals,
+        t.symbol,
+        t.source,
+    )
+
+
+_NAMES = ", ".join(_COLUMNS)
+# Fixed column and table names only; the values go as COPY rows or query parameters.
+_PG_LOAD_TABLE = f"CREATE TEMPORARY TABLE _transfer_load ON COMMIT DROP AS SELECT {_NAMES} FROM transfer WITH NO DATA"  # noqa: S608
+_PG_COPY = f"COPY _transfer_load ({_NAMES}) FROM STDIN"
+_PG_MERGE = f"INSERT INTO transfer ({_NAMES}) SELECT {_NAMES} FROM _transfer_load ON CONFLICT DO NOTHING"  # noqa: S608
+_SQLITE_INSERT = f"INSERT INTO transfer ({_NAMES}) VALUES ({', '.join('?' for _ in _COLUMNS)}) ON CONFLICT DO NOTHING"  # noqa: S608
+
+
+def _add_postgresql(raw: Any, rows: Sequence[tuple[object, ...]]) -> int:
+    with raw.cursor() as cursor:
+        cursor.execute(_PG_LOAD_TABLE)
+        with cursor.copy(_PG_COPY) as copy:
+            for row in rows:
+                copy.write_row(row)
+        cursor.execute(_PG_MERGE)
+        return int(cursor.rowcount)
+
+
+def _add_sqlite(raw: Any, rows: Sequence[tuple[object, ...]]) -> int:
+    before = raw.total_changes
+    cursor = raw.cursor()
+    try:
+        cursor.executemany(_SQLITE_INSERT, rows)
+    finally:
+        cursor.close()
+    return int(raw.total_changes - before)
 
 
 def from_row(row: TransferRow) -> Transfer:
@@ -68,21 +117,20 @@ class TransferIndex:
         self.db = db
 
     def add(self, transfers: Iterable[Transfer]) -> int:
-        """Insert transfers, skipping any already stored (same chain, tx, kind, position). Returns rows added."""
-        rows = [to_row(t) for t in transfers]
+        """Insert transfers, skipping any already stored (same chain, tx, kind, position). Returns rows added.
+
+        One transaction, through the driver: on PostgreSQL a COPY into a temporary table and one
+        `INSERT … SELECT … ON CONFLICT DO NOTHING` (~20x faster than executemany through SQLAlchemy), on SQLite
+        one executemany of `INSERT … ON CONFLICT DO NOTHING`, its rows added counted by `total_changes`."""
+        rows = [_values(t) for t in transfers]
         if not rows:
             return 0
-        added = 0
-        dialect = postgresql if self.db.dialect == "postgresql" else sqlite
-        # RETURNING counts what was really inserted; rowcount is unreliable for multi-row inserts. The rows go as
-        # executemany parameters into a Core insert (compiled once, no ORM bulk bookkeeping): ~10x faster than
-        # .values(chunk) on the ORM class.
-        table = TransferRow.__table__  # type: ignore[attr-defined]
-        stmt = dialect.insert(table).on_conflict_do_nothing().returning(table.c.id)
         with self.db.session() as session:
-            for start in range(0, len(rows), _BATCH):
-                added += len(session.execute(stmt, rows[start : start + _BATCH]).all())
-        return added
+            raw = session.connection().connection.dbapi_connection
+            assert raw is not None
+            if self.db.dialect == "postgresql":
+                return _add_postgresql(raw, rows)
+            return _add_sqlite(raw, rows)
 
     def for_address(
         self,

@@ -22,12 +22,55 @@ log = logging.getLogger(__name__)
 
 SOURCE = "rpc"
 """The `source` of indexed ranges and transfers written by this indexer."""
+CONCURRENCY = 8
+"""Blocks in flight."""
+BLOCKS_PER_REQUEST = 4
+"""Blocks per fetch from a source with `fetch_blocks` (one JSON-RPC batch of their calls)."""
 
 
 class BlockSource(Protocol):
     """What the indexer needs from a chain source (`tracing.rpc.RpcSource` is one)."""
 
     async def fetch_block(self, number: int, *, token_meta: bool = True) -> BlockTransfers: ...
+
+
+async def fetch_range(
+    source: BlockSource, first: int, last: int, *, concurrency: int, blocks_per_request: int = 1
+) -> tuple[list[BlockTransfers], SourceError | None]:
+    """The blocks first..last in order, up to the first that failed, and that failure (if any).
+
+    At most `concurrency` blocks are in flight. From a source that also has `fetch_blocks(numbers, *, token_meta)`
+    (`tracing.rpc.RpcSource`: their calls in one JSON-RPC batch; per block its BlockTransfers or SourceError),
+    with `blocks_per_request` > 1, blocks are fetched that many at a time (consecutive ones),
+    concurrency // blocks_per_request fetches in flight (at least one)."""
+    many = getattr(source, "fetch_blocks", None) if blocks_per_request > 1 else None
+    semaphore = asyncio.Semaphore(max(1, concurrency // blocks_per_request) if many else concurrency)
+
+    async def one(number: int) -> list[BlockTransfers | BaseException]:
+        async with semaphore:
+            try:
+                return [await source.fetch_block(number)]
+            except SourceError as exc:
+                return [exc]
+
+    async def group(numbers: Sequence[int]) -> list[BlockTransfers | BaseException]:
+        assert many is not None
+        async with semaphore:
+            return list(await many(numbers))
+
+    if many is None:
+        parts = await asyncio.gather(*(one(n) for n in range(first, last + 1)))
+    else:
+        starts = range(first, last + 1, blocks_per_request)
+        parts = await asyncio.gather(*(group(range(a, min(last, a + blocks_per_request - 1) + 1)) for a in starts))
+    blocks: list[BlockTransfers] = []
+    for result in (r for part in parts for r in part):
+        if isinstance(result, SourceError):
+            return blocks, result
+        if isinstance(result, BaseException):
+            raise result
+        blocks.append(result)
+    return blocks, None
 
 
 class IndexingFailed(SourceError):
@@ -115,8 +158,9 @@ class _Tally:
 class Indexer:
     """Indexes a block range of one chain from `source` into `index`.
 
-    `batch_size` blocks are fetched at a time with at most `concurrency` in flight; each batch is written (and
-    its range marked) in a worker thread while the next one is fetched.
+    `batch_size` blocks are fetched at a time with at most `concurrency` in flight, `blocks_per_request` per
+    request where the source can (see `fetch_range`); each batch is written (and its range marked) in a worker
+    thread while the next one is fetched.
     """
 
     def __init__(
@@ -127,16 +171,18 @@ class Indexer:
         *,
         chain_id: int | None = None,
         batch_size: int = 100,
-        concurrency: int = 8,
+        concurrency: int = CONCURRENCY,
+        blocks_per_request: int = BLOCKS_PER_REQUEST,
     ) -> None:
-        if batch_size < 1 or concurrency < 1:
-            raise ValueError("batch_size and concurrency must be at least 1")
+        if batch_size < 1 or concurrency < 1 or blocks_per_request < 1:
+            raise ValueError("batch_size, concurrency and blocks_per_request must be at least 1")
         self.index = index
         self.source = source
         self.chain = chain
         self.chain_id = chain_id
         self.batch_size = batch_size
         self.concurrency = concurrency
+        self.blocks_per_request = blocks_per_request
 
     def todo(self, first: int, last: int) -> list[tuple[int, int]]:
         """The sub-ranges of [first, last] not yet indexed for this chain."""
@@ -155,14 +201,13 @@ class Indexer:
         if progress and skipped:
             progress(skipped)
         tally = _Tally()
-        semaphore = asyncio.Semaphore(self.concurrency)
         writing: asyncio.Task[int] | None = None
         pending: list[BlockTransfers] = []
         try:
             for start, end in todo:
                 for batch_start in range(start, end + 1, self.batch_size):
                     batch_end = min(end, batch_start + self.batch_size - 1)
-                    blocks, error = await self._fetch(batch_start, batch_end, semaphore)
+                    blocks, error = await self._fetch(batch_start, batch_end)
                     if writing is not None:
                         tally.count(pending, await writing)
                     pending, writing = blocks, asyncio.create_task(self._store_async(blocks, progress))
@@ -195,24 +240,11 @@ class Indexer:
             notes=tuple(tally.notes),
         )
 
-    async def _fetch(
-        self, first: int, last: int, semaphore: asyncio.Semaphore
-    ) -> tuple[list[BlockTransfers], SourceError | None]:
+    async def _fetch(self, first: int, last: int) -> tuple[list[BlockTransfers], SourceError | None]:
         """The blocks first..last in order, up to the first that failed, and that failure (if any)."""
-
-        async def one(number: int) -> BlockTransfers:
-            async with semaphore:
-                return await self.source.fetch_block(number)
-
-        results = await asyncio.gather(*(one(n) for n in range(first, last + 1)), return_exceptions=True)
-        blocks: list[BlockTransfers] = []
-        for result in results:
-            if isinstance(result, SourceError):
-                return blocks, result
-            if isinstance(result, BaseException):
-                raise result
-            blocks.append(result)
-        return blocks, None
+        return await fetch_range(
+            self.source, first, last, concurrency=self.concurrency, blocks_per_request=self.blocks_per_request
+        )
 
     async def _store_async(self, blocks: Sequence[BlockTransfers], progress: Callable[[int], None] | None) -> int:
         added = await asyncio.to_thread(self._store, blocks)

@@ -411,10 +411,99 @@ def map_traces(
             if trace.get("transactionHash"):
                 grouped.setdefault(str(trace["transactionHash"]).lower(), []).append(trace)
         for tx_hash, items in grouped.items():
+            if len(items) == 1 and not items[0].get("traceAddress"):
+                out[tx_hash] = _FAILED if items[0].get("error") else _PLAIN  # no internal frames: nothing to map
+                continue
             acc = accumulator()
             failed = _map_parity_traces(acc, tx_hash, items)
             out[tx_hash] = done(acc, failed)
     return out
+
+
+_PLAIN = TxTrace(False)
+_FAILED = TxTrace(True)
+
+
+def _top_level_frames(traces: Traces, tx_hashes: Sequence[str]) -> dict[str, tuple[Any, Any, Any]]:
+    """(from, to, value) of each transaction's top-level frame, by tx hash, as the node gave them: to is None
+    for a creation. Only transactions with exactly one plain top-level frame (a call or a creation, with a
+    value) are in the answer."""
+    out: dict[str, tuple[Any, Any, Any]] = {}
+    doubtful: set[str] = set()
+    if traces.source is InternalSource.TRACE_BLOCK:
+        for trace in traces.payload:
+            if not isinstance(trace, dict) or trace.get("traceAddress"):
+                continue
+            tx_hash, action, kind = trace.get("transactionHash"), trace.get("action"), trace.get("type")
+            if not isinstance(tx_hash, str) or not tx_hash:
+                continue  # a block reward
+            tx_hash = tx_hash.lower()
+            if tx_hash in out or not isinstance(action, dict) or "value" not in action:
+                doubtful.add(tx_hash)
+            elif kind == "call" and action.get("callType", "call") == "call":
+                out[tx_hash] = (action.get("from"), action.get("to"), action["value"])
+            elif kind == "create":
+                out[tx_hash] = (action.get("from"), None, action["value"])
+            else:
+                doubtful.add(tx_hash)
+    elif traces.source is InternalSource.CALL_TRACER and len(traces.payload) == len(tx_hashes):
+        for tx_hash, item in zip(tx_hashes, traces.payload, strict=True):
+            if not isinstance(item, dict):
+                return {}
+            if item.get("txHash") and str(item["txHash"]).lower() != tx_hash:
+                return {}
+            root = item.get("result")
+            if not isinstance(root, dict) or "value" not in root:
+                continue
+            kind = str(root.get("type", "")).upper()
+            if kind == "CALL":
+                out[tx_hash] = (root.get("from"), root.get("to"), root["value"])
+            elif kind in ("CREATE", "CREATE2"):
+                out[tx_hash] = (root.get("from"), None, root["value"])
+    for tx_hash in doubtful:
+        out.pop(tx_hash, None)
+    return out
+
+
+def _same_address(a: object, b: object) -> bool:
+    """Whether two addresses from the node are the same (either may be None, for no address)."""
+    if a is None or b is None:
+        return a is None and b is None
+    return isinstance(a, str) and isinstance(b, str) and (a == b or a.lower() == b.lower())
+
+
+def transactions_from_traces(
+    tx_hashes: Sequence[object], receipts: Sequence[Any], traces: Traces
+) -> list[JsonDict] | None:
+    """The transactions of a block fetched without them (`eth_getBlockByNumber(n, false)`: hashes only), as
+    `map_block` reads them — hash, from, to, value — rebuilt from the receipts (from, to) and the value of each
+    transaction's top-level trace frame, which is the transaction's own value.
+
+    None, so that the caller fetches the full transactions instead, unless every transaction has a receipt and
+    one plain top-level frame, and the two agree on sender and recipient: a node that leaves transactions out
+    of its traces (system transactions on some chains), a trace that failed, or any other doubt.
+    """
+    hashes = [h.lower() for h in tx_hashes if isinstance(h, str)]
+    if len(hashes) != len(tx_hashes):
+        return None
+    frames = _top_level_frames(traces, hashes)
+    if len(frames) != len(hashes):
+        return None
+    by_hash: dict[str, Any] = {}
+    for receipt in receipts:
+        tx_hash = receipt.get("transactionHash") if isinstance(receipt, dict) else None
+        if isinstance(tx_hash, str):
+            by_hash[tx_hash.lower()] = receipt
+    txs: list[JsonDict] = []
+    for tx_hash in hashes:
+        receipt, frame = by_hash.get(tx_hash), frames.get(tx_hash)
+        if receipt is None or frame is None:
+            return None
+        src, dst, value = frame
+        if src is None or not _same_address(src, receipt.get("from")) or not _same_address(dst, receipt.get("to")):
+            return None
+        txs.append({"hash": tx_hash, "from": src, "to": dst, "value": value})
+    return txs
 
 
 def _index_receipts(receipts: Sequence[Mapping[str, Any]], number: int) -> dict[str, Mapping[str, Any]]:
