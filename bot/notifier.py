@@ -8,6 +8,14 @@ message that keeps failing is marked failed and stays in the store (and in /stat
 
 Alert messages are rendered from the store at the moment they are sent, so a post that waited shows the
 current state and a later edit with nothing new is skipped (the rendered text's hash is kept).
+
+A process killed after the platform accepted a post but before the store marked it sent leaves the post's outbox
+rows `interrupted` for the next claimer. Neither Telegram's sendMessage nor Slack's chat.postMessage takes an
+idempotency key, so where the platform lets a bot read the chat back (Slack: every post carries message metadata
+naming its outbox rows, found again with conversations.history) the notifier looks before re-posting: found, the
+rows are recorded as sent with that message (no second post); not there, they are posted normally. Where it
+cannot look (Telegram has no way for a bot to read a chat's history) or the look-up fails (a missing scope, the
+bot not in the channel, the network), the alert is re-sent flagged `POSSIBLE_REPEAT` rather than risk losing it.
 """
 
 from __future__ import annotations
@@ -21,7 +29,7 @@ import sys
 from collections import defaultdict, deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Protocol, TextIO
 
 from bot.messages import Action, Reply, Text
@@ -37,6 +45,9 @@ from tracing.transfer import format_amount
 
 log = logging.getLogger(__name__)
 POSSIBLE_REPEAT = "↻ Possible repeat: sending this alert was interrupted by a restart, so it may already be above."
+RECOVERY_MARGIN = timedelta(minutes=5)
+"""How far before a row became ready a look-up for its interrupted post starts (clock skew with the platform)."""
+RECOVERABLE_KINDS = frozenset({OutboxKind.ALERT, OutboxKind.NOTICE})
 
 
 # -- the platform contract -----------------------------------------------------------------------------------
@@ -60,7 +71,10 @@ class DeliveryError(Exception):
 
 
 class Deliverer(Protocol):
-    """What the notifier needs from a chat platform. Raise `RateLimited` or `DeliveryError`."""
+    """What the notifier needs from a chat platform. Raise `RateLimited` or `DeliveryError`.
+
+    Optionally (see `RecoveringDeliverer`) a deliverer also has `post_marked` and `find_posted`: the notifier uses
+    them when present, to find a post again after a crash instead of re-sending it."""
 
     async def post(self, chat_id: str, reply: Reply) -> str:
         """Post a message; returns the platform's message id."""
@@ -68,6 +82,49 @@ class Deliverer(Protocol):
 
     async def edit(self, chat_id: str, message_id: str, reply: Reply) -> None:
         """Replace the content (and buttons) of a message posted earlier."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class PostMarker:
+    """What a post says about itself where the platform can carry it (Slack: message metadata): the outbox rows it
+    delivers, the lead (a digest's first row) first, each with its alert's dedup key ("" for a notice)."""
+
+    entries: tuple[tuple[int, str], ...]
+
+    @property
+    def outbox_ids(self) -> tuple[int, ...]:
+        return tuple(outbox_id for outbox_id, _key in self.entries)
+
+    @property
+    def lead_id(self) -> int:
+        return self.entries[0][0]
+
+
+@dataclass(frozen=True, slots=True)
+class FoundPost:
+    """A post found on the platform by its marker."""
+
+    message_id: str
+    marker: PostMarker
+
+
+class PostLookupUnavailable(Exception):
+    """The platform gives a bot no way to find a post again (Telegram cannot read a chat's history)."""
+
+
+class RecoveringDeliverer(Deliverer, Protocol):
+    """A deliverer that can mark a post and find it again by the mark (Slack). The notifier finds these methods with
+    `getattr`, so a plain `Deliverer` still works: its interrupted posts are re-sent flagged."""
+
+    async def post_marked(self, chat_id: str, reply: Reply, marker: PostMarker) -> str:
+        """`post`, with `marker` attached to the message where the platform can carry it."""
+        ...
+
+    async def find_posted(self, chat_id: str, marker: PostMarker, since: datetime) -> list[FoundPost]:
+        """Posts in `chat_id` since `since` whose marker names any of `marker`'s entries (outbox id and dedup key
+        both equal), oldest first. Raises when it cannot tell (`PostLookupUnavailable`, or the platform's error):
+        an empty list means "not posted"."""
         ...
 
 
@@ -328,6 +385,10 @@ class NotifierStats:
     rate_limited: int = 0
     retries: int = 0
     failed: int = 0
+    recovered: int = 0
+    """Interrupted outbox rows found already posted (recorded as sent, not posted again)."""
+    flagged: int = 0
+    """Interrupted alert posts re-sent with `POSSIBLE_REPEAT` (the platform could not be asked)."""
 
 
 class Notifier:
@@ -351,6 +412,7 @@ class Notifier:
         per_chat: int = 20,
         concurrency: int = 8,
         lease: timedelta = timedelta(minutes=5),
+        lookup_timeout: float = 30.0,
     ) -> None:
         self.db = db
         self.deliverers = dict(deliverers)
@@ -370,6 +432,7 @@ class Notifier:
         self.per_chat = per_chat
         self.concurrency = concurrency
         self.lease = lease
+        self.lookup_timeout = lookup_timeout
         self.stats = NotifierStats()
 
     async def run(self, stop: asyncio.Event, *, idle: float = 1.0) -> None:
@@ -397,10 +460,68 @@ class Notifier:
 
         async def one_chat(key: tuple[str, str], queue: list[OutboxItem]) -> int:
             async with gate:
-                return await self._deliver_chat(key[0], key[1], self._units(queue))
+                queue, recovered = await self._recover(key[0], key[1], queue)
+                return recovered + await self._deliver_chat(key[0], key[1], self._units(queue))
 
         settled = await asyncio.gather(*(one_chat(key, queue) for key, queue in by_chat.items()))
         return sum(settled)
+
+    async def _recover(self, platform: str, chat: str, queue: list[OutboxItem]) -> tuple[list[OutboxItem], int]:
+        """Before re-posting interrupted rows, ask the platform whether their post got through (where it can tell):
+        rows found are recorded as sent with the message found; rows it did not find are posted normally; when it
+        cannot tell, they stay `interrupted` and are re-sent flagged. Returns the rows left to send and the number
+        settled here."""
+        doubtful = [item for item in queue if item.interrupted and item.kind in RECOVERABLE_KINDS]
+        find = getattr(self.deliverers[platform], "find_posted", None)
+        if not doubtful or find is None:
+            return queue, 0
+        marker = self._marker(doubtful)
+        since = min(item.ready_at or item.created_at for item in doubtful) - RECOVERY_MARGIN
+        ids = [item.id for item in doubtful]
+        try:
+            found: list[FoundPost] = await asyncio.wait_for(find(chat, marker, since), self.lookup_timeout)
+        except PostLookupUnavailable as exc:
+            log.info("%s chat %s: outbox %s interrupted mid-send; %s, so re-sending flagged", platform, chat, ids, exc)
+            return queue, 0
+        except Exception as exc:
+            log.warning(
+                "%s chat %s: outbox %s interrupted mid-send and the chat's history could not be checked (%s); "
+                "re-sending flagged as possible repeats",
+                platform,
+                chat,
+                ids,
+                lookup_error(exc),
+            )
+            return queue, 0
+        mine = {item.id for item in doubtful}
+        settled: set[int] = set()
+        for post in found:  # oldest first: if a post was somehow doubled, the first one is the one kept
+            rows = [i for i in post.marker.outbox_ids if i in mine and i not in settled]
+            if not rows:
+                continue
+            group = post.marker.lead_id if len(post.marker.entries) > 1 else None
+            self.outbox.mark_sent(rows, post.message_id, group_id=group)
+            settled.update(rows)
+            log.info(
+                "%s chat %s: outbox %s was already posted as %s; not posting again",
+                platform,
+                chat,
+                rows,
+                post.message_id,
+            )
+        self.stats.recovered += len(settled)
+        # Not in the history since they became ready: never posted, so posted now without the repeat warning.
+        rest = [
+            replace(item, interrupted=False) if item.id in mine else item for item in queue if item.id not in settled
+        ]
+        return rest, len(settled)
+
+    def _marker(self, items: Sequence[OutboxItem], keys: Mapping[int, str] | None = None) -> PostMarker:
+        """The items' outbox ids with their alerts' dedup keys (`keys`: alert id → dedup key; looked up if None)."""
+        if keys is None:
+            alert_ids = [item.alert_id for item in items if item.alert_id is not None]
+            keys = {alert.id: alert.dedup_key for alert in self.alerts.many(alert_ids)} if alert_ids else {}
+        return PostMarker(tuple((item.id, keys.get(item.alert_id, "") if item.alert_id else "") for item in items))
 
     def _units(self, queue: Sequence[OutboxItem]) -> list[_Unit]:
         """Consecutive alert posts of a burst (at least `digest_threshold`) become digests; the rest go singly."""
@@ -466,8 +587,20 @@ class Notifier:
     def _release_rest(self, rest: Sequence[_Unit]) -> None:
         self.outbox.release([i for unit in rest for i in unit.ids])
 
-    async def _call_post(self, deliverer: Deliverer, platform: str, chat: str, reply: Reply) -> str:
+    async def _call_post(
+        self,
+        deliverer: Deliverer,
+        platform: str,
+        chat: str,
+        reply: Reply,
+        items: Sequence[OutboxItem],
+        keys: Mapping[int, str] | None = None,
+    ) -> str:
+        """Post, marked with its outbox rows where the deliverer can mark posts (so a crash can be recovered from)."""
         await self.limiter.acquire(platform, chat)
+        post_marked = getattr(deliverer, "post_marked", None)
+        if post_marked is not None:
+            return str(await post_marked(chat, reply, self._marker(items, keys)))
         return str(await deliverer.post(chat, reply))
 
     async def _call_edit(self, deliverer: Deliverer, platform: str, chat: str, message_id: str, reply: Reply) -> None:
@@ -498,15 +631,19 @@ class Notifier:
 
     async def _post_alerts(self, deliverer: Deliverer, platform: str, chat: str, unit: _Unit) -> None:
         alert_ids = [item.alert_id for item in unit.items if item.alert_id is not None]
-        reply = self._render(alert_ids, digest=len(unit.items) > 1)
-        if reply is None:
+        cards = self._cards(alert_ids)
+        if not cards:
             self.outbox.mark_failed(unit.ids, "the alert is not in the store", count_attempt=False)
             return
+        reply = digest_reply(cards) if len(unit.items) > 1 or len(cards) > 1 else alert_reply(cards[0])
         if any(item.interrupted for item in unit.items):
-            # Chat APIs take no idempotency key: after a crash mid-send we re-send rather than risk losing the
+            # Still interrupted after `_recover`: the platform could not be asked whether the post got through
+            # (Telegram never can). Chat APIs take no idempotency key, so we re-send rather than risk losing the
             # alert, and say so, so nobody takes a repeat for a second movement.
             reply = replace(reply, parts=(Text(POSSIBLE_REPEAT), *reply.parts))
-        message_id = await self._call_post(deliverer, platform, chat, reply)
+            self.stats.flagged += 1
+        keys = {card.alert.id: card.alert.dedup_key for card in cards}
+        message_id = await self._call_post(deliverer, platform, chat, reply, unit.items, keys)
         group = unit.ids[0] if len(unit.items) > 1 else None
         self.outbox.mark_sent(unit.ids, message_id, group_id=group, content_hash=content_hash(reply))
         self.stats.posts += 1
@@ -525,7 +662,7 @@ class Notifier:
             if reply is None:
                 self.outbox.mark_failed([item.id], "the alert is not in the store", count_attempt=False)
                 return
-            message_id = await self._call_post(deliverer, platform, chat, reply)
+            message_id = await self._call_post(deliverer, platform, chat, reply, [item])
             self.outbox.mark_sent([item.id], message_id, content_hash=content_hash(reply))
             self.stats.posts += 1
             return
@@ -558,7 +695,7 @@ class Notifier:
         payload = item.payload
         if payload.get("type") == "ops":
             ops_reply = Reply((Text(str(payload.get("text", ""))),))
-            ops_id = await self._call_post(deliverer, platform, chat, ops_reply)
+            ops_id = await self._call_post(deliverer, platform, chat, ops_reply, [item])
             self.outbox.mark_sent([item.id], ops_id, content_hash=content_hash(ops_reply))
             self.stats.posts += 1
             return
@@ -574,7 +711,7 @@ class Notifier:
             open_minutes=int(str(payload.get("open_minutes", 0))),
         )
         reply = Reply((notice,), actions=incident_actions(incident, incident.address, incident.chain))
-        message_id = await self._call_post(deliverer, platform, chat, reply)
+        message_id = await self._call_post(deliverer, platform, chat, reply, [item])
         self.outbox.mark_sent([item.id], message_id, content_hash=content_hash(reply))
         self.stats.posts += 1
 
@@ -602,10 +739,33 @@ class ConsoleDeliverer:
 
 class BackendDeliverer:
     """A `Deliverer` over a chat backend's `send` (and `edit`, when it has one; otherwise an update is posted as a
-    new message). Platform exceptions are sorted into `RateLimited` and `DeliveryError` by `classify`."""
+    new message). Platform exceptions are sorted into `RateLimited` and `DeliveryError` by `classify`.
+
+    A backend with `find_posted` (Slack) marks its posts (`send(..., marker=)`) and finds them again; for one without
+    (Telegram: a bot cannot read a chat's history) `find_posted` raises `PostLookupUnavailable`, and an interrupted
+    post is re-sent flagged."""
 
     def __init__(self, backend: object) -> None:
         self.backend = backend
+
+    @property
+    def finds_posts(self) -> bool:
+        return getattr(self.backend, "find_posted", None) is not None
+
+    async def post_marked(self, chat_id: str, reply: Reply, marker: PostMarker) -> str:
+        if not self.finds_posts:
+            return await self.post(chat_id, reply)
+        try:
+            return str(await self.backend.send(chat_id, reply, marker=marker))  # type: ignore[attr-defined]
+        except Exception as exc:
+            raise classify(exc) from exc
+
+    async def find_posted(self, chat_id: str, marker: PostMarker, since: datetime) -> list[FoundPost]:
+        find = getattr(self.backend, "find_posted", None)
+        if find is None:
+            platform = getattr(self.backend, "platform", "this platform")
+            raise PostLookupUnavailable(f"{platform} gives a bot no way to read a chat's history")
+        return list(await find(chat_id, marker, since))
 
     async def post(self, chat_id: str, reply: Reply) -> str:
         try:
@@ -622,6 +782,19 @@ class BackendDeliverer:
                 await self.backend.send(chat_id, reply)  # type: ignore[attr-defined]
         except Exception as exc:
             raise classify(exc) from exc
+
+
+def lookup_error(exc: BaseException) -> str:
+    """A short reason for a failed history look-up: Slack's error code (and the scope it needs), else the exception."""
+    response = getattr(exc, "response", None)
+    get = getattr(response, "get", None)
+    error = get("error") if callable(get) else None
+    if error:
+        needed = get("needed") if callable(get) else None
+        return f"{error}" + (f", needs {needed}" if needed else "")
+    if isinstance(exc, TimeoutError | asyncio.TimeoutError):
+        return "timed out"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def classify(exc: BaseException) -> RateLimited | DeliveryError:

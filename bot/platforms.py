@@ -25,6 +25,20 @@ def backend_for(name: str, app: App) -> Backend:
     raise SystemExit(f"error: unknown platform {name!r}; use console, telegram or slack")
 
 
+def sending_backend(name: str, app: App) -> Backend:
+    """The adapter for `name` for posting and editing alerts only (`chainsleuth watch`, while `chainsleuth run` may be
+    answering commands with the same credentials): Telegram without polling (initialize its `application` before
+    sending), Slack as its Web API client alone — no HTTP server, no Socket Mode, so only SLACK_BOT_TOKEN is needed."""
+    if name == "slack":
+        from bot.backends.slack import SlackBackend, SlackSetupError
+
+        try:
+            return SlackBackend(app.bot, app.settings, send_only=True)
+        except SlackSetupError as exc:
+            raise SystemExit(f"error: cannot send to slack: {exc}") from exc
+    return backend_for(name, app)
+
+
 async def serve_platform(name: str, app: App) -> None:
     """Run the platform's front end until SIGINT or SIGTERM."""
     from bot.backends.slack import SlackSetupError

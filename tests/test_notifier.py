@@ -1,25 +1,42 @@
 """The notifier against a scripted fake platform: rate limits (429 retry_after) and transient errors for a while
 lose nothing, double nothing, keep each chat's order and the platform limits; bursts become digests; messages are
-edited in place when the alert or its incident changes; what fails for good stays visible."""
+edited in place when the alert or its incident changes; what fails for good stays visible. A post interrupted by
+a crash is found again on Slack (message metadata, conversations.history) instead of being re-sent, and re-sent
+flagged as a possible repeat where the platform cannot be asked."""
 
 from __future__ import annotations
 
+import json
+import logging
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.messages import Reply
-from bot.notifier import DeliveryError, Notifier, RateLimited, RateLimits
+from bot.app import App
+from bot.backends import slack_history
+from bot.backends.slack import SlackBackend
+from bot.messages import Reply, Text
+from bot.notifier import (
+    POSSIBLE_REPEAT,
+    BackendDeliverer,
+    DeliveryError,
+    FoundPost,
+    Notifier,
+    PostMarker,
+    RateLimited,
+    RateLimits,
+)
 from bot.render.text import render_text
 from storage.db import Database
 from storage.ops_models import AlertRow
-from tracing.alerts import AlertStatus, record_alert, set_status
+from tests.support.slack_server import ApiCall, FakeSlack
+from tracing.alerts import AlertBook, AlertStatus, record_alert, set_status
 from tracing.clock import ManualClock
 from tracing.incidents import Actor, Disposition, IncidentDesk
-from tracing.outbox import outbox_stats
+from tracing.outbox import Outbox, OutboxStatus, outbox_stats
 from tracing.watch import WatchBook
 
 W = "0x" + "a1" * 20
@@ -74,10 +91,19 @@ def tx(n: int) -> str:
     return "0x" + f"{n:064x}"
 
 
-def make_alerts(db: Database, clock: ManualClock, chat: str, count: int, first_tx: int, address: str = W) -> list[int]:
+def make_alerts(
+    db: Database,
+    clock: ManualClock,
+    chat: str,
+    count: int,
+    first_tx: int,
+    address: str = W,
+    *,
+    platform: str = "telegram",
+) -> list[int]:
     """`count` movement alerts (tx first_tx, first_tx + 1, ...) for a watch posting to `chat`."""
     watch, _ = WatchBook(db).watch(
-        chain="eth", address=address, platform="telegram", chat=chat, channel=True, created_by="telegram:7"
+        chain="eth", address=address, platform=platform, chat=chat, channel=True, created_by=f"{platform}:7"
     )
     ids = []
     with db.session() as session:
@@ -87,7 +113,7 @@ def make_alerts(db: Database, clock: ManualClock, chat: str, count: int, first_t
                 kind="movement",
                 status="provisional",
                 watch_id=watch.id,
-                platform="telegram",
+                platform=platform,
                 chat=chat,
                 chain="eth",
                 address=address,
@@ -387,3 +413,230 @@ async def test_platform_errors_are_sorted_into_rate_limits_retries_and_give_ups(
     assert await deliverer.post("-1", Reply.text("hello")) == "1"
     await deliverer.edit("-1", "1", Reply.text("changed"))  # no edit in the backend: posted as an update
     assert backend.sent == ["hello", "changed"]
+
+
+# -- a crash between "posted" and "marked sent" --------------------------------------------------------------
+
+CHANNEL = "C0ALERTS"
+LEASE = timedelta(seconds=30)
+
+
+class Killed(BaseException):
+    """The process dies (SIGKILL): nothing after this point runs, no handler sees it."""
+
+
+def dies_before_marking_sent(notifier: Notifier) -> Notifier:
+    def die(*args: object, **kwargs: object) -> None:
+        raise Killed
+
+    notifier.outbox.mark_sent = die  # type: ignore[method-assign]
+    return notifier
+
+
+@pytest.fixture
+async def slack(app: App) -> AsyncIterator[tuple[FakeSlack, BackendDeliverer]]:
+    """The recording Slack server and a send-only `SlackBackend` on it (as `chainsleuth watch` has)."""
+    server = FakeSlack()
+    await server.start()
+    settings = app.settings.model_copy(update={"slack_bot_token": "xoxb-test", "slack_api_base_url": server.api_url})
+    try:
+        yield server, BackendDeliverer(SlackBackend(app.bot, settings, send_only=True))
+    finally:
+        await server.stop()
+
+
+def said(call: ApiCall) -> str:
+    """Everything a Slack call carried, as readable text (the raw JSON body escapes "↻")."""
+    return json.dumps(call.params, ensure_ascii=False)
+
+
+def change(db: Database, clock: ManualClock, alert_id: int, status: AlertStatus) -> None:
+    with db.session() as session:
+        row = session.get(AlertRow, alert_id)
+        assert row is not None
+        set_status(session, row, status, clock.now())
+
+
+async def test_a_slack_post_interrupted_before_it_was_marked_sent_is_found_and_not_posted_again(
+    app: App, slack: tuple[FakeSlack, BackendDeliverer]
+) -> None:
+    server, deliverer = slack
+    clock = ManualClock(datetime.now(UTC))  # Slack stamps messages with the real time
+    (alert_id,) = make_alerts(app.db, clock, CHANNEL, 1, 1, platform="slack")
+    dedup_key = AlertBook(app.db).many([alert_id])[0].dedup_key
+    dying = dies_before_marking_sent(Notifier(app.db, {"slack": deliverer}, clock=clock, lease=LEASE))
+    with pytest.raises(Killed):
+        await dying.drain_once()
+    [posted] = server.messages(CHANNEL)
+    outbox_id = posted["metadata"]["event_payload"]["lead_id"]
+    assert posted["metadata"] == {
+        "event_type": "chainsleuth_outbox",
+        "event_payload": {"lead_id": outbox_id, "rows": [{"outbox_id": outbox_id, "dedup_key": dedup_key}]},
+    }
+    assert outbox_stats(app.db).sending == 1  # on Slack, not marked sent
+
+    clock.advance(seconds=LEASE.total_seconds() + 1)  # the dead process's lease runs out
+    restarted = Notifier(app.db, {"slack": deliverer}, clock=clock, lease=LEASE)
+    await drain(restarted, app.db, clock)
+    assert len(server.sent("chat.postMessage")) == 1, "posted again"
+    assert server.dedup_keys() == Counter({dedup_key: 1})
+    [lookup] = server.sent("conversations.history")
+    assert lookup.params["channel"] == CHANNEL and lookup.params["include_all_metadata"] in ("1", "true")
+    assert float(lookup.params["oldest"]) < float(posted["ts"])
+    assert (restarted.stats.recovered, restarted.stats.flagged, restarted.stats.posts) == (1, 0, 0)
+    post = Outbox(app.db).post_of_alert(alert_id)
+    assert post is not None and post[0] is OutboxStatus.SENT and post[1] is not None
+    assert post[1].message_id == posted["ts"]
+
+    # what happens to the alert later edits that very message
+    change(app.db, clock, alert_id, AlertStatus.CONFIRMED)
+    await drain(restarted, app.db, clock)
+    change(app.db, clock, alert_id, AlertStatus.REORGED_OUT)
+    await drain(restarted, app.db, clock)
+    edits = server.sent("chat.update")
+    assert [e.params["ts"] for e in edits] == [posted["ts"]] * 2
+    assert "confirmed" in edits[0].text and "reorged out" in edits[1].text
+    assert len(server.messages(CHANNEL)) == 1 and "reorged out" in server.messages(CHANNEL)[0]["text"]
+    assert not any(POSSIBLE_REPEAT in said(c) for c in server.sent("chat.postMessage", "chat.update"))
+
+
+async def test_an_interrupted_slack_digest_is_found_whole_and_new_alerts_still_go_out(
+    app: App, slack: tuple[FakeSlack, BackendDeliverer]
+) -> None:
+    server, deliverer = slack
+    clock = ManualClock(datetime.now(UTC))
+    ids = make_alerts(app.db, clock, CHANNEL, 3, 1, platform="slack")
+    dying = dies_before_marking_sent(Notifier(app.db, {"slack": deliverer}, clock=clock, lease=LEASE))
+    with pytest.raises(Killed):
+        await dying.drain_once()
+    [digest] = server.messages(CHANNEL)
+    assert "3 alerts on watched addresses" in digest["text"]
+    later = make_alerts(app.db, clock, CHANNEL, 1, 10, address=X, platform="slack")  # queued while it was down
+
+    clock.advance(seconds=LEASE.total_seconds() + 1)
+    restarted = Notifier(app.db, {"slack": deliverer}, clock=clock, lease=LEASE)
+    await drain(restarted, app.db, clock)
+    posts = server.sent("chat.postMessage")
+    assert len(posts) == 2 and tx(10) in posts[1].text and tx(1) not in posts[1].text
+    assert set(server.dedup_keys().values()) == {1} and len(server.dedup_keys()) == 4
+    assert POSSIBLE_REPEAT not in said(posts[1])
+    outbox = Outbox(app.db)
+    for alert_id in ids:
+        post = outbox.post_of_alert(alert_id)
+        assert post is not None and post[1] is not None and post[1].message_id == digest["ts"]
+        assert post[1].alert_ids == tuple(ids)
+    post = outbox.post_of_alert(later[0])
+    assert post is not None and post[1] is not None and post[1].message_id == posts[1].result["ts"]
+
+    change(app.db, clock, ids[1], AlertStatus.CONFIRMED)
+    await drain(restarted, app.db, clock)
+    [edit] = server.sent("chat.update")
+    assert edit.params["ts"] == digest["ts"] and "confirmed" in edit.text
+
+
+async def test_a_slack_post_that_never_left_is_posted_without_the_repeat_warning(
+    app: App, slack: tuple[FakeSlack, BackendDeliverer]
+) -> None:
+    server, deliverer = slack
+    clock = ManualClock(datetime.now(UTC))
+    make_alerts(app.db, clock, CHANNEL, 1, 1, platform="slack")
+    assert len(Outbox(app.db, clock).claim("died-before-posting", platforms=["slack"], lease=LEASE)) == 1
+    clock.advance(seconds=LEASE.total_seconds() + 1)
+    notifier = Notifier(app.db, {"slack": deliverer}, clock=clock, lease=LEASE)
+    await drain(notifier, app.db, clock)
+    [post] = server.sent("chat.postMessage")
+    assert POSSIBLE_REPEAT not in said(post) and len(server.sent("conversations.history")) == 1
+    assert (notifier.stats.recovered, notifier.stats.flagged, notifier.stats.posts) == (0, 0, 1)
+
+
+@pytest.mark.parametrize("failure", ["missing_scope", "private_channel", "not_in_channel", "server_error"])
+async def test_when_slack_history_cannot_be_read_the_interrupted_post_is_re_sent_flagged(
+    app: App, slack: tuple[FakeSlack, BackendDeliverer], failure: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    server, deliverer = slack
+    clock = ManualClock(datetime.now(UTC))
+    make_alerts(app.db, clock, CHANNEL, 1, 1, platform="slack")
+    dying = dies_before_marking_sent(Notifier(app.db, {"slack": deliverer}, clock=clock, lease=LEASE))
+    with pytest.raises(Killed):
+        await dying.drain_once()
+    expected = {
+        "missing_scope": "missing_scope, needs channels:history",
+        "private_channel": "missing_scope, needs groups:history",
+        "not_in_channel": "not_in_channel",
+        "server_error": "internal_error",
+    }[failure]
+    if failure == "missing_scope":
+        server.scopes.discard("channels:history")
+    elif failure == "private_channel":
+        server.private.add(CHANNEL)
+        server.scopes.discard("groups:history")
+    elif failure == "not_in_channel":
+        server.not_in.add(CHANNEL)
+    else:
+        server.fail_next("conversations.history", 500, {}, {"ok": False, "error": "internal_error"})
+
+    clock.advance(seconds=LEASE.total_seconds() + 1)
+    restarted = Notifier(app.db, {"slack": deliverer}, clock=clock, lease=LEASE)
+    with caplog.at_level(logging.WARNING, logger="bot.notifier"):
+        await drain(restarted, app.db, clock)
+    first, again = server.sent("chat.postMessage")
+    assert POSSIBLE_REPEAT not in said(first) and POSSIBLE_REPEAT in said(again)
+    assert (restarted.stats.recovered, restarted.stats.flagged) == (0, 1)
+    assert any(expected in r.getMessage() and "re-sending flagged" in r.getMessage() for r in caplog.records)
+    assert outbox_stats(app.db).failed == 0
+
+
+class SendOnlyBackend:
+    """A backend with `send` and `edit` but no way to read a chat back, like Telegram's."""
+
+    platform = "telegram"
+
+    def __init__(self, platform: FakePlatform) -> None:
+        self.fake = platform
+
+    async def send(self, chat_id: str, reply: Reply) -> str:
+        return await self.fake.post(chat_id, reply)
+
+    async def edit(self, chat_id: str, message_id: str, reply: Reply) -> None:
+        await self.fake.edit(chat_id, message_id, reply)
+
+
+@pytest.mark.parametrize("through_backend", [False, True])
+async def test_where_the_platform_cannot_be_asked_an_interrupted_post_is_re_sent_flagged(
+    db: Database, through_backend: bool
+) -> None:
+    clock = ManualClock()
+    make_alerts(db, clock, "-9", 1, 1)
+    platform = FakePlatform(clock)
+    deliverer = BackendDeliverer(SendOnlyBackend(platform)) if through_backend else platform
+    dying = dies_before_marking_sent(Notifier(db, {"telegram": deliverer}, clock=clock, lease=LEASE))
+    with pytest.raises(Killed):
+        await dying.drain_once()
+    clock.advance(seconds=LEASE.total_seconds() + 1)
+    restarted = Notifier(db, {"telegram": deliverer}, clock=clock, lease=LEASE)
+    await drain(restarted, db, clock)
+    first, again = platform.ok("post")
+    assert POSSIBLE_REPEAT not in first.text and again.text.startswith(POSSIBLE_REPEAT)
+    assert (restarted.stats.recovered, restarted.stats.flagged) == (0, 1)
+
+
+async def test_slack_history_is_paged_back_to_the_time_asked_and_gives_up_when_too_long(
+    app: App, slack: tuple[FakeSlack, BackendDeliverer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server, deliverer = slack
+    backend = deliverer.backend
+    assert isinstance(backend, SlackBackend)
+    since = datetime.now(UTC) - timedelta(seconds=5)
+    wanted = PostMarker(((7, "key-7"), (8, "key-8")))
+    ts = await backend.send(CHANNEL, Reply((Text("digest"),)), marker=wanted)
+    for n in range(5):  # newer chatter, some of it ours for other rows
+        other = PostMarker(((100 + n, "key-x"),)) if n % 2 else None
+        await backend.send(CHANNEL, Reply((Text(f"chatter {n}"),)), marker=other)
+    monkeypatch.setattr(slack_history, "PAGE_SIZE", 2)
+    [found] = await backend.find_posted(CHANNEL, PostMarker(((8, "key-8"),)), since)
+    assert found == FoundPost(ts, wanted)
+    assert len(server.sent("conversations.history")) == 3  # newest first, two a page, back to the digest
+    assert await backend.find_posted(CHANNEL, PostMarker(((8, "another key"),)), since) == []
+    with pytest.raises(slack_history.HistoryTooLong):
+        await slack_history.find_posted(backend.client, CHANNEL, wanted, since, max_pages=2)
+    assert await backend.find_posted(CHANNEL, wanted, datetime.now(UTC) + timedelta(seconds=5)) == []

@@ -10,8 +10,11 @@ import os
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +22,7 @@ import aiohttp
 import pytest
 
 from bot.access import AccessPolicy
-from bot.app import App
+from bot.app import App, build_app
 from bot.backends.slack import SlackBackend, SlackSetupError, command_text
 from bot.commands import CommandSpec
 from bot.core import Context
@@ -355,7 +358,7 @@ async def test_429_retry_after_is_honoured(slack: Slack) -> None:
 async def test_slash_commands_are_acked_at_once_and_answered_soon_after(slack: Slack) -> None:
     acks, answers = [], []
     cold = time.monotonic()
-    first = await slack.ask(f"risk {LAZARUS}")  # Bolt's auth.test and the first risk check warm up here
+    first = await slack.ask(f"risk {LAZARUS}")  # caches and auth.test were warmed before the port opened
     cold_answer = first.at - cold
     for index in range(20):
         name = f"lat{index}"
@@ -496,18 +499,24 @@ def test_the_manifest_matches_what_the_app_listens_for() -> None:
     assert settings["interactivity"]["request_url"].endswith(EVENTS_PATH)
 
 
+def _clock(monkeypatch: pytest.MonkeyPatch) -> list[datetime]:
+    """The store's clock for remembered offers and events, moved by the test."""
+    clock = [datetime(2026, 1, 5, 9, 0, tzinfo=UTC)]
+    monkeypatch.setattr("bot.once.utcnow", lambda: clock[0])
+    return clock
+
+
 async def test_offers_come_back_after_the_quiet_period(app: App, monkeypatch: pytest.MonkeyPatch) -> None:
-    clock = [1000.0]
-    monkeypatch.setattr("bot.core.time.monotonic", lambda: clock[0])
+    clock = _clock(monkeypatch)
     message = IncomingMessage("slack", CHANNEL, Identity("slack", CAROL), f"what about {LAZARUS} and {LAZARUS}")
     first = app.bot.offer_risk_checks(message)
     assert first is not None and [a.command for a in first.actions] == [f"/risk {LAZARUS.lower()}"]
     assert first.actions[0].once
-    clock[0] += 9 * 60
+    clock[0] += timedelta(minutes=9)
     assert app.bot.offer_risk_checks(message) is None
     other_chat = IncomingMessage("slack", "C0SECOND", Identity("slack", CAROL), LAZARUS)
     assert app.bot.offer_risk_checks(other_chat) is None  # not on the allow-list
-    clock[0] += 2 * 60  # 11 minutes after the first offer (the default quiet period is 10)
+    clock[0] += timedelta(minutes=2)  # 11 minutes after the first offer (the default quiet period is 10)
     assert app.bot.offer_risk_checks(message) is not None
     typo = IncomingMessage("slack", CHANNEL, Identity("slack", CAROL), LAZARUS[:-1] + "7")  # fails its checksum
     assert app.bot.offer_risk_checks(typo) is None
@@ -523,3 +532,146 @@ async def test_pushed_messages_are_posted_and_updated_in_place(slack: Slack) -> 
     await backend.edit(CHANNEL, ts, Reply((Text("Alert: acknowledged"),)))
     [update] = await slack.server.wait_for("chat.update")
     assert update.params["ts"] == ts and update.params["text"] == "Alert: acknowledged"
+
+
+# --- re-deliveries, restarts, a cold start -------------------------------------------------------------------
+
+
+def _retry_headers(body: str, attempt: int = 1) -> dict[str, str]:
+    """What Slack adds when it re-delivers an event it saw no ack for (the body, event_id included, is the same)."""
+    return {**sign(SECRET, body), "X-Slack-Retry-Num": str(attempt), "X-Slack-Retry-Reason": "http_timeout"}
+
+
+async def _second_process(app: App, server: FakeSlack) -> tuple[Slack, App]:
+    """Another bot process over the same store and the same Slack workspace: its own app, Bot and HTTP port."""
+    other = build_app(app.settings, database_url=app.db.url)
+    harness = Slack(server, other)
+    await harness.start()
+    return harness, other
+
+
+async def test_a_retried_mention_is_answered_once_even_at_another_process(slack: Slack, app: App) -> None:
+    event = message_event(f"<@{BOT_USER_ID}> risk {LAZARUS}", user=CAROL, channel=CHANNEL, kind="app_mention")
+    body = event_callback(event)
+    assert (await slack.post(body, "application/json"))[0] == 200
+    [answer] = await slack.server.wait_for("chat.postMessage")
+    assert "SEVERE" in answer.text
+    status, _, _ = await slack.post(body, "application/json", headers=_retry_headers(body))  # here again
+    assert status == 200
+    other, other_app = await _second_process(app, slack.server)
+    try:
+        status, _, _ = await other.post(body, "application/json", headers=_retry_headers(body, 2))  # at the other
+        assert status == 200
+        await asyncio.sleep(0.5)
+        assert len(slack.server.sent("chat.postMessage")) == 1
+        # A new event (another event_id) with the same text is a new request: answered.
+        fresh = event_callback(event)
+        assert json.loads(fresh)["event_id"] != json.loads(body)["event_id"]
+        await other.post(fresh, "application/json")
+        await slack.server.wait_for("chat.postMessage", count=2)
+    finally:
+        await other.stop()
+        other_app.close()
+    assert [e.command for e in AuditLog(app.db).recent(10)] == ["risk", "risk"]
+
+
+async def test_a_retried_message_runs_once_even_without_a_quiet_period(slack: Slack, app: App) -> None:
+    app.bot.settings = app.settings.model_copy(update={"address_offer_minutes": 0})  # every paste is offered
+    body = event_callback(message_event(f"seen {LAZARUS}?", user=CAROL, channel=CHANNEL))
+    await slack.post(body, "application/json")
+    await slack.server.wait_for("chat.postMessage")
+    await slack.post(body, "application/json", headers=_retry_headers(body))
+    await asyncio.sleep(0.5)
+    assert len(slack.server.sent("chat.postMessage")) == 1
+    await slack.post(event_callback(message_event(f"seen {LAZARUS}?", user=CAROL, channel=CHANNEL)), "application/json")
+    await slack.server.wait_for("chat.postMessage", count=2)  # a new message is offered again (no quiet period)
+
+
+async def test_offers_are_remembered_across_a_restart_and_between_processes(
+    app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = _clock(monkeypatch)
+    pasted = IncomingMessage("slack", CHANNEL, Identity("slack", CAROL), f"what about {LAZARUS}?")
+    assert app.bot.offer_risk_checks(pasted) is not None
+    restarted = build_app(app.settings, database_url=app.db.url)  # a restart, or a second process on the store
+    try:
+        assert restarted.bot.offer_risk_checks(pasted) is None
+        clock[0] += timedelta(minutes=9)
+        assert restarted.bot.offer_risk_checks(replace(pasted, user=Identity("slack", BOB))) is None
+        other_chat = replace(pasted, platform="telegram", chat_id="-1001234")
+        assert restarted.bot.offer_risk_checks(other_chat) is not None  # per chat
+        clock[0] += timedelta(minutes=2)  # the quiet period (10 minutes) is over
+        assert restarted.bot.offer_risk_checks(pasted) is not None
+        assert app.bot.offer_risk_checks(pasted) is None  # and the first process sees the new offer
+    finally:
+        restarted.close()
+
+
+async def test_the_token_is_checked_once_before_serving(app: App) -> None:
+    server = FakeSlack()
+    await server.start()
+    harness = Slack(server, app)
+    try:
+        server.fail_next("auth.test", 200, {}, {"ok": False, "error": "invalid_auth"})
+        with pytest.raises(SlackSetupError, match="invalid_auth"):
+            await harness.start()
+        await harness.start()
+        assert len(server.sent("auth.test")) == 2
+        statuses = await asyncio.gather(*(harness.command("help", user=f"U0W{i}") for i in range(10)))
+        assert {status for status, _ in statuses} == {200}
+        await server.wait_for("chat.postMessage", count=10)
+        assert len(server.sent("auth.test")) == 2  # Bolt asked no more
+    finally:
+        await harness.stop()
+        await server.stop()
+
+
+async def test_label_caches_load_off_the_event_loop_and_before_the_port_opens(
+    app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every label is held in memory for tracing (thousands in the bundled sets). Loading them on the event loop
+    stalled every request behind the first /risk after a start (acks too); they load in a worker thread, at start
+    and again when the label table changes."""
+    from tracing.labels import Category, Label
+
+    built = Label.from_row
+    made_on: list[bool] = []  # one entry per label built from a row: on the event loop's thread?
+
+    def from_row(row: Any) -> Label:
+        made_on.append(threading.current_thread() is threading.main_thread())
+        return built(row)
+
+    monkeypatch.setattr(Label, "from_row", staticmethod(from_row))
+    server = FakeSlack()
+    await server.start()
+    harness = Slack(server, app)
+    await harness.start()
+    try:
+        loaded = len(made_on)
+        assert loaded > 1000 and not any(made_on)  # the warm-up, in a worker thread, before the port opened
+
+        app.investigator.labels.add(Label(LAZARUS.lower(), Category.HACK, "Ronin bridge exploiter", "analyst:test"))
+        app.investigator.label_cache.check_interval = 0.05
+        await asyncio.sleep(0.1)
+        gaps: list[float] = []
+
+        async def heartbeat() -> None:
+            last = time.monotonic()
+            while True:
+                await asyncio.sleep(0.005)
+                now = time.monotonic()
+                gaps.append(now - last)
+                last = now
+
+        beating = asyncio.create_task(heartbeat())
+        answer = await harness.ask(f"risk {LAZARUS}")
+        beating.cancel()
+        assert "Ronin bridge exploiter" in answer.text
+        reloaded = made_on[loaded:]
+        assert len(reloaded) > 1000
+        on_loop = sum(reloaded)
+        assert on_loop < 10, f"{on_loop} of {len(reloaded)} labels were built on the event loop"
+        print(f"loop gaps while the labels reloaded: max {max(gaps) * 1000:.0f} ms over {len(gaps)} beats")
+    finally:
+        await harness.stop()
+        await server.stop()

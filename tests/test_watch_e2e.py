@@ -4,7 +4,8 @@ servers (`FakeTelegram` behind python-telegram-bot's `base_url`, `FakeSlack` beh
 1. a watched address's ETH, ERC-20 and contract-internal movements reach Telegram and Slack once each, with the tx
    hash, the amount, the counterparty's risk and an Ack button;
 2. `chainsleuth watch` (watcher + notifier in one process) killed with SIGKILL at random points while transfers flow,
-   then restarted: every alert arrives; a duplicate can only come from a kill between "posted" and "marked sent";
+   then restarted: every alert arrives; on Telegram a duplicate can only come from a kill between "posted" and
+   "marked sent", and says it may be one; on Slack there is none (the post is found again in the channel's history);
 3. a reorg: the orphaned block's alert is edited to "reorged out", the replacing block alerts normally;
 4. 429 with retry_after, then 500s: nothing lost, the limits and the order per chat kept;
 5. the latency from a block being mined to its alert at the chat server, on 1 s blocks (printed, not asserted).
@@ -13,6 +14,7 @@ servers (`FakeTelegram` behind python-telegram-bot's `base_url`, `FakeSlack` beh
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
 import signal
@@ -21,7 +23,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -216,95 +218,137 @@ def start_watch(env: dict[str, str], start: int, log: IO[str]) -> subprocess.Pop
     )
 
 
-async def test_sigkilled_watch_process_loses_no_alert_and_repeats_only_what_was_in_flight(
+@dataclass
+class KillRounds:
+    values: list[int]
+    """The transfers made (their values tell the alerts apart)."""
+    posts: list[str]
+    """Every post at the chat server, in order, as its text."""
+    in_flight: list[frozenset[int]]
+    """After each kill: messages at the server whose alerts the store had not marked sent."""
+    kills: int
+    log: str
+
+    def inside(self, text: str) -> frozenset[int]:
+        return frozenset(v for v in self.values if marker(v) in text)
+
+    def seen(self) -> dict[int, int]:
+        counts = dict.fromkeys(self.values, 0)
+        for text in self.posts:
+            for v in self.inside(text):
+                counts[v] += 1
+        return counts
+
+
+async def kill_and_restart(
     tmp_path: Path,
     app: App,
     database_url: str,
     anvil: AnvilNode,  # noqa: F811
-) -> None:
+    platform: dict[str, str],
+    posts: Callable[[], list[str]],
+    in_window: Callable[[], Awaitable[bool]] | None = None,
+) -> KillRounds:
+    """`chainsleuth watch` (env `platform`) SIGKILLed three times at random points while transfers flow, then run
+    until every transfer is at the chat server (`posts`: the texts it holds), and stopped. With `in_window`, the
+    second and third kills wait for it (until a post is at the server but not yet answered, or it gives up)."""
     rng = random.Random(6)
     rpc = anvil.rpc
     watched, bob = anvil.accounts()[5:7]
-    server = SlowTelegram(delay=0.4)  # widens the window so that the kills do land in it
-    await server.start()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "SLACK_", "CHAINS", "ETH_"))}
     env.update(
         {
             "DATA_DIR": str(tmp_path / "data"),
             "DATABASE_URL": database_url,
             "DEMO_DATA": "false",
-            "PLATFORM": "telegram",
-            "TELEGRAM_BOT_TOKEN": TOKEN,
-            "TELEGRAM_BASE_URL": server.base_url,
             "CHAINS": "anvil",
             "ANVIL_RPC_URL": anvil.url,
             "ANVIL_CHAIN_ID": "31337",
             "ANVIL_CONFIRMATIONS": "1",
             "PYTHONUNBUFFERED": "1",
+            **platform,
         }
     )
-    watch_on(app.db, watched, ("telegram", TG_CHAT))
+    chat = TG_CHAT if platform["PLATFORM"] == "telegram" else SLACK_CHAT
+    watch_on(app.db, watched, (platform["PLATFORM"], chat))
     start = rpc.mine()
-    values: list[int] = []
+    rounds = KillRounds([], [], [], 0, "")
 
     def send_some(count: int, gaps: list[float]) -> None:
         for gap in gaps[:count]:
-            value = (len(values) + 1) * FINNEY
-            values.append(value)
+            value = (len(rounds.values) + 1) * FINNEY
+            rounds.values.append(value)
             rpc.wait_receipt(rpc.send_transaction({"from": watched, "to": bob, "value": value, "gas": 21_000}))
             time.sleep(gap)
 
-    def inside(text: str) -> frozenset[int]:
-        return frozenset(v for v in values if marker(v) in text)
-
     def posted_not_marked() -> list[frozenset[int]]:
-        """Messages at the server whose alerts' outbox rows are not marked sent: what a kill left in flight."""
         outbox = Outbox(app.db)
         unmarked = set()
         for alert in AlertBook(app.db).all():
             post = outbox.post_of_alert(alert.id)
             if post is not None and post[0] is not OutboxStatus.SENT and alert.value is not None:
                 unmarked.add(alert.value)
-        messages = (inside(text_of(c)) for c in server.sent("sendMessage"))
+        messages = (rounds.inside(text) for text in posts())
         return [alerts for alerts in messages if alerts and alerts <= unmarked]
 
-    kills = 0
-    in_flight: list[frozenset[int]] = []  # after each kill: posted at the server, not marked sent in the store
     log_path = tmp_path / "watch.log"
-    try:
-        with log_path.open("w") as log:
-            for _round in range(3):
-                proc = start_watch(env, start, log)
-                gaps = [rng.uniform(0.05, 0.6) for _ in range(6)]
-                sender = asyncio.create_task(asyncio.to_thread(send_some, 6, gaps))
-                await asyncio.sleep(rng.uniform(1.5, 4.0))  # startup, watching and sending all happen in here
-                proc.send_signal(signal.SIGKILL)
-                proc.wait()
-                in_flight.extend(posted_not_marked())
-                kills += 1
-                await sender
+    with log_path.open("w") as log:
+        for _round in range(3):
             proc = start_watch(env, start, log)
-            try:
-                await asyncio.to_thread(send_some, 3, [0.2, 0.2, 0.2])
+            gaps = [rng.uniform(0.05, 0.6) for _ in range(6)]
+            sender = asyncio.create_task(asyncio.to_thread(send_some, 6, gaps))
+            await asyncio.sleep(rng.uniform(1.5, 4.0))  # startup, watching and sending all happen in here
+            if in_window is not None and _round > 0:
+                await in_window()
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            rounds.in_flight.extend(posted_not_marked())
+            rounds.kills += 1
+            await sender
+        proc = start_watch(env, start, log)
+        try:
+            await asyncio.to_thread(send_some, 3, [0.2, 0.2, 0.2])
 
-                def delivered() -> bool:
-                    texts = [text_of(c) for c in server.sent("sendMessage")]
-                    return all(any(marker(v) in t for t in texts) for v in values)
+            def delivered() -> bool:
+                texts = posts()
+                return all(any(marker(v) in t for t in texts) for v in rounds.values)
 
-                await eventually(delivered, within=120)
-                await asyncio.sleep(2.5)  # a lease (2 s) running out after the last delivery would re-send now
-            finally:
-                proc.send_signal(signal.SIGTERM)
-                assert proc.wait(timeout=30) == 0, log_path.read_text()[-3000:]
+            await eventually(delivered, within=120)
+            await asyncio.sleep(2.5)  # a lease (2 s) running out after the last delivery would re-send now
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=30) == 0, log_path.read_text()[-3000:]
+    rounds.posts = posts()
+    rounds.log = log_path.read_text()
+    return rounds
+
+
+async def test_sigkilled_watch_process_loses_no_alert_and_repeats_only_what_was_in_flight(
+    tmp_path: Path,
+    app: App,
+    database_url: str,
+    anvil: AnvilNode,  # noqa: F811
+) -> None:
+    """Telegram: a bot cannot read a chat's history, so a post a kill left in flight is re-sent, flagged."""
+    server = SlowTelegram(delay=0.4)  # widens the window so that the kills do land in it
+    await server.start()
+    try:
+        rounds = await kill_and_restart(
+            tmp_path,
+            app,
+            database_url,
+            anvil,
+            {"PLATFORM": "telegram", "TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_BASE_URL": server.base_url},
+            lambda: [text_of(c) for c in server.sent("sendMessage")],
+        )
     finally:
         await server.stop()
 
-    posts = [text_of(c) for c in server.sent("sendMessage")]
-    seen: dict[int, int] = dict.fromkeys(values, 0)
+    seen: dict[int, int] = dict.fromkeys(rounds.values, 0)
     repeats: list[frozenset[int]] = []
     repeat_texts: list[str] = []
-    for text in posts:
-        alerts = inside(text)
+    for text in rounds.posts:
+        alerts = rounds.inside(text)
         if any(seen[v] for v in alerts):
             repeats.append(alerts)
             repeat_texts.append(text)
@@ -312,18 +356,72 @@ async def test_sigkilled_watch_process_loses_no_alert_and_repeats_only_what_was_
             seen[v] += 1
     twice = sorted(format_amount(v, 18, "ETH") for v, n in seen.items() if n > 1)
     print(
-        f"\nSIGKILL rounds: {kills}; messages left posted-but-not-marked-sent by them: {len(in_flight)}; "
-        f"transfers {len(values)}; messages {len(posts)}; messages repeating an alert {len(repeats)}; "
-        f"alerts delivered twice: {', '.join(twice) or 'none'}"
+        f"\nTelegram SIGKILL rounds: {rounds.kills}; messages left posted-but-not-marked-sent by them: "
+        f"{len(rounds.in_flight)}; transfers {len(rounds.values)}; messages {len(rounds.posts)}; messages repeating "
+        f"an alert {len(repeats)}; alerts delivered twice: {', '.join(twice) or 'none'}"
     )
     assert all(n >= 1 for n in seen.values()), seen  # nothing lost
     # Delivery is at-least-once only across that window: each repeat is a message a killed process had in flight.
     for alerts in repeats:
-        assert alerts in in_flight, (alerts, in_flight, posts)
-    assert len(repeats) <= len(in_flight)
+        assert alerts in rounds.in_flight, (alerts, rounds.in_flight, rounds.posts)
+    assert len(repeats) <= len(rounds.in_flight)
     # ... and every repeat says it may be one, so a duty officer never reads it as a second movement.
     for text in repeat_texts:
         assert POSSIBLE_REPEAT in text, text
+    assert outbox_stats(app.db).failed == 0
+
+
+async def test_sigkilled_watch_process_on_slack_delivers_every_alert_exactly_once(
+    tmp_path: Path,
+    app: App,
+    database_url: str,
+    anvil: AnvilNode,  # noqa: F811
+) -> None:
+    """Slack: every post carries metadata naming its outbox rows and dedup keys; after a kill the restarted
+    notifier finds a post left in flight in the channel's history instead of posting it again."""
+    server = FakeSlack(post_delay=1.0)  # the post is in the channel a second before the bot hears it went through
+    await server.start()
+
+    def posts() -> list[str]:
+        return [json.dumps(c.params, ensure_ascii=False) for c in server.sent("chat.postMessage")]
+
+    async def in_window() -> bool:
+        """Until the next post reaches the server (then it is in the channel, unanswered for a second)."""
+        try:
+            await server.wait_for("chat.postMessage", count=len(posts()) + 1, within=15)
+        except TimeoutError:
+            return False
+        return True
+
+    try:
+        rounds = await kill_and_restart(
+            tmp_path,
+            app,
+            database_url,
+            anvil,
+            {"PLATFORM": "slack", "SLACK_BOT_TOKEN": "xoxb-test", "SLACK_API_BASE_URL": server.api_url},
+            posts,
+            in_window,
+        )
+    finally:
+        await server.stop()
+
+    seen = rounds.seen()
+    per_key = server.dedup_keys(SLACK_CHAT)
+    alerts = AlertBook(app.db).all()
+    found_again = rounds.log.count("not posting again")
+    print(
+        f"\nSlack SIGKILL rounds: {rounds.kills}; messages left posted-but-not-marked-sent by them: "
+        f"{len(rounds.in_flight)}, found again in the channel's history on restart: {found_again}; "
+        f"transfers {len(rounds.values)}; messages {len(rounds.posts)}; alerts {len(alerts)}; "
+        f"most posts of one dedup key: {max(per_key.values(), default=0)}"
+    )
+    assert all(n == 1 for n in seen.values()), seen  # nothing lost, nothing twice
+    assert len(alerts) == len(rounds.values) and all(per_key[a.dedup_key] == 1 for a in alerts), per_key
+    assert sum(per_key.values()) == len(alerts)  # counted by dedup key at the server: each exactly once
+    assert not any(POSSIBLE_REPEAT in text for text in rounds.posts)
+    assert found_again >= len(set(rounds.in_flight)), rounds.log[-3000:]  # each post left in flight was found
+    assert rounds.in_flight, "no kill landed between a post and its marking"  # the window was exercised
     assert outbox_stats(app.db).failed == 0
 
 

@@ -59,6 +59,10 @@ class OutboxItem:
     created_at: datetime
     interrupted: bool = False
     """Claimed again after a claim whose lease ran out: the last send may have reached the platform already."""
+    ready_at: datetime | None = None
+    """When the row last became ready to send (`next_attempt_at`). Claiming does not move it, so every send attempt
+    since the row was last queued — an interrupted one included — happened after it: where to start looking for a
+    post that may have got through."""
 
     @classmethod
     def from_row(cls, row: OutboxMessage) -> OutboxItem:
@@ -73,6 +77,7 @@ class OutboxItem:
             payload=dict(row.payload or {}),
             attempts=row.attempts,
             created_at=row.created_at,
+            ready_at=row.next_attempt_at,
         )
 
 

@@ -6,6 +6,11 @@ One slash command (`/sleuth risk 0x…`), app mentions (`@chainsleuth risk 0x…
 all reach `Bot.handle`. Every listener acks at once and does its work lazily; in HTTP mode the work waits until the
 ack is on the wire, so a slow command never delays it. Answers go out with `chat.postMessage` as Block Kit, files
 with `files_upload_v2`; the Web API client retries after a 429 as long as `Retry-After` says.
+
+Before it serves, the front end has the bot load its caches (`Bot.warm_up`, in a worker thread) and checks the token
+once with `auth.test` (Bolt would otherwise call it for every request that arrives before the first answer). Slack
+re-delivers an event it saw no ack for within 3 s (same `event_id`, `X-Slack-Retry-Num` set): an event id is acted
+on once, remembered in the store (`Bot.first_delivery`), so a retry — here or at another bot process — runs nothing.
 """
 
 from __future__ import annotations
@@ -16,12 +21,15 @@ import logging
 import re
 import secrets
 from contextvars import ContextVar
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
+import aiohttp
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
+from slack_bolt.middleware.authorization.async_single_team_authorization import AsyncSingleTeamAuthorization
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
@@ -29,6 +37,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.backends import slack_history
 from bot.backends.base import serve_until_signalled
 from bot.core import Bot
 from bot.messages import Identity, IncomingMessage, Reply
@@ -44,12 +53,16 @@ from bot.render.slack_blocks import (
 )
 from storage.settings import Settings
 
+if TYPE_CHECKING:
+    from bot.notifier import FoundPost, PostMarker
+
 log = logging.getLogger(__name__)
 
 SLASH_COMMAND = "/sleuth"
 EVENTS_PATH = "/slack/events"
 ACK_WAIT_SECONDS = 3.0
 NOT_A_MEMBER = frozenset({"not_in_channel", "channel_not_found"})
+REFUSED_TOKEN = frozenset({"invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired"})
 
 _LEADING_MENTIONS = re.compile(r"^\s*(?:<@[A-Z0-9]+(?:\|[^>]*)?>[\s:,]*)+")
 _acked: ContextVar[asyncio.Event | None] = ContextVar("chainsleuth_slack_acked", default=None)
@@ -71,21 +84,21 @@ def command_text(text: str) -> str:
 class SlackBackend:
     platform = "slack"
 
-    def __init__(self, bot: Bot, settings: Settings) -> None:
+    def __init__(self, bot: Bot, settings: Settings, *, send_only: bool = False) -> None:
+        """`send_only`: for posting and editing alerts (`chainsleuth watch`), never started, so it needs only the bot
+        token."""
         if not settings.slack_bot_token:
             raise SlackSetupError("SLACK_BOT_TOKEN is not set.")
-        if not settings.slack_app_token and not settings.slack_signing_secret:
+        if not send_only and not settings.slack_app_token and not settings.slack_signing_secret:
             raise SlackSetupError("HTTP mode needs SLACK_SIGNING_SECRET (or set SLACK_APP_TOKEN for Socket Mode).")
         self.bot = bot
         self.settings = settings
-        # The client carries the configured base URL, so Bolt's auth.test reaches it rather than slack.com.
-        self.client = AsyncWebClient(
-            token=settings.slack_bot_token,
-            base_url=settings.slack_api_base_url,
-            retry_handlers=[AsyncConnectionErrorRetryHandler(), AsyncRateLimitErrorRetryHandler(max_retry_count=3)],
-        )
+        # Our client (every post, update and upload) and Bolt's: both carry the configured base URL, so Bolt's
+        # auth.test reaches it rather than slack.com. Ours shares one connection pool while serving (see `start`);
+        # Bolt's cannot, as Bolt deep-copies its client into each lazy listener's request.
+        self.client = self._web_client()
         self.app = AsyncApp(
-            client=self.client,
+            client=self._web_client(),
             signing_secret=settings.slack_signing_secret,
             process_before_response=False,
             name="chainsleuth",
@@ -97,7 +110,15 @@ class SlackBackend:
         self.port = settings.slack_http_port
         self._runner: web.AppRunner | None = None
         self._socket: AsyncSocketModeHandler | None = None
+        self._session: aiohttp.ClientSession | None = None
         self._stopping = asyncio.Event()
+
+    def _web_client(self) -> AsyncWebClient:
+        return AsyncWebClient(
+            token=self.settings.slack_bot_token,
+            base_url=self.settings.slack_api_base_url,
+            retry_handlers=[AsyncConnectionErrorRetryHandler(), AsyncRateLimitErrorRetryHandler(max_retry_count=3)],
+        )
 
     # --- lifecycle -------------------------------------------------------------------------------------------
 
@@ -106,6 +127,13 @@ class SlackBackend:
         return bool(self.settings.slack_app_token)
 
     async def start(self) -> None:
+        await self.bot.warm_up()
+        if self.client.session is None or self.client.session.closed:
+            # One connection pool for the Web API while serving (slack_sdk would open a session, and a TLS
+            # connection, per call).
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.client.timeout))
+            self.client.session = self._session
+        await self._check_token()
         if self.socket_mode:
             self._socket = AsyncSocketModeHandler(self.app, self.settings.slack_app_token)
             await self._socket.connect_async()  # slack_sdk retries until connected, logging each failure
@@ -124,6 +152,27 @@ class SlackBackend:
         self.port = int(self._runner.addresses[0][1])
         log.info("slack: HTTP mode on http://%s:%s%s", self.settings.slack_http_host, self.port, EVENTS_PATH)
 
+    async def _check_token(self) -> None:
+        """`auth.test` once, before serving: a refused token stops the start with the reason, and Bolt's
+        single-workspace authorization gets the answer it would otherwise ask for on every request until its first
+        call returns (a first wave of fifty commands made fifty `auth.test` calls, each in the way of its ack)."""
+        try:
+            result = await self.app.client.auth_test()
+        except SlackApiError as exc:
+            error = str(exc.response.get("error", ""))
+            if error in REFUSED_TOKEN:
+                raise SlackSetupError(f"Slack refused SLACK_BOT_TOKEN ({error}).") from exc
+            log.warning("slack: auth.test failed (%s); Bolt asks again on the first request", error)
+            return
+        except Exception as exc:  # Slack unreachable for now: Bolt asks again on the first request
+            log.warning("slack: auth.test failed (%s); Bolt asks again on the first request", exc)
+            return
+        log.info("slack: signed in as %s in %s", result.get("user_id"), result.get("team_id"))
+        # Bolt keeps the answer in its middleware; there is no public setter.
+        for middleware in getattr(self.app, "_async_middleware_list", ()):
+            if isinstance(middleware, AsyncSingleTeamAuthorization) and middleware.auth_test_result is None:
+                middleware.auth_test_result = result
+
     async def stop(self) -> None:
         if self._socket is not None:
             await self._socket.close_async()
@@ -131,6 +180,9 @@ class SlackBackend:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self._session is not None:
+            await self._session.close()  # later calls (alerts after a stop) open their own sessions again
+            self._session = None
 
     async def serve(self) -> None:
         await serve_until_signalled(self.start, self.stop, self._stopping)
@@ -185,11 +237,20 @@ class SlackBackend:
         except Exception:
             await self._failed(respond)
 
+    async def _first_delivery(self, body: dict[str, Any]) -> bool:
+        event_id = str(body.get("event_id") or "")
+        if await asyncio.to_thread(self.bot.first_delivery, self.platform, event_id):
+            return True
+        log.info("slack: event %s delivered again; already taken", event_id)
+        return False
+
     async def _run_mention(self, event: dict[str, Any], body: dict[str, Any], respond: AsyncRespond) -> None:
         await self._after_ack()
         incoming = self._from_event(event, body, command_text(str(event.get("text", ""))))
         thread = str(event.get("thread_ts") or event.get("ts") or "") or None
         try:
+            if not await self._first_delivery(body):
+                return
             reply = await self.bot.handle(incoming) or Reply.error("Say a command after the mention, e.g. help.")
             await self._post(incoming, reply, thread_ts=thread)
         except Exception:
@@ -205,7 +266,9 @@ class SlackBackend:
             return  # the app_mention listener answers this one
         incoming = self._from_event(event, body, unescape(text))
         try:
-            offer = self.bot.offer_risk_checks(incoming)
+            if not await self._first_delivery(body):
+                return
+            offer = await asyncio.to_thread(self.bot.offer_risk_checks, incoming)
             if offer is not None:
                 await self._post(incoming, offer, thread_ts=str(event.get("thread_ts") or event.get("ts") or ""))
         except Exception:
@@ -267,15 +330,30 @@ class SlackBackend:
 
     # --- sending ---------------------------------------------------------------------------------------------
 
-    async def send(self, chat_id: str, reply: Reply) -> str:
-        ids = self.bot.store_actions(self.platform, chat_id, reply.actions) if reply.actions else []
-        return await self._post_message(chat_id, reply, ids)
+    async def send(self, chat_id: str, reply: Reply, *, marker: PostMarker | None = None) -> str:
+        """Post unprompted (alerts); `marker` goes along as message metadata, for `find_posted`."""
+        ids = await self._store_actions(chat_id, reply)
+        metadata = slack_history.outbox_metadata(marker) if marker is not None else None
+        return await self._post_message(chat_id, reply, ids, metadata=metadata)
+
+    async def find_posted(self, chat_id: str, marker: PostMarker, since: datetime) -> list[FoundPost]:
+        """Posts sent with a marker naming any of `marker`'s outbox rows, since `since` (see `slack_history`)."""
+        return await slack_history.find_posted(self.client, chat_id, marker, since)
 
     async def edit(self, chat_id: str, message_id: str, reply: Reply) -> None:
         """Replace a message posted earlier (`message_id` is its `ts`), buttons included."""
-        ids = self.bot.store_actions(self.platform, chat_id, reply.actions) if reply.actions else []
+        ids = await self._store_actions(chat_id, reply)
         message = render_blocks(reply, ids)
         await self.client.chat_update(channel=chat_id, ts=message_id, text=message.text, blocks=message.blocks)
+
+    async def _store_actions(
+        self, chat_id: str, reply: Reply, *, pressable_by: str = "", created_by: str = ""
+    ) -> list[str]:
+        if not reply.actions:
+            return []
+        return self.bot.store_actions(
+            self.platform, chat_id, reply.actions, pressable_by=pressable_by, created_by=created_by
+        )
 
     async def _post(
         self,
@@ -286,16 +364,13 @@ class SlackBackend:
         preface: list[Block] | None = None,
         respond: AsyncRespond | None = None,
     ) -> str:
-        ids: list[str] = []
-        if reply.actions:
-            # In a direct message only its owner can press; in a channel anyone can (the role is still checked).
-            ids = self.bot.store_actions(
-                self.platform,
-                incoming.chat_id,
-                reply.actions,
-                pressable_by=incoming.user.key if incoming.is_direct else "",
-                created_by=incoming.user.key,
-            )
+        # In a direct message only its owner can press; in a channel anyone can (the role is still checked).
+        ids = await self._store_actions(
+            incoming.chat_id,
+            reply,
+            pressable_by=incoming.user.key if incoming.is_direct else "",
+            created_by=incoming.user.key,
+        )
         try:
             return await self._post_message(incoming.chat_id, reply, ids, thread_ts=thread_ts, preface=preface)
         except SlackApiError as exc:
@@ -317,6 +392,7 @@ class SlackBackend:
         *,
         thread_ts: str | None = None,
         preface: list[Block] | None = None,
+        metadata: dict[str, Any] | None = None,
     ) -> str:
         message = render_blocks(reply, button_ids, preface=preface or ())
         result = await self.client.chat_postMessage(
@@ -326,6 +402,7 @@ class SlackBackend:
             thread_ts=thread_ts,
             unfurl_links=False,
             unfurl_media=False,
+            metadata=metadata,
         )
         for attachment in reply.attachments:
             await self.client.files_upload_v2(

@@ -1,5 +1,6 @@
 """`chainsleuth watch`: follow the configured chains, raise alerts on watched addresses, escalate unacknowledged
-incidents and — on the console, or wherever deliverers are given — deliver the outbox.
+incidents and deliver the outbox — to the console, or to the configured Telegram bot or Slack app (send only: no
+polling, no HTTP server, no Socket Mode, so it runs beside a `chainsleuth run` holding the same credentials).
 
 `run_watch(app, chains, stop)` is the same work as a coroutine, for `chainsleuth run` to start beside a chat
 front end (passing that front end's deliverer, so one process both answers commands and posts alerts).
@@ -104,7 +105,9 @@ def watch(
     from_block: int | None = typer.Option(None, "--from-block", help="where to start when the chain has no cursor"),
     poll: float = typer.Option(DEFAULT_POLL, "--poll", min=0.1, help="seconds between head polls"),
     deliver: bool = typer.Option(
-        True, "--deliver/--no-deliver", help="deliver alerts from here (console, or the configured Telegram bot)"
+        True,
+        "--deliver/--no-deliver",
+        help="deliver alerts from here (console, or the configured Telegram bot or Slack app)",
     ),
     lease: float = typer.Option(
         300.0, "--lease", min=1.0, help="seconds a claimed message stays reserved if this process dies mid-send"
@@ -127,15 +130,19 @@ def watch(
     telegram = None
     if deliver and platform == "console":
         deliverers = {"console": ConsoleDeliverer(), "cli": ConsoleDeliverer()}
-    elif deliver and platform == "telegram":
-        # Send only (no polling: `chainsleuth run` may be answering commands with the same token).
+    elif deliver and platform in ("telegram", "slack"):
+        # Send only (no polling, no Slack server: `chainsleuth run` may be answering commands with the same tokens).
         from bot.backends.telegram import TelegramBackend
-        from bot.platforms import backend_for
+        from bot.platforms import sending_backend
 
-        backend = backend_for("telegram", the_app)
-        assert isinstance(backend, TelegramBackend)
-        telegram = backend
-        deliverers = {"telegram": BackendDeliverer(backend)}
+        try:
+            backend = sending_backend(platform, the_app)
+        except SystemExit:
+            the_app.close()
+            raise
+        if isinstance(backend, TelegramBackend):
+            telegram = backend
+        deliverers = {platform: BackendDeliverer(backend)}
     elif platform != "console":
         typer.echo(f"alerts for {platform} are queued in the store and posted by `chainsleuth run`")
     names = ", ".join(f"{c.name} ({c.confirmations} confirmations)" for c in chains)

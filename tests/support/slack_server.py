@@ -2,6 +2,13 @@
 `files_upload_v2` posts file bytes to, `response_url`s, and a Socket Mode websocket. Plus what Slack itself sends:
 signed slash commands, Events API callbacks and `block_actions` payloads.
 
+Channels keep their messages as Slack does: `chat.postMessage` stores the message with its `metadata`,
+`chat.update` edits it in place, and `conversations.history` pages through them newest first (`oldest`, `latest`,
+`inclusive`, `limit`, `cursor`, `has_more`), with metadata only under `include_all_metadata`, answering
+`missing_scope` without `channels:history` (`groups:history` for the channels in `private`) and `not_in_channel`
+for the channels in `not_in`. `post_delay` answers each post that long after storing it: the message is in the
+channel while the bot does not know it yet.
+
     slack = FakeSlack(); await slack.start()
     client = AsyncWebClient("xoxb-…", base_url=slack.api_url)
 """
@@ -14,6 +21,7 @@ import hmac
 import itertools
 import json
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,7 +30,12 @@ from urllib.parse import urlencode
 from aiohttp import WSMsgType, web
 
 BOT_USER_ID = "U0CSBOT"
+BOT_ID = "B0CSBOT"
+APP_ID = "A0CS"
 TEAM_ID = "T0TEAM"
+DEFAULT_SCOPES = frozenset(
+    {"commands", "chat:write", "files:write", "app_mentions:read", "channels:history", "groups:history"}
+)
 
 
 @dataclass
@@ -34,6 +47,8 @@ class ApiCall:
     raw: bytes
     headers: dict[str, str]
     at: float = field(default_factory=time.monotonic)
+    result: Any = None
+    """What the server answered (None for a scripted failure)."""
 
     def json(self, name: str) -> Any:
         value = self.params.get(name)
@@ -45,6 +60,16 @@ class ApiCall:
         return self.raw.decode("utf-8", "replace")
 
 
+def _json(value: Any) -> Any:
+    """A parameter that is JSON in a form post and already decoded in a JSON body."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return None
+    return value
+
+
 def sign(secret: str, body: str, timestamp: int | None = None) -> dict[str, str]:
     """Slack's request signature headers: v0=HMAC-SHA256(secret, `v0:{timestamp}:{body}`)."""
     ts = str(int(time.time()) if timestamp is None else timestamp)
@@ -53,8 +78,14 @@ def sign(secret: str, body: str, timestamp: int | None = None) -> dict[str, str]
 
 
 class FakeSlack:
-    def __init__(self) -> None:
+    def __init__(self, *, post_delay: float = 0.0) -> None:
         self.calls: list[ApiCall] = []
+        self.channels: dict[str, list[dict[str, Any]]] = {}
+        """Each channel's messages as stored, oldest first."""
+        self.scopes: set[str] = set(DEFAULT_SCOPES)
+        self.private: set[str] = set()
+        self.not_in: set[str] = set()
+        self.post_delay = post_delay
         self.uploads: dict[str, bytes] = {}
         self.acks: dict[str, dict[str, Any]] = {}
         self.base_url = ""
@@ -70,7 +101,7 @@ class FakeSlack:
 
     async def start(self) -> None:
         app = web.Application(client_max_size=50 * 1024 * 1024)
-        app.router.add_post("/api/{method}", self._api)
+        app.router.add_route("*", "/api/{method}", self._api)
         app.router.add_post("/upload/{file_id}", self._upload)
         app.router.add_post("/respond/{name}", self._respond)
         app.router.add_get("/socket", self._socket)
@@ -96,6 +127,20 @@ class FakeSlack:
 
     def sent(self, *methods: str) -> list[ApiCall]:
         return [c for c in self.calls if c.method in methods]
+
+    def messages(self, channel: str) -> list[dict[str, Any]]:
+        return list(self.channels.get(channel, []))
+
+    def dedup_keys(self, channel: str | None = None) -> Counter[str]:
+        """How many messages (in `channel`, or anywhere) name each alert dedup key in their metadata."""
+        counts: Counter[str] = Counter()
+        for name, messages in self.channels.items():
+            if channel is not None and name != channel:
+                continue
+            for message in messages:
+                payload = (message.get("metadata") or {}).get("event_payload") or {}
+                counts.update({str(row.get("dedup_key")) for row in payload.get("rows") or [] if row.get("dedup_key")})
+        return counts
 
     async def wait_for(
         self, method: str, predicate: Callable[[ApiCall], bool] = lambda c: True, *, count: int = 1, within: float = 10
@@ -130,11 +175,16 @@ class FakeSlack:
         params, raw = await self._read(request)
         failures = self._failures.get(method)
         failure = failures.pop(0) if failures else None
-        await self._record(ApiCall(method, params, raw, dict(request.headers)))
+        call = ApiCall(method, params, raw, dict(request.headers))
         if failure is not None:
+            await self._record(call)
             status, headers, body = failure
             return web.json_response(body, status=status, headers=headers)
-        return web.json_response(self._result(method, params))
+        call.result = self._result(method, params)
+        await self._record(call)
+        if method == "chat.postMessage" and self.post_delay:
+            await asyncio.sleep(self.post_delay)  # stored and visible in the channel; the answer comes later
+        return web.json_response(call.result)
 
     def _result(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
         if method == "auth.test":
@@ -149,9 +199,33 @@ class FakeSlack:
             }
         if method == "chat.postMessage":
             ts = f"{int(time.time())}.{next(self._ts):06d}"
-            return {"ok": True, "channel": params.get("channel"), "ts": ts, "message": {"ts": ts}}
+            message = {
+                "type": "message",
+                "ts": ts,
+                "user": BOT_USER_ID,
+                "bot_id": BOT_ID,
+                "app_id": APP_ID,
+                "team": TEAM_ID,
+                "text": params.get("text", ""),
+                "blocks": _json(params.get("blocks")) or [],
+            }
+            metadata = _json(params.get("metadata"))
+            if metadata:
+                message["metadata"] = metadata
+            self.channels.setdefault(str(params.get("channel")), []).append(message)
+            return {"ok": True, "channel": params.get("channel"), "ts": ts, "message": dict(message)}
         if method == "chat.update":
+            for message in self.channels.get(str(params.get("channel")), []):
+                if message["ts"] == params.get("ts"):
+                    message.update(text=params.get("text", ""), blocks=_json(params.get("blocks")) or [])
+                    message["edited"] = {"user": BOT_USER_ID, "ts": f"{time.time():.6f}"}
+                    if params.get("metadata"):
+                        message["metadata"] = _json(params.get("metadata"))
+                    break
+            # (a message the test made up, e.g. a button's: answered ok, as it always was here)
             return {"ok": True, "channel": params.get("channel"), "ts": params.get("ts")}
+        if method == "conversations.history":
+            return self._history(params)
         if method == "files.getUploadURLExternal":
             file_id = f"F{next(self._ts):08d}"
             return {"ok": True, "upload_url": f"{self.base_url}/upload/{file_id}", "file_id": file_id}
@@ -161,6 +235,40 @@ class FakeSlack:
         if method == "apps.connections.open":
             return {"ok": True, "url": f"{self.base_url.replace('http', 'ws', 1)}/socket"}
         return {"ok": True}
+
+    def _history(self, params: dict[str, Any]) -> dict[str, Any]:
+        channel = str(params.get("channel", ""))
+        if not channel or channel[0] not in "CGD":
+            return {"ok": False, "error": "channel_not_found"}
+        needed = {"C": "channels:history", "G": "groups:history", "D": "im:history"}[channel[0]]
+        if channel in self.private:
+            needed = "groups:history"
+        if needed not in self.scopes:
+            return {"ok": False, "error": "missing_scope", "needed": needed, "provided": ",".join(sorted(self.scopes))}
+        if channel in self.not_in:
+            return {"ok": False, "error": "not_in_channel"}
+        inclusive = str(params.get("inclusive", "")).lower() in ("1", "true")
+        oldest = float(params.get("oldest") or 0)
+        latest = float(params.get("latest") or time.time() + 1e6)
+        messages = [
+            m
+            for m in reversed(self.channels.get(channel, []))  # newest first
+            if (oldest <= float(m["ts"]) if inclusive else oldest < float(m["ts"]))
+            and (float(m["ts"]) <= latest if inclusive else float(m["ts"]) < latest)
+        ]
+        start = int(str(params.get("cursor") or "next:0").removeprefix("next:") or 0)
+        limit = min(999, max(1, int(params.get("limit") or 100)))
+        page = messages[start : start + limit]
+        with_metadata = str(params.get("include_all_metadata", "")).lower() in ("1", "true")
+        shown = [m if with_metadata else {k: v for k, v in m.items() if k != "metadata"} for m in page]
+        more = start + limit < len(messages)
+        return {
+            "ok": True,
+            "messages": shown,
+            "has_more": more,
+            "pin_count": 0,
+            "response_metadata": {"next_cursor": f"next:{start + limit}" if more else ""},
+        }
 
     async def _upload(self, request: web.Request) -> web.Response:
         raw = await request.read()
