@@ -646,13 +646,15 @@ def markdown(r: Results) -> str:
         "- Where the time goes: the walk is compiled (`tracing/_walk.c`, built by `pip install -e .`; the "
         f"compiled walk {'ran' if r.params.get('compiled') else 'was NOT built, the pure-Python walk ran'} in this "
         "run): the selection per address, the frontier order, the node budget and the parent of every address run "
-        "over the graph's arrays; labels are looked up once per hop through Python, and an address whose "
+        "over the graph's arrays; labels are looked up once per hop through Python (only the reached addresses that "
+        "have a label in the snapshot), and an address whose "
         "counterparties in several assets must be ranked goes through `TransferGraph.select`. The result keeps node "
         "and edge ids and builds `TraceNode`/`TraceEdge` objects only when read: the first trace row times the "
         "walk and the coverage statement, the row after it adds reading the whole result (the cost the walk used to "
         "pay every time). The risk report reads only the labelled addresses, their paths and the taint "
-        "received (computed over ids). The pure-Python walk (`CHAINSLEUTH_PURE_WALK=1`, or no compiler) is the "
-        "reference; `tests/test_trace_walk.py` checks both give the same trace on random graphs.",
+        "they received, propagated over ids along only the transfers that lead to them (their ancestors in the "
+        "trace, found by `tracing._walk.ancestors`). The pure-Python walk (`CHAINSLEUTH_PURE_WALK=1`, or no "
+        "compiler) is the reference; `tests/test_trace_walk.py` checks both give the same trace on random graphs.",
         "- The risk report runs the production path: `Investigator.risk` over the in-memory graph and the label "
         "snapshot, with the store (SQLite) answering the address's own labels, the label sets and the index summary.",
         "",

@@ -7,9 +7,12 @@ import asyncio
 import itertools
 import secrets
 import time
+from collections.abc import Sequence
 
 import pytest
 
+from bot.render.text import render_part
+from storage.db import Database
 from tests.support.explorer_server import (
     FakeExplorer,
     Fault,
@@ -28,6 +31,18 @@ from tracing.explorer import (
     ExplorerRateLimited,
     ExplorerResponseError,
     RateLimiter,
+)
+from tracing.graph import FlowQuery, FlowRequest, Flows
+from tracing.investigator import Investigator
+from tracing.labels import Category, Label, LabelBook
+from tracing.trace import (
+    INCOMPLETE_HISTORY,
+    ExplorerSource,
+    LayeredSource,
+    Stop,
+    TraceDirection,
+    TraceParams,
+    trace,
 )
 from tracing.transfer import TransferKind
 
@@ -280,3 +295,61 @@ async def test_a_row_without_a_hash_is_a_response_error() -> None:
     async with FakeExplorer(rows={"txlist": [bad]}) as explorer, client(explorer) as c:
         with pytest.raises(ExplorerResponseError, match=r"txlist page 1 .*hash"):
             await c.normal_transactions(ME)
+
+
+async def test_a_cut_explorer_history_is_stated_in_the_trace_and_risk_coverage(db: Database) -> None:
+    """An address the index does not cover is traced from the explorer; when the explorer's history is cut (row
+    cap), `/risk` and `/trace` say whose history and why: unknown is never reported as clean."""
+    mixer = address(0x70)
+    rows = [native_row(5, 10_000, ME, mixer, 10**18)]
+    rows += [native_row(10 + i, i, ME, address(1 + i % 3), 1) for i in range(500)]
+    history = {"txlist": rows, "tokentx": [], "txlistinternal": []}
+    LabelBook(db).add(Label(address=mixer, category=Category.MIXER, name="Tornado.Cash", source="test"))
+    async with (
+        FakeExplorer(rows=history, result_window=100) as explorer,
+        client(explorer, page_size=100, result_window=100, max_rows=150) as c,
+    ):
+        fetched = await c.transfers_of(ME)
+        assert not fetched.complete and len(fetched.cuts) == 1 and "stopped after" in fetched.cuts[0]
+        investigator = Investigator(db, explorers={"eth": c}, use_graph=False, check_interval=0)
+        report = await investigator.risk(ME, "eth")
+        traced = await investigator.trace(ME, "eth", TraceParams(hops=1))
+        complete = await investigator.trace(mixer, "eth", TraceParams(direction=TraceDirection.IN, hops=1))
+    assert any(e.category is Category.MIXER and e.counterparty == mixer for e in report.exposures)
+    (cut,) = [g for g in report.coverage.gaps if g.startswith(f"outgoing: {INCOMPLETE_HISTORY}: {ME}")]
+    assert "explorer: txlist: stopped after" in cut and "(cap 150)" in cut and "were not fetched" in cut
+    assert any(g.startswith(f"incoming: {INCOMPLETE_HISTORY}: {ME}") for g in report.coverage.gaps)
+    assert f"{INCOMPLETE_HISTORY}: {ME}" in render_part(report)
+    assert any(g.startswith(f"{INCOMPLETE_HISTORY}: {ME} (explorer: txlist: stopped") for g in traced.coverage.gaps)
+    assert INCOMPLETE_HISTORY in render_part(traced)
+    # the mixer's own history (one row) came through whole: no such gap for it
+    assert not any(mixer in g and INCOMPLETE_HISTORY in g for g in complete.coverage.gaps)
+
+
+async def test_a_history_cut_without_transfers_in_the_direction_is_still_reported() -> None:
+    """The layered source keeps the explorer's answer when it cut the history, even with nothing to follow."""
+
+    class Cut:
+        transfers = ()
+        complete = False
+        cuts = ("tokentx: block 9 holds more than 10000 rows for this address; only the first 10000 were fetched",)
+
+    class Client:
+        async def transfers_of(self, address: str) -> Cut:
+            return Cut()
+
+    class Nothing:
+        name = "local index"
+
+        async def flows(self, chain: str, query: FlowQuery, requests: Sequence[FlowRequest]) -> list[Flows]:
+            return [Flows(r.address, source=self.name) for r in requests]
+
+    source = LayeredSource(Nothing(), ExplorerSource(Client()))
+    result = await trace(source, NoLabels(), ME, "eth", TraceParams())
+    assert result.root_node.stop is Stop.NO_DATA
+    assert result.coverage.gaps[0] == f"{INCOMPLETE_HISTORY}: {ME} (explorer: {Cut.cuts[0]})"
+
+
+class NoLabels:
+    def for_addresses(self, addresses: Sequence[str], chain: str | None = None) -> dict[str, list[Label]]:
+        return {}

@@ -7,12 +7,14 @@ from __future__ import annotations
 import os
 import random
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
 
 from tracing import graph_walk
-from tracing.graph import TransferGraph
+from tracing.exposure import exposures_from, merged_coverage, report_from_traces, volume_of
+from tracing.graph import LabelCache, TransferGraph
 from tracing.labels import Category, Label
 from tracing.taint import TaintModel
 from tracing.trace import GraphSource, Trace, TraceDirection, TraceParams, _trace_graph_python, trace
@@ -174,3 +176,76 @@ async def test_huge_values_and_pending_transfers_fall_back_to_the_python_walk() 
     assert (await trace(GraphSource(small), Labels({}), addr(2), "eth", TraceParams()))._parts is not None
     small.append([transfers[0]])
     assert (await trace(GraphSource(small), Labels({}), addr(2), "eth", TraceParams()))._parts is None
+
+
+def report_parts(t: Trace, rng: random.Random) -> tuple[object, ...]:
+    """What a risk report reads of one trace (exposures under both models, volume), the taint of a random subset of
+    the reached addresses asked for alone, and the moved totals of a few addresses."""
+    addresses = [n.address for n in t.nodes] + [addr(10**6)]
+    subset = rng.sample(addresses, rng.randrange(0, len(addresses) + 1))
+    return (
+        {model: exposures_from(t, model) for model in TaintModel},
+        volume_of(t),
+        {model: {a: dict(t.received_under(model, only=subset).get(a, {})) for a in subset} for model in TaintModel},
+        [dict(t.totals_of(a)) for a in addresses[:5] + addresses[-2:]],
+    )
+
+
+@pytest.mark.parametrize("seed", range(60))
+async def test_risk_reports_over_the_compiled_walk_match_the_python_walk(seed: int) -> None:
+    """Exposure amounts propagate taint only towards the labelled addresses over a compact trace; over the
+    Python walk's trace the whole taint is computed. The reports must be the same."""
+    rng = random.Random(1000 + seed)
+    graph, labels, n_nodes = random_graph(rng)
+    source = GraphSource(graph)
+    for _ in range(8):
+        params = random_params(rng)
+        root = rng.choice(graph.addresses)
+        both = []
+        for walk in (trace, None):
+            traces = []
+            for direction in TraceDirection:
+                mine = replace(params, direction=direction)
+                if walk is None:
+                    traces.append(_trace_graph_python(source, labels, root, "eth", mine, 0.0))
+                else:
+                    traces.append(await walk(source, labels, root, "eth", mine))
+            out, back = traces
+            picked = random.Random(seed)
+            coverage = merged_coverage(out, back)
+            report = report_from_traces(
+                root, "eth", list(labels.for_addresses([root]).get(root, [])), out, back, coverage
+            )
+            both.append((report, report_parts(out, picked), report_parts(back, picked)))
+        assert both[0][0] == both[1][0], (seed, params, root)
+        assert both[0][1:] == both[1][1:], (seed, params, root)
+
+
+class SnapshotCache(LabelCache):
+    """The in-memory label cache over a fixed snapshot (no store): what the bot traces with."""
+
+    def __init__(self, labels: Mapping[str, Sequence[Label]]) -> None:
+        super().__init__(None, check_interval=3600)  # type: ignore[arg-type]
+        self._labels = {address: list(mine) for address, mine in labels.items()}
+
+    def _fresh(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("seed", range(20))
+async def test_label_cache_looks_up_only_labelled_nodes_with_the_same_result(seed: int) -> None:
+    rng = random.Random(2000 + seed)
+    graph, labels, _ = random_graph(rng)
+    extra = {addr(10**6 + i): [Label(addr(10**6 + i), Category.MIXER, "not in the graph", "test")] for i in range(3)}
+    cache = SnapshotCache({**labels.labels, **extra})
+    source = GraphSource(graph)
+    nodes = rng.sample(range(len(graph.addresses)), len(graph.addresses) // 2)
+    assert cache.for_nodes(graph, nodes, "eth") == labels.for_addresses([graph.addresses[n] for n in nodes])
+    for _ in range(6):
+        params = random_params(rng)
+        root = rng.choice(graph.addresses)
+        fast = await trace(source, cache, root, "eth", params)
+        assert fast._parts is not None
+        assert everything(fast) == everything(_trace_graph_python(source, labels, root, "eth", params, 0.0))
+    cache._labels = {}  # a new snapshot: the labelled nodes are looked up again
+    assert cache.for_nodes(graph, range(len(graph.addresses)), "eth") == {}

@@ -808,6 +808,85 @@ fail:
     return out;
 }
 
+PyDoc_STRVAR(ancestors_doc,
+             "ancestors(followed, followed_hop, near, far, nodes, hops, targets) -> bytes\n\n"
+             "The positions (int32, ascending) in `followed` of the steps that carry taint towards `targets`: the "
+             "edges one hop further from the root (near at hop h-1, far at hop h) whose far end is a target or the "
+             "near end of another such edge. `followed`/`followed_hop`: a walk's followed edges in walk order (hops "
+             "ascending); `near`/`far`: the graph's edge ends seen from the root; `nodes`/`hops`: the reached nodes "
+             "and their hops; `targets`: node ids.");
+
+static PyObject *ancestors(PyObject *self, PyObject *args) {
+    PyObject *objs[6], *targets;
+    if (!PyArg_ParseTuple(args, "OOOOOOO", &objs[0], &objs[1], &objs[2], &objs[3], &objs[4], &objs[5], &targets))
+        return NULL;
+    static const char *what[] = {"followed", "followed_hop", "near", "far", "nodes", "hops"};
+    Py_buffer views[6];
+    int got = 0;
+    PyObject *out = NULL;
+    Map hop_of = {0}, needed = {0};
+    Vec kept = VEC(int32_t);
+    for (; got < 6; got++)
+        if (get_buffer(objs[got], &views[got], 4, what[got]) < 0) goto done;
+    const int32_t *followed = views[0].buf, *fhop = views[1].buf, *near = views[2].buf, *far = views[3].buf,
+                  *nodes = views[4].buf, *hops = views[5].buf;
+    Py_ssize_t n_steps = views[0].len / 4, n_edges = views[2].len / 4, n_nodes = views[4].len / 4;
+    if (views[1].len / 4 != n_steps || views[3].len / 4 != n_edges || views[5].len / 4 != n_nodes) {
+        PyErr_SetString(PyExc_ValueError, "ancestors: inconsistent arrays");
+        goto done;
+    }
+    if (map_init(&hop_of, (size_t)n_nodes) < 0 || map_init(&needed, 64) < 0) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < n_nodes; i++)
+        if (map_put(&hop_of, nodes[i], hops[i]) < 0) {
+            PyErr_NoMemory();
+            goto done;
+        }
+    PyObject *seq = PySequence_Fast(targets, "targets: a sequence of node ids");
+    if (!seq) goto done;
+    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq); i++) {
+        long node = PyLong_AsLong(PySequence_Fast_GET_ITEM(seq, i));
+        if ((node == -1 && PyErr_Occurred()) || map_put(&needed, (int32_t)node, 1) < 0) {
+            Py_DECREF(seq);
+            if (!PyErr_Occurred()) PyErr_NoMemory();
+            goto done;
+        }
+    }
+    Py_DECREF(seq);
+    /* hops descending: a node's mark is final before the edges into it (one hop nearer) are looked at */
+    for (Py_ssize_t k = n_steps - 1; k >= 0; k--) {
+        int32_t edge = followed[k], hop = fhop[k];
+        if (edge < 0 || edge >= n_edges || (k && fhop[k - 1] > hop)) {
+            PyErr_SetString(PyExc_ValueError, "ancestors: edge out of range or steps not in hop order");
+            goto done;
+        }
+        int32_t a = near[edge], b = far[edge];
+        if (!map_get(&needed, b, 0) || map_get(&hop_of, b, -1) != hop || map_get(&hop_of, a, -1) != hop - 1) continue;
+        int32_t at = (int32_t)k;
+        if (map_put(&needed, a, 1) < 0 || vec_push(&kept, &at) < 0) {
+            PyErr_NoMemory();
+            goto done;
+        }
+    }
+    {
+        int32_t *items = (int32_t *)kept.data;
+        for (Py_ssize_t i = 0, j = kept.len - 1; i < j; i++, j--) {
+            int32_t t = items[i];
+            items[i] = items[j];
+            items[j] = t;
+        }
+        out = bytes_of(&kept);
+    }
+done:
+    for (int i = 0; i < got; i++) PyBuffer_Release(&views[i]);
+    if (hop_of.keys || hop_of.vals || hop_of.gens) map_free(&hop_of);
+    if (needed.keys || needed.vals || needed.gens) map_free(&needed);
+    free(kept.data);
+    return out;
+}
+
 static PyObject *weight(PyObject *self, PyObject *args) {
     unsigned long long hi, lo;
     int decimals;
@@ -821,6 +900,7 @@ static PyObject *weight(PyObject *self, PyObject *args) {
 
 static PyMethodDef methods[] = {
     {"walk", walk, METH_VARARGS, walk_doc},
+    {"ancestors", ancestors, METH_VARARGS, ancestors_doc},
     {"weight", weight, METH_VARARGS, "weight(hi, lo, decimals): (hi << 64 | lo) / 10**decimals, correctly rounded"},
     {NULL, NULL, 0, NULL},
 };

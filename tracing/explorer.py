@@ -140,7 +140,8 @@ class ActionFetch:
 
     `rows` counts the explorer's rows kept (after de-duplication), `transfers` the value movements among them.
     `through_block` is the last block whose rows were all fetched (None: up to the chain head when fetched).
-    `complete` is False when the history was cut (row cap, or a block holding more rows than one window).
+    `complete` is False when the history was cut (row cap, or a block holding more rows than one window);
+    `cuts` then says where and why (also among `notes`).
     """
 
     action: ExplorerAction
@@ -150,6 +151,7 @@ class ActionFetch:
     complete: bool
     through_block: int | None
     notes: tuple[str, ...] = ()
+    cuts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +172,14 @@ class ExplorerHistory:
     @property
     def requests(self) -> int:
         return sum(f.requests for f in self.fetches)
+
+    @property
+    def cuts(self) -> tuple[str, ...]:
+        """Why the history is incomplete, one line per cut (empty when complete)."""
+        found = tuple(cut for f in self.fetches for cut in f.cuts)
+        if found or self.complete:
+            return found
+        return tuple(f"{f.action}: history incomplete" for f in self.fetches if not f.complete)
 
     @property
     def notes(self) -> tuple[str, ...]:
@@ -298,7 +308,7 @@ class ExplorerClient:
         """Every row of one action for the address, across pages and result windows, mapped to transfers."""
         canonical = parse_address(address)
         rows: list[tuple[str, Mapping[str, Any]]] = []
-        notes: list[str] = []
+        cuts: list[str] = []
         requests = 0
         complete = True
         start = start_block
@@ -321,7 +331,7 @@ class ExplorerClient:
             if first == last:
                 # One block holds a whole window of rows: nothing to restart from, so move past it.
                 complete = False
-                notes.append(
+                cuts.append(
                     f"{action}: block {last} holds more than {len(window)} rows for this address; "
                     f"only the first {len(window)} were fetched"
                 )
@@ -336,13 +346,13 @@ class ExplorerClient:
             if len(rows) >= self.max_rows:
                 complete = False
                 through = start - 1
-                notes.append(
+                cuts.append(
                     f"{action}: stopped after {len(rows)} rows (cap {self.max_rows}); "
                     f"blocks after {through} were not fetched"
                 )
                 break
         transfers, kept, mapping_notes = _map_rows(action, self.chain, rows)
-        return ActionFetch(action, transfers, kept, requests, complete, through, (*notes, *mapping_notes))
+        return ActionFetch(action, transfers, kept, requests, complete, through, (*cuts, *mapping_notes), tuple(cuts))
 
     # --- one page, with retries ---
 

@@ -39,7 +39,7 @@ def share_of(amounts: Mapping[Asset, int], volume: Mapping[Asset, int]) -> float
 
 def volume_of(trace: Trace) -> tuple[Amount, ...]:
     """What the traced address moved in the trace direction within the trace window."""
-    return amounts_of(trace.totals.get(trace.root, {}), trace.token_meta())
+    return amounts_of(trace.totals_of(trace.root), trace.token_meta())
 
 
 def exposures_from(trace: Trace, model: TaintModel | None = None) -> list[Exposure]:
@@ -48,15 +48,17 @@ def exposures_from(trace: Trace, model: TaintModel | None = None) -> list[Exposu
     labelled = trace.labelled
     if not labelled:
         return []
-    taint = trace.received_under(model or trace.params.model)
+    taint = trace.received_under(model or trace.params.model, only=[node.address for node in labelled])
     meta = trace.token_meta()
-    volume = trace.totals.get(trace.root, {})
+    volume = trace.totals_of(trace.root)
     direction = Direction.OUTGOING if trace.direction is TraceDirection.OUT else Direction.INCOMING
     found: list[Exposure] = []
     for node in labelled:
         path = trace.path_to(node.address)
-        addresses = [trace.root] + [trace.near_far(edge)[1] for edge in path]
-        received = dict(taint.get(node.address, {}))
+        addresses = (trace.root, *(trace.near_far(edge)[1] for edge in path))
+        hashes = tuple(edge.tx_hash for edge in path)
+        received = taint.get(node.address, {})
+        amounts, share = amounts_of(received, meta), share_of(received, volume)
         note = DEMO_NOTE if any(edge.source == DEMO_SOURCE for edge in path) else ""
         for category in node.categories:
             labels = tuple(label for label in node.labels if label.category is category and label.active)
@@ -67,10 +69,10 @@ def exposures_from(trace: Trace, model: TaintModel | None = None) -> list[Exposu
                     hops=node.hop,
                     counterparty=node.address,
                     labels=labels,
-                    amounts=amounts_of(received, meta),
-                    share=share_of(received, volume),
-                    path=tuple(edge.tx_hash for edge in path),
-                    path_addresses=tuple(addresses),
+                    amounts=amounts,
+                    share=share,
+                    path=hashes,
+                    path_addresses=addresses,
                     evidence_note=note,
                 )
             )

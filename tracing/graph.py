@@ -13,6 +13,7 @@ import logging
 import math
 import threading
 import time
+import weakref
 from array import array
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
@@ -85,6 +86,9 @@ class Flows:
     source: str = ""
     error: str = ""
     """Why the source could not answer (the trace records it as a gap)."""
+    incomplete: str = ""
+    """Why the source's history of the address is known to be incomplete (an explorer's row cap, a block with more
+    rows than one result window); empty when it is complete or the source cannot tell. The trace reports it."""
 
     @property
     def dropped(self) -> int:
@@ -500,7 +504,11 @@ class TransferGraph:
             array("Q", [limit & _MASK64 for limit in limits]),
             array("Q", [limit >> 64 for limit in limits]),
         )
-        self._walk_columns = {key: columns}
+        if any(k[2:] != key[2:] for k in self._walk_columns):  # the graph changed: drop the old columns
+            self._walk_columns = {}
+        if len(self._walk_columns) >= 8:
+            self._walk_columns.clear()
+        self._walk_columns[key] = columns  # both directions of a risk report stay cached
         return columns
 
     @property
@@ -903,6 +911,8 @@ class LabelCache:
         self._labels: dict[str, list[Label]] = {}
         self._fingerprint: tuple[Any, ...] | None = None
         self._checked = 0.0
+        self._node_sets: weakref.WeakKeyDictionary[TransferGraph, tuple[dict[str, list[Label]], int, frozenset[int]]]
+        self._node_sets = weakref.WeakKeyDictionary()
 
     def _fresh(self) -> None:
         now = time.monotonic()
@@ -922,6 +932,28 @@ class LabelCache:
 
     def for_addresses(self, addresses: Sequence[str], chain: str | None = None) -> dict[str, list[Label]]:
         self._fresh()
+        return self._lookup(addresses, chain)
+
+    def for_nodes(self, graph: TransferGraph, nodes: Iterable[int], chain: str | None = None) -> dict[str, list[Label]]:
+        """`for_addresses` of the graph's nodes `nodes` (ids): the same answer, looking at only the nodes that have
+        a label (a trace reaches thousands of addresses, few of them labelled)."""
+        self._fresh()
+        labelled = self._labelled_nodes(graph)
+        names = graph.addresses
+        return self._lookup([names[node] for node in nodes if node in labelled], chain)
+
+    def _labelled_nodes(self, graph: TransferGraph) -> frozenset[int]:
+        """Ids of the graph's nodes with any label in the current snapshot (rebuilt when either changes)."""
+        key = (self._labels, len(graph.addresses))
+        cached = self._node_sets.get(graph)
+        if cached is not None and cached[0] is key[0] and cached[1] == key[1]:
+            return cached[2]
+        ids = graph.ids
+        found = frozenset(ids[address] for address in self._labels if address in ids)
+        self._node_sets[graph] = (key[0], key[1], found)
+        return found
+
+    def _lookup(self, addresses: Iterable[str], chain: str | None) -> dict[str, list[Label]]:
         found: dict[str, list[Label]] = {}
         labels = self._labels
         for address in addresses:

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from bisect import bisect_left
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import Any
 
-from tracing.graph import Asset, TransferGraph
+from tracing.graph import Asset, LabelCache, TransferGraph
 from tracing.labels import Label
 from tracing.taint import TaintModel, received_amounts
 from tracing.trace import (
@@ -73,8 +74,14 @@ def compiled_trace(
     if root_labels:
         node_labels[root_id] = root_labels
 
+    cache = labels if isinstance(labels, LabelCache) else None
+
     def on_fresh(fresh: list[int]) -> list[int]:
-        found = labels.for_addresses([names[n] for n in fresh], chain)
+        found: Mapping[str, Sequence[Label]]
+        if cache is not None:
+            found = cache.for_nodes(graph, fresh, chain)
+        else:
+            found = labels.for_addresses([names[n] for n in fresh], chain)
         terminal: list[int] = []
         for address, mine in found.items():
             if not mine:
@@ -153,6 +160,8 @@ class GraphParts:
         self.source_ids: list[int] = sources
         self.labels = labels
         self._position: dict[int, int] | None = None
+        self._totals: dict[int, dict[int, int]] | None = None
+        self._paths: dict[int, tuple[TraceEdge, ...]] = {}
 
     # -- summaries, without materialising --
 
@@ -175,7 +184,8 @@ class GraphParts:
         )
         stops = self.stops
         silent = stops.count(5) - (stops[0] == 5)
-        at_budget = sum(1 for s, h in zip(stops, self.hops, strict=True) if s == 3 and h == params.hops)
+        # nodes are in the order the walk reached them, hops ascending: those at the hop budget come last
+        at_budget = stops.count(3, bisect_left(self.hops, params.hops))
         provenance = {self.graph.sources[s] for s in self.source_ids}
         return trace_coverage(
             chain,
@@ -274,10 +284,17 @@ class GraphParts:
     def path_to(self, address: str) -> tuple[TraceEdge, ...]:
         graph = self.graph
         near_of = graph.src if self.outgoing else graph.dst
-        path: list[TraceEdge] = []
+        paths = self._paths
         node = graph.ids.get(address)
+        # up the parents to the root or to a node whose path is known (parents are one hop nearer: no cycles)
+        climbed: list[tuple[int, TraceEdge]] = []
         seen: set[int] = set()
+        prefix: tuple[TraceEdge, ...] = ()
         while node is not None and node != self.root_id and node not in seen:
+            known = paths.get(node)
+            if known is not None:
+                prefix = known
+                break
             i = self.position(node)
             if i is None:
                 break
@@ -285,9 +302,21 @@ class GraphParts:
             if edge < 0:
                 break
             seen.add(node)
-            path.append(graph_edge(graph, edge, self.hops[i]))
+            climbed.append((node, graph_edge(graph, edge, self.hops[i])))
             node = near_of[edge]
-        return tuple(reversed(path))
+        path = prefix
+        for node, step in reversed(climbed):
+            path = (*path, step)
+            paths[node] = path
+        return path
+
+    def totals_of(self, address: str) -> Mapping[Asset, int]:
+        node = self.graph.ids.get(address)
+        tokens = self.graph.tokens
+        for expanded, by_token in self.raw_totals:
+            if expanded == node:
+                return {(None if tid < 0 else tokens[tid]): value for tid, value in by_token.items()}
+        return {}
 
     def token_meta(self) -> dict[Asset, tuple[int | None, str | None]]:
         graph = self.graph
@@ -297,17 +326,37 @@ class GraphParts:
         used = {token_of[edge] for edge in self.followed}
         return {graph.tokens[tid]: graph.token_meta[tid] for tid in sorted(used) if tid >= 0}
 
-    def received(self, model: TaintModel) -> Mapping[str, Mapping[Asset, int]]:
+    def received(self, model: TaintModel, only: Collection[str] | None = None) -> Mapping[str, Mapping[Asset, int]]:
         graph = self.graph
         near_of, far_of = (graph.src, graph.dst) if self.outgoing else (graph.dst, graph.src)
-        low, high, token_of = graph.value_lo, graph.value_hi, graph.token
-        steps = [
-            (near_of[edge], far_of[edge], token_of[edge], graph.value(edge) if high[edge] else low[edge], hop)
-            for edge, hop in zip(self.followed, self.followed_hops, strict=True)
-        ]
-        hop_of = dict(zip(self.node_ids, self.hops, strict=True))
-        totals = dict(self.raw_totals)
-        return _ByAddress(graph, received_amounts(model, self.root_id, hop_of, totals, steps))
+        high, token_of = graph.value_hi, graph.token
+        followed, followed_hops = self.followed, self.followed_hops
+        if only is None:
+            picked: Sequence[int] = range(len(followed))
+        else:
+            ids = graph.ids
+            targets = [node for node in (ids.get(address) for address in only) if node is not None]
+            # only the steps that carry taint towards the wanted addresses (their ancestors in the trace)
+            picked = memoryview(
+                _walk.ancestors(followed, followed_hops, near_of, far_of, self.node_ids, self.hops, targets)
+            ).cast("i")
+        low = graph.value_lo
+        steps = []
+        hop_of: dict[int, int] = {}
+        for k in picked:
+            edge, hop = followed[k], followed_hops[k]
+            steps.append(
+                (near_of[edge], far_of[edge], token_of[edge], graph.value(edge) if high[edge] else low[edge], hop)
+            )
+        if only is None:
+            hop_of = dict(zip(self.node_ids, self.hops, strict=True))
+        else:
+            for near, far, _token, _value, hop in steps:  # every picked step goes one hop further from the root
+                hop_of[near] = hop - 1
+                hop_of[far] = hop
+        if self._totals is None:
+            self._totals = dict(self.raw_totals)
+        return _ByAddress(graph, received_amounts(model, self.root_id, hop_of, self._totals, steps))
 
 
 class _ByAddress(Mapping[str, Mapping[Asset, int]]):

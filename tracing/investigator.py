@@ -25,6 +25,7 @@ from tracing.labels import Label, LabelBook
 from tracing.risk import RiskReport, labels_only_report
 from tracing.trace import (
     DEFAULT_HOPS,
+    INCOMPLETE_HISTORY,
     ExplorerSource,
     GraphSource,
     IndexSource,
@@ -119,7 +120,13 @@ class Investigator:
             gap = "The transfer index holds no transfer of this address" + (
                 f" (index: {index_range})." if index_range else "."
             )
-            report = replace(report, coverage=replace(report.coverage, gaps=report.coverage.gaps + (gap,)))
+            cut = tuple(  # a history the explorer cut, though none of it moved value in either direction
+                f"{way}: {g}"
+                for way, found in (("outgoing", outgoing), ("incoming", incoming))
+                for g in found.coverage.gaps
+                if g.startswith(INCOMPLETE_HISTORY)
+            )
+            report = replace(report, coverage=replace(report.coverage, gaps=report.coverage.gaps + (gap, *cut)))
         else:
             index_range, gaps = self.index_summary(chain)
             coverage = merged_coverage(outgoing, incoming, index_range=index_range, label_sets=self.label_sets())

@@ -93,7 +93,7 @@ def received_amounts(
     """`compute_taint(...).received` alone, for steps given as plain (near, far, asset, value, hop) tuples over any
     keys (node ids, token ids): what a risk report reads, without the per-step amounts."""
     _, received, _ = _propagate(model, root, hops, totals, steps)
-    return {node: dict(amounts) for node, amounts in received.items()}
+    return received  # fresh dicts, not shared with anything
 
 
 def _propagate(

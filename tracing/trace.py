@@ -12,7 +12,7 @@ import asyncio
 import inspect
 import time
 from collections import Counter, defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from enum import StrEnum
@@ -194,12 +194,13 @@ class TraceParts(Protocol):
     def edges(self) -> list[TraceEdge]: ...
     def cuts(self) -> list[Cut]: ...
     def totals(self) -> dict[str, Mapping[Asset, int]]: ...
+    def totals_of(self, address: str) -> Mapping[Asset, int]: ...
     def root_node(self) -> TraceNode: ...
     def node(self, address: str) -> TraceNode | None: ...
     def labelled(self) -> list[TraceNode]: ...
     def path_to(self, address: str) -> tuple[TraceEdge, ...]: ...
     def token_meta(self) -> dict[Asset, tuple[int | None, str | None]]: ...
-    def received(self, model: TaintModel) -> Mapping[str, Mapping[Asset, int]]: ...
+    def received(self, model: TaintModel, only: Collection[str] | None = None) -> Mapping[str, Mapping[Asset, int]]: ...
 
 
 class Trace:
@@ -294,6 +295,12 @@ class Trace:
             self._totals = self._parts.totals()
         return self._totals
 
+    def totals_of(self, address: str) -> Mapping[Asset, int]:
+        """`totals.get(address, {})`, without materialising every total of a compact trace."""
+        if self._totals is None and self._parts is not None:
+            return self._parts.totals_of(address)
+        return self.totals.get(address, {})
+
     @property
     def parents(self) -> Mapping[str, int]:
         if self._parents is None:
@@ -360,11 +367,15 @@ class Trace:
             found = self._taint[model] = _taint(model, self.root, self.nodes, self.edges, self.totals, self.direction)
         return found
 
-    def received_under(self, model: TaintModel) -> Mapping[str, Mapping[Asset, int]]:
+    def received_under(
+        self, model: TaintModel, only: Collection[str] | None = None
+    ) -> Mapping[str, Mapping[Asset, int]]:
         """The tainted amount each address received under `model` (`taint_under(model).received`, without
-        materialising the trace when it was built compactly)."""
+        materialising the trace when it was built compactly). `only`: the addresses the caller reads; the result
+        may then leave out the others (over a compact trace, taint is propagated only along the steps that lead
+        to them), and is the same for those."""
         if model not in self._taint and self._edges is None and self._parts is not None:
-            return self._parts.received(model)
+            return self._parts.received(model, only)
         return self.taint_under(model).received
 
     def compare_models(self) -> tuple[TaintComparison, ...]:
@@ -453,8 +464,9 @@ class IndexSource:
 
 class ExplorerSource:
     """A block explorer's account history (`tracing.explorer.ExplorerClient` or anything with an async or sync
-    `transfers_of(address)` returning an object with `.transfers`), for addresses the index does not cover.
-    Histories are cached for `ttl` seconds."""
+    `transfers_of(address)` returning an object with `.transfers`, and optionally `.complete` and `.cuts` or
+    `.notes`), for addresses the index does not cover. Histories are cached for `ttl` seconds; one the explorer
+    cut (`complete` False) is traced as far as it goes, and the trace's coverage says which address and why."""
 
     name = "explorer"
 
@@ -462,24 +474,32 @@ class ExplorerSource:
         self.client = client
         self.ttl = ttl
         self._semaphore = asyncio.Semaphore(concurrency)
-        self._cache: dict[str, tuple[float, list[Transfer]]] = {}
+        self._cache: dict[str, tuple[float, list[Transfer], str]] = {}
 
     async def history(self, address: str) -> list[Transfer]:
+        return (await self.fetch(address))[0]
+
+    async def fetch(self, address: str) -> tuple[list[Transfer], str]:
+        """(the address's transfers, why its history is incomplete: empty when complete)."""
         cached = self._cache.get(address)
         if cached is not None and time.monotonic() - cached[0] < self.ttl:
-            return cached[1]
+            return cached[1], cached[2]
         async with self._semaphore:
             result = self.client.transfers_of(address)
             if inspect.isawaitable(result):
                 result = await result
         transfers = list(getattr(result, "transfers", result))
-        self._cache[address] = (time.monotonic(), transfers)
-        return transfers
+        incomplete = ""
+        if getattr(result, "complete", True) is False:
+            why = tuple(getattr(result, "cuts", ()) or getattr(result, "notes", ()) or ())
+            incomplete = "; ".join(why) or "the explorer returned an incomplete history"
+        self._cache[address] = (time.monotonic(), transfers, incomplete)
+        return transfers, incomplete
 
     async def flows(self, chain: str, query: FlowQuery, requests: Sequence[FlowRequest]) -> list[Flows]:
         async def one(request: FlowRequest) -> Flows:
             try:
-                history = await self.history(request.address)
+                history, incomplete = await self.fetch(request.address)
             except SourceError as exc:
                 return Flows(request.address, source=self.name, error=str(exc))
             mine = [
@@ -488,7 +508,8 @@ class ExplorerSource:
                 if t.chain == chain and (t.from_addr if query.direction == "out" else t.to_addr) == request.address
             ]
             mine.sort(key=lambda t: (t.timestamp, t.block_number, t.tx_hash, t.position))
-            return select_flows(request.address, mine, request, query, len(mine), self.name)
+            flows = select_flows(request.address, mine, request, query, len(mine), self.name)
+            return replace(flows, incomplete=incomplete) if incomplete else flows
 
         return list(await asyncio.gather(*(one(request) for request in requests)))
 
@@ -507,7 +528,7 @@ class LayeredSource:
         if missing:
             more = await self.fallback.flows(chain, query, [requests[i] for i in missing])
             for i, flows in zip(missing, more, strict=True):
-                if flows.degree or flows.error:
+                if flows.degree or flows.error or flows.incomplete:
                     results[i] = flows
         return results
 
@@ -562,6 +583,7 @@ async def trace(
     totals: dict[str, Mapping[Asset, int]] = {}
     cuts: list[Cut] = []
     errors: list[str] = []
+    incomplete: list[str] = []
     used: set[str] = set()
     frontier = [root]
     for hop in range(1, params.hops + 1):
@@ -582,6 +604,8 @@ async def trace(
                 node.degree, node.source = flows.degree, flows.source
                 if flows.source:
                     used.add(flows.source)
+                if flows.incomplete:
+                    incomplete.append(f"{flows.address} ({flows.source or 'source'}: {flows.incomplete})")
                 if flows.error:
                     node.stop = Stop.ERROR
                     errors.append(f"{flows.address}: {flows.error}")
@@ -632,7 +656,17 @@ async def trace(
         for n in reached.values()
     ]
     return _assemble(
-        root, chain, params, nodes, list(edges.values()), totals, cuts, errors, used, time.perf_counter() - started
+        root,
+        chain,
+        params,
+        nodes,
+        list(edges.values()),
+        totals,
+        cuts,
+        errors,
+        used,
+        time.perf_counter() - started,
+        incomplete,
     )
 
 
@@ -811,6 +845,7 @@ def _assemble(
     errors: list[str],
     used: set[str],
     seconds: float,
+    incomplete: Sequence[str] = (),
 ) -> Trace:
     edges.sort(key=edge_order)
     nodes.sort(key=lambda n: (n.hop, n.address))
@@ -820,7 +855,7 @@ def _assemble(
         chain,
         params,
         describe_cuts(cuts, params),
-        _gap_lines(silent, at_budget, params, errors),
+        _gap_lines(silent, at_budget, params, errors, incomplete),
         used,
         {edge.source for edge in edges},
         len(edges),
@@ -948,9 +983,20 @@ def cut_lines(
     return lines
 
 
-def _gap_lines(silent: int, at_budget: int, params: TraceParams, errors: Sequence[str]) -> list[str]:
-    """`silent`: reached addresses (not the root) with no data; `at_budget`: addresses at the hop budget."""
+INCOMPLETE_HISTORY = "history incomplete at the source, transfers may be missing"
+"""How a gap about a cut source history starts (after the direction prefix of a report)."""
+
+
+def _gap_lines(
+    silent: int, at_budget: int, params: TraceParams, errors: Sequence[str], incomplete: Sequence[str] = ()
+) -> list[str]:
+    """`silent`: reached addresses (not the root) with no data; `at_budget`: addresses at the hop budget;
+    `incomplete`: addresses whose history the source cut, with why."""
     gaps: list[str] = []
+    for line in incomplete[:5]:
+        gaps.append(f"{INCOMPLETE_HISTORY}: {line}")
+    if len(incomplete) > 5:
+        gaps.append(f"{INCOMPLETE_HISTORY}: {len(incomplete) - 5} more address(es)")
     if silent:
         where = "onward" if params.direction is TraceDirection.OUT else "earlier"
         gaps.append(f"{silent} reached address(es) have no {where} transfers in the sources used")
