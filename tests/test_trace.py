@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
+from dataclasses import replace
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
@@ -14,7 +16,7 @@ from tracing.errors import InvalidArgument, SourceError
 from tracing.graph import FlowQuery, FlowRequest, GraphCache, LabelCache, TransferGraph, select_flows
 from tracing.index import TransferIndex
 from tracing.investigator import Investigator
-from tracing.labels import Category, Label, LabelBook
+from tracing.labels import Category, Label, LabelBook, LabelSet
 from tracing.trace import (
     ExplorerSource,
     GraphSource,
@@ -303,3 +305,24 @@ def test_select_flows_and_graph_flows_rank_counterparties_per_asset() -> None:
     fast = graph.flows(request, query, "test")
     assert [t.tx_hash for t in fast.transfers] == [t.tx_hash for t in reference.transfers]
     assert fast.totals == reference.totals == {None: 150 * ETH, USDT: 5010 * 10**6}
+
+
+def test_label_cache_sees_labels_changed_in_place(db: Database) -> None:
+    """A delisting or a corrected name updates a label row in place (same id, same count): the cache that traces and
+    reports read must still notice, or a delisted address would stay "sanctioned" until a restart."""
+    book = LabelBook(db)
+    cache = LabelCache(db, check_interval=0)
+    listed = Label(addr(77), Category.SANCTIONS, "OFAC SDN: Example", "ofac")
+    book.add(listed)
+    book.add(Label(addr(78), Category.MIXER, "Example pool", "tornado"))  # newer: it holds max(id), max(created_at)
+    assert [lb.active for lb in cache.for_address(addr(77))] == [True]
+    before = cache.fingerprint()
+    listed_at = datetime(2024, 1, 2, tzinfo=UTC)  # an import that keeps the row's original creation time
+    book.add(replace(listed, delisted_on=date(2025, 3, 21), created_at=listed_at))
+    assert cache.fingerprint() != before
+    assert [lb.delisted_on for lb in cache.for_address(addr(77))] == [date(2025, 3, 21)]
+    investigator = Investigator(db, check_interval=0)
+    book.replace_set(LabelSet("ofac", "2024-09", "", ""), [listed])
+    assert investigator.label_sets() == ("ofac (2024-09)",)
+    book.replace_set(LabelSet("ofac", "2025-01", "", ""), [listed])  # the set's cached name follows a new import
+    assert investigator.label_sets() == ("ofac (2025-01)",)

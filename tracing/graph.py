@@ -901,6 +901,13 @@ class GraphCache:
             yield from result
 
 
+LABEL_FINGERPRINT = text(
+    "SELECT count(*), max(id), max(created_at), (SELECT value FROM kv WHERE key = 'labels:revision') FROM label"
+)
+"""What changes whenever the label table does: rows added or removed, and `LabelBook`'s revision for updates in place
+(a delisting, a changed name or confidence)."""
+
+
 class LabelCache:
     """Every label in memory, for label look-ups while tracing (thousands per trace). Same interface as
     `LabelBook.for_addresses`; reloaded when the label table changes (checked at most every `check_interval`)."""
@@ -920,7 +927,7 @@ class LabelCache:
             return
         self._checked = now
         with self.db.engine.connect() as conn:
-            fingerprint = tuple(conn.execute(text("SELECT count(*), max(id), max(created_at) FROM label")).one())
+            fingerprint = tuple(conn.execute(LABEL_FINGERPRINT).one())
         if fingerprint == self._fingerprint:
             return
         found: dict[str, list[Label]] = defaultdict(list)
@@ -929,6 +936,11 @@ class LabelCache:
                 found[row.address].append(Label.from_row(row))
         self._labels = {address: sort_labels(labels) for address, labels in found.items()}
         self._fingerprint = fingerprint
+
+    def fingerprint(self) -> tuple[Any, ...] | None:
+        """The label table's fingerprint as of the (fresh) snapshot: equal fingerprints, equal labels and sets."""
+        self._fresh()
+        return self._fingerprint
 
     def for_addresses(self, addresses: Sequence[str], chain: str | None = None) -> dict[str, list[Label]]:
         self._fresh()

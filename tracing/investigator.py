@@ -76,9 +76,18 @@ class Investigator:
         self.label_cache = LabelCache(db, check_interval=check_interval)
         self.explorers = {chain: ExplorerSource(client) for chain, client in (explorers or {}).items()}
         self._summary: dict[str, tuple[float, int, tuple[str, ...]]] = {}
+        self._sets: tuple[tuple[Any, ...], tuple[str, ...]] | None = None
 
     def label_sets(self) -> tuple[str, ...]:
-        return tuple(f"{s.source} ({s.version})" for s in self.labels.sets())
+        """The label sets a report used, "source (version)". With the label cache, read again only when the label
+        table changed (every set import rewrites its labels, so the cache's fingerprint moves)."""
+        key = self.label_cache.fingerprint() if self.use_graph else None
+        if key is not None and self._sets is not None and self._sets[0] == key:
+            return self._sets[1]
+        found = tuple(f"{s.source} ({s.version})" for s in self.labels.sets())
+        if key is not None:
+            self._sets = (key, found)
+        return found
 
     async def labels_of(self, address: str, chain: str | None = None) -> list[Label]:
         return self.labels.for_address(address, chain)
@@ -109,9 +118,9 @@ class Investigator:
         self, address: str, chain: str | None = None, asker: Asker | None = None, hops: int | None = None
     ) -> RiskReport:
         chain = chain or self.default_chain
-        labels = self.labels.for_address(address, chain)
         hops = hops or DEFAULT_HOPS
         source, lookup = self.source(chain), self.label_lookup()
+        labels = list(lookup.for_addresses([address], chain).get(address, ()))  # the snapshot the traces read
         outgoing = await trace(source, lookup, address, chain, TraceParams(TraceDirection.OUT, hops))
         incoming = await trace(source, lookup, address, chain, TraceParams(TraceDirection.IN, hops))
         if not outgoing.root_node.degree and not incoming.root_node.degree:

@@ -4,6 +4,7 @@ from a fixed taxonomy. `LabelBook` reads and writes them in the store."""
 from __future__ import annotations
 
 import hashlib
+import secrets
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ from sqlalchemy.orm import Session
 from sqlmodel import col, select
 
 from storage.db import Database
-from storage.models import ANY_EVM, LabelRow, LabelSetRow, utcnow
+from storage.models import ANY_EVM, KeyValueRow, LabelRow, LabelSetRow, utcnow
 from tracing.errors import InvalidArgument
 
 
@@ -219,6 +220,7 @@ class LabelBook:
                     setattr(existing, key, value)
             after = {_fact(label.to_row())} if label.active else set()
             self._changed(session, before, after)
+            bump_revision(session, self.db.dialect)
 
     def replace_set(self, label_set: LabelSet, labels: Iterable[Label]) -> int:
         """Replace every label of one source with `labels` in one transaction; returns the row count."""
@@ -248,6 +250,7 @@ class LabelBook:
             session.add(info)
             if self.hooks:
                 self._changed(session, before, {_fact(row) for row in values if row["delisted_on"] is None})
+            bump_revision(session, self.db.dialect)
         return len(rows)
 
     def _changed(self, session: Session, before: set[LabelFact], after: set[LabelFact]) -> None:
@@ -289,3 +292,17 @@ class LabelBook:
                 )
             )
             return {(source, category): count for source, category, count in rows}
+
+
+REVISION_KEY = "labels:revision"
+"""The `kv` row every label change rewrites (in the change's transaction), so caches notice in-place updates too."""
+
+
+def bump_revision(session: Session, dialect: str) -> None:
+    """Record that the label table changed: a fresh random revision in `kv` (an upsert, safe across processes)."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    table = KeyValueRow.__table__  # type: ignore[attr-defined]
+    stmt = (postgresql if dialect == "postgresql" else sqlite).insert(table)
+    stmt = stmt.values(key=REVISION_KEY, value={"rev": secrets.token_hex(8)}, updated_at=utcnow())
+    session.execute(stmt.on_conflict_do_update(index_elements=["key"], set_={"value": stmt.excluded.value}))
