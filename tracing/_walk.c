@@ -240,13 +240,16 @@ static int frontier_less(Walk *w, int32_t a, int32_t b) {
     return name_less(w, a, b);
 }
 
-static void sort_frontier(Walk *w, int32_t *items, int32_t *tmp, Py_ssize_t n) {
+typedef int (*LessFn)(Walk *, int32_t, int32_t);
+
+/* a stable merge sort of node or party ids under `less` (insertion sort for short runs) */
+static void sort_ids(Walk *w, int32_t *items, int32_t *tmp, Py_ssize_t n, LessFn less) {
     if (n < 2) return;
     if (n <= 12) {
         for (Py_ssize_t i = 1; i < n; i++) {
             int32_t x = items[i];
             Py_ssize_t j = i;
-            while (j > 0 && frontier_less(w, x, items[j - 1])) {
+            while (j > 0 && less(w, x, items[j - 1])) {
                 items[j] = items[j - 1];
                 j--;
             }
@@ -255,10 +258,10 @@ static void sort_frontier(Walk *w, int32_t *items, int32_t *tmp, Py_ssize_t n) {
         return;
     }
     Py_ssize_t mid = n / 2;
-    sort_frontier(w, items, tmp, mid);
-    sort_frontier(w, items + mid, tmp, n - mid);
+    sort_ids(w, items, tmp, mid, less);
+    sort_ids(w, items + mid, tmp, n - mid, less);
     Py_ssize_t i = 0, j = mid, k = 0;
-    while (i < mid && j < n) tmp[k++] = frontier_less(w, items[j], items[i]) ? items[j++] : items[i++];
+    while (i < mid && j < n) tmp[k++] = less(w, items[j], items[i]) ? items[j++] : items[i++];
     while (i < mid) tmp[k++] = items[i++];
     while (j < n) tmp[k++] = items[j++];
     memcpy(items, tmp, (size_t)n * sizeof(int32_t));
@@ -275,30 +278,6 @@ static int party_less(Walk *w, int32_t a, int32_t b) {
     PartyRec *x = &AT(w->party_sums, PartyRec, a), *y = &AT(w->party_sums, PartyRec, b);
     if (x->sum != y->sum) return x->sum > y->sum;
     return name_less(w, x->party, y->party);
-}
-
-static void sort_parties(Walk *w, int32_t *items, int32_t *tmp, Py_ssize_t n) {
-    if (n < 2) return;
-    if (n <= 12) {
-        for (Py_ssize_t i = 1; i < n; i++) {
-            int32_t x = items[i];
-            Py_ssize_t j = i;
-            while (j > 0 && party_less(w, x, items[j - 1])) {
-                items[j] = items[j - 1];
-                j--;
-            }
-            items[j] = x;
-        }
-        return;
-    }
-    Py_ssize_t mid = n / 2;
-    sort_parties(w, items, tmp, mid);
-    sort_parties(w, items + mid, tmp, n - mid);
-    Py_ssize_t i = 0, j = mid, k = 0;
-    while (i < mid && j < n) tmp[k++] = party_less(w, items[j], items[i]) ? items[j++] : items[i++];
-    while (i < mid) tmp[k++] = items[i++];
-    while (j < n) tmp[k++] = items[j++];
-    memcpy(items, tmp, (size_t)n * sizeof(int32_t));
 }
 
 static Reached *reached_of(Walk *w, int32_t node) {
@@ -462,7 +441,7 @@ static int expand(Walk *w, int32_t node, int is_root, int32_t hop, Vec *fresh, V
         w->order.len = w->order_tmp.len = 0;
         for (int32_t i = 0; i < (int32_t)count; i++)
             if (vec_push(&w->order, &i) < 0 || vec_push(&w->order_tmp, &i) < 0) return -1;
-        sort_parties(w, (int32_t *)w->order.data, (int32_t *)w->order_tmp.data, count);
+        sort_ids(w, (int32_t *)w->order.data, (int32_t *)w->order_tmp.data, count, party_less);
         for (int64_t i = 0; i < w->fanout; i++) AT(w->party_sums, PartyRec, AT(w->order, int32_t, i)).keep = 1;
         Py_ssize_t kept = 0;
         for (Py_ssize_t i = 0; i < chosen->len; i++) {
@@ -559,7 +538,7 @@ static int run_walk(Walk *w) {
             if (vec_push(&tmp, &zero) < 0) goto done;
         }
         tmp.len = 0;
-        sort_frontier(w, items, (int32_t *)tmp.data, n);
+        sort_ids(w, items, (int32_t *)tmp.data, n, frontier_less);
         fresh.len = 0;
         Py_ssize_t start = 0;
         while (start < n) {
