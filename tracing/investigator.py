@@ -120,7 +120,7 @@ class Investigator:
         chain = chain or self.default_chain
         hops = hops or DEFAULT_HOPS
         source, lookup = self.source(chain), self.label_lookup()
-        labels = list(lookup.for_addresses([address], chain).get(address, ()))  # the snapshot the traces read
+        labels = self.labels.for_address(address, chain)  # from the store: a label added a moment ago counts
         outgoing = await trace(source, lookup, address, chain, TraceParams(TraceDirection.OUT, hops))
         incoming = await trace(source, lookup, address, chain, TraceParams(TraceDirection.IN, hops))
         if not outgoing.root_node.degree and not incoming.root_node.degree:
