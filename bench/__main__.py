@@ -64,8 +64,8 @@ HOW = [
 ]
 
 NOT_MEASURED = [
-    "- Commands through Telegram, and Slack in Socket Mode; alert latency with the default 2 s watcher poll; fan-out"
-    " with the notifier's default claim batch (see the note above); ingest from a real (remote) node.",
+    "- Commands through Telegram, and Slack in Socket Mode; alert latency with the default 2 s watcher poll; ingest"
+    " from a real (remote) node.",
     "- Alert latency and Slack commands are one run each (percentiles over that run's samples), not the median of"
     " several runs.",
 ]

@@ -16,6 +16,11 @@ naming its outbox rows, found again with conversations.history) the notifier loo
 rows are recorded as sent with that message (no second post); not there, they are posted normally. Where it
 cannot look (Telegram has no way for a bot to read a chat's history) or the look-up fails (a missing scope, the
 bot not in the channel, the network), the alert is re-sent flagged `POSSIBLE_REPEAT` rather than risk losing it.
+
+A send that failed without saying whether it got through — a read time-out, the connection lost after the request
+went out, a 5xx — is in the same doubt, and is retried the same way (`classify` tells it from a failure that
+certainly posted nothing: no connection made, a 429, a 4xx refusal, which are retried or given up plainly). The
+platform clients do not re-send on their own (see the backends), so these are the only re-sends there are.
 """
 
 from __future__ import annotations
@@ -44,7 +49,10 @@ from tracing.outbox import Outbox, OutboxItem, OutboxKind, OutboxStatus, SentMes
 from tracing.transfer import format_amount
 
 log = logging.getLogger(__name__)
-POSSIBLE_REPEAT = "↻ Possible repeat: sending this alert was interrupted by a restart, so it may already be above."
+POSSIBLE_REPEAT = (
+    "↻ Possible repeat: sending this alert was interrupted (a restart or a lost connection), "
+    "so it may already be above."
+)
 RECOVERY_MARGIN = timedelta(minutes=5)
 """How far before a row became ready a look-up for its interrupted post starts (clock skew with the platform)."""
 RECOVERABLE_KINDS = frozenset({OutboxKind.ALERT, OutboxKind.NOTICE})
@@ -63,11 +71,14 @@ class RateLimited(Exception):
 
 class DeliveryError(Exception):
     """Delivery failed. `transient` (5xx, network, time-out): worth retrying; otherwise (chat gone, bot removed,
-    bad request) it is not."""
+    bad request) it is not. `maybe_sent`: the request may have reached the platform and been acted on (a time-out
+    or a dropped connection after it was sent, a 5xx), so the message may be in the chat although the call failed;
+    False when it certainly was not (no connection made, a 4xx refusal)."""
 
-    def __init__(self, message: str, *, transient: bool) -> None:
+    def __init__(self, message: str, *, transient: bool, maybe_sent: bool = False) -> None:
         super().__init__(message)
         self.transient = transient
+        self.maybe_sent = maybe_sent
 
 
 class Deliverer(Protocol):
@@ -389,6 +400,9 @@ class NotifierStats:
     """Interrupted outbox rows found already posted (recorded as sent, not posted again)."""
     flagged: int = 0
     """Interrupted alert posts re-sent with `POSSIBLE_REPEAT` (the platform could not be asked)."""
+    in_doubt: int = 0
+    """Posts whose outcome was unknown (time-out, connection lost after sending, 5xx): retried like interrupted
+    ones, found again or flagged rather than silently posted twice."""
 
 
 class Notifier:
@@ -548,28 +562,49 @@ class Notifier:
         deliverer = self.deliverers[platform]
         settled = 0
         for index, unit in enumerate(units):
+            # Still in doubt from an earlier attempt (interrupted, and the platform could not be asked): a failure
+            # now that certainly did not post leaves that doubt as it was, so the row must stay `interrupted`.
+            doubtful = unit.first.kind in RECOVERABLE_KINDS and any(item.interrupted for item in unit.items)
             try:
                 await self._send(deliverer, platform, chat, unit)
                 settled += len(unit.items)
             except RateLimited as exc:
                 self.stats.rate_limited += 1
                 self.limiter.hold(platform, chat, exc.retry_after)
-                self.outbox.retry_later(unit.ids, exc.retry_after, str(exc), count_attempt=False)
+                if doubtful:
+                    self.outbox.retry_in_doubt(unit.ids, exc.retry_after, str(exc), count_attempt=False)
+                else:
+                    self.outbox.retry_later(unit.ids, exc.retry_after, str(exc), count_attempt=False)
                 self._release_rest(units[index + 1 :])
                 log.info("%s chat %s rate limited for %.1fs", platform, chat, exc.retry_after)
                 return settled
             except Exception as exc:
-                transient = exc.transient if isinstance(exc, DeliveryError) else True
-                if not isinstance(exc, DeliveryError):
+                if isinstance(exc, DeliveryError):
+                    transient, maybe_sent = exc.transient, exc.maybe_sent
+                else:  # a deliverer's or the store's surprise: nobody can say whether the post went out
+                    transient, maybe_sent = True, True
                     log.exception("delivery to %s chat %s failed unexpectedly", platform, chat)
                 error = f"{type(exc).__name__}: {exc}"
                 attempts = max(item.attempts for item in unit.items) + 1
                 if transient and attempts < self.max_attempts:
                     self.stats.retries += 1
                     delay = min(self.max_backoff, self.backoff * 2 ** (attempts - 1)) * (1 + self.jitter() / 2)
-                    self.outbox.retry_later(unit.ids, delay, error, count_attempt=True)
+                    if unit.first.kind in RECOVERABLE_KINDS and (maybe_sent or doubtful):
+                        # The post may be in the chat: the next attempt goes through `_recover`, as after a crash.
+                        self.stats.in_doubt += len(unit.items) if maybe_sent else 0
+                        self.outbox.retry_in_doubt(unit.ids, delay, error)
+                    else:
+                        self.outbox.retry_later(unit.ids, delay, error, count_attempt=True)
                     self._release_rest(units[index + 1 :])
-                    log.warning("%s chat %s: %s; retry %d in %.0fs", platform, chat, error, attempts, delay)
+                    log.warning(
+                        "%s chat %s: %s%s; retry %d in %.0fs",
+                        platform,
+                        chat,
+                        error,
+                        " (may have been posted: checked before re-posting)" if maybe_sent else "",
+                        attempts,
+                        delay,
+                    )
                     return settled
                 self.stats.failed += len(unit.items)
                 self.outbox.mark_failed(unit.ids, error)
@@ -797,9 +832,47 @@ def lookup_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+NEVER_SENT = frozenset(
+    {
+        # aiohttp (slack_sdk): no connection was made (refused, DNS, TLS handshake, connect time-out)
+        "ClientConnectorError",
+        "ConnectionTimeoutError",
+        # httpx (python-telegram-bot): the same, and no free connection in the pool
+        "ConnectError",
+        "ConnectTimeout",
+        "PoolTimeout",
+        "UnsupportedProtocol",
+        # the socket layer
+        "ConnectionRefusedError",
+        "gaierror",
+    }
+)
+"""Exception classes (by name, anywhere in the class hierarchy or the `raise … from` chain) that say the request
+never left: the message is certainly not on the platform."""
+NETWORK = frozenset({"NetworkError", "TimedOut", "ClientError", "HTTPError", "OSError", "TimeoutError"})
+
+
+def _names(exc: BaseException) -> set[str]:
+    return {cls.__name__ for cls in type(exc).__mro__}
+
+
+def never_sent(exc: BaseException) -> bool:
+    """Whether `exc` (or what it was raised from) says the request never reached the platform."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if _names(current) & NEVER_SENT:
+            return True
+        current = current.__cause__
+    return False
+
+
 def classify(exc: BaseException) -> RateLimited | DeliveryError:
-    """Sort a platform library's exception: flood control → RateLimited; network, time-outs and 5xx →
-    transient; anything else (bad request, forbidden, chat not found) → permanent."""
+    """Sort a platform library's exception: flood control → RateLimited; a refusal (4xx: bad request, forbidden,
+    chat not found) → permanent; a network failure before the request left (refused, DNS, connect time-out) →
+    transient, certainly not posted; anything whose outcome is unknown (a read time-out, the connection lost after
+    sending, a 5xx, an unknown network error) → transient and `maybe_sent`."""
     if isinstance(exc, RateLimited | DeliveryError):
         return exc
     retry_after = getattr(exc, "retry_after", None)
@@ -812,16 +885,14 @@ def classify(exc: BaseException) -> RateLimited | DeliveryError:
         if status == 429:
             headers = getattr(response, "headers", {}) or {}
             return RateLimited(float(headers.get("Retry-After", headers.get("retry-after", 1))), str(exc))
-        return DeliveryError(str(exc), transient=status >= 500)
+        if status >= 500:  # the platform failed somewhere in handling it: it may have posted first
+            return DeliveryError(str(exc), transient=True, maybe_sent=True)
+        return DeliveryError(str(exc), transient=False)  # refused (a 4xx, or Slack's 200 with ok: false)
     name = type(exc).__name__
-    if name in ("BadRequest", "Forbidden", "InvalidToken", "ChatMigrated"):
+    if name in ("BadRequest", "Forbidden", "InvalidToken", "ChatMigrated", "Conflict"):
         return DeliveryError(f"{name}: {exc}", transient=False)
-    transient = isinstance(exc, OSError | TimeoutError | asyncio.TimeoutError) or name in (
-        "NetworkError",
-        "TimedOut",
-        "ConnectError",
-        "ReadTimeout",
-        "ClientConnectionError",
-        "ServerDisconnectedError",
-    )
-    return DeliveryError(f"{name}: {exc}", transient=transient)
+    if never_sent(exc):
+        return DeliveryError(f"{name}: {exc}", transient=True, maybe_sent=False)
+    # python-telegram-bot raises NetworkError for a 5xx too (no cause), and for any httpx error (from it).
+    transient = bool(_names(exc) & NETWORK)
+    return DeliveryError(f"{name}: {exc}", transient=transient, maybe_sent=True)

@@ -2,7 +2,9 @@
 lose nothing, double nothing, keep each chat's order and the platform limits; bursts become digests; messages are
 edited in place when the alert or its incident changes; what fails for good stays visible. A post interrupted by
 a crash is found again on Slack (message metadata, conversations.history) instead of being re-sent, and re-sent
-flagged as a possible repeat where the platform cannot be asked."""
+flagged as a possible repeat where the platform cannot be asked. A post whose answer was lost (the connection dropped
+after sending, a 500, a time-out) is treated the same way, and the clients do not re-send it on their own; a post
+that certainly never left (connection refused) is simply retried."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import pytest
 from bot.app import App
 from bot.backends import slack_history
 from bot.backends.slack import SlackBackend
+from bot.backends.telegram import TelegramBackend
 from bot.messages import Reply, Text
 from bot.notifier import (
     POSSIBLE_REPEAT,
@@ -33,6 +36,7 @@ from bot.render.text import render_text
 from storage.db import Database
 from storage.ops_models import AlertRow
 from tests.support.slack_server import ApiCall, FakeSlack
+from tests.support.telegram_server import TOKEN, FakeTelegram
 from tracing.alerts import AlertBook, AlertStatus, record_alert, set_status
 from tracing.clock import ManualClock
 from tracing.incidents import Actor, Disposition, IncidentDesk
@@ -401,6 +405,7 @@ async def test_platform_errors_are_sorted_into_rate_limits_retries_and_give_ups(
         (BadRequest("Chat not found"), DeliveryError, False),
         (slack_error(404), DeliveryError, False),
     ]
+    # (the outcome of each transient one: maybe posted, or certainly not)
     backend = FlakyBackend([error for error, _kind, _detail in cases])
     deliverer = BackendDeliverer(backend)
     for _error, kind, detail in cases:
@@ -413,6 +418,46 @@ async def test_platform_errors_are_sorted_into_rate_limits_retries_and_give_ups(
     assert await deliverer.post("-1", Reply.text("hello")) == "1"
     await deliverer.edit("-1", "1", Reply.text("changed"))  # no edit in the backend: posted as an update
     assert backend.sent == ["hello", "changed"]
+
+
+def raised_from(error: BaseException, cause: BaseException) -> BaseException:
+    error.__cause__ = cause
+    return error
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_a_failure_after_the_request_left_is_maybe_posted_and_one_before_it_is_not() -> None:
+    import aiohttp
+    import httpx
+    from telegram.error import BadRequest, NetworkError, TimedOut
+
+    from bot.notifier import classify
+
+    maybe = [
+        raised_from(TimedOut(), httpx.ReadTimeout("read")),
+        raised_from(NetworkError("httpx.RemoteProtocolError: Server disconnected"), httpx.RemoteProtocolError("x")),
+        NetworkError("Internal Server Error"),  # PTB's 5xx
+        slack_error(500),
+        aiohttp.ServerDisconnectedError(),
+        ConnectionResetError("reset by peer"),
+        TimeoutError(),
+    ]
+    never = [
+        raised_from(NetworkError("httpx.ConnectError: refused"), httpx.ConnectError("All connection attempts failed")),
+        raised_from(TimedOut("Pool timeout"), httpx.PoolTimeout("pool")),
+        raised_from(TimedOut(), httpx.ConnectTimeout("connect")),
+        ConnectionRefusedError("refused"),
+        aiohttp.ConnectionTimeoutError("connect"),
+    ]
+    for error in maybe:
+        sorted_ = classify(error)
+        assert isinstance(sorted_, DeliveryError) and sorted_.transient and sorted_.maybe_sent, error
+    for error in never:
+        sorted_ = classify(error)
+        assert isinstance(sorted_, DeliveryError) and sorted_.transient and not sorted_.maybe_sent, error
+    for error in [BadRequest("Chat not found"), slack_error(403), slack_error(400)]:
+        sorted_ = classify(error)
+        assert isinstance(sorted_, DeliveryError) and not sorted_.transient and not sorted_.maybe_sent, error
 
 
 # -- a crash between "posted" and "marked sent" --------------------------------------------------------------
@@ -640,3 +685,122 @@ async def test_slack_history_is_paged_back_to_the_time_asked_and_gives_up_when_t
     with pytest.raises(slack_history.HistoryTooLong):
         await slack_history.find_posted(backend.client, CHANNEL, wanted, since, max_pages=2)
     assert await backend.find_posted(CHANNEL, wanted, datetime.now(UTC) + timedelta(seconds=5)) == []
+
+
+# -- a post whose answer was lost --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["disconnect", "500", "stall"])
+async def test_a_slack_post_whose_answer_was_lost_is_found_and_not_posted_again(
+    app: App, slack: tuple[FakeSlack, BackendDeliverer], how: str
+) -> None:
+    server, deliverer = slack
+    backend = deliverer.backend
+    assert isinstance(backend, SlackBackend)
+    backend.client.timeout = 1  # "stall" answers after the client gave up
+    clock = ManualClock(datetime.now(UTC))
+    (alert_id,) = make_alerts(app.db, clock, CHANNEL, 1, 1, platform="slack")
+    server.lose_next("chat.postMessage", how, stall=2.5)
+    notifier = Notifier(app.db, {"slack": deliverer}, clock=clock, jitter=lambda: 0.0)
+    await drain(notifier, app.db, clock)
+    [posted] = server.messages(CHANNEL)
+    assert len(server.sent("chat.postMessage")) == 1, "posted again (by the notifier or by slack_sdk's own retry)"
+    assert len(server.sent("conversations.history")) == 1
+    assert (notifier.stats.in_doubt, notifier.stats.recovered, notifier.stats.flagged) == (1, 1, 0)
+    post = Outbox(app.db).post_of_alert(alert_id)
+    assert post is not None and post[0] is OutboxStatus.SENT and post[1] is not None
+    assert post[1].message_id == posted["ts"]
+
+    change(app.db, clock, alert_id, AlertStatus.CONFIRMED)
+    await drain(notifier, app.db, clock)
+    [edit] = server.sent("chat.update")
+    assert edit.params["ts"] == posted["ts"] and "confirmed" in edit.text
+    assert len(server.messages(CHANNEL)) == 1 and "confirmed" in server.messages(CHANNEL)[0]["text"]
+
+
+TG_CHAT = "-1001234"
+
+
+@pytest.fixture
+async def telegram(app: App) -> AsyncIterator[tuple[FakeTelegram, TelegramBackend]]:
+    """The recording Bot API server and a send-only `TelegramBackend` (python-telegram-bot) on it."""
+    server = FakeTelegram()
+    await server.start()
+    settings = app.settings.model_copy(update={"telegram_bot_token": TOKEN, "telegram_base_url": server.base_url})
+    backend = TelegramBackend(app.bot, settings)
+    await backend.application.initialize()
+    try:
+        yield server, backend
+    finally:
+        await backend.application.shutdown()
+        await server.stop()
+
+
+@pytest.mark.parametrize("how", ["disconnect", "500"])
+async def test_a_telegram_post_whose_answer_was_lost_is_re_sent_flagged(
+    app: App, telegram: tuple[FakeTelegram, TelegramBackend], how: str
+) -> None:
+    server, backend = telegram
+    clock = ManualClock()
+    (alert_id,) = make_alerts(app.db, clock, TG_CHAT, 1, 1)
+    server.lose_next("sendMessage", how)
+    notifier = Notifier(app.db, {"telegram": BackendDeliverer(backend)}, clock=clock, jitter=lambda: 0.0)
+    await drain(notifier, app.db, clock)
+    first, again = server.sent("sendMessage")
+    assert first.result is not None, "the first post was made (its answer was lost)"
+    assert "Possible repeat" not in first.params["text"] and again.params["text"].startswith("↻ Possible repeat")
+    assert (notifier.stats.in_doubt, notifier.stats.flagged) == (1, 1)
+    post = Outbox(app.db).post_of_alert(alert_id)
+    assert post is not None and post[1] is not None and post[1].message_id == str(again.result["message_id"])
+    change(app.db, clock, alert_id, AlertStatus.CONFIRMED)
+    await drain(notifier, app.db, clock)
+    [edit] = server.sent("editMessageText")
+    assert edit.params["message_id"] in (again.result["message_id"], str(again.result["message_id"]))
+
+
+async def test_a_telegram_post_refused_before_it_left_is_retried_without_the_flag(app: App) -> None:
+    server = FakeTelegram()
+    await server.start()
+    port = int(server.base_url.rsplit(":", 1)[1].split("/", 1)[0])
+    settings = app.settings.model_copy(update={"telegram_bot_token": TOKEN, "telegram_base_url": server.base_url})
+    backend = TelegramBackend(app.bot, settings)
+    await backend.application.initialize()
+    await server.stop()  # nothing listens: the connection is refused
+    again = FakeTelegram()
+    try:
+        clock = ManualClock()
+        make_alerts(app.db, clock, TG_CHAT, 1, 1)
+        notifier = Notifier(app.db, {"telegram": BackendDeliverer(backend)}, clock=clock, jitter=lambda: 0.0)
+        assert await notifier.drain_once() == 0
+        assert (notifier.stats.retries, notifier.stats.in_doubt) == (1, 0)
+        assert outbox_stats(app.db).pending == 1  # back in the queue, not in doubt
+        await again.start(port=port)
+        await drain(notifier, app.db, clock)
+        [post] = again.sent("sendMessage")
+        assert "Possible repeat" not in post.params["text"] and notifier.stats.flagged == 0
+    finally:
+        await backend.application.shutdown()
+        await again.stop()
+
+
+async def test_an_interrupted_post_stays_in_doubt_through_a_rate_limit(db: Database) -> None:
+    clock = ManualClock()
+    make_alerts(db, clock, "-9", 1, 1)
+    limited = {"left": 1}
+
+    def fail(op: str, chat: str, nth: int, now: datetime) -> Exception | None:
+        if nth >= 1 and limited["left"]:
+            limited["left"] -= 1
+            return RateLimited(5)
+        return None
+
+    platform = FakePlatform(clock, fail)
+    dying = dies_before_marking_sent(Notifier(db, {"telegram": platform}, clock=clock, lease=LEASE))
+    with pytest.raises(Killed):
+        await dying.drain_once()
+    clock.advance(seconds=LEASE.total_seconds() + 1)
+    restarted = Notifier(db, {"telegram": platform}, clock=clock, lease=LEASE)
+    await drain(restarted, db, clock)
+    first, again = platform.ok("post")
+    assert restarted.stats.rate_limited == 1
+    assert again.text.startswith(POSSIBLE_REPEAT), "the 429 made the notifier forget the first post may be there"

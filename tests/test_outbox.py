@@ -47,13 +47,47 @@ def test_claims_take_each_chats_queue_from_the_front(db: Database) -> None:
     ids = fill(db, clock, {"a": 3, "b": 2})
     outbox = Outbox(db, clock)
     first = outbox.claim("w1", platforms=["telegram"], limit=3)
-    assert [i.id for i in first] == [ids["a"][0], ids["b"][0], ids["a"][1]]
-    # a second worker gets nothing of chats whose front w1 holds
-    assert outbox.claim("w2", platforms=["telegram"]) == []
-    outbox.mark_sent([ids["a"][0], ids["a"][1]], "m1")
-    outbox.release([ids["b"][0]])
+    assert [i.id for i in first] == ids["a"]  # a chat at a time: the one waiting longest, its burst together
+    # a second worker gets nothing of chats whose front w1 holds, the rest of what is ready
     second = outbox.claim("w2", platforms=["telegram"])
-    assert [i.id for i in second] == sorted([ids["a"][2], ids["b"][0], ids["b"][1]])
+    assert [i.id for i in second] == ids["b"]
+    assert outbox.claim("w3", platforms=["telegram"]) == []
+    outbox.mark_sent(ids["a"][:2], "m1")
+    outbox.release([ids["a"][2]])
+    outbox.release(ids["b"])
+    third = outbox.claim("w2", platforms=["telegram"], per_chat=1)
+    assert [i.id for i in third] == sorted([ids["a"][2], ids["b"][0]])
+
+
+def test_a_burst_is_claimed_per_chat_whatever_else_waits(db: Database) -> None:
+    """Interleaved alerts for many chats: a claim holds whole bursts of a few chats, not one message of each."""
+    clock = ManualClock()
+    ids = fill(db, clock, {f"c{n:03d}": 30 for n in range(50)})
+    outbox = Outbox(db, clock)
+    items = outbox.claim("w", platforms=["telegram"], limit=100, per_chat=20)
+    by_chat: dict[str, list[int]] = {}
+    for item in items:
+        by_chat.setdefault(item.chat, []).append(item.id)
+    assert by_chat == {chat: ids[chat][:20] for chat in ["c000", "c001", "c002", "c003", "c004"]}
+    # the next claim goes on with the chats that waited longest, not with the rest of those bursts
+    nxt = outbox.claim("w", platforms=["telegram"], limit=100, per_chat=20)
+    assert sorted({item.chat for item in nxt}) == ["c005", "c006", "c007", "c008", "c009"]
+
+
+def test_a_send_in_doubt_comes_back_interrupted_after_its_delay(db: Database) -> None:
+    clock = ManualClock()
+    ids = fill(db, clock, {"a": 2})
+    outbox = Outbox(db, clock)
+    [first] = outbox.claim("w", platforms=["telegram"], per_chat=1)
+    assert not first.interrupted
+    clock.advance(seconds=3)
+    outbox.retry_in_doubt([first.id], 10, "ReadTimeout")
+    assert outbox_stats(db).sending == 1
+    assert outbox.claim("w2", platforms=["telegram"]) == []  # holds back its chat meanwhile
+    clock.advance(seconds=11)
+    again = outbox.claim("w2", platforms=["telegram"])
+    assert [(i.id, i.interrupted, i.attempts) for i in again] == [(ids["a"][0], True, 1), (ids["a"][1], False, 0)]
+    assert again[0].ready_at == first.ready_at  # the look-up for the post still starts before the first attempt
 
 
 def test_a_retry_holds_back_the_rest_of_its_chat(db: Database) -> None:

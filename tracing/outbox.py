@@ -4,11 +4,14 @@ change they report, then claimed and delivered by the notifier.
 A claim is a lease (a notifier that dies loses it when the lease runs out), taken with `FOR UPDATE SKIP LOCKED`
 on PostgreSQL. A chat's messages are only ever claimed from the front of its queue, so several notifiers keep
 each chat's order. Failed messages are never deleted: they stay `failed`, counted by `outbox_stats` for /status.
+
+A message whose send may have reached the platform (a crash mid-send, or an answer lost to a time-out, a dropped
+connection or a 5xx) stays `sending` until its lease runs out, and is then claimed `interrupted`: the notifier
+finds the post again or flags the re-send (`bot.notifier`). `sending` in the stats counts those too.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -164,7 +167,9 @@ class Outbox:
         per_chat: int = 20,
         lease: timedelta = timedelta(minutes=5),
     ) -> list[OutboxItem]:
-        """Lease up to `limit` ready messages for `worker`, oldest first, at most `per_chat` per chat.
+        """Lease up to `limit` ready messages for `worker`, a chat at a time: the chats whose queue front is ready,
+        the one waiting longest first, each with up to `per_chat` of its messages (so a burst for one chat is
+        claimed together and can go out as a digest, however many other chats have messages waiting).
 
         Only a prefix of each chat's undelivered queue is taken: a message waiting for a retry (or held by
         another worker) holds back the later messages of its chat, which keeps the order per chat.
@@ -176,43 +181,52 @@ class Outbox:
             and_(col(OutboxMessage.status) == OutboxStatus.PENDING.value, col(OutboxMessage.next_attempt_at) <= now),
             and_(col(OutboxMessage.status) == OutboxStatus.SENDING.value, col(OutboxMessage.lease_until) < now),
         )
+        in_platforms = col(OutboxMessage.platform).in_(list(platforms))
         with self.db.session() as session:
-            ready_rows = select(exists().where(ready, col(OutboxMessage.platform).in_(list(platforms))))
+            ready_rows = select(exists().where(ready, in_platforms))
             if not session.scalar(ready_rows):
                 return []  # the usual idle poll: no write lock taken
         with self.db.session() as session:
             begin_write(session)
-            candidates = list(
-                session.scalars(
-                    select(OutboxMessage)
-                    .where(ready, col(OutboxMessage.platform).in_(list(platforms)))
-                    .order_by(col(OutboxMessage.id))
-                    .limit(limit)
-                    .with_for_update(skip_locked=True)
-                )
+            fronts = (
+                select(func.min(col(OutboxMessage.id)))
+                .where(col(OutboxMessage.status).in_(UNDELIVERED), in_platforms)
+                .group_by(col(OutboxMessage.platform), col(OutboxMessage.chat))
             )
-            by_chat: dict[tuple[str, str], list[OutboxMessage]] = defaultdict(list)
-            for row in candidates:
-                by_chat[(row.platform, row.chat)].append(row)
+            chats = session.execute(
+                select(col(OutboxMessage.platform), col(OutboxMessage.chat))
+                .where(col(OutboxMessage.id).in_(fronts), ready)
+                .order_by(col(OutboxMessage.id))
+                .limit(max(1, limit))
+            ).all()
             claimed: list[OutboxMessage] = []
-            for (platform, chat), rows in by_chat.items():
+            for platform, chat in chats:
+                room = min(per_chat, limit - len(claimed))
+                if room <= 0:
+                    break
+                of_chat = and_(
+                    col(OutboxMessage.platform) == platform,
+                    col(OutboxMessage.chat) == chat,
+                    col(OutboxMessage.status).in_(UNDELIVERED),
+                )
                 front = session.scalars(
-                    select(col(OutboxMessage.id))
-                    .where(
-                        col(OutboxMessage.platform) == platform,
-                        col(OutboxMessage.chat) == chat,
-                        col(OutboxMessage.status).in_(UNDELIVERED),
-                    )
-                    .order_by(col(OutboxMessage.id))
-                    .limit(min(len(rows), per_chat))
+                    select(col(OutboxMessage.id)).where(of_chat).order_by(col(OutboxMessage.id)).limit(room)
                 ).all()
-                for row, first_ids in zip(rows, front, strict=False):
-                    if row.id != first_ids:
+                rows = session.scalars(
+                    select(OutboxMessage)
+                    .where(col(OutboxMessage.id).in_(list(front)), ready)
+                    .order_by(col(OutboxMessage.id))
+                    .with_for_update(skip_locked=True)
+                ).all()
+                # Only the unbroken front: a row locked by another claimer, or not ready, ends the chat's share.
+                for row, front_id in zip(rows, front, strict=False):
+                    if row.id != front_id:
                         break
                     claimed.append(row)
             items = []
             for row in claimed:
-                # A row still `sending` was held by a worker that died mid-send: it may be on the platform already.
+                # A row still `sending` was held by a worker that died mid-send, or left in doubt by a send whose
+                # outcome is unknown (`retry_in_doubt`): it may be on the platform already.
                 interrupted = row.status == OutboxStatus.SENDING.value
                 items.append(replace(OutboxItem.from_row(row), interrupted=interrupted))
                 row.status = OutboxStatus.SENDING.value
@@ -268,6 +282,21 @@ class Outbox:
             "status": OutboxStatus.PENDING.value,
             "next_attempt_at": self.clock.now() + timedelta(seconds=max(0.0, delay)),
             "lease_until": None,
+            "last_error": error[:2000],
+        }
+        if count_attempt:
+            values["attempts"] = col(OutboxMessage.attempts) + 1
+        with self.db.session() as session:
+            session.execute(update(OutboxMessage).where(col(OutboxMessage.id).in_(list(ids))).values(**values))
+
+    def retry_in_doubt(self, ids: Sequence[int], delay: float, error: str, *, count_attempt: bool = True) -> None:
+        """A send whose outcome is unknown (a time-out or a dropped connection after the request went out, a 5xx):
+        the rows stay `sending` with their lease cut to `delay` seconds, exactly as a claim of a process that died
+        mid-send, so the next claim after that hands them out `interrupted` and the notifier checks (or flags)
+        before posting again. `next_attempt_at` is kept: it still marks the start of every attempt so far."""
+        values: dict[str, object] = {
+            "status": OutboxStatus.SENDING.value,
+            "lease_until": self.clock.now() + timedelta(seconds=max(0.0, delay)),
             "last_error": error[:2000],
         }
         if count_attempt:

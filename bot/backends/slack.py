@@ -35,6 +35,9 @@ from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
 )
+from slack_sdk.http_retry.request import HttpRequest
+from slack_sdk.http_retry.response import HttpResponse
+from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.backends import slack_history
@@ -63,6 +66,33 @@ EVENTS_PATH = "/slack/events"
 ACK_WAIT_SECONDS = 3.0
 NOT_A_MEMBER = frozenset({"not_in_channel", "channel_not_found"})
 REFUSED_TOKEN = frozenset({"invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired"})
+
+POSTING_METHODS = frozenset(
+    {"chat.postMessage", "chat.postEphemeral", "chat.scheduleMessage", "chat.meMessage", "files.completeUploadExternal"}
+)
+"""Web API methods that create a message: sent twice, they post twice (Slack takes no idempotency key)."""
+
+
+class UnsentOnlyRetryHandler(AsyncConnectionErrorRetryHandler):
+    """slack_sdk's connection-error retry, except that a posting method is retried only when the connection was
+    never made (`ClientConnectorError`: refused, DNS, TLS; a connect time-out): after a reset or a server disconnect
+    the post may have been made, and whether to post again is the notifier's call (it checks the channel's history
+    first). Reads and edits, which are safe to repeat, are retried as slack_sdk does."""
+
+    async def _can_retry_async(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        if not await super()._can_retry_async(state=state, request=request, response=response, error=error):
+            return False
+        if request.url.rstrip("/").rsplit("/", 1)[-1] not in POSTING_METHODS:
+            return True
+        return isinstance(error, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError)
+
 
 _LEADING_MENTIONS = re.compile(r"^\s*(?:<@[A-Z0-9]+(?:\|[^>]*)?>[\s:,]*)+")
 _acked: ContextVar[asyncio.Event | None] = ContextVar("chainsleuth_slack_acked", default=None)
@@ -117,7 +147,9 @@ class SlackBackend:
         return AsyncWebClient(
             token=self.settings.slack_bot_token,
             base_url=self.settings.slack_api_base_url,
-            retry_handlers=[AsyncConnectionErrorRetryHandler(), AsyncRateLimitErrorRetryHandler(max_retry_count=3)],
+            # A 429 is retried after its Retry-After (nothing was posted); a lost connection only where repeating is
+            # harmless (`UnsentOnlyRetryHandler`).
+            retry_handlers=[UnsentOnlyRetryHandler(), AsyncRateLimitErrorRetryHandler(max_retry_count=3)],
         )
 
     # --- lifecycle -------------------------------------------------------------------------------------------

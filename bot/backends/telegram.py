@@ -72,6 +72,8 @@ class TelegramBackend:
             .base_url(settings.telegram_base_url)
             .base_file_url(settings.telegram_base_file_url)
             .defaults(Defaults(parse_mode=ParseMode.HTML, link_preview_options=LinkPreviewOptions(is_disabled=True)))
+            # AIORateLimiter re-sends only after a 429 (RetryAfter: nothing was posted); HTTPXRequest never retries
+            # (httpx's transport has retries=0), so after a time-out or a lost connection the notifier decides.
             .rate_limiter(AIORateLimiter(max_retries=3))
             .concurrent_updates(True)
             .build()

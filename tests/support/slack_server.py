@@ -7,7 +7,8 @@ Channels keep their messages as Slack does: `chat.postMessage` stores the messag
 `inclusive`, `limit`, `cursor`, `has_more`), with metadata only under `include_all_metadata`, answering
 `missing_scope` without `channels:history` (`groups:history` for the channels in `private`) and `not_in_channel`
 for the channels in `not_in`. `post_delay` answers each post that long after storing it: the message is in the
-channel while the bot does not know it yet.
+channel while the bot does not know it yet. `lose_next` makes a call take effect and then lose its answer (the
+connection dropped, a 500, or no answer before the client gives up).
 
     slack = FakeSlack(); await slack.start()
     client = AsyncWebClient("xoxb-…", base_url=slack.api_url)
@@ -92,6 +93,7 @@ class FakeSlack:
         self._ts = itertools.count(1)
         self._changed = asyncio.Condition()
         self._failures: dict[str, list[tuple[int, dict[str, str], dict[str, Any]]]] = {}
+        self._losses: dict[str, list[tuple[str, float]]] = {}
         self._sockets: list[web.WebSocketResponse] = []
         self._runner: web.AppRunner | None = None
 
@@ -122,6 +124,13 @@ class FakeSlack:
     def fail_next(self, method: str, status: int, headers: dict[str, str], body: dict[str, Any]) -> None:
         """Answer the next call of `method` with this (e.g. 429 with `Retry-After`)."""
         self._failures.setdefault(method, []).append((status, headers, body))
+
+    def lose_next(self, method: str, how: str, *, stall: float = 0.0) -> None:
+        """The next call of `method` takes effect (a post is stored in its channel) but its answer is lost: `how` is
+        "disconnect" (the connection is closed without an answer), "500" (an internal_error answer) or "stall" (the
+        answer comes `stall` seconds later, after the client gave up)."""
+        assert how in ("disconnect", "500", "stall"), how
+        self._losses.setdefault(method, []).append((how, stall))
 
     # --- inspecting ------------------------------------------------------------------------------------------
 
@@ -180,8 +189,19 @@ class FakeSlack:
             await self._record(call)
             status, headers, body = failure
             return web.json_response(body, status=status, headers=headers)
+        losses = self._losses.get(method)
+        loss = losses.pop(0) if losses else None
         call.result = self._result(method, params)
         await self._record(call)
+        if loss is not None:
+            how, stall = loss
+            if how == "disconnect":
+                assert request.transport is not None
+                request.transport.close()  # done, and no answer: the client sees the server disconnect
+                return web.Response()
+            if how == "500":
+                return web.json_response({"ok": False, "error": "internal_error"}, status=500)
+            await asyncio.sleep(stall)
         if method == "chat.postMessage" and self.post_delay:
             await asyncio.sleep(self.post_delay)  # stored and visible in the channel; the answer comes later
         return web.json_response(call.result)

@@ -4,6 +4,9 @@ test feeds in, and everything the bot sends is recorded (form fields and uploade
     server = FakeTelegram(); await server.start()
     server.push(server.message("/risk 0x…", chat=GROUP, user=ALICE))
     sent = await server.wait_for("sendMessage")
+
+`lose_next` makes a call take effect and then lose its answer (the connection dropped, or a 500); `start(port=)`
+binds a given port, so a test can stop the server (connections refused) and start one again where the bot expects it.
 """
 
 from __future__ import annotations
@@ -81,15 +84,16 @@ class FakeTelegram:
         self._message_ids = itertools.count(1)
         self._changed = asyncio.Condition()
         self._failures: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+        self._losses: dict[str, list[str]] = {}
         self._runner: web.AppRunner | None = None
         self.base_url = ""
 
-    async def start(self) -> str:
+    async def start(self, port: int = 0) -> str:
         app = web.Application(client_max_size=50 * 1024 * 1024)
         app.router.add_post("/bot{token}/{method}", self._handle)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", port)
         await site.start()
         port = self._runner.addresses[0][1]
         self.base_url = f"http://127.0.0.1:{port}/bot"
@@ -137,6 +141,12 @@ class FakeTelegram:
         """Answer the next call of `method` with this error (e.g. 429 with `parameters.retry_after`)."""
         self._failures.setdefault(method, []).append((status, body))
 
+    def lose_next(self, method: str, how: str) -> None:
+        """The next call of `method` takes effect (a message is sent, with its result recorded) but its answer is
+        lost: `how` is "disconnect" (the connection is closed without an answer) or "500" (Internal Server Error)."""
+        assert how in ("disconnect", "500"), how
+        self._losses.setdefault(method, []).append(how)
+
     # --- what the bot sent -----------------------------------------------------------------------------------
 
     def sent(self, *methods: str) -> list[Call]:
@@ -182,6 +192,14 @@ class FakeTelegram:
             call.result = self._result(method, call)
         self.calls.append(call)
         await self._notify()
+        losses = self._losses.get(method) if failure is None else None
+        if losses:
+            if losses.pop(0) == "disconnect":
+                assert request.transport is not None
+                request.transport.close()  # sent, and no answer: the client sees the server disconnect
+                return web.Response()
+            error = {"ok": False, "error_code": 500, "description": "Internal Server Error"}
+            return web.json_response(error, status=500)
         if failure is not None:
             return web.json_response(failure[1], status=failure[0])
         if method == "getUpdates":
