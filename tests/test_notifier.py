@@ -545,6 +545,37 @@ async def test_a_slack_post_interrupted_before_it_was_marked_sent_is_found_and_n
     assert not any(POSSIBLE_REPEAT in said(c) for c in server.sent("chat.postMessage", "chat.update"))
 
 
+async def test_a_change_made_while_a_slack_post_is_in_doubt_reaches_the_post_found_again(
+    app: App, slack: tuple[FakeSlack, BackendDeliverer]
+) -> None:
+    """The alert is confirmed while its post is in doubt. The edit waits behind the post (a chat's rows are claimed
+    in order, and the post's row is still leased), so it is neither dropped nor sent to a message not known yet: the
+    post found again after the lease ends up showing "confirmed", with one edit."""
+    server, deliverer = slack
+    clock = ManualClock(datetime.now(UTC))
+    (alert_id,) = make_alerts(app.db, clock, CHANNEL, 1, 1, platform="slack")
+    dying = dies_before_marking_sent(Notifier(app.db, {"slack": deliverer}, clock=clock, lease=LEASE))
+    with pytest.raises(Killed):
+        await dying.drain_once()
+    [posted] = server.messages(CHANNEL)
+    assert "not yet confirmed" in posted["text"]
+
+    live = Notifier(app.db, {"slack": deliverer}, clock=clock, lease=LEASE)
+    change(app.db, clock, alert_id, AlertStatus.CONFIRMED)
+    await live.drain_once()  # the edit waits: the post before it in the chat is still in doubt
+    assert server.sent("chat.update") == [] and outbox_stats(app.db).sending == 1
+
+    clock.advance(seconds=LEASE.total_seconds() + 1)
+    await drain(live, app.db, clock)
+    assert len(server.sent("chat.postMessage")) == 1 and live.stats.recovered == 1
+    [edit] = server.sent("chat.update")  # the waiting edit, to the message found
+    assert edit.params["ts"] == posted["ts"] and "not yet confirmed" not in edit.text
+    assert "not yet confirmed" not in server.messages(CHANNEL)[0]["text"]
+
+    await drain(live, app.db, clock)  # nothing changed since: the recovered post is not edited again
+    assert len(server.sent("chat.update")) == 1
+
+
 async def test_an_interrupted_slack_digest_is_found_whole_and_new_alerts_still_go_out(
     app: App, slack: tuple[FakeSlack, BackendDeliverer]
 ) -> None:
