@@ -1,7 +1,8 @@
 """Two `chainsleuth watch` processes on one PostgreSQL store following one anvil chain: exactly one follows the
 chain (the `follow:<chain>` leader lock); when the leader is killed with SIGKILL mid-stream the other takes over
 within 10 s from the stored cursor, and every transfer to the watched address is alerted and delivered exactly
-once. Also: two notifiers draining one outbox concurrently (claims use FOR UPDATE SKIP LOCKED) send nothing twice.
+once, counted by dedup key at a recording Slack server (the Web API the processes post to). Also: two notifiers
+draining one outbox concurrently (claims use FOR UPDATE SKIP LOCKED) send nothing twice.
 
 PostgreSQL only (TEST_DATABASE_URL); SQLite's single-machine variant of the lock is covered by tests/test_locks.py.
 """
@@ -9,6 +10,7 @@ PostgreSQL only (TEST_DATABASE_URL); SQLite's single-machine variant of the lock
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import signal
@@ -31,6 +33,7 @@ from storage.db import open_database
 from storage.ops_models import AlertRow
 from tests.support.anvil import ANVIL_MISSING, AnvilNode, anvil_available
 from tests.support.databases import PG_SKIP, fresh_postgres_database, postgres_base_url
+from tests.support.slack_server import FakeSlack
 from tracing.alerts import record_alert
 from tracing.outbox import outbox_stats
 from tracing.watch import WatchBook
@@ -44,15 +47,20 @@ CHAIN = "anvil"
 WATCHED = "0x" + "5a" * 20
 VENV_BIN = Path(sys.executable).parent
 LEADER_LINE = f"watcher {CHAIN}: leader"
+CHANNEL = "C0FAILOVER"
 
 
-def _spawn(url: str, rpc_url: str, start: int, workdir: Path, name: str) -> tuple[subprocess.Popen[bytes], Path, Path]:
+def _spawn(
+    url: str, rpc_url: str, start: int, workdir: Path, name: str, slack_api: str
+) -> tuple[subprocess.Popen[bytes], Path, Path]:
     out, err = workdir / f"{name}.out", workdir / f"{name}.err"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "SLACK_", "CHAINS", "ETH_"))}
     env.update(
         {
             "DATABASE_URL": url,
-            "PLATFORM": "console",
+            "PLATFORM": "slack",
+            "SLACK_BOT_TOKEN": "xoxb-test",
+            "SLACK_API_BASE_URL": slack_api,
             "DATA_DIR": str(workdir / name),
             "DEMO_DATA": "false",
             "LOG_LEVEL": "INFO",
@@ -91,16 +99,23 @@ def _advisory_leaders(db_url: str) -> int:
         db.dispose()
 
 
-def _alerts_in_posts(stdout: str) -> int:
-    """Alerts shown by the console deliverer's posts (not its edits): a card shows one, a digest says how many."""
-    total = 0
-    lines = stdout.splitlines()
-    for header, first in zip(lines, lines[1:], strict=False):
-        if not re.fullmatch(r"\[[^\]]+ #\d+\]", header):
-            continue
-        digest = re.match(r"\S+ (\d+) alerts on watched addresses", first)
-        total += int(digest.group(1)) if digest else 1
-    return total
+class SlackInThread:
+    """The recording Slack Web API server on its own event loop in a thread (this test drives subprocesses)."""
+
+    def __init__(self) -> None:
+        self.server = FakeSlack()
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+
+    def __enter__(self) -> FakeSlack:
+        self.thread.start()
+        asyncio.run_coroutine_threadsafe(self.server.start(), self.loop).result(30)
+        return self.server
+
+    def __exit__(self, *exc: object) -> None:
+        asyncio.run_coroutine_threadsafe(self.server.stop(), self.loop).result(30)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
 
 
 def _wait(predicate: Callable[[], bool], timeout: float, what: str) -> float:
@@ -114,20 +129,20 @@ def _wait(predicate: Callable[[], bool], timeout: float, what: str) -> float:
 
 @pytest.mark.skipif(not anvil_available(), reason=ANVIL_MISSING)
 def test_one_leader_per_chain_and_failover_loses_and_doubles_nothing(tmp_path: Path) -> None:
-    with fresh_postgres_database() as url, AnvilNode(block_time=1) as node:
+    with fresh_postgres_database() as url, AnvilNode(block_time=1) as node, SlackInThread() as slack:
         rpc = node.rpc
         db = open_database(url)
         procs: list[tuple[subprocess.Popen[bytes], Path, Path]] = []
         try:
             WatchBook(db).watch(
-                chain=CHAIN, address=WATCHED, platform="console", chat="console", channel=True, created_by="console:t"
+                chain=CHAIN, address=WATCHED, platform="slack", chat=CHANNEL, channel=True, created_by="slack:U0T"
             )
             start = rpc.block_number() + 1
             # Staggered start: two processes opening a fresh store at the same instant race on loading the
             # bundled label sets (uq_label_identity violation in one of them) — a known start-up issue.
-            procs.append(_spawn(url, node.url, start, tmp_path, "a"))
+            procs.append(_spawn(url, node.url, start, tmp_path, "a", slack.api_url))
             _wait(lambda: leader_line_in(procs[0][2]), 60, "the first process to lead")
-            procs.append(_spawn(url, node.url, start, tmp_path, "b"))
+            procs.append(_spawn(url, node.url, start, tmp_path, "b", slack.api_url))
             _wait(lambda: "watching" in procs[1][1].read_text(errors="replace"), 60, "the second process to start")
             sent: list[str] = []
             stop_sending = threading.Event()
@@ -192,15 +207,17 @@ def test_one_leader_per_chain_and_failover_loses_and_doubles_nothing(tmp_path: P
                     proc.wait(timeout=10)
             db.dispose()
         logs_a, logs_b = (procs[i][2].read_text(errors="replace") for i in (0, 1))
-        out_a, out_b = (procs[i][1].read_text(errors="replace") for i in (0, 1))
-    # zero lost, zero duplicated — by dedup key, in the outbox, and in the delivery logs (stdout of both)
+        at_server = slack.dedup_keys(CHANNEL)
+        posted = [said for call in slack.sent("chat.postMessage") for said in (json.dumps(call.params),)]
+    # zero lost, zero duplicated — by dedup key, in the outbox, and at the chat server
     keys = Counter(key for key, _ in rows)
     assert not [k for k, n in keys.items() if n > 1]
     assert {tx.lower() for _, tx in rows} == {h.lower() for h in mined}
     assert len(rows) == len(mined)
     assert Counter(alert_id for alert_id, _ in posts) == Counter({alert_id: 1 for alert_id, _ in posts})
     assert {status for _, status in posts} == {"sent"} and len(posts) == len(rows)
-    assert _alerts_in_posts(out_a) + _alerts_in_posts(out_b) == len(rows), (out_a, out_b)
+    assert at_server == Counter({key: 1 for key, _ in rows}), (at_server, logs_a, logs_b)
+    assert not [p for p in posted if "Possible repeat" in p]
     # the follower took over from the stored cursor: only the first leader started the chain
     assert takeover < 10, f"takeover took {takeover:.1f}s"
     started = [log.count(f"watcher {CHAIN} starts at block") for log in (logs_a, logs_b)]
