@@ -8,10 +8,12 @@ import os
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from datetime import date
 from decimal import Decimal
 
 import pytest
 
+from storage.models import ANY_EVM
 from tracing import graph_walk
 from tracing.exposure import exposures_from, merged_coverage, report_from_traces, volume_of
 from tracing.graph import LabelCache, TransferGraph
@@ -249,3 +251,60 @@ async def test_label_cache_looks_up_only_labelled_nodes_with_the_same_result(see
         assert everything(fast) == everything(_trace_graph_python(source, labels, root, "eth", params, 0.0))
     cache._labels = {}  # a new snapshot: the labelled nodes are looked up again
     assert cache.for_nodes(graph, range(len(graph.addresses)), "eth") == {}
+
+
+def varied_labels(rng: random.Random, graph: TransferGraph) -> dict[str, list[Label]]:
+    """Labels of every kind the node marks must tell apart: other chains, any chain, delisted services, several
+    labels on one address (a service among them or not)."""
+    labels: dict[str, list[Label]] = {}
+    categories = [Category.EXCHANGE, Category.MIXER, Category.SCAM, Category.HACK, Category.SANCTIONS]
+    for address in rng.sample(graph.addresses, max(1, len(graph.addresses) // 4)):
+        mine = []
+        for _ in range(rng.choice([1, 1, 2])):
+            category = rng.choice(categories)
+            mine.append(
+                Label(
+                    address,
+                    category,
+                    f"{category.value} {address[-4:]}",
+                    "test",
+                    chain=rng.choice(["eth", "eth", ANY_EVM, "bsc"]),
+                    delisted_on=date(2024, 1, 1) if rng.random() < 0.3 else None,
+                )
+            )
+        labels[address] = mine
+    return labels
+
+
+@pytest.mark.parametrize("seed", range(30))
+async def test_node_marks_give_the_trace_and_report_of_the_label_lookups(seed: int) -> None:
+    """Over a `LabelCache` the compiled walk reads labels as node marks (no callback): the same traces and risk
+    reports as the Python walk's look-ups, for labels on other chains, delisted ones, and across snapshots."""
+    rng = random.Random(3000 + seed)
+    graph, _, _ = random_graph(rng)
+    cache = SnapshotCache(varied_labels(rng, graph))
+    source = GraphSource(graph)
+    for round_ in range(8):
+        if round_ == 4:
+            cache._labels = {a: list(mine) for a, mine in varied_labels(rng, graph).items()}  # a new snapshot
+        params = random_params(rng)
+        if rng.random() < 0.3:
+            params = replace(params, stop_at=frozenset(rng.sample(sorted(Category), 2)))
+        root = rng.choice(graph.addresses)
+        both = []
+        for compiled in (True, False):
+            traces = []
+            for direction in TraceDirection:
+                mine = replace(params, direction=direction)
+                if compiled:
+                    fast = await trace(source, cache, root, "eth", mine)
+                    assert fast._parts is not None
+                    traces.append(fast)
+                else:
+                    traces.append(_trace_graph_python(source, cache, root, "eth", mine, 0.0))
+            out, back = traces
+            report = report_from_traces(
+                root, "eth", cache.for_address(root, "eth"), out, back, merged_coverage(out, back)
+            )
+            both.append((report, everything(out), everything(back)))
+        assert both[0] == both[1], (seed, params, root)

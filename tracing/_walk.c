@@ -2,8 +2,9 @@
  * adjacency arrays, by node and edge ids, with the same selection per address as `TransferGraph.select`.
  *
  * Optional: `tracing.walk` falls back to the pure-Python walk when this module is not built, and for graphs or
- * parameters it does not handle (it returns None then). Labels are looked up through a Python callback once per hop;
- * an address whose counterparties must be ranked (a fan-out cut) is selected by a Python callback
+ * parameters it does not handle (it returns None then). Labels are looked up through a Python callback once per hop,
+ * or read from per-node marks (0: no label, 1: labelled, 2: labelled service where the trace stops) when the caller
+ * passes them (`LabelCache.node_marks`: no callback at all); an address whose counterparties must be ranked (a fan-out cut) is selected by a Python callback
  * (`TransferGraph.select`), so ranking rules live in one place.
  */
 #define PY_SSIZE_T_CLEAN
@@ -20,6 +21,7 @@ enum { CUT_FANOUT = 0, CUT_SCAN = 1, CUT_BUSY = 2, CUT_BUDGET = 3 };
 #define NO_TIME INT64_MIN
 #define BATCH 16
 #define MAX_TOKENS_PER_NODE 16
+#define PREFETCH 64
 
 /* --- correctly rounded value / 10**decimals, as Python's int / int ------------------------------------------- */
 
@@ -220,7 +222,10 @@ typedef struct {
     int32_t wanted, root;
     int64_t since, until, fanout, max_nodes, scan_limit, hub_degree;
     PyObject *label_cb, *select_cb;
+    const uint8_t *marks; /* NULL: labels through label_cb */
+    Py_ssize_t n_marks;
     /* state */
+    Vec labelled; /* with marks: the reached nodes (not the root) that have a label, in the order reached */
     Vec reached, followed, followed_hop, cuts, totals, party_sums, order, order_tmp;
     Map index, seen, parties;
     uint8_t sources[256];
@@ -388,6 +393,17 @@ static int expand(Walk *w, int32_t node, int is_root, int32_t hop, Vec *fresh, V
         if (w->outgoing) hi = lo + scanned;
         else lo = hi - scanned;
     }
+    /* the edges' columns are read at random places of large arrays: ask for them all at once first, so that the
+       cache misses overlap instead of coming one after another (the walk's time on a big graph is these misses) */
+    for (int64_t i = lo, end = hi - lo > PREFETCH ? lo + PREFETCH : hi; i < end; i++) {
+        int32_t edge = w->adj[i];
+        __builtin_prefetch(&w->far[edge]);
+        __builtin_prefetch(&w->vhi[edge]);
+        __builtin_prefetch(&w->vlo[edge]);
+        __builtin_prefetch(&w->token[edge]);
+        __builtin_prefetch(&w->ts[edge]);
+        __builtin_prefetch(&w->srccol[edge]);
+    }
     int32_t tids[MAX_TOKENS_PER_NODE];
     u128 sums[MAX_TOKENS_PER_NODE];
     int n_tids = 0, passing_tid = 0, multi_asset = 0, any_passing = 0;
@@ -524,6 +540,36 @@ done:
     return rc;
 }
 
+/* Ask for what expanding `nodes` will read, in stages (offsets, then the adjacency, then the edges' columns), so
+   that the cache misses of the whole batch overlap: on a big graph the walk's time is these misses. Hints only. */
+static void prefetch_batch(Walk *w, const int32_t *nodes, Py_ssize_t n) {
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (nodes[i] >= w->n_nodes) continue;
+        __builtin_prefetch(&w->off[nodes[i]]);
+        __builtin_prefetch(&w->off[nodes[i] + 1]);
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (nodes[i] >= w->n_nodes) continue;
+        int64_t lo = w->off[nodes[i]], hi = w->off[nodes[i] + 1];
+        if (hi - lo > w->hub_degree) continue; /* busy: not expanded (unless the root, read anyway) */
+        for (int64_t k = lo; k < hi && k < lo + PREFETCH; k += 16) __builtin_prefetch(&w->adj[k]);
+        for (int64_t k = lo; k < hi && k < lo + PREFETCH; k += 8) __builtin_prefetch(&w->stamps[k]);
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (nodes[i] >= w->n_nodes) continue;
+        int64_t lo = w->off[nodes[i]], hi = w->off[nodes[i] + 1];
+        if (hi - lo > w->hub_degree) continue;
+        for (int64_t k = lo; k < hi && k < lo + PREFETCH; k++) {
+            int32_t edge = w->adj[k];
+            __builtin_prefetch(&w->far[edge]);
+            __builtin_prefetch(&w->vhi[edge]);
+            __builtin_prefetch(&w->vlo[edge]);
+            __builtin_prefetch(&w->token[edge]);
+            __builtin_prefetch(&w->ts[edge]);
+        }
+    }
+}
+
 static int run_walk(Walk *w) {
     Reached root = {w->root, 0, NO_TIME, -1, ST_HOP_BUDGET, 0.0, -1, 0, 0};
     if (vec_push(&w->reached, &root) < 0 || map_put(&w->index, w->root, 0) < 0) return -1;
@@ -554,6 +600,7 @@ static int run_walk(Walk *w) {
             if (size > BATCH) size = BATCH;
             if (size < 1) size = 1;
             Py_ssize_t stop = start + size < n ? start + size : n;
+            prefetch_batch(w, items + start, stop - start);
             for (Py_ssize_t i = start; i < stop; i++) {
                 int32_t node = items[i];
                 int got = expand(w, node, node == w->root, hop, &fresh, &chosen);
@@ -567,7 +614,18 @@ static int run_walk(Walk *w) {
             start = stop;
         }
         frontier.len = 0;
-        if (fresh.len) {
+        if (fresh.len && w->marks) {
+            for (Py_ssize_t i = 0; i < fresh.len; i++) {
+                int32_t node = AT(fresh, int32_t, i);
+                uint8_t mark = node < w->n_marks ? w->marks[node] : 0;
+                if (mark && vec_push(&w->labelled, &node) < 0) goto done;
+                if (mark == 2) {
+                    reached_of(w, node)->stop = ST_SERVICE;
+                    continue;
+                }
+                if (vec_push(&frontier, &node) < 0) goto done;
+            }
+        } else if (fresh.len) {
             PyObject *ids = PyList_New(fresh.len);
             if (!ids) goto done;
             for (Py_ssize_t i = 0; i < fresh.len; i++) {
@@ -636,17 +694,19 @@ static int64_t opt_time(PyObject *obj) {
 }
 
 PyDoc_STRVAR(walk_doc,
-             "walk(columns, names, root, params, label_cb, select_cb) -> tuple | None\n\n"
+             "walk(columns, names, root, params, label_cb, select_cb, marks=None) -> tuple | None\n\n"
              "The bounded trace walk over the graph's arrays; None when the graph or parameters need the Python "
-             "walk. See tracing.walk for the columns and the result.");
+             "walk. See tracing.graph_walk for the columns and the result. `marks`: a byte per node (0: no label, "
+             "1: labelled, 2: a labelled service, where the trace stops), read instead of calling label_cb; the "
+             "result then ends with the reached labelled nodes (int32 bytes), else with None.");
 
 static PyObject *walk(PyObject *self, PyObject *args) {
-    PyObject *columns, *names, *label_cb, *select_cb, *since_obj, *until_obj;
+    PyObject *columns, *names, *label_cb, *select_cb, *since_obj, *until_obj, *marks_obj = Py_None;
     int root, outgoing, hops, follow_time, filter_mode, wanted, use_thresh;
     long long fanout, max_nodes, scan_limit, hub_degree;
-    if (!PyArg_ParseTuple(args, "OO!i(iiiOOLLLLiii)OO", &columns, &PyList_Type, &names, &root, &outgoing, &hops,
+    if (!PyArg_ParseTuple(args, "OO!i(iiiOOLLLLiii)OO|O", &columns, &PyList_Type, &names, &root, &outgoing, &hops,
                           &follow_time, &since_obj, &until_obj, &fanout, &max_nodes, &scan_limit, &hub_degree,
-                          &filter_mode, &wanted, &use_thresh, &label_cb, &select_cb))
+                          &filter_mode, &wanted, &use_thresh, &label_cb, &select_cb, &marks_obj))
         return NULL;
     static const char *col_names[] = {"off", "adj", "stamps", "far", "ts", "value_lo", "value_hi",
                                       "token", "source", "decimals", "threshold_lo", "threshold_hi"};
@@ -656,13 +716,19 @@ static PyObject *walk(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_TypeError, "columns: a tuple of 12 arrays");
         return NULL;
     }
-    Py_buffer views[N_COLS];
-    int got = 0;
+    Py_buffer views[N_COLS], marks_view;
+    int got = 0, have_marks = 0;
     PyObject *out = NULL;
     Walk w;
     memset(&w, 0, sizeof w);
     for (; got < N_COLS; got++)
         if (get_buffer(PyTuple_GET_ITEM(columns, got), &views[got], sizes[got], col_names[got]) < 0) goto fail;
+    if (marks_obj != Py_None) {
+        if (get_buffer(marks_obj, &marks_view, 1, "marks") < 0) goto fail;
+        have_marks = 1;
+        w.marks = marks_view.buf;
+        w.n_marks = marks_view.len;
+    }
     w.off = views[0].buf;
     w.adj = views[1].buf;
     w.stamps = views[2].buf;
@@ -703,6 +769,7 @@ static PyObject *walk(PyObject *self, PyObject *args) {
     w.use_thresh = use_thresh;
     w.label_cb = label_cb;
     w.select_cb = select_cb;
+    w.labelled = (Vec)VEC(int32_t);
     w.reached = (Vec)VEC(Reached);
     w.followed = (Vec)VEC(int32_t);
     w.followed_hop = (Vec)VEC(int32_t);
@@ -755,9 +822,10 @@ static PyObject *walk(PyObject *self, PyObject *args) {
             Py_XDECREF(id);
         }
         if (sources)
-            out = Py_BuildValue("(NNNNNNNNNNN)", bytes_of(&node), bytes_of(&hop), bytes_of(&arrived),
+            out = Py_BuildValue("(NNNNNNNNNNNN)", bytes_of(&node), bytes_of(&hop), bytes_of(&arrived),
                                 bytes_of(&degree), bytes_of(&stop), bytes_of(&parent), bytes_of(&w.followed),
-                                bytes_of(&w.followed_hop), cuts, totals, sources);
+                                bytes_of(&w.followed_hop), cuts, totals, sources,
+                                w.marks ? bytes_of(&w.labelled) : Py_NewRef(Py_None));
         else {
             Py_XDECREF(cuts);
             Py_XDECREF(totals);
@@ -772,6 +840,8 @@ static PyObject *walk(PyObject *self, PyObject *args) {
     }
 fail:
     for (int i = 0; i < got; i++) PyBuffer_Release(&views[i]);
+    if (have_marks) PyBuffer_Release(&marks_view);
+    free(w.labelled.data);
     for (Py_ssize_t i = 0; i < w.totals.len; i++) Py_XDECREF(AT(w.totals, PyObject *, i));
     free(w.reached.data);
     free(w.followed.data);

@@ -27,7 +27,7 @@ from sqlmodel import select
 
 from storage.db import Database
 from storage.models import ANY_EVM, LabelRow
-from tracing.labels import Label, sort_labels
+from tracing.labels import Category, Label, sort_labels
 from tracing.transfer import Transfer, TransferKind
 
 log = logging.getLogger(__name__)
@@ -920,6 +920,8 @@ class LabelCache:
         self._checked = 0.0
         self._node_sets: weakref.WeakKeyDictionary[TransferGraph, tuple[dict[str, list[Label]], int, frozenset[int]]]
         self._node_sets = weakref.WeakKeyDictionary()
+        self._marks: weakref.WeakKeyDictionary[TransferGraph, dict[tuple[str, frozenset[Category]], NodeMarks]]
+        self._marks = weakref.WeakKeyDictionary()
 
     def _fresh(self) -> None:
         now = time.monotonic()
@@ -965,17 +967,63 @@ class LabelCache:
         self._node_sets[graph] = (key[0], key[1], found)
         return found
 
-    def _lookup(self, addresses: Iterable[str], chain: str | None) -> dict[str, list[Label]]:
-        found: dict[str, list[Label]] = {}
+    def node_marks(self, graph: TransferGraph, chain: str, stop_at: frozenset[Category]) -> NodeMarks:
+        """The current snapshot's labels as a byte per node of `graph` (see `NodeMarks`), built once per graph,
+        snapshot, chain and stop set: the compiled walk reads it instead of calling back for every hop's labels."""
+        self._fresh()
         labels = self._labels
-        for address in addresses:
-            mine = labels.get(address)
-            if mine:
-                if chain is not None:
-                    mine = [lb for lb in mine if lb.chain in (chain, ANY_EVM)]
-                if mine:
-                    found[address] = mine
+        n_nodes = len(graph.addresses)
+        per_graph = self._marks.get(graph)
+        if per_graph is None:
+            per_graph = self._marks[graph] = {}
+        cached = per_graph.get((chain, stop_at))
+        if cached is not None and cached.snapshot is labels and cached.n_nodes == n_nodes:
+            return cached
+        marks = bytearray(n_nodes)
+        ids = graph.ids
+        for address, mine in labels.items():
+            node = ids.get(address)
+            if node is None:
+                continue
+            wanted = [lb for lb in mine if lb.chain in (chain, ANY_EVM)]
+            if wanted:
+                marks[node] = 2 if any(lb.active and lb.category in stop_at for lb in wanted) else 1
+        if any(m.snapshot is not labels or m.n_nodes != n_nodes for m in per_graph.values()):
+            per_graph.clear()  # an older snapshot or a smaller graph
+        found = per_graph[(chain, stop_at)] = NodeMarks(bytes(marks), labels, chain, n_nodes)
         return found
+
+    def _lookup(self, addresses: Iterable[str], chain: str | None) -> dict[str, list[Label]]:
+        return lookup_labels(self._labels, addresses, chain)
 
     def for_address(self, address: str, chain: str | None = None) -> list[Label]:
         return self.for_addresses([address], chain).get(address, [])
+
+
+class NodeMarks(NamedTuple):
+    """One label snapshot over one graph's nodes, for one chain and stop set: `marks[node]` is 0 for no label, 1
+    for a labelled node, 2 for a labelled service where a trace stops (an active label in the stop set)."""
+
+    marks: bytes
+    snapshot: Mapping[str, list[Label]]
+    chain: str
+    n_nodes: int
+
+    def labels_of(self, address: str) -> list[Label]:
+        """The address's labels in the snapshot (`LabelCache.for_address` as of the snapshot)."""
+        return lookup_labels(self.snapshot, (address,), self.chain).get(address, [])
+
+
+def lookup_labels(
+    labels: Mapping[str, list[Label]], addresses: Iterable[str], chain: str | None
+) -> dict[str, list[Label]]:
+    """`LabelCache.for_addresses` over the snapshot `labels`."""
+    found: dict[str, list[Label]] = {}
+    for address in addresses:
+        mine = labels.get(address)
+        if mine:
+            if chain is not None:
+                mine = [lb for lb in mine if lb.chain in (chain, ANY_EVM)]
+            if mine:
+                found[address] = mine
+    return found

@@ -16,8 +16,9 @@ from bisect import bisect_left
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import Any
 
-from tracing.graph import Asset, LabelCache, TransferGraph
+from tracing.graph import Asset, LabelCache, NodeMarks, TransferGraph
 from tracing.labels import Label
+from tracing.risk import Coverage
 from tracing.taint import TaintModel, received_amounts
 from tracing.trace import (
     Cut,
@@ -65,23 +66,22 @@ def compiled_trace(
     if _walk is None or root_id is None or graph.pending or root_id >= len(graph.out_off) - 1:
         return None
     outgoing = params.direction is TraceDirection.OUT
-    query = params.query()
     names = graph.addresses
     ids = graph.ids
     stop_at = params.stop_at
     node_labels: dict[int, tuple[Label, ...]] = {}
-    root_labels = tuple(labels.for_addresses([root], chain).get(root, ()))
-    if root_labels:
-        node_labels[root_id] = root_labels
-
-    cache = labels if isinstance(labels, LabelCache) else None
+    marks: NodeMarks | None = None
+    if isinstance(labels, LabelCache):
+        # labels as a byte per node: the walk stops at services without calling back, and the labels of the
+        # reached labelled nodes are read from the same snapshot when the result is read
+        marks = labels.node_marks(graph, chain, stop_at)
+    else:
+        root_labels = tuple(labels.for_addresses([root], chain).get(root, ()))
+        if root_labels:
+            node_labels[root_id] = root_labels
 
     def on_fresh(fresh: list[int]) -> list[int]:
-        found: Mapping[str, Sequence[Label]]
-        if cache is not None:
-            found = cache.for_nodes(graph, fresh, chain)
-        else:
-            found = labels.for_addresses([names[n] for n in fresh], chain)
+        found = labels.for_addresses([names[n] for n in fresh], chain)
         terminal: list[int] = []
         for address, mine in found.items():
             if not mine:
@@ -93,9 +93,9 @@ def compiled_trace(
         return terminal
 
     def select(node: int, since: int | None, until: int | None, is_root: bool) -> Any:
-        return graph.select(node, outgoing, since, until, query, is_root)
+        return graph.select(node, outgoing, since, until, params.query(), is_root)
 
-    token = query.token
+    token = params.token
     walk_params = (
         int(outgoing),
         params.hops,
@@ -110,23 +110,15 @@ def compiled_trace(
         -1 if token in (None, "native") else graph.token_ids.get(token or "", -3),
         int(params.min_value is not None and params.min_value > 0),
     )
-    raw = _walk.walk(graph.walk_columns(outgoing, params.min_value), names, root_id, walk_params, on_fresh, select)
+    columns = graph.walk_columns(outgoing, params.min_value)
+    if marks is None:
+        raw = _walk.walk(columns, names, root_id, walk_params, on_fresh, select)
+    else:
+        raw = _walk.walk(columns, names, root_id, walk_params, on_fresh, select, marks.marks)
     if raw is None:
         return None
-    parts = GraphParts(graph, source_name, params, root_id, raw, node_labels)
-    return Trace(
-        root,
-        chain,
-        params,
-        None,
-        None,
-        None,
-        parts.coverage(chain),
-        None,
-        None,
-        time.perf_counter() - started,
-        parts=parts,
-    )
+    parts = GraphParts(graph, source_name, params, root_id, raw, node_labels, chain, marks)
+    return Trace(root, chain, params, None, None, None, None, None, None, time.perf_counter() - started, parts=parts)
 
 
 class GraphParts:
@@ -140,8 +132,10 @@ class GraphParts:
         root_id: int,
         raw: tuple[Any, ...],
         labels: dict[int, tuple[Label, ...]],
+        chain: str,
+        marks: NodeMarks | None = None,
     ) -> None:
-        node, hop, arrived, degree, stop, parent, followed, followed_hop, cuts, totals, sources = raw
+        node, hop, arrived, degree, stop, parent, followed, followed_hop, cuts, totals, sources, labelled = raw
         self.graph = graph
         self.source_name = source_name
         self.params = params
@@ -158,14 +152,32 @@ class GraphParts:
         self.raw_cuts: list[tuple[int, int, int, int, int]] = cuts
         self.raw_totals: list[tuple[int, dict[int, int]]] = totals
         self.source_ids: list[int] = sources
-        self.labels = labels
+        self.chain = chain
+        self._labels: dict[int, tuple[Label, ...]] | None = labels if marks is None else None
+        self._marks = marks
+        self._labelled_ids = labelled
         self._position: dict[int, int] | None = None
         self._totals: dict[int, dict[int, int]] | None = None
         self._paths: dict[int, tuple[TraceEdge, ...]] = {}
 
+    @property
+    def labels(self) -> dict[int, tuple[Label, ...]]:
+        """The labels of the reached labelled nodes, the root included (read from the walk's label snapshot when
+        the walk ran over node marks)."""
+        if self._labels is None:
+            marks = self._marks
+            assert marks is not None
+            names = self.graph.addresses
+            ids = list(memoryview(self._labelled_ids).cast("i"))
+            if marks.marks[self.root_id]:
+                ids.insert(0, self.root_id)
+            self._labels = {node: tuple(marks.labels_of(names[node])) for node in ids}
+        return self._labels
+
     # -- summaries, without materialising --
 
-    def coverage(self, chain: str) -> Any:
+    def coverage(self) -> Coverage:
+        chain = self.chain
         params, names = self.params, self.graph.addresses
         counts = [0, 0, 0, 0]
         dropped = [0, 0, 0, 0]

@@ -201,6 +201,7 @@ class TraceParts(Protocol):
     def path_to(self, address: str) -> tuple[TraceEdge, ...]: ...
     def token_meta(self) -> dict[Asset, tuple[int | None, str | None]]: ...
     def received(self, model: TaintModel, only: Collection[str] | None = None) -> Mapping[str, Mapping[Asset, int]]: ...
+    def coverage(self) -> Coverage: ...
 
 
 class Trace:
@@ -209,8 +210,8 @@ class Trace:
     address, the index in `edges` of the transfer that first brought the trace there.
 
     Built eagerly by the generic walk, or over `TraceParts` by the compiled graph walk: then nodes, edges, cuts,
-    totals and parents are materialised on first use, and `root_node`, `node`, `labelled`, `terminals`, `path_to`,
-    `token_meta` and `received_under` answer without materialising the rest.
+    totals, parents and the coverage statement are built on first use, and `root_node`, `node`, `labelled`,
+    `terminals`, `path_to`, `token_meta` and `received_under` answer without materialising the rest.
     """
 
     def __init__(
@@ -221,18 +222,18 @@ class Trace:
         nodes: tuple[TraceNode, ...] | None,
         edges: tuple[TraceEdge, ...] | None,
         cuts: tuple[Cut, ...] | None,
-        coverage: Coverage,
+        coverage: Coverage | None,
         totals: Mapping[str, Mapping[Asset, int]] | None = None,
         parents: Mapping[str, int] | None = None,
         seconds: float = 0.0,
         parts: TraceParts | None = None,
     ) -> None:
-        if parts is None and (nodes is None or edges is None or cuts is None):
-            raise ValueError("a trace needs its nodes, edges and cuts, or parts to build them from")
+        if parts is None and (nodes is None or edges is None or cuts is None or coverage is None):
+            raise ValueError("a trace needs its nodes, edges, cuts and coverage, or parts to build them from")
         self.root = root
         self.chain = chain
         self.params = params
-        self.coverage = coverage
+        self._coverage = coverage
         self.seconds = seconds
         self._parts = parts
         self._nodes = nodes
@@ -258,7 +259,7 @@ class Trace:
             self._nodes,
             self._edges,
             self._cuts,
-            changes.get("coverage", self.coverage),
+            changes["coverage"] if "coverage" in changes else self._coverage,
             self._totals,
             self._parents,
             changes.get("seconds", self.seconds),
@@ -266,6 +267,14 @@ class Trace:
         )
         copy._taint = self._taint
         return copy
+
+    @property
+    def coverage(self) -> Coverage:
+        """What the trace covered and left out (built on first read over compact parts)."""
+        if self._coverage is None:
+            assert self._parts is not None
+            self._coverage = self._parts.coverage()
+        return self._coverage
 
     @property
     def nodes(self) -> tuple[TraceNode, ...]:
