@@ -66,8 +66,7 @@ HOW = [
 NOT_MEASURED = [
     "- Commands through Telegram, and Slack in Socket Mode; alert latency with the default 2 s watcher poll; ingest"
     " from a real (remote) node.",
-    "- Alert latency and Slack commands are one run each (percentiles over that run's samples), not the median of"
-    " several runs.",
+    "- Alert latency is one run (percentiles over that run's samples), not the median of several runs.",
 ]
 
 
@@ -86,7 +85,7 @@ def parse(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
         args.ingest_blocks, args.ingest_txs = 5, 10
         args.fanout_alerts, args.fanout_chats = 60, 6
         args.latency_alerts = 2
-        args.command_users, args.command_rounds = 3, 1
+        args.command_users, args.command_rounds, args.command_runs = 3, 1, 1
         args.runs_small = args.runs_slow = 1
         args.ingest_postgres = False
     return args, rest

@@ -96,45 +96,61 @@ async def measure(users: int, rounds: int, tmp: Path) -> tuple[list[float], list
     return acks, answers, first, warm, failed
 
 
-def run(users: int, rounds: int) -> list[Figure]:
-    log(f"commands: {users} concurrent Slack users × {rounds} /sleuth risk commands each")
-    with tempfile.TemporaryDirectory() as tmp:
-        acks, answers, first, warm, failed = asyncio.run(measure(users, rounds, Path(tmp)))
-    if not answers:
-        raise AssertionError(f"no command was answered ({failed} failed)")
-    p95 = percentile(answers, 95) * 1000
-    worst_ack = max(acks)
-    size = f"{users} users × {rounds} commands ({len(answers)} answered, {failed} failed)"
+def run(users: int, rounds: int, runs: int = 5) -> list[Figure]:
+    """`runs` runs, each on a freshly started app (so each has its cold first wave); per run the p50 and p95 over its
+    requests; the figure is the median over runs (the range of the runs' p95 beside it)."""
+    log(f"commands: {users} concurrent Slack users × {rounds} /sleuth risk commands each, {runs} runs")
+    per_run = []
+    for index in range(runs):
+        with tempfile.TemporaryDirectory() as tmp:
+            per_run.append(asyncio.run(measure(users, rounds, Path(tmp))))
+        acks, answers, *_ = per_run[-1]
+        if answers:
+            log(f"  run {index + 1}: p95 {percentile(answers, 95) * 1000:.0f} ms, max ack {max(acks) * 1000:.0f} ms")
+    failed = sum(r[4] for r in per_run)
+    if any(not r[1] for r in per_run):
+        raise AssertionError(f"a run answered no command ({failed} failed)")
+
+    def runs_median(pick: int, q: float) -> float:
+        return median([percentile(r[pick], q) for r in per_run if r[pick]]) * 1000
+
+    p95s = [percentile(r[1], 95) * 1000 for r in per_run]
+    p95 = median(p95s)
+    all_acks = [a for r in per_run for a in r[0]]
+    worst_ack = max(all_acks)
+    answered = sum(len(r[1]) for r in per_run)
+    size = f"{users} users × {rounds} commands, {runs} runs ({answered} answered, {failed} failed)"
+    first_p95 = runs_median(2, 95)
+    warm = any(r[3] for r in per_run)
     return [
         Figure(
             "Slack command (HTTP mode): signed request → `chat.postMessage` at the recording server",
             size,
-            f"{median(answers) * 1000:.0f} ms",
-            f"{p95:.0f} ms (max {max(answers) * 1000:.0f} ms)",
+            f"{runs_median(1, 50):.0f} ms",
+            f"{p95:.0f} ms (runs: {min(p95s):.0f}–{max(p95s):.0f} ms)",
             "; ".join(
-                [f"first wave (cold start, {len(first)} at once): p95 {percentile(first, 95) * 1000:.0f} ms"]
-                + ([f"warm (each user's 2nd command on): p95 {percentile(warm, 95) * 1000:.0f} ms"] if warm else [])
-            )
-            if first
-            else "—",
+                [f"first wave (cold start, {users} at once): p95 {first_p95:.0f} ms"]
+                + ([f"warm (each user's 2nd command on): p95 {runs_median(3, 95):.0f} ms"] if warm else [])
+            ),
             f"p95 ≤ {GOAL_P95_MS:g} ms",
             f"met ({GOAL_P95_MS / p95:.1f}× better than the goal)"
             if p95 <= GOAL_P95_MS
-            else f"missed (by {p95 / GOAL_P95_MS:.1f}×)",
+            else f"missed (by {p95 / GOAL_P95_MS:.2f}×)",
             [
                 "Slack commands: the first wave (all users' first command at once, right after the start) used to"
                 " stall every ack and answer for about 0.7 s: the first `/risk` loaded every label (the bundled sets,"
                 " about 10,000 rows through the ORM) and the transfer graph on the event loop. They now load in a"
                 " worker thread, at start-up before the port opens (as `chainsleuth run` does) and whenever the"
                 " label table changes; Bolt's `auth.test` is asked once at start instead of once per early request."
-                " What remains of the first wave is fifty commands' store work queued on one loop."
+                " What remains of the first wave is fifty commands' store work queued on one loop. Each run starts a"
+                " fresh app, so every run has its cold first wave."
             ],
         ),
         Figure(
             "Slack command ack (HTTP 200 to the signed request)",
             size,
-            f"{median(acks) * 1000:.0f} ms",
-            f"{percentile(acks, 95) * 1000:.0f} ms (max {worst_ack * 1000:.0f} ms)",
+            f"{median(all_acks) * 1000:.0f} ms",
+            f"{percentile(all_acks, 95) * 1000:.0f} ms (max over all runs {worst_ack * 1000:.0f} ms)",
             "—",
             f"every ack ≤ {GOAL_ACK_S:g} s",
             "met" if worst_ack <= GOAL_ACK_S and not failed else f"missed (max {worst_ack:.2f} s, {failed} failed)",
@@ -145,7 +161,8 @@ def run(users: int, rounds: int) -> list[Figure]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--command-users", type=int, default=50)
     parser.add_argument("--command-rounds", type=int, default=4)
+    parser.add_argument("--command-runs", type=int, default=5, help="runs, each on a freshly started app")
 
 
 def from_args(args: argparse.Namespace) -> list[Figure]:
-    return run(args.command_users, args.command_rounds)
+    return run(args.command_users, args.command_rounds, args.command_runs)
