@@ -918,8 +918,6 @@ class LabelCache:
         self._labels: dict[str, list[Label]] = {}
         self._fingerprint: tuple[Any, ...] | None = None
         self._checked = 0.0
-        self._node_sets: weakref.WeakKeyDictionary[TransferGraph, tuple[dict[str, list[Label]], int, frozenset[int]]]
-        self._node_sets = weakref.WeakKeyDictionary()
         self._marks: weakref.WeakKeyDictionary[TransferGraph, dict[tuple[str, frozenset[Category]], NodeMarks]]
         self._marks = weakref.WeakKeyDictionary()
 
@@ -947,25 +945,6 @@ class LabelCache:
     def for_addresses(self, addresses: Sequence[str], chain: str | None = None) -> dict[str, list[Label]]:
         self._fresh()
         return self._lookup(addresses, chain)
-
-    def for_nodes(self, graph: TransferGraph, nodes: Iterable[int], chain: str | None = None) -> dict[str, list[Label]]:
-        """`for_addresses` of the graph's nodes `nodes` (ids): the same answer, looking at only the nodes that have
-        a label (a trace reaches thousands of addresses, few of them labelled)."""
-        self._fresh()
-        labelled = self._labelled_nodes(graph)
-        names = graph.addresses
-        return self._lookup([names[node] for node in nodes if node in labelled], chain)
-
-    def _labelled_nodes(self, graph: TransferGraph) -> frozenset[int]:
-        """Ids of the graph's nodes with any label in the current snapshot (rebuilt when either changes)."""
-        key = (self._labels, len(graph.addresses))
-        cached = self._node_sets.get(graph)
-        if cached is not None and cached[0] is key[0] and cached[1] == key[1]:
-            return cached[2]
-        ids = graph.ids
-        found = frozenset(ids[address] for address in self._labels if address in ids)
-        self._node_sets[graph] = (key[0], key[1], found)
-        return found
 
     def node_marks(self, graph: TransferGraph, chain: str, stop_at: frozenset[Category]) -> NodeMarks:
         """The current snapshot's labels as a byte per node of `graph` (see `NodeMarks`), built once per graph,
