@@ -276,6 +276,13 @@ class Outbox:
                 update(OutboxMessage).where(col(OutboxMessage.id) == lead_id).values(content_hash=content_hash)
             )
 
+    def _update(self, ids: Sequence[int], values: dict[str, object], *, count_attempt: bool) -> None:
+        """Set `values` on the rows `ids`, counting one more attempt when asked."""
+        if count_attempt:
+            values = {**values, "attempts": col(OutboxMessage.attempts) + 1}
+        with self.db.session() as session:
+            session.execute(update(OutboxMessage).where(col(OutboxMessage.id).in_(list(ids))).values(**values))
+
     def retry_later(self, ids: Sequence[int], delay: float, error: str, *, count_attempt: bool) -> None:
         """Back to the queue, not before `delay` seconds (a rate limit does not count as a failed attempt)."""
         values: dict[str, object] = {
@@ -284,10 +291,7 @@ class Outbox:
             "lease_until": None,
             "last_error": error[:2000],
         }
-        if count_attempt:
-            values["attempts"] = col(OutboxMessage.attempts) + 1
-        with self.db.session() as session:
-            session.execute(update(OutboxMessage).where(col(OutboxMessage.id).in_(list(ids))).values(**values))
+        self._update(ids, values, count_attempt=count_attempt)
 
     def retry_in_doubt(self, ids: Sequence[int], delay: float, error: str, *, count_attempt: bool = True) -> None:
         """A send whose outcome is unknown (a time-out or a dropped connection after the request went out, a 5xx):
@@ -299,10 +303,7 @@ class Outbox:
             "lease_until": self.clock.now() + timedelta(seconds=max(0.0, delay)),
             "last_error": error[:2000],
         }
-        if count_attempt:
-            values["attempts"] = col(OutboxMessage.attempts) + 1
-        with self.db.session() as session:
-            session.execute(update(OutboxMessage).where(col(OutboxMessage.id).in_(list(ids))).values(**values))
+        self._update(ids, values, count_attempt=count_attempt)
 
     def release(self, ids: Sequence[int]) -> None:
         """Give claimed messages back untouched (their turn comes after an earlier message of the chat)."""
@@ -322,10 +323,7 @@ class Outbox:
             "lease_until": None,
             "last_error": error[:2000],
         }
-        if count_attempt:
-            values["attempts"] = col(OutboxMessage.attempts) + 1
-        with self.db.session() as session:
-            session.execute(update(OutboxMessage).where(col(OutboxMessage.id).in_(list(ids))).values(**values))
+        self._update(ids, values, count_attempt=count_attempt)
 
     def requeue_failed(self, ids: Sequence[int] | None = None) -> int:
         """Put failed messages back in the queue (all of them, or `ids`) with a fresh attempt count."""
