@@ -9,7 +9,7 @@ ANVIL := node_modules/.bin/anvil
 
 setup: $(STAMP) $(ANVIL) system-deps
 
-$(STAMP): pyproject.toml setup.py tracing/_walk.c
+$(STAMP): pyproject.toml setup.py tracing/trace/_walk.c
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev]'

@@ -28,8 +28,8 @@ from storage.settings import Settings
 from tests.support.anvil import AnvilNode, anvil_available
 from tests.support.rpc import Rpc
 from tests.support.telegram_server import TOKEN, FakeTelegram
-from tracing.chains import ChainConfig
-from tracing.watch import WatchBook
+from tracing.chain.config import ChainConfig
+from tracing.monitor.watch import WatchBook
 
 GOAL_P95_S = 2.0
 GAP_BLOCKS = 3  # one transfer every 3rd block: each alert is posted, then edited to confirmed (2 messages)

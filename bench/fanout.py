@@ -28,9 +28,9 @@ from bot.messages import Reply
 from bot.notifier import TELEGRAM_LIMITS, Notifier, RateLimited
 from storage.db import Database, open_database
 from storage.ops_models import AlertRow
-from tracing.alerts import record_alert
-from tracing.outbox import outbox_stats
-from tracing.watch import WatchBook
+from tracing.monitor.alerts import record_alert
+from tracing.monitor.outbox import outbox_stats
+from tracing.monitor.watch import WatchBook
 
 SLACK = 0.05  # seconds of jitter the recorder tolerates
 DIGEST_MAX = 20  # Notifier default digest_max

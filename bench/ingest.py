@@ -1,4 +1,4 @@
-"""Ingest: blocks from a real node (anvil) into the transfer index through `tracing.indexer.Indexer`.
+"""Ingest: blocks from a real node (anvil) into the transfer index through `tracing.chain.indexer.Indexer`.
 
 anvil runs with --no-mining; each block is built from one JSON-RPC batch of `eth_sendTransaction`s from the ten dev
 accounts — half native sends, half ERC-20 `transfer`s of the test token (tests/contracts/TestToken.sol) — and
@@ -28,10 +28,10 @@ from bench.common import Figure, log, median
 from storage.db import open_database
 from tests.support.anvil import AnvilNode, anvil_available
 from tests.support.contracts import contract_from_receipt, send_deploy
-from tracing.chains import adhoc_chain
-from tracing.index import TransferIndex
-from tracing.indexer import BLOCKS_PER_REQUEST, CONCURRENCY, Indexer, fetch_range
-from tracing.rpc import RpcSource
+from tracing.chain.config import adhoc_chain
+from tracing.chain.index import TransferIndex
+from tracing.chain.indexer import BLOCKS_PER_REQUEST, CONCURRENCY, Indexer, fetch_range
+from tracing.chain.rpc import RpcSource
 
 GOAL_SQLITE = 150.0  # blocks/s
 CHAIN = "anvil"

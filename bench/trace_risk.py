@@ -27,10 +27,10 @@ from typing import Any
 import numpy as np
 
 from storage.db import open_database
-from tracing.graph import GraphCache, LabelCache, TransferGraph
 from tracing.investigator import Investigator
-from tracing.labels import Category, Label, LabelBook, LabelSet
-from tracing.trace import GraphSource, TraceParams, trace
+from tracing.labels.book import Category, Label, LabelBook, LabelSet
+from tracing.trace.graph import GraphCache, LabelCache, TransferGraph
+from tracing.trace.model import GraphSource, TraceParams, trace
 
 CHAIN = "eth"
 T0 = 1_700_000_000
@@ -341,7 +341,7 @@ async def risk_reports(investigator: Investigator, roots: Sequence[str], hops: i
 
 def run(args: argparse.Namespace) -> Results:
     results = Results(params=vars(args).copy(), machine=machine())
-    from tracing import graph_walk
+    from tracing.trace import compiled as graph_walk
 
     results.params["compiled"] = graph_walk.available()
     log(f"generating {args.edges:,} transfers over {args.addresses:,} addresses ({args.hubs} hubs)")
@@ -643,7 +643,7 @@ def markdown(r: Results) -> str:
             "Agreement: " + r.agreement.get("cte", "n/a") + "."
         )
     lines += [
-        "- Where the time goes: the walk is compiled (`tracing/_walk.c`, built by `pip install -e .`; the "
+        "- Where the time goes: the walk is compiled (`tracing/trace/_walk.c`, built by `pip install -e .`; the "
         f"compiled walk {'ran' if r.params.get('compiled') else 'was NOT built, the pure-Python walk ran'} in this "
         "run): the selection per address, the frontier order, the node budget and the parent of every address run "
         "over the graph's arrays, asking for each batch's offsets, adjacency and edge columns ahead (prefetch) so "
@@ -655,7 +655,7 @@ def markdown(r: Results) -> str:
         "when read: the first trace row times the walk, the row after it adds reading the whole result (the cost "
         "the walk used to pay every time). The risk report reads only the labelled addresses, their paths and the "
         "taint they received, propagated over ids along only the transfers that lead to them (their ancestors in the "
-        "trace, found by `tracing._walk.ancestors`). The pure-Python walk (`CHAINSLEUTH_PURE_WALK=1`, or no "
+        "trace, found by `tracing.trace._walk.ancestors`). The pure-Python walk (`CHAINSLEUTH_PURE_WALK=1`, or no "
         "compiler) is the reference; `tests/test_trace_walk.py` checks both give the same trace on random graphs.",
         "- The risk report runs the production path: `Investigator.risk` over the in-memory graph and the label "
         "snapshot, with the store (SQLite) answering the address's own labels, the label sets and the index summary.",

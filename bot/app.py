@@ -9,10 +9,10 @@ from bot.core import Bot
 from bot.handlers import build_registry
 from storage.db import Database, open_database
 from storage.settings import Settings
-from tracing.alerts import retro_alert_hook
-from tracing.bundled import ensure_bundled_labels
-from tracing.demo import ensure_demo_data
+from tracing.chain.demo import ensure_demo_data
 from tracing.investigator import Investigator, configured_explorers
+from tracing.labels.bundled import ensure_bundled_labels
+from tracing.monitor.alerts import retro_alert_hook
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.messages import IncomingMessage, Reply
 from bot.roles import Role
-from tracing.address import parse_address
+from tracing.chain.address import parse_address
 from tracing.errors import InvalidArgument
 
 if TYPE_CHECKING:

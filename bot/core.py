@@ -35,7 +35,7 @@ from storage.audit import AuditLog
 from storage.db import Database
 from storage.models import ButtonRow, utcnow
 from storage.settings import Settings
-from tracing.address import checksum, parse_address
+from tracing.chain.address import checksum, parse_address
 from tracing.errors import NotAllowed, UserError
 from tracing.investigator import Asker, Investigator
 

@@ -40,13 +40,13 @@ from typing import Protocol, TextIO
 from bot.messages import Action, Reply, Text
 from bot.render.text import render_text
 from storage.db import Database
-from tracing.address import checksum, short
-from tracing.alerts import Alert, AlertBook, AlertKind, AlertStatus, Direction
-from tracing.chains import WELL_KNOWN
-from tracing.clock import Clock, SystemClock, sleep_or_stop
-from tracing.incidents import Incident, IncidentDesk, IncidentState
-from tracing.outbox import Outbox, OutboxItem, OutboxKind, OutboxStatus, SentMessage
-from tracing.transfer import format_amount
+from tracing.chain.address import checksum, short
+from tracing.chain.config import WELL_KNOWN
+from tracing.chain.transfer import format_amount
+from tracing.monitor.alerts import Alert, AlertBook, AlertKind, AlertStatus, Direction
+from tracing.monitor.clock import Clock, SystemClock, sleep_or_stop
+from tracing.monitor.incidents import Incident, IncidentDesk, IncidentState
+from tracing.monitor.outbox import Outbox, OutboxItem, OutboxKind, OutboxStatus, SentMessage
 
 log = logging.getLogger(__name__)
 POSSIBLE_REPEAT = (

@@ -1,6 +1,6 @@
 """Configuration in one place: every setting read from the environment and `.env` (pydantic-settings).
 
-Chain settings are dynamic (`CHAINS=eth,base` plus `<NAME>_RPC_URL`, ...) and are read by `tracing.chains`
+Chain settings are dynamic (`CHAINS=eth,base` plus `<NAME>_RPC_URL`, ...) and are read by `tracing.chain.config`
 from the same sources; everything else is a typed field here. `.env.example` documents each variable.
 """
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tracing.address import checksum, parse_address
+from tracing.chain.address import checksum, parse_address
 from tracing.errors import InvalidAddress, UnsupportedAddress
 
 LAZARUS = "0x098B716B8Aaf21512996dC57EB0615e2383E2f96"

@@ -28,10 +28,10 @@ import pytest
 
 from storage.db import Database
 from tests.conftest import shared_data
-from tracing.index import TransferIndex
+from tracing.chain.index import TransferIndex
 from tracing.investigator import Investigator
-from tracing.labels import SERVICES, Category, Label, LabelBook, LabelSet
-from tracing.trace import MAX_HOPS, TraceParams
+from tracing.labels.book import SERVICES, Category, Label, LabelBook, LabelSet
+from tracing.trace.model import MAX_HOPS, TraceParams
 
 USD_TOKEN = "0x00000000000000000000000000000000000005d0"
 """The synthetic token that carries the cases' USD values (6 decimals)."""
@@ -287,8 +287,8 @@ def write_etl_files(case: Case, noise: Iterable[Noise], folder: Path) -> list[Pa
 def import_case(db: Database, case: Case, noise: list[Noise], folder: Path) -> int:
     paths = write_etl_files(case, noise, folder)
     try:
-        from tracing.etl_import import import_etl_files
-    except ImportError:  # TODO(lead): remove once tracing.etl_import has landed everywhere
+        from tracing.chain.etl_import import import_etl_files
+    except ImportError:  # TODO(lead): remove once tracing.chain.etl_import has landed everywhere
         return TransferIndex(db).add(_fallback_transfers(paths))
     result = import_etl_files(db, paths, chain="eth")
     assert result.error_count == 0, result.errors[:3]
@@ -296,7 +296,7 @@ def import_case(db: Database, case: Case, noise: list[Noise], folder: Path) -> i
 
 
 def _fallback_transfers(paths: list[Path]) -> list[object]:
-    raise AssertionError("tracing.etl_import is required to import the case files")
+    raise AssertionError("tracing.chain.etl_import is required to import the case files")
 
 
 # --- what a time-ordered tracer can reach, on the ground-truth edges alone ----------------------------------------

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tracing.chains import ChainConfigError, adhoc_chain, get_chain, load_chains
+from tracing.chain.config import ChainConfigError, adhoc_chain, get_chain, load_chains
 from tracing.errors import UnknownChain
 
 

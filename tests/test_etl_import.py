@@ -13,9 +13,9 @@ import pytest
 
 from storage.db import Database, open_database
 from tests.conftest import shared_data
-from tracing.etl_import import EtlFileKind, RowError, import_etl_files
-from tracing.index import TransferIndex
-from tracing.transfer import TransferKind
+from tracing.chain.etl_import import EtlFileKind, RowError, import_etl_files
+from tracing.chain.index import TransferIndex
+from tracing.chain.transfer import TransferKind
 
 FIXTURES = "ethereum-etl-rpc-fixtures"
 BIN = Path(sys.executable).parent / "chainsleuth"

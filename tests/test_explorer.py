@@ -23,7 +23,7 @@ from tests.support.explorer_server import (
     token_row,
     tx_hash,
 )
-from tracing.explorer import (
+from tracing.chain.explorer import (
     ExplorerAction,
     ExplorerAuthError,
     ExplorerClient,
@@ -32,10 +32,11 @@ from tracing.explorer import (
     ExplorerResponseError,
     RateLimiter,
 )
-from tracing.graph import FlowQuery, FlowRequest, Flows
+from tracing.chain.transfer import TransferKind
 from tracing.investigator import Investigator
-from tracing.labels import Category, Label, LabelBook
-from tracing.trace import (
+from tracing.labels.book import Category, Label, LabelBook
+from tracing.trace.graph import FlowQuery, FlowRequest, Flows
+from tracing.trace.model import (
     INCOMPLETE_HISTORY,
     ExplorerSource,
     LayeredSource,
@@ -44,7 +45,6 @@ from tracing.trace import (
     TraceParams,
     trace,
 )
-from tracing.transfer import TransferKind
 
 ME = address(0xA11CE)
 USDT = address(0xDAC17)

@@ -18,11 +18,11 @@ from storage.audit import AuditLog
 from storage.ops_models import OutboxMessage
 from storage.settings import Settings
 from tests.support.fake_chain import FakeChain, move
-from tracing.alerts import AlertBook
-from tracing.clock import ManualClock
-from tracing.incidents import Actor, Disposition, IncidentDesk, IncidentState
-from tracing.watch import WatchBook
-from tracing.watcher import ChainFeed, Watcher
+from tracing.monitor.alerts import AlertBook
+from tracing.monitor.clock import ManualClock
+from tracing.monitor.incidents import Actor, Disposition, IncidentDesk, IncidentState
+from tracing.monitor.watch import WatchBook
+from tracing.monitor.watcher import ChainFeed, Watcher
 
 W = "0x" + "a1" * 20
 X = "0x" + "b2" * 20

@@ -21,12 +21,12 @@ from tests.conftest import shared_data
 from tests.support.anvil import AnvilNode, Scenario, build_scenario
 from tests.support.fixtures import require_anvil
 from tests.support.replay import ReplayNode
-from tracing.chains import ChainConfig
-from tracing.index import TransferIndex
-from tracing.indexer import Indexer, IndexingFailed, missing_ranges
-from tracing.mappers import TRANSFER_TOPIC, BlockTransfers, InternalSource, Traces, map_block
-from tracing.rpc import JsonRpcClient, RpcError, RpcSource, RpcUnavailable
-from tracing.transfer import Transfer, TransferKind
+from tracing.chain.config import ChainConfig
+from tracing.chain.index import TransferIndex
+from tracing.chain.indexer import Indexer, IndexingFailed, missing_ranges
+from tracing.chain.mappers import TRANSFER_TOPIC, BlockTransfers, InternalSource, Traces, map_block
+from tracing.chain.rpc import JsonRpcClient, RpcError, RpcSource, RpcUnavailable
+from tracing.chain.transfer import Transfer, TransferKind
 
 BIN = Path(sys.executable).parent / "chainsleuth"
 Row = tuple[int, str, str, str | None, str, str, int]
@@ -418,7 +418,7 @@ async def test_a_broken_answer_stops_at_its_block_and_keeps_the_blocks_before(
 
 
 def test_missing_ranges() -> None:
-    from tracing.index import IndexedRange
+    from tracing.chain.index import IndexedRange
 
     done = [IndexedRange("eth", "rpc", 10, 19, "callTracer"), IndexedRange("eth", "rpc", 30, 35, "callTracer")]
     assert missing_ranges(0, 50, done) == [(0, 9), (20, 29), (36, 50)]

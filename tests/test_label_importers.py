@@ -1,4 +1,4 @@
-"""Label importers on the real data: the bundled copies in tracing/data, the full sets in ../shared (skipped when
+"""Label importers on the real data: the bundled copies in tracing/labels/data, the full sets in ../shared (skipped when
 absent), and TagPacks written by hand, good and bad."""
 
 from __future__ import annotations
@@ -13,22 +13,22 @@ import pytest
 from storage.db import Database
 from storage.models import ANY_EVM
 from tracing.errors import InvalidArgument
-from tracing.importers import load_formats
-from tracing.importers.etherscan import (
+from tracing.labels.book import Category, LabelBook
+from tracing.labels.importers import load_formats
+from tracing.labels.importers.etherscan import (
     BUNDLED_JSON,
     classify,
     load_combined,
     read_etherscan,
     subset,
 )
-from tracing.importers.forta import BUNDLED_DIR as FORTA_DIR
-from tracing.importers.forta import read_forta
-from tracing.importers.ofac import BUNDLED_CSV, TORNADO_DELISTED_ON, read_ofac, read_ofac_csv
-from tracing.importers.scamsniffer import read_scamsniffer
-from tracing.importers.tagpack import TagPackError, read_tagpack
-from tracing.importers.tornado import BUNDLED_DIR as TORNADO_DIR
-from tracing.importers.tornado import read_tornado, tornado_addresses
-from tracing.labels import Category, LabelBook
+from tracing.labels.importers.forta import BUNDLED_DIR as FORTA_DIR
+from tracing.labels.importers.forta import read_forta
+from tracing.labels.importers.ofac import BUNDLED_CSV, TORNADO_DELISTED_ON, read_ofac, read_ofac_csv
+from tracing.labels.importers.scamsniffer import read_scamsniffer
+from tracing.labels.importers.tagpack import TagPackError, read_tagpack
+from tracing.labels.importers.tornado import BUNDLED_DIR as TORNADO_DIR
+from tracing.labels.importers.tornado import read_tornado, tornado_addresses
 
 from .conftest import shared_data
 
@@ -290,7 +290,7 @@ def test_scamsniffer_small_files(tmp_path: Path) -> None:
 
 
 def test_scamsniffer_is_not_bundled() -> None:
-    from tracing.bundled import BUNDLED
+    from tracing.labels.bundled import BUNDLED
 
     assert "scamsniffer" not in {b.source for b in BUNDLED}
     data = Path(__file__).resolve().parent.parent / "tracing" / "data"

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import shared_data
-from tracing.mappers import (
+from tracing.chain.mappers import (
     TRANSFER_TOPIC,
     InternalSource,
     MalformedPayload,
@@ -24,7 +24,7 @@ from tracing.mappers import (
     map_traces,
     transactions_from_traces,
 )
-from tracing.transfer import Transfer, TransferKind
+from tracing.chain.transfer import Transfer, TransferKind
 
 FIXTURES = "ethereum-etl-rpc-fixtures"
 Row = tuple[Any, ...]

@@ -34,9 +34,9 @@ from storage.ops_models import AlertRow
 from tests.support.anvil import ANVIL_MISSING, AnvilNode, anvil_available
 from tests.support.databases import PG_SKIP, fresh_postgres_database, postgres_base_url
 from tests.support.slack_server import FakeSlack
-from tracing.alerts import record_alert
-from tracing.outbox import outbox_stats
-from tracing.watch import WatchBook
+from tracing.monitor.alerts import record_alert
+from tracing.monitor.outbox import outbox_stats
+from tracing.monitor.watch import WatchBook
 
 pytestmark = [
     pytest.mark.postgres,

@@ -37,11 +37,11 @@ from storage.db import Database
 from storage.ops_models import AlertRow
 from tests.support.slack_server import ApiCall, FakeSlack
 from tests.support.telegram_server import TOKEN, FakeTelegram
-from tracing.alerts import AlertBook, AlertStatus, record_alert, set_status
-from tracing.clock import ManualClock
-from tracing.incidents import Actor, Disposition, IncidentDesk
-from tracing.outbox import Outbox, OutboxStatus, outbox_stats
-from tracing.watch import WatchBook
+from tracing.monitor.alerts import AlertBook, AlertStatus, record_alert, set_status
+from tracing.monitor.clock import ManualClock
+from tracing.monitor.incidents import Actor, Disposition, IncidentDesk
+from tracing.monitor.outbox import Outbox, OutboxStatus, outbox_stats
+from tracing.monitor.watch import WatchBook
 
 W = "0x" + "a1" * 20
 X = "0x" + "b2" * 20

@@ -10,8 +10,8 @@ from datetime import timedelta
 import pytest
 
 from storage.db import Database
-from tracing.clock import ManualClock
-from tracing.outbox import Outbox, OutboxKind, OutboxStatus, enqueue, outbox_stats
+from tracing.monitor.clock import ManualClock
+from tracing.monitor.outbox import Outbox, OutboxKind, OutboxStatus, enqueue, outbox_stats
 
 
 def fill(db: Database, clock: ManualClock, chats: dict[str, int]) -> dict[str, list[int]]:

@@ -18,8 +18,9 @@ from bot.render.objects import HelpListing, LabelListing
 from bot.render.slack_blocks import FALLBACK_LIMIT, MAX_BLOCKS, SECTION_LIMIT, render_blocks
 from bot.render.telegram_html import CAPTION_LIMIT, caption_html, render_html, utf16_len
 from bot.render.text import render_text
-from tracing.labels import Category, Label
-from tracing.risk import Amount, Coverage, Direction, Exposure, Level, RiskReport
+from tracing.labels.book import Category, Label
+from tracing.risk.report import Amount, Direction, Exposure, Level, RiskReport
+from tracing.trace.coverage import Coverage
 
 SUBJECT = "0x098b716b8aaf21512996dc57eb0615e2383e2f96"
 MIXER = "0xd90e2f925da726b50c4ed8d0fb90ad053324f31b"

@@ -9,11 +9,11 @@ from bot.app import App
 from bot.backends.testing import TestBackend
 from tests.support.anvil import AnvilNode, build_scenario
 from tests.support.fixtures import anvil  # noqa: F401
-from tracing.chains import ChainConfig
-from tracing.index import TransferIndex
-from tracing.indexer import Indexer
-from tracing.risk import Level
-from tracing.rpc import RpcSource
+from tracing.chain.config import ChainConfig
+from tracing.chain.index import TransferIndex
+from tracing.chain.indexer import Indexer
+from tracing.chain.rpc import RpcSource
+from tracing.risk.report import Level
 
 
 async def test_fresh_anvil_account_is_unknown_and_a_scenario_account_is_traced(

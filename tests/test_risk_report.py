@@ -7,10 +7,10 @@ from bot.app import App
 from bot.backends.testing import TestBackend
 from storage.db import Database
 from tests.test_trace import ETH, USDT, addr, label, tx
-from tracing.index import TransferIndex
+from tracing.chain.index import TransferIndex
 from tracing.investigator import Investigator
-from tracing.labels import Category, LabelBook, LabelSet
-from tracing.risk import Direction, Exposure, Level, exposure_score, hop_factor
+from tracing.labels.book import Category, LabelBook, LabelSet
+from tracing.risk.report import Direction, Exposure, Level, exposure_score, hop_factor
 
 
 def investigator(db: Database) -> Investigator:

@@ -17,14 +17,22 @@ from bot.backends.testing import TestBackend
 from storage.db import Database
 from storage.settings import Settings
 from tests.conftest import shared_data
-from tracing.bundled import ensure_bundled_labels
-from tracing.demo import DEMO_CSV, RONIN_EXPLOITER, SOURCE, demo_loaded, load_demo, read_demo_transfers, remove_demo
-from tracing.exposure import DEMO_NOTE
-from tracing.index import TransferIndex
+from tracing.chain.demo import (
+    DEMO_CSV,
+    RONIN_EXPLOITER,
+    SOURCE,
+    demo_loaded,
+    load_demo,
+    read_demo_transfers,
+    remove_demo,
+)
+from tracing.chain.index import TransferIndex
 from tracing.investigator import Investigator
-from tracing.labels import Category
-from tracing.risk import Level
-from tracing.trace import TraceParams
+from tracing.labels.book import Category
+from tracing.labels.bundled import ensure_bundled_labels
+from tracing.risk.exposure import DEMO_NOTE
+from tracing.risk.report import Level
+from tracing.trace.model import TraceParams
 
 
 def ronin_roles() -> dict[str, set[str]]:

@@ -12,11 +12,11 @@ import pytest
 from tests.conftest import shared_data
 from tests.support.anvil import free_port
 from tests.support.replay import ReplayNode
-from tracing.chains import ChainConfig
+from tracing.chain.config import ChainConfig
+from tracing.chain.mappers import InternalSource
+from tracing.chain.rpc import BlockNotFound, ChainIdMismatch, RpcError, RpcSource, RpcUnavailable, redact
+from tracing.chain.transfer import TransferKind
 from tracing.errors import SourceError
-from tracing.mappers import InternalSource
-from tracing.rpc import BlockNotFound, ChainIdMismatch, RpcError, RpcSource, RpcUnavailable, redact
-from tracing.transfer import TransferKind
 
 FIXTURES = "ethereum-etl-rpc-fixtures"
 BLOCK = 483920

@@ -21,9 +21,9 @@ from storage.db import open_database
 from tests.support.anvil import AnvilNode, free_port
 from tests.support.fixtures import anvil  # noqa: F401
 from tests.support.slack_server import FakeSlack
-from tracing.alerts import AlertBook
-from tracing.outbox import outbox_stats
-from tracing.watch import WatchBook
+from tracing.monitor.alerts import AlertBook
+from tracing.monitor.outbox import outbox_stats
+from tracing.monitor.watch import WatchBook
 
 BIN = Path(sys.executable).parent / "chainsleuth"
 

@@ -9,8 +9,8 @@ from sqlmodel import SQLModel, select
 from storage.db import Database, redact_url
 from storage.migrate import heads
 from storage.models import TransferRow
-from tracing.index import TransferIndex
-from tracing.transfer import Transfer, TransferKind
+from tracing.chain.index import TransferIndex
+from tracing.chain.transfer import Transfer, TransferKind
 
 BIG = 2**255 + 12345678901234567890123
 

@@ -12,12 +12,13 @@ from decimal import Decimal
 import pytest
 
 from storage.db import Database
+from tracing.chain.index import TransferIndex
+from tracing.chain.transfer import Transfer, TransferKind
 from tracing.errors import InvalidArgument, SourceError
-from tracing.graph import FlowQuery, FlowRequest, GraphCache, LabelCache, TransferGraph, select_flows
-from tracing.index import TransferIndex
 from tracing.investigator import Investigator
-from tracing.labels import Category, Label, LabelBook, LabelSet
-from tracing.trace import (
+from tracing.labels.book import Category, Label, LabelBook, LabelSet
+from tracing.trace.graph import FlowQuery, FlowRequest, GraphCache, LabelCache, TransferGraph, select_flows
+from tracing.trace.model import (
     ExplorerSource,
     GraphSource,
     IndexSource,
@@ -28,7 +29,6 @@ from tracing.trace import (
     TraceParams,
     trace,
 )
-from tracing.transfer import Transfer, TransferKind
 
 ETH = 10**18
 USDT = "0xdac17f958d2ee523a2206206994597c13d831ec7"
@@ -259,7 +259,7 @@ async def test_graph_refreshes_on_new_transfers_and_reloads_after_a_reorg(db: Da
 
 
 class FakeExplorer:
-    """Stands in for `tracing.explorer.ExplorerClient`: an async `transfers_of` with `.transfers`."""
+    """Stands in for `tracing.chain.explorer.ExplorerClient`: an async `transfers_of` with `.transfers`."""
 
     def __init__(self, history: dict[str, Sequence[Transfer]], fail: set[str] | None = None) -> None:
         self.history = history

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tracing.demo import RONIN_EXPLOITER, RONIN_INTERMEDIARY
-from tracing.outputs import dot_available
+from tracing.chain.demo import RONIN_EXPLOITER, RONIN_INTERMEDIARY
+from tracing.risk.outputs import dot_available
 
 BIN = Path(sys.executable).parent / "chainsleuth"
 

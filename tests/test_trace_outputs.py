@@ -12,10 +12,10 @@ from bot.app import App
 from bot.backends.testing import TestBackend
 from storage.db import Database
 from tests.test_trace import ETH, USDT, addr, label, tx
-from tracing.index import TransferIndex
+from tracing.chain.index import TransferIndex
 from tracing.investigator import Investigator
-from tracing.labels import Category, LabelBook
-from tracing.outputs import (
+from tracing.labels.book import Category, LabelBook
+from tracing.risk.outputs import (
     DOT_MISSING,
     PictureUnavailable,
     dot_available,
@@ -29,7 +29,7 @@ from tracing.outputs import (
     trace_json,
     trace_png,
 )
-from tracing.trace import Trace, TraceParams
+from tracing.trace.model import Trace, TraceParams
 
 
 def seed(db: Database) -> None:
@@ -137,7 +137,7 @@ async def test_trace_command_without_graphviz_says_so_and_still_attaches_the_csv
     bot: TestBackend, app: App, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     seed(app.db)
-    monkeypatch.setattr("tracing.outputs.shutil.which", lambda name: None)
+    monkeypatch.setattr("tracing.risk.outputs.shutil.which", lambda name: None)
     reply = await bot.say(f"/trace {addr(1)}")
     assert reply.reply is not None and not reply.is_error
     assert "picture unavailable: Graphviz 'dot' is not installed" in reply.text

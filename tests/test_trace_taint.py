@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from storage.db import Database
 from tests.test_trace import ETH, USDT, addr, both, label, tx
-from tracing.index import TransferIndex
-from tracing.labels import Category, LabelBook
-from tracing.taint import TaintModel, TaintStep, compute_taint
-from tracing.trace import TraceParams
+from tracing.chain.index import TransferIndex
+from tracing.labels.book import Category, LabelBook
+from tracing.trace.model import TraceParams
+from tracing.trace.taint import TaintModel, TaintStep, compute_taint
 
 
 async def test_poison_and_haircut_compared_on_one_trace(db: Database) -> None:

@@ -1,4 +1,4 @@
-"""The compiled graph walk (`tracing._walk`, lazy `GraphParts` results) gives exactly the trace of the pure-Python
+"""The compiled graph walk (`tracing.trace._walk`, lazy `GraphParts` results) gives exactly the trace of the pure-Python
 walk, on random graphs: time windows, value and token filters, fan-out cuts, busy addresses, node budgets, ties in
 value and time, both directions."""
 
@@ -14,18 +14,19 @@ from decimal import Decimal
 import pytest
 
 from storage.models import ANY_EVM
-from tracing import graph_walk
-from tracing.exposure import exposures_from, merged_coverage, report_from_traces, volume_of
-from tracing.graph import LabelCache, TransferGraph
-from tracing.labels import Category, Label
-from tracing.taint import TaintModel
-from tracing.trace import GraphSource, Trace, TraceDirection, TraceParams, _trace_graph_python, trace
-from tracing.transfer import Transfer, TransferKind
+from tracing.chain.transfer import Transfer, TransferKind
+from tracing.labels.book import Category, Label
+from tracing.risk.exposure import exposures_from, merged_coverage, report_from_traces, volume_of
+from tracing.trace import compiled as graph_walk
+from tracing.trace.graph import LabelCache, TransferGraph
+from tracing.trace.model import GraphSource, Trace, TraceDirection, TraceParams, _trace_graph_python, trace
+from tracing.trace.taint import TaintModel
 
 if not graph_walk.available() and os.environ.get("CHAINSLEUTH_REQUIRE_COMPILED_WALK"):
-    raise RuntimeError("tracing._walk is not built, and CHAINSLEUTH_REQUIRE_COMPILED_WALK is set (CI)")
+    raise RuntimeError("tracing.trace._walk is not built, and CHAINSLEUTH_REQUIRE_COMPILED_WALK is set (CI)")
 pytestmark = pytest.mark.skipif(
-    not graph_walk.available(), reason="tracing._walk is not built (no C compiler at install): pure-Python walk only"
+    not graph_walk.available(),
+    reason="tracing.trace._walk is not built (no C compiler at install): pure-Python walk only",
 )
 
 TOKENS = [("0x" + "aa" * 20, 6, "USDA"), ("0x" + "bb" * 20, 18, "TKB"), ("0x" + "cc" * 20, None, None)]
@@ -150,7 +151,7 @@ async def test_compiled_walk_matches_the_python_walk(seed: int) -> None:
 
 
 def test_weights_are_rounded_as_python_divides() -> None:
-    from tracing import _walk  # type: ignore[attr-defined]
+    from tracing.trace import _walk  # type: ignore[attr-defined]
 
     rng = random.Random(5)
     for _ in range(20_000):

@@ -14,11 +14,11 @@ from decimal import Decimal
 import pytest
 
 from storage.db import Database
-from tracing.alerts import AlertKind, Direction, PoisonReason, looks_alike, poisoning
+from tracing.chain.transfer import Transfer, TransferKind
 from tracing.errors import InvalidArgument
-from tracing.risk import Level
-from tracing.transfer import Transfer, TransferKind
-from tracing.watch import Watch, WatchBook, WatchMatcher, evaluate, parse_min_amount
+from tracing.monitor.alerts import AlertKind, Direction, PoisonReason, looks_alike, poisoning
+from tracing.monitor.watch import Watch, WatchBook, WatchMatcher, evaluate, parse_min_amount
+from tracing.risk.report import Level
 
 W = "0x" + "a1" * 20
 X = "0x" + "b2" * 20

@@ -22,13 +22,13 @@ from storage.db import Database
 from tests.support.anvil import AnvilNode, Scenario, build_scenario
 from tests.support.contracts import Contract, load_artifact
 from tests.support.fixtures import anvil  # noqa: F401
-from tracing.alerts import AlertBook, AlertStatus, Direction
-from tracing.chains import ChainConfig
-from tracing.clock import ManualClock
-from tracing.labels import LabelBook
-from tracing.rpc import RpcSource
-from tracing.watch import WatchBook
-from tracing.watcher import ChainFeed, LabelRisk, Step, Watcher
+from tracing.chain.config import ChainConfig
+from tracing.chain.rpc import RpcSource
+from tracing.labels.book import LabelBook
+from tracing.monitor.alerts import AlertBook, AlertStatus, Direction
+from tracing.monitor.clock import ManualClock
+from tracing.monitor.watch import WatchBook
+from tracing.monitor.watcher import ChainFeed, LabelRisk, Step, Watcher
 
 pytestmark = pytest.mark.anvil
 

@@ -12,7 +12,7 @@ from bot.app import App, build_app
 from bot.backends.testing import TestBackend
 from bot.messages import Identity
 from storage.settings import Settings
-from tracing.watch import WatchBook
+from tracing.monitor.watch import WatchBook
 
 ADDRESS = "0x098B716B8Aaf21512996dC57EB0615e2383E2f96"
 CANONICAL = ADDRESS.lower()

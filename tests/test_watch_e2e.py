@@ -43,15 +43,15 @@ from tests.support.fixtures import anvil, anvil_factory  # noqa: F401
 from tests.support.rpc import Rpc
 from tests.support.slack_server import FakeSlack
 from tests.support.telegram_server import TOKEN, Call, FakeTelegram
-from tracing.alerts import AlertBook
-from tracing.chains import ChainConfig
-from tracing.clock import SystemClock
-from tracing.labels import Category, Label, LabelBook
-from tracing.outbox import Outbox, OutboxStatus, outbox_stats
-from tracing.rpc import RpcSource
-from tracing.transfer import format_amount
-from tracing.watch import WatchBook
-from tracing.watcher import ChainFeed, LabelRisk, Step, Watcher
+from tracing.chain.config import ChainConfig
+from tracing.chain.rpc import RpcSource
+from tracing.chain.transfer import format_amount
+from tracing.labels.book import Category, Label, LabelBook
+from tracing.monitor.alerts import AlertBook
+from tracing.monitor.clock import SystemClock
+from tracing.monitor.outbox import Outbox, OutboxStatus, outbox_stats
+from tracing.monitor.watch import WatchBook
+from tracing.monitor.watcher import ChainFeed, LabelRisk, Step, Watcher
 
 pytestmark = pytest.mark.anvil
 

@@ -15,13 +15,13 @@ from storage.db import Database
 from storage.models import RiskCheckRow
 from storage.ops_models import ChainCursor, IncidentRow, OutboxMessage
 from tests.support.fake_chain import FakeChain, move
-from tracing import watcher as watcher_module
-from tracing.alerts import AlertBook, AlertKind, AlertStatus, retro_alerts
-from tracing.clock import ManualClock
-from tracing.labels import Category, Label, LabelBook, LabelSet
-from tracing.transfer import TransferKind
-from tracing.watch import WatchBook
-from tracing.watcher import ChainFeed, LabelRisk, Step, Watcher, watch_status
+from tracing.chain.transfer import TransferKind
+from tracing.labels.book import Category, Label, LabelBook, LabelSet
+from tracing.monitor import watcher as watcher_module
+from tracing.monitor.alerts import AlertBook, AlertKind, AlertStatus, retro_alerts
+from tracing.monitor.clock import ManualClock
+from tracing.monitor.watch import WatchBook
+from tracing.monitor.watcher import ChainFeed, LabelRisk, Step, Watcher, watch_status
 
 W = "0x" + "a1" * 20
 X = "0x" + "b2" * 20

@@ -1,6 +1,6 @@
 """The tracing module's front door: what the bot (or the CLI) asks, answered as domain objects.
 
-Traces and risk reports run over the in-memory transfer graph when it is loaded (`tracing.graph`), over the SQL
+Traces and risk reports run over the in-memory transfer graph when it is loaded (`tracing.trace.graph`), over the SQL
 index otherwise, and fall back to a configured block explorer for addresses the index knows nothing of. An
 address with no labels and no transfers anywhere gets the labels-only report: unknown, never clean.
 """
@@ -18,12 +18,12 @@ from sqlalchemy import text
 
 from storage.db import Database
 from storage.models import RiskCheckRow
-from tracing.exposure import merged_coverage, report_from_traces
-from tracing.graph import GraphCache, LabelCache
-from tracing.index import TransferIndex
-from tracing.labels import Label, LabelBook
-from tracing.risk import RiskReport, labels_only_report
-from tracing.trace import (
+from tracing.chain.index import TransferIndex
+from tracing.labels.book import Label, LabelBook
+from tracing.risk.exposure import merged_coverage, report_from_traces
+from tracing.risk.report import RiskReport, labels_only_report
+from tracing.trace.graph import GraphCache, LabelCache
+from tracing.trace.model import (
     DEFAULT_HOPS,
     INCOMPLETE_HISTORY,
     ExplorerSource,
@@ -54,8 +54,8 @@ class Asker:
 class Investigator:
     """Risk reports and traces for the bot and the CLI.
 
-    `explorers`: per chain, an explorer client (`tracing.explorer.ExplorerClient`) used for addresses the index does
-    not cover. `use_graph`: trace over the in-memory graph (False keeps everything on SQL, for checks and tests).
+    `explorers`: per chain, an explorer client (`tracing.chain.explorer.ExplorerClient`) used for addresses the index
+    does not cover. `use_graph`: trace over the in-memory graph (False keeps everything on SQL, for checks and tests).
     """
 
     def __init__(
@@ -205,8 +205,8 @@ def configured_explorers() -> dict[str, Any]:
     """Explorer clients for the chains configured with `<NAME>_EXPLORER_URL` (none when the explorer module or the
     chain configuration is unavailable)."""
     try:
-        from tracing.chains import load_chains
-        from tracing.explorer import ExplorerClient
+        from tracing.chain.config import load_chains
+        from tracing.chain.explorer import ExplorerClient
     except ImportError:
         return {}
     try:

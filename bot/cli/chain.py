@@ -1,5 +1,5 @@
 """`chainsleuth index` (fill the local transfer index from a chain's RPC node) and `chainsleuth transfers ADDRESS`
-(what the index holds for an address). The work is in `tracing.indexer`; this module parses, reports, renders."""
+(what the index holds for an address). The work is in `tracing.chain.indexer`; this module parses, reports, renders."""
 
 from __future__ import annotations
 
@@ -15,14 +15,14 @@ from rich.text import Text
 from bot.cli.base import app, setup_logging
 from storage.db import Database, StoreError, open_database
 from storage.settings import get_settings
-from tracing.address import checksum, parse_address
-from tracing.chainref import chain_arg
-from tracing.chains import ChainConfig, adhoc_chain, get_chain, load_chains
+from tracing.chain.address import checksum, parse_address
+from tracing.chain.chainref import chain_arg
+from tracing.chain.config import ChainConfig, adhoc_chain, get_chain, load_chains
+from tracing.chain.index import TransferIndex
+from tracing.chain.indexer import Indexer, IndexReport
+from tracing.chain.rpc import RpcSource
+from tracing.chain.transfer import Transfer, format_amount
 from tracing.errors import SourceError, UserError
-from tracing.index import TransferIndex
-from tracing.indexer import Indexer, IndexReport
-from tracing.rpc import RpcSource
-from tracing.transfer import Transfer, format_amount
 
 
 class _Speed(ProgressColumn):

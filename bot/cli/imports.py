@@ -1,6 +1,6 @@
 """`chainsleuth import transfers FILE… [--chain NAME]`: ethereum-etl CSV exports into the local transfer index.
 
-The work is in `tracing.etl_import`; this module reports per file what was added, skipped (and why) and which
+The work is in `tracing.chain.etl_import`; this module reports per file what was added, skipped (and why) and which
 rows were bad, with file:line. Exits 1 when nothing could be imported.
 """
 
@@ -11,9 +11,9 @@ from pathlib import Path
 import typer
 
 from bot.cli.base import app, open_app
-from tracing.chainref import chain_arg
+from tracing.chain.chainref import chain_arg
+from tracing.chain.etl_import import EtlFileKind, EtlFileResult, EtlImportResult, import_etl_files
 from tracing.errors import UserError
-from tracing.etl_import import EtlFileKind, EtlFileResult, EtlImportResult, import_etl_files
 
 import_app = typer.Typer(help="Import chain data from files.", no_args_is_help=True)
 app.add_typer(import_app, name="import")

@@ -17,7 +17,7 @@ from bot.messages import Identity, IncomingMessage
 from bot.notifier import BackendDeliverer, ConsoleDeliverer, Deliverer
 from bot.render.text import render_text
 from storage.settings import get_settings
-from tracing.chains import ChainConfig, load_chains
+from tracing.chain.config import ChainConfig, load_chains
 from tracing.errors import UserError
 
 log = logging.getLogger(__name__)

@@ -21,13 +21,13 @@ from bot.app import App
 from bot.cli.base import app, open_app
 from bot.notifier import BackendDeliverer, ConsoleDeliverer, Deliverer, Notifier
 from storage.settings import get_settings
-from tracing.chains import ChainConfig, ChainConfigError, adhoc_chain, get_chain, load_chains
-from tracing.clock import Clock, SystemClock
+from tracing.chain.config import ChainConfig, ChainConfigError, adhoc_chain, get_chain, load_chains
+from tracing.chain.rpc import RpcSource
 from tracing.errors import SourceError, UserError
-from tracing.incidents import IncidentDesk
-from tracing.opsmonitor import OpsMonitor, OpsPolicy, parse_ops_chat
-from tracing.rpc import RpcSource
-from tracing.watcher import ChainFeed, InvestigatorRisk, watch_chains
+from tracing.monitor.clock import Clock, SystemClock
+from tracing.monitor.incidents import IncidentDesk
+from tracing.monitor.ops import OpsMonitor, OpsPolicy, parse_ops_chat
+from tracing.monitor.watcher import ChainFeed, InvestigatorRisk, watch_chains
 
 log = logging.getLogger(__name__)
 

@@ -11,8 +11,8 @@ from bot.core import Context
 from bot.messages import Identity, Reply, Text
 from bot.roles import Role
 from tracing.errors import InvalidArgument, NotAllowed
-from tracing.outbox import outbox_stats
-from tracing.watcher import watch_status
+from tracing.monitor.outbox import outbox_stats
+from tracing.monitor.watcher import watch_status
 
 _STARTED = time.monotonic()
 _SLACK_MENTION = re.compile(r"^<@([UW][A-Z0-9]{2,20})(?:\|[^>]*)?>$")

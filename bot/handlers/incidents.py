@@ -14,7 +14,15 @@ from bot.core import Context
 from bot.messages import Action, Identity, Reply
 from bot.roles import Role
 from tracing.errors import InvalidArgument, NotAllowed
-from tracing.incidents import Actor, Disposition, EscalationPolicy, Incident, IncidentDesk, IncidentState, OnCall
+from tracing.monitor.incidents import (
+    Actor,
+    Disposition,
+    EscalationPolicy,
+    Incident,
+    IncidentDesk,
+    IncidentState,
+    OnCall,
+)
 
 LOCAL_PLATFORMS = ("console", "cli")
 _SLACK_MENTION = re.compile(r"^<@([UW][A-Z0-9]{2,20})(?:\|([^>]*))?>$")

@@ -8,11 +8,11 @@ from decimal import Decimal
 from bot.commands import CommandSpec, Flag, Invocation, Param, address_arg, choice_arg, decimal_arg, int_arg, time_arg
 from bot.core import Context
 from bot.messages import Action, Attachment, Reply, Text
-from tracing.address import parse_address
-from tracing.chainref import chain_arg
-from tracing.outputs import PictureUnavailable, trace_csv, trace_png
-from tracing.taint import TaintModel
-from tracing.trace import DEFAULT_HOPS, MAX_HOPS, TraceDirection, TraceParams
+from tracing.chain.address import parse_address
+from tracing.chain.chainref import chain_arg
+from tracing.risk.outputs import PictureUnavailable, trace_csv, trace_png
+from tracing.trace.model import DEFAULT_HOPS, MAX_HOPS, TraceDirection, TraceParams
+from tracing.trace.taint import TaintModel
 
 
 def token_arg(text: str) -> str:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from tracing.address import checksum
-from tracing.labels import Label
-from tracing.ofac import programs_of
-from tracing.risk import Amount, Exposure, Level, RiskReport
-from tracing.transfer import format_amount
+from tracing.chain.address import checksum
+from tracing.chain.transfer import format_amount
+from tracing.labels.book import Label
+from tracing.labels.ofac import programs_of
+from tracing.risk.report import Amount, Exposure, Level, RiskReport
 
 LEVEL_MARK = {
     Level.UNKNOWN: "⚪",

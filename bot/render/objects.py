@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from tracing.labels import Label
+from tracing.labels.book import Label
 
 
 @dataclass(frozen=True, slots=True)

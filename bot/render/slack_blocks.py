@@ -18,9 +18,9 @@ from bot.messages import Action, ErrorText, Reply, Text
 from bot.render.common import exposure_line, headline, label_line, path_text
 from bot.render.objects import HelpListing, HelpTopic, LabelListing
 from bot.render.text import MAX_EXPOSURES, render_part, render_text
-from tracing.address import checksum
-from tracing.labels import Label
-from tracing.risk import RiskReport, amounts_words
+from tracing.chain.address import checksum
+from tracing.labels.book import Label
+from tracing.risk.report import RiskReport, amounts_words
 
 Block = dict[str, Any]
 

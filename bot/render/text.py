@@ -7,10 +7,11 @@ from functools import singledispatch
 from bot.messages import Attachment, ErrorText, Reply, Text
 from bot.render.common import exposure_line, headline, label_line, path_text
 from bot.render.objects import HelpListing, HelpTopic, LabelListing
-from tracing.address import checksum, short
-from tracing.exposure import amounts_of
-from tracing.risk import Coverage, RiskReport, amounts_words
-from tracing.trace import Stop, Trace, TraceDirection, TraceNode
+from tracing.chain.address import checksum, short
+from tracing.risk.exposure import amounts_of
+from tracing.risk.report import RiskReport, amounts_words
+from tracing.trace.coverage import Coverage
+from tracing.trace.model import Stop, Trace, TraceDirection, TraceNode
 
 MAX_EXPOSURES = 15
 MAX_TRACE_LINES = 15

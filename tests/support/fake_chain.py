@@ -1,6 +1,6 @@
 """An in-memory chain for watcher tests: mine blocks of transfers, fork it to replace blocks (a reorg).
 
-`FakeChain` answers the watcher's `BlockSource` calls (`head`, `fetch_block`) like `tracing.rpc.RpcSource`.
+`FakeChain` answers the watcher's `BlockSource` calls (`head`, `fetch_block`) like `tracing.chain.rpc.RpcSource`.
 """
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ from __future__ import annotations
 import hashlib
 from dataclasses import replace
 
-from tracing.mappers import BlockCoverage, BlockTransfers, InternalSource
-from tracing.rpc import BlockNotFound
-from tracing.transfer import Transfer, TransferKind
+from tracing.chain.mappers import BlockCoverage, BlockTransfers, InternalSource
+from tracing.chain.rpc import BlockNotFound
+from tracing.chain.transfer import Transfer, TransferKind
 
 GENESIS_PARENT = "0x" + "00" * 32
 

@@ -1,0 +1,42 @@
+"""Label importers: each turns one published label set into `Label`s with source, confidence and date.
+
+`FORMATS` maps the `--format` name of `chainsleuth labels import` to a reader `(path) -> LabelImport`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tracing.labels.book import Label, LabelSet
+
+
+@dataclass(frozen=True)
+class LabelImport:
+    label_set: LabelSet
+    labels: list[Label]
+    skipped: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+Reader = Callable[[Path], LabelImport]
+FORMATS: dict[str, Reader] = {}
+
+
+def register(name: str) -> Callable[[Reader], Reader]:
+    def decorator(reader: Reader) -> Reader:
+        FORMATS[name] = reader
+        return reader
+
+    return decorator
+
+
+def load_formats() -> dict[str, Reader]:
+    """Import every importer module of this package so that each registers its format(s)."""
+    import importlib
+    import pkgutil
+
+    for module in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{module.name}")
+    return FORMATS

@@ -1,0 +1,100 @@
+"""Self-monitoring: tells the ops channel when a watcher lags or errs, or delivery keeps failing — and when it
+recovers. Each problem is announced once per transition (state kept in the store, so restarts don't repeat it)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from storage.db import Database
+from storage.models import KeyValueRow
+from tracing.monitor.clock import Clock, SystemClock, sleep_or_stop
+from tracing.monitor.outbox import OutboxKind, enqueue, outbox_stats
+from tracing.monitor.watcher import watch_status
+
+log = logging.getLogger(__name__)
+STATE_KEY = "ops-monitor"
+
+
+@dataclass(frozen=True)
+class OpsPolicy:
+    platform: str
+    chat: str
+    lag_blocks: int = 20
+    failed_messages: int = 1
+
+
+def parse_ops_chat(text: str) -> tuple[str, str] | None:
+    """`telegram:-1001234` → ("telegram", "-1001234"); empty → None."""
+    if not text.strip():
+        return None
+    platform, _, chat = text.strip().partition(":")
+    if not platform or not chat:
+        raise ValueError(f"OPS_CHAT must look like platform:chat_id, not {text!r}")
+    return platform, chat
+
+
+class OpsMonitor:
+    def __init__(self, db: Database, policy: OpsPolicy, clock: Clock | None = None) -> None:
+        self.db = db
+        self.policy = policy
+        self.clock = clock or SystemClock()
+
+    def problems(self) -> dict[str, str]:
+        """Current problems, keyed by a stable id, each with the sentence to post."""
+        found: dict[str, str] = {}
+        for chain in watch_status(self.db):
+            if chain.lag is not None and chain.lag > self.policy.lag_blocks:
+                found[f"lag:{chain.chain}"] = (
+                    f"Watcher {chain.chain} is {chain.lag} blocks behind the head "
+                    f"(threshold {self.policy.lag_blocks}); alerts are delayed."
+                )
+            if chain.last_error:
+                found[f"error:{chain.chain}"] = f"Watcher {chain.chain} keeps failing: {chain.last_error[:300]}"
+        stats = outbox_stats(self.db)
+        if stats.failed >= self.policy.failed_messages:
+            found["delivery"] = (
+                f"{stats.failed} chat message(s) could not be delivered after retries; see /status "
+                "(they stay in the store and can be re-queued)."
+            )
+        return found
+
+    def check(self) -> list[str]:
+        """Compare with what was last announced; enqueue a notice per change. Returns the texts enqueued."""
+        current = self.problems()
+        now = self.clock.now()
+        texts: list[str] = []
+        with self.db.session() as session:
+            row = session.get(KeyValueRow, STATE_KEY) or KeyValueRow(key=STATE_KEY, value={})
+            announced = {str(k): str(v) for k, v in dict(row.value).items()}
+            for key, text in current.items():
+                if key not in announced:
+                    texts.append("⚠️ " + text)
+            for key in announced:
+                if key not in current:
+                    texts.append("✅ Recovered: " + announced[key])
+            for text in texts:
+                enqueue(
+                    session,
+                    platform=self.policy.platform,
+                    chat=self.policy.chat,
+                    kind=OutboxKind.NOTICE,
+                    now=now,
+                    payload={"type": "ops", "text": text},
+                )
+            if texts:
+                row.value = dict(current)
+                row.updated_at = now
+                session.add(row)
+        return texts
+
+    async def run(self, stop: asyncio.Event, interval: float = 30.0) -> None:
+        while not stop.is_set():
+            try:
+                for text in self.check():
+                    log.warning("ops: %s", text)
+            except Exception:
+                log.exception("ops monitor check failed")
+            if await sleep_or_stop(self.clock, interval, stop):
+                return
