@@ -24,12 +24,11 @@ from bench.common import Figure, log, median, percentile
 from bot.app import build_app
 from bot.cli.watch import run_watch
 from bot.notifier import BackendDeliverer
-from storage.settings import Settings
+from storage import Settings
 from tests.support.anvil import AnvilNode, anvil_available
 from tests.support.rpc import Rpc
 from tests.support.telegram_server import TOKEN, FakeTelegram
-from tracing.chain.config import ChainConfig
-from tracing.monitor.watch import WatchBook
+from tracing import ChainConfig, WatchBook
 
 GOAL_P95_S = 2.0
 GAP_BLOCKS = 3  # one transfer every 3rd block: each alert is posted, then edited to confirmed (2 messages)

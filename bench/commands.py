@@ -25,7 +25,7 @@ import aiohttp
 from bench.common import Figure, log, median, percentile
 from bot.app import build_app
 from bot.backends.slack import SlackBackend
-from storage.settings import Settings
+from storage import Settings
 from tests.support.slack_server import FakeSlack, form, sign, slash_command
 
 SECRET = "bench-signing-secret-0123456789ab"

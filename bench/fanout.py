@@ -26,11 +26,8 @@ from pathlib import Path
 from bench.common import Figure, log, median
 from bot.messages import Reply
 from bot.notifier import TELEGRAM_LIMITS, Notifier, RateLimited
-from storage.db import Database, open_database
-from storage.ops_models import AlertRow
-from tracing.monitor.alerts import record_alert
-from tracing.monitor.outbox import outbox_stats
-from tracing.monitor.watch import WatchBook
+from storage import AlertRow, Database, open_database
+from tracing import WatchBook, outbox_stats, record_alert
 
 SLACK = 0.05  # seconds of jitter the recorder tolerates
 DIGEST_MAX = 20  # Notifier default digest_max

@@ -25,13 +25,10 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from bench.common import Figure, log, median
-from storage.db import open_database
+from storage import open_database
 from tests.support.anvil import AnvilNode, anvil_available
 from tests.support.contracts import contract_from_receipt, send_deploy
-from tracing.chain.config import adhoc_chain
-from tracing.chain.index import TransferIndex
-from tracing.chain.indexer import BLOCKS_PER_REQUEST, CONCURRENCY, Indexer, fetch_range
-from tracing.chain.rpc import RpcSource
+from tracing import BLOCKS_PER_REQUEST, CONCURRENCY, Indexer, RpcSource, TransferIndex, adhoc_chain, fetch_range
 
 GOAL_SQLITE = 150.0  # blocks/s
 CHAIN = "anvil"

@@ -26,11 +26,20 @@ from typing import Any
 
 import numpy as np
 
-from storage.db import open_database
-from tracing.investigator import Investigator
-from tracing.labels.book import Category, Label, LabelBook, LabelSet
-from tracing.trace.graph import GraphCache, LabelCache, TransferGraph
-from tracing.trace.model import GraphSource, TraceParams, trace
+from storage import open_database
+from tracing import (
+    Category,
+    GraphCache,
+    GraphSource,
+    Investigator,
+    Label,
+    LabelBook,
+    LabelCache,
+    LabelSet,
+    TraceParams,
+    TransferGraph,
+    trace_funds,
+)
 
 CHAIN = "eth"
 T0 = 1_700_000_000
@@ -322,7 +331,7 @@ async def graph_traces(
     samples, reached = [], []
     for root in roots:
         began = time.perf_counter()
-        result = await trace(source, labels, root, CHAIN, params)
+        result = await trace_funds(source, labels, root, CHAIN, params)
         if materialise:
             _ = result.nodes, result.edges, result.cuts, result.totals
         samples.append((time.perf_counter() - began) * 1000)

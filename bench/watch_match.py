@@ -14,8 +14,7 @@ import tracemalloc
 from collections.abc import Sequence
 
 from bench.common import Figure, log, median, ms, percentile, verdict
-from tracing.chain.transfer import Transfer, TransferKind
-from tracing.monitor.watch import WatchMatcher
+from tracing import Transfer, TransferKind, WatchMatcher
 
 GOAL_P99_MS = 1.0
 GOAL_MB = 150.0

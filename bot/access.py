@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from bot.messages import Identity, IncomingMessage
 from bot.roles import Role
-from storage.db import Database
-from storage.models import KeyValueRow, utcnow
-from storage.settings import Settings
+from storage import Database, KeyValueRow, Settings, utcnow
 
 ROLES_KEY = "roles"
 

@@ -7,12 +7,8 @@ from dataclasses import dataclass
 
 from bot.core import Bot
 from bot.handlers import build_registry
-from storage.db import Database, open_database
-from storage.settings import Settings
-from tracing.chain.demo import ensure_demo_data
-from tracing.investigator import Investigator, configured_explorers
-from tracing.labels.bundled import ensure_bundled_labels
-from tracing.monitor.alerts import retro_alert_hook
+from storage import Database, Settings, open_database
+from tracing import Investigator, configured_explorers, ensure_bundled_labels, ensure_demo_data, retro_alert_hook
 
 log = logging.getLogger(__name__)
 

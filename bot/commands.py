@@ -12,8 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.messages import IncomingMessage, Reply
 from bot.roles import Role
-from tracing.chain.address import parse_address
-from tracing.errors import InvalidArgument
+from tracing import InvalidArgument, parse_address
 
 if TYPE_CHECKING:
     from bot.core import Context

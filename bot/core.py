@@ -31,13 +31,8 @@ from bot.messages import Action, IncomingMessage, Reply, Text
 from bot.metrics import COMMAND_SECONDS, COMMANDS
 from bot.once import Claims
 from bot.roles import Role
-from storage.audit import AuditLog
-from storage.db import Database
-from storage.models import ButtonRow, utcnow
-from storage.settings import Settings
-from tracing.chain.address import checksum, parse_address
-from tracing.errors import NotAllowed, UserError
-from tracing.investigator import Asker, Investigator
+from storage import AuditLog, ButtonRow, Database, Settings, utcnow
+from tracing import Asker, Investigator, NotAllowed, UserError, checksum, parse_address
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from bot.metrics import REGISTRY
-from storage.db import Database
+from storage import Database
 
 Check = Callable[[], Awaitable[tuple[bool, str]]]
 

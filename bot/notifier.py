@@ -39,14 +39,29 @@ from typing import Protocol, TextIO
 
 from bot.messages import Action, Reply, Text
 from bot.render.text import render_text
-from storage.db import Database
-from tracing.chain.address import checksum, short
-from tracing.chain.config import WELL_KNOWN
-from tracing.chain.transfer import format_amount
-from tracing.monitor.alerts import Alert, AlertBook, AlertKind, AlertStatus, Direction
-from tracing.monitor.clock import Clock, SystemClock, sleep_or_stop
-from tracing.monitor.incidents import Incident, IncidentDesk, IncidentState
-from tracing.monitor.outbox import Outbox, OutboxItem, OutboxKind, OutboxStatus, SentMessage
+from storage import Database
+from tracing import (
+    WELL_KNOWN,
+    Alert,
+    AlertBook,
+    AlertKind,
+    AlertStatus,
+    Clock,
+    Direction,
+    Incident,
+    IncidentDesk,
+    IncidentState,
+    Outbox,
+    OutboxItem,
+    OutboxKind,
+    OutboxStatus,
+    SentMessage,
+    SystemClock,
+    checksum,
+    format_amount,
+    short,
+    sleep_or_stop,
+)
 
 log = logging.getLogger(__name__)
 POSSIBLE_REPEAT = (

@@ -7,7 +7,7 @@ import logging
 import re
 from datetime import UTC, datetime
 
-from storage.settings import Settings
+from storage import Settings
 
 _PATTERNS = [
     re.compile(r"(xox[abpr]-[A-Za-z0-9-]{8,})"),  # Slack bot/user tokens

@@ -16,8 +16,7 @@ from sqlalchemy import delete
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col
 
-from storage.db import Database
-from storage.models import KeyValueRow, utcnow
+from storage import Database, KeyValueRow, utcnow
 
 MAX_KEY = 200
 """`kv.key` is a VARCHAR(200)."""

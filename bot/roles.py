@@ -19,7 +19,7 @@ class Role(IntEnum):
         except KeyError:
             role = cls.NONE
         if role is cls.NONE:
-            from tracing.errors import InvalidArgument
+            from tracing import InvalidArgument
 
             raise InvalidArgument("Unknown role; use viewer, analyst, officer or admin.")
         return role

@@ -1,6 +1,62 @@
-"""The store: settings, tables, sessions and migrations. Imports neither `tracing` nor `bot`."""
+"""The store: settings, tables, sessions, locks, the audit log and migrations. Imports neither `tracing` nor `bot`."""
 
-from storage.db import Database, open_database
+from storage.audit import AuditLog, audit_row
+from storage.db import Database, StoreError, open_database, redact_url
+from storage.locks import LeaderLock
+from storage.models import (
+    ANY_EVM,
+    ButtonRow,
+    IndexedRangeRow,
+    KeyValueRow,
+    LabelRow,
+    LabelSetRow,
+    RiskCheckRow,
+    TransferRow,
+    utcnow,
+)
+from storage.ops_models import (
+    AlertRow,
+    ChainCursor,
+    EscalationPolicyRow,
+    IncidentEventRow,
+    IncidentRow,
+    OnCallRow,
+    OpsCounter,
+    OutboxMessage,
+    RecentBlock,
+    WatchRow,
+    begin_write,
+)
 from storage.settings import Settings, get_settings
 
-__all__ = ["Database", "Settings", "get_settings", "open_database"]
+__all__ = [
+    "ANY_EVM",
+    "AlertRow",
+    "AuditLog",
+    "ButtonRow",
+    "ChainCursor",
+    "Database",
+    "EscalationPolicyRow",
+    "IncidentEventRow",
+    "IncidentRow",
+    "IndexedRangeRow",
+    "KeyValueRow",
+    "LabelRow",
+    "LabelSetRow",
+    "LeaderLock",
+    "OnCallRow",
+    "OpsCounter",
+    "OutboxMessage",
+    "RecentBlock",
+    "RiskCheckRow",
+    "Settings",
+    "StoreError",
+    "TransferRow",
+    "WatchRow",
+    "audit_row",
+    "begin_write",
+    "get_settings",
+    "open_database",
+    "redact_url",
+    "utcnow",
+]

@@ -43,7 +43,7 @@ from tracing.trace.model import (
     Stop,
     TraceDirection,
     TraceParams,
-    trace,
+    trace_funds,
 )
 
 ME = address(0xA11CE)
@@ -345,7 +345,7 @@ async def test_a_history_cut_without_transfers_in_the_direction_is_still_reporte
             return [Flows(r.address, source=self.name) for r in requests]
 
     source = LayeredSource(Nothing(), ExplorerSource(Client()))
-    result = await trace(source, NoLabels(), ME, "eth", TraceParams())
+    result = await trace_funds(source, NoLabels(), ME, "eth", TraceParams())
     assert result.root_node.stop is Stop.NO_DATA
     assert result.coverage.gaps[0] == f"{INCOMPLETE_HISTORY}: {ME} (explorer: {Cut.cuts[0]})"
 

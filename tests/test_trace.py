@@ -27,7 +27,7 @@ from tracing.trace.model import (
     Trace,
     TraceDirection,
     TraceParams,
-    trace,
+    trace_funds,
 )
 
 ETH = 10**18
@@ -70,8 +70,8 @@ def label(n: int, category: Category, name: str) -> Label:
 async def both(db: Database, root: int, params: TraceParams) -> tuple[Trace, Trace]:
     """The same trace over the in-memory graph and over SQL; asserts they agree and returns both."""
     graph = GraphCache(db, check_interval=0).load("eth")
-    fast = await trace(GraphSource(graph), LabelCache(db, check_interval=0), addr(root), "eth", params)
-    slow = await trace(IndexSource(TransferIndex(db)), LabelBook(db), addr(root), "eth", params)
+    fast = await trace_funds(GraphSource(graph), LabelCache(db, check_interval=0), addr(root), "eth", params)
+    slow = await trace_funds(IndexSource(TransferIndex(db)), LabelBook(db), addr(root), "eth", params)
     assert shape(fast) == shape(slow)
     return fast, slow
 
@@ -281,7 +281,7 @@ async def test_explorer_fills_in_addresses_the_index_does_not_cover(db: Database
     TransferIndex(db).add([tx(1, 2, 10, 100), tx(1, 3, 10, 100)])
     explorer = FakeExplorer({addr(2): [tx(1, 2, 10, 100), tx(2, 7, 9, 150)]}, fail={addr(3)})
     source = LayeredSource(IndexSource(TransferIndex(db)), ExplorerSource(explorer))
-    result = await trace(source, LabelBook(db), addr(1), "eth", TraceParams(hops=2))
+    result = await trace_funds(source, LabelBook(db), addr(1), "eth", TraceParams(hops=2))
     assert hops_of(result)[addr(7)] == 2
     assert addr(1) not in explorer.asked  # the index covers the root
     assert result.node(addr(3)).stop is Stop.ERROR  # type: ignore[union-attr]

@@ -19,7 +19,7 @@ from tracing.labels.book import Category, Label
 from tracing.risk.exposure import exposures_from, merged_coverage, report_from_traces, volume_of
 from tracing.trace import compiled as graph_walk
 from tracing.trace.graph import LabelCache, TransferGraph
-from tracing.trace.model import GraphSource, Trace, TraceDirection, TraceParams, _trace_graph_python, trace
+from tracing.trace.model import GraphSource, Trace, TraceDirection, TraceParams, _trace_graph_python, trace_funds
 from tracing.trace.taint import TaintModel
 
 if not graph_walk.available() and os.environ.get("CHAINSLEUTH_REQUIRE_COMPILED_WALK"):
@@ -144,7 +144,7 @@ async def test_compiled_walk_matches_the_python_walk(seed: int) -> None:
     for _ in range(12):
         params = random_params(rng)
         root = rng.choice(graph.addresses) if rng.random() < 0.9 else addr(n_nodes + 1)
-        fast = await trace(source, labels, root, "eth", params)
+        fast = await trace_funds(source, labels, root, "eth", params)
         reference = _trace_graph_python(source, labels, root, "eth", params, 0.0)
         assert (fast._parts is not None) == (root in graph.ids)  # compiled whenever the root is in the graph
         assert everything(fast) == everything(reference), (seed, params, root)
@@ -173,12 +173,12 @@ async def test_huge_values_and_pending_transfers_fall_back_to_the_python_walk() 
                  value=5, **base),  # type: ignore[arg-type]
     ]  # fmt: skip
     graph = TransferGraph.from_transfers("eth", transfers)
-    result = await trace(GraphSource(graph), Labels({}), addr(1), "eth", TraceParams(hops=2))
+    result = await trace_funds(GraphSource(graph), Labels({}), addr(1), "eth", TraceParams(hops=2))
     assert result._parts is None and [n.address for n in result.nodes] == [addr(1), addr(2), addr(3)]
     small = TransferGraph.from_transfers("eth", transfers[1:])
-    assert (await trace(GraphSource(small), Labels({}), addr(2), "eth", TraceParams()))._parts is not None
+    assert (await trace_funds(GraphSource(small), Labels({}), addr(2), "eth", TraceParams()))._parts is not None
     small.append([transfers[0]])
-    assert (await trace(GraphSource(small), Labels({}), addr(2), "eth", TraceParams()))._parts is None
+    assert (await trace_funds(GraphSource(small), Labels({}), addr(2), "eth", TraceParams()))._parts is None
 
 
 def report_parts(t: Trace, rng: random.Random) -> tuple[object, ...]:
@@ -205,7 +205,7 @@ async def test_risk_reports_over_the_compiled_walk_match_the_python_walk(seed: i
         params = random_params(rng)
         root = rng.choice(graph.addresses)
         both = []
-        for walk in (trace, None):
+        for walk in (trace_funds, None):
             traces = []
             for direction in TraceDirection:
                 mine = replace(params, direction=direction)
@@ -245,13 +245,13 @@ async def test_label_cache_gives_the_trace_of_the_label_lookups(seed: int) -> No
     for _ in range(6):
         params = random_params(rng)
         root = rng.choice(graph.addresses)
-        fast = await trace(source, cache, root, "eth", params)
+        fast = await trace_funds(source, cache, root, "eth", params)
         assert fast._parts is not None
         assert everything(fast) == everything(_trace_graph_python(source, labels, root, "eth", params, 0.0))
     cache._labels = {}  # a new snapshot: the trace sees it, not the labels read before
     params = random_params(rng)
     root = rng.choice(graph.addresses)
-    unlabelled = await trace(source, cache, root, "eth", params)
+    unlabelled = await trace_funds(source, cache, root, "eth", params)
     assert not [n for n in unlabelled.nodes if n.labels]
     reference = _trace_graph_python(source, SnapshotCache({}), root, "eth", params, 0.0)
     assert everything(unlabelled) == everything(reference)
@@ -301,7 +301,7 @@ async def test_node_marks_give_the_trace_and_report_of_the_label_lookups(seed: i
             for direction in TraceDirection:
                 mine = replace(params, direction=direction)
                 if compiled:
-                    fast = await trace(source, cache, root, "eth", mine)
+                    fast = await trace_funds(source, cache, root, "eth", mine)
                     assert fast._parts is not None
                     traces.append(fast)
                 else:

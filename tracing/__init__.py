@@ -1,0 +1,173 @@
+"""Chain data, labels, traces, risk and monitoring: the public surface `bot` (and `bench`) use.
+
+Wings, each importing only those listed before it:
+
+- `chain/`: addresses, chain configuration, transfers and where they come from (JSON-RPC, explorers, the index,
+  ethereum-etl exports, demo data);
+- `labels/`: labels with their provenance, the bundled sets and the importers;
+- `trace/`: the transfer graph and the walk that follows funds over it, taint models, coverage;
+- `risk/`: risk reports, exposure and the outputs (JSON, CSV, pictures) of traces and reports;
+- `monitor/`: watchlists, the chain watcher, alerts, incidents, the outbox and the ops monitor;
+- `investigator`: the facade that answers risk and trace questions for the bot and the CLI.
+
+`errors` holds every error a user can cause. Nothing here imports `bot`; `storage` is the only package below.
+"""
+
+from tracing.chain.address import checksum, parse_address, short
+from tracing.chain.chainref import chain_arg
+from tracing.chain.config import WELL_KNOWN, ChainConfig, ChainConfigError, adhoc_chain, get_chain, load_chains
+from tracing.chain.demo import RONIN_EXPLOITER, ensure_demo_data, load_demo, remove_demo
+from tracing.chain.etl_import import EtlFileKind, EtlFileResult, EtlImportResult, import_etl_files
+from tracing.chain.index import TransferIndex
+from tracing.chain.indexer import BLOCKS_PER_REQUEST, CONCURRENCY, Indexer, IndexReport, fetch_range
+from tracing.chain.rpc import RpcSource
+from tracing.chain.transfer import Transfer, TransferKind, format_amount
+from tracing.errors import InvalidArgument, NotAllowed, NotFound, SourceError, UserError
+from tracing.investigator import Asker, Investigator, configured_explorers
+from tracing.labels.book import Category, Label, LabelBook, LabelSet
+from tracing.labels.bundled import BUNDLED_PREFIX, ensure_bundled_labels, is_bundled
+from tracing.labels.importers import LabelImport, Reader, load_formats
+from tracing.labels.ofac import programs_of
+from tracing.monitor.alerts import Alert, AlertBook, AlertKind, AlertStatus, Direction, record_alert, retro_alert_hook
+from tracing.monitor.clock import Clock, SystemClock, sleep_or_stop
+from tracing.monitor.incidents import (
+    Actor,
+    Disposition,
+    EscalationPolicy,
+    Incident,
+    IncidentDesk,
+    IncidentState,
+    OnCall,
+)
+from tracing.monitor.ops import OpsMonitor, OpsPolicy, parse_ops_chat
+from tracing.monitor.outbox import Outbox, OutboxItem, OutboxKind, OutboxStatus, SentMessage, outbox_stats
+from tracing.monitor.watch import Watch, WatchBook, WatchMatcher, parse_min_amount
+from tracing.monitor.watcher import ChainFeed, InvestigatorRisk, watch_chains, watch_status
+from tracing.risk.exposure import amounts_of
+from tracing.risk.outputs import PictureUnavailable, risk_csv, risk_json, to_json_text, trace_csv, trace_json, trace_png
+from tracing.risk.report import Amount, Exposure, Level, RiskReport, amounts_words
+from tracing.trace.coverage import Coverage
+from tracing.trace.graph import GraphCache, LabelCache, TransferGraph
+from tracing.trace.model import (
+    DEFAULT_HOPS,
+    MAX_HOPS,
+    GraphSource,
+    Stop,
+    Trace,
+    TraceDirection,
+    TraceNode,
+    TraceParams,
+    trace_funds,
+)
+from tracing.trace.taint import TaintModel
+
+__all__ = [
+    "Actor",
+    "Alert",
+    "AlertBook",
+    "AlertKind",
+    "AlertStatus",
+    "Amount",
+    "Asker",
+    "BLOCKS_PER_REQUEST",
+    "BUNDLED_PREFIX",
+    "CONCURRENCY",
+    "Category",
+    "ChainConfig",
+    "ChainConfigError",
+    "ChainFeed",
+    "Clock",
+    "Coverage",
+    "DEFAULT_HOPS",
+    "Direction",
+    "Disposition",
+    "EscalationPolicy",
+    "EtlFileKind",
+    "EtlFileResult",
+    "EtlImportResult",
+    "Exposure",
+    "GraphCache",
+    "GraphSource",
+    "Incident",
+    "IncidentDesk",
+    "IncidentState",
+    "IndexReport",
+    "Indexer",
+    "InvalidArgument",
+    "Investigator",
+    "InvestigatorRisk",
+    "Label",
+    "LabelBook",
+    "LabelCache",
+    "LabelImport",
+    "LabelSet",
+    "Level",
+    "MAX_HOPS",
+    "NotAllowed",
+    "NotFound",
+    "OnCall",
+    "OpsMonitor",
+    "OpsPolicy",
+    "Outbox",
+    "OutboxItem",
+    "OutboxKind",
+    "OutboxStatus",
+    "PictureUnavailable",
+    "RONIN_EXPLOITER",
+    "Reader",
+    "RiskReport",
+    "RpcSource",
+    "SentMessage",
+    "SourceError",
+    "Stop",
+    "SystemClock",
+    "TaintModel",
+    "Trace",
+    "TraceDirection",
+    "TraceNode",
+    "TraceParams",
+    "Transfer",
+    "TransferGraph",
+    "TransferIndex",
+    "TransferKind",
+    "UserError",
+    "WELL_KNOWN",
+    "Watch",
+    "WatchBook",
+    "WatchMatcher",
+    "adhoc_chain",
+    "amounts_of",
+    "amounts_words",
+    "chain_arg",
+    "checksum",
+    "configured_explorers",
+    "ensure_bundled_labels",
+    "ensure_demo_data",
+    "fetch_range",
+    "format_amount",
+    "get_chain",
+    "import_etl_files",
+    "is_bundled",
+    "load_chains",
+    "load_demo",
+    "load_formats",
+    "outbox_stats",
+    "parse_address",
+    "parse_min_amount",
+    "parse_ops_chat",
+    "programs_of",
+    "record_alert",
+    "remove_demo",
+    "retro_alert_hook",
+    "risk_csv",
+    "risk_json",
+    "short",
+    "sleep_or_stop",
+    "to_json_text",
+    "trace_csv",
+    "trace_funds",
+    "trace_json",
+    "trace_png",
+    "watch_chains",
+    "watch_status",
+]

@@ -16,8 +16,7 @@ from typing import Any
 
 from sqlalchemy import text
 
-from storage.db import Database
-from storage.models import RiskCheckRow
+from storage import Database, RiskCheckRow
 from tracing.chain.index import TransferIndex
 from tracing.labels.book import Label, LabelBook
 from tracing.risk.exposure import merged_coverage, report_from_traces
@@ -35,7 +34,7 @@ from tracing.trace.model import (
     TraceDirection,
     TraceParams,
     TransferSource,
-    trace,
+    trace_funds,
     with_coverage,
 )
 
@@ -108,7 +107,7 @@ class Investigator:
 
     async def trace(self, address: str, chain: str | None = None, params: TraceParams | None = None) -> Trace:
         chain = chain or self.default_chain
-        result = await trace(self.source(chain), self.label_lookup(), address, chain, params or TraceParams())
+        result = await trace_funds(self.source(chain), self.label_lookup(), address, chain, params or TraceParams())
         index_range, gaps = self.index_summary(chain)
         return with_coverage(
             result, index_range=index_range, label_sets=self.label_sets(), gaps=result.coverage.gaps + gaps
@@ -121,8 +120,8 @@ class Investigator:
         hops = hops or DEFAULT_HOPS
         source, lookup = self.source(chain), self.label_lookup()
         labels = self.labels.for_address(address, chain)  # from the store: a label added a moment ago counts
-        outgoing = await trace(source, lookup, address, chain, TraceParams(TraceDirection.OUT, hops))
-        incoming = await trace(source, lookup, address, chain, TraceParams(TraceDirection.IN, hops))
+        outgoing = await trace_funds(source, lookup, address, chain, TraceParams(TraceDirection.OUT, hops))
+        incoming = await trace_funds(source, lookup, address, chain, TraceParams(TraceDirection.IN, hops))
         if not outgoing.root_node.degree and not incoming.root_node.degree:
             report = labels_only_report(address, chain, labels, self.label_sets())
             index_range, _ = self.index_summary(chain)

@@ -54,7 +54,7 @@ from bot.render.slack_blocks import (
     render_blocks,
     unescape,
 )
-from storage.settings import Settings
+from storage import Settings
 
 if TYPE_CHECKING:
     from bot.notifier import FoundPost, PostMarker

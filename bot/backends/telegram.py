@@ -41,7 +41,7 @@ from bot.core import Bot
 from bot.messages import Action, ErrorText, Identity, IncomingMessage, Reply
 from bot.render.telegram_html import MESSAGE_LIMIT, caption_html, esc, render_html
 from bot.roles import Role
-from storage.settings import Settings
+from storage import Settings
 
 log = logging.getLogger(__name__)
 

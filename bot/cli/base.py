@@ -6,7 +6,7 @@ import typer
 
 from bot.app import App, build_app
 from bot.observability import configure_logging
-from storage.settings import Settings, get_settings
+from storage import Settings, get_settings
 
 app = typer.Typer(
     name="chainsleuth",

@@ -13,16 +13,24 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColum
 from rich.text import Text
 
 from bot.cli.base import app, setup_logging
-from storage.db import Database, StoreError, open_database
-from storage.settings import get_settings
-from tracing.chain.address import checksum, parse_address
-from tracing.chain.chainref import chain_arg
-from tracing.chain.config import ChainConfig, adhoc_chain, get_chain, load_chains
-from tracing.chain.index import TransferIndex
-from tracing.chain.indexer import Indexer, IndexReport
-from tracing.chain.rpc import RpcSource
-from tracing.chain.transfer import Transfer, format_amount
-from tracing.errors import SourceError, UserError
+from storage import Database, StoreError, get_settings, open_database
+from tracing import (
+    ChainConfig,
+    Indexer,
+    IndexReport,
+    RpcSource,
+    SourceError,
+    Transfer,
+    TransferIndex,
+    UserError,
+    adhoc_chain,
+    chain_arg,
+    checksum,
+    format_amount,
+    get_chain,
+    load_chains,
+    parse_address,
+)
 
 
 class _Speed(ProgressColumn):

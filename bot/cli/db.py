@@ -5,8 +5,7 @@ from __future__ import annotations
 import typer
 
 from bot.cli.base import app
-from storage.db import open_database, redact_url
-from storage.settings import get_settings
+from storage import get_settings, open_database, redact_url
 
 db_app = typer.Typer(help="The store: migrations.", no_args_is_help=True)
 app.add_typer(db_app, name="db")

@@ -11,9 +11,7 @@ from pathlib import Path
 import typer
 
 from bot.cli.base import app, open_app
-from tracing.chain.chainref import chain_arg
-from tracing.chain.etl_import import EtlFileKind, EtlFileResult, EtlImportResult, import_etl_files
-from tracing.errors import UserError
+from tracing import EtlFileKind, EtlFileResult, EtlImportResult, UserError, chain_arg, import_etl_files
 
 import_app = typer.Typer(help="Import chain data from files.", no_args_is_help=True)
 app.add_typer(import_app, name="import")

@@ -12,13 +12,25 @@ import typer
 from bot.cli.base import app, open_app
 from bot.commands import time_arg
 from bot.render.text import render_part
-from tracing.chain.address import parse_address
-from tracing.chain.chainref import chain_arg
-from tracing.chain.demo import RONIN_EXPLOITER, load_demo, remove_demo
-from tracing.errors import UserError
-from tracing.risk.outputs import PictureUnavailable, risk_json, to_json_text, trace_csv, trace_json, trace_png
-from tracing.trace.model import DEFAULT_HOPS, MAX_HOPS, TraceDirection, TraceParams
-from tracing.trace.taint import TaintModel
+from tracing import (
+    DEFAULT_HOPS,
+    MAX_HOPS,
+    RONIN_EXPLOITER,
+    PictureUnavailable,
+    TaintModel,
+    TraceDirection,
+    TraceParams,
+    UserError,
+    chain_arg,
+    load_demo,
+    parse_address,
+    remove_demo,
+    risk_json,
+    to_json_text,
+    trace_csv,
+    trace_json,
+    trace_png,
+)
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:

@@ -15,11 +15,17 @@ import typer
 from bot.cli.base import app, open_app
 from bot.render.objects import LabelListing
 from bot.render.text import render_part
-from tracing.chain.address import checksum, parse_address
-from tracing.errors import UserError
-from tracing.labels.book import Category
-from tracing.labels.bundled import BUNDLED_PREFIX, is_bundled
-from tracing.labels.importers import LabelImport, Reader, load_formats
+from tracing import (
+    BUNDLED_PREFIX,
+    Category,
+    LabelImport,
+    Reader,
+    UserError,
+    checksum,
+    is_bundled,
+    load_formats,
+    parse_address,
+)
 
 labels_app = typer.Typer(help="Address labels: import, list, stats.", no_args_is_help=True)
 app.add_typer(labels_app, name="labels")

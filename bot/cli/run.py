@@ -16,9 +16,8 @@ from bot.health import HealthServer, database_check
 from bot.messages import Identity, IncomingMessage
 from bot.notifier import BackendDeliverer, ConsoleDeliverer, Deliverer
 from bot.render.text import render_text
-from storage.settings import get_settings
-from tracing.chain.config import ChainConfig, load_chains
-from tracing.errors import UserError
+from storage import get_settings
+from tracing import ChainConfig, UserError, load_chains
 
 log = logging.getLogger(__name__)
 

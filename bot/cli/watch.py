@@ -20,14 +20,26 @@ import typer
 from bot.app import App
 from bot.cli.base import app, open_app
 from bot.notifier import BackendDeliverer, ConsoleDeliverer, Deliverer, Notifier
-from storage.settings import get_settings
-from tracing.chain.config import ChainConfig, ChainConfigError, adhoc_chain, get_chain, load_chains
-from tracing.chain.rpc import RpcSource
-from tracing.errors import SourceError, UserError
-from tracing.monitor.clock import Clock, SystemClock
-from tracing.monitor.incidents import IncidentDesk
-from tracing.monitor.ops import OpsMonitor, OpsPolicy, parse_ops_chat
-from tracing.monitor.watcher import ChainFeed, InvestigatorRisk, watch_chains
+from storage import get_settings
+from tracing import (
+    ChainConfig,
+    ChainConfigError,
+    ChainFeed,
+    Clock,
+    IncidentDesk,
+    InvestigatorRisk,
+    OpsMonitor,
+    OpsPolicy,
+    RpcSource,
+    SourceError,
+    SystemClock,
+    UserError,
+    adhoc_chain,
+    get_chain,
+    load_chains,
+    parse_ops_chat,
+    watch_chains,
+)
 
 log = logging.getLogger(__name__)
 

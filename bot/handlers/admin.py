@@ -10,9 +10,7 @@ from bot.commands import CommandSpec, Invocation, Param
 from bot.core import Context
 from bot.messages import Identity, Reply, Text
 from bot.roles import Role
-from tracing.errors import InvalidArgument, NotAllowed
-from tracing.monitor.outbox import outbox_stats
-from tracing.monitor.watcher import watch_status
+from tracing import InvalidArgument, NotAllowed, outbox_stats, watch_status
 
 _STARTED = time.monotonic()
 _SLACK_MENTION = re.compile(r"^<@([UW][A-Z0-9]{2,20})(?:\|[^>]*)?>$")

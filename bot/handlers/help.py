@@ -6,7 +6,7 @@ from bot.commands import CommandSpec, Invocation, Param
 from bot.core import Context
 from bot.messages import Reply
 from bot.render.objects import HelpListing, HelpTopic
-from tracing.errors import NotFound
+from tracing import NotFound
 
 
 async def help_command(ctx: Context, inv: Invocation) -> Reply:

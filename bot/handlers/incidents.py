@@ -13,14 +13,15 @@ from bot.commands import CommandSpec, Flag, Invocation, Param, choice_arg, int_a
 from bot.core import Context
 from bot.messages import Action, Identity, Reply
 from bot.roles import Role
-from tracing.errors import InvalidArgument, NotAllowed
-from tracing.monitor.incidents import (
+from tracing import (
     Actor,
     Disposition,
     EscalationPolicy,
     Incident,
     IncidentDesk,
     IncidentState,
+    InvalidArgument,
+    NotAllowed,
     OnCall,
 )
 

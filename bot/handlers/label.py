@@ -7,9 +7,7 @@ from bot.core import Context
 from bot.messages import Reply, Text
 from bot.render.objects import LabelListing
 from bot.roles import Role
-from tracing.chain.address import checksum
-from tracing.errors import InvalidArgument
-from tracing.labels.book import Category, Label
+from tracing import Category, InvalidArgument, Label, checksum
 
 
 async def label_command(ctx: Context, inv: Invocation) -> Reply:

@@ -6,7 +6,7 @@ from bot.commands import CommandSpec, Flag, Invocation, Param, address_arg
 from bot.core import Context
 from bot.messages import Reply
 from bot.render.objects import LabelListing
-from tracing.chain.chainref import chain_arg
+from tracing import chain_arg
 
 
 async def labels_command(ctx: Context, inv: Invocation) -> Reply:

@@ -6,9 +6,7 @@ from bot.commands import CommandSpec, Flag, Invocation, Param, address_arg, int_
 from bot.core import Context
 from bot.messages import Action, Attachment, Reply
 from bot.render.text import MAX_EXPOSURES
-from tracing.chain.chainref import chain_arg
-from tracing.risk.outputs import risk_csv
-from tracing.trace.model import DEFAULT_HOPS, MAX_HOPS
+from tracing import DEFAULT_HOPS, MAX_HOPS, chain_arg, risk_csv
 
 
 async def risk_command(ctx: Context, inv: Invocation) -> Reply:

@@ -8,11 +8,18 @@ from decimal import Decimal
 from bot.commands import CommandSpec, Flag, Invocation, Param, address_arg, choice_arg, decimal_arg, int_arg, time_arg
 from bot.core import Context
 from bot.messages import Action, Attachment, Reply, Text
-from tracing.chain.address import parse_address
-from tracing.chain.chainref import chain_arg
-from tracing.risk.outputs import PictureUnavailable, trace_csv, trace_png
-from tracing.trace.model import DEFAULT_HOPS, MAX_HOPS, TraceDirection, TraceParams
-from tracing.trace.taint import TaintModel
+from tracing import (
+    DEFAULT_HOPS,
+    MAX_HOPS,
+    PictureUnavailable,
+    TaintModel,
+    TraceDirection,
+    TraceParams,
+    chain_arg,
+    parse_address,
+    trace_csv,
+    trace_png,
+)
 
 
 def token_arg(text: str) -> str:

@@ -11,11 +11,7 @@ from bot.commands import CommandSpec, Flag, Invocation, Param, address_arg, text
 from bot.core import Context
 from bot.messages import Action, Reply
 from bot.roles import Role
-from tracing.chain.address import checksum
-from tracing.chain.chainref import chain_arg
-from tracing.chain.config import get_chain, load_chains
-from tracing.errors import NotFound
-from tracing.monitor.watch import Watch, WatchBook, parse_min_amount
+from tracing import NotFound, Watch, WatchBook, chain_arg, checksum, get_chain, load_chains, parse_min_amount
 
 MAX_LISTED = 50
 

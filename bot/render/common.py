@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-from tracing.chain.address import checksum
-from tracing.chain.transfer import format_amount
-from tracing.labels.book import Label
-from tracing.labels.ofac import programs_of
-from tracing.risk.report import Amount, Exposure, Level, RiskReport
+from tracing import Amount, Exposure, Label, Level, RiskReport, checksum, format_amount, programs_of
 
 LEVEL_MARK = {
     Level.UNKNOWN: "⚪",

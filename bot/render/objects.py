@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from tracing.labels.book import Label
+from tracing import Label
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,9 +18,7 @@ from bot.messages import Action, ErrorText, Reply, Text
 from bot.render.common import exposure_line, headline, label_line, path_text
 from bot.render.objects import HelpListing, HelpTopic, LabelListing
 from bot.render.text import MAX_EXPOSURES, render_part, render_text
-from tracing.chain.address import checksum
-from tracing.labels.book import Label
-from tracing.risk.report import RiskReport, amounts_words
+from tracing import Label, RiskReport, amounts_words, checksum
 
 Block = dict[str, Any]
 

@@ -14,10 +14,7 @@ from bot.messages import ErrorText, Reply, Text
 from bot.render.common import exposure_line, headline, label_line
 from bot.render.objects import HelpListing, HelpTopic, LabelListing
 from bot.render.text import MAX_EXPOSURES, render_part
-from tracing.chain.address import checksum
-from tracing.labels.book import Label
-from tracing.risk.report import Exposure, RiskReport, amounts_words
-from tracing.trace.coverage import Coverage
+from tracing import Coverage, Exposure, Label, RiskReport, amounts_words, checksum
 
 MESSAGE_LIMIT = 4096
 CAPTION_LIMIT = 1024

@@ -7,11 +7,18 @@ from functools import singledispatch
 from bot.messages import Attachment, ErrorText, Reply, Text
 from bot.render.common import exposure_line, headline, label_line, path_text
 from bot.render.objects import HelpListing, HelpTopic, LabelListing
-from tracing.chain.address import checksum, short
-from tracing.risk.exposure import amounts_of
-from tracing.risk.report import RiskReport, amounts_words
-from tracing.trace.coverage import Coverage
-from tracing.trace.model import Stop, Trace, TraceDirection, TraceNode
+from tracing import (
+    Coverage,
+    RiskReport,
+    Stop,
+    Trace,
+    TraceDirection,
+    TraceNode,
+    amounts_of,
+    amounts_words,
+    checksum,
+    short,
+)
 
 MAX_EXPOSURES = 15
 MAX_TRACE_LINES = 15

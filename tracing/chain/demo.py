@@ -19,8 +19,7 @@ from pathlib import Path
 from sqlalchemy import delete
 from sqlmodel import col
 
-from storage.db import Database
-from storage.models import KeyValueRow, TransferRow, utcnow
+from storage import Database, KeyValueRow, TransferRow, utcnow
 from tracing.chain.index import TransferIndex
 from tracing.chain.transfer import Transfer, TransferKind
 from tracing.errors import InvalidArgument

@@ -32,8 +32,7 @@ from pathlib import Path
 
 from sqlmodel import col, select
 
-from storage.db import Database
-from storage.models import TransferRow
+from storage import Database, TransferRow
 from tracing.chain.index import TransferIndex
 from tracing.chain.transfer import Transfer, TransferKind
 

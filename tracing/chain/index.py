@@ -9,8 +9,7 @@ from typing import Any
 from sqlalchemy import and_, delete, func, or_
 from sqlmodel import col, select
 
-from storage.db import Database
-from storage.models import IndexedRangeRow, TransferRow, utcnow
+from storage import Database, IndexedRangeRow, TransferRow, utcnow
 from tracing.chain.transfer import Transfer, TransferKind
 
 _COLUMNS = (

@@ -16,8 +16,7 @@ from sqlalchemy import delete, func, insert, or_, text
 from sqlalchemy.orm import Session
 from sqlmodel import col, select
 
-from storage.db import Database
-from storage.models import ANY_EVM, KeyValueRow, LabelRow, LabelSetRow, utcnow
+from storage import ANY_EVM, Database, KeyValueRow, LabelRow, LabelSetRow, utcnow
 from tracing.errors import InvalidArgument
 
 

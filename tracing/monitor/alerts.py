@@ -21,9 +21,7 @@ from sqlalchemy import exists
 from sqlalchemy.orm import Session
 from sqlmodel import col, select
 
-from storage.db import Database
-from storage.models import ANY_EVM, RiskCheckRow
-from storage.ops_models import AlertRow, WatchRow
+from storage import ANY_EVM, AlertRow, Database, RiskCheckRow, WatchRow
 from tracing.chain.address import short
 from tracing.chain.transfer import Transfer
 from tracing.labels.book import Category, LabelFact, LabelHook, LabelIdentity

@@ -19,14 +19,14 @@ from sqlalchemy import delete, exists
 from sqlalchemy.orm import Session
 from sqlmodel import col, select
 
-from storage.audit import audit_row
-from storage.db import Database
-from storage.ops_models import (
+from storage import (
     AlertRow,
+    Database,
     EscalationPolicyRow,
     IncidentEventRow,
     IncidentRow,
     OnCallRow,
+    audit_row,
     begin_write,
 )
 from tracing.chain.address import short

@@ -7,8 +7,7 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
-from storage.db import Database
-from storage.models import KeyValueRow
+from storage import Database, KeyValueRow
 from tracing.monitor.clock import Clock, SystemClock, sleep_or_stop
 from tracing.monitor.outbox import OutboxKind, enqueue, outbox_stats
 from tracing.monitor.watcher import watch_status

@@ -21,8 +21,7 @@ from sqlalchemy import and_, exists, func, or_, update
 from sqlalchemy.orm import Session
 from sqlmodel import col, select
 
-from storage.db import Database
-from storage.ops_models import OutboxMessage, begin_write
+from storage import Database, OutboxMessage, begin_write
 from tracing.monitor.clock import Clock, SystemClock
 
 

@@ -18,8 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlmodel import col, select
 
-from storage.db import Database
-from storage.ops_models import OpsCounter, WatchRow, begin_write
+from storage import Database, OpsCounter, WatchRow, begin_write
 from tracing.chain.address import ZERO_ADDRESS
 from tracing.chain.transfer import Transfer
 from tracing.errors import InvalidArgument

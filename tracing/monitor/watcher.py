@@ -27,10 +27,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlmodel import col, select
 
-from storage.db import Database
-from storage.locks import LeaderLock
-from storage.models import TransferRow
-from storage.ops_models import AlertRow, ChainCursor, RecentBlock, begin_write
+from storage import AlertRow, ChainCursor, Database, LeaderLock, RecentBlock, TransferRow, begin_write
 from tracing.chain.mappers import BlockTransfers, InternalSource
 from tracing.errors import SourceError
 from tracing.labels.book import LabelBook

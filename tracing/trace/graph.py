@@ -25,8 +25,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import text
 from sqlmodel import select
 
-from storage.db import Database
-from storage.models import ANY_EVM, LabelRow
+from storage import ANY_EVM, Database, LabelRow
 from tracing.chain.transfer import Transfer, TransferKind
 from tracing.labels.book import Category, Label, sort_labels
 

@@ -21,7 +21,7 @@ from typing import Any, NamedTuple, Protocol
 from sqlalchemy import func
 from sqlmodel import col, select
 
-from storage.models import TransferRow
+from storage import TransferRow
 from tracing.chain.index import TransferIndex, from_row
 from tracing.chain.transfer import Transfer, TransferKind
 from tracing.errors import InvalidArgument, SourceError
@@ -572,7 +572,7 @@ def weight_of(t: Transfer | TraceEdge) -> float:
     return t.value / 10 ** (18 if t.token is None else (t.decimals or 0))
 
 
-async def trace(
+async def trace_funds(
     source: TransferSource, labels: LabelLookup, root: str, chain: str, params: TraceParams | None = None
 ) -> Trace:
     """Trace from `root` over `source`; see `TraceParams` for the knobs.

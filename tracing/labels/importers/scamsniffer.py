@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from storage.models import ANY_EVM
+from storage import ANY_EVM
 from tracing.chain.address import is_address
 from tracing.errors import InvalidArgument
 from tracing.labels.book import Category, Label, LabelSet

@@ -24,7 +24,7 @@ from typing import TypeVar
 
 import yaml
 
-from storage.models import ANY_EVM
+from storage import ANY_EVM
 from tracing.chain.address import is_address, parse_address
 from tracing.chain.chainref import chain_arg
 from tracing.errors import InvalidArgument, UserError
