@@ -40,7 +40,18 @@ from tracing.monitor.incidents import (
     OnCall,
 )
 from tracing.monitor.ops import OpsMonitor, OpsPolicy, parse_ops_chat
-from tracing.monitor.outbox import Outbox, OutboxItem, OutboxKind, OutboxStatus, SentMessage, outbox_stats
+from tracing.monitor.outbox import (
+    EscalationNotice,
+    Notice,
+    NoticeError,
+    OpsNotice,
+    Outbox,
+    OutboxItem,
+    OutboxKind,
+    OutboxStatus,
+    SentMessage,
+    outbox_stats,
+)
 from tracing.monitor.watch import Watch, WatchBook, WatchMatcher, parse_min_amount
 from tracing.monitor.watcher import ChainFeed, InvestigatorRisk, watch_chains, watch_status
 from tracing.risk.exposure import amounts_of
@@ -81,6 +92,7 @@ __all__ = [
     "DEFAULT_HOPS",
     "Direction",
     "Disposition",
+    "EscalationNotice",
     "EscalationPolicy",
     "EtlFileKind",
     "EtlFileResult",
@@ -105,8 +117,11 @@ __all__ = [
     "MAX_HOPS",
     "NotAllowed",
     "NotFound",
+    "Notice",
+    "NoticeError",
     "OnCall",
     "OpsMonitor",
+    "OpsNotice",
     "OpsPolicy",
     "Outbox",
     "OutboxItem",
