@@ -134,11 +134,13 @@ async def test_reorg_on_anvil(db: Database, anvil: AnvilNode, source: RpcSource)
 class Recorder:
     """A chat platform that accepts everything and remembers it."""
 
+    history = None
+
     def __init__(self) -> None:
         self.posts: list[tuple[str, str]] = []
         self.edits: list[tuple[str, str, str]] = []
 
-    async def post(self, chat_id: str, reply: Reply) -> str:
+    async def send(self, chat_id: str, reply: Reply, *, marker: object = None) -> str:
         self.posts.append((chat_id, render_text(reply)))
         return str(len(self.posts))
 
@@ -163,7 +165,7 @@ async def test_run_watch_from_block_to_chat_message(app: App, anvil: AnvilNode) 
     stop = asyncio.Event()
     chain = ChainConfig("anvil", 31337, "ETH", (anvil.url,), confirmations=1)
     task = asyncio.create_task(
-        run_watch(app, [chain], stop, deliverers={"telegram": platform}, poll_interval=0.05, start_block=rpc.mine())
+        run_watch(app, [chain], stop, backends={"telegram": platform}, poll_interval=0.05, start_block=rpc.mine())
     )
     try:
         tx = await asyncio.to_thread(rpc.send_transaction, {"from": watched, "to": bob, "value": ETHER, "gas": 21_000})
