@@ -45,6 +45,19 @@ class DeliveryError(Exception):
         return self.outcome is Outcome.IN_DOUBT
 
 
+def raised_from(exc: BaseException, causes: tuple[type[BaseException], ...]) -> bool:
+    """Whether `exc`, or anything in its `raise … from` chain, is one of `causes` (a library's wrapper exception
+    often says less than what it wraps: whether a connection was ever made, say)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, causes):
+            return True
+        current = current.__cause__
+    return False
+
+
 class HistoryUnavailable(Exception):
     """The platform could not be asked whether an earlier post is there (a missing scope, the bot not in the channel,
     too much history to read); the message says why, in a few words."""

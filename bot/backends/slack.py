@@ -42,7 +42,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.backends import slack_history
 from bot.backends.base import PostHistory, PostMarker, serve_until_signalled
-from bot.backends.errors import DeliveryError, Outcome, RateLimited
+from bot.backends.errors import DeliveryError, Outcome, RateLimited, raised_from
 from bot.core import Bot
 from bot.messages import Identity, IncomingMessage, Reply
 from bot.render.slack_blocks import (
@@ -129,22 +129,11 @@ def delivery_error(exc: BaseException) -> RateLimited | DeliveryError:
             return DeliveryError(str(exc), Outcome.IN_DOUBT)
         return DeliveryError(str(exc), Outcome.REFUSED)
     text = f"{type(exc).__name__}: {exc}"
-    if _never_left(exc):
+    if raised_from(exc, NEVER_LEFT):
         return DeliveryError(text, Outcome.NOT_SENT)
     if isinstance(exc, NETWORK):
         return DeliveryError(text, Outcome.IN_DOUBT)
     return DeliveryError(text, Outcome.REFUSED)
-
-
-def _never_left(exc: BaseException) -> bool:
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, NEVER_LEFT):
-            return True
-        current = current.__cause__
-    return False
 
 
 class SlackBackend:

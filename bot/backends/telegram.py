@@ -52,7 +52,7 @@ from telegram.ext import (
 )
 
 from bot.backends.base import PostHistory, PostMarker, serve_until_signalled
-from bot.backends.errors import DeliveryError, Outcome, RateLimited
+from bot.backends.errors import DeliveryError, Outcome, RateLimited, raised_from
 from bot.core import Bot
 from bot.messages import Action, ErrorText, Identity, IncomingMessage, Reply
 from bot.render.telegram_html import MESSAGE_LIMIT, caption_html, esc, render_html
@@ -98,22 +98,11 @@ def delivery_error(exc: BaseException) -> RateLimited | DeliveryError:
     text = f"{type(exc).__name__}: {exc}"
     if isinstance(exc, REFUSALS):
         return DeliveryError(text, Outcome.REFUSED)
-    if _never_left(exc):
+    if raised_from(exc, NEVER_LEFT):
         return DeliveryError(text, Outcome.NOT_SENT)
     if isinstance(exc, NETWORK):
         return DeliveryError(text, Outcome.IN_DOUBT)
     return DeliveryError(text, Outcome.REFUSED)
-
-
-def _never_left(exc: BaseException) -> bool:
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, NEVER_LEFT):
-            return True
-        current = current.__cause__
-    return False
 
 
 class TelegramBackend:
