@@ -22,6 +22,7 @@ from sqlalchemy import func
 from sqlmodel import col, select
 
 from storage import TransferRow
+from tracing.chain.amounts import Valuation
 from tracing.chain.index import TransferIndex, from_row
 from tracing.chain.transfer import Transfer, TransferKind
 from tracing.errors import InvalidArgument, SourceError
@@ -243,13 +244,15 @@ class Trace:
         self._parents = parents if parents is not None or parts is not None else {}
         self._by_address: dict[str, TraceNode] | None = None
         self._taint: dict[TaintModel, Taint] = {}
+        self.valuation: Valuation | None = None
+        """Token metadata and USD prices for the trace's amounts (set by the investigator; None: no USD)."""
 
     def __repr__(self) -> str:
         return f"Trace(root={self.root!r}, chain={self.chain!r}, {self.direction.value}, hops={self.params.hops})"
 
     def replace(self, **changes: Any) -> Trace:
-        """A copy with `coverage` or `seconds` replaced (the result itself is shared)."""
-        unknown = set(changes) - {"coverage", "seconds"}
+        """A copy with `coverage`, `seconds` or `valuation` replaced (the result itself is shared)."""
+        unknown = set(changes) - {"coverage", "seconds", "valuation"}
         if unknown:
             raise TypeError(f"cannot replace {sorted(unknown)}")
         copy = Trace(
@@ -266,6 +269,7 @@ class Trace:
             self._parts,
         )
         copy._taint = self._taint
+        copy.valuation = changes.get("valuation", self.valuation)
         return copy
 
     @property
