@@ -109,7 +109,7 @@ class TokenBook:
                 found[row.address] = TokenInfo(row.address, row.symbol, row.decimals, "store")
         for token in wanted:
             listed = listed_token(chain, token)
-            if listed is not None and not found.get(token, listed).known:
+            if listed is not None and (token not in found or not found[token].known):
                 found[token] = listed
         return found
 
