@@ -11,6 +11,8 @@ from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
+
 from bot.app import App
 from bot.backends.testing import TestBackend
 from storage.db import Database
@@ -105,6 +107,21 @@ def test_stablecoins_count_at_their_peg_unless_a_price_is_stored(db: Database) -
     depegged = Valuation("eth", {}, book.table())
     assert depegged.usd(USDC, 4_977_122, WHEN, 6) == Decimal("4.977122") * Decimal("0.87")
     assert depegged.usd(USDC, 4_977_122, WHEN + 86_400, 6) == Decimal("4.977122")  # the next day: peg again
+
+
+def test_the_walk_lookup_values_transfers_from_dicts_loaded_once(db: Database) -> None:
+    book = PriceBook(db)
+    book.store([("ETH", DAY, Decimal("3761.38")), ("POL", DAY, Decimal("0.5")), ("MATIC", DAY + 1, Decimal("2"))], "t")
+    lookup = Valuation("eth", {}, book.table()).lookup()
+    assert lookup.usd(None, 3 * ETH // 2, WHEN) == pytest.approx(1.5 * 3761.38)
+    assert lookup.usd(None, ETH, WHEN + 86_400) is None  # no price that day
+    assert lookup.usd(USDC, 4_977_122, WHEN) == pytest.approx(
+        4.977122
+    )  # decimals from the token list, the peg for the price
+    assert lookup.usd("0x" + "ab" * 20, 10**6, WHEN) is None  # unknown token: no decimals, no price
+    polygon = Valuation("polygon", {}, book.table()).lookup()
+    assert polygon.usd(None, ETH, WHEN) == pytest.approx(0.5)
+    assert polygon.usd(None, ETH, WHEN + 86_400) == pytest.approx(2.0)  # POL, then MATIC
 
 
 def test_amount_wording_with_and_without_a_usd_price() -> None:

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import text
 
 from storage import Database, RiskCheckRow
-from tracing.chain.amounts import Valuation
+from tracing.chain.amounts import UsdLookup, Valuation
 from tracing.chain.index import TransferIndex
 from tracing.chain.prices import PriceApi, PriceBook, day_of, price_key
 from tracing.chain.tokens import TokenBook, TokenMetaReader, unknown_token_note
@@ -126,6 +126,11 @@ class Investigator:
             label_sets=self.label_sets(),
             gaps=result.coverage.gaps + gaps + notes,
         )
+
+    def usd_lookup(self, chain: str) -> UsdLookup:
+        """USD per transfer for the trace walk: stored prices (and the stablecoin peg) by asset and day, loaded
+        once; no price API call and no query per transfer."""
+        return Valuation(chain, {}, self.prices.table()).lookup()
 
     async def valuation(self, chain: str, traces: Sequence[Trace]) -> tuple[Valuation, tuple[str, ...]]:
         """Token metadata and USD prices for the traces' amounts, and the note naming tokens found nowhere.

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from tracing.chain.address import checksum
-from tracing.chain.prices import EMPTY, PriceTable, day_of, native_price_key, price_key
-from tracing.chain.tokens import TokenInfo
+from tracing.chain.prices import EMPTY, RENAMED, STABLE_KEYS, PriceTable, day_of, native_price_key, price_key
+from tracing.chain.tokens import TokenInfo, listed_token
 from tracing.chain.transfer import format_amount
 
 NO_USD = "no USD price"
@@ -128,9 +128,56 @@ class Valuation:
         decimals, symbol = self.meta(token, decimals, symbol)
         return amount_text(value, token, decimals, symbol, usd, native_symbol=self.native, usd_partial=usd_partial)
 
+    def lookup(self) -> UsdLookup:
+        """The fast per-transfer USD lookup over this valuation (for the trace walk)."""
+        return UsdLookup(self)
+
     def unknown_tokens(self, tokens: Mapping[str | None, tuple[int | None, str | None]]) -> list[str]:
         """Tokens among `tokens` (asset → (decimals, symbol) from the transfers) still without symbol or
         decimals."""
         return [
             t for t, (decimals, symbol) in tokens.items() if t is not None and None in self.meta(t, decimals, symbol)
         ]
+
+
+class UsdLookup:
+    """USD of raw amounts for hot loops (the trace walk's dust floor): per asset, a dict day → USD per raw unit,
+    built once from the price table on first use of that asset; floats, no query per transfer.
+
+    `decimals` given by the caller (what the transfer carried) win; else the token metadata, then the bundled list.
+    """
+
+    def __init__(self, valuation: Valuation) -> None:
+        self.valuation = valuation
+        self._per_raw: dict[tuple[str | None, int | None], tuple[dict[int, float], float | None]] = {}
+
+    def per_raw(self, token: str | None, decimals: int | None = None) -> tuple[dict[int, float], float | None]:
+        """(day → USD per raw unit, the USD per raw unit on days without a stored price: the peg or None)."""
+        cached = self._per_raw.get((token, decimals))
+        if cached is not None:
+            return cached
+        if token is not None and decimals is None:
+            decimals = self.valuation.meta(token)[0]
+            if decimals is None:
+                listed = listed_token(self.valuation.chain, token)
+                decimals = listed.decimals if listed is not None else None
+        if token is None:
+            decimals = NATIVE_DECIMALS
+        if decimals is None:
+            found: tuple[dict[int, float], float | None] = ({}, None)
+        else:
+            key = price_key(self.valuation.chain, token)
+            scale = 10.0**-decimals
+            days = {day: usd * scale for day, usd in self.valuation.prices.daily(key).items()}
+            if key in RENAMED:
+                for day, usd in self.valuation.prices.daily(RENAMED[key]).items():
+                    days.setdefault(day, usd * scale)
+            found = (days, scale if key in STABLE_KEYS else None)
+        self._per_raw[(token, decimals)] = found
+        return found
+
+    def usd(self, token: str | None, value: int, timestamp: int, decimals: int | None = None) -> float | None:
+        """USD of `value` raw units on the transfer's UTC day, or None when no price (or no decimals) exists."""
+        days, default = self.per_raw(token, decimals)
+        per_raw = days.get(timestamp // 86_400, default)
+        return None if per_raw is None else value * per_raw
