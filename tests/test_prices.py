@@ -31,7 +31,7 @@ from tracing.chain.rpc import RpcSource
 from tracing.chain.tokens import TokenBook, TokenInfo, listed_token
 from tracing.chain.transfer import Transfer, TransferKind
 from tracing.labels.book import Category, LabelBook
-from tracing.risk.outputs import trace_csv, trace_json
+from tracing.risk.outputs import trace_csv, trace_dot, trace_json
 
 WHEN = 1641211200  # 2022-01-03 12:00 UTC
 DAY = day_of(WHEN)
@@ -250,3 +250,12 @@ async def test_trace_csv_and_json_carry_the_usd_of_each_transfer(app: App) -> No
     data = json.loads(json.dumps(trace_json(trace)))
     by_to = {edge["to"]: edge for edge in data["edges"]}
     assert by_to[addr(2)]["usd"] == "4.98" and by_to[addr(3)]["usd"] is None
+
+
+async def test_trace_reply_and_picture_show_units_and_usd(bot: TestBackend, app: App) -> None:
+    TransferIndex(app.db).add([transfer(1, 51, 4_977_122, token=USDC), transfer(1, 51, ETH)])
+    LabelBook(app.db).add(label(51, Category.MIXER, "Tornado.Cash: Router"))
+    reply = await bot.say(f"/trace {addr(1)}")
+    assert "hop 1: 1 ETH (no USD price) + 4.9771 USDC ($4.98)" in reply.text, reply.text
+    dot = trace_dot(await app.investigator.trace(addr(1)))
+    assert "4.9771 USDC ($4.98)" in dot and "1 ETH (no USD price)" in dot

@@ -83,7 +83,7 @@ class Investigator:
         self.explorers = {chain: ExplorerSource(client) for chain, client in (explorers or {}).items()}
         self.tokens = TokenBook(db)
         self.token_readers = dict(token_readers or {})
-        self.prices = PriceBook(db, price_api)
+        self.prices = PriceBook(db, price_api, check_interval=check_interval)
         self._summary: dict[str, tuple[float, int, tuple[str, ...]]] = {}
         self._sets: tuple[tuple[Any, ...], tuple[str, ...]] | None = None
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -181,10 +182,14 @@ class PriceBook:
     """The stored prices of one store: the loaded table (reloaded when the table changes), imports, and the
     optional price API whose answers it stores."""
 
-    def __init__(self, db: Database, api: PriceApi | None = None) -> None:
+    def __init__(self, db: Database, api: PriceApi | None = None, *, check_interval: float = 0.0) -> None:
+        """`check_interval`: seconds during which the loaded table is used without asking the store whether it
+        changed (0: ask every time)."""
         self.db = db
         self.api = api
+        self.check_interval = check_interval
         self._table: tuple[tuple[Any, ...], PriceTable] | None = None
+        self._checked = 0.0
 
     def fingerprint(self) -> tuple[Any, ...]:
         with self.db.engine.connect() as conn:
@@ -193,7 +198,11 @@ class PriceBook:
 
     def table(self) -> PriceTable:
         """Every stored price, loaded once and again only when rows were added or changed."""
+        now = time.monotonic()
+        if self._table is not None and now - self._checked < self.check_interval:
+            return self._table[1]
         key = self.fingerprint()
+        self._checked = now
         if self._table is not None and self._table[0] == key:
             return self._table[1]
         prices: dict[tuple[str, int], Decimal] = {}
@@ -213,6 +222,7 @@ class PriceBook:
         rows = list(rows)
         if not rows:
             return 0
+        self._checked = 0.0  # what this process stores is read back at once
         now = utcnow()
         by_key: dict[str, dict[int, Decimal | None]] = {}
         for key, day, usd in rows:

@@ -17,6 +17,7 @@ from functools import cache
 from pathlib import Path
 from typing import Protocol
 
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
 from storage import Database, TokenRow, utcnow
@@ -94,23 +95,28 @@ class TokenBook:
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._seen: dict[tuple[str, str], TokenInfo] = {}
+        """What this process found already (the store and list only change through `remember`)."""
 
     def known(self, chain: str, tokens: Iterable[str]) -> dict[str, TokenInfo]:
         """What the store and the bundled list know of these tokens, without asking the chain. A store row that
         found nothing is returned too (source `rpc`, symbol and decimals None): the contract was asked already."""
         wanted = {t.lower() for t in tokens}
-        found: dict[str, TokenInfo] = {}
-        if wanted:
+        found = {t: self._seen[(chain, t)] for t in wanted if (chain, t) in self._seen}
+        unseen = wanted - found.keys()
+        if unseen:
             with self.db.session() as session:
                 rows = session.exec(
-                    select(TokenRow).where(TokenRow.chain == chain, col(TokenRow.address).in_(sorted(wanted)))
+                    select(TokenRow).where(TokenRow.chain == chain, col(TokenRow.address).in_(sorted(unseen)))
                 ).all()
             for row in rows:
                 found[row.address] = TokenInfo(row.address, row.symbol, row.decimals, "store")
-        for token in wanted:
-            listed = listed_token(chain, token)
-            if listed is not None and (token not in found or not found[token].known):
-                found[token] = listed
+            for token in unseen:
+                listed = listed_token(chain, token)
+                if listed is not None and (token not in found or not found[token].known):
+                    found[token] = listed
+                if token in found:
+                    self._seen[(chain, token)] = found[token]
         return found
 
     async def resolve(
@@ -137,14 +143,20 @@ class TokenBook:
 
     def remember(self, chain: str, infos: Iterable[TokenInfo]) -> None:
         """Cache what contracts answered (an empty answer too: it is not asked again)."""
-        with self.db.session() as session:
-            for info in infos:
-                row = session.get(TokenRow, (chain, info.address))
-                if row is None:
-                    row = TokenRow(chain=chain, address=info.address)
-                row.symbol, row.decimals, row.source, row.checked_at = info.symbol, info.decimals, info.source, utcnow()
-                session.add(row)
-            session.commit()
+        infos = list(infos)
+        try:
+            with self.db.session() as session:
+                for info in infos:
+                    row = session.get(TokenRow, (chain, info.address))
+                    if row is None:
+                        row = TokenRow(chain=chain, address=info.address)
+                    row.symbol, row.decimals, row.source = info.symbol, info.decimals, info.source
+                    row.checked_at = utcnow()
+                    session.add(row)
+        except IntegrityError:  # another process cached the same token a moment ago: its answer is as good
+            log.info("token metadata of %s cached concurrently", chain)
+        for info in infos:
+            self._seen[(chain, info.address)] = TokenInfo(info.address, info.symbol, info.decimals, "store")
 
 
 def unknown_token_note(tokens: Iterable[str]) -> str | None:
