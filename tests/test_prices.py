@@ -187,6 +187,8 @@ def test_prices_import_command(tmp_path: Path, database_url: str) -> None:
     assert result.returncode == 0, result.stderr
     assert f"{good}: 2 rows, stored ETH: 1; 1 bad rows" in result.stdout
     assert f"{good}:3: “not a price” is not a USD price" in result.stdout
+    listed = run_cli(["prices", "list"], env)
+    assert listed.returncode == 0 and "ETH: 1 day, 2022-01-03 … 2022-01-03 (import:eth.csv)" in listed.stdout
     bad = tmp_path / "nothing.csv"
     bad.write_text("when,what\n1,2\n", encoding="utf-8")
     result = run_cli(["prices", "import", str(bad)], env)

@@ -1,4 +1,4 @@
-"""`chainsleuth prices import FILE…`: daily USD prices into the store, so amounts carry their USD value.
+"""`chainsleuth prices import FILE…` and `prices list`: daily USD prices in the store, so amounts carry their USD value.
 
 The work is in `tracing.chain.prices`; this module reports per file how many days were stored per asset and which
 rows were bad, as file:line: reason. Exits 1 when nothing could be imported.
@@ -11,9 +11,11 @@ from pathlib import Path
 import typer
 
 from bot.cli.base import app, open_app
-from tracing import PriceImport, import_price_csv
+from tracing import PriceBook, PriceImport, import_price_csv
 
-prices_app = typer.Typer(help="Daily USD prices: import them from CSV files.", no_args_is_help=True)
+prices_app = typer.Typer(
+    help="Daily USD prices: import them from CSV files, list what is stored.", no_args_is_help=True
+)
 app.add_typer(prices_app, name="prices")
 
 
@@ -43,6 +45,22 @@ def import_prices(
     if not stored:
         typer.echo("error: nothing could be imported", err=True)
         raise typer.Exit(1)
+
+
+@prices_app.command("list")
+def list_prices() -> None:
+    """The stored daily prices per asset: how many days, from when to when, from which source."""
+    the_app = open_app()
+    try:
+        rows = PriceBook(the_app.db).summary()
+    finally:
+        the_app.close()
+    if not rows:
+        typer.echo("No prices stored: stablecoins count at $1, everything else says “no USD price”.")
+        typer.echo("Import daily prices with `chainsleuth prices import FILE` or set PRICE_API_URL (see README).")
+        return
+    for asset, days, first, last, sources in rows:
+        typer.echo(f"{asset}: {days:,} day{'' if days == 1 else 's'}, {first} … {last} ({sources})")
 
 
 def _report(result: PriceImport, errors_shown: int) -> None:

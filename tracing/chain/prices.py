@@ -217,6 +217,19 @@ class PriceBook:
         self._table = (key, table)
         return table
 
+    def summary(self) -> list[tuple[str, int, date, date, str]]:
+        """Per price key: days with a price, first and last day, and the sources, for `chainsleuth prices list`."""
+        query = text(
+            "SELECT asset, count(*), min(day), max(day), min(source), max(source) FROM price_daily "
+            "WHERE usd IS NOT NULL GROUP BY asset ORDER BY asset"
+        )
+        found = []
+        with self.db.engine.connect() as conn:
+            for asset, count, first, last, source_a, source_b in conn.execute(query):
+                sources = source_a if source_a == source_b else f"{source_a} … {source_b}"
+                found.append((asset, int(count), _as_date(first), _as_date(last), sources))
+        return found
+
     def store(self, rows: Iterable[tuple[str, int, Decimal | None]], source: str) -> int:
         """Write (key, day, usd) rows, replacing what was stored for those days. Returns how many."""
         rows = list(rows)
@@ -486,6 +499,11 @@ def price_api_from_settings(settings: Any) -> PriceApi | None:
         key_header=getattr(settings, "price_api_key_header", "x-cg-demo-api-key"),
         coin_ids=ids,
     )
+
+
+def _as_date(value: object) -> date:
+    """A date column as read through a plain connection (SQLite gives text)."""
+    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
 
 
 def utc_date(timestamp: int) -> str:
