@@ -261,3 +261,45 @@ async def test_trace_reply_and_picture_show_units_and_usd(bot: TestBackend, app:
     assert "hop 1: 1 ETH (no USD price) + 4.9771 USDC ($4.98)" in reply.text, reply.text
     dot = trace_dot(await app.investigator.trace(addr(1)))
     assert "4.9771 USDC ($4.98)" in dot and "1 ETH (no USD price)" in dot
+
+
+async def test_usd_of_a_compact_graph_trace_equals_the_reference_on_random_transfers(db: Database) -> None:
+    """The compiled walk's trace values received funds without being materialised; the pure-Python trace over SQL
+    is the reference: same amounts and the same USD, transfer by transfer on its day, under both models."""
+    import random
+
+    from tracing.trace.graph import GraphCache, LabelCache
+    from tracing.trace.model import GraphSource, IndexSource, TraceDirection, TraceParams, trace_funds
+    from tracing.trace.taint import TaintModel
+    from tracing.trace.usd import received_with_usd, usd_moved
+
+    rng = random.Random(7)
+    rows = []
+    for _ in range(400):
+        a, b = rng.randrange(1, 40), rng.randrange(1, 40)
+        if a != b:
+            token = USDC if rng.random() < 0.3 else None
+            value = rng.randrange(1, 10**7) if token else rng.randrange(1, 10**19)
+            rows.append(transfer(a, b, value, token=token, ts=WHEN + rng.randrange(0, 6 * 86_400)))
+    TransferIndex(db).add(rows)
+    LabelBook(db).add(label(7, Category.MIXER, "mixer"))
+    book = PriceBook(db)
+    book.store([("ETH", DAY + d, Decimal(3000 + 17 * d)) for d in (0, 1, 2, 4)], "test")  # day 3 and 5: none
+    valuation = Valuation("eth", {}, book.table())
+    graph = GraphCache(db, check_interval=0).load("eth")
+    for direction in (TraceDirection.OUT, TraceDirection.IN):
+        for model in (TaintModel.HAIRCUT, TaintModel.POISON):
+            params = TraceParams(direction, 3, model=model)
+            fast = await trace_funds(GraphSource(graph), LabelCache(db, check_interval=0), addr(1), "eth", params)
+            slow = await trace_funds(IndexSource(TransferIndex(db)), LabelBook(db), addr(1), "eth", params)
+            fast, slow = fast.replace(valuation=valuation), slow.replace(valuation=valuation)
+            reached = [node.address for node in slow.nodes[1:]]
+            got_amounts, got_usd = received_with_usd(fast, model, reached)
+            want_amounts, want_usd = received_with_usd(slow, model, reached)
+            assert fast._edges is None  # still compact: nothing materialised to value it
+            assert {a: dict(v) for a, v in got_amounts.items() if v} == {
+                a: dict(v) for a, v in slow.taint_under(model).received.items() if a in reached and v
+            }
+            assert {a: dict(v) for a, v in got_amounts.items()} == {a: dict(v) for a, v in want_amounts.items()}
+            assert got_usd == want_usd and any(s.partial for v in got_usd.values() for s in v.values())
+            assert usd_moved(fast) == usd_moved(slow)

@@ -14,7 +14,7 @@ from tracing.trace.coverage import Coverage
 from tracing.trace.graph import Asset
 from tracing.trace.model import Trace, TraceDirection
 from tracing.trace.taint import TaintModel
-from tracing.trace.usd import token_meta, usd_moved, usd_received
+from tracing.trace.usd import received_with_usd, token_meta, usd_moved
 
 DEMO_SOURCE = "demo"
 DEMO_NOTE = (
@@ -49,10 +49,8 @@ def amounts_of(
 
 def trace_amounts(trace: Trace, address: str, model: TaintModel | None = None) -> tuple[Amount, ...]:
     """What `address` received of the traced funds under `model` (default: the trace's), in units and USD."""
-    model = model or trace.params.model
-    received = trace.received_under(model, only=[address]).get(address, {})
-    usd = usd_received(trace, model, only=[address]).get(address) if received else None
-    return amounts_of(received, token_meta(trace), usd)
+    received, usd = received_with_usd(trace, model, only=[address])
+    return amounts_of(received.get(address, {}), token_meta(trace), usd.get(address))
 
 
 def share_of(amounts: Mapping[Asset, int], volume: Mapping[Asset, int]) -> float | None:
@@ -64,7 +62,7 @@ def share_of(amounts: Mapping[Asset, int], volume: Mapping[Asset, int]) -> float
 
 def volume_of(trace: Trace) -> tuple[Amount, ...]:
     """What the traced address moved in the trace direction within the trace window."""
-    return amounts_of(trace.totals_of(trace.root), token_meta(trace), usd_moved(trace, trace.root))
+    return amounts_of(trace.totals_of(trace.root), token_meta(trace), usd_moved(trace))
 
 
 def exposures_from(trace: Trace, model: TaintModel | None = None) -> list[Exposure]:
@@ -73,10 +71,8 @@ def exposures_from(trace: Trace, model: TaintModel | None = None) -> list[Exposu
     labelled = trace.labelled
     if not labelled:
         return []
-    model = model or trace.params.model
-    taint = trace.received_under(model, only=[node.address for node in labelled])
+    taint, usd = received_with_usd(trace, model, only=[node.address for node in labelled])
     meta = token_meta(trace)
-    usd = usd_received(trace, model, only=[node.address for node in labelled])
     volume = trace.totals_of(trace.root)
     direction = Direction.OUTGOING if trace.direction is TraceDirection.OUT else Direction.INCOMING
     found: list[Exposure] = []

@@ -391,6 +391,28 @@ class Trace:
             return self._parts.received(model, only)
         return self.taint_under(model).received
 
+    def received_by_day(
+        self, model: TaintModel, only: Collection[str]
+    ) -> list[tuple[str, Asset, int | None, int, int]]:
+        """(address, asset, decimals, timestamp, raw amount) of each transfer that carried taint under `model` to an
+        address in `only`: what valuing received funds on each transfer's day reads (over a compact trace, without
+        materialising it)."""
+        if model not in self._taint and self._edges is None and hasattr(self._parts, "received_by_day"):
+            return self._parts.received_by_day(model, only)  # type: ignore[union-attr]
+        carried, wanted = self.taint_under(model).edges, set(only)
+        found = []
+        for index, edge in enumerate(self.edges):
+            far = self.near_far(edge)[1]
+            if carried[index] and far in wanted:
+                found.append((far, edge.token, edge.decimals, edge.timestamp, carried[index]))
+        return found
+
+    def first_hop_by_day(self) -> list[tuple[Asset, int | None, int, int]]:
+        """(asset, decimals, timestamp, raw value) of each transfer of the root the trace followed (its first hop)."""
+        if self._edges is None and hasattr(self._parts, "first_hop_by_day"):
+            return self._parts.first_hop_by_day()  # type: ignore[union-attr]
+        return [(e.token, e.decimals, e.timestamp, e.value) for e in self.edges if e.hop == 1]
+
     def compare_models(self) -> tuple[TaintComparison, ...]:
         """Poison and haircut amounts side by side, for every terminal and labelled address."""
         poison, haircut = self.taint_under(TaintModel.POISON), self.taint_under(TaintModel.HAIRCUT)

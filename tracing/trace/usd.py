@@ -6,13 +6,13 @@ in from another day. Without a `Trace.valuation` nothing is priced.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from decimal import Decimal
 
 from tracing.chain.amounts import UsdSum
 from tracing.chain.prices import DAY, STABLE_KEYS, day_of, price_key
 from tracing.trace.graph import Asset
-from tracing.trace.model import Trace, TraceDirection, TraceEdge
+from tracing.trace.model import Trace, TraceEdge
 from tracing.trace.taint import TaintModel
 
 
@@ -39,45 +39,46 @@ def usd_received(
 ) -> dict[str, dict[Asset, UsdSum]]:
     """Per address (those in `only`, default all) and asset: USD of the traced funds it received under `model`,
     each carrying transfer valued on its day."""
+    return received_with_usd(trace, model, only)[1]
+
+
+def received_with_usd(
+    trace: Trace, model: TaintModel | None = None, only: Collection[str] | None = None
+) -> tuple[Mapping[str, Mapping[Asset, int]], dict[str, dict[Asset, UsdSum]]]:
+    """(what each address in `only` received of the traced funds under `model`, per asset; its USD, each carrying
+    transfer valued on its day), from one propagation of the taint."""
+    model = model or trace.params.model
     if not priceable(trace):
-        return {}
-    carried_by = trace.taint_under(model or trace.params.model).edges
-    wanted = set(only) if only is not None else None
-    outward = trace.direction is TraceDirection.OUT
+        return trace.received_under(model, only=only), {}
+    wanted = [node.address for node in trace.nodes[1:]] if only is None else list(only)
+    received: dict[str, dict[Asset, int]] = {}
     raw: dict[tuple[str, Asset, int | None, int], int] = {}  # summed per day first: one Decimal product per day
-    for index, edge in enumerate(trace.edges):
-        carried = carried_by[index]
-        if not carried:
-            continue
-        far = edge.to_addr if outward else edge.from_addr
-        if wanted is not None and far not in wanted:
-            continue
-        key = (far, edge.token, edge.decimals, day_of(edge.timestamp))
+    for far, token, decimals, timestamp, carried in trace.received_by_day(model, wanted):
+        mine = received.setdefault(far, {})
+        mine[token] = mine.get(token, 0) + carried
+        key = (far, token, decimals, day_of(timestamp))
         raw[key] = raw.get(key, 0) + carried
     found: dict[str, dict[Asset, UsdSum]] = {}
     for (far, token, decimals, day), value in raw.items():
         found.setdefault(far, {}).setdefault(token, UsdSum()).add(_usd(trace, token, decimals, day, value))
-    return found
+    return received, found
 
 
-def usd_moved(trace: Trace, address: str) -> dict[Asset, UsdSum]:
-    """USD of what `address` moved in the trace direction (its transfers the trace followed, each on its day).
-    Partial where the trace followed less than the address's total of that asset (filters, fan-out caps)."""
+def usd_moved(trace: Trace) -> dict[Asset, UsdSum]:
+    """USD of what the root moved in the trace direction (its transfers the trace followed, each on its day).
+    Partial where the trace followed less than the root's total of that asset (filters, fan-out caps)."""
     if not priceable(trace):
         return {}
-    outward = trace.direction is TraceDirection.OUT
     raw: dict[tuple[Asset, int | None, int], int] = {}
     followed: dict[Asset, int] = {}
-    for edge in trace.edges:
-        if (edge.from_addr if outward else edge.to_addr) != address:
-            continue
-        key = (edge.token, edge.decimals, day_of(edge.timestamp))
-        raw[key] = raw.get(key, 0) + edge.value
-        followed[edge.token] = followed.get(edge.token, 0) + edge.value
+    for token, decimals, timestamp, value in trace.first_hop_by_day():
+        key = (token, decimals, day_of(timestamp))
+        raw[key] = raw.get(key, 0) + value
+        followed[token] = followed.get(token, 0) + value
     found: dict[Asset, UsdSum] = {}
     for (token, decimals, day), value in raw.items():
         found.setdefault(token, UsdSum()).add(_usd(trace, token, decimals, day, value))
-    for asset, total in trace.totals_of(address).items():
+    for asset, total in trace.totals_of(trace.root).items():
         if followed.get(asset, 0) < total:
             found.setdefault(asset, UsdSum()).unpriced = True
     return found
