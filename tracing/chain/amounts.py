@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from tracing.chain.address import checksum
-from tracing.chain.prices import EMPTY, RENAMED, STABLE_KEYS, PriceTable, day_of, native_price_key, price_key
+from tracing.chain.prices import DAY, EMPTY, RENAMED, STABLE_KEYS, PriceTable, day_of, native_price_key, price_key
 from tracing.chain.tokens import TokenInfo, listed_token
 from tracing.chain.transfer import format_amount
 
@@ -83,6 +83,9 @@ class Valuation:
     tokens: Mapping[str, TokenInfo] = field(default_factory=dict)
     prices: PriceTable = EMPTY
     native_symbol: str = ""
+    _per_raw: dict[tuple[str | None, int | None, int], Decimal | None] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     @property
     def native(self) -> str:
@@ -114,6 +117,13 @@ class Valuation:
         if price is None:
             return None
         return Decimal(value).scaleb(-decimals) * price
+
+    def per_raw(self, token: str | None, decimals: int | None, day: int) -> Decimal | None:
+        """USD per raw unit of the asset on a UTC day (looked up once per asset, decimals and day)."""
+        key = (token, decimals, day)
+        if key not in self._per_raw:
+            self._per_raw[key] = self.usd(token, 1, day * DAY, decimals)
+        return self._per_raw[key]
 
     def text(
         self,

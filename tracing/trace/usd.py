@@ -10,7 +10,7 @@ from collections.abc import Collection, Mapping
 from decimal import Decimal
 
 from tracing.chain.amounts import UsdSum
-from tracing.chain.prices import DAY, STABLE_KEYS, day_of, price_key
+from tracing.chain.prices import STABLE_KEYS, day_of, price_key
 from tracing.trace.graph import Asset
 from tracing.trace.model import Trace, TraceEdge
 from tracing.trace.taint import TaintModel
@@ -86,7 +86,8 @@ def usd_moved(trace: Trace) -> dict[Asset, UsdSum]:
 
 def _usd(trace: Trace, token: Asset, decimals: int | None, day: int, value: int) -> Decimal | None:
     assert trace.valuation is not None
-    return trace.valuation.usd(token, value, day * DAY, decimals)
+    per_raw = trace.valuation.per_raw(token, decimals, day)
+    return None if per_raw is None else per_raw * value
 
 
 def token_meta(trace: Trace) -> dict[Asset, tuple[int | None, str | None]]:
