@@ -209,9 +209,26 @@ async def test_the_price_api_is_asked_once_per_asset_and_day_and_its_answers_are
         await PriceBook(db, PriceApi(server.url, api_key="secret")).fill({"ETH": {DAY}})
         assert server.seen == ["ethereum", token_path]  # another process reads the store too
 
+        far_apart = await PriceApi(server.url, api_key="secret").daily("ETH", [DAY, DAY + 1000])
+        assert far_apart == {DAY: Decimal("3761.38")} and server.seen[-2:] == ["ethereum", "ethereum"]  # 2 windows
+
         wrong = PriceBook(db, PriceApi(server.url, api_key="wrong"))
         assert (await wrong.fill({"BTC": {DAY}})).price("BTC", DAY) is None  # refused: no price, nothing stored
         assert ("BTC", DAY) not in wrong.table().missing  # so it is asked again once the key is fixed
+
+
+def test_the_price_api_is_configured_from_settings() -> None:
+    from storage.settings import Settings
+    from tracing.chain.prices import price_api_from_settings
+
+    assert price_api_from_settings(Settings(_env_file=None)) is None  # type: ignore[call-arg]
+    api = price_api_from_settings(
+        Settings(_env_file=None, price_api_url="http://127.0.0.1:9/api/v3/", price_api_ids="POL=pol-x, FOO=foo")  # type: ignore[call-arg]
+    )
+    assert api is not None and api.base_url == "http://127.0.0.1:9/api/v3"
+    assert api.coin_path("POL") == "/coins/pol-x" and api.coin_path("FOO") == "/coins/foo"
+    assert api.coin_path("ETH") == "/coins/ethereum" and api.coin_path("NOPE") is None
+    assert api.coin_path("polygon:0x" + "ab" * 20) == "/coins/polygon-pos/contract/0x" + "ab" * 20
 
 
 # --- amounts in replies and files -------------------------------------------------------------------------------

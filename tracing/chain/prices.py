@@ -416,6 +416,10 @@ PLATFORMS: dict[str, str] = {
 """The API's platform id of each chain, for token prices by contract address."""
 
 
+WINDOW_DAYS = 90
+"""Days one range request covers at most (CoinGecko gives hourly points up to 90 days, daily ones beyond)."""
+
+
 class PriceApiError(Exception):
     """The price API did not answer usably (HTTP error, timeout, unexpected body)."""
 
@@ -454,7 +458,18 @@ class PriceApi:
         return f"/coins/{coin}" if coin else None
 
     async def daily(self, key: str, days: Sequence[int]) -> dict[int, Decimal]:
-        """USD prices of `key` for those days (one range request over them; days without a point are absent)."""
+        """USD prices of `key` for those days (days without a point are absent): one range request per window of
+        at most `WINDOW_DAYS` days that holds some of them, so far-apart days do not fetch the years between."""
+        found: dict[int, Decimal] = {}
+        ordered = sorted(set(days))
+        while ordered:
+            first = ordered[0]
+            window = [d for d in ordered if d < first + WINDOW_DAYS]
+            ordered = ordered[len(window) :]
+            found.update(await self._range(key, window))
+        return found
+
+    async def _range(self, key: str, days: Sequence[int]) -> dict[int, Decimal]:
         path = self.coin_path(key)
         if path is None or not days:
             return {}
