@@ -320,3 +320,21 @@ async def test_usd_of_a_compact_graph_trace_equals_the_reference_on_random_trans
             assert {a: dict(v) for a, v in got_amounts.items()} == {a: dict(v) for a, v in want_amounts.items()}
             assert got_usd == want_usd and any(s.partial for v in got_usd.values() for s in v.values())
             assert usd_moved(fast) == usd_moved(slow)
+
+
+async def test_risk_with_a_price_api_asks_only_for_the_days_it_values(db: Database) -> None:
+    from tracing.investigator import Investigator
+
+    TransferIndex(db).add([transfer(1, 51, 3 * ETH // 2), transfer(1, 2, ETH, ts=WHEN + 5 * 86_400)])
+    TransferIndex(db).add([transfer(2, 3, ETH, ts=WHEN + 9 * 86_400)])  # unlabelled further on: not valued
+    LabelBook(db).add(label(51, Category.MIXER, "Tornado.Cash: Router"))
+    async with FakePriceApi({"ethereum": {date(2022, 1, 3): Decimal("3761.38")}}) as server:
+        api = PriceApi(server.url)
+        report = await Investigator(db, check_interval=0, price_api=api).risk(addr(1))
+        (mixer,) = [e for e in report.exposures if e.category is Category.MIXER]
+        assert mixer.amounts[0].text() == "1.5 ETH ($5,642)"
+        assert report.volume[0].text() == "2.5 ETH (at least $5,642; no USD price on some days)"
+        assert api.calls == 1  # days 0 and 5 in one window; day 9 (past an unlabelled address) not asked
+        stored = PriceBook(db).table()
+        assert stored.price("ETH", DAY) == Decimal("3761.38") and ("ETH", DAY + 5) in stored.missing
+        assert ("ETH", DAY + 9) not in stored.missing

@@ -19,7 +19,7 @@ from sqlalchemy import text
 from storage import Database, RiskCheckRow
 from tracing.chain.amounts import UsdLookup, Valuation
 from tracing.chain.index import TransferIndex
-from tracing.chain.prices import PriceApi, PriceBook, day_of, price_key
+from tracing.chain.prices import PriceApi, PriceBook
 from tracing.chain.tokens import TokenBook, TokenMetaReader, unknown_token_note
 from tracing.labels.book import Label, LabelBook
 from tracing.risk.exposure import merged_coverage, report_from_traces
@@ -40,6 +40,7 @@ from tracing.trace.model import (
     trace_funds,
     with_coverage,
 )
+from tracing.trace.usd import days_wanted
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +119,7 @@ class Investigator:
     async def trace(self, address: str, chain: str | None = None, params: TraceParams | None = None) -> Trace:
         chain = chain or self.default_chain
         result = await trace_funds(self.source(chain), self.label_lookup(), address, chain, params or TraceParams())
-        valuation, notes = await self.valuation(chain, [result])
+        valuation, notes = await self.valuation(chain, [result], every_transfer=True)
         index_range, gaps = self.index_summary(chain)
         return with_coverage(
             result.replace(valuation=valuation),
@@ -132,11 +133,14 @@ class Investigator:
         once; no price API call and no query per transfer."""
         return Valuation(chain, {}, self.prices.table()).lookup()
 
-    async def valuation(self, chain: str, traces: Sequence[Trace]) -> tuple[Valuation, tuple[str, ...]]:
+    async def valuation(
+        self, chain: str, traces: Sequence[Trace], *, every_transfer: bool = False
+    ) -> tuple[Valuation, tuple[str, ...]]:
         """Token metadata and USD prices for the traces' amounts, and the note naming tokens found nowhere.
 
         Tokens the transfers carry no symbol or decimals for are looked up in the store, the token list, then their
-        contracts; days without a stored price are asked of the price API when one is configured."""
+        contracts; days without a stored price are asked of the price API when one is configured: the days of
+        every transfer (`every_transfer`, for a trace and its CSV) or of those a risk report values."""
         wanted: set[str] = set()
         for trace in traces:
             wanted |= {t for t, (d, s) in trace.token_meta().items() if t is not None and (d is None or s is None)}
@@ -144,8 +148,8 @@ class Investigator:
         if self.prices.api is not None:
             needs: dict[str, set[int]] = {}
             for trace in traces:
-                for edge in trace.edges:
-                    needs.setdefault(price_key(chain, edge.token), set()).add(day_of(edge.timestamp))
+                for key, days in days_wanted(trace, every_transfer=every_transfer).items():
+                    needs.setdefault(key, set()).update(days)
             table = await self.prices.fill(needs)
         else:
             table = self.prices.table()

@@ -90,6 +90,25 @@ def _usd(trace: Trace, token: Asset, decimals: int | None, day: int, value: int)
     return None if per_raw is None else per_raw * value
 
 
+def days_wanted(trace: Trace, *, every_transfer: bool) -> dict[str, set[int]]:
+    """Per price key, the UTC days an answer about the trace values: every transfer's (a trace reply and its CSV),
+    or only those of the root's transfers and of the funds reaching labelled addresses (a risk report: read from
+    a compact trace without materialising it)."""
+    chain = trace.chain
+    needs: dict[str, set[int]] = {}
+    if every_transfer:
+        for edge in trace.edges:
+            needs.setdefault(price_key(chain, edge.token), set()).add(day_of(edge.timestamp))
+        return needs
+    for token, _, timestamp, _ in trace.first_hop_by_day():
+        needs.setdefault(price_key(chain, token), set()).add(day_of(timestamp))
+    labelled = [node.address for node in trace.labelled]
+    if labelled:
+        for _, token, _, timestamp, _ in trace.received_by_day(trace.params.model, labelled):
+            needs.setdefault(price_key(chain, token), set()).add(day_of(timestamp))
+    return needs
+
+
 def token_meta(trace: Trace) -> dict[Asset, tuple[int | None, str | None]]:
     """The trace's tokens with (decimals, symbol), completed from the valuation's token metadata."""
     meta = trace.token_meta()
