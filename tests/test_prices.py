@@ -119,6 +119,10 @@ def test_the_walk_lookup_values_transfers_from_dicts_loaded_once(db: Database) -
         4.977122
     )  # decimals from the token list, the peg for the price
     assert lookup.usd("0x" + "ab" * 20, 10**6, WHEN) is None  # unknown token: no decimals, no price
+    walk = Valuation("eth", {}, book.table()).transfer_prices()  # the shape the value-aware walk asks
+    assert walk.usd(USDC, None, "USDC", WHEN, 4_977_122) == Decimal("4.977122")
+    assert walk.usd("0x" + "ab" * 20, 6, "USDC", WHEN, 10**6) is None  # named USDC, but not USDC's contract
+    assert walk.usd(None, 18, "ETH", WHEN, 3 * ETH // 2) == Decimal("1.5") * Decimal("3761.38")
     polygon = Valuation("polygon", {}, book.table()).lookup()
     assert polygon.usd(None, ETH, WHEN) == pytest.approx(0.5)
     assert polygon.usd(None, ETH, WHEN + 86_400) == pytest.approx(2.0)  # POL, then MATIC

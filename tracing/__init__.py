@@ -14,7 +14,7 @@ Wings, each importing only those listed before it:
 """
 
 from tracing.chain.address import checksum, parse_address, short
-from tracing.chain.amounts import NO_USD, UsdLookup, Valuation, amount_text, usd_text
+from tracing.chain.amounts import NO_USD, TransferPrices, UsdLookup, Valuation, amount_text, usd_text
 from tracing.chain.chainref import chain_arg
 from tracing.chain.config import WELL_KNOWN, ChainConfig, ChainConfigError, adhoc_chain, get_chain, load_chains
 from tracing.chain.demo import RONIN_EXPLOITER, ensure_demo_data, load_demo, remove_demo
@@ -139,6 +139,7 @@ __all__ = [
     "TransferGraph",
     "TransferIndex",
     "TransferKind",
+    "TransferPrices",
     "UsdLookup",
     "UserError",
     "Valuation",

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import text
 
 from storage import Database, RiskCheckRow
-from tracing.chain.amounts import UsdLookup, Valuation
+from tracing.chain.amounts import TransferPrices, UsdLookup, Valuation
 from tracing.chain.index import TransferIndex
 from tracing.chain.prices import PriceApi, PriceBook
 from tracing.chain.tokens import TokenBook, TokenMetaReader, unknown_token_note
@@ -132,6 +132,11 @@ class Investigator:
         """USD per transfer for the trace walk: stored prices (and the stablecoin peg) by asset and day, loaded
         once; no price API call and no query per transfer."""
         return Valuation(chain, {}, self.prices.table()).lookup()
+
+    def transfer_prices(self, chain: str) -> TransferPrices:
+        """USD per transfer for the value-aware walk's dust floor (`usd(asset, decimals, symbol, timestamp, raw)`):
+        stored prices and the stablecoin peg, loaded once; no price API call and no query per transfer."""
+        return Valuation(chain, {}, self.prices.table()).transfer_prices()
 
     async def valuation(
         self, chain: str, traces: Sequence[Trace], *, every_transfer: bool = False

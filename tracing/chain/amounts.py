@@ -98,7 +98,7 @@ class Valuation:
         token metadata."""
         if token is None:
             return NATIVE_DECIMALS, self.native
-        info = self.tokens.get(token.lower())
+        info = self.tokens.get(token.lower()) or listed_token(self.chain, token)
         if info is not None:
             decimals = decimals if decimals is not None else info.decimals
             symbol = symbol or info.symbol
@@ -141,6 +141,10 @@ class Valuation:
     def lookup(self) -> UsdLookup:
         """The fast per-transfer USD lookup over this valuation (for the trace walk)."""
         return UsdLookup(self)
+
+    def transfer_prices(self) -> TransferPrices:
+        """The per-transfer USD the value-aware walk asks for its dust floor (see `TransferPrices`)."""
+        return TransferPrices(self)
 
     def unknown_tokens(self, tokens: Mapping[str | None, tuple[int | None, str | None]]) -> list[str]:
         """Tokens among `tokens` (asset → (decimals, symbol) from the transfers) still without symbol or
@@ -191,3 +195,19 @@ class UsdLookup:
         days, default = self.per_raw(token, decimals)
         per_raw = days.get(timestamp // 86_400, default)
         return None if per_raw is None else value * per_raw
+
+
+class TransferPrices:
+    """`usd(asset, decimals, symbol, timestamp, raw)`: USD of one transfer on its UTC day, as the value-aware walk
+    asks it (the shape of `tracing.trace.value.UsdPrices`): stored prices by (asset, day) loaded once, stablecoins
+    at their peg by contract address (never by symbol: anyone can name a token USDC), None where no price exists.
+    `symbol` is not used for pricing."""
+
+    def __init__(self, valuation: Valuation) -> None:
+        self.valuation = valuation
+
+    def usd(
+        self, asset: str | None, decimals: int | None, symbol: str | None, timestamp: int, raw: int
+    ) -> Decimal | None:
+        per_raw = self.valuation.per_raw(asset, decimals, day_of(timestamp))
+        return None if per_raw is None else per_raw * raw
