@@ -38,6 +38,7 @@ from tracing import (
     LabelSet,
     TraceParams,
     TransferGraph,
+    compiled_walk_available,
     trace_funds,
 )
 
@@ -350,9 +351,7 @@ async def risk_reports(investigator: Investigator, roots: Sequence[str], hops: i
 
 def run(args: argparse.Namespace) -> Results:
     results = Results(params=vars(args).copy(), machine=machine())
-    from tracing.trace import compiled as graph_walk
-
-    results.params["compiled"] = graph_walk.available()
+    results.params["compiled"] = compiled_walk_available()
     log(f"generating {args.edges:,} transfers over {args.addresses:,} addresses ({args.hubs} hubs)")
     data = generate(args.edges, args.addresses, args.hubs, args.seed)
     results.seconds["generate"] = data.seconds

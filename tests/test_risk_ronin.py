@@ -32,7 +32,7 @@ from tracing.labels.book import Category
 from tracing.labels.bundled import ensure_bundled_labels
 from tracing.risk.exposure import DEMO_NOTE
 from tracing.risk.report import Level
-from tracing.trace.model import TraceParams
+from tracing.trace.params import TraceParams
 
 
 def ronin_roles() -> dict[str, set[str]]:

@@ -17,18 +17,14 @@ from tracing.chain.transfer import Transfer, TransferKind
 from tracing.errors import InvalidArgument, SourceError
 from tracing.investigator import Investigator
 from tracing.labels.book import Category, Label, LabelBook, LabelSet
-from tracing.trace.graph import FlowQuery, FlowRequest, GraphCache, LabelCache, TransferGraph, select_flows
-from tracing.trace.model import (
-    ExplorerSource,
-    GraphSource,
-    IndexSource,
-    LayeredSource,
-    Stop,
-    Trace,
-    TraceDirection,
-    TraceParams,
-    trace_funds,
-)
+from tracing.trace.cache import GraphCache
+from tracing.trace.flows import FlowQuery, FlowRequest, select_flows
+from tracing.trace.graph import TransferGraph
+from tracing.trace.label_cache import LabelCache
+from tracing.trace.model import Stop, Trace
+from tracing.trace.params import TraceDirection, TraceParams
+from tracing.trace.sources import ExplorerSource, GraphSource, IndexSource, LayeredSource
+from tracing.trace.walk import trace_funds
 
 ETH = 10**18
 USDT = "0xdac17f958d2ee523a2206206994597c13d831ec7"

@@ -21,22 +21,13 @@ from tracing.chain.index import TransferIndex
 from tracing.labels.book import Label, LabelBook
 from tracing.risk.exposure import merged_coverage, report_from_traces
 from tracing.risk.report import RiskReport, labels_only_report
-from tracing.trace.graph import GraphCache, LabelCache
-from tracing.trace.model import (
-    DEFAULT_HOPS,
-    INCOMPLETE_HISTORY,
-    ExplorerSource,
-    GraphSource,
-    IndexSource,
-    LabelLookup,
-    LayeredSource,
-    Trace,
-    TraceDirection,
-    TraceParams,
-    TransferSource,
-    trace_funds,
-    with_coverage,
-)
+from tracing.trace.cache import GraphCache
+from tracing.trace.coverage import INCOMPLETE_HISTORY
+from tracing.trace.label_cache import LabelCache
+from tracing.trace.model import Trace, with_coverage
+from tracing.trace.params import DEFAULT_HOPS, TraceDirection, TraceParams
+from tracing.trace.sources import ExplorerSource, GraphSource, IndexSource, LabelLookup, LayeredSource, TransferSource
+from tracing.trace.walk import trace_funds
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 the compact result it leaves: node and edge ids in arrays, materialised as `TraceNode`s and `TraceEdge`s only when
 a caller reads them.
 
-The walk is the one of `tracing.trace.model._trace_graph_python` (the reference, used when the extension is not built,
+The walk is the one of `tracing.trace.walk.trace_graph_python` (the reference, used when the extension is not built,
 when `CHAINSLEUTH_PURE_WALK` is set, for graphs with transfers appended since the last `compact`, and when the
 extension declines: values of 2**127 or more, tokens with more than 19 decimals). Both give the same trace;
 `tests/test_trace_walk.py` checks it on random graphs.
@@ -17,24 +17,13 @@ from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import Any
 
 from tracing.labels.book import Label
-from tracing.trace.coverage import Coverage
-from tracing.trace.graph import Asset, LabelCache, NodeMarks, TransferGraph
-from tracing.trace.model import (
-    Cut,
-    LabelLookup,
-    Stop,
-    Trace,
-    TraceDirection,
-    TraceEdge,
-    TraceNode,
-    TraceParams,
-    _gap_lines,
-    cut_lines,
-    edge_order,
-    graph_edge,
-    trace_coverage,
-    weight_of,
-)
+from tracing.trace.coverage import Coverage, cut_lines, gap_lines, trace_coverage
+from tracing.trace.flows import Asset
+from tracing.trace.graph import TransferGraph
+from tracing.trace.label_cache import LabelCache, NodeMarks
+from tracing.trace.model import Cut, Stop, Trace, TraceEdge, TraceNode, edge_order, graph_edge, weight_of
+from tracing.trace.params import TraceDirection, TraceParams
+from tracing.trace.sources import LabelLookup
 from tracing.trace.taint import TaintModel, received_amounts
 
 try:
@@ -203,7 +192,7 @@ class GraphParts:
             chain,
             params,
             lines,
-            _gap_lines(silent, at_budget, params, []),
+            gap_lines(silent, at_budget, params, []),
             {self.source_name},
             provenance,
             len(self.followed),

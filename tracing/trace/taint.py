@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, NamedTuple
 
-Asset = str | None
+from tracing.trace.flows import Asset
 
 
 class TaintModel(StrEnum):
