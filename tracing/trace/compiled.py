@@ -57,7 +57,7 @@ def compiled_trace(
     outgoing = params.direction is TraceDirection.OUT
     names = graph.addresses
     ids = graph.ids
-    stop_at = params.stop_at
+    stop_at = params.stops
     node_labels: dict[int, tuple[Label, ...]] = {}
     marks: NodeMarks | None = None
     if isinstance(labels, LabelCache):
@@ -332,7 +332,8 @@ class GraphParts:
         near_of, far_of = (graph.src, graph.dst) if self.outgoing else (graph.dst, graph.src)
         high, token_of = graph.value_hi, graph.token
         followed, followed_hops = self.followed, self.followed_hops
-        if only is None:
+        if only is None or model is TaintModel.FIFO:
+            # FIFO: what an address passes on depends on every transfer it made before, wanted or not
             picked: Sequence[int] = range(len(followed))
         else:
             ids = graph.ids
@@ -349,7 +350,12 @@ class GraphParts:
             steps.append(
                 (near_of[edge], far_of[edge], token_of[edge], graph.value(edge) if high[edge] else low[edge], hop)
             )
-        if only is None:
+        if model is TaintModel.FIFO:  # in the result's edge order, as the eager trace reads them
+            order = sorted(
+                range(len(steps)), key=lambda i: edge_order(graph_edge(graph, followed[i], followed_hops[i]))
+            )
+            steps = [steps[i] for i in order]
+        if only is None or model is TaintModel.FIFO:
             hop_of = dict(zip(self.node_ids, self.hops, strict=True))
         else:
             for near, far, _token, _value, hop in steps:  # every picked step goes one hop further from the root

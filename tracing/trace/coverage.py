@@ -6,7 +6,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from tracing.chain.transfer import format_amount
+from tracing.trace.flows import Asset
 from tracing.trace.params import TraceDirection, TraceParams
+from tracing.trace.value import Dust
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +28,8 @@ class Coverage:
     """How exposure amounts were computed (`haircut` or `poison`), when traced."""
     transfers: int = 0
     """Transfers the traces followed."""
+    follow_rule: str = ""
+    """How a value-aware trace chose the transfers it followed (empty: it followed the graph)."""
 
 
 def trace_coverage(
@@ -48,6 +53,7 @@ def trace_coverage(
         gaps=tuple(gaps),
         taint_model=params.model.value,
         transfers=transfers,
+        follow_rule=follow_rule(params),
     )
 
 
@@ -104,3 +110,46 @@ def gap_lines(
     if len(errors) > 3:
         gaps.append(f"{len(errors) - 3} more source errors")
     return gaps
+
+
+def follow_rule(params: TraceParams) -> str:
+    """The rule a trace followed transfers by, in one sentence."""
+    if not params.value_aware:
+        return ""
+    floor = f"${params.dust_usd:,}" if params.dust_usd is not None else "no USD floor"
+    units = ", ".join(f"{units} {'native' if key == 'native' else key}" for key, units in params.dust_units)
+    share = f"{params.follow_share * 100:g}%"
+    return (
+        f"value-aware ({params.model.value}): a transfer is followed when the traced funds it carries are at least "
+        f"{floor}" + (f" (without a USD price: {units})" if units else "") + f" or {share} of what its address received"
+    )
+
+
+def value_lines(
+    params: TraceParams, dust: Dust, unfloored: set[Asset], through: Sequence[str]
+) -> tuple[list[str], list[str]]:
+    """(cut lines, gap lines) of a value-aware trace: the transfers it did not follow, summed; the assets it
+    followed with no floor; the services it went on past as asked."""
+    cuts: list[str] = []
+    gaps: list[str] = []
+    if dust.count:
+        floor = f"under ${params.dust_usd:,}" if params.dust_usd is not None else "under the floor"
+        parts = []
+        if dust.priced:
+            parts.append(f"${dust.usd:,.2f}")
+        for asset, raw in sorted(dust.unpriced.items(), key=lambda item: item[0] or ""):
+            decimals, symbol = dust.meta.get(asset, (None, None))
+            parts.append(format_amount(raw, decimals, symbol or asset))
+        cuts.append(
+            f"{dust.count:,} transfers carrying traced funds {floor} (and under "
+            f"{params.follow_share * 100:g}% of what their address received) not followed: "
+            f"{' and '.join(parts)} in all"
+        )
+    if unfloored:
+        names = ", ".join(sorted("native coin" if a is None else a for a in unfloored))
+        gaps.append(f"no USD price and no floor in units for {names}: followed at any traced amount")
+    if through:
+        shown = ", ".join(through[:3]) + (f" and {len(through) - 3} more" if len(through) > 3 else "")
+        kinds = ", ".join(sorted(c.value for c in params.through))
+        gaps.append(f"went on through a service ({kinds}) as asked: identity lost at {shown}")
+    return cuts, gaps

@@ -176,3 +176,89 @@ def select_flows(
         totals=dict(totals),
         source=source,
     )
+
+
+# --- an address's history, for the value-aware walk ----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryRequest:
+    """One address the value-aware walk expands: `since`/`until` its window (forward, `since` is when the traced
+    funds arrived; backward, `until`); `root` the trace's root."""
+
+    address: str
+    since: int | None = None
+    until: int | None = None
+    root: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class History:
+    """What the value-aware walk reads of one address: its transfers in the trace direction within the window
+    (`sends`, oldest first, after the scan limit and token filter), those the other way over the same span
+    (`receives`), and what its own history before the window left it (`opening`, per asset: received less sent)."""
+
+    address: str
+    sends: tuple[Transfer, ...] = ()
+    receives: tuple[Transfer, ...] = ()
+    opening: Mapping[Asset, int] = field(default_factory=dict)
+    degree: int = 0
+    in_window: int = 0
+    scanned: int = 0
+    totals: Mapping[Asset, int] = field(default_factory=dict)
+    hub: bool = False
+    source: str = ""
+    error: str = ""
+    incomplete: str = ""
+
+    @property
+    def unscanned(self) -> int:
+        return self.in_window - self.scanned
+
+
+def transfer_order(t: Transfer) -> tuple[int, int, str, str, str]:
+    return (t.timestamp, t.block_number, t.tx_hash, t.kind.value, t.position)
+
+
+def history_of(
+    address: str, transfers: Sequence[Transfer], request: HistoryRequest, query: FlowQuery, source: str
+) -> History:
+    """The reference `History` of `address` from every transfer it made or received (any order): what the SQL and
+    explorer sources answer; `GraphSource` does the same on the graph's arrays and must agree with it."""
+    outgoing = query.direction == "out"
+    ways = sorted((t for t in transfers if (t.from_addr if outgoing else t.to_addr) == address), key=transfer_order)
+    if len(ways) > query.hub_degree and not request.root:
+        return History(address, degree=len(ways), hub=True, source=source)
+    since, until = request.since, request.until
+    window = [t for t in ways if (since is None or t.timestamp >= since) and (until is None or t.timestamp <= until)]
+    scanned = scan_slice(window, outgoing, query.scan_limit)
+    sends = [t for t in scanned if t.value > 0 and t.from_addr != t.to_addr and _asset_matches(query.token, t.token)]
+    totals: dict[Asset, int] = {}
+    for t in sends:
+        totals[t.token] = totals.get(t.token, 0) + t.value
+    receives: list[Transfer] = []
+    opening: dict[Asset, int] = {}
+    if sends:
+        lo = since if outgoing else sends[0].timestamp
+        hi = sends[-1].timestamp if outgoing else until
+        start = None if request.root else (since if outgoing else until)
+        for t in transfers:
+            if t.value <= 0 or t.from_addr == t.to_addr:
+                continue
+            inward = (t.to_addr == address) == outgoing  # the other way from the trace's
+            if start is not None and (t.timestamp < start if outgoing else t.timestamp > start):
+                opening[t.token] = opening.get(t.token, 0) + (t.value if inward else -t.value)
+            elif inward and (lo is None or t.timestamp >= lo) and (hi is None or t.timestamp <= hi):
+                receives.append(t)
+        receives.sort(key=transfer_order)
+    return History(
+        address,
+        sends=tuple(sends),
+        receives=tuple(receives),
+        opening={asset: value for asset, value in opening.items() if value > 0},
+        degree=len(ways),
+        in_window=len(window),
+        scanned=len(scanned),
+        totals=totals,
+        source=source,
+    )

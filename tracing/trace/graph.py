@@ -20,12 +20,16 @@ from typing import Any, NamedTuple
 from tracing.chain.transfer import Transfer, TransferKind
 from tracing.trace.flows import (
     NATIVE_DECIMALS,
+    Asset,
     FlowQuery,
     FlowRequest,
     Flows,
+    History,
+    HistoryRequest,
     rank_counterparties,
     raw_threshold,
     scan_slice,
+    transfer_order,
 )
 
 
@@ -492,6 +496,67 @@ class TransferGraph:
             counterparties=picked.counterparties,
             kept=picked.kept,
             totals={(None if tid < 0 else self.tokens[tid]): v for tid, v in picked.totals.items()},
+            source=source,
+        )
+
+    def history(self, request: HistoryRequest, query: FlowQuery, source: str = "graph") -> History:
+        """`history_of` on the arrays: the same `History`, reading only the address's own edges."""
+        node = self.ids.get(request.address)
+        if node is None:
+            return History(request.address, source=source)
+        outgoing = query.direction == "out"
+        off, extra = (self.out_off, self.extra_out) if outgoing else (self.in_off, self.extra_in)
+        degree = (off[node + 1] - off[node] if node + 1 < len(off) else 0) + len(extra.get(node, ()))
+        if degree > query.hub_degree and not request.root:
+            return History(request.address, degree=degree, hub=True, source=source)
+        since, until = request.since, request.until
+        window = self._window(node, outgoing, since, until)
+        scanned = scan_slice(window, outgoing, query.scan_limit)
+        far = self.dst if outgoing else self.src
+        token_filter = query.token
+        wanted = -1 if token_filter in (None, "native") else self.token_ids.get(token_filter or "", -3)
+        sends = sorted(
+            (
+                self.transfer(e)
+                for e in scanned
+                if far[e] != node and self.value(e) and (token_filter is None or self.token[e] == wanted)
+            ),
+            key=transfer_order,
+        )
+        totals: dict[Asset, int] = {}
+        for t in sends:
+            totals[t.token] = totals.get(t.token, 0) + t.value
+        receives: list[Transfer] = []
+        opening: dict[int, int] = {}
+        if sends:
+            start = None if request.root else (since if outgoing else until)
+            lo = since if outgoing else sends[0].timestamp
+            hi = sends[-1].timestamp if outgoing else until
+            other = self.src if outgoing else self.dst
+            back = self._window(node, not outgoing, lo, hi)
+            receives = sorted(
+                (self.transfer(e) for e in back if other[e] != node and self.value(e)), key=transfer_order
+            )
+            if start is not None:
+                before = (None, start - 1) if outgoing else (start + 1, None)
+                for edge in self._window(node, not outgoing, *before):
+                    if other[edge] != node:
+                        tid = self.token[edge]
+                        opening[tid] = opening.get(tid, 0) + self.value(edge)
+                for edge in self._window(node, outgoing, *before):
+                    if far[edge] != node:
+                        tid = self.token[edge]
+                        opening[tid] = opening.get(tid, 0) - self.value(edge)
+        tokens = self.tokens
+        return History(
+            request.address,
+            sends=tuple(sends),
+            receives=tuple(receives),
+            opening={(None if tid < 0 else tokens[tid]): value for tid, value in opening.items() if value > 0},
+            degree=degree,
+            in_window=len(window),
+            scanned=len(scanned),
+            totals=totals,
             source=source,
         )
 

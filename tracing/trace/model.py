@@ -172,6 +172,7 @@ class Trace:
         self._parents = parents if parents is not None or parts is not None else {}
         self._by_address: dict[str, TraceNode] | None = None
         self._taint: dict[TaintModel, Taint] = {}
+        self._carried: Mapping[tuple[str, str, str], int] | None = None
 
     def __repr__(self) -> str:
         return f"Trace(root={self.root!r}, chain={self.chain!r}, {self.direction.value}, hops={self.params.hops})"
@@ -195,7 +196,34 @@ class Trace:
             self._parts,
         )
         copy._taint = self._taint
+        copy._carried = self._carried
         return copy
+
+    def with_carried(self, carried: Mapping[tuple[str, str, str], int]) -> Trace:
+        """This trace, knowing the traced value each followed transfer carries (by `TraceEdge.key`) under its model,
+        as the value-aware walk found it: its taint under that model is read from there."""
+        self._carried = carried
+        self._taint.pop(self.params.model, None)
+        return self
+
+    @property
+    def value_aware(self) -> bool:
+        """Whether the walk followed the traced value (`carried` known), not the graph."""
+        return self._carried is not None
+
+    def carried(self, edge: TraceEdge) -> int | None:
+        """The traced value `edge` carries under the trace's model, as the value-aware walk found it."""
+        return None if self._carried is None else self._carried.get(edge.key, 0)
+
+    @property
+    def through(self) -> tuple[TraceNode, ...]:
+        """Reached services the trace went on past, as asked (`TraceParams.through`): identity lost there."""
+        wanted = self.params.stop_at & self.params.through
+        return tuple(
+            node
+            for node in self.nodes[1:]
+            if wanted and any(label.active and label.category in wanted for label in node.labels)
+        )
 
     @property
     def coverage(self) -> Coverage:
@@ -301,6 +329,8 @@ class Trace:
 
     def taint_under(self, model: TaintModel) -> Taint:
         found = self._taint.get(model)
+        if found is None and self._carried is not None and model is self.params.model:
+            found = self._taint[model] = walked_taint(self, self._carried)
         if found is None:
             found = self._taint[model] = taint_of(model, self.root, self.nodes, self.edges, self.totals, self.direction)
         return found
@@ -410,3 +440,32 @@ def taint_of(
 def with_coverage(trace: Trace, **changes: Any) -> Trace:
     """The same trace with coverage fields replaced (index range, label sets, extra gaps)."""
     return trace.replace(coverage=replace(trace.coverage, **changes))
+
+
+def walked_taint(trace: Trace, carried: Mapping[tuple[str, str, str], int]) -> Taint:
+    """The taint the value-aware walk found: what each followed transfer carries (only transfers one hop further
+    from the root carry traced value: a cycle never counts the same funds twice); what each address received over
+    them; the share of what it moved on that was traced."""
+    hop_of = {n.address: n.hop for n in trace.nodes}
+    edges, totals = trace.edges, trace.totals
+    amounts: list[int] = []
+    received: dict[str, dict[Asset, int]] = {}
+    sent: dict[str, dict[Asset, int]] = {}
+    for edge in edges:
+        near, far = trace.near_far(edge)
+        amount = carried.get(edge.key, 0)
+        if hop_of.get(near) != edge.hop - 1 or hop_of.get(far) != edge.hop:
+            amount = 0
+        amounts.append(amount)
+        if not amount:
+            continue
+        mine = received.setdefault(far, {})
+        mine[edge.token] = mine.get(edge.token, 0) + amount
+        out = sent.setdefault(near, {})
+        out[edge.token] = out.get(edge.token, 0) + amount
+    fraction = {trace.root: 1.0}
+    for address, by_asset in sent.items():
+        moved = totals.get(address, {})
+        shares = [value / moved[asset] for asset, value in by_asset.items() if moved.get(asset)]
+        fraction[address] = min(1.0, max(shares, default=1.0))
+    return Taint(model=trace.params.model, edges=tuple(amounts), received=received, fraction=fraction)

@@ -9,7 +9,7 @@ import inspect
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from sqlalchemy import func
 from sqlmodel import col, select
@@ -19,7 +19,7 @@ from tracing.chain.index import TransferIndex, from_row
 from tracing.chain.transfer import Transfer
 from tracing.errors import SourceError
 from tracing.labels.book import Label
-from tracing.trace.flows import FlowQuery, FlowRequest, Flows, select_flows
+from tracing.trace.flows import FlowQuery, FlowRequest, Flows, History, HistoryRequest, history_of, select_flows
 from tracing.trace.graph import TransferGraph
 
 
@@ -29,6 +29,16 @@ class TransferSource(Protocol):
     name: str
 
     async def flows(self, chain: str, query: FlowQuery, requests: Sequence[FlowRequest]) -> list[Flows]: ...
+
+
+@runtime_checkable
+class HistorySource(Protocol):
+    """A source that can also give an address's history both ways (`History`): what the value-aware walk reads.
+    Every source here can; one that cannot is walked by the graph (the trace says so)."""
+
+    name: str
+
+    async def histories(self, chain: str, query: FlowQuery, requests: Sequence[HistoryRequest]) -> list[History]: ...
 
 
 class LabelLookup(Protocol):
@@ -49,6 +59,11 @@ class GraphSource:
         if chain != self.graph.chain:
             return [Flows(r.address, source=self.name) for r in requests]
         return [self.graph.flows(r, query, self.name) for r in requests]
+
+    async def histories(self, chain: str, query: FlowQuery, requests: Sequence[HistoryRequest]) -> list[History]:
+        if chain != self.graph.chain:
+            return [History(r.address, source=self.name) for r in requests]
+        return [self.graph.history(r, query, self.name) for r in requests]
 
 
 class IndexSource:
@@ -83,6 +98,23 @@ class IndexSource:
                 key=lambda t: (t.timestamp, t.block_number, t.tx_hash, t.position),
             )
         return select_flows(request.address, candidates, request, query, int(degree), self.name)
+
+    async def histories(self, chain: str, query: FlowQuery, requests: Sequence[HistoryRequest]) -> list[History]:
+        found = []
+        for request in requests:
+            column = col(TransferRow.from_addr) if query.direction == "out" else col(TransferRow.to_addr)
+            with self.index.db.session() as session:
+                degree = session.exec(
+                    select(func.count())
+                    .select_from(TransferRow)
+                    .where(col(TransferRow.chain) == chain, column == request.address)
+                ).one()
+            if degree > query.hub_degree and not request.root:
+                found.append(History(request.address, degree=int(degree), hub=True, source=self.name))
+                continue
+            transfers = self.index.for_address(request.address, chain) if degree else []
+            found.append(history_of(request.address, transfers, request, query, self.name))
+        return found
 
 
 class ExplorerSource:
@@ -133,6 +165,18 @@ class ExplorerSource:
 
         return list(await asyncio.gather(*(one(request) for request in requests)))
 
+    async def histories(self, chain: str, query: FlowQuery, requests: Sequence[HistoryRequest]) -> list[History]:
+        async def one(request: HistoryRequest) -> History:
+            try:
+                history, incomplete = await self.fetch(request.address)
+            except SourceError as exc:
+                return History(request.address, source=self.name, error=str(exc))
+            mine = [t for t in history if t.chain == chain]
+            found = history_of(request.address, mine, request, query, self.name)
+            return replace(found, incomplete=incomplete) if incomplete else found
+
+        return list(await asyncio.gather(*(one(request) for request in requests)))
+
 
 class LayeredSource:
     """Ask `primary` first; ask `fallback` about the addresses `primary` knows nothing of (in that direction)."""
@@ -151,3 +195,22 @@ class LayeredSource:
                 if flows.degree or flows.error or flows.incomplete:
                     results[i] = flows
         return results
+
+    async def histories(self, chain: str, query: FlowQuery, requests: Sequence[HistoryRequest]) -> list[History]:
+        if not isinstance(self.primary, HistorySource) or not isinstance(self.fallback, HistorySource):
+            raise TypeError("both layers must give histories (see `gives_histories`)")
+        results = await self.primary.histories(chain, query, requests)
+        missing = [i for i, found in enumerate(results) if found.degree == 0]
+        if missing:
+            more = await self.fallback.histories(chain, query, [requests[i] for i in missing])
+            for i, found in zip(missing, more, strict=True):
+                if found.degree or found.error or found.incomplete:
+                    results[i] = found
+        return results
+
+
+def gives_histories(source: TransferSource) -> bool:
+    """Whether `source` can answer the value-aware walk (every layer of a layered source must)."""
+    if isinstance(source, LayeredSource):
+        return gives_histories(source.primary) and gives_histories(source.fallback)
+    return isinstance(source, HistorySource)

@@ -14,13 +14,13 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from tracing.chain.transfer import TransferKind
 from tracing.labels.book import Label
 from tracing.trace import compiled
-from tracing.trace.coverage import cut_lines, gap_lines, trace_coverage
-from tracing.trace.flows import Asset, FlowRequest
+from tracing.trace.coverage import cut_lines, gap_lines, trace_coverage, value_lines
+from tracing.trace.flows import Asset, FlowRequest, HistoryRequest
 from tracing.trace.graph import TransferGraph
 from tracing.trace.model import (
     Cut,
@@ -32,9 +32,11 @@ from tracing.trace.model import (
     graph_edge,
     parents_of,
     weight_of,
+    with_coverage,
 )
 from tracing.trace.params import TraceDirection, TraceParams
-from tracing.trace.sources import GraphSource, LabelLookup, TransferSource
+from tracing.trace.sources import GraphSource, HistorySource, LabelLookup, TransferSource, gives_histories
+from tracing.trace.value import Dust, PegPrices, UsdPrices, select_value
 
 
 @dataclass
@@ -60,14 +62,27 @@ def _batch_size(params: TraceParams, reached: int) -> int:
 
 
 async def trace_funds(
-    source: TransferSource, labels: LabelLookup, root: str, chain: str, params: TraceParams | None = None
+    source: TransferSource,
+    labels: LabelLookup,
+    root: str,
+    chain: str,
+    params: TraceParams | None = None,
+    prices: UsdPrices | None = None,
 ) -> Trace:
-    """Trace from `root` over `source`; see `TraceParams` for the knobs.
+    """Trace from `root` over `source`; see `TraceParams` for the knobs, `prices` for the dust floor in USD (by
+    default stablecoins at their peg, nothing else).
 
-    Over the in-memory graph the walk runs on integer ids and builds only the result (`_trace_graph`); any other
-    source goes through `TransferSource.flows`. Both give the same trace.
+    Value-aware (the default), the walk follows the traced amount (`_trace_value`, over `HistorySource.histories`).
+    Following the graph, over the in-memory graph the walk runs on integer ids and builds only the result
+    (`_trace_graph`); any other source goes through `TransferSource.flows`. Both give the same trace.
     """
     params = params or TraceParams()
+    if params.value_aware:
+        if gives_histories(source) and isinstance(source, HistorySource):
+            return await _trace_value(source, labels, root, chain, params, prices or PegPrices())
+        graph_walk = await trace_funds(source, labels, root, chain, replace(params, follow_value=False))
+        gap = f"{source.name} gives no account histories: this trace followed the graph, not the traced value"
+        return with_coverage(graph_walk, gaps=(*graph_walk.coverage.gaps, gap))
     if isinstance(source, GraphSource) and source.graph.chain == chain:
         return _trace_graph(source, labels, root, chain, params)
     started = time.perf_counter()
@@ -142,7 +157,7 @@ async def trace_funds(
         for address in fresh:
             node = reached[address]
             node.labels = tuple(found.get(address, ()))
-            if any(label.active and label.category in params.stop_at for label in node.labels):
+            if any(label.active and label.category in params.stops for label in node.labels):
                 node.terminal, node.stop = True, Stop.SERVICE
         frontier = [a for a in fresh if not reached[a].terminal]
         if not frontier:
@@ -273,7 +288,7 @@ def trace_graph_python(
             mine = tuple(found.get(names[node], ()))
             if mine:
                 node_labels[node] = mine
-                if any(label.active and label.category in params.stop_at for label in mine):
+                if any(label.active and label.category in params.stops for label in mine):
                     terminal.add(node)
                     stop[node] = Stop.SERVICE
         frontier = [n for n in fresh if n not in terminal]
@@ -314,6 +329,7 @@ def _assemble(
     used: set[str],
     seconds: float,
     incomplete: Sequence[str] = (),
+    value: tuple[list[str], list[str]] = ([], []),
 ) -> Trace:
     edges.sort(key=edge_order)
     nodes.sort(key=lambda n: (n.hop, n.address))
@@ -322,8 +338,8 @@ def _assemble(
     coverage = trace_coverage(
         chain,
         params,
-        describe_cuts(cuts, params),
-        gap_lines(silent, at_budget, params, errors, incomplete),
+        describe_cuts(cuts, params) + value[0],
+        gap_lines(silent, at_budget, params, errors, incomplete) + value[1],
         used,
         {edge.source for edge in edges},
         len(edges),
@@ -355,3 +371,147 @@ def describe_cuts(cuts: Sequence[Cut], params: TraceParams) -> list[str]:
         busy=(len(busy), [c.address for c in busy[:3]]),
         budget=len(by_reason.get("node budget", [])),
     )
+
+
+# --- the value-aware walk ------------------------------------------------------------------------------------
+
+
+async def _trace_value(
+    source: HistorySource, labels: LabelLookup, root: str, chain: str, params: TraceParams, prices: UsdPrices
+) -> Trace:
+    """Hop by hop as the graph walk, but each expanded address's ledger decides which of its transfers carry
+    enough of the traced funds to follow (`tracing.trace.value`), and an address is reached at the arrival of the
+    traced funds along the path. Only transfers one hop further from the root bring traced value to an address
+    (as in `tracing.trace.taint`): a cycle or a second path at the same depth never counts the same funds twice."""
+    started = time.perf_counter()
+    outgoing = params.direction is TraceDirection.OUT
+    query = params.query()
+    stops = params.stops
+    root_labels = tuple(labels.for_addresses([root], chain).get(root, ()))
+    reached: dict[str, _Reached] = {root: _Reached(root, 0, labels=root_labels)}
+    arrivals: dict[str, dict[tuple[str, str, str], int]] = defaultdict(dict)
+    edges: dict[tuple[str, str, str], TraceEdge] = {}
+    carried: dict[tuple[str, str, str], int] = {}
+    totals: dict[str, Mapping[Asset, int]] = {}
+    cuts: list[Cut] = []
+    dust = Dust()
+    unfloored: set[Asset] = set()
+    errors: list[str] = []
+    incomplete: list[str] = []
+    used: set[str] = set()
+    frontier = [root]
+    for hop in range(1, params.hops + 1):
+        frontier.sort(key=lambda a: (-reached[a].weight, a))
+        fresh: list[str] = []
+        start = 0
+        while start < len(frontier):
+            if len(reached) >= params.max_nodes:
+                for address in frontier[start:]:
+                    reached[address].stop = Stop.NODE_BUDGET
+                    cuts.append(Cut(address, hop - 1, "node budget"))
+                break
+            batch = frontier[start : start + _batch_size(params, len(reached))]
+            start += len(batch)
+            requests = [_history_request(reached[a], params, a == root) for a in batch]
+            for found in await source.histories(chain, query, requests):
+                node = reached[found.address]
+                node.degree, node.source = found.degree, found.source
+                if found.source:
+                    used.add(found.source)
+                if found.incomplete:
+                    incomplete.append(f"{found.address} ({found.source or 'source'}: {found.incomplete})")
+                if found.error:
+                    node.stop = Stop.ERROR
+                    errors.append(f"{found.address}: {found.error}")
+                    continue
+                if found.hub:
+                    node.stop = Stop.BUSY
+                    cuts.append(Cut(found.address, hop - 1, "busy", 0, found.degree))
+                    continue
+                if not found.degree:
+                    node.stop = Stop.NO_DATA
+                    continue
+                node.stop = Stop.EXPANDED
+                totals[found.address] = found.totals
+                picked = select_value(
+                    found.sends,
+                    found.receives,
+                    found.opening,
+                    arrivals.get(found.address, {}),
+                    found.address == root,
+                    params,
+                    prices,
+                )
+                dust.merge(picked.dust)
+                unfloored |= picked.unpriced_unfloored
+                if picked.dust.count:
+                    cuts.append(Cut(found.address, hop - 1, "dust", len(picked.chosen), picked.dust.count))
+                if picked.counterparties > picked.kept:
+                    cuts.append(
+                        Cut(found.address, hop - 1, "fan-out", picked.kept, picked.counterparties - picked.kept)
+                    )
+                if found.unscanned:
+                    cuts.append(Cut(found.address, hop - 1, "scan limit", found.scanned, found.unscanned))
+                for step in picked.chosen:
+                    t = step.transfer
+                    key = (t.tx_hash, t.kind.value, t.position)
+                    if key in edges:
+                        continue
+                    edges[key] = TraceEdge.of(t, hop)
+                    carried[key] = step.carried
+                    far = t.to_addr if outgoing else t.from_addr
+                    seen = reached.get(far)
+                    if seen is None:
+                        seen = reached[far] = _Reached(far, hop, reached_at=t.timestamp)
+                        fresh.append(far)
+                    elif seen.hop == hop and seen.reached_at is not None:
+                        if outgoing:
+                            seen.reached_at = min(seen.reached_at, t.timestamp)
+                        else:
+                            seen.reached_at = max(seen.reached_at, t.timestamp)
+                    if seen.hop == hop:
+                        arrivals[far][key] = step.carried
+                        weight = weight_of(edges[key]._replace(value=step.carried))
+                        if weight > seen.weight:
+                            seen.weight = weight
+        found_labels = labels.for_addresses(fresh, chain) if fresh else {}
+        for address in fresh:
+            node = reached[address]
+            node.labels = tuple(found_labels.get(address, ()))
+            if any(label.active and label.category in stops for label in node.labels):
+                node.terminal, node.stop = True, Stop.SERVICE
+        frontier = [a for a in fresh if not reached[a].terminal]
+        if not frontier:
+            break
+    nodes = [
+        TraceNode(n.address, n.hop, n.labels, n.terminal, n.stop, n.reached_at, n.degree, n.source)
+        for n in reached.values()
+    ]
+    trace = _assemble(
+        root,
+        chain,
+        params,
+        nodes,
+        list(edges.values()),
+        totals,
+        cuts,
+        errors,
+        used,
+        time.perf_counter() - started,
+        incomplete,
+        value_lines(params, dust, unfloored, [n.address for n in _passed_through(nodes, params)]),
+    )
+    return trace.with_carried(carried)
+
+
+def _history_request(node: _Reached, params: TraceParams, root: bool) -> HistoryRequest:
+    since, until = _window(params, node.reached_at)
+    return HistoryRequest(node.address, since, until, root=root)
+
+
+def _passed_through(nodes: Sequence[TraceNode], params: TraceParams) -> list[TraceNode]:
+    """Reached addresses labelled as a kind of stop the trace went on past (`TraceParams.through`)."""
+    wanted = params.stop_at & params.through
+    if not wanted:
+        return []
+    return [n for n in nodes[1:] if any(label.active and label.category in wanted for label in n.labels)]
