@@ -47,14 +47,16 @@ from tracing.risk.exposure import amounts_of
 from tracing.risk.outputs import PictureUnavailable, risk_csv, risk_json, to_json_text, trace_csv, trace_json, trace_png
 from tracing.risk.report import Amount, Exposure, Level, RiskReport, amounts_words
 from tracing.trace.cache import GraphCache
+from tracing.trace.compare import Disagreement, ModelComparison, compare_models
 from tracing.trace.compiled import available as compiled_walk_available
 from tracing.trace.coverage import Coverage
 from tracing.trace.graph import TransferGraph
 from tracing.trace.label_cache import LabelCache
 from tracing.trace.model import Stop, Trace, TraceNode
-from tracing.trace.params import DEFAULT_HOPS, MAX_HOPS, TraceDirection, TraceParams
+from tracing.trace.params import DEFAULT_DUST_USD, DEFAULT_HOPS, MAX_HOPS, STOPS, TraceDirection, TraceParams
 from tracing.trace.sources import GraphSource
 from tracing.trace.taint import TaintModel
+from tracing.trace.value import PegPrices, UsdPrices
 from tracing.trace.walk import trace_funds
 
 __all__ = [
@@ -74,8 +76,10 @@ __all__ = [
     "ChainFeed",
     "Clock",
     "Coverage",
+    "DEFAULT_DUST_USD",
     "DEFAULT_HOPS",
     "Direction",
+    "Disagreement",
     "Disposition",
     "EscalationPolicy",
     "EtlFileKind",
@@ -99,6 +103,7 @@ __all__ = [
     "LabelSet",
     "Level",
     "MAX_HOPS",
+    "ModelComparison",
     "NotAllowed",
     "NotFound",
     "OnCall",
@@ -108,11 +113,13 @@ __all__ = [
     "OutboxItem",
     "OutboxKind",
     "OutboxStatus",
+    "PegPrices",
     "PictureUnavailable",
     "RONIN_EXPLOITER",
     "Reader",
     "RiskReport",
     "RpcSource",
+    "STOPS",
     "SentMessage",
     "SourceError",
     "Stop",
@@ -126,6 +133,7 @@ __all__ = [
     "TransferGraph",
     "TransferIndex",
     "TransferKind",
+    "UsdPrices",
     "UserError",
     "WELL_KNOWN",
     "Watch",
@@ -136,6 +144,7 @@ __all__ = [
     "amounts_words",
     "chain_arg",
     "checksum",
+    "compare_models",
     "compiled_walk_available",
     "configured_explorers",
     "ensure_bundled_labels",

@@ -22,6 +22,7 @@ from tracing.labels.book import Label, LabelBook
 from tracing.risk.exposure import merged_coverage, report_from_traces
 from tracing.risk.report import RiskReport, labels_only_report
 from tracing.trace.cache import GraphCache
+from tracing.trace.compare import ModelComparison, compare_models
 from tracing.trace.coverage import INCOMPLETE_HISTORY
 from tracing.trace.label_cache import LabelCache
 from tracing.trace.model import Trace, with_coverage
@@ -103,6 +104,13 @@ class Investigator:
         return with_coverage(
             result, index_range=index_range, label_sets=self.label_sets(), gaps=result.coverage.gaps + gaps
         )
+
+    async def compare(
+        self, address: str, chain: str | None = None, params: TraceParams | None = None
+    ) -> ModelComparison:
+        """The trace of `params` under every taint model, side by side (`--model compare`)."""
+        chain = chain or self.default_chain
+        return await compare_models(self.source(chain), self.label_lookup(), address, chain, params)
 
     async def risk(
         self, address: str, chain: str | None = None, asker: Asker | None = None, hops: int | None = None

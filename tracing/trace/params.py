@@ -37,8 +37,8 @@ DEFAULT_DUST_USD = Decimal(100)
 """The dust floor of a value-aware trace, in USD."""
 
 DEFAULT_FOLLOW_SHARE = Decimal("0.2")
-"""A transfer under the dust floor is still followed when it carries this share of the traced funds its address
-received (laundering that moves in many small amounts)."""
+"""A transfer under the dust floor is still followed when it, or all the transfers under the floor of its address
+together, carry this share of the traced funds the address received (laundering that moves in many small amounts)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +52,8 @@ class TraceParams:
     `follow_value` (the default): the walk propagates the traced amount along transfers in time order under
     `model` and follows a transfer only when the traced value it carries is at least `dust_usd` (in USD on the
     transfer's day; where the asset has no USD price, the floor in units of `dust_units`, keyed by `native` or the
-    token address; with neither, no floor) or at least `follow_share` of the traced funds its address received
+    token address; with neither, no floor) or when it, or all its address's transfers under the floor together,
+    carry at least `follow_share` of the traced funds the address received
     (`tracing.trace.value`). Off, or without `follow_time`, the walk follows the graph: every transfer after the
     arrival, largest counterparties first."""
 

@@ -15,9 +15,11 @@ An address that sends on none of the traced assets it received, but sends others
 does not show it: its transfers of the other assets carry its traced share (as the taint models count a swap).
 
 A transfer is followed when the traced value it carries is at least the dust floor (`TraceParams.dust_usd` in USD,
-or a floor in units of its asset where no USD price is known) or at least `TraceParams.follow_share` of the traced
-funds the address received: laundering that moves in many small amounts is still followed. What is not followed is
-counted and summed (`Dust`), never hidden. Backward traces run the same rules with time and flow reversed.
+or a floor in units of its asset where no USD price is known), or when it is mostly traced funds (`PURITY`) and it,
+or all such small transfers of its address together, carry at least `TraceParams.follow_share` of the traced funds
+the address received: laundering that moves in many small amounts is still followed; a few dollars sent on by an
+address that received millions, or an address's own spending with a trace of the funds in it, is not. What is not
+followed is counted and summed (`Dust`), never hidden. Backward traces run the same rules with time and flow reversed.
 """
 
 from __future__ import annotations
@@ -36,6 +38,11 @@ from tracing.trace.taint import TaintModel
 
 PEGGED = frozenset({"USDC", "USDT", "DAI", "BUSD", "TUSD", "USDP", "GUSD", "PYUSD", "FDUSD", "USDS", "LUSD", "FRAX"})
 """Symbols of USD stablecoins, priced at their peg when no price book is given."""
+
+
+PURITY = Fraction(1, 2)
+"""A transfer under the dust floor is followed by the share rule only when the traced funds are at least this part
+of its value: funds moving on in small amounts, not an address's own money with a trace of them."""
 
 
 class UsdPrices(Protocol):
@@ -68,6 +75,8 @@ class Ledger:
         self.traced: dict[Asset, int] = {}
         self.clean: dict[Asset, int] = {asset: max(0, value) for asset, value in opening.items()}
         self.lots: dict[Asset, deque[list[int]]] = {}
+        self.last: dict[Asset, Fraction] = {}
+        """Per asset, the traced share of the last value it held (for transfers beyond what it holds)."""
         if model is TaintModel.FIFO:
             for asset, value in self.clean.items():
                 if value:
@@ -90,17 +99,25 @@ class Ledger:
         return best
 
     def send(self, asset: Asset, value: int) -> int:
-        """The traced value a transfer out of `value` carries (and the ledger after it)."""
+        """The traced value a transfer out of `value` carries (and the ledger after it).
+
+        A transfer larger than what the ledger holds (history the source lacks: an index that starts late, an
+        explorer's cut, values that are not conserved, such as amounts in USD at each transfer's day) is carried,
+        beyond what it holds, at the traced share of the last value it held: unknown funds are not made clean."""
         traced, clean = self.traced.get(asset, 0), self.clean.get(asset, 0)
         if self.model is TaintModel.POISON:
             carried = value if traced else 0
             self.clean[asset] = max(0, clean - value)
             return carried
+        held = traced + clean
+        if held:
+            self.last[asset] = Fraction(traced, held)
         if self.model is TaintModel.FIFO:
             carried, left = 0, value
             lots = self.lots.get(asset)
             while left and lots:
                 lot = lots[0]
+                self.last[asset] = Fraction(lot[1], lot[0]) if lot[0] else Fraction(0)
                 if lot[0] <= left:
                     carried += lot[1]
                     left -= lot[0]
@@ -111,9 +128,15 @@ class Ledger:
                     lot[0] -= left
                     lot[1] -= part
                     left = 0
-        else:  # haircut; a balance short of the transfer (history the source lacks) counts as the transfer itself
-            carried = value * traced // max(traced + clean, value) if traced else 0
-        self.traced[asset] = traced - carried
+            carried = min(value, carried + int(left * self.last.get(asset, Fraction(0))))
+            self.traced[asset] = max(0, traced - carried)
+            self.clean[asset] = max(0, clean - (value - carried))
+            return carried
+        if value <= held:
+            carried = value * traced // held
+        else:
+            carried = traced + int((value - held) * self.last.get(asset, Fraction(0)))
+        self.traced[asset] = max(0, traced - carried)
         self.clean[asset] = max(0, clean - (value - carried))
         return carried
 
@@ -258,6 +281,7 @@ def _follow(
     dust = Dust()
     unfloored: set[Asset] = set()
     passing: list[int] = []
+    small: list[tuple[int, Decimal | None]] = []
     for i, step in enumerate(steps):
         t, carried = step.transfer, step.carried
         if step.swap or carried <= 0:
@@ -277,10 +301,26 @@ def _follow(
             else:
                 big = carried >= _raw(floor, t)
         total = received.get(t.token, 0)
-        if big or (total and Fraction(carried, total) >= share):
+        pure = Fraction(carried, t.value) >= PURITY
+        if big or (pure and total and Fraction(carried, total) >= share):
             passing.append(i)
+        elif pure:
+            small.append((i, usd))
         else:
             dust.add(t, carried, usd)
+    # small transfers that together carry a share of what the address received: the funds themselves moving in
+    # small amounts (a payout, a peel), followed; a few dollars out of much more, not
+    spread: dict[Asset, int] = {}
+    for i, _ in small:
+        spread[steps[i].transfer.token] = spread.get(steps[i].transfer.token, 0) + steps[i].carried
+    for i, usd in small:
+        t = steps[i].transfer
+        total = received.get(t.token, 0)
+        if total and Fraction(spread[t.token], total) >= share:
+            passing.append(i)
+        else:
+            dust.add(t, steps[i].carried, usd)
+    passing.sort()
     amounts: dict[str, dict[Asset, int]] = {}
     for i in passing:
         t = steps[i].transfer

@@ -376,13 +376,18 @@ def describe_cuts(cuts: Sequence[Cut], params: TraceParams) -> list[str]:
 # --- the value-aware walk ------------------------------------------------------------------------------------
 
 
+REVISITS = 64
+"""How many times the value walk expands an address again when more traced funds reach it later (see `_trace_value`)."""
+
+
 async def _trace_value(
     source: HistorySource, labels: LabelLookup, root: str, chain: str, params: TraceParams, prices: UsdPrices
 ) -> Trace:
     """Hop by hop as the graph walk, but each expanded address's ledger decides which of its transfers carry
     enough of the traced funds to follow (`tracing.trace.value`), and an address is reached at the arrival of the
-    traced funds along the path. Only transfers one hop further from the root bring traced value to an address
-    (as in `tracing.trace.taint`): a cycle or a second path at the same depth never counts the same funds twice."""
+    traced funds. Traced funds that reach an address after it was expanded (by a longer path, or a sibling at the
+    same hop) are not lost: the address is expanded again with them (up to `REVISITS` times), keeping its hop; what
+    it then sends on is followed from there. Addresses are expanded nearest first."""
     started = time.perf_counter()
     outgoing = params.direction is TraceDirection.OUT
     query = params.query()
@@ -393,100 +398,108 @@ async def _trace_value(
     edges: dict[tuple[str, str, str], TraceEdge] = {}
     carried: dict[tuple[str, str, str], int] = {}
     totals: dict[str, Mapping[Asset, int]] = {}
-    cuts: list[Cut] = []
-    dust = Dust()
+    cuts: dict[tuple[str, str], Cut] = {}
+    dust: dict[str, Dust] = {}
     unfloored: set[Asset] = set()
     errors: list[str] = []
     incomplete: list[str] = []
     used: set[str] = set()
-    frontier = [root]
-    for hop in range(1, params.hops + 1):
+    expanded: dict[str, int] = {}
+    pending: dict[int, list[str]] = {0: [root]}
+    while pending:
+        hop = min(pending)
+        frontier = list(dict.fromkeys(pending.pop(hop)))
         frontier.sort(key=lambda a: (-reached[a].weight, a))
         fresh: list[str] = []
         start = 0
         while start < len(frontier):
             if len(reached) >= params.max_nodes:
                 for address in frontier[start:]:
-                    reached[address].stop = Stop.NODE_BUDGET
-                    cuts.append(Cut(address, hop - 1, "node budget"))
+                    if address not in expanded:
+                        reached[address].stop = Stop.NODE_BUDGET
+                        cuts[(address, "node budget")] = Cut(address, hop, "node budget")
                 break
             batch = frontier[start : start + _batch_size(params, len(reached))]
             start += len(batch)
             requests = [_history_request(reached[a], params, a == root) for a in batch]
             for found in await source.histories(chain, query, requests):
-                node = reached[found.address]
+                address = found.address
+                node = reached[address]
+                first = address not in expanded
+                expanded[address] = expanded.get(address, 0) + 1
                 node.degree, node.source = found.degree, found.source
                 if found.source:
                     used.add(found.source)
-                if found.incomplete:
-                    incomplete.append(f"{found.address} ({found.source or 'source'}: {found.incomplete})")
+                if found.incomplete and first:
+                    incomplete.append(f"{address} ({found.source or 'source'}: {found.incomplete})")
                 if found.error:
                     node.stop = Stop.ERROR
-                    errors.append(f"{found.address}: {found.error}")
+                    if first:
+                        errors.append(f"{address}: {found.error}")
                     continue
                 if found.hub:
                     node.stop = Stop.BUSY
-                    cuts.append(Cut(found.address, hop - 1, "busy", 0, found.degree))
+                    cuts[(address, "busy")] = Cut(address, hop, "busy", 0, found.degree)
                     continue
                 if not found.degree:
                     node.stop = Stop.NO_DATA
                     continue
                 node.stop = Stop.EXPANDED
-                totals[found.address] = found.totals
+                totals[address] = found.totals
                 picked = select_value(
-                    found.sends,
-                    found.receives,
-                    found.opening,
-                    arrivals.get(found.address, {}),
-                    found.address == root,
-                    params,
-                    prices,
+                    found.sends, found.receives, found.opening, arrivals[address], address == root, params, prices
                 )
-                dust.merge(picked.dust)
+                dust[address] = picked.dust  # the last expansion's account replaces the earlier ones
                 unfloored |= picked.unpriced_unfloored
-                if picked.dust.count:
-                    cuts.append(Cut(found.address, hop - 1, "dust", len(picked.chosen), picked.dust.count))
-                if picked.counterparties > picked.kept:
-                    cuts.append(
-                        Cut(found.address, hop - 1, "fan-out", picked.kept, picked.counterparties - picked.kept)
-                    )
-                if found.unscanned:
-                    cuts.append(Cut(found.address, hop - 1, "scan limit", found.scanned, found.unscanned))
+                for reason, kept, dropped in (
+                    ("dust", len(picked.chosen), picked.dust.count),
+                    ("fan-out", picked.kept, picked.counterparties - picked.kept),
+                    ("scan limit", found.scanned, found.unscanned),
+                ):
+                    if dropped:
+                        cuts[(address, reason)] = Cut(address, hop, reason, kept, dropped)
+                    else:
+                        cuts.pop((address, reason), None)
                 for step in picked.chosen:
                     t = step.transfer
                     key = (t.tx_hash, t.kind.value, t.position)
-                    if key in edges:
-                        continue
-                    edges[key] = TraceEdge.of(t, hop)
-                    carried[key] = step.carried
                     far = t.to_addr if outgoing else t.from_addr
+                    if key not in edges:
+                        edges[key] = TraceEdge.of(t, hop + 1)
+                    elif step.carried <= carried[key]:
+                        continue
+                    carried[key] = step.carried
                     seen = reached.get(far)
                     if seen is None:
-                        seen = reached[far] = _Reached(far, hop, reached_at=t.timestamp)
+                        seen = reached[far] = _Reached(far, hop + 1, reached_at=t.timestamp)
                         fresh.append(far)
-                    elif seen.hop == hop and seen.reached_at is not None:
-                        if outgoing:
-                            seen.reached_at = min(seen.reached_at, t.timestamp)
-                        else:
-                            seen.reached_at = max(seen.reached_at, t.timestamp)
-                    if seen.hop == hop:
-                        arrivals[far][key] = step.carried
-                        weight = weight_of(edges[key]._replace(value=step.carried))
-                        if weight > seen.weight:
-                            seen.weight = weight
+                    elif seen.reached_at is not None and far != root:
+                        seen.reached_at = (
+                            min(seen.reached_at, t.timestamp) if outgoing else max(seen.reached_at, t.timestamp)
+                        )
+                    if far == root:
+                        continue
+                    arrivals[far][key] = step.carried
+                    weight = weight_of(edges[key]._replace(value=step.carried))
+                    if seen.hop == hop + 1 and weight > seen.weight:
+                        seen.weight = weight
+                    if far in expanded and expanded[far] <= REVISITS and not seen.terminal:
+                        pending.setdefault(seen.hop, []).append(far)  # more traced funds: expand it again
         found_labels = labels.for_addresses(fresh, chain) if fresh else {}
         for address in fresh:
             node = reached[address]
             node.labels = tuple(found_labels.get(address, ()))
             if any(label.active and label.category in stops for label in node.labels):
                 node.terminal, node.stop = True, Stop.SERVICE
-        frontier = [a for a in fresh if not reached[a].terminal]
-        if not frontier:
-            break
+            elif node.hop < params.hops:
+                pending.setdefault(node.hop, []).append(address)
     nodes = [
         TraceNode(n.address, n.hop, n.labels, n.terminal, n.stop, n.reached_at, n.degree, n.source)
         for n in reached.values()
     ]
+    total = Dust()
+    for found_dust in dust.values():
+        total.merge(found_dust)
     trace = _assemble(
         root,
         chain,
@@ -494,12 +507,12 @@ async def _trace_value(
         nodes,
         list(edges.values()),
         totals,
-        cuts,
+        list(cuts.values()),
         errors,
         used,
         time.perf_counter() - started,
         incomplete,
-        value_lines(params, dust, unfloored, [n.address for n in _passed_through(nodes, params)]),
+        value_lines(params, total, unfloored, [n.address for n in _passed_through(nodes, params)]),
     )
     return trace.with_carried(carried)
 
