@@ -36,7 +36,7 @@ stops as the exchange)."""
 DEFAULT_DUST_USD = Decimal(100)
 """The dust floor of a value-aware trace, in USD."""
 
-DEFAULT_FOLLOW_SHARE = Decimal("0.2")
+DEFAULT_FOLLOW_SHARE = Decimal("0.5")
 """A transfer under the dust floor is still followed when it, or all the transfers under the floor of its address
 together, carry this share of the traced funds the address received (laundering that moves in many small amounts)."""
 
