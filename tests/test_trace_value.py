@@ -57,7 +57,7 @@ def test_a_transfer_beyond_the_known_balance_keeps_the_last_traced_share() -> No
     assert ledger.send(None, 100) == 50
     assert ledger.send(None, 10) == 5  # history the source lacks: unknown funds are not made clean
     ledger.receive(None, 1, 0)  # address-poisoning dust since
-    assert ledger.send(None, 10) == 5  # does not make the next overdraft clean
+    assert ledger.send(None, 10) == 4  # its own unit, then the rest at the last share: not made clean
 
 
 # --- traces ------------------------------------------------------------------------------------------------------
