@@ -259,7 +259,7 @@ def select_value(
 
 
 def _key(t: Transfer) -> tuple[str, str, str]:
-    return (t.tx_hash, t.kind.value, t.position)
+    return (t.tx_hash, t.kind, t.position)  # a StrEnum: equal to, and hashed as, its value
 
 
 def _swap_txs(sends: Sequence[Transfer], receives: Sequence[Transfer]) -> dict[str, set[Asset]]:
