@@ -178,3 +178,16 @@ def test_value_parameters_are_validated() -> None:
         TraceParams(follow_share=Decimal("1.5"))
     assert TraceParams(follow_time=False).value_aware is False  # value needs time order
     assert Category.SANCTIONS not in TraceParams().stops
+
+
+async def test_a_case_with_several_sources_is_traced_as_one(db: Database) -> None:
+    # 2 collects from both sources; what it sends on is theirs whichever source's trace it is
+    TransferIndex(db).add([usd(1, 3, 90, 100), usd(2, 3, 910, 110), usd(3, 4, 150, 200)])
+    alone, _ = await both(db, 1, TraceParams(hops=2))
+    assert addr(4) not in hops_of(alone)  # 9% of $150 is $13.50: dust for source 1 alone
+    index = IndexSource(TransferIndex(db))
+    together = await trace_funds(index, LabelBook(db), addr(1), "eth", TraceParams(hops=2), with_roots=[addr(2)])
+    assert hops_of(together) == {addr(1): 0, addr(2): 0, addr(3): 1, addr(4): 2}
+    assert together.root_node.address == addr(1)
+    with pytest.raises(ValueError, match="several roots"):
+        await trace_funds(index, LabelBook(db), addr(1), "eth", TraceParams(follow_value=False), with_roots=[addr(2)])
