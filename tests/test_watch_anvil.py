@@ -154,7 +154,7 @@ async def test_run_watch_from_block_to_chat_message(app: App, anvil: AnvilNode) 
         await eventually(lambda: any(tx in d.text for d in chat.delivered if not d.edit))
         post = chat.pop()
         assert not post.edit and post.chat_id == "-100"
-        assert "Sent 1 ETH to" in post.text and "provisional" in post.text and "/ack 1" in post.text
+        assert "Sent 1 ETH (no USD price) to" in post.text and "provisional" in post.text and "/ack 1" in post.text
         await asyncio.to_thread(rpc.mine)
         await eventually(lambda: any("confirmed" in d.text for d in chat.delivered if d.edit))
         edits = [d for d in chat.delivered if d.edit]
