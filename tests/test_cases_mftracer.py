@@ -34,10 +34,7 @@ from tests.support.cases import (
     worst,
     write_etl_files,
 )
-from tracing.chain.etl_import import import_etl_files
-from tracing.investigator import Investigator
-from tracing.labels.book import Category, LabelBook
-from tracing.trace.model import TraceParams
+from tracing import Category, Investigator, LabelBook, TraceParams, import_etl_files
 
 RECALL_GOAL, PRECISION_GOAL = 0.95, 0.90
 SHORT_OF_GOAL: dict[tuple[str, str], str] = {
