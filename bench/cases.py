@@ -40,7 +40,20 @@ RECALL_GOAL, PRECISION_GOAL = 0.95, 0.90
 GRID_DUST = (100.0, 250.0, 1000.0)
 GRID_SHARE = (0.005, 0.02, None)
 """None: no share rule (the dust floor alone)."""
-SHOWN = (("haircut", 250.0, None), ("haircut", 100.0, 0.02), ("fifo", 250.0, None), ("poison", 250.0, None))
+SERVICE_FLOOR = 1.0
+GRID = [
+    *((model, dust, share, into) for model in ("haircut", "fifo") for dust in GRID_DUST for share in GRID_SHARE
+      for into in (None, SERVICE_FLOOR) if model == "haircut" or into is None),
+    ("poison", 250.0, None, None),
+]  # fmt: skip
+"""(model, dust floor, share, floor into a labelled service) settings of the value-aware reference walk."""
+SHOWN = (
+    ("haircut", 250.0, None, None),
+    ("haircut", 250.0, 0.02, SERVICE_FLOOR),
+    ("haircut", 250.0, None, SERVICE_FLOOR),
+    ("fifo", 250.0, None, None),
+    ("poison", 250.0, None, None),
+)
 """Value reference settings shown beside the product's walks in the per-case table."""
 QUICK_MIXES = (Mix(seed=1, noise=0.1), Mix(seed=2, noise=0.1, everyday=0.6, payments=0.6, dust=3.0, hitchhike=0.5))
 
@@ -54,7 +67,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 @dataclass
 class Evaluation:
     scores: list[Score] = field(default_factory=list)
-    grid: dict[tuple[str, float, float | None], list[Score]] = field(default_factory=dict)
+    grid: dict[tuple[str, float, float | None, float | None], list[Score]] = field(default_factory=dict)
     moves: list[int] = field(default_factory=list)
     mixes: tuple[Mix, ...] = ()
     seconds: float = 0.0
@@ -86,18 +99,18 @@ def run(cases: Sequence[str], mixes: Sequence[Mix], hops: int) -> Evaluation:
             t = time.perf_counter()
             result.scores.append(score(world, "$50 flat filter", flat_walk(world, 50.0, hops), hops))
             result.walk_seconds["$50 flat filter"] += time.perf_counter() - t
-            for model in ("haircut", "fifo", "poison"):
-                for dust in GRID_DUST:
-                    for share in GRID_SHARE:
-                        if model == "poison" and (dust, share) != (250.0, None):
-                            continue
-                        t = time.perf_counter()
-                        reached = value_walk(world, model, dust, share if share is not None else 2.0, hops)
-                        result.walk_seconds[f"value reference ({model})"] += time.perf_counter() - t
-                        walk = f"value reference ({model}, ${dust:g}, {_share(share)})"
-                        result.grid.setdefault((model, dust, share), []).append(score(world, walk, reached, hops))
+            for model, dust, share, into in GRID:
+                t = time.perf_counter()
+                reached = value_walk(world, model, dust, share if share is not None else 2.0, hops, service_floor=into)
+                result.walk_seconds[f"value reference ({model})"] += time.perf_counter() - t
+                walk = f"value reference ({model}, ${dust:g}, {_share(share)}{_into(into)})"
+                result.grid.setdefault((model, dust, share, into), []).append(score(world, walk, reached, hops))
     result.seconds = time.perf_counter() - began
     return result
+
+
+def _into(into: float | None) -> str:
+    return "" if into is None else f", into services ≥ ${into:g}"
 
 
 def _share(share: float | None) -> str:
@@ -167,18 +180,19 @@ def markdown(result: Evaluation, cases: Sequence[str], hops: int, quick: bool) -
         "### Choosing the default rule: (dust floor, share) → worst recall / precision over all cases and mixes",
         "",
         "The harness's value-aware reference walk (`value_walk`): a transfer is followed when the traced value it "
-        "carries is at least the dust floor, or at least the share of the most traced funds its sender held.",
+        "carries is at least the dust floor, or at least the share of the most traced funds its sender held, or "
+        f"(third table) it enters a labelled service (exchange, mixer, bridge, gambling, payments) carrying at least "
+        f"${SERVICE_FLOOR:g}.",
         "",
     ]
-    for model in ("haircut", "fifo"):
+    for model, into in (("haircut", None), ("fifo", None), ("haircut", SERVICE_FLOOR)):
         lines += [
-            f"| {model}: dust floor | " + " | ".join(_share(s) for s in GRID_SHARE) + " |",
+            f"| {model}{_into(into)}: dust floor | " + " | ".join(_share(s) for s in GRID_SHARE) + " |",
             "| --- | " + " | ".join("---" for _ in GRID_SHARE) + " |",
         ]
         for dust in GRID_DUST:
-            lines.append(
-                f"| ${dust:g} | " + " | ".join(_cell(result.grid[(model, dust, share)]) for share in GRID_SHARE) + " |"
-            )
+            cells = [_cell(result.grid[(model, dust, share, into)]) for share in GRID_SHARE]
+            lines.append(f"| ${dust:g} | " + " | ".join(cells) + " |")
         lines.append("")
     lines += ["### Every case × walk × mix (recall / precision)", ""]
     lines += [

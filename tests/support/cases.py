@@ -15,8 +15,9 @@ go wrong the ways real chains do:
   sweeps to its own busy, labelled hot wallet, and unrelated users deposit to it too.
 - *DEX routers*: one labelled (DeFi), one not; a swap is ETH in and the USD token back in the same transaction.
 - *The laundering addresses' own everyday activity* (`Mix.everyday` of the case addresses): money of their own in,
-  and payments and swaps out, both before the stolen funds arrive and after (the after part is the hard one: the
-  address holds the traced funds when it pays someone unrelated).
+  and payments, swaps and small deposits at exchanges (labelled deposit addresses) out, both before the stolen
+  funds arrive and after (the after part is the hard one: the address holds the traced funds when it pays someone
+  unrelated or deposits at an exchange the case never used).
 - *Small payments and gas top-ups out* (`Mix.payments` of the non-source case addresses, after the funds arrived):
   a few dollars to an unrelated user, 0.005–0.03 ETH of gas to a fresh wallet that goes on to spend it.
 - *Spam and dust in* (`Mix.dust` per case address on average): sub-cent token transfers and zero-ish ETH from
@@ -80,6 +81,9 @@ ETH_USD = {"54m": 2600.0, "LIFI": 3400.0, "Atomic": 1850.0, "HB": 1500.0, "XScam
 """One ETH price per case (its era), for the native part of the unrelated traffic."""
 HOPS = 5
 """The hop budget of the evaluation: issue #12 measured 5-hop forward traces."""
+EXCHANGES = ("Binance", "Coinbase", "Kraken", "OKX")
+CUSTODIANS = frozenset({Category.EXCHANGE, Category.MIXER, Category.BRIDGE, Category.GAMBLING, Category.OTHER})
+"""Labelled services where funds change hands (payment processors and gift-card shops are `OTHER` here)."""
 BUSY = 1200
 """Transfers out of every hub (hot wallet, router), whatever the noise level: above the walks' `hub_degree`."""
 
@@ -306,8 +310,8 @@ def unrelated_traffic(case: Case, labels: Mapping[str, Label], mix: Mix) -> tupl
     users = [_addr(rng) for _ in range(scaled(4000) + 100)]
     extra: dict[str, Label] = {}
     hot = [_addr(rng) for _ in range(4)]
-    for name, address in zip(("Binance 8", "Coinbase 3", "Kraken 7", "OKX 2"), hot, strict=True):
-        extra[address] = Label(address, Category.EXCHANGE, name, TAGPACK.source)
+    for name, address in zip(EXCHANGES, hot, strict=True):
+        extra[address] = Label(address, Category.EXCHANGE, f"{name}: Hot Wallet", TAGPACK.source)
     routers = [_addr(rng), _addr(rng)]
     extra[routers[0]] = Label(routers[0], Category.DEFI, "Uniswap V2: Router 2", TAGPACK.source)
     spammers = [_addr(rng) for _ in range(5)]
@@ -416,11 +420,18 @@ def unrelated_traffic(case: Case, labels: Mapping[str, Label], mix: Mix) -> tupl
             for _ in range(rng.randint(1, 3)):  # spent before the stolen funds arrived
                 send(address, rng.choice(users + routers), rng.randint(*before), usd=small())
             if address not in sources:
-                for _ in range(rng.randint(1, 3)):  # and after: payments, swaps, more of its own money in
+                for _ in range(rng.randint(1, 3)):  # and after: payments, swaps, deposits, its own money in
                     block = came + rng.randint(1, 5000)
                     kind = rng.random()
-                    if kind < 0.4:
+                    if kind < 0.3:
                         pay_out(address, came)
+                    elif kind < 0.5:  # a small deposit at an exchange it uses anyway (a labelled deposit address)
+                        exchange = rng.randrange(len(hot))
+                        deposit = _addr(rng)
+                        extra[deposit] = Label(deposit, Category.EXCHANGE, f"{EXCHANGES[exchange]}_Deposit_"
+                                               f"{deposit[:6]}", TAGPACK.source)  # fmt: skip
+                        send(address, deposit, block, usd=small() * 2)
+                        send(deposit, hot[exchange], block + rng.randint(5, 500), usd=small())
                     elif kind < 0.7:
                         tx, eth = tx_hash(), rng.uniform(0.01, 0.5)
                         router = rng.choice(routers)
@@ -654,6 +665,7 @@ def value_walk(
     share: float = 0.01,
     hops: int = HOPS,
     stop_at: frozenset[Category] | None = None,
+    service_floor: float | None = None,
 ) -> Reached:
     """A reference value-aware walk: from each source, the traced funds move in time order through every address
     they reach (haircut: in proportion to the balance; poison: whole outputs of a tainted address; fifo: first in,
@@ -662,19 +674,29 @@ def value_walk(
     followed leaves the trace. An address's balance before the funds arrive is its history's; money a send needs
     that the history does not show carries the traced share the address held last (`_find_missing`; the source's:
     all traced). Stops at labelled services (`stop_at`, the product's default), busy addresses (as the product's
-    walk) and the hop budget."""
+    walk) and the hop budget. `service_floor`: a transfer into a labelled service (`CUSTODIANS`: a lead for a
+    subpoena) is followed when it carries at least this much, whatever the other rules say."""
     stops = world.stops(stop_at if stop_at is not None else TraceParams().stop_at, TraceParams().hub_degree)
     reached: Reached = {}
     for root in world.case.sources:
-        for address, hop in _value_walk_from(world, root, model, dust_usd, share, hops, stops).items():
+        walk = _value_walk_from(world, root, model, dust_usd, share, hops, stops, service_floor)
+        for address, hop in walk.items():
             reached[address] = min(reached.get(address, hop), hop)
     return reached
 
 
 def _value_walk_from(
-    world: World, root: str, model: str, dust_usd: float, share: float, hops: int, stops: set[str]
+    world: World,
+    root: str,
+    model: str,
+    dust_usd: float,
+    share: float,
+    hops: int,
+    stops: set[str],
+    service_floor: float | None,
 ) -> Reached:
     moves, events = world.moves, world.events
+    services = {a for a, label in world.labels.items() if label.category in CUSTODIANS}
     holders: dict[str, _Holder] = {}
     carried: dict[int, float] = {}
     queue: list[tuple[int, int, str, int]] = []  # (move index, received?, address, position in its events)
@@ -715,7 +737,8 @@ def _value_walk_from(
         if model != "poison":
             holder.tainted = max(holder.tainted - traced, 0.0)
         expand = holder.hop < hops and (address == root or address not in stops)
-        if not expand or traced <= 0 or (traced < dust_usd and traced < share * holder.peak):
+        into_service = service_floor is not None and move.to in services and traced >= service_floor
+        if not expand or traced <= 0 or (traced < dust_usd and traced < share * holder.peak and not into_service):
             continue  # not followed: the traced value it carried leaves the trace
         carried[i] = traced  # booked when the receipt (same index, after the send) comes off the queue
         if move.to in holders:
