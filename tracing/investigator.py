@@ -21,22 +21,14 @@ from tracing.chain.index import TransferIndex
 from tracing.labels.book import Label, LabelBook
 from tracing.risk.exposure import merged_coverage, report_from_traces
 from tracing.risk.report import RiskReport, labels_only_report
-from tracing.trace.graph import GraphCache, LabelCache
-from tracing.trace.model import (
-    DEFAULT_HOPS,
-    INCOMPLETE_HISTORY,
-    ExplorerSource,
-    GraphSource,
-    IndexSource,
-    LabelLookup,
-    LayeredSource,
-    Trace,
-    TraceDirection,
-    TraceParams,
-    TransferSource,
-    trace_funds,
-    with_coverage,
-)
+from tracing.trace.cache import GraphCache
+from tracing.trace.compare import ModelComparison, compare_models
+from tracing.trace.coverage import INCOMPLETE_HISTORY
+from tracing.trace.label_cache import LabelCache
+from tracing.trace.model import Trace, with_coverage
+from tracing.trace.params import DEFAULT_HOPS, TraceDirection, TraceParams
+from tracing.trace.sources import ExplorerSource, GraphSource, IndexSource, LabelLookup, LayeredSource, TransferSource
+from tracing.trace.walk import trace_funds
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +104,13 @@ class Investigator:
         return with_coverage(
             result, index_range=index_range, label_sets=self.label_sets(), gaps=result.coverage.gaps + gaps
         )
+
+    async def compare(
+        self, address: str, chain: str | None = None, params: TraceParams | None = None
+    ) -> ModelComparison:
+        """The trace of `params` under every taint model, side by side (`--model compare`)."""
+        chain = chain or self.default_chain
+        return await compare_models(self.source(chain), self.label_lookup(), address, chain, params)
 
     async def risk(
         self, address: str, chain: str | None = None, asker: Asker | None = None, hops: int | None = None

@@ -10,8 +10,9 @@ from dataclasses import replace
 from tracing.labels.book import Label
 from tracing.risk.report import Amount, Direction, Exposure, RiskReport, traced_report
 from tracing.trace.coverage import Coverage
-from tracing.trace.graph import Asset
-from tracing.trace.model import Trace, TraceDirection
+from tracing.trace.flows import Asset
+from tracing.trace.model import Trace
+from tracing.trace.params import TraceDirection
 from tracing.trace.taint import TaintModel
 
 DEMO_SOURCE = "demo"
