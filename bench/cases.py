@@ -2,9 +2,10 @@
 unrelated traffic (`tests/support/cases.py` documents the traffic, the walks and the definitions), traced forward
 from their sources over several seeds and proportions; recall and precision per case × walk × mix, and the worst.
 
-Walks, all in the same run: the product's trace with its default settings under each taint model (on a walk that
-is not value-aware the model changes amounts, not the reach), issue #12's "$50 flat filter" reference walk, and the
-harness's value-aware reference walk over a grid of (dust floor, share of the traced funds) for the default choice.
+Walks, all in the same run: the graph walk without value-awareness (`follow_value=False`: the baseline), issue
+#12's "$50 flat filter" reference walk, the product's value-aware trace with its default settings under each taint
+model, the same (haircut) over a grid of (dust floor, follow share) for the choice of the default, and the
+harness's own value-aware reference with a floor into labelled services (`tests.support.cases.value_walk`).
 The ground truth is read from ../shared/data (research data, no licence: never copied); without it the section
 says so.
 """
@@ -15,8 +16,9 @@ import argparse
 import asyncio
 import time
 from collections import defaultdict
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
 
 from bench.common import log, machine_line
 from tests.support.cases import (
@@ -24,6 +26,7 @@ from tests.support.cases import (
     CASES,
     HOPS,
     Mix,
+    Reached,
     Score,
     World,
     flat_walk,
@@ -37,24 +40,8 @@ from tracing import TaintModel, TraceParams
 
 MARKER = "<!-- bench: case evaluation below, written by python -m bench --only cases -->"
 RECALL_GOAL, PRECISION_GOAL = 0.95, 0.90
-GRID_DUST = (100.0, 250.0, 1000.0)
-GRID_SHARE = (0.005, 0.02, None)
-"""None: no share rule (the dust floor alone)."""
-SERVICE_FLOOR = 1.0
-GRID = [
-    *((model, dust, share, into) for model in ("haircut", "fifo") for dust in GRID_DUST for share in GRID_SHARE
-      for into in (None, SERVICE_FLOOR) if model == "haircut" or into is None),
-    ("poison", 250.0, None, None),
-]  # fmt: skip
-"""(model, dust floor, share, floor into a labelled service) settings of the value-aware reference walk."""
-SHOWN = (
-    ("haircut", 250.0, None, None),
-    ("haircut", 250.0, 0.02, SERVICE_FLOOR),
-    ("haircut", 250.0, None, SERVICE_FLOOR),
-    ("fifo", 250.0, None, None),
-    ("poison", 250.0, None, None),
-)
-"""Value reference settings shown beside the product's walks in the per-case table."""
+GRID = [(dust, share) for dust in (50.0, 100.0, 250.0, 1000.0) for share in (0.1, 0.25, 0.5, 1.0)]
+"""(dust floor in USD, follow share) settings of the product's value-aware trace measured beside the default."""
 QUICK_MIXES = (Mix(seed=1, noise=0.1), Mix(seed=2, noise=0.1, everyday=0.6, payments=0.6, dust=3.0, hitchhike=0.5))
 
 
@@ -67,7 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 @dataclass
 class Evaluation:
     scores: list[Score] = field(default_factory=list)
-    grid: dict[tuple[str, float, float | None, float | None], list[Score]] = field(default_factory=dict)
+    grid: dict[tuple[float, float], list[Score]] = field(default_factory=dict)
     moves: list[int] = field(default_factory=list)
     mixes: tuple[Mix, ...] = ()
     seconds: float = 0.0
@@ -86,35 +73,50 @@ def run(cases: Sequence[str], mixes: Sequence[Mix], hops: int) -> Evaluation:
         for mix in mixes:
             world = World.build(case, mix)
             result.moves.append(len(world.moves))
-            t = time.perf_counter()
-            assert len(world.graph) >= len(world.moves)  # built here, outside the walks' times
-            result.walk_seconds["building the graph"] += time.perf_counter() - t
             log(f"cases: {name}, {mix.name}: {len(world.moves):,} transfers")
-            for model in TaintModel:
-                walk = f"product default ({model.value})"
-                t = time.perf_counter()
-                reached = asyncio.run(product_walk(world, TraceParams(hops=hops, model=model)))
-                result.walk_seconds[walk] += time.perf_counter() - t
-                result.scores.append(score(world, walk, reached, hops))
-            t = time.perf_counter()
-            result.scores.append(score(world, "$50 flat filter", flat_walk(world, 50.0, hops), hops))
-            result.walk_seconds["$50 flat filter"] += time.perf_counter() - t
-            for model, dust, share, into in GRID:
-                t = time.perf_counter()
-                reached = value_walk(world, model, dust, share if share is not None else 2.0, hops, service_floor=into)
-                result.walk_seconds[f"value reference ({model})"] += time.perf_counter() - t
-                walk = f"value reference ({model}, ${dust:g}, {_share(share)}{_into(into)})"
-                result.grid.setdefault((model, dust, share, into), []).append(score(world, walk, reached, hops))
+            _measure(world, hops, result)
     result.seconds = time.perf_counter() - began
     return result
 
 
-def _into(into: float | None) -> str:
-    return "" if into is None else f", into services ≥ ${into:g}"
+def _measure(world: World, hops: int, result: Evaluation) -> None:
+    """Every walk on one world: scores into `result.scores`, the default-rule grid into `result.grid`."""
+    t = time.perf_counter()
+    assert len(world.graph) >= len(world.moves)  # built here, outside the walks' times
+    result.walk_seconds["building the graph"] += time.perf_counter() - t
+
+    def measure(walk: str, timer: str, find: Callable[[], Reached]) -> Score:
+        t = time.perf_counter()
+        reached = find()
+        result.walk_seconds[timer] += time.perf_counter() - t
+        return score(world, walk, reached, hops)
+
+    def product(params: TraceParams) -> Callable[[], Reached]:
+        return lambda: asyncio.run(product_walk(world, params))
+
+    default = TraceParams(hops=hops)
+    rule = (float(default.dust_usd or 0), float(default.follow_share))
+    graph_walk = replace(default, follow_value=False)
+    result.scores.append(measure("graph walk (no value-awareness)", "graph walk", product(graph_walk)))
+    result.scores.append(measure("$50 flat filter", "$50 flat filter", lambda: flat_walk(world, 50.0, hops)))
+    for model in TaintModel:
+        walk = f"default ({model.value}, {_rule(*rule)})"
+        found = measure(walk, "value-aware trace", product(replace(default, model=model)))
+        result.scores.append(found)
+        if model is TaintModel.HAIRCUT:
+            result.grid.setdefault(rule, []).append(found)
+    for dust, share in GRID:
+        if (dust, share) != rule:
+            params = replace(default, dust_usd=Decimal(str(dust)), follow_share=Decimal(str(share)))
+            found = measure(f"haircut, {_rule(dust, share)}", "value-aware trace", product(params))
+            result.grid.setdefault((dust, share), []).append(found)
+    reference = "value reference (haircut, $250, into services ≥ $1)"
+    find = lambda: value_walk(world, "haircut", 250.0, 2.0, hops, service_floor=1.0)  # noqa: E731
+    result.scores.append(measure(reference, "value reference", find))
 
 
-def _share(share: float | None) -> str:
-    return "no share rule" if share is None else f"or ≥ {share:.1%} of the traced funds"
+def _rule(dust: float, share: float) -> str:
+    return f"${dust:g} or share {share:g}"
 
 
 def _worst(scores: Sequence[Score]) -> tuple[float, float]:
@@ -168,32 +170,21 @@ def markdown(result: Evaluation, cases: Sequence[str], hops: int, quick: bool) -
     for walk, per_case in by_walk.items():
         every = [s for scores in per_case.values() for s in scores]
         lines.append(f"| {walk} | " + " | ".join(_cell(per_case[c]) for c in cases) + f" | {_cell(every)} |")
-    for key in SHOWN:
-        scores = result.grid.get(key, [])
-        per: dict[str, list[Score]] = defaultdict(list)
-        for s in scores:
-            per[s.case].append(s)
-        if scores:
-            lines.append(f"| {scores[0].walk} | " + " | ".join(_cell(per[c]) for c in cases) + f" | {_cell(scores)} |")
+    shares = sorted({share for _, share in GRID})
     lines += [
         "",
         "### Choosing the default rule: (dust floor, share) → worst recall / precision over all cases and mixes",
         "",
-        "The harness's value-aware reference walk (`value_walk`): a transfer is followed when the traced value it "
-        "carries is at least the dust floor, or at least the share of the most traced funds its sender held, or "
-        f"(third table) it enters a labelled service (exchange, mixer, bridge, gambling, payments) carrying at least "
-        f"${SERVICE_FLOOR:g}.",
+        "The product's value-aware trace (haircut), `TraceParams.dust_usd` × `follow_share`: a transfer is followed "
+        "when the traced value it carries is at least the dust floor, or when it is mostly traced funds and it, or "
+        "its address's small transfers together, carry at least the share of the traced funds the address received.",
         "",
+        "| dust floor | " + " | ".join(f"share {share:g}" for share in shares) + " |",
+        "| --- | " + " | ".join("---" for _ in shares) + " |",
     ]
-    for model, into in (("haircut", None), ("fifo", None), ("haircut", SERVICE_FLOOR)):
-        lines += [
-            f"| {model}{_into(into)}: dust floor | " + " | ".join(_share(s) for s in GRID_SHARE) + " |",
-            "| --- | " + " | ".join("---" for _ in GRID_SHARE) + " |",
-        ]
-        for dust in GRID_DUST:
-            cells = [_cell(result.grid[(model, dust, share, into)]) for share in GRID_SHARE]
-            lines.append(f"| ${dust:g} | " + " | ".join(cells) + " |")
-        lines.append("")
+    for dust in sorted({dust for dust, _ in GRID}):
+        lines.append(f"| ${dust:g} | " + " | ".join(_cell(result.grid[(dust, share)]) for share in shares) + " |")
+    lines.append("")
     lines += ["### Every case × walk × mix (recall / precision)", ""]
     lines += [
         "| case | walk | " + " | ".join(f"mix {i + 1}" for i in range(len(mixes))) + " |",

@@ -69,6 +69,7 @@ from tracing import (
     Transfer,
     TransferGraph,
     TransferKind,
+    UsdPrices,
     trace_funds,
 )
 
@@ -596,13 +597,30 @@ Reached = dict[str, int]
 """Address → fewest hops at which a trace from one of the case's sources reached it."""
 
 
-async def product_walk(world: World, params: TraceParams) -> Reached:
-    """The product's trace (`trace_funds` over the in-memory graph) from every source, `since` the incident."""
+class CasePrices:
+    """USD prices of the test world: the USD token at par, ETH at the case's price (`ETH_USD`)."""
+
+    def __init__(self, eth_usd: float) -> None:
+        self.eth_usd = Decimal(str(eth_usd))
+
+    def usd(self, asset: str | None, decimals: int | None, symbol: str | None, timestamp: int, raw: int
+            ) -> Decimal | None:  # fmt: skip
+        if asset == USD_TOKEN:
+            return Decimal(raw).scaleb(-6)
+        if asset is None:
+            return Decimal(raw).scaleb(-18) * self.eth_usd
+        return None
+
+
+async def product_walk(world: World, params: TraceParams, prices: UsdPrices | None = None) -> Reached:
+    """The product's trace (`trace_funds` over the in-memory graph) from every source, `since` the incident, with
+    the world's prices (`CasePrices`) unless given others."""
     source, lookup = GraphSource(world.graph), DictLabels(world.labels)
     params = TraceParams(**{**_fields(params), "since": world.case.incident})
+    prices = prices if prices is not None else CasePrices(ETH_USD.get(world.case.name, 2000.0))
     reached: Reached = {}
     for root in world.case.sources:
-        trace = await trace_funds(source, lookup, root, CHAIN, params)
+        trace = await trace_funds(source, lookup, root, CHAIN, params, prices)
         for node in trace.nodes:
             reached[node.address] = min(reached.get(node.address, node.hop), node.hop)
     return reached
