@@ -184,6 +184,18 @@ def markdown(result: Evaluation, cases: Sequence[str], hops: int, quick: bool) -
     ]
     for dust in sorted({dust for dust, _ in GRID}):
         lines.append(f"| ${dust:g} | " + " | ".join(_cell(result.grid[(dust, share)]) for share in shares) + " |")
+    lines += [
+        "",
+        "The same settings per case (worst over the mixes), since one case can hide the others:",
+        "",
+        "| dust floor | share | " + " | ".join(cases) + " |",
+        "| --- | --- | " + " | ".join("---" for _ in cases) + " |",
+    ]
+    for dust, share in sorted(result.grid):
+        per_case: dict[str, list[Score]] = defaultdict(list)
+        for s in result.grid[(dust, share)]:
+            per_case[s.case].append(s)
+        lines.append(f"| ${dust:g} | {share:g} | " + " | ".join(_cell(per_case[c]) for c in cases) + " |")
     lines.append("")
     lines += ["### Every case × walk × mix (recall / precision)", ""]
     lines += [
