@@ -13,12 +13,14 @@ import pytest
 from storage.db import Database
 from tests.test_trace import USDT, addr, both, hops_of, label, tx
 from tracing.chain.index import TransferIndex
+from tracing.errors import InvalidArgument
 from tracing.labels.book import Category, LabelBook
 from tracing.trace.compare import compare_models
 from tracing.trace.params import TraceDirection, TraceParams
 from tracing.trace.sources import IndexSource
 from tracing.trace.taint import TaintModel
 from tracing.trace.value import Ledger
+from tracing.trace.walk import trace_funds
 
 
 def usd(frm: int, to: int, dollars: float, ts: int) -> object:
@@ -56,6 +58,8 @@ def test_a_transfer_beyond_the_known_balance_keeps_the_last_traced_share() -> No
     ledger.receive(None, 50, 50)
     assert ledger.send(None, 100) == 50
     assert ledger.send(None, 10) == 5  # history the source lacks: unknown funds are not made clean
+    ledger.receive(None, 1, 0)  # address-poisoning dust since
+    assert ledger.send(None, 10) == 4  # its own unit, then the rest at the last share: not made clean
 
 
 # --- traces ------------------------------------------------------------------------------------------------------
@@ -152,3 +156,38 @@ async def test_graph_and_sql_value_walks_agree_on_random_traffic(db: Database, m
             assert fast.value_aware and slow.value_aware
             assert fast.taint.received == slow.taint.received
             assert fast.coverage.cuts == slow.coverage.cuts
+
+
+async def test_a_source_without_histories_is_walked_by_the_graph_and_says_so(db: Database) -> None:
+    TransferIndex(db).add([usd(1, 2, 5, 100)])
+    index = IndexSource(TransferIndex(db))
+
+    class FlowsOnly:  # a source that can only answer `flows`
+        name = "flows only"
+        flows = index.flows
+
+    result = await trace_funds(FlowsOnly(), LabelBook(db), addr(1), "eth", TraceParams(hops=1))
+    assert not result.value_aware and set(hops_of(result)) == {addr(1), addr(2)}
+    assert any("followed the graph, not the traced value" in gap for gap in result.coverage.gaps)
+
+
+def test_value_parameters_are_validated() -> None:
+    with pytest.raises(InvalidArgument, match="negative"):
+        TraceParams(dust_usd=Decimal(-1))
+    with pytest.raises(InvalidArgument, match="between 0 and 1"):
+        TraceParams(follow_share=Decimal("1.5"))
+    assert TraceParams(follow_time=False).value_aware is False  # value needs time order
+    assert Category.SANCTIONS not in TraceParams().stops
+
+
+async def test_a_case_with_several_sources_is_traced_as_one(db: Database) -> None:
+    # 2 collects from both sources; what it sends on is theirs whichever source's trace it is
+    TransferIndex(db).add([usd(1, 3, 90, 100), usd(2, 3, 910, 110), usd(3, 4, 150, 200)])
+    alone, _ = await both(db, 1, TraceParams(hops=2))
+    assert addr(4) not in hops_of(alone)  # 9% of $150 is $13.50: dust for source 1 alone
+    index = IndexSource(TransferIndex(db))
+    together = await trace_funds(index, LabelBook(db), addr(1), "eth", TraceParams(hops=2), with_roots=[addr(2)])
+    assert hops_of(together) == {addr(1): 0, addr(2): 0, addr(3): 1, addr(4): 2}
+    assert together.root_node.address == addr(1)
+    with pytest.raises(ValueError, match="several roots"):
+        await trace_funds(index, LabelBook(db), addr(1), "eth", TraceParams(follow_value=False), with_roots=[addr(2)])

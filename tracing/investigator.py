@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -97,9 +97,19 @@ class Investigator:
 
     # --- traces and reports ---
 
-    async def trace(self, address: str, chain: str | None = None, params: TraceParams | None = None) -> Trace:
+    async def trace(
+        self,
+        address: str,
+        chain: str | None = None,
+        params: TraceParams | None = None,
+        *,
+        with_roots: Sequence[str] = (),
+    ) -> Trace:
+        """`with_roots`: more addresses whose funds are traced with `address`'s as one (a case's sources)."""
         chain = chain or self.default_chain
-        result = await trace_funds(self.source(chain), self.label_lookup(), address, chain, params or TraceParams())
+        result = await trace_funds(
+            self.source(chain), self.label_lookup(), address, chain, params or TraceParams(), with_roots=with_roots
+        )
         index_range, gaps = self.index_summary(chain)
         return with_coverage(
             result, index_range=index_range, label_sets=self.label_sets(), gaps=result.coverage.gaps + gaps

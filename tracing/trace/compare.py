@@ -3,7 +3,7 @@ where they disagree, with the traced amount each model found there."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from tracing.trace.flows import Asset
@@ -55,11 +55,16 @@ async def compare_models(
     chain: str,
     params: TraceParams | None = None,
     prices: UsdPrices | None = None,
+    *,
+    with_roots: Sequence[str] = (),
 ) -> ModelComparison:
     """Trace from `root` once per taint model (haircut, poison, fifo) with `params` otherwise unchanged."""
     params = params or TraceParams()
     traces = {
-        model: await trace_funds(source, labels, root, chain, replace(params, model=model), prices) for model in MODELS
+        model: await trace_funds(
+            source, labels, root, chain, replace(params, model=model), prices, with_roots=with_roots
+        )
+        for model in MODELS
     }
     reached = {model: frozenset(n.address for n in trace.nodes[1:]) for model, trace in traces.items()}
     everyone = frozenset.intersection(*reached.values())

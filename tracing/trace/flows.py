@@ -238,7 +238,7 @@ def history_of(
         totals[t.token] = totals.get(t.token, 0) + t.value
     receives: list[Transfer] = []
     opening: dict[Asset, int] = {}
-    if sends:
+    if sends and not request.root:  # the root holds nothing but traced funds: no ledger
         lo = since if outgoing else sends[0].timestamp
         hi = sends[-1].timestamp if outgoing else until
         start = None if request.root else (since if outgoing else until)

@@ -528,8 +528,8 @@ class TransferGraph:
             totals[t.token] = totals.get(t.token, 0) + t.value
         receives: list[Transfer] = []
         opening: dict[int, int] = {}
-        if sends:
-            start = None if request.root else (since if outgoing else until)
+        if sends and not request.root:  # the root holds nothing but traced funds: no ledger
+            start = since if outgoing else until
             lo = since if outgoing else sends[0].timestamp
             hi = sends[-1].timestamp if outgoing else until
             other = self.src if outgoing else self.dst

@@ -103,21 +103,23 @@ class Ledger:
 
         A transfer larger than what the ledger holds (history the source lacks: an index that starts late, an
         explorer's cut, values that are not conserved, such as amounts in USD at each transfer's day) is carried,
-        beyond what it holds, at the traced share of the last value it held: unknown funds are not made clean."""
+        beyond what it holds, at the traced share of the last balance that covered a transfer: unknown funds are not
+        made clean."""
         traced, clean = self.traced.get(asset, 0), self.clean.get(asset, 0)
         if self.model is TaintModel.POISON:
             carried = value if traced else 0
             self.clean[asset] = max(0, clean - value)
             return carried
         held = traced + clean
-        if held:
+        if held and (held >= value or asset not in self.last):
+            # the composition of a balance that covers the transfer (a few units of dust received since an
+            # overdraft do not make the next transfer clean)
             self.last[asset] = Fraction(traced, held)
         if self.model is TaintModel.FIFO:
             carried, left = 0, value
             lots = self.lots.get(asset)
             while left and lots:
                 lot = lots[0]
-                self.last[asset] = Fraction(lot[1], lot[0]) if lot[0] else Fraction(0)
                 if lot[0] <= left:
                     carried += lot[1]
                     left -= lot[0]
@@ -257,7 +259,7 @@ def select_value(
 
 
 def _key(t: Transfer) -> tuple[str, str, str]:
-    return (t.tx_hash, t.kind.value, t.position)
+    return (t.tx_hash, t.kind, t.position)  # a StrEnum: equal to, and hashed as, its value
 
 
 def _swap_txs(sends: Sequence[Transfer], receives: Sequence[Transfer]) -> dict[str, set[Asset]]:

@@ -68,18 +68,24 @@ async def trace_funds(
     chain: str,
     params: TraceParams | None = None,
     prices: UsdPrices | None = None,
+    *,
+    with_roots: Sequence[str] = (),
 ) -> Trace:
     """Trace from `root` over `source`; see `TraceParams` for the knobs, `prices` for the dust floor in USD (by
-    default stablecoins at their peg, nothing else).
+    default stablecoins at their peg, nothing else). `with_roots`: more addresses whose funds are traced with the
+    root's, as one (a case's several sources: each one's funds are not clean money at the others'); value-aware
+    traces only, at hop 0 beside the root.
 
     Value-aware (the default), the walk follows the traced amount (`_trace_value`, over `HistorySource.histories`).
     Following the graph, over the in-memory graph the walk runs on integer ids and builds only the result
     (`_trace_graph`); any other source goes through `TransferSource.flows`. Both give the same trace.
     """
     params = params or TraceParams()
+    if params.value_aware and gives_histories(source) and isinstance(source, HistorySource):
+        return await _trace_value(source, labels, root, chain, params, prices or PegPrices(), with_roots)
+    if with_roots:
+        raise ValueError("several roots need a value-aware trace over a source that gives histories")
     if params.value_aware:
-        if gives_histories(source) and isinstance(source, HistorySource):
-            return await _trace_value(source, labels, root, chain, params, prices or PegPrices())
         graph_walk = await trace_funds(source, labels, root, chain, replace(params, follow_value=False))
         gap = f"{source.name} gives no account histories: this trace followed the graph, not the traced value"
         return with_coverage(graph_walk, gaps=(*graph_walk.coverage.gaps, gap))
@@ -332,7 +338,7 @@ def _assemble(
     value: tuple[list[str], list[str]] = ([], []),
 ) -> Trace:
     edges.sort(key=edge_order)
-    nodes.sort(key=lambda n: (n.hop, n.address))
+    nodes.sort(key=lambda n: (n.hop, n.address != root, n.address))  # the root first
     silent = sum(1 for n in nodes[1:] if n.stop is Stop.NO_DATA)
     at_budget = sum(1 for n in nodes if n.stop is Stop.HOP_BUDGET and n.hop == params.hops)
     coverage = trace_coverage(
@@ -381,7 +387,13 @@ REVISITS = 64
 
 
 async def _trace_value(
-    source: HistorySource, labels: LabelLookup, root: str, chain: str, params: TraceParams, prices: UsdPrices
+    source: HistorySource,
+    labels: LabelLookup,
+    root: str,
+    chain: str,
+    params: TraceParams,
+    prices: UsdPrices,
+    with_roots: Sequence[str] = (),
 ) -> Trace:
     """Hop by hop as the graph walk, but each expanded address's ledger decides which of its transfers carry
     enough of the traced funds to follow (`tracing.trace.value`), and an address is reached at the arrival of the
@@ -392,8 +404,9 @@ async def _trace_value(
     outgoing = params.direction is TraceDirection.OUT
     query = params.query()
     stops = params.stops
-    root_labels = tuple(labels.for_addresses([root], chain).get(root, ()))
-    reached: dict[str, _Reached] = {root: _Reached(root, 0, labels=root_labels)}
+    roots = list(dict.fromkeys([root, *with_roots]))
+    found_roots = labels.for_addresses(roots, chain)
+    reached: dict[str, _Reached] = {a: _Reached(a, 0, labels=tuple(found_roots.get(a, ()))) for a in roots}
     arrivals: dict[str, dict[tuple[str, str, str], int]] = defaultdict(dict)
     edges: dict[tuple[str, str, str], TraceEdge] = {}
     carried: dict[tuple[str, str, str], int] = {}
@@ -405,7 +418,7 @@ async def _trace_value(
     incomplete: list[str] = []
     used: set[str] = set()
     expanded: dict[str, int] = {}
-    pending: dict[int, list[str]] = {0: [root]}
+    pending: dict[int, list[str]] = {0: list(roots)}
     while pending:
         hop = min(pending)
         frontier = list(dict.fromkeys(pending.pop(hop)))
@@ -421,7 +434,7 @@ async def _trace_value(
                 break
             batch = frontier[start : start + _batch_size(params, len(reached))]
             start += len(batch)
-            requests = [_history_request(reached[a], params, a == root) for a in batch]
+            requests = [_history_request(reached[a], params, reached[a].hop == 0) for a in batch]
             for found in await source.histories(chain, query, requests):
                 address = found.address
                 node = reached[address]
@@ -447,7 +460,7 @@ async def _trace_value(
                 node.stop = Stop.EXPANDED
                 totals[address] = found.totals
                 picked = select_value(
-                    found.sends, found.receives, found.opening, arrivals[address], address == root, params, prices
+                    found.sends, found.receives, found.opening, arrivals[address], node.hop == 0, params, prices
                 )
                 dust[address] = picked.dust  # the last expansion's account replaces the earlier ones
                 unfloored |= picked.unpriced_unfloored
@@ -473,11 +486,11 @@ async def _trace_value(
                     if seen is None:
                         seen = reached[far] = _Reached(far, hop + 1, reached_at=t.timestamp)
                         fresh.append(far)
-                    elif seen.reached_at is not None and far != root:
+                    elif seen.reached_at is not None and seen.hop:
                         seen.reached_at = (
                             min(seen.reached_at, t.timestamp) if outgoing else max(seen.reached_at, t.timestamp)
                         )
-                    if far == root:
+                    if not seen.hop:  # a root: traced through and through
                         continue
                     arrivals[far][key] = step.carried
                     weight = weight_of(edges[key]._replace(value=step.carried))
