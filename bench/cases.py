@@ -105,6 +105,8 @@ def _measure(world: World, hops: int, result: Evaluation) -> None:
         result.scores.append(found)
         if model is TaintModel.HAIRCUT:
             result.grid.setdefault(rule, []).append(found)
+    alone = lambda: asyncio.run(product_walk(world, default, together=False))  # noqa: E731
+    result.scores.append(measure(f"default (haircut, {_rule(*rule)}), each source alone", "value-aware trace", alone))
     for dust, share in GRID:
         if (dust, share) != rule:
             params = replace(default, dust_usd=Decimal(str(dust)), follow_share=Decimal(str(share)))

@@ -28,8 +28,9 @@ go wrong the ways real chains do:
 - *Unrelated transfers sharing counterparties*: the users the case addresses pay are active users paying others.
 - `Mix.noise` multiplies the volume of all the unrelated background (users, hot wallets, swaps, payments, chains).
 
-**What the figures mean** (`score`): a trace is run forward from each listed source (time window from the case's
-first transfer on, hop budget `hops`), and the reached addresses are the union of the traces. *Recall*: listed
+**What the figures mean** (`score`): a trace is run forward from the listed sources (time window from the case's
+first transfer on, hop budget `hops`): the value-aware trace takes them together as one, other walks trace each
+and take the union of the reached addresses. *Recall*: listed
 terminals reached / listed terminals reachable in the ground truth within the hop budget (forward in time, not
 through a labelled service where the walk stops, `reachable`). *Precision*: reached addresses that belong to the
 case / reached addresses, the case's sources left out of both. An address *belongs* when it is on a ground-truth
@@ -612,15 +613,21 @@ class CasePrices:
         return None
 
 
-async def product_walk(world: World, params: TraceParams, prices: UsdPrices | None = None) -> Reached:
-    """The product's trace (`trace_funds` over the in-memory graph) from every source, `since` the incident, with
-    the world's prices (`CasePrices`) unless given others."""
+async def product_walk(
+    world: World, params: TraceParams, prices: UsdPrices | None = None, *, together: bool = True
+) -> Reached:
+    """The product's trace (`trace_funds` over the in-memory graph) from the case's sources, `since` the incident,
+    with the world's prices (`CasePrices`) unless given others. `together`: a value-aware trace takes the sources
+    as one (`with_roots`: each one's funds are not clean money at the others'), as an investigator with a case
+    would; otherwise each source is traced alone and the reached addresses are the union."""
     source, lookup = GraphSource(world.graph), DictLabels(world.labels)
     params = TraceParams(**{**_fields(params), "since": world.case.incident})
     prices = prices if prices is not None else CasePrices(ETH_USD.get(world.case.name, 2000.0))
+    sources = world.case.sources
+    runs = [(sources[0], sources[1:])] if together and params.value_aware else [(root, []) for root in sources]
     reached: Reached = {}
-    for root in world.case.sources:
-        trace = await trace_funds(source, lookup, root, CHAIN, params, prices)
+    for root, others in runs:
+        trace = await trace_funds(source, lookup, root, CHAIN, params, prices, with_roots=others)
         for node in trace.nodes:
             reached[node.address] = min(reached.get(node.address, node.hop), node.hop)
     return reached
