@@ -121,7 +121,8 @@ def follow_rule(params: TraceParams) -> str:
     share = f"{params.follow_share * 100:g}%"
     return (
         f"value-aware ({params.model.value}): a transfer is followed when the traced funds it carries are at least "
-        f"{floor}" + (f" (without a USD price: {units})" if units else "") + f" or {share} of what its address received"
+        f"{floor}" + (f" (without a USD price: {units})" if units else "") + f", or, when mostly traced funds, {share} "
+        "of what its address received (alone or with its other small transfers)"
     )
 
 
