@@ -4,9 +4,9 @@ default settings. Goal (issue #12): recall ≥ 0.95 and precision ≥ 0.90 on ev
 with different proportions, on reduced traffic (hubs stay busy; the background is 15 % of the bench's).
 
 A figure the walk does not reach yet is marked `xfail(strict=True)` with the figure measured (value-aware walk of
-issue #12, haircut, $100 or share 0.5, the sources traced together), so the test turns red (XPASS) the day it is met and the mark must go. On
-main before it, the graph walk reached every terminal at precision 0.24-0.49. The ground truth is test data only
-(../shared/data/mftracer-ground-truth, no licence); without it these tests skip.
+issue #12, haircut, $100 or share 0.5, the sources traced together), so the test turns red (XPASS) the day it is
+met and the mark must go. Before it, the graph walk reached every terminal at precision 0.24-0.49. The ground truth
+is test data only (../shared/data/mftracer-ground-truth, no licence); without it these tests skip.
 """
 
 from __future__ import annotations
