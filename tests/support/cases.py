@@ -29,19 +29,24 @@ go wrong the ways real chains do:
 - `Mix.noise` multiplies the volume of all the unrelated background (users, hot wallets, swaps, payments, chains).
 
 **What the figures mean** (`score`): a trace is run forward from the listed sources (time window from the case's
-first transfer on, hop budget `hops`): the value-aware trace takes them together as one, other walks trace each
-and take the union of the reached addresses. *Recall*: listed
-terminals reached / listed terminals reachable in the ground truth within the hop budget (forward in time, not
-through a labelled service where the walk stops, `reachable`). *Precision*: reached addresses that belong to the
-case / reached addresses, the case's sources left out of both. An address *belongs* when it is on a ground-truth
-edge (laundering addresses and terminals alike). A labelled service reached as a stop counts like any other
-address: in the case it belongs, outside it (an exchange the case never used) it is a wrong lead.
+first transfer on, hop budget `HOPS`): the value-aware trace takes them together as one, other walks trace each
+and take the union of the reached addresses. *Recall*: listed terminals reached / listed terminals reachable in
+the ground truth within the hop budget (forward in time, not through a labelled service where the walk stops,
+`reachable`). *Precision*: reached addresses that belong to the case / reached addresses, the case's sources left
+out of both. An address *belongs* when it is on a ground-truth edge (laundering addresses and terminals alike). A
+labelled service reached as a stop counts like any other address: in the case it belongs, outside it (an exchange
+the case never used) it is a wrong lead.
 
-**The walks** (`WALKS`): the product's trace (`product_walk`, whatever `TraceParams` it is given), the "$50 flat
-filter" reference of issue #12 (`flat_walk`: time-ordered walk over transfers worth at least $50), and
-`value_walk`, a small reference of a value-aware walk (haircut, poison or FIFO taint propagated in time order; a
-transfer is followed when the traced value it carries is at least a dust floor in USD or at least a share of the
-most traced funds the sender held), used to choose the (dust floor, share) default.
+**The walks**: the product's trace (`product_walk`, whatever `TraceParams` it is given, with the world's prices
+`CasePrices`), the "$50 flat filter" reference of issue #12 (`flat_walk`: time-ordered walk over transfers worth at
+least $50), and `value_walk`, the harness's own small value-aware walk (haircut, poison or FIFO over USD balances;
+see its docstring), kept to try follow rules the product does not have. All of them leave busy addresses
+(`BUSY` transfers, above the product's `hub_degree`) unexpanded.
+
+Every unrelated user starts with an exchange withdrawal, so no one spends money the data never shows. The ground
+truth is not so complete: it lists the laundered flows, not every asset that came back from a swap or a sale, so
+many case addresses send more USD than they received (USD on each transfer's day adds to that); a value-aware walk
+has to carry the traced share over that gap.
 """
 
 from __future__ import annotations
@@ -54,7 +59,7 @@ import os
 import random
 import re
 from collections import defaultdict, deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -861,6 +866,3 @@ def worst(scores: Iterable[Score]) -> tuple[float, float]:
     """(lowest recall, lowest precision) over `scores`."""
     found = list(scores)
     return min(s.recall for s in found), min(s.precision for s in found)
-
-
-Walk = Callable[[World], Reached]
