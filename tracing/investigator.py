@@ -119,7 +119,13 @@ class Investigator:
         """`with_roots`: more addresses whose funds are traced with `address`'s as one (a case's sources)."""
         chain = chain or self.default_chain
         result = await trace_funds(
-            self.source(chain), self.label_lookup(), address, chain, params or TraceParams(), with_roots=with_roots
+            self.source(chain),
+            self.label_lookup(),
+            address,
+            chain,
+            params or TraceParams(),
+            self.transfer_prices(chain),
+            with_roots=with_roots,
         )
         valuation, notes = await self.valuation(chain, [result], every_transfer=True)
         index_range, gaps = self.index_summary(chain)
@@ -135,7 +141,8 @@ class Investigator:
     ) -> ModelComparison:
         """The trace of `params` under every taint model, side by side (`--model compare`)."""
         chain = chain or self.default_chain
-        return await compare_models(self.source(chain), self.label_lookup(), address, chain, params)
+        prices = self.transfer_prices(chain)
+        return await compare_models(self.source(chain), self.label_lookup(), address, chain, params, prices)
 
     def usd_lookup(self, chain: str) -> UsdLookup:
         """USD per transfer for the trace walk: stored prices (and the stablecoin peg) by asset and day, loaded
@@ -181,8 +188,9 @@ class Investigator:
         hops = hops or DEFAULT_HOPS
         source, lookup = self.source(chain), self.label_lookup()
         labels = self.labels.for_address(address, chain)  # from the store: a label added a moment ago counts
-        outgoing = await trace_funds(source, lookup, address, chain, TraceParams(TraceDirection.OUT, hops))
-        incoming = await trace_funds(source, lookup, address, chain, TraceParams(TraceDirection.IN, hops))
+        prices = self.transfer_prices(chain)  # the value-aware walk's dust floor in USD
+        outgoing = await trace_funds(source, lookup, address, chain, TraceParams(TraceDirection.OUT, hops), prices)
+        incoming = await trace_funds(source, lookup, address, chain, TraceParams(TraceDirection.IN, hops), prices)
         valuation, notes = await self.valuation(chain, [outgoing, incoming])
         outgoing, incoming = outgoing.replace(valuation=valuation), incoming.replace(valuation=valuation)
         if not outgoing.root_node.degree and not incoming.root_node.degree:

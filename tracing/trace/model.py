@@ -356,7 +356,8 @@ class Trace:
         """(address, asset, decimals, timestamp, raw amount) of each transfer that carried taint under `model` to an
         address in `only`: what valuing received funds on each transfer's day reads (over a compact trace, without
         materialising it)."""
-        if model not in self._taint and self._edges is None and hasattr(self._parts, "received_by_day"):
+        compact = self._edges is None and hasattr(self._parts, "received_by_day")
+        if model not in self._taint and compact and model is not TaintModel.FIFO:
             return self._parts.received_by_day(model, only)  # type: ignore[union-attr]
         carried, wanted = self.taint_under(model).edges, set(only)
         found = []

@@ -31,14 +31,11 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import NamedTuple, Protocol
 
+from tracing.chain.prices import STABLE_KEYS, price_key
 from tracing.chain.transfer import Transfer
 from tracing.trace.flows import NATIVE_DECIMALS, Asset, rank_counterparties
 from tracing.trace.params import TraceParams
 from tracing.trace.taint import TaintModel
-
-PEGGED = frozenset({"USDC", "USDT", "DAI", "BUSD", "TUSD", "USDP", "GUSD", "PYUSD", "FDUSD", "USDS", "LUSD", "FRAX"})
-"""Symbols of USD stablecoins, priced at their peg when no price book is given."""
-
 
 PURITY = Fraction(1, 2)
 """A transfer under the dust floor is followed by the share rule only when the traced funds are at least this part
@@ -54,10 +51,14 @@ class UsdPrices(Protocol):
 
 
 class PegPrices:
-    """USD stablecoins at their peg (by symbol), nothing else: the prices a trace uses when given none."""
+    """USD stablecoins of `chain` at their peg, by contract address (never by symbol: anyone can name a token USDC),
+    nothing else: the prices a trace uses when given none (the investigator passes stored prices as well)."""
+
+    def __init__(self, chain: str) -> None:
+        self.chain = chain
 
     def usd(self, asset: Asset, decimals: int | None, symbol: str | None, timestamp: int, raw: int) -> Decimal | None:
-        if asset is None or decimals is None or (symbol or "").upper() not in PEGGED:
+        if asset is None or decimals is None or price_key(self.chain, asset) not in STABLE_KEYS:
             return None
         return Decimal(raw).scaleb(-decimals)
 

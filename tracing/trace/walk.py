@@ -72,9 +72,9 @@ async def trace_funds(
     with_roots: Sequence[str] = (),
 ) -> Trace:
     """Trace from `root` over `source`; see `TraceParams` for the knobs, `prices` for the dust floor in USD (by
-    default stablecoins at their peg, nothing else). `with_roots`: more addresses whose funds are traced with the
-    root's, as one (a case's several sources: each one's funds are not clean money at the others'); value-aware
-    traces only, at hop 0 beside the root.
+    default stablecoins at their peg by contract address, nothing else). `with_roots`: more addresses whose funds
+    are traced with the root's, as one (a case's several sources: each one's funds are not clean money at the
+    others'); value-aware traces only, at hop 0 beside the root.
 
     Value-aware (the default), the walk follows the traced amount (`_trace_value`, over `HistorySource.histories`).
     Following the graph, over the in-memory graph the walk runs on integer ids and builds only the result
@@ -82,7 +82,7 @@ async def trace_funds(
     """
     params = params or TraceParams()
     if params.value_aware and gives_histories(source) and isinstance(source, HistorySource):
-        return await _trace_value(source, labels, root, chain, params, prices or PegPrices(), with_roots)
+        return await _trace_value(source, labels, root, chain, params, prices or PegPrices(chain), with_roots)
     if with_roots:
         raise ValueError("several roots need a value-aware trace over a source that gives histories")
     if params.value_aware:
