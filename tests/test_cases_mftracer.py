@@ -35,7 +35,7 @@ from tests.support.cases import (
     worst,
     write_etl_files,
 )
-from tracing import Category, Investigator, LabelBook, PegPrices, TraceParams, import_etl_files
+from tracing import Category, Investigator, LabelBook, TraceParams, import_etl_files
 
 RECALL_GOAL, PRECISION_GOAL = 0.95, 0.90
 SHORT_OF_GOAL: dict[tuple[str, str], str] = {
@@ -121,7 +121,8 @@ async def test_store_import_traces_as_the_harness_does(db: Database, tmp_path: P
         trace = await investigator.trace(root, params=TraceParams(hops=HOPS, since=world.case.incident))
         for node in trace.nodes:
             through_store[node.address] = min(through_store.get(node.address, node.hop), node.hop)
-    harness = await product_walk(world, TraceParams(hops=HOPS), PegPrices(), together=False)  # as the store's
+    prices = investigator.transfer_prices("eth")  # the store's: stored prices and the stablecoin peg
+    harness = await product_walk(world, TraceParams(hops=HOPS), prices, together=False)
     assert through_store == harness
 
 
