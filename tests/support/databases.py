@@ -99,9 +99,9 @@ def fresh_postgres_database(template: str | None = None) -> Iterator[str]:
 class StoreTemplates:
     """The session's templates, each built on first use, and the copies handed to tests.
 
-    On PostgreSQL a copy takes a few hundred milliseconds of server time (CREATE DATABASE writes and syncs the whole
-    database), so one copy of each template is kept made ahead, and used stores are dropped, by a worker thread
-    while tests run. Every copy is still used by one test only.
+    On PostgreSQL making a copy and dropping it take a few hundred milliseconds of server time each (both write
+    and sync whole files), so one copy of each template is kept made ahead by one worker thread, and used stores
+    are dropped by another, while tests run. Every copy is still used by one test only.
     """
 
     def __init__(self, folder: Path) -> None:
@@ -111,7 +111,8 @@ class StoreTemplates:
         self._spares: dict[Contents, Future[str]] = {}
         self._drops: list[Future[None]] = []
         self._admin: Engine | None = None
-        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="test-stores")
+        self._maker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="test-store-maker")
+        self._dropper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="test-store-dropper")
 
     def sqlite_template(self, contents: Contents) -> Path:
         if contents not in self._sqlite:
@@ -159,12 +160,12 @@ class StoreTemplates:
 
     def _postgres_copy(self, contents: Contents) -> str:
         template = self.postgres_template(contents)
-        ready = self._spares.pop(contents, None) or self._worker.submit(self._copy, template)
+        ready = self._spares.pop(contents, None) or self._maker.submit(self._copy, template)
         try:
             name = ready.result()
         except Exception as exc:  # server went away between CI's check and now
             pytest.skip(f"PostgreSQL unavailable: {exc}")
-        self._spares[contents] = self._worker.submit(self._copy, template)
+        self._spares[contents] = self._maker.submit(self._copy, template)
         return name
 
     @contextmanager
@@ -180,12 +181,13 @@ class StoreTemplates:
         try:
             yield _url(name)
         finally:
-            self._drops.append(self._worker.submit(_drop, self._admin_engine(), name))
+            self._drops.append(self._dropper.submit(_drop, self._admin_engine(), name))
 
     def close(self) -> None:
         """Drop what is left (spare copies, templates) and wait for every drop; a failed drop fails the session."""
         spares = [future.result() for future in self._spares.values() if future.exception() is None]
-        self._worker.shutdown(wait=True)
+        self._maker.shutdown(wait=True)
+        self._dropper.shutdown(wait=True)
         if self._admin is None:
             return
         try:
