@@ -184,16 +184,19 @@ class StoreTemplates:
             self._drops.append(self._dropper.submit(_drop, self._admin_engine(), name))
 
     def close(self) -> None:
-        """Drop what is left (spare copies, templates) and wait for every drop; a failed drop fails the session."""
+        """Drop what is left (spare copies, templates, the used copies still queued) and wait for every drop; a
+        failed drop fails the session."""
         spares = [future.result() for future in self._spares.values() if future.exception() is None]
         self._maker.shutdown(wait=True)
-        self._dropper.shutdown(wait=True)
-        if self._admin is None:
-            return
+        admin = self._admin
         try:
-            for name in [*spares, *(t for t in self._postgres.values() if t)]:
-                _drop(self._admin, name)
+            if admin is not None:  # alongside the dropper's queue, a few at a time: each waits mostly on the disk
+                leftovers = [*spares, *(t for t in self._postgres.values() if t)]
+                with ThreadPoolExecutor(max_workers=4, thread_name_prefix="test-store-close") as droppers:
+                    list(droppers.map(lambda name: _drop(admin, name), leftovers))
+            self._dropper.shutdown(wait=True)
             for future in self._drops:
                 future.result()
         finally:
-            self._admin.dispose()
+            if admin is not None:
+                admin.dispose()
