@@ -100,8 +100,9 @@ class StoreTemplates:
     """The session's templates, each built on first use, and the copies handed to tests.
 
     On PostgreSQL making a copy and dropping it take a few hundred milliseconds of server time each (both write
-    and sync whole files), so one copy of each template is kept made ahead by one worker thread, and used stores
-    are dropped by another, while tests run. Every copy is still used by one test only.
+    and sync whole files; a drop waits for a checkpoint), so one copy of each template is kept made ahead by a
+    worker thread, and used stores are dropped by a few others, while tests run: drops under way together share
+    their checkpoint. Every copy is still used by one test only.
     """
 
     def __init__(self, folder: Path) -> None:
@@ -112,7 +113,7 @@ class StoreTemplates:
         self._drops: list[Future[None]] = []
         self._admin: Engine | None = None
         self._maker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="test-store-maker")
-        self._dropper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="test-store-dropper")
+        self._dropper = ThreadPoolExecutor(max_workers=4, thread_name_prefix="test-store-dropper")
 
     def sqlite_template(self, contents: Contents) -> Path:
         if contents not in self._sqlite:
