@@ -43,7 +43,18 @@ from tracing.monitor.incidents import (
     OnCall,
 )
 from tracing.monitor.ops import OpsMonitor, OpsPolicy, parse_ops_chat
-from tracing.monitor.outbox import Outbox, OutboxItem, OutboxKind, OutboxStatus, SentMessage, outbox_stats
+from tracing.monitor.outbox import (
+    EscalationNotice,
+    Notice,
+    NoticeError,
+    OpsNotice,
+    Outbox,
+    OutboxItem,
+    OutboxKind,
+    OutboxStatus,
+    SentMessage,
+    outbox_stats,
+)
 from tracing.monitor.watch import Watch, WatchBook, WatchMatcher, parse_min_amount
 from tracing.monitor.watcher import ChainFeed, InvestigatorRisk, watch_chains, watch_status
 from tracing.risk.exposure import amounts_of, trace_amounts
@@ -84,6 +95,7 @@ __all__ = [
     "Direction",
     "Disagreement",
     "Disposition",
+    "EscalationNotice",
     "EscalationPolicy",
     "EtlFileKind",
     "EtlFileResult",
@@ -110,8 +122,11 @@ __all__ = [
     "NO_USD",
     "NotAllowed",
     "NotFound",
+    "Notice",
+    "NoticeError",
     "OnCall",
     "OpsMonitor",
+    "OpsNotice",
     "OpsPolicy",
     "Outbox",
     "OutboxItem",
