@@ -19,6 +19,7 @@ from bot.backends.testing import TestBackend
 from bot.cli.watch import run_watch
 from storage.db import Database
 from tests.support.anvil import AnvilNode, Scenario, build_scenario
+from tests.support.cli import run_cli
 from tests.support.contracts import Contract, load_artifact
 from tests.support.fixtures import anvil  # noqa: F401
 from tracing.chain.config import ChainConfig
@@ -167,7 +168,7 @@ async def test_run_watch_from_block_to_chat_message(app: App, anvil: AnvilNode) 
 
 def test_chainsleuth_watch_command_prints_alerts_and_stops_on_sigterm(
     tmp_path: Path,
-    database_url: str,
+    prepared_database_url: str,
     anvil: AnvilNode,  # noqa: F811
 ) -> None:
     rpc = anvil.rpc
@@ -176,7 +177,7 @@ def test_chainsleuth_watch_command_prints_alerts_and_stops_on_sigterm(
     env.update(
         {
             "DATA_DIR": str(tmp_path / "data"),
-            "DATABASE_URL": database_url,
+            "DATABASE_URL": prepared_database_url,
             "DEMO_DATA": "false",
             "PLATFORM": "console",
             "CHAINS": "eth,anvil",
@@ -186,13 +187,7 @@ def test_chainsleuth_watch_command_prints_alerts_and_stops_on_sigterm(
             "PYTHONUNBUFFERED": "1",
         }
     )
-    said = subprocess.run(
-        [str(BIN), "say", f"/watch {watched} --chain anvil --channel"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    said = run_cli(["say", f"/watch {watched} --chain anvil --channel"], env)
     assert "Now watching" in said.stdout, said.stderr
     start = rpc.mine()
     proc = subprocess.Popen(
