@@ -39,6 +39,7 @@ from tracing.monitor.incidents import (
     EscalationPolicy,
     Incident,
     IncidentDesk,
+    IncidentScope,
     IncidentState,
     OnCall,
 )
@@ -105,6 +106,7 @@ __all__ = [
     "GraphSource",
     "Incident",
     "IncidentDesk",
+    "IncidentScope",
     "IncidentState",
     "IndexReport",
     "Indexer",

@@ -21,7 +21,8 @@ from tracing import (
     TraceDirection,
     TraceParams,
     UserError,
-    chain_arg,
+    get_chain,
+    load_chains,
     load_demo,
     parse_address,
     remove_demo,
@@ -48,7 +49,7 @@ def risk(
     """Risk report of an address: labels, exposure with evidence paths, score and level, reasons, coverage."""
     try:
         canonical = parse_address(address)
-        chain_name = chain_arg(chain) if chain else None
+        chain_name = get_chain(chain, load_chains()).name if chain else None
     except UserError as exc:
         raise _fail(str(exc)) from exc
     the_app = open_app()
@@ -77,7 +78,7 @@ def trace(
     """Follow funds forward or backward from an address, hop by hop, in time order."""
     try:
         canonical = parse_address(address)
-        chain_name = chain_arg(chain) if chain else None
+        chain_name = get_chain(chain, load_chains()).name if chain else None
         wanted_token = None if token is None else "native" if token.lower() == "native" else parse_address(token)
         params = TraceParams(
             direction=TraceDirection.parse(direction),

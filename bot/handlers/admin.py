@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import re
 import time
 from importlib import metadata
 
 from bot.commands import CommandSpec, Invocation, Param
 from bot.core import Context
-from bot.messages import Identity, Reply, Text
+from bot.messages import Reply, Text
+from bot.people import person_arg
 from bot.roles import Role
-from tracing import InvalidArgument, NotAllowed, outbox_stats, watch_status
+from tracing import NotAllowed, outbox_stats, watch_status
 
 _STARTED = time.monotonic()
-_SLACK_MENTION = re.compile(r"^<@([UW][A-Z0-9]{2,20})(?:\|[^>]*)?>$")
-_USER_ID = {
-    "telegram": re.compile(r"^[1-9][0-9]{0,19}$"),
-    "slack": re.compile(r"^[UW][A-Z0-9]{2,20}$"),
-}
 
 
 def _version() -> str:
@@ -76,27 +71,8 @@ def _watch_lines(ctx: Context) -> list[str]:
     return lines
 
 
-def user_arg_for(platform: str, text: str) -> Identity:
-    """`<@U0123>` (a Slack mention), `platform:id`, or a bare id on the caller's platform."""
-    raw = text.strip()
-    mention = _SLACK_MENTION.match(raw)
-    if mention:
-        return Identity("slack", mention.group(1))
-    if raw.startswith("@"):
-        raise InvalidArgument("Bots cannot look people up by @username; use their user id (/status shows it).")
-    if ":" in raw:
-        platform, raw = raw.split(":", 1)
-        if platform not in _USER_ID:
-            raise InvalidArgument(f"Unknown platform “{platform[:20]}”; use telegram:ID or slack:ID.")
-    elif platform not in _USER_ID:
-        raise InvalidArgument("Name the platform: telegram:12345 or slack:U0123.")
-    if not _USER_ID[platform].match(raw):
-        raise InvalidArgument(f"“{raw[:30]}” is not a {platform} user id.")
-    return Identity(platform, raw)
-
-
 async def role_command(ctx: Context, inv: Invocation) -> Reply:
-    who = user_arg_for(ctx.message.platform, inv["user"])
+    who = person_arg(inv["user"], ctx.message.user)
     current = ctx.access.role_of(who)
     new: Role | None = inv["role"]
     if new is None:
@@ -119,7 +95,7 @@ SPECS = [
         summary="Show or set someone's role: viewer, analyst, officer or admin.",
         handler=role_command,
         params=(
-            Param("user", str, "a user id (telegram:12345, slack:U0123, or a Slack @mention)"),
+            Param("user", str, "a user id (telegram:12345, slack:U0123, console:NAME, or a Slack @mention)"),
             Param("role", Role.parse, "viewer, analyst, officer or admin (omit to show)", optional=True),
         ),
         role=Role.ADMIN,

@@ -6,12 +6,12 @@ change edits the alert messages in chat and lands in the audit log.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from bot.commands import CommandSpec, Flag, Invocation, Param, choice_arg, int_arg, text_arg
 from bot.core import Context
 from bot.messages import Action, Identity, Reply
+from bot.people import LOCAL_PLATFORMS, person_arg
 from bot.roles import Role
 from tracing import (
     Actor,
@@ -19,15 +19,12 @@ from tracing import (
     EscalationPolicy,
     Incident,
     IncidentDesk,
+    IncidentScope,
     IncidentState,
     InvalidArgument,
     NotAllowed,
     OnCall,
 )
-
-LOCAL_PLATFORMS = ("console", "cli")
-_SLACK_MENTION = re.compile(r"^<@([UW][A-Z0-9]{2,20})(?:\|([^>]*))?>$")
-_HANDLE = re.compile(r"^@[A-Za-z0-9_]{3,64}$")
 
 
 def incident_arg(text: str) -> int:
@@ -46,22 +43,8 @@ def minutes_arg(text: str) -> list[int]:
 
 
 def person(ctx: Context, text: str) -> Identity:
-    """`me`, a Slack mention, a Telegram @username, `platform:user_id`, or a user id on this platform."""
-    raw = text.strip()
-    if raw.lower() == "me":
-        return ctx.message.user
-    mention = _SLACK_MENTION.match(raw)
-    if mention:
-        return Identity("slack", mention.group(1), mention.group(2) or mention.group(1))
-    if _HANDLE.match(raw):
-        return Identity(ctx.message.platform, raw, raw[1:])
-    if ":" in raw:
-        platform, user_id = raw.split(":", 1)
-        if platform and user_id and re.fullmatch(r"[A-Za-z0-9_@-]{1,64}", user_id):
-            return Identity(platform.lower(), user_id, user_id)
-    if re.fullmatch(r"[A-Za-z0-9_-]{1,64}", raw):
-        return Identity(ctx.message.platform, raw, raw)
-    raise InvalidArgument(f"“{raw[:30]}” is not a person: use me, @username, a mention or platform:user_id.")
+    """Whom /assign and /oncall name: the one user-id syntax (`bot.people`), and an @username as a name."""
+    return person_arg(text, ctx.message.user, handles=True)
 
 
 def _actor(ctx: Context) -> Actor:
@@ -69,9 +52,16 @@ def _actor(ctx: Context) -> Actor:
     return Actor(user.key, user.display, ctx.message.platform, ctx.message.chat_id)
 
 
-def _scope(ctx: Context) -> str | None:
-    """Incidents are reachable from chats of their own platform; the local operator reaches every one."""
-    return None if ctx.message.platform in LOCAL_PLATFORMS else ctx.message.platform
+def _scope(ctx: Context) -> IncidentScope:
+    """One scope for listing and acting: the incidents raised in this chat or in the person's direct chat with the
+    bot, and the ones they own; admins reach every incident of their platform, the local operator every one."""
+    message = ctx.message
+    if message.platform in LOCAL_PLATFORMS:
+        return IncidentScope()
+    if ctx.role >= Role.ADMIN:
+        return IncidentScope(message.platform)
+    chats = tuple(dict.fromkeys([message.chat_id, message.user.user_id]))
+    return IncidentScope(message.platform, chats, message.user.key)
 
 
 def _desk(ctx: Context) -> IncidentDesk:
@@ -142,32 +132,31 @@ def _card(incident: Incident) -> Reply:
 
 
 async def ack_command(ctx: Context, inv: Invocation) -> Reply:
-    return _card(_desk(ctx).ack(inv["id"], _actor(ctx), platform=_scope(ctx)))
+    return _card(_desk(ctx).ack(inv["id"], _actor(ctx), scope=_scope(ctx)))
 
 
 async def unack_command(ctx: Context, inv: Invocation) -> Reply:
-    return _card(_desk(ctx).unack(inv["id"], _actor(ctx), platform=_scope(ctx)))
+    return _card(_desk(ctx).unack(inv["id"], _actor(ctx), scope=_scope(ctx)))
 
 
 async def assign_command(ctx: Context, inv: Invocation) -> Reply:
     who = person(ctx, inv["user"])
-    return _card(_desk(ctx).assign(inv["id"], _actor(ctx), who.key, who.display, platform=_scope(ctx)))
+    return _card(_desk(ctx).assign(inv["id"], _actor(ctx), who.key, who.display, scope=_scope(ctx)))
 
 
 async def resolve_command(ctx: Context, inv: Invocation) -> Reply:
     desk = _desk(ctx)
     if inv["disposition"] is None:
-        incident = desk.get(inv["id"], platform=_scope(ctx))
+        incident = desk.get(inv["id"], scope=_scope(ctx))
         choices = tuple(Action(d.display.capitalize(), f"/resolve {incident.id} {d.value}") for d in Disposition)
         return Reply((IncidentCard(incident),), actions=choices)
     disposition = Disposition.parse(inv["disposition"])
-    return _card(desk.resolve(inv["id"], _actor(ctx), disposition, inv["note"] or "", platform=_scope(ctx)))
+    return _card(desk.resolve(inv["id"], _actor(ctx), disposition, inv["note"] or "", scope=_scope(ctx)))
 
 
 async def incidents_command(ctx: Context, inv: Invocation) -> Reply:
     scope = inv["scope"] or "open"
-    chats = list(dict.fromkeys([ctx.message.chat_id, ctx.message.user.user_id]))
-    found = _desk(ctx).listing(platform=ctx.message.platform, chats=chats, scope=scope, actor_key=ctx.message.user.key)
+    found = _desk(ctx).listing(scope=_scope(ctx), which=scope, actor_key=ctx.message.user.key)
     return Reply((IncidentListing(scope, tuple(found)),))
 
 
@@ -194,7 +183,7 @@ _ID = Param("id", incident_arg, "an incident number (12 or #12)")
 SPECS = [
     CommandSpec(
         name="incidents",
-        summary="Incidents of this chat: open (default), mine, or all.",
+        summary="Incidents of this chat and yours (admins: the whole platform): open (default), mine, or all.",
         handler=incidents_command,
         params=(Param("scope", choice_arg("open", "mine", "all"), "open, mine or all", optional=True),),
         examples=("/incidents", "/incidents mine"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bot.chains import configured_chain
 from bot.commands import CommandSpec, Flag, Invocation, Param, address_arg, int_arg
 from bot.core import Context
 from bot.messages import Action, Attachment, Reply
@@ -11,8 +12,9 @@ from tracing import DEFAULT_HOPS, MAX_HOPS, chain_arg, risk_csv
 
 async def risk_command(ctx: Context, inv: Invocation) -> Reply:
     address = inv["address"]
-    await ctx.caches_ready(inv["chain"])
-    report = await ctx.investigator.risk(address, inv["chain"], asker=ctx.asker, hops=inv["hops"])
+    chain = configured_chain(ctx, inv["chain"])
+    await ctx.caches_ready(chain)
+    report = await ctx.investigator.risk(address, chain, asker=ctx.asker, hops=inv["hops"])
     hops = inv["hops"] or DEFAULT_HOPS
     actions = (
         Action("Trace funds out", f"/trace {address} --hops {hops}"),

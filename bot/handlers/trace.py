@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from decimal import Decimal
 
+from bot.chains import configured_chain
 from bot.commands import CommandSpec, Flag, Invocation, Param, address_arg, choice_arg, decimal_arg, int_arg, time_arg
 from bot.core import Context
 from bot.messages import Action, Attachment, Reply, Text
@@ -41,8 +42,9 @@ async def trace_command(ctx: Context, inv: Invocation) -> Reply:
         since=inv["since"],
         until=inv["until"],
     )
-    await ctx.caches_ready(inv["chain"])
-    result = await ctx.investigator.trace(address, inv["chain"], params)
+    chain = configured_chain(ctx, inv["chain"])
+    await ctx.caches_ready(chain)
+    result = await ctx.investigator.trace(address, chain, params)
     stem = f"trace-{address[:10]}-{direction.value}-{params.hops}h"
     parts: list[object] = [result]
     attachments: list[Attachment] = []

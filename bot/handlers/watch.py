@@ -7,11 +7,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bot.chains import configured_chain
 from bot.commands import CommandSpec, Flag, Invocation, Param, address_arg, text_arg
 from bot.core import Context
 from bot.messages import Action, Reply
 from bot.roles import Role
-from tracing import NotFound, Watch, WatchBook, chain_arg, checksum, get_chain, load_chains, parse_min_amount
+from tracing import NotFound, Watch, WatchBook, chain_arg, checksum, parse_min_amount
 
 MAX_LISTED = 50
 
@@ -19,11 +20,6 @@ MAX_LISTED = 50
 def _recipient(ctx: Context, channel: bool) -> str:
     """Where alerts go: this chat, or the person's direct chat with the bot (its id is the user id)."""
     return ctx.message.chat_id if channel else ctx.message.user.user_id
-
-
-def _chain(ctx: Context, given: str | None) -> str:
-    name = given or ctx.settings.default_chain
-    return get_chain(name, load_chains()).name
 
 
 def watch_line(watch: Watch) -> str:
@@ -62,7 +58,7 @@ class WatchListing:
 
 
 async def watch_command(ctx: Context, inv: Invocation) -> Reply:
-    chain = _chain(ctx, inv["chain"])
+    chain = configured_chain(ctx, inv["chain"])
     minimum = parse_min_amount(inv["min"]) if inv["min"] else None
     watch, created = WatchBook(ctx.db).watch(
         chain=chain,
@@ -80,7 +76,7 @@ async def watch_command(ctx: Context, inv: Invocation) -> Reply:
 
 
 async def unwatch_command(ctx: Context, inv: Invocation) -> Reply:
-    chain = _chain(ctx, inv["chain"])
+    chain = configured_chain(ctx, inv["chain"])
     removed = WatchBook(ctx.db).unwatch(
         chain=chain, address=inv["address"], platform=ctx.message.platform, chat=_recipient(ctx, inv["channel"])
     )

@@ -14,8 +14,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import delete, exists
+from sqlalchemy import ColumnElement, delete, exists, or_
 from sqlalchemy.orm import Session
 from sqlmodel import col, select
 
@@ -93,6 +94,38 @@ class Actor:
 
 
 SYSTEM = Actor("system", "chainsleuth", "system")
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentScope:
+    """Which incidents someone reaches from where they are: listed and acted on alike.
+
+    `platform` None reaches every platform (the local operator); `chats` None every chat of the platform (admins);
+    otherwise the incidents raised in `chats` (the chat asked from and the person's direct chat) and the ones
+    `owner_key` owns, wherever they were raised."""
+
+    platform: str | None = None
+    chats: tuple[str, ...] | None = None
+    owner_key: str = ""
+
+    def admits(self, row: IncidentRow) -> bool:
+        if self.platform is not None and row.platform != self.platform:
+            return False
+        return self.chats is None or row.chat in self.chats or bool(self.owner_key and row.owner_key == self.owner_key)
+
+    def where(self, query: Any) -> Any:
+        """`query` narrowed to the incidents this scope reaches."""
+        if self.platform is not None:
+            query = query.where(col(IncidentRow.platform) == self.platform)
+        if self.chats is not None:
+            reach: list[ColumnElement[bool]] = [col(IncidentRow.chat).in_(list(self.chats))]
+            if self.owner_key:
+                reach.append(col(IncidentRow.owner_key) == self.owner_key)
+            query = query.where(or_(*reach))
+        return query
+
+
+EVERYWHERE = IncidentScope()
 
 
 @dataclass(frozen=True, slots=True)
@@ -308,9 +341,9 @@ class IncidentDesk:
 
     # -- reading ------------------------------------------------------------------------------------------
 
-    def get(self, incident_id: int, *, platform: str | None = None) -> Incident:
+    def get(self, incident_id: int, *, scope: IncidentScope = EVERYWHERE) -> Incident:
         with self.db.session() as session:
-            return Incident.from_row(self._load(session, incident_id, platform))
+            return Incident.from_row(self._load(session, incident_id, scope))
 
     def many(self, ids: Sequence[int]) -> dict[int, Incident]:
         if not ids:
@@ -319,20 +352,14 @@ class IncidentDesk:
             rows = session.scalars(select(IncidentRow).where(col(IncidentRow.id).in_(list(ids))))
             return {row.id: Incident.from_row(row) for row in rows if row.id is not None}
 
-    def listing(
-        self, *, platform: str, chats: Sequence[str], scope: str, actor_key: str, limit: int = 20
-    ) -> list[Incident]:
-        """`open`: unresolved incidents of these chats; `mine`: unresolved ones owned by the actor (any chat of
-        the platform); `all`: every incident of these chats, newest first."""
-        query = select(IncidentRow).where(col(IncidentRow.platform) == platform)
-        if scope == "mine":
-            query = query.where(
-                col(IncidentRow.owner_key) == actor_key, col(IncidentRow.state) != IncidentState.RESOLVED.value
-            )
-        else:
-            query = query.where(col(IncidentRow.chat).in_(list(chats)))
-            if scope == "open":
-                query = query.where(col(IncidentRow.state) != IncidentState.RESOLVED.value)
+    def listing(self, *, scope: IncidentScope, which: str, actor_key: str, limit: int = 20) -> list[Incident]:
+        """Newest first, within `scope`: `open` the unresolved incidents, `mine` the unresolved ones the actor owns,
+        `all` every incident."""
+        query = scope.where(select(IncidentRow))
+        if which == "mine":
+            query = query.where(col(IncidentRow.owner_key) == actor_key)
+        if which != "all":
+            query = query.where(col(IncidentRow.state) != IncidentState.RESOLVED.value)
         query = query.order_by(col(IncidentRow.id).desc()).limit(limit)
         with self.db.session() as session:
             return [Incident.from_row(row) for row in session.scalars(query)]
@@ -357,23 +384,23 @@ class IncidentDesk:
             ]
 
     @staticmethod
-    def _load(session: Session, incident_id: int, platform: str | None, *, lock: bool = False) -> IncidentRow:
+    def _load(session: Session, incident_id: int, scope: IncidentScope, *, lock: bool = False) -> IncidentRow:
         query = select(IncidentRow).where(col(IncidentRow.id) == incident_id)
         if lock:
             query = query.with_for_update()
         row = session.scalars(query).first()
-        if row is None or (platform is not None and row.platform != platform):
+        if row is None or not scope.admits(row):  # out of scope reads as absent: ids of other chats stay private
             raise NotFound(f"No incident #{incident_id}.")
         return row
 
     # -- transitions --------------------------------------------------------------------------------------
 
-    def ack(self, incident_id: int, actor: Actor, *, platform: str | None = None) -> Incident:
+    def ack(self, incident_id: int, actor: Actor, *, scope: IncidentScope = EVERYWHERE) -> Incident:
         """Acknowledge: the acker owns the incident and escalation stops."""
         now = self.clock.now()
         with self.db.session() as session:
             begin_write(session)
-            row = self._load(session, incident_id, platform, lock=True)
+            row = self._load(session, incident_id, scope, lock=True)
             if row.state == IncidentState.RESOLVED.value:
                 raise InvalidTransition(f"Incident #{incident_id} is already resolved.")
             if row.state == IncidentState.ACKNOWLEDGED.value:
@@ -390,12 +417,12 @@ class IncidentDesk:
             _edit(session, row, now)
             return Incident.from_row(row)
 
-    def unack(self, incident_id: int, actor: Actor, *, platform: str | None = None) -> Incident:
+    def unack(self, incident_id: int, actor: Actor, *, scope: IncidentScope = EVERYWHERE) -> Incident:
         """Back to open: nobody owns it and escalation starts again from the first level."""
         now = self.clock.now()
         with self.db.session() as session:
             begin_write(session)
-            row = self._load(session, incident_id, platform, lock=True)
+            row = self._load(session, incident_id, scope, lock=True)
             if row.state != IncidentState.ACKNOWLEDGED.value:
                 raise InvalidTransition(f"Incident #{incident_id} is {row.state}, not acknowledged.")
             delay = policy_for(session, row.platform, row.chat).delay(0)
@@ -412,12 +439,12 @@ class IncidentDesk:
             return Incident.from_row(row)
 
     def assign(
-        self, incident_id: int, actor: Actor, owner_key: str, owner_name: str, *, platform: str | None = None
+        self, incident_id: int, actor: Actor, owner_key: str, owner_name: str, *, scope: IncidentScope = EVERYWHERE
     ) -> Incident:
         now = self.clock.now()
         with self.db.session() as session:
             begin_write(session)
-            row = self._load(session, incident_id, platform, lock=True)
+            row = self._load(session, incident_id, scope, lock=True)
             if row.state == IncidentState.RESOLVED.value:
                 raise InvalidTransition(f"Incident #{incident_id} is already resolved.")
             before = row.owner_name or "nobody"
@@ -436,12 +463,12 @@ class IncidentDesk:
         disposition: Disposition,
         note: str = "",
         *,
-        platform: str | None = None,
+        scope: IncidentScope = EVERYWHERE,
     ) -> Incident:
         now = self.clock.now()
         with self.db.session() as session:
             begin_write(session)
-            row = self._load(session, incident_id, platform, lock=True)
+            row = self._load(session, incident_id, scope, lock=True)
             if row.state == IncidentState.RESOLVED.value:
                 raise InvalidTransition(
                     f"Incident #{incident_id} is already resolved ({row.disposition.replace('_', ' ')})."
