@@ -1,0 +1,101 @@
+"""Scopes: incidents are listed and acted on within the same scope, unconfigured chains are refused by every
+command that reads chain data, and one user-id syntax names people everywhere."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bot.app import App, build_app
+from bot.backends.testing import TestBackend
+from bot.messages import Identity
+from storage.settings import Settings
+from tests.support.fake_chain import FakeChain, move
+from tracing.monitor.alerts import AlertBook
+from tracing.monitor.clock import ManualClock
+from tracing.monitor.watch import WatchBook
+from tracing.monitor.watcher import ChainFeed, Watcher
+
+W = "0x" + "a1" * 20
+X = "0x" + "b2" * 20
+HERE, THERE = "-100", "-200"
+ADA = Identity("telegram", "1", "ada")  # admin
+OLGA = Identity("telegram", "7", "olga")  # officer
+LAZARUS = "0x098B716B8Aaf21512996dC57EB0615e2383E2f96"
+
+
+@pytest.fixture
+def scoped_app(tmp_path: Path, prepared_database_url: str) -> Iterator[App]:
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None,
+        data_dir=tmp_path / "data",
+        demo_data=False,
+        allowed_chats=[f"telegram:{HERE}", f"telegram:{THERE}"],
+        admins=["telegram:1"],
+        officers=["telegram:7"],
+    )
+    the_app = build_app(settings, database_url=prepared_database_url)
+    yield the_app
+    the_app.close()
+
+
+@pytest.fixture
+def here(scoped_app: App) -> TestBackend:
+    return TestBackend(scoped_app.bot, platform="telegram", chat_id=HERE, user_id="7")
+
+
+async def _incident_in(app: App, chat: str) -> int:
+    """An incident raised by an alert for `chat`."""
+    WatchBook(app.db).watch(chain="eth", address=W, platform="telegram", chat=chat, channel=True, created_by="x")
+    chain = FakeChain()
+    chain.mine(move(W, X, 1, tx=1))
+    await Watcher(app.db, ChainFeed("eth", chain, start_block=1), clock=ManualClock()).catch_up()
+    incident = AlertBook(app.db).all()[-1].incident_id
+    assert incident is not None
+    return incident
+
+
+async def test_an_incident_of_another_chat_is_neither_listed_nor_acted_on(scoped_app: App, here: TestBackend) -> None:
+    incident = await _incident_in(scoped_app, THERE)
+    assert "No incidents here." in (await here.say("/incidents all", user=OLGA)).text
+    for command in (f"/ack {incident}", f"/assign {incident} me", f"/resolve {incident} fp", f"/unack {incident}"):
+        reply = await here.say(command, user=OLGA)
+        assert reply.is_error and f"No incident #{incident}." in reply.text, command
+    there = await here.say("/incidents all", user=OLGA, chat_id=THERE)
+    assert f"#{incident} open" in there.text
+    assert "acknowledged" in (await here.say(f"/ack {incident}", user=OLGA, chat_id=THERE)).text
+
+
+async def test_admins_reach_every_incident_of_their_platform(scoped_app: App, here: TestBackend) -> None:
+    incident = await _incident_in(scoped_app, THERE)
+    assert f"#{incident} open" in (await here.say("/incidents", user=ADA)).text
+    assert "acknowledged" in (await here.say(f"/ack {incident}", user=ADA)).text
+
+
+async def test_an_owner_reaches_the_incident_wherever_it_was_raised(scoped_app: App, here: TestBackend) -> None:
+    incident = await _incident_in(scoped_app, THERE)
+    assert "Owner: 7" in (await here.say(f"/assign {incident} telegram:7", user=ADA)).text
+    assert f"#{incident} open" in (await here.say("/incidents mine", user=OLGA)).text
+    assert "resolved" in (await here.say(f"/resolve {incident} fp dust", user=OLGA)).text.lower()
+
+
+@pytest.mark.parametrize("command", [f"/risk {LAZARUS} --chain foo", f"/trace {LAZARUS} --chain foo"])
+async def test_unconfigured_chains_are_refused_like_watch_does(here: TestBackend, command: str) -> None:
+    reply = await here.say(command, user=ADA)
+    assert reply.is_error and "not configured" in reply.text and "SEVERE" not in reply.text
+
+
+async def test_one_user_id_syntax_for_role_assign_and_oncall(scoped_app: App, here: TestBackend) -> None:
+    granted = await here.say("/role console:bob officer", user=ADA)
+    assert "console:bob is now officer" in granted.text
+    assert (
+        "Owner: bob" in (await here.say(f"/assign {await _incident_in(scoped_app, HERE)} console:bob", user=ADA)).text
+    )
+    assert "console:bob" in (await here.say("/oncall console:bob", user=ADA)).text
+    for command in ("/role martian:1 officer", "/assign 1 martian:1", "/oncall martian:1"):
+        reply = await here.say(command, user=ADA)
+        assert reply.is_error and "Unknown platform" in reply.text, command
+    assert "not a telegram user id" in (await here.say("/role telegram:abc", user=ADA)).text
+    assert "not a telegram user id" in (await here.say("/oncall telegram:abc", user=ADA)).text
