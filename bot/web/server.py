@@ -11,7 +11,10 @@ than the end of the headers and `Content-Length`) and:
 - keeps at most `max_connections` open (lowered to fit the process's file limit): a new connection over the cap
   takes the place of the oldest one still sending its headers, else of the oldest one still sending its body, else
   of an idle keep-alive one; when every connection is busy with a request, the new one gets 503 and is closed. So a
-  flood of idle or half-sent connections cannot keep a real request out, which sends its headers at once;
+  flood of idle or half-sent connections cannot keep a real request out, which sends its headers at once: a
+  connection whose bytes are already waiting when it is accepted may take the place of any connection still sending
+  its headers and is not taken itself until they are read; one with nothing to say yet only takes the place of a
+  connection that had `MIN_AGE_TO_EVICT` to send, and is shed otherwise;
 - counts every refusal (`Refusals`) instead of logging it, malformed HTTP included (aiohttp would log a traceback).
 
 aiohttp closes keep-alive connections idle for `keepalive_timeout`. Handlers get the body already read (a client
@@ -21,8 +24,12 @@ that goes away mid-body costs a counted refusal, not a traceback).
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
 import resource
+import socket
+import sys
+import termios
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -43,6 +50,14 @@ RESERVED_FILES = 64
 """File descriptors kept for everything but incoming connections: the store, RPC and chat API clients, logs."""
 SERVERS_PER_PROCESS = 2
 """A process runs at most a chat endpoint (Slack HTTP mode or the Telegram webhook) and the metrics server."""
+ACCEPT_BATCH = 16
+"""Connections asyncio accepts at a time: each holds a file descriptor until the guard has let it in or shed it."""
+LISTEN_BACKLOG = 1024
+"""Connections the kernel queues for us (they hold no descriptor of ours): a burst waits there, not refused."""
+MIN_AGE_TO_EVICT = 0.1
+"""Seconds a connection has to send its first bytes before it may be taken for idle (a real client sends at once)."""
+PROBATION = ACCEPT_BATCH
+"""Silent newcomers let in over the cap, for `MIN_AGE_TO_EVICT`, when every connection is too young to take."""
 MAX_HEAD_BYTES = 32 * 1024
 BUSY_GRACE_SECONDS = 1.0
 """A connection whose request was received this recently is never taken for idle (its handler may not have begun)."""
@@ -77,7 +92,7 @@ def connection_cap(wanted: int) -> int:
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft == resource.RLIM_INFINITY:
         return wanted
-    return max(8, min(wanted, (soft - RESERVED_FILES) // SERVERS_PER_PROCESS))
+    return max(8, min(wanted, (soft - RESERVED_FILES) // SERVERS_PER_PROCESS - 2 * ACCEPT_BATCH - PROBATION))
 
 
 class _Phase(Enum):
@@ -96,18 +111,34 @@ class _Guard:
         self.heads: OrderedDict[_Connection, None] = OrderedDict()
         self.bodies: OrderedDict[_Connection, None] = OrderedDict()
         self.handled: set[_Connection] = set()
+        self.arriving: set[_Connection] = set()  # accepted with bytes waiting, not read yet
+        self.probation: OrderedDict[_Connection, None] = OrderedDict()  # over the cap, silent so far
 
     @property
     def open(self) -> int:
-        return len(self.heads) + len(self.bodies) + len(self.handled)
+        return len(self.heads) + len(self.bodies) + len(self.handled) + len(self.arriving) + len(self.probation)
 
-    def make_room(self) -> bool:
-        """Close the least useful connection if the cap is reached; False when every connection is busy."""
-        if self.open < self.cap:
+    def admit(self, sending: bool) -> str:
+        """"in", "probation" (over the cap until its first bytes) or "shed"."""
+        if self.make_room(sending):
+            return "in"
+        if sending and not self.probation:
+            return "shed"  # every connection is busy with a request
+        if self.probation and (sending or len(self.probation) >= PROBATION):
+            self.refusals.count("silent over the connection cap, shed")
+            next(iter(self.probation)).drop()
+        return "in" if sending else "probation"
+
+    def make_room(self, sending: bool) -> bool:
+        """Close the least useful connection if the cap is reached; False when none may be closed. A connection that
+        is `sending` (its bytes are waiting) may take the place of one that had no time to send yet; one that is not
+        may only take the place of one that had (`MIN_AGE_TO_EVICT`)."""
+        if self.open - len(self.probation) < self.cap:
             return True
+        old = self.loop_time() - (0.0 if sending else MIN_AGE_TO_EVICT)
         for waiting, reason in ((self.heads, "idle or slow headers, evicted"), (self.bodies, "slow body, evicted")):
-            if waiting:
-                oldest = next(iter(waiting))
+            oldest = next(iter(waiting), None)
+            if oldest is not None and oldest.since <= old:
                 self.refusals.count(reason)
                 oldest.drop()
                 return True
@@ -118,10 +149,17 @@ class _Guard:
                 return True
         return False
 
+    @staticmethod
+    def loop_time() -> float:
+        return asyncio.get_running_loop().time()
+
     def move(self, connection: _Connection, phase: _Phase | None) -> None:
+        connection.since = self.loop_time()
         self.heads.pop(connection, None)
         self.bodies.pop(connection, None)
         self.handled.discard(connection)
+        self.arriving.discard(connection)
+        self.probation.pop(connection, None)
         if phase is _Phase.HEAD:
             self.heads[connection] = None
         elif phase is _Phase.BODY:
@@ -146,6 +184,7 @@ class _Connection(asyncio.Protocol):
         self.chunked_tail = b""
         self.chunked = False
         self.received_at = 0.0
+        self.since = 0.0  # when it entered its phase
         self.timer: asyncio.TimerHandle | None = None
 
     # --- asyncio protocol ------------------------------------------------------------------------------------
@@ -153,13 +192,23 @@ class _Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
-        if not self.guard.make_room():
+        sending = _bytes_waiting(transport)
+        admitted = self.guard.admit(sending)
+        if admitted == "shed":
             self.guard.refusals.count("over the connection cap, shed")
             self.dropped = True
             transport.write(_SHED)
             transport.close()
             return
-        self._enter(_Phase.HEAD, self.guard.limits.header_timeout)
+        if admitted == "probation":
+            self._enter(_Phase.HEAD, MIN_AGE_TO_EVICT * 2)
+            self.guard.move(self, None)
+            self.guard.probation[self] = None
+        else:
+            self._enter(_Phase.HEAD, self.guard.limits.header_timeout)
+        if sending:
+            self.guard.move(self, None)
+            self.guard.arriving.add(self)
         self.connected = True
         self.inner.connection_made(transport)
 
@@ -225,10 +274,14 @@ class _Connection(asyncio.Protocol):
         return True
 
     def _watch_head(self, view: memoryview) -> memoryview:
+        if self in self.guard.probation:  # it speaks: a connection like the others now
+            self._enter(_Phase.HEAD, self.guard.limits.header_timeout)
         searched = max(0, len(self.head) - 3)
         self.head += view
         end = self.head.find(b"\r\n\r\n", searched)
         if end < 0:
+            if self in self.guard.arriving:
+                self.guard.move(self, _Phase.HEAD)
             if len(self.head) > MAX_HEAD_BYTES:
                 self.guard.refusals.count("headers too large")
                 self.drop(_HEAD_TOO_LARGE)
@@ -275,7 +328,10 @@ class _Connection(asyncio.Protocol):
 
     def _timed_out(self) -> None:
         self.timer = None
-        if self.phase is _Phase.HEAD:
+        if self in self.guard.probation:
+            self.guard.refusals.count("silent over the connection cap, shed")
+            self.drop()
+        elif self.phase is _Phase.HEAD:
             started = bool(self.head)
             self.guard.refusals.count("headers timed out" if started else "idle connection timed out")
             self.drop(_TIMED_OUT if started else b"")
@@ -287,6 +343,15 @@ class _Connection(asyncio.Protocol):
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
+
+
+def _bytes_waiting(transport: asyncio.Transport) -> bool:
+    sock = transport.get_extra_info("socket")
+    try:
+        waiting = fcntl.ioctl(sock.fileno(), termios.FIONREAD, bytes(4))
+    except (AttributeError, OSError):
+        return False
+    return int.from_bytes(waiting, sys.byteorder) > 0
 
 
 def _body_framing(head: bytes) -> tuple[int, bool]:
@@ -318,6 +383,23 @@ class _ServerLog(logging.Logger):
             return
         super().handle(record)
 
+
+class _AcceptFailures(logging.Filter):
+    """asyncio logs an accept that failed for want of file descriptors with a traceback (at most once a second per
+    listening socket, while it pauses accepting); the cap should prevent it, and if not, it is counted instead."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.refusals = Refusals("process")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if str(record.msg).startswith("socket.accept() out of system resource"):
+            self.refusals.count("accept failed, out of file descriptors")
+            return False
+        return True
+
+
+_ACCEPT_FAILURES = _AcceptFailures()
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -374,13 +456,20 @@ class GuardedServer:
             logger=_ServerLog(self.refusals),
         )
         await self._runner.setup()
+        logging.getLogger("asyncio").addFilter(_ACCEPT_FAILURES)  # once per process: the same filter object
         handler = self._runner.server
         assert handler is not None
         guard = self._guard
         try:
             self._server = await asyncio.get_running_loop().create_server(
-                lambda: _Connection(handler(), guard), self.host, self.port, backlog=min(guard.cap, 1024)
+                lambda: _Connection(handler(), guard), self.host, self.port, backlog=ACCEPT_BATCH
             )
+            for listening in self._server.sockets:  # asyncio uses one number for both; the kernel's queue is longer
+                sock = socket.socket(fileno=listening.fileno())
+                try:
+                    sock.listen(LISTEN_BACKLOG)
+                finally:
+                    sock.detach()
         except OSError:
             await self._runner.cleanup()
             self._runner = None
