@@ -119,7 +119,8 @@ class _Guard:
         return len(self.heads) + len(self.bodies) + len(self.handled) + len(self.arriving) + len(self.probation)
 
     def admit(self, sending: bool) -> str:
-        """"in", "probation" (over the cap until its first bytes) or "shed"."""
+        """Whether a new connection is let in ("in"), let in over the cap until its first bytes ("probation") or
+        refused ("shed")."""
         if self.make_room(sending):
             return "in"
         if sending and not self.probation:
