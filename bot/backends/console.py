@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 import getpass
 import sys
+from pathlib import Path
 from typing import TextIO
 
 from bot.backends.base import PostHistory, PostMarker
 from bot.core import Bot
+from bot.exports import save_attachments
 from bot.messages import Identity, IncomingMessage, Reply
 from bot.render.text import render_text
 
@@ -22,8 +24,12 @@ class ConsoleBackend:
     platform = "console"
     history: PostHistory | None = None  # what was printed cannot be read back
 
-    def __init__(self, bot: Bot, *, stdin: TextIO | None = None, stdout: TextIO | None = None) -> None:
+    def __init__(
+        self, bot: Bot, *, stdin: TextIO | None = None, stdout: TextIO | None = None, exports: Path | None = None
+    ) -> None:
+        """`exports`: where attachments are written (default `DATA_DIR/exports`), since a terminal shows no file."""
         self.bot = bot
+        self.exports = exports or bot.settings.data_dir / "exports"
         self.stdin = stdin or sys.stdin
         self.stdout = stdout or sys.stdout
         self.user = Identity("console", _user(), _user())
@@ -36,11 +42,14 @@ class ConsoleBackend:
 
     async def send(self, chat_id: str, reply: Reply, *, marker: PostMarker | None = None) -> str:
         self._sent += 1
-        self._print(f"[{chat_id} #{self._sent}]\n{render_text(reply)}\n")
+        self._print(f"[{chat_id} #{self._sent}]\n{self._render(reply)}\n")
         return str(self._sent)
 
     async def edit(self, chat_id: str, message_id: str, reply: Reply) -> None:
-        self._print(f"[{chat_id} #{message_id} updated]\n{render_text(reply)}\n")
+        self._print(f"[{chat_id} #{message_id} updated]\n{self._render(reply)}\n")
+
+    def _render(self, reply: Reply) -> str:
+        return render_text(reply, save_attachments(reply.attachments, self.exports))
 
     async def serve(self) -> None:
         self._print(self.greeting)
@@ -62,7 +71,7 @@ class ConsoleBackend:
                 text = "/" + text
             reply = await self.bot.handle(IncomingMessage("console", "console", self.user, text, is_direct=True))
             if reply is not None:
-                self._print(render_text(reply))
+                self._print(self._render(reply))
 
 
 def _user() -> str:

@@ -251,4 +251,5 @@ def _transfer_line(t: Transfer, subject: str, symbols: dict[str, str]) -> str:
     direction = "out" if t.from_addr == subject else "in "
     other = checksum(t.to_addr if t.from_addr == subject else t.from_addr)
     arrow = "→" if direction == "out" else "←"
-    return f"{t.chain} {t.block_number} {when} {direction} {t.kind.value:<8} {amount} {arrow} {other}  tx {t.tx_hash}"
+    block = f"block {t.block_number}" if t.block_number else "block ?"  # 0: the source gave no block number
+    return f"{t.chain} {block} {when} {direction} {t.kind.value:<8} {amount} {arrow} {other}  tx {t.tx_hash}"

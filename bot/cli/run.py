@@ -12,6 +12,7 @@ from bot.backends.base import Backend
 from bot.backends.console import ConsoleBackend
 from bot.cli.base import app, open_app
 from bot.cli.watch import run_watch
+from bot.exports import save_attachments
 from bot.health import HealthServer, database_check
 from bot.messages import Identity, IncomingMessage
 from bot.render.text import render_text
@@ -88,6 +89,7 @@ def say(text: str = typer.Argument(..., help='one command, e.g. "/risk 0x…"'))
         if not message.text.startswith("/"):
             message = IncomingMessage("cli", "cli", message.user, "/" + message.text, is_direct=True)
         reply = asyncio.run(the_app.bot.handle(message))
-        typer.echo(render_text(reply) if reply is not None else "")
+        saved = save_attachments(reply.attachments, the_app.settings.data_dir / "exports") if reply is not None else []
+        typer.echo(render_text(reply, saved) if reply is not None else "")
     finally:
         the_app.close()

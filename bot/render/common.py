@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bot.render.invisible import reveal
 from tracing import Amount, Exposure, Label, Level, RiskReport, amounts_words, checksum, programs_of
 
 LEVEL_MARK = {
@@ -38,7 +39,7 @@ def label_line(label: Label) -> str:
         bits.append(f"DELISTED {label.delisted_on.isoformat()}")
     if label.chain != "*":
         bits.append(f"chain {label.chain}")
-    return f"{label.category.display}: {label.name} — " + ", ".join(bits)
+    return reveal(f"{label.category.display}: {label.name} — " + ", ".join(bits))
 
 
 def amounts_text(amounts: tuple[Amount, ...], chain: str = "eth") -> str:

@@ -16,6 +16,7 @@ from typing import Any
 
 from bot.messages import Action, ErrorText, Reply, Text
 from bot.render.common import exposure_line, headline, label_line, path_text
+from bot.render.invisible import reveal
 from bot.render.objects import HelpListing, HelpTopic, LabelListing
 from bot.render.text import MAX_EXPOSURES, render_part, render_text
 from tracing import Label, RiskReport, amounts_words, checksum
@@ -38,8 +39,8 @@ _UNIT = re.compile(r"&(?:amp|lt|gt);|.", re.DOTALL)
 
 
 def esc(text: object) -> str:
-    """Slack's own escaping: only `&`, `<` and `>`."""
-    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """Slack's own escaping (only `&`, `<` and `>`), with invisible characters revealed."""
+    return reveal(str(text)).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def unescape(text: str) -> str:

@@ -12,6 +12,7 @@ from functools import singledispatch
 
 from bot.messages import ErrorText, Reply, Text
 from bot.render.common import exposure_line, headline, label_line
+from bot.render.invisible import reveal
 from bot.render.objects import HelpListing, HelpTopic, LabelListing
 from bot.render.text import MAX_EXPOSURES, render_part
 from tracing import Coverage, Exposure, Label, RiskReport, amounts_words, checksum
@@ -25,7 +26,7 @@ _UNIT = re.compile(r"&#?[A-Za-z0-9]+;|.", re.DOTALL)
 
 
 def esc(text: object) -> str:
-    return html.escape(str(text), quote=True)
+    return html.escape(reveal(str(text)), quote=True)
 
 
 def link(url: str, text: str) -> str:

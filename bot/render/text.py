@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import singledispatch
+from pathlib import Path
 
 from bot.messages import Attachment, ErrorText, Reply, Text
 from bot.render.common import exposure_line, headline, label_line, path_text
+from bot.render.invisible import reveal
 from bot.render.objects import HelpListing, HelpTopic, LabelListing
 from tracing import (
     Coverage,
@@ -167,14 +170,18 @@ def trace_lines(trace: Trace) -> list[str]:
     return lines
 
 
-def render_text(reply: Reply) -> str:
+def render_text(reply: Reply, saved: Sequence[Path] = ()) -> str:
+    """`saved`: where the console wrote the reply's attachments (in their order); without it each is only named."""
     chunks = [render_part(part) for part in reply.parts]
-    for attachment in reply.attachments:
-        chunks.append(_attachment_line(attachment))
+    for number, attachment in enumerate(reply.attachments):
+        chunks.append(_attachment_line(attachment, saved[number] if number < len(saved) else None))
     if reply.actions:
         chunks.append("Next: " + "   ".join(action.command for action in reply.actions))
-    return "\n\n".join(chunk for chunk in chunks if chunk)
+    return reveal("\n\n".join(chunk for chunk in chunks if chunk))
 
 
-def _attachment_line(attachment: Attachment) -> str:
-    return f"[attachment {attachment.filename}, {len(attachment.content)} bytes] {attachment.caption}".rstrip()
+def _attachment_line(attachment: Attachment, path: Path | None = None) -> str:
+    size = f"{len(attachment.content):,} bytes"
+    if path is not None:
+        return f"[{attachment.caption or attachment.filename}, {size}: {path}]"
+    return f"[attachment {attachment.filename}, {size}] {attachment.caption}".rstrip()

@@ -154,7 +154,12 @@ class TransferIndex:
             query = query.where(col(TransferRow.timestamp) >= since)
         if until is not None:
             query = query.where(col(TransferRow.timestamp) <= until)
-        query = query.order_by(col(TransferRow.block_number), col(TransferRow.tx_hash), col(TransferRow.position))
+        query = query.order_by(  # time first: imported rows may carry no block number (0)
+            col(TransferRow.timestamp),
+            col(TransferRow.block_number),
+            col(TransferRow.tx_hash),
+            col(TransferRow.position),
+        )
         if limit is not None:
             query = query.limit(limit)
         with self.db.session() as session:

@@ -56,7 +56,7 @@ class Transfer:
 
 
 def format_amount(value: int, decimals: int | None, symbol: str | None) -> str:
-    """`1.5 ETH`, `1,234.56 USDT`, or `12345 raw units of 0x…` when decimals are unknown."""
+    """`1.5 ETH`, `1,234.56 USDT`, `0.000000004269 ETH`, or `12345 raw units of 0x…` when decimals are unknown."""
     if decimals is None:
         return f"{value} raw units" + (f" {symbol}" if symbol else "")
     amount = Decimal(value).scaleb(-decimals)
@@ -68,6 +68,6 @@ def format_amount(value: int, decimals: int | None, symbol: str | None) -> str:
         text = f"{amount:,.4f}".rstrip("0").rstrip(".")
     else:
         text = f"{amount:.8f}".rstrip("0").rstrip(".")
-        if text in ("0", "-0"):
-            text = f"{amount:.3E}"
+        if text in ("0", "-0"):  # below 1e-8: every digit, as a plain decimal (never 4.269E-9)
+            text = f"{amount.normalize():f}"
     return f"{text} {symbol}" if symbol else text
