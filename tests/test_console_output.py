@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import socket
 from pathlib import Path
 
 from bot.app import App
@@ -87,3 +88,21 @@ async def test_a_label_name_with_a_bidi_override_is_shown_revealed(bot: TestBack
     assert "Binance[U+202E]6 tohvaW[U+200B]" in listed.text and "\u202e" not in listed.text
     refused = await bot.say("/risk 0x12\u202e34")
     assert refused.is_error and "\u202e" not in refused.text
+
+
+def test_a_failed_telegram_start_is_one_json_line(tmp_path: Path, prepared_database_url: str) -> None:
+    with socket.socket() as probe:  # a port nobody listens on: the Bot API cannot be reached
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = env_for(tmp_path, prepared_database_url) | {
+        "TELEGRAM_BOT_TOKEN": "123456789:" + "A" * 35,
+        "TELEGRAM_BASE_URL": f"http://127.0.0.1:{port}/bot",
+        "LOG_JSON": "true",
+    }
+    result = run_cli(["run", "--platform", "telegram"], env)
+    assert result.returncode == 1
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    errors = [json.loads(line) for line in lines if '"level": "error"' in line]
+    assert len(errors) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert errors[0]["message"].startswith("cannot start the telegram front end: cannot reach the Bot API")
+    assert "A" * 35 not in result.stderr

@@ -19,6 +19,11 @@ class Outcome(Enum):
     retrying will not help."""
 
 
+class SetupError(ValueError):
+    """A front end cannot start with this configuration or cannot reach its platform; the message says why in
+    one line (which variable to set, which server did not answer)."""
+
+
 class RateLimited(Exception):
     """The platform said "too many requests": nothing was posted; try again after `retry_after` seconds."""
 

@@ -43,7 +43,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.backends import slack_history
 from bot.backends.base import PostHistory, PostMarker, serve_until_signalled
-from bot.backends.errors import DeliveryError, Outcome, RateLimited, raised_from
+from bot.backends.errors import DeliveryError, Outcome, RateLimited, SetupError, raised_from
 from bot.core import Bot
 from bot.messages import Identity, IncomingMessage, Reply
 from bot.render.slack_blocks import (
@@ -100,7 +100,7 @@ _LEADING_MENTIONS = re.compile(r"^\s*(?:<@[A-Z0-9]+(?:\|[^>]*)?>[\s:,]*)+")
 _acked: ContextVar[asyncio.Event | None] = ContextVar("chainsleuth_slack_acked", default=None)
 
 
-class SlackSetupError(ValueError):
+class SlackSetupError(SetupError):
     """The Slack configuration cannot work (the message says which variable to set)."""
 
 

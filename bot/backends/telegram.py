@@ -51,7 +51,7 @@ from telegram.ext import (
 )
 
 from bot.backends.base import PostHistory, PostMarker, serve_until_signalled
-from bot.backends.errors import DeliveryError, Outcome, RateLimited, raised_from
+from bot.backends.errors import DeliveryError, Outcome, RateLimited, SetupError, raised_from
 from bot.core import Bot
 from bot.messages import Action, ErrorText, Identity, IncomingMessage, Reply
 from bot.render.telegram_html import MESSAGE_LIMIT, caption_html, esc, render_html
@@ -68,7 +68,7 @@ PHOTO_MAX_BYTES = 10 * 1024 * 1024
 ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
 
 
-class TelegramSetupError(ValueError):
+class TelegramSetupError(SetupError):
     """The Telegram configuration cannot work (the message says which variable to set)."""
 
 

@@ -10,6 +10,7 @@ import typer
 from bot.app import App
 from bot.backends.base import Backend
 from bot.backends.console import ConsoleBackend
+from bot.backends.errors import SetupError
 from bot.cli.base import app, open_app
 from bot.cli.watch import run_watch
 from bot.exports import save_attachments
@@ -45,8 +46,16 @@ def run(
         asyncio.run(serve(chosen, the_app, chains))
     except KeyboardInterrupt:
         pass
+    except (SetupError, OSError) as exc:  # a bad token, an unreachable API, a port in use: one log line, no traceback
+        log.error("cannot start the %s front end: %s", chosen, _one_line(exc))
+        raise typer.Exit(1) from None
     finally:
         the_app.close()
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or "no detail"
+    return text if isinstance(exc, SetupError) else f"{type(exc).__name__}: {text}"
 
 
 async def serve(platform: str, app: App, chains: list[ChainConfig]) -> None:
