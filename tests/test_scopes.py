@@ -4,17 +4,22 @@ command that reads chain data, and one user-id syntax names people everywhere.""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from sqlmodel import update
 
 from bot.app import App, build_app
 from bot.backends.testing import TestBackend
+from bot.delivery.notifier import Notifier
 from bot.messages import Identity
+from storage.ops_models import ChainCursor
 from storage.settings import Settings
 from tests.support.fake_chain import FakeChain, move
 from tracing.monitor.alerts import AlertBook
 from tracing.monitor.clock import ManualClock
+from tracing.monitor.outbox import OpsNotice, OutboxKind, enqueue, outbox_stats
 from tracing.monitor.watch import WatchBook
 from tracing.monitor.watcher import ChainFeed, Watcher
 
@@ -99,3 +104,43 @@ async def test_one_user_id_syntax_for_role_assign_and_oncall(scoped_app: App, he
         assert reply.is_error and "Unknown platform" in reply.text, command
     assert "not a telegram user id" in (await here.say("/role telegram:abc", user=ADA)).text
     assert "not a telegram user id" in (await here.say("/oncall telegram:abc", user=ADA)).text
+
+
+async def test_messages_for_the_cli_chat_are_marked_undeliverable_and_shown_in_status(
+    scoped_app: App, here: TestBackend
+) -> None:
+    now = ManualClock().now()
+    with scoped_app.db.session() as session:
+        enqueue(session, platform="cli", chat="cli", kind=OutboxKind.NOTICE, now=now, notice=OpsNotice("hello"))
+        enqueue(session, platform="telegram", chat=HERE, kind=OutboxKind.NOTICE, now=now, notice=OpsNotice("hi"))
+    chat = TestBackend(platform="telegram")
+    notifier = Notifier(scoped_app.db, {"telegram": chat}, clock=ManualClock(), jitter=lambda: 0.0)
+    assert await notifier.drain_once() == 2
+    assert chat.pop().chat_id == HERE  # the deliverable one still went out
+    stats = outbox_stats(scoped_app.db)
+    assert (stats.pending, stats.sent, stats.failed) == (0, 1, 1)
+    assert stats.recent_failures[0].last_error.startswith("undeliverable: `chainsleuth say` has no chat")
+    status = await here.say("/status", user=ADA)
+    assert "1 failed" in status.text and "to cli:cli" in status.text and "undeliverable" in status.text
+    assert await notifier.drain_once() == 0  # nothing left waiting: the idle poll writes nothing
+
+
+async def test_watch_says_when_no_watcher_follows_the_chain(
+    scoped_app: App, here: TestBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ETH_RPC_URL", raising=False)
+    monkeypatch.setattr("tracing.chain.config.dotenv_values", lambda _path: {})
+    unset = await here.say(f"/watch {W} --channel", user=ADA)
+    assert "Now watching" in unset.text and "ETH_RPC_URL is not set" in unset.text
+    monkeypatch.setenv("ETH_RPC_URL", "http://127.0.0.1:1")
+    never = await here.say(f"/watch {W} --channel --min 1", user=ADA)
+    assert "No watcher has followed eth yet" in never.text
+    await _incident_in(scoped_app, HERE)  # a watcher ran over eth, on a clock of 2026-01-01
+    quiet = await here.say(f"/watch {W} --channel --min 2", user=ADA)
+    assert "The eth watcher has not moved since 2026-01-01 00:00 UTC" in quiet.text
+    with scoped_app.db.session() as session:
+        session.execute(update(ChainCursor).values(updated_at=datetime.now(UTC)))
+    followed = await here.say(f"/watch {W} --channel --min 3", user=ADA)
+    assert "Warning" not in followed.text
+    said = await TestBackend(scoped_app.bot, platform="cli", chat_id="cli", user_id="operator").say(f"/watch {W}")
+    assert "alerts to this chat cannot be delivered" in said.text

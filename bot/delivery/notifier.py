@@ -110,6 +110,13 @@ class NotifierStats:
     ones, found again or flagged rather than silently posted twice."""
 
 
+UNDELIVERABLE = {
+    "cli": "`chainsleuth say` has no chat to deliver to; add the watch from a chat (or the console) to get alerts",
+}
+"""Platforms whose messages no front end can ever deliver, and why: their outbox rows fail at once (and show in
+/status) instead of waiting forever."""
+
+
 class Notifier:
     """Drains the outbox (see the module docstring). One `Notifier` per process; several may share a store."""
 
@@ -168,11 +175,17 @@ class Notifier:
 
     async def drain_once(self) -> int:
         """Claim what is ready and deliver it; returns the outbox rows settled (sent, skipped or failed)."""
+        given_up = self.outbox.fail_undeliverable(
+            {platform: reason for platform, reason in UNDELIVERABLE.items() if platform not in self.backends}
+        )
+        if given_up:
+            self.stats.failed += given_up
+            log.warning("outbox: %d message(s) for chats that cannot receive them marked undeliverable", given_up)
         items = self.outbox.claim(
             self.worker, platforms=list(self.backends), limit=self.batch, per_chat=self.per_chat, lease=self.lease
         )
         if not items:
-            return 0
+            return given_up
         by_chat: dict[tuple[str, str], list[OutboxItem]] = defaultdict(list)
         for item in items:
             by_chat[(item.platform, item.chat)].append(item)
@@ -184,7 +197,7 @@ class Notifier:
                 return recovered + await self._deliver_chat(key[0], key[1], self._units(queue))
 
         settled = await asyncio.gather(*(one_chat(key, queue) for key, queue in by_chat.items()))
-        return sum(settled)
+        return given_up + sum(settled)
 
     async def _recover(self, platform: str, chat: str, queue: list[OutboxItem]) -> tuple[list[OutboxItem], int]:
         """Before re-posting interrupted rows, ask the platform whether their post got through (where it can tell):

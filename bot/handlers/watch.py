@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.chains import configured_chain
+from bot.chains import configured_chain, watcher_gap
 from bot.commands import CommandSpec, Flag, Invocation, Param, address_arg, text_arg
 from bot.core import Context
-from bot.messages import Action, Reply
+from bot.delivery.notifier import UNDELIVERABLE
+from bot.messages import Action, Reply, Text
 from bot.roles import Role
 from tracing import NotFound, Watch, WatchBook, chain_arg, checksum, parse_min_amount
 
@@ -72,7 +73,14 @@ async def watch_command(ctx: Context, inv: Invocation) -> Reply:
     )
     flag = " --channel" if watch.channel else ""
     undo = Action("Unwatch", f"/unwatch {watch.address} --chain {watch.chain}{flag}")
-    return Reply((WatchSaved(watch, created),), actions=(undo,))
+    parts: list[object] = [WatchSaved(watch, created)]
+    undeliverable = UNDELIVERABLE.get(ctx.message.platform)
+    if undeliverable:
+        parts.append(Text(f"Warning: alerts to this chat cannot be delivered: {undeliverable}."))
+    gap = watcher_gap(ctx, chain)
+    if gap:
+        parts.append(Text(f"Warning: {gap}"))
+    return Reply(tuple(parts), actions=(undo,))
 
 
 async def unwatch_command(ctx: Context, inv: Invocation) -> Reply:

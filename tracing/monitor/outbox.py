@@ -401,6 +401,29 @@ class Outbox:
         }
         self._update(ids, values, count_attempt=count_attempt)
 
+    def fail_undeliverable(self, reasons: Mapping[str, str]) -> int:
+        """Give up at once on the undelivered messages of platforms that have no chat to deliver to (`reasons`:
+        per platform, why): kept as `failed` with "undeliverable: …" as the reason, shown by /status, instead of
+        waiting forever. Returns how many; the usual poll (none waiting) takes no write lock."""
+        if not reasons:
+            return 0
+        waiting = and_(col(OutboxMessage.platform).in_(list(reasons)), col(OutboxMessage.status).in_(UNDELIVERED))
+        with self.db.session() as session:
+            if not session.scalar(select(exists().where(waiting))):
+                return 0
+        given_up = 0
+        with self.db.session() as session:
+            begin_write(session)
+            for platform, reason in reasons.items():
+                note = f"undeliverable: {reason}"[:2000]
+                result = session.execute(
+                    update(OutboxMessage)
+                    .where(col(OutboxMessage.platform) == platform, col(OutboxMessage.status).in_(UNDELIVERED))
+                    .values(status=OutboxStatus.FAILED.value, lease_until=None, last_error=note)
+                )
+                given_up += int(result.rowcount or 0)  # type: ignore[attr-defined]
+        return given_up
+
     def requeue_failed(self, ids: Sequence[int] | None = None) -> int:
         """Put failed messages back in the queue (all of them, or `ids`) with a fresh attempt count."""
         query = update(OutboxMessage).where(col(OutboxMessage.status) == OutboxStatus.FAILED.value)
