@@ -51,9 +51,9 @@ def here(scoped_app: App) -> TestBackend:
     return TestBackend(scoped_app.bot, platform="telegram", chat_id=HERE, user_id="7")
 
 
-async def _incident_in(app: App, chat: str) -> int:
+async def incident_in(app: App, chat: str, platform: str = "telegram") -> int:
     """An incident raised by an alert for `chat`."""
-    WatchBook(app.db).watch(chain="eth", address=W, platform="telegram", chat=chat, channel=True, created_by="x")
+    WatchBook(app.db).watch(chain="eth", address=W, platform=platform, chat=chat, channel=True, created_by="x")
     chain = FakeChain()
     chain.mine(move(W, X, 1, tx=1))
     await Watcher(app.db, ChainFeed("eth", chain, start_block=1), clock=ManualClock()).catch_up()
@@ -63,7 +63,7 @@ async def _incident_in(app: App, chat: str) -> int:
 
 
 async def test_an_incident_of_another_chat_is_neither_listed_nor_acted_on(scoped_app: App, here: TestBackend) -> None:
-    incident = await _incident_in(scoped_app, THERE)
+    incident = await incident_in(scoped_app, THERE)
     assert "No incidents here." in (await here.say("/incidents all", user=OLGA)).text
     for command in (f"/ack {incident}", f"/assign {incident} me", f"/resolve {incident} fp", f"/unack {incident}"):
         reply = await here.say(command, user=OLGA)
@@ -74,13 +74,13 @@ async def test_an_incident_of_another_chat_is_neither_listed_nor_acted_on(scoped
 
 
 async def test_admins_reach_every_incident_of_their_platform(scoped_app: App, here: TestBackend) -> None:
-    incident = await _incident_in(scoped_app, THERE)
+    incident = await incident_in(scoped_app, THERE)
     assert f"#{incident} open" in (await here.say("/incidents", user=ADA)).text
     assert "acknowledged" in (await here.say(f"/ack {incident}", user=ADA)).text
 
 
 async def test_an_owner_reaches_the_incident_wherever_it_was_raised(scoped_app: App, here: TestBackend) -> None:
-    incident = await _incident_in(scoped_app, THERE)
+    incident = await incident_in(scoped_app, THERE)
     assert "Owner: 7" in (await here.say(f"/assign {incident} telegram:7", user=ADA)).text
     assert f"#{incident} open" in (await here.say("/incidents mine", user=OLGA)).text
     assert "resolved" in (await here.say(f"/resolve {incident} fp dust", user=OLGA)).text.lower()
@@ -95,9 +95,7 @@ async def test_unconfigured_chains_are_refused_like_watch_does(here: TestBackend
 async def test_one_user_id_syntax_for_role_assign_and_oncall(scoped_app: App, here: TestBackend) -> None:
     granted = await here.say("/role console:bob officer", user=ADA)
     assert "console:bob is now officer" in granted.text
-    assert (
-        "Owner: bob" in (await here.say(f"/assign {await _incident_in(scoped_app, HERE)} console:bob", user=ADA)).text
-    )
+    assert "Owner: bob" in (await here.say(f"/assign {await incident_in(scoped_app, HERE)} console:bob", user=ADA)).text
     assert "console:bob" in (await here.say("/oncall console:bob", user=ADA)).text
     for command in ("/role martian:1 officer", "/assign 1 martian:1", "/oncall martian:1"):
         reply = await here.say(command, user=ADA)
@@ -135,7 +133,7 @@ async def test_watch_says_when_no_watcher_follows_the_chain(
     monkeypatch.setenv("ETH_RPC_URL", "http://127.0.0.1:1")
     never = await here.say(f"/watch {W} --channel --min 1", user=ADA)
     assert "No watcher has followed eth yet" in never.text
-    await _incident_in(scoped_app, HERE)  # a watcher ran over eth, on a clock of 2026-01-01
+    await incident_in(scoped_app, HERE)  # a watcher ran over eth, on a clock of 2026-01-01
     quiet = await here.say(f"/watch {W} --channel --min 2", user=ADA)
     assert "The eth watcher has not moved since 2026-01-01 00:00 UTC" in quiet.text
     with scoped_app.db.session() as session:

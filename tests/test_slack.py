@@ -40,6 +40,7 @@ from tests.support.slack_server import (
     sign,
     slash_command,
 )
+from tests.test_scopes import incident_in
 
 LAZARUS = "0x098B716B8Aaf21512996dC57EB0615e2383E2f96"
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
@@ -239,6 +240,18 @@ async def test_role_is_for_admins_and_accepts_a_mention(slack: Slack) -> None:
     granted = await slack.ask(f"role <@{CAROL}|carol> analyst", user=ALICE)
     assert f"slack:{CAROL} is now analyst (was viewer)" in granted.text
     assert "/label ADDRESS" in (await slack.ask("help", user=CAROL)).text
+
+
+async def test_scopes_unknown_chains_and_user_ids_over_slack(slack: Slack, app: App) -> None:
+    unknown = await slack.refused(f"risk {LAZARUS} --chain foo", user=BOB)
+    assert "not configured" in unknown.params["text"] and "SEVERE" not in unknown.params["text"]
+    assert "console:bob is now officer" in (await slack.ask("role console:bob officer", user=ALICE)).text
+    assert f"slack:{BOB} is now officer" in (await slack.ask(f"role slack:{BOB} officer", user=ALICE)).text
+    incident = await incident_in(app, ELSEWHERE, "slack")
+    elsewhere = await slack.refused(f"ack {incident}", user=BOB)
+    assert f"No incident #{incident}." in elsewhere.params["text"]
+    assert "No incidents here." in (await slack.ask("incidents all", user=BOB)).text
+    assert f"#{incident} open" in (await slack.ask("incidents", user=ALICE)).text  # an admin sees the workspace's
 
 
 # --- signatures -----------------------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from storage.audit import AuditLog
 from storage.models import ButtonRow, utcnow
 from storage.settings import Settings
 from tests.support.telegram_server import TOKEN, Call, FakeTelegram, chat, user
+from tests.test_scopes import incident_in
 
 LAZARUS = "0x098B716B8Aaf21512996dC57EB0615e2383E2f96"
 GROUP = chat(-1001234)
@@ -184,6 +185,17 @@ async def test_an_admin_gives_a_role_with_role_and_a_viewer_cannot(telegram: Tel
     assert "cannot change your own role" in own
     status = await telegram.say_one("/status", sender=CAROL)
     assert "telegram:3" in status and "role analyst" in status and "telegram:-1001234, allowed" in status
+
+
+async def test_scopes_unknown_chains_and_user_ids_over_telegram(telegram: Telegram, app: App) -> None:
+    unknown = await telegram.say_one(f"/risk {LAZARUS} --chain foo", sender=BOB)
+    assert "not configured" in unknown and "SEVERE" not in unknown
+    assert "console:bob is now officer" in await telegram.say_one("/role console:bob officer", sender=ALICE)
+    assert "telegram:2 is now officer" in await telegram.say_one("/role telegram:2 officer", sender=ALICE)
+    incident = await incident_in(app, "-1005555")
+    assert f"No incident #{incident}." in await telegram.say_one(f"/ack {incident}", sender=BOB)
+    assert "No incidents here." in await telegram.say_one("/incidents all", sender=BOB)
+    assert f"#{incident} open" in await telegram.say_one("/incidents", sender=ALICE)
 
 
 # --- buttons, pasted addresses, files, long replies ----------------------------------------------------------
