@@ -7,11 +7,14 @@ followed transfers materialised (as `TraceEdge`s).
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
+from itertools import accumulate
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from tracing.trace.flows import NATIVE_DECIMALS, Asset, FlowQuery, HistoryRequest, rank_counterparties, scan_slice
 from tracing.trace.graph import TransferGraph
@@ -83,15 +86,9 @@ def graph_history(graph: TransferGraph, request: HistoryRequest, query: FlowQuer
         hi = last if outgoing else until
         receives = [e for e in graph._window(node, not outgoing, lo, hi) if other[e] != node and (lo_of[e] or hi_of[e])]
         if start is not None:
-            before = (None, start - 1) if outgoing else (start + 1, None)
-            for e in graph._window(node, not outgoing, *before):
-                if other[e] != node:
-                    tid = token_of[e]
-                    opening[tid] = opening.get(tid, 0) + (graph.value(e) if hi_of[e] else lo_of[e])
-            for e in graph._window(node, outgoing, *before):
-                if far[e] != node:
-                    tid = token_of[e]
-                    opening[tid] = opening.get(tid, 0) - (graph.value(e) if hi_of[e] else lo_of[e])
+            for way, sign in ((not outgoing, 1), (outgoing, -1)):
+                for tid, value in _sum_before(graph, node, way, outgoing, start).items():
+                    opening[tid] = opening.get(tid, 0) + sign * value
     tokens = graph.tokens
     return GraphHistory(
         request.address,
@@ -105,6 +102,77 @@ def graph_history(graph: TransferGraph, request: HistoryRequest, query: FlowQuer
         totals={(None if tid < 0 else tokens[tid]): value for tid, value in by_tid.items()},
         source=source,
     )
+
+
+_PREFIXES: WeakKeyDictionary[TransferGraph, _Prefixes] = WeakKeyDictionary()
+_PREFIX_ENTRIES = 2_000_000
+"""Running sums kept per graph, in entries (about 45 bytes each): past that, the cache starts over."""
+
+
+@dataclass
+class _Prefixes:
+    stamp: tuple[int, int]
+    sums: dict[tuple[int, bool], tuple[int, list[int]] | None] = field(default_factory=dict)
+    entries: int = 0
+
+
+def _sum_before(graph: TransferGraph, node: int, way: bool, forward: bool, start: int) -> dict[int, int]:
+    """Per token id, the value of `node`'s transfers in direction `way` (True: out) before `start` in the trace's
+    time (forward: earlier than it; backward: later), self-transfers aside: an address's own history before the
+    traced funds reached it. Read from running sums of its adjacency list (one token, no self-transfer: the common
+    case), computed on first use and kept with the graph; else summed edge by edge."""
+    off, edges, stamps, extra = (
+        (graph.out_off, graph.out_edge, graph.out_ts, graph.extra_out)
+        if way
+        else (graph.in_off, graph.in_edge, graph.in_ts, graph.extra_in)
+    )
+    far = graph.dst if way else graph.src
+    token_of, lo_of, hi_of, ts_of = graph.token, graph.value_lo, graph.value_hi, graph.ts
+    found: dict[int, int] = {}
+    if node + 1 < len(off):
+        lo, hi = off[node], off[node + 1]
+        if forward:
+            a, b = lo, bisect_right(stamps, start - 1, lo, hi)
+        else:
+            a, b = bisect_left(stamps, start + 1, lo, hi), hi
+        if a < b:
+            prefix = _prefix(graph, node, way, lo, hi)
+            if prefix is not None:
+                tid, running = prefix
+                found[tid] = running[b - lo] - running[a - lo]
+            else:
+                for e in edges[a:b]:
+                    if far[e] != node:
+                        tid = token_of[e]
+                        found[tid] = found.get(tid, 0) + (graph.value(e) if hi_of[e] else lo_of[e])
+    for e in extra.get(node, ()):
+        if far[e] != node and (ts_of[e] < start if forward else ts_of[e] > start):
+            tid = token_of[e]
+            found[tid] = found.get(tid, 0) + (graph.value(e) if hi_of[e] else lo_of[e])
+    return found
+
+
+def _prefix(graph: TransferGraph, node: int, way: bool, lo: int, hi: int) -> tuple[int, list[int]] | None:
+    stamp = (len(graph.src), graph.indexed_edges)
+    cached = _PREFIXES.get(graph)
+    if cached is None or cached.stamp != stamp or cached.entries > _PREFIX_ENTRIES:
+        cached = _PREFIXES[graph] = _Prefixes(stamp)
+    key = (node, way)
+    if key in cached.sums:
+        return cached.sums[key]
+    edges = (graph.out_edge if way else graph.in_edge)[lo:hi]
+    far, token_of, lo_of, hi_of = (graph.dst if way else graph.src), graph.token, graph.value_lo, graph.value_hi
+    tids = set(map(token_of.__getitem__, edges))
+    found: tuple[int, list[int]] | None = None
+    if len(tids) == 1 and node not in set(map(far.__getitem__, edges)):
+        if any(map(hi_of.__getitem__, edges)):
+            values = [graph.value(e) for e in edges]
+        else:
+            values = list(map(lo_of.__getitem__, edges))
+        found = (tids.pop(), [0, *accumulate(values)])
+        cached.entries += len(values) + 1
+    cached.sums[key] = found
+    return found
 
 
 def _value(graph: TransferGraph, e: int) -> int:
