@@ -73,14 +73,17 @@ def graph_history(graph: TransferGraph, request: HistoryRequest, query: FlowQuer
         wanted = -1 if token_filter == "native" else graph.token_ids.get(token_filter, -3)
         sends = [e for e in scanned if far[e] != node and (lo_of[e] or hi_of[e]) and token_of[e] == wanted]
     by_tid: dict[int, int] = {}
-    for e in sends:
-        tid = token_of[e]
-        by_tid[tid] = by_tid.get(tid, 0) + (graph.value(e) if hi_of[e] else lo_of[e])
+    tids = set(map(token_of.__getitem__, sends))
+    if len(tids) == 1 and not any(map(hi_of.__getitem__, sends)):  # one asset, 64-bit values: summed in C
+        by_tid[tids.pop()] = sum(map(lo_of.__getitem__, sends))
+    else:
+        for e in sends:
+            tid = token_of[e]
+            by_tid[tid] = by_tid.get(tid, 0) + (graph.value(e) if hi_of[e] else lo_of[e])
     receives: list[int] = []
     opening: dict[int, int] = {}
     if sends and not request.root:  # the root holds nothing but traced funds: no ledger
-        first = min(ts_of[e] for e in sends)
-        last = max(ts_of[e] for e in sends)
+        first, last = ts_of[sends[0]], ts_of[sends[-1]]  # the window is in time order
         start = since if outgoing else until
         lo = since if outgoing else first
         hi = last if outgoing else until
@@ -208,7 +211,9 @@ def select_value_graph(
     sends, receives = found.sends, found.receives
     # swaps: a transaction where it sends one asset and receives another (none when one asset moves both ways)
     swaps: dict[str, set[int]] = {}
-    if len({token_of[e] for e in sends} | {token_of[e] for e in receives}) > 1:
+    assets = set(map(token_of.__getitem__, sends))
+    assets.update(map(token_of.__getitem__, receives))
+    if len(assets) > 1:
         sent: dict[str, set[int]] = {}
         for e in sends:
             sent.setdefault(graph.tx_hash(e), set()).add(token_of[e])
@@ -225,9 +230,12 @@ def select_value_graph(
     # events in time order (backward: reversed), arrivals before departures at the same time but a swap's
     # proceeds; ties by (tx hash, kind, position), as `select_value` orders them
     sign = 1 if outgoing else -1
-    events = [(sign * ts_of[e], 2 if e in swap_edges else 0, e) for e in receives]
+    if swap_edges:
+        events = [(sign * ts_of[e], 2 if e in swap_edges else 0, e) for e in receives]
+    else:
+        events = [(sign * ts_of[e], 0, e) for e in receives]
     events += [(sign * ts_of[e], 1, e) for e in sends]
-    events.sort(key=lambda ev: (ev[0], ev[1]))
+    events.sort()  # ties in (time, phase) are put in order by their key next
     _break_ties(events, _full_key(graph))
 
     traced: dict[int, int] = {}
@@ -362,7 +370,7 @@ def _follow(
     unfloored: set[Asset] = set()
     passing: list[int] = []
     small: list[tuple[int, Decimal | None]] = []
-    token_of, ts_of = graph.token, graph.ts
+    token_of, ts_of, lo_of, hi_of = graph.token, graph.ts, graph.value_lo, graph.value_hi
     tokens, meta = graph.tokens, graph.token_meta
     min_raw: dict[int, int] = {}
     floor_raw: dict[int, int | None] = {}
@@ -370,7 +378,7 @@ def _follow(
         if swap or carried <= 0:
             continue
         tid = token_of[e]
-        value = _value(graph, e)
+        value = graph.value(e) if hi_of[e] else lo_of[e]
         asset, decimals, symbol = (None, NATIVE_DECIMALS, None) if tid < 0 else (tokens[tid], *meta[tid])
         if params.min_value is not None:
             limit = min_raw.get(tid)
