@@ -211,9 +211,9 @@ def select_value_graph(
     sends, receives = found.sends, found.receives
     # swaps: a transaction where it sends one asset and receives another (none when one asset moves both ways)
     swaps: dict[str, set[int]] = {}
-    assets = set(map(token_of.__getitem__, sends))
-    assets.update(map(token_of.__getitem__, receives))
-    if len(assets) > 1:
+    moved = set(map(token_of.__getitem__, sends))
+    moved.update(map(token_of.__getitem__, receives))
+    if len(moved) > 1:
         sent: dict[str, set[int]] = {}
         for e in sends:
             sent.setdefault(graph.tx_hash(e), set()).add(token_of[e])
