@@ -77,7 +77,8 @@ async def trace_funds(
     are traced with the root's, as one (a case's several sources: each one's funds are not clean money at the
     others'); value-aware traces only, at hop 0 beside the root.
 
-    Value-aware (the default), the walk follows the traced amount (`_trace_value`, over `HistorySource.histories`).
+    Value-aware (the default), the walk follows the traced amount (`_trace_value`, over `HistorySource.histories`;
+    over the in-memory graph, each address's ledger runs on the graph's edge ids: `tracing.trace.value_graph`).
     Following the graph, over the in-memory graph the walk runs on integer ids and builds only the result
     (`_trace_graph`); any other source goes through `TransferSource.flows`. Both give the same trace.
     """
