@@ -21,7 +21,7 @@ from tracing.chain.demo import RONIN_EXPLOITER, ensure_demo_data, load_demo, rem
 from tracing.chain.etl_import import EtlFileKind, EtlFileResult, EtlImportResult, import_etl_files
 from tracing.chain.index import TransferIndex
 from tracing.chain.indexer import BLOCKS_PER_REQUEST, CONCURRENCY, Indexer, IndexReport, fetch_range
-from tracing.chain.prices import PriceApi, PriceBook, PriceImport, import_price_csv, price_api_from_settings
+from tracing.chain.prices import PriceApi, PriceBook, PriceImport, PriceTable, import_price_csv, price_api_from_settings
 from tracing.chain.rpc import RpcSource
 from tracing.chain.tokens import TokenBook, TokenInfo
 from tracing.chain.transfer import Transfer, TransferKind, format_amount
@@ -43,7 +43,18 @@ from tracing.monitor.incidents import (
     OnCall,
 )
 from tracing.monitor.ops import OpsMonitor, OpsPolicy, parse_ops_chat
-from tracing.monitor.outbox import Outbox, OutboxItem, OutboxKind, OutboxStatus, SentMessage, outbox_stats
+from tracing.monitor.outbox import (
+    EscalationNotice,
+    Notice,
+    NoticeError,
+    OpsNotice,
+    Outbox,
+    OutboxItem,
+    OutboxKind,
+    OutboxStatus,
+    SentMessage,
+    outbox_stats,
+)
 from tracing.monitor.watch import Watch, WatchBook, WatchMatcher, parse_min_amount
 from tracing.monitor.watcher import ChainFeed, InvestigatorRisk, watch_chains, watch_status
 from tracing.risk.exposure import amounts_of, trace_amounts
@@ -84,6 +95,7 @@ __all__ = [
     "Direction",
     "Disagreement",
     "Disposition",
+    "EscalationNotice",
     "EscalationPolicy",
     "EtlFileKind",
     "EtlFileResult",
@@ -110,8 +122,11 @@ __all__ = [
     "NO_USD",
     "NotAllowed",
     "NotFound",
+    "Notice",
+    "NoticeError",
     "OnCall",
     "OpsMonitor",
+    "OpsNotice",
     "OpsPolicy",
     "Outbox",
     "OutboxItem",
@@ -121,6 +136,7 @@ __all__ = [
     "PictureUnavailable",
     "PriceApi",
     "PriceBook",
+    "PriceTable",
     "PriceImport",
     "RONIN_EXPLOITER",
     "Reader",
