@@ -18,6 +18,7 @@ from sqlalchemy import text
 
 from storage import Database, RiskCheckRow
 from tracing.chain.amounts import TransferPrices, UsdLookup, Valuation
+from tracing.chain.guard import SOURCE_BUDGET, GuardedExplorer, guarded
 from tracing.chain.index import TransferIndex
 from tracing.chain.prices import PriceApi, PriceBook
 from tracing.chain.tokens import TokenBook, TokenMetaReader, unknown_token_note
@@ -26,7 +27,7 @@ from tracing.risk.exposure import merged_coverage, report_from_traces
 from tracing.risk.report import RiskReport, labels_only_report
 from tracing.trace.cache import GraphCache
 from tracing.trace.compare import ModelComparison, compare_models
-from tracing.trace.coverage import INCOMPLETE_HISTORY
+from tracing.trace.coverage import INCOMPLETE_HISTORY, SOURCE_ERROR, Coverage
 from tracing.trace.label_cache import LabelCache
 from tracing.trace.model import Trace, with_coverage
 from tracing.trace.params import DEFAULT_HOPS, TraceDirection, TraceParams
@@ -53,6 +54,9 @@ class Investigator:
     does not cover. `use_graph`: trace over the in-memory graph (False keeps everything on SQL, for checks and tests).
     `token_readers`: per chain, what reads `symbol()`/`decimals()` of tokens the store and token list do not know
     (the chain's `RpcSource`). `price_api`: the optional live price API for days without a stored price.
+    `explorer_budget`: seconds one explorer read may take inside a command (`tracing.chain.guard`); an explorer
+    that runs out of it or cannot be reached fails the reads of the next minute at once, and the report's coverage
+    names it among its sources as failed.
     """
 
     def __init__(
@@ -65,6 +69,7 @@ class Investigator:
         check_interval: float = 1.0,
         token_readers: Mapping[str, TokenMetaReader] | None = None,
         price_api: PriceApi | None = None,
+        explorer_budget: float = SOURCE_BUDGET,
     ) -> None:
         self.db = db
         self.labels = LabelBook(db)
@@ -73,7 +78,9 @@ class Investigator:
         self.use_graph = use_graph
         self.graphs = GraphCache(db, check_interval=check_interval)
         self.label_cache = LabelCache(db, check_interval=check_interval)
-        self.explorers = {chain: ExplorerSource(client) for chain, client in (explorers or {}).items()}
+        self.explorers = {
+            chain: ExplorerSource(guarded(client, explorer_budget)) for chain, client in (explorers or {}).items()
+        }
         self.tokens = TokenBook(db)
         self.token_readers = dict(token_readers or {})
         self.prices = PriceBook(db, price_api, check_interval=check_interval)
@@ -189,6 +196,7 @@ class Investigator:
         source, lookup = self.source(chain), self.label_lookup()
         labels = self.labels.for_address(address, chain)  # from the store: a label added a moment ago counts
         prices = self.transfer_prices(chain)  # the value-aware walk's dust floor in USD
+        started = time.monotonic()
         outgoing = await trace_funds(source, lookup, address, chain, TraceParams(TraceDirection.OUT, hops), prices)
         incoming = await trace_funds(source, lookup, address, chain, TraceParams(TraceDirection.IN, hops), prices)
         valuation, notes = await self.valuation(chain, [outgoing, incoming])
@@ -199,11 +207,11 @@ class Investigator:
             gap = "The transfer index holds no transfer of this address" + (
                 f" (index: {index_range})." if index_range else "."
             )
-            cut = tuple(  # a history the explorer cut, though none of it moved value in either direction
+            cut = tuple(  # a history the explorer cut or a source that failed, though nothing moved value
                 f"{way}: {g}"
                 for way, found in (("outgoing", outgoing), ("incoming", incoming))
                 for g in found.coverage.gaps
-                if g.startswith(INCOMPLETE_HISTORY)
+                if g.startswith((INCOMPLETE_HISTORY, SOURCE_ERROR))
             )
             report = replace(report, coverage=replace(report.coverage, gaps=report.coverage.gaps + (gap, *cut)))
         else:
@@ -211,9 +219,22 @@ class Investigator:
             coverage = merged_coverage(outgoing, incoming, index_range=index_range, label_sets=self.label_sets())
             coverage = replace(coverage, gaps=coverage.gaps + gaps + notes)
             report = report_from_traces(address, chain, labels, outgoing, incoming, coverage)
+        report = replace(report, coverage=self.with_failed_sources(report.coverage, chain, started))
         if asker is not None:
             self.remember_check(report, asker)
         return report
+
+    def with_failed_sources(self, coverage: Coverage, chain: str, since: float) -> Coverage:
+        """`coverage` naming, among its sources, the chain's explorer when it failed reads since `since`."""
+        explorer = self.explorers.get(chain)
+        guard = explorer.client if explorer is not None else None
+        if not isinstance(guard, GuardedExplorer):
+            return coverage
+        reason = guard.failed_since(since)
+        if reason is None:
+            return coverage
+        failed = f"{guard.name} FAILED ({reason}): transfers it would have given are missing"
+        return replace(coverage, sources=(*coverage.sources, failed))
 
     def index_summary(self, chain: str, *, ttl: float = 300.0) -> tuple[str, tuple[str, ...]]:
         """(what the index holds for the chain, in words; what it is known not to cover). Cached until new transfers
