@@ -15,6 +15,7 @@ from bot.cli.watch import run_watch
 from bot.health import HealthServer, database_check, node_check
 from bot.messages import Identity, IncomingMessage
 from bot.render.text import render_text
+from bot.web.server import HttpLimits
 from storage import get_settings
 from tracing import ChainConfig, UserError, load_chains
 
@@ -61,7 +62,8 @@ async def serve(platform: str, app: App, chains: list[ChainConfig]) -> None:
         checks = [database_check(app.db)]
         if chains:
             checks.append(node_check(app.db, settings.node_stale_after, [chain.name for chain in chains]))
-        health = HealthServer(checks, settings.metrics_host, settings.metrics_port)
+        limits = HttpLimits.from_settings(settings)
+        health = HealthServer(checks, settings.metrics_host, settings.metrics_port, limits)
         await health.start()
         log.info("health and metrics on http://%s:%d/healthz", settings.metrics_host, health.port)
     if chains:
