@@ -12,9 +12,17 @@ import pytest
 
 from bot.app import build_app
 from bot.backends.testing import TestBackend
+from storage.db import Database
 from storage.settings import Settings
+from tests.support.fake_chain import FakeChain, move
 from tests.support.hanging_server import HangingServer
+from tracing.chain.config import ChainConfig
 from tracing.chain.guard import GuardedExplorer, SourceUnreachable
+from tracing.chain.index import TransferIndex
+from tracing.chain.rpc import RpcSource
+from tracing.chain.tokens import TokenBook
+from tracing.chain.transfer import TransferKind
+from tracing.investigator import Investigator
 
 BUDGET = 1.0
 ADDRESS = "0x" + "ab" * 20
@@ -98,3 +106,28 @@ async def test_a_guard_rests_a_source_after_it_timed_out_and_keeps_keys_out_of_i
     with pytest.raises(SourceUnreachable, match="no answer within"):
         await guard.transfers_of(ADDRESS)
     assert client.calls == 2
+
+
+async def test_a_hanging_rpc_node_does_not_hold_a_report_for_token_metadata(db: Database) -> None:
+    """The RPC node reads symbol() and decimals() of tokens nothing else knows; hanging, it costs one budget and is
+    named in the coverage, and the tokens are not cached as having no metadata."""
+    chain = FakeChain()
+    token = "0x" + "70" * 20
+    chain.mine(move(ADDRESS, "0x" + "cd" * 20, 5 * 10**6, kind=TransferKind.ERC20, position="log:0", token=token))
+    TransferIndex(db).add(t for block in chain.blocks for t in block.transfers)
+    hanging = HangingServer()
+    async with hanging.running() as url:
+        source = RpcSource(ChainConfig("eth", 1, "ETH", (url,)), timeout=30.0)
+        investigator = Investigator(db, token_readers={"eth": source}, use_graph=False, explorer_budget=BUDGET)
+        try:
+            started = time.monotonic()
+            report = await investigator.risk(ADDRESS, "eth")
+            elapsed = time.monotonic() - started
+        finally:
+            await source.client.aclose()
+    assert hanging.connections >= 1
+    assert elapsed < 3 * BUDGET, f"/risk took {elapsed:.1f}s with a {BUDGET}s budget"
+    port = url.rsplit(":", 1)[1]
+    assert f"rpc node http://127.0.0.1:{port} FAILED (no answer within 1 s)" in " ".join(report.coverage.sources)
+    assert any("token metadata not read from the chain" in gap for gap in report.coverage.gaps)
+    assert TokenBook(db).known("eth", {token}) == {}  # asked again next time, not remembered as blank

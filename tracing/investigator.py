@@ -18,10 +18,11 @@ from sqlalchemy import text
 
 from storage import Database, RiskCheckRow
 from tracing.chain.amounts import TransferPrices, UsdLookup, Valuation
-from tracing.chain.guard import SOURCE_BUDGET, GuardedExplorer, guarded
+from tracing.chain.guard import SOURCE_BUDGET, SourceGuard, guarded, guarded_reader
 from tracing.chain.index import TransferIndex
 from tracing.chain.prices import PriceApi, PriceBook
 from tracing.chain.tokens import TokenBook, TokenMetaReader, unknown_token_note
+from tracing.errors import SourceError
 from tracing.labels.book import Label, LabelBook
 from tracing.risk.exposure import merged_coverage, report_from_traces
 from tracing.risk.report import RiskReport, labels_only_report
@@ -82,7 +83,9 @@ class Investigator:
             chain: ExplorerSource(guarded(client, explorer_budget)) for chain, client in (explorers or {}).items()
         }
         self.tokens = TokenBook(db)
-        self.token_readers = dict(token_readers or {})
+        self.token_readers = {
+            chain: guarded_reader(reader, explorer_budget) for chain, reader in (token_readers or {}).items()
+        }
         self.prices = PriceBook(db, price_api, check_interval=check_interval)
         self._summary: dict[str, tuple[float, int, tuple[str, ...]]] = {}
         self._sets: tuple[tuple[Any, ...], tuple[str, ...]] | None = None
@@ -125,6 +128,7 @@ class Investigator:
     ) -> Trace:
         """`with_roots`: more addresses whose funds are traced with `address`'s as one (a case's sources)."""
         chain = chain or self.default_chain
+        started = time.monotonic()
         result = await trace_funds(
             self.source(chain),
             self.label_lookup(),
@@ -136,12 +140,13 @@ class Investigator:
         )
         valuation, notes = await self.valuation(chain, [result], every_transfer=True)
         index_range, gaps = self.index_summary(chain)
-        return with_coverage(
+        traced = with_coverage(
             result.replace(valuation=valuation),
             index_range=index_range,
             label_sets=self.label_sets(),
             gaps=result.coverage.gaps + gaps + notes,
         )
+        return traced.replace(coverage=self.with_failed_sources(traced.coverage, chain, started))
 
     async def compare(
         self, address: str, chain: str | None = None, params: TraceParams | None = None
@@ -172,7 +177,12 @@ class Investigator:
         wanted: set[str] = set()
         for trace in traces:
             wanted |= {t for t, (d, s) in trace.token_meta().items() if t is not None and (d is None or s is None)}
-        infos = await self.tokens.resolve(chain, wanted, self.token_readers.get(chain)) if wanted else {}
+        unread: tuple[str, ...] = ()
+        try:
+            infos = await self.tokens.resolve(chain, wanted, self.token_readers.get(chain)) if wanted else {}
+        except SourceError as exc:  # the node did not answer in time: the tokens stay unknown (and uncached)
+            infos = await self.tokens.resolve(chain, wanted, None)
+            unread = (f"token metadata not read from the chain: {exc}",)
         if self.prices.api is not None:
             needs: dict[str, set[int]] = {}
             for trace in traces:
@@ -186,7 +196,7 @@ class Investigator:
         for trace in traces:
             metas.update(trace.token_meta())
         note = unknown_token_note(valuation.unknown_tokens(metas))
-        return valuation, (note,) if note else ()
+        return valuation, unread + ((note,) if note else ())
 
     async def risk(
         self, address: str, chain: str | None = None, asker: Asker | None = None, hops: int | None = None
@@ -225,16 +235,16 @@ class Investigator:
         return report
 
     def with_failed_sources(self, coverage: Coverage, chain: str, since: float) -> Coverage:
-        """`coverage` naming, among its sources, the chain's explorer when it failed reads since `since`."""
+        """`coverage` naming, among its sources, the chain's explorer or RPC node when it failed since `since`."""
         explorer = self.explorers.get(chain)
-        guard = explorer.client if explorer is not None else None
-        if not isinstance(guard, GuardedExplorer):
-            return coverage
-        reason = guard.failed_since(since)
-        if reason is None:
-            return coverage
-        failed = f"{guard.name} FAILED ({reason}): transfers it would have given are missing"
-        return replace(coverage, sources=(*coverage.sources, failed))
+        failed = []
+        for guard, missing in (
+            (explorer.client if explorer is not None else None, "transfers it would have given are missing"),
+            (self.token_readers.get(chain), "token symbols and decimals it would have given are missing"),
+        ):
+            if isinstance(guard, SourceGuard) and (reason := guard.failed_since(since)) is not None:
+                failed.append(f"{guard.name} FAILED ({reason}): {missing}")
+        return replace(coverage, sources=(*coverage.sources, *failed)) if failed else coverage
 
     def index_summary(self, chain: str, *, ttl: float = 300.0) -> tuple[str, tuple[str, ...]]:
         """(what the index holds for the chain, in words; what it is known not to cover). Cached until new transfers
