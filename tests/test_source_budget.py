@@ -17,6 +17,7 @@ from storage.settings import Settings
 from tests.support.fake_chain import FakeChain, move
 from tests.support.hanging_server import HangingServer
 from tracing.chain.config import ChainConfig
+from tracing.chain.explorer import ExplorerClient
 from tracing.chain.guard import GuardedExplorer, SourceUnreachable
 from tracing.chain.index import TransferIndex
 from tracing.chain.rpc import RpcSource
@@ -131,3 +132,24 @@ async def test_a_hanging_rpc_node_does_not_hold_a_report_for_token_metadata(db: 
     assert f"rpc node http://127.0.0.1:{port} FAILED (no answer within 1 s)" in " ".join(report.coverage.sources)
     assert any("token metadata not read from the chain" in gap for gap in report.coverage.gaps)
     assert TokenBook(db).known("eth", {token}) == {}  # asked again next time, not remembered as blank
+
+
+async def test_a_traced_report_names_the_explorer_that_failed_for_an_address_beyond_the_index(db: Database) -> None:
+    chain = FakeChain()
+    beyond = "0x" + "ef" * 20  # in no indexed transfer but this one: its onward flows are asked of the explorer
+    chain.mine(move(ADDRESS, beyond))
+    TransferIndex(db).add(t for block in chain.blocks for t in block.transfers)
+    hanging = HangingServer()
+    async with hanging.running() as url:
+        client = ExplorerClient(url + "/api", chain="eth")
+        investigator = Investigator(db, explorers={"eth": client}, use_graph=False, explorer_budget=BUDGET)
+        try:
+            started = time.monotonic()
+            report = await investigator.risk(ADDRESS, "eth")
+            elapsed = time.monotonic() - started
+        finally:
+            await client.aclose()
+    assert elapsed < 3 * BUDGET, f"/risk took {elapsed:.1f}s with a {BUDGET}s budget"
+    assert report.coverage.traced
+    assert any(s.startswith("explorer 127.0.0.1:") and "FAILED" in s for s in report.coverage.sources)
+    assert any(f"source error at {beyond}: explorer 127.0.0.1:" in gap for gap in report.coverage.gaps)

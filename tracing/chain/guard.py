@@ -62,7 +62,8 @@ class SourceGuard:
         now = self._clock()
         if now < self._down_until and self._failure is not None:
             self._failure = (now, self._failure[1])  # this command was failed by it too
-            raise SourceUnreachable(f"{self.name}: {self._failure[1]} (not asked again for {self.down_for:g} s)")
+            rest = self._down_until - now
+            raise SourceUnreachable(f"{self.name}: {self._failure[1]} (not asked again for another {rest:.0f} s)")
         try:
             async with asyncio.timeout(self.budget):
                 return await work()
