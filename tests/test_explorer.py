@@ -38,10 +38,10 @@ from tracing.labels.book import Category, Label, LabelBook
 from tracing.trace.graph import FlowQuery, FlowRequest, Flows
 from tracing.trace.model import (
     INCOMPLETE_HISTORY,
+    Direction,
     ExplorerSource,
     LayeredSource,
     Stop,
-    TraceDirection,
     TraceParams,
     trace_funds,
 )
@@ -314,7 +314,7 @@ async def test_a_cut_explorer_history_is_stated_in_the_trace_and_risk_coverage(d
         investigator = Investigator(db, explorers={"eth": c}, use_graph=False, check_interval=0)
         report = await investigator.risk(ME, "eth")
         traced = await investigator.trace(ME, "eth", TraceParams(hops=1))
-        complete = await investigator.trace(mixer, "eth", TraceParams(direction=TraceDirection.IN, hops=1))
+        complete = await investigator.trace(mixer, "eth", TraceParams(direction=Direction.IN, hops=1))
     assert any(e.category is Category.MIXER and e.counterparty == mixer for e in report.exposures)
     (cut,) = [g for g in report.coverage.gaps if g.startswith(f"outgoing: {INCOMPLETE_HISTORY}: {ME}")]
     assert "explorer: txlist: stopped after" in cut and "(cap 150)" in cut and "were not fetched" in cut

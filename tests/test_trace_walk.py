@@ -19,7 +19,7 @@ from tracing.labels.book import Category, Label
 from tracing.risk.exposure import exposures_from, merged_coverage, report_from_traces, volume_of
 from tracing.trace import compiled as graph_walk
 from tracing.trace.graph import LabelCache, TransferGraph
-from tracing.trace.model import GraphSource, Trace, TraceDirection, TraceParams, _trace_graph_python, trace_funds
+from tracing.trace.model import Direction, GraphSource, Trace, TraceParams, _trace_graph_python, trace_funds
 from tracing.trace.taint import TaintModel
 
 if not graph_walk.available() and os.environ.get("CHAINSLEUTH_REQUIRE_COMPILED_WALK"):
@@ -95,7 +95,7 @@ def random_params(rng: random.Random) -> TraceParams:
     since = rng.choice([None, None, rng.randrange(1, 30)])
     until = rng.choice([None, None, rng.randrange(30, 60)])
     return TraceParams(
-        direction=rng.choice(list(TraceDirection)),
+        direction=rng.choice(Direction.ways()),
         hops=rng.choice([1, 2, 3, 4]),
         model=rng.choice(list(TaintModel)),
         min_value=rng.choice([None, None, Decimal("0.5"), Decimal("0.000001")]),
@@ -207,7 +207,7 @@ async def test_risk_reports_over_the_compiled_walk_match_the_python_walk(seed: i
         both = []
         for walk in (trace_funds, None):
             traces = []
-            for direction in TraceDirection:
+            for direction in Direction.ways():
                 mine = replace(params, direction=direction)
                 if walk is None:
                     traces.append(_trace_graph_python(source, labels, root, "eth", mine, 0.0))
@@ -298,7 +298,7 @@ async def test_node_marks_give_the_trace_and_report_of_the_label_lookups(seed: i
         both = []
         for compiled in (True, False):
             traces = []
-            for direction in TraceDirection:
+            for direction in Direction.ways():
                 mine = replace(params, direction=direction)
                 if compiled:
                     fast = await trace_funds(source, cache, root, "eth", mine)

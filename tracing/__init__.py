@@ -21,14 +21,14 @@ from tracing.chain.etl_import import EtlFileKind, EtlFileResult, EtlImportResult
 from tracing.chain.index import TransferIndex
 from tracing.chain.indexer import BLOCKS_PER_REQUEST, CONCURRENCY, Indexer, IndexReport, fetch_range
 from tracing.chain.rpc import RpcSource
-from tracing.chain.transfer import Transfer, TransferKind, format_amount
+from tracing.chain.transfer import Direction, Transfer, TransferKind, format_amount
 from tracing.errors import InvalidArgument, NotAllowed, NotFound, SourceError, UserError
 from tracing.investigator import Asker, Investigator, configured_explorers
 from tracing.labels.book import Category, Label, LabelBook, LabelSet
 from tracing.labels.bundled import BUNDLED_PREFIX, ensure_bundled_labels, is_bundled
 from tracing.labels.importers import LabelImport, Reader, load_formats
 from tracing.labels.ofac import programs_of
-from tracing.monitor.alerts import Alert, AlertBook, AlertKind, AlertStatus, Direction, record_alert, retro_alert_hook
+from tracing.monitor.alerts import Alert, AlertBook, AlertKind, AlertStatus, record_alert, retro_alert_hook
 from tracing.monitor.clock import Clock, SystemClock, sleep_or_stop
 from tracing.monitor.incidents import (
     Actor,
@@ -54,7 +54,6 @@ from tracing.trace.model import (
     GraphSource,
     Stop,
     Trace,
-    TraceDirection,
     TraceNode,
     TraceParams,
     trace_funds,
@@ -123,7 +122,6 @@ __all__ = [
     "SystemClock",
     "TaintModel",
     "Trace",
-    "TraceDirection",
     "TraceNode",
     "TraceParams",
     "Transfer",

@@ -18,6 +18,7 @@ from sqlalchemy import text
 
 from storage import Database, RiskCheckRow
 from tracing.chain.index import TransferIndex
+from tracing.chain.transfer import Direction
 from tracing.labels.book import Label, LabelBook
 from tracing.risk.exposure import merged_coverage, report_from_traces
 from tracing.risk.report import RiskReport, labels_only_report
@@ -31,7 +32,6 @@ from tracing.trace.model import (
     LabelLookup,
     LayeredSource,
     Trace,
-    TraceDirection,
     TraceParams,
     TransferSource,
     trace_funds,
@@ -120,8 +120,8 @@ class Investigator:
         hops = hops or DEFAULT_HOPS
         source, lookup = self.source(chain), self.label_lookup()
         labels = self.labels.for_address(address, chain)  # from the store: a label added a moment ago counts
-        outgoing = await trace_funds(source, lookup, address, chain, TraceParams(TraceDirection.OUT, hops))
-        incoming = await trace_funds(source, lookup, address, chain, TraceParams(TraceDirection.IN, hops))
+        outgoing = await trace_funds(source, lookup, address, chain, TraceParams(Direction.OUT, hops))
+        incoming = await trace_funds(source, lookup, address, chain, TraceParams(Direction.IN, hops))
         if not outgoing.root_node.degree and not incoming.root_node.degree:
             report = labels_only_report(address, chain, labels, self.label_sets())
             index_range, _ = self.index_summary(chain)

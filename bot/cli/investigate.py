@@ -16,9 +16,9 @@ from tracing import (
     DEFAULT_HOPS,
     MAX_HOPS,
     RONIN_EXPLOITER,
+    Direction,
     PictureUnavailable,
     TaintModel,
-    TraceDirection,
     TraceParams,
     UserError,
     chain_arg,
@@ -80,7 +80,7 @@ def trace(
         chain_name = chain_arg(chain) if chain else None
         wanted_token = None if token is None else "native" if token.lower() == "native" else parse_address(token)
         params = TraceParams(
-            direction=TraceDirection.parse(direction),
+            direction=Direction.parse(direction),
             hops=hops,
             model=TaintModel.parse(model),
             min_value=_decimal(min_value),

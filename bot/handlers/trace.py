@@ -11,9 +11,9 @@ from bot.messages import Action, Attachment, Reply, Text
 from tracing import (
     DEFAULT_HOPS,
     MAX_HOPS,
+    Direction,
     PictureUnavailable,
     TaintModel,
-    TraceDirection,
     TraceParams,
     chain_arg,
     parse_address,
@@ -31,7 +31,7 @@ def token_arg(text: str) -> str:
 
 async def trace_command(ctx: Context, inv: Invocation) -> Reply:
     address = inv["address"]
-    direction = TraceDirection.parse(inv["direction"] or "out")
+    direction = Direction.parse(inv["direction"] or "out")
     params = TraceParams(
         direction=direction,
         hops=inv["hops"] or DEFAULT_HOPS,
@@ -52,7 +52,7 @@ async def trace_command(ctx: Context, inv: Invocation) -> Reply:
     except PictureUnavailable as exc:
         parts.append(Text(str(exc)))
     attachments.append(Attachment(f"{stem}.csv", trace_csv(result).encode(), "text/csv", "One row per transfer"))
-    other = "in" if direction is TraceDirection.OUT else "out"
+    other = "in" if direction is Direction.OUT else "out"
     actions = (
         Action("Risk report", f"/risk {address}"),
         Action(f"Trace {other}", f"/trace {address} --direction {other} --hops {params.hops}"),

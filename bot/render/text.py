@@ -9,10 +9,10 @@ from bot.render.common import exposure_line, headline, label_line, path_text
 from bot.render.objects import HelpListing, HelpTopic, LabelListing
 from tracing import (
     Coverage,
+    Direction,
     RiskReport,
     Stop,
     Trace,
-    TraceDirection,
     TraceNode,
     amounts_of,
     amounts_words,
@@ -120,7 +120,7 @@ def trace_lines(trace: Trace) -> list[str]:
     p = trace.params
     way = (
         "Outgoing trace (where the funds went)"
-        if p.direction is TraceDirection.OUT
+        if p.direction is Direction.OUT
         else "Incoming trace (where the funds came from)"
     )
     lines = [

@@ -20,9 +20,9 @@ from sqlmodel import col, select
 
 from storage import Database, OpsCounter, WatchRow, begin_write
 from tracing.chain.address import ZERO_ADDRESS
-from tracing.chain.transfer import Transfer
+from tracing.chain.transfer import Direction, Transfer
 from tracing.errors import InvalidArgument
-from tracing.monitor.alerts import AlertKind, Direction
+from tracing.monitor.alerts import AlertKind
 from tracing.monitor.clock import Clock, SystemClock
 from tracing.risk.report import Level
 

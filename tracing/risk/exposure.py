@@ -8,10 +8,10 @@ from collections.abc import Mapping
 from dataclasses import replace
 
 from tracing.labels.book import Label
-from tracing.risk.report import Amount, Direction, Exposure, RiskReport, traced_report
+from tracing.risk.report import Amount, Exposure, RiskReport, traced_report
 from tracing.trace.coverage import Coverage
 from tracing.trace.graph import Asset
-from tracing.trace.model import Trace, TraceDirection
+from tracing.trace.model import Trace
 from tracing.trace.taint import TaintModel
 
 DEMO_SOURCE = "demo"
@@ -52,7 +52,7 @@ def exposures_from(trace: Trace, model: TaintModel | None = None) -> list[Exposu
     taint = trace.received_under(model or trace.params.model, only=[node.address for node in labelled])
     meta = trace.token_meta()
     volume = trace.totals_of(trace.root)
-    direction = Direction.OUTGOING if trace.direction is TraceDirection.OUT else Direction.INCOMING
+    direction = trace.direction
     found: list[Exposure] = []
     for node in labelled:
         path = trace.path_to(node.address)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from tracing.chain.address import checksum
-from tracing.chain.transfer import format_amount
+from tracing.chain.transfer import Direction, format_amount
 from tracing.labels.book import Category, Label
 from tracing.trace.coverage import Coverage
 
@@ -19,11 +19,6 @@ class Level(StrEnum):
     MEDIUM = "medium"
     HIGH = "high"
     SEVERE = "severe"
-
-
-class Direction(StrEnum):
-    INCOMING = "incoming"
-    OUTGOING = "outgoing"
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,7 +238,7 @@ def exposure_reason(
             old = summed.get(a.token)
             summed[a.token] = Amount(a.value + (old.value if old else 0), a.token, a.symbol, a.decimals)
     amount = amounts_words(tuple(summed.values()), chain)
-    outgoing = first.direction is Direction.OUTGOING
+    outgoing = first.direction is Direction.OUT
     base = {a.token: a.value for a in (volume if outgoing else volume_in)}
     ratios = [a.value / base[a.token] for a in summed.values() if base.get(a.token)]
     share = f", {min(1.0, max(ratios)):.1%} of its {'outgoing' if outgoing else 'incoming'} volume" if ratios else ""

@@ -16,6 +16,7 @@ from bisect import bisect_left
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import Any
 
+from tracing.chain.transfer import Direction
 from tracing.labels.book import Label
 from tracing.trace.coverage import Coverage
 from tracing.trace.graph import Asset, LabelCache, NodeMarks, TransferGraph
@@ -24,7 +25,6 @@ from tracing.trace.model import (
     LabelLookup,
     Stop,
     Trace,
-    TraceDirection,
     TraceEdge,
     TraceNode,
     TraceParams,
@@ -65,7 +65,7 @@ def compiled_trace(
     root_id = graph.ids.get(root)
     if _walk is None or root_id is None or graph.pending or root_id >= len(graph.out_off) - 1:
         return None
-    outgoing = params.direction is TraceDirection.OUT
+    outgoing = params.direction is Direction.OUT
     names = graph.addresses
     ids = graph.ids
     stop_at = params.stop_at
@@ -139,7 +139,7 @@ class GraphParts:
         self.graph = graph
         self.source_name = source_name
         self.params = params
-        self.outgoing = params.direction is TraceDirection.OUT
+        self.outgoing = params.direction is Direction.OUT
         self.root_id = root_id
         self.node_ids: Sequence[int] = memoryview(node).cast("i")
         self.hops: Sequence[int] = memoryview(hop).cast("i")

@@ -26,7 +26,7 @@ from sqlalchemy import text
 from sqlmodel import select
 
 from storage import ANY_EVM, Database, LabelRow
-from tracing.chain.transfer import Transfer, TransferKind
+from tracing.chain.transfer import Direction, Transfer, TransferKind
 from tracing.labels.book import Category, Label, sort_labels
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ class FlowQuery:
     in the direction is treated as a busy service and not expanded (the root always is).
     """
 
-    direction: str = "out"
+    direction: Direction = Direction.OUT
     token: str | None = None
     min_value: Decimal | None = None
     fanout: int = 100
@@ -149,7 +149,7 @@ def select_flows(
     The reference implementation, used by the SQL and explorer sources; `TransferGraph.flows` does the same on its
     arrays and must agree with it.
     """
-    outgoing = query.direction == "out"
+    outgoing = query.direction is Direction.OUT
     if degree > query.hub_degree and not request.root:
         return Flows(address, degree=degree, hub=True, source=source)
     window = [
@@ -655,7 +655,7 @@ class TransferGraph:
         node = self.ids.get(request.address)
         if node is None:
             return Flows(request.address, source=source)
-        picked = self.select(node, query.direction == "out", request.since, request.until, query, request.root)
+        picked = self.select(node, query.direction is Direction.OUT, request.since, request.until, query, request.root)
         if picked.hub:
             return Flows(request.address, degree=picked.degree, hub=True, source=source)
         return Flows(

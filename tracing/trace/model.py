@@ -23,7 +23,7 @@ from sqlmodel import col, select
 
 from storage import TransferRow
 from tracing.chain.index import TransferIndex, from_row
-from tracing.chain.transfer import Transfer, TransferKind
+from tracing.chain.transfer import Direction, Transfer, TransferKind
 from tracing.errors import InvalidArgument, SourceError
 from tracing.labels.book import SERVICES, Category, Label
 from tracing.trace.coverage import Coverage
@@ -32,19 +32,6 @@ from tracing.trace.taint import Taint, TaintModel, TaintStep, compute_taint
 
 DEFAULT_HOPS = 3
 MAX_HOPS = 10
-
-
-class TraceDirection(StrEnum):
-    OUT = "out"
-    IN = "in"
-
-    @classmethod
-    def parse(cls, text: str) -> TraceDirection:
-        value = text.strip().lower()
-        aliases = {"out": cls.OUT, "forward": cls.OUT, "in": cls.IN, "backward": cls.IN, "back": cls.IN}
-        if value not in aliases:
-            raise InvalidArgument(f"“{text[:20]}” is not a direction; use out or in.")
-        return aliases[value]
 
 
 # --- what a trace asks, and what it answers ------------------------------------------------------------------
@@ -57,7 +44,7 @@ class TraceParams:
     address with more transfers than this in the direction is a busy service and is not expanded; `stop_at`: label
     categories where the trace stops (services: funds entering them lose their identity)."""
 
-    direction: TraceDirection = TraceDirection.OUT
+    direction: Direction = Direction.OUT
     hops: int = DEFAULT_HOPS
     model: TaintModel = TaintModel.HAIRCUT
     min_value: Decimal | None = None
@@ -72,6 +59,8 @@ class TraceParams:
     stop_at: frozenset[Category] = SERVICES
 
     def __post_init__(self) -> None:
+        if self.direction not in Direction.ways():
+            raise InvalidArgument("A trace goes out or in.")
         if not 1 <= self.hops <= MAX_HOPS:
             raise InvalidArgument(f"Hops must be between 1 and {MAX_HOPS}; got {self.hops}.")
         if self.fanout < 1 or self.max_nodes < 1 or self.scan_limit < 1:
@@ -81,7 +70,7 @@ class TraceParams:
 
     def query(self) -> FlowQuery:
         return FlowQuery(
-            direction=self.direction.value,
+            direction=self.direction,
             token=self.token,
             min_value=self.min_value,
             fanout=self.fanout,
@@ -322,7 +311,7 @@ class Trace:
         return self.taint_under(self.params.model)
 
     @property
-    def direction(self) -> TraceDirection:
+    def direction(self) -> Direction:
         return self.params.direction
 
     @property
@@ -361,12 +350,12 @@ class Trace:
             seen.add(address)
             edge = self.edges[self.parents[address]]
             path.append(edge)
-            address = edge.from_addr if self.direction is TraceDirection.OUT else edge.to_addr
+            address = edge.from_addr if self.direction is Direction.OUT else edge.to_addr
         return tuple(reversed(path))
 
     def near_far(self, edge: TraceEdge) -> tuple[str, str]:
         """(the end closer to the root, the end further away)."""
-        if self.direction is TraceDirection.OUT:
+        if self.direction is Direction.OUT:
             return edge.from_addr, edge.to_addr
         return edge.to_addr, edge.from_addr
 
@@ -450,7 +439,7 @@ class IndexSource:
         return [self._flows(chain, query, request) for request in requests]
 
     def _flows(self, chain: str, query: FlowQuery, request: FlowRequest) -> Flows:
-        column = col(TransferRow.from_addr) if query.direction == "out" else col(TransferRow.to_addr)
+        column = col(TransferRow.from_addr) if query.direction is Direction.OUT else col(TransferRow.to_addr)
         with self.index.db.session() as session:
             degree = session.exec(
                 select(func.count())
@@ -514,7 +503,8 @@ class ExplorerSource:
             mine = [
                 t
                 for t in history
-                if t.chain == chain and (t.from_addr if query.direction == "out" else t.to_addr) == request.address
+                if t.chain == chain
+                and (t.from_addr if query.direction is Direction.OUT else t.to_addr) == request.address
             ]
             mine.sort(key=lambda t: (t.timestamp, t.block_number, t.tx_hash, t.position))
             flows = select_flows(request.address, mine, request, query, len(mine), self.name)
@@ -584,7 +574,7 @@ async def trace_funds(
     if isinstance(source, GraphSource) and source.graph.chain == chain:
         return _trace_graph(source, labels, root, chain, params)
     started = time.perf_counter()
-    outgoing = params.direction is TraceDirection.OUT
+    outgoing = params.direction is Direction.OUT
     query = params.query()
     root_labels = tuple(labels.for_addresses([root], chain).get(root, ()))
     reached: dict[str, _Reached] = {root: _Reached(root, 0, labels=root_labels)}
@@ -687,7 +677,7 @@ def _request(node: _Reached, params: TraceParams, root: bool) -> FlowRequest:
 def _window(params: TraceParams, reached_at: int | None) -> tuple[int | None, int | None]:
     since, until = params.since, params.until
     if params.follow_time and reached_at is not None:
-        if params.direction is TraceDirection.OUT:
+        if params.direction is Direction.OUT:
             since = reached_at if since is None else max(since, reached_at)
         else:
             until = reached_at if until is None else min(until, reached_at)
@@ -712,7 +702,7 @@ def _trace_graph_python(
     """The same walk as `trace`, on the graph's arrays: node and edge ids until the result is built (the reference
     for the compiled walk)."""
     graph = source.graph
-    outgoing = params.direction is TraceDirection.OUT
+    outgoing = params.direction is Direction.OUT
     query = params.query()
     names, ts_of = graph.addresses, graph.ts
     far_of = graph.dst if outgoing else graph.src
@@ -888,10 +878,10 @@ def edge_order(edge: TraceEdge) -> tuple[int, int, str, str, str]:
     return (edge.hop, edge.timestamp, edge.tx_hash, edge.kind.value, edge.position)
 
 
-def parents_of(nodes: Sequence[TraceNode], edges: Sequence[TraceEdge], direction: TraceDirection) -> dict[str, int]:
+def parents_of(nodes: Sequence[TraceNode], edges: Sequence[TraceEdge], direction: Direction) -> dict[str, int]:
     """Per reached address, the index in `edges` (in `edge_order`) of its parent: of the edges that reach it from
     the hop before, the largest (`weight_of`), the first in edge order among equals."""
-    outgoing = direction is TraceDirection.OUT
+    outgoing = direction is Direction.OUT
     parents: dict[str, int] = {}
     best: dict[str, float] = {}
     hop_of = {n.address: n.hop for n in nodes}
@@ -936,9 +926,9 @@ def _taint(
     nodes: Sequence[TraceNode],
     edges: Sequence[TraceEdge],
     totals: Mapping[str, Mapping[Asset, int]],
-    direction: TraceDirection,
+    direction: Direction,
 ) -> Taint:
-    outgoing = direction is TraceDirection.OUT
+    outgoing = direction is Direction.OUT
     steps = [
         TaintStep(
             e.from_addr if outgoing else e.to_addr, e.to_addr if outgoing else e.from_addr, e.token, e.value, e.hop
@@ -1007,7 +997,7 @@ def _gap_lines(
     if len(incomplete) > 5:
         gaps.append(f"{INCOMPLETE_HISTORY}: {len(incomplete) - 5} more address(es)")
     if silent:
-        where = "onward" if params.direction is TraceDirection.OUT else "earlier"
+        where = "onward" if params.direction is Direction.OUT else "earlier"
         gaps.append(f"{silent} reached address(es) have no {where} transfers in the sources used")
     if at_budget:
         gaps.append(f"{at_budget} address(es) at the hop budget ({params.hops}) were not followed further")
