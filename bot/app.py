@@ -26,7 +26,8 @@ class App:
 
 def build_app(settings: Settings, *, database_url: str | None = None) -> App:
     db = open_database(database_url or settings.effective_database_url)
-    investigator = Investigator(db, default_chain=settings.default_chain, explorers=configured_explorers())
+    explorers = configured_explorers(settings.chain_variables())
+    investigator = Investigator(db, default_chain=settings.default_chain, explorers=explorers)
     investigator.labels.hooks.append(retro_alert_hook(db))  # new risk labels reach watchers and /risk askers
     ensure_bundled_labels(investigator.labels)
     if settings.demo_data:

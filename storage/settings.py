@@ -1,17 +1,23 @@
 """Configuration in one place: every setting read from the environment and `.env` (pydantic-settings).
 
-Chain settings are dynamic (`CHAINS=eth,base` plus `<NAME>_RPC_URL`, ...) and are read by `tracing.chain.config`
-from the same sources; everything else is a typed field here. `.env.example` documents each variable.
+Chain settings are dynamic (`CHAINS=eth,base` plus `<NAME>_RPC_URL`, ...): `Settings.chain_variables()` reads them
+from the same sources, with the same precedence, and hands them to `tracing.chain.config`, which opens no file
+itself. Everything else is a typed field here. `.env.example` documents each variable.
 """
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
+from dotenv import dotenv_values
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+CHAIN_SUFFIXES = ("_RPC_URL", "_EXPLORER_URL", "_EXPLORER_KEY", "_CHAIN_ID", "_CONFIRMATIONS", "_SYMBOL")
+"""The per-chain variables: `<NAME>` followed by one of these."""
 
 
 def _csv(value: object) -> list[str]:
@@ -64,12 +70,26 @@ class Settings(BaseSettings):
     metrics_port: int = 0
 
     default_chain: str = "eth"
+    chains: str = Field(default="eth", description="The configured chains, comma-separated (CHAINS).")
     demo_data: bool = True
 
     @field_validator("allowed_chats", "admins", "officers", "analysts", mode="before")
     @classmethod
     def _split_csv(cls, value: object) -> list[str]:
         return _csv(value)
+
+    def chain_variables(self) -> dict[str, str]:
+        """`CHAINS` and every `<NAME>_*` chain variable (see `CHAIN_SUFFIXES`), from `.env` overlaid with the
+        environment (the environment wins, as for every field). Read afresh on each call, like the file itself;
+        nothing else is taken from either source."""
+        env_file = self.model_config.get("env_file")
+        merged: dict[str, str] = {}
+        if isinstance(env_file, str | Path) and Path(env_file).is_file():
+            merged = {k: v for k, v in dotenv_values(env_file).items() if v is not None}
+        merged.update(os.environ)
+        found = {key: value for key, value in merged.items() if key.upper().endswith(CHAIN_SUFFIXES)}
+        found["CHAINS"] = self.chains
+        return found
 
     @property
     def effective_database_url(self) -> str:

@@ -200,14 +200,20 @@ def _day(timestamp: int | None) -> str:
     return datetime.fromtimestamp(int(timestamp), UTC).date().isoformat()
 
 
-def configured_explorers() -> dict[str, Any]:
-    """Explorer clients for the chains configured with `<NAME>_EXPLORER_URL` (none when the explorer module or the
-    chain configuration is unavailable)."""
+def configured_explorers(env: Mapping[str, str]) -> dict[str, Any]:
+    """Explorer clients for the chains configured with `<NAME>_EXPLORER_URL` in the chain variables `env` (none
+    when the explorer module or the chain configuration is unavailable)."""
     try:
         from tracing.chain.config import load_chains
         from tracing.chain.explorer import ExplorerClient
     except ImportError:
         return {}
+    try:
+        chains = load_chains(env)
+    except Exception as exc:  # a broken chain variable must not stop the bot; the chain commands report it
+        log.warning("explorers not configured: %s", exc)
+        return {}
+    return {}
     try:
         chains = load_chains()
     except Exception as exc:  # a broken chain variable must not stop the bot; the chain commands report it

@@ -55,8 +55,8 @@ def _open_store() -> Database:
 
 def _chain_config(name: str, rpc_urls: list[str]) -> ChainConfig:
     if rpc_urls:
-        return adhoc_chain(name, tuple(rpc_urls))
-    config = get_chain(name, load_chains())
+        return adhoc_chain(name, tuple(rpc_urls), get_settings().chain_variables())
+    config = get_chain(name, load_chains(get_settings().chain_variables()))
     config.require_rpc()
     return config
 
@@ -217,7 +217,7 @@ def transfers_command(
         else:
             typer.echo("Nothing is indexed yet: run `chainsleuth index --chain NAME --from-block A`.")
         return
-    symbols = {name: c.symbol for name, c in load_chains().items()}
+    symbols = {name: c.symbol for name, c in load_chains(get_settings().chain_variables()).items()}
     typer.echo(f"{len(found)} transfer(s) of {checksum(canonical)}{where} in the index, oldest first:")
     for t in found:
         typer.echo(_transfer_line(t, canonical, symbols))

@@ -35,7 +35,7 @@ def run(
         typer.echo(f"error: unknown platform {chosen!r}; use console, telegram or slack", err=True)
         raise typer.Exit(2)
     try:
-        chains = [chain for chain in load_chains().values() if chain.rpc_urls]
+        chains = [chain for chain in load_chains(settings.chain_variables()).values() if chain.rpc_urls]
     except UserError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc

@@ -98,8 +98,8 @@ def watched_chains(names: Sequence[str], rpc_urls: Sequence[str]) -> list[ChainC
     if rpc_urls:
         if len(names) != 1:
             raise ChainConfigError("--rpc-url needs exactly one --chain.")
-        return [adhoc_chain(names[0], tuple(rpc_urls))]
-    configured = load_chains()
+        return [adhoc_chain(names[0], tuple(rpc_urls), get_settings().chain_variables())]
+    configured = load_chains(get_settings().chain_variables())
     if names:
         chosen = [get_chain(name, configured) for name in names]
         for chain in chosen:

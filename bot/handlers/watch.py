@@ -23,7 +23,7 @@ def _recipient(ctx: Context, channel: bool) -> str:
 
 def _chain(ctx: Context, given: str | None) -> str:
     name = given or ctx.settings.default_chain
-    return get_chain(name, load_chains()).name
+    return get_chain(name, load_chains(ctx.settings.chain_variables())).name
 
 
 def watch_line(watch: Watch) -> str:
