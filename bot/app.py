@@ -8,7 +8,15 @@ from dataclasses import dataclass
 from bot.core import Bot
 from bot.handlers import build_registry
 from storage import Database, Settings, open_database
-from tracing import Investigator, configured_explorers, ensure_bundled_labels, ensure_demo_data, retro_alert_hook
+from tracing import (
+    IncidentDesk,
+    Investigator,
+    WatchBook,
+    configured_explorers,
+    ensure_bundled_labels,
+    ensure_demo_data,
+    retro_alert_hook,
+)
 
 log = logging.getLogger(__name__)
 
@@ -18,6 +26,8 @@ class App:
     settings: Settings
     db: Database
     investigator: Investigator
+    incidents: IncidentDesk
+    watches: WatchBook
     bot: Bot
 
     def close(self) -> None:
@@ -32,5 +42,6 @@ def build_app(settings: Settings, *, database_url: str | None = None) -> App:
     ensure_bundled_labels(investigator.labels)
     if settings.demo_data:
         ensure_demo_data(db)  # first run: the Ronin-hack demo flows, so /risk and /trace have data to show
-    bot = Bot(settings, db, investigator, build_registry())
-    return App(settings=settings, db=db, investigator=investigator, bot=bot)
+    incidents, watches = IncidentDesk(db), WatchBook(db)
+    bot = Bot(settings, db, investigator, build_registry(), incidents=incidents, watches=watches)
+    return App(settings=settings, db=db, investigator=investigator, incidents=incidents, watches=watches, bot=bot)

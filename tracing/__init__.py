@@ -21,6 +21,7 @@ from tracing.chain.etl_import import EtlFileKind, EtlFileResult, EtlImportResult
 from tracing.chain.index import TransferIndex
 from tracing.chain.indexer import BLOCKS_PER_REQUEST, CONCURRENCY, Indexer, IndexReport, fetch_range
 from tracing.chain.rpc import RpcSource
+from tracing.chain.threshold import USD_NOT_YET, Threshold, foreign_digits, parse_threshold
 from tracing.chain.transfer import Direction, Transfer, TransferKind, format_amount
 from tracing.errors import InvalidArgument, NotAllowed, NotFound, SourceError, UserError
 from tracing.investigator import Asker, Investigator, configured_explorers
@@ -61,6 +62,10 @@ from tracing.trace.model import (
 from tracing.trace.taint import TaintModel
 
 __all__ = [
+    "USD_NOT_YET",
+    "Threshold",
+    "foreign_digits",
+    "parse_threshold",
     "Actor",
     "Alert",
     "AlertBook",

@@ -79,9 +79,15 @@ async def serve(platform: str, app: App, chains: list[ChainConfig]) -> None:
             await health.stop()
 
 
+SAY_FAILED = 1
+SAY_REFUSED = 2
+
+
 @app.command()
 def say(text: str = typer.Argument(..., help='one command, e.g. "/risk 0x…"')) -> None:
-    """Run one command through the same command layer a chat uses and print the reply as plain text."""
+    """Run one command through the same command layer a chat uses and print the reply as plain text. Exits 0 when
+    the command ran, 1 when it failed on our side (the reply has a reference), 2 when it was refused (invalid
+    input, unknown command, not allowed, not found)."""
     the_app = open_app()
     try:
         message = IncomingMessage("cli", "cli", Identity("cli", "operator", "operator"), text.strip(), is_direct=True)
@@ -91,3 +97,7 @@ def say(text: str = typer.Argument(..., help='one command, e.g. "/risk 0x…"'))
         typer.echo(render_text(reply) if reply is not None else "")
     finally:
         the_app.close()
+    if reply is None:
+        raise typer.Exit(SAY_REFUSED)
+    if reply.is_error:
+        raise typer.Exit(SAY_FAILED if reply.failed else SAY_REFUSED)
