@@ -10,10 +10,10 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from dotenv import dotenv_values
-from pydantic import Field, field_validator
+from pydantic import Field, PrivateAttr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 CHAIN_SUFFIXES = ("_RPC_URL", "_EXPLORER_URL", "_EXPLORER_KEY", "_CHAIN_ID", "_CONFIRMATIONS", "_SYMBOL")
@@ -32,6 +32,12 @@ def _csv(value: object) -> list[str]:
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+    _chain_env_file: object = PrivateAttr(default=None)
+
+    def __init__(self, **values: Any) -> None:
+        super().__init__(**values)
+        # The chain variables come from the same file the fields did (`Settings(_env_file=None)` reads none).
+        self._chain_env_file = values.get("_env_file", self.model_config.get("env_file"))
 
     data_dir: Path = Field(default=Path("data"), description="Where the embedded database and files live.")
     database_url: str = Field(default="", description="SQLAlchemy URL; empty means SQLite under data_dir.")
@@ -82,7 +88,7 @@ class Settings(BaseSettings):
         """`CHAINS` and every `<NAME>_*` chain variable (see `CHAIN_SUFFIXES`), from `.env` overlaid with the
         environment (the environment wins, as for every field). Read afresh on each call, like the file itself;
         nothing else is taken from either source."""
-        env_file = self.model_config.get("env_file")
+        env_file = self._chain_env_file
         merged: dict[str, str] = {}
         if isinstance(env_file, str | Path) and Path(env_file).is_file():
             merged = {k: v for k, v in dotenv_values(env_file).items() if v is not None}
