@@ -85,9 +85,9 @@ class Settings(BaseSettings):
         return _csv(value)
 
     def chain_variables(self) -> dict[str, str]:
-        """`CHAINS` and every `<NAME>_*` chain variable (see `CHAIN_SUFFIXES`), from `.env` overlaid with the
-        environment (the environment wins, as for every field). Read afresh on each call, like the file itself;
-        nothing else is taken from either source."""
+        """The chain variables `tracing.chain.config.load_chains` reads: `CHAINS` (the `chains` field) and every
+        `<NAME>_*` variable (see `CHAIN_SUFFIXES`) from `.env` overlaid with the environment (the environment wins,
+        as for every field). The `<NAME>_*` ones are dynamic, so they are read on each call; nothing else is taken."""
         env_file = self._chain_env_file
         merged: dict[str, str] = {}
         if isinstance(env_file, str | Path) and Path(env_file).is_file():
