@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from bot.commands import CommandSpec
 from bot.context import Context
-from bot.grammar import Flag, Param, address_arg, direction_arg, int_arg, threshold_arg, time_arg
+from bot.grammar import Flag, Param, address_arg, choice_arg, direction_arg, int_arg, threshold_arg, time_arg
 from bot.messages import Action, Attachment, Reply, Text
 from tracing import (
     DEFAULT_HOPS,
@@ -31,6 +31,10 @@ def token_arg(text: str) -> str:
     if text.strip().lower() in ("native", "eth"):
         return "native"
     return parse_address(text)
+
+
+def taint_model_arg(text: str) -> TaintModel:
+    return TaintModel(choice_arg(*(m.value for m in TaintModel))(text))
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +95,7 @@ SPEC = CommandSpec(
     flags=(
         Flag("direction", direction_arg, "out: where the funds went; in: where they came from", metavar="out|in"),
         Flag("hops", int_arg(1, MAX_HOPS), f"how many hops (1–{MAX_HOPS}, default {DEFAULT_HOPS})", metavar="N"),
-        Flag("model", TaintModel.parse, "taint model for the amounts", metavar="haircut|poison"),
+        Flag("model", taint_model_arg, "taint model for the amounts", metavar="haircut|poison"),
         Flag("min-value", threshold_arg, "ignore transfers below this amount (in ETH or token units)", metavar="V"),
         Flag("token", token_arg, "follow only this token (contract address, or native)", metavar="TOKEN"),
         Flag("since", time_arg, "only transfers at or after this time", metavar="DATE|UNIX"),

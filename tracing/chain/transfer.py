@@ -30,7 +30,7 @@ class Direction(StrEnum):
         value = text.strip().lower()
         aliases = {"out": cls.OUT, "forward": cls.OUT, "in": cls.IN, "backward": cls.IN, "back": cls.IN}
         if value not in aliases:
-            raise InvalidArgument(f"“{text[:20]}” is not a direction; use out or in.")
+            raise InvalidArgument(f"“{text[:20]}” is not one of the directions; use out or in.")
         return aliases[value]
 
     @property
