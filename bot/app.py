@@ -13,9 +13,12 @@ from tracing import (
     Investigator,
     WatchBook,
     configured_explorers,
+    configured_token_readers,
     ensure_bundled_labels,
     ensure_demo_data,
+    price_api_from_settings,
     retro_alert_hook,
+    use_chain_variables,
 )
 
 log = logging.getLogger(__name__)
@@ -36,8 +39,15 @@ class App:
 
 def build_app(settings: Settings, *, database_url: str | None = None) -> App:
     db = open_database(database_url or settings.effective_database_url)
-    explorers = configured_explorers(settings.chain_variables())
-    investigator = Investigator(db, default_chain=settings.default_chain, explorers=explorers)
+    chain_variables = settings.chain_variables()
+    use_chain_variables(chain_variables)
+    investigator = Investigator(
+        db,
+        default_chain=settings.default_chain,
+        explorers=configured_explorers(chain_variables),
+        token_readers=configured_token_readers(chain_variables),
+        price_api=price_api_from_settings(settings),
+    )
     investigator.labels.hooks.append(retro_alert_hook(db))  # new risk labels reach watchers and /risk askers
     ensure_bundled_labels(investigator.labels)
     if settings.demo_data:

@@ -18,6 +18,7 @@ import math
 import re
 import secrets
 import time
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -46,6 +47,15 @@ EVENT_MEMORY = timedelta(hours=1)
 """How long a platform event id is remembered (Slack re-delivers within minutes)."""
 
 _PASTED_ADDRESS = re.compile(r"(?<![0-9A-Za-z])0x[0-9a-fA-F]{40}(?![0-9A-Za-z])")
+
+
+def one_line(sentence: str) -> str:
+    """A refusal as one line: line breaks and other control characters it quotes from the input are shown escaped
+    (`\\n`), so a quoted word cannot make a reply of several lines."""
+    return "".join(
+        c if c == " " or unicodedata.category(c) not in ("Cc", "Zl", "Zp") else c.encode("unicode_escape").decode()
+        for c in sentence
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,10 +190,10 @@ class Bot:
             reply = await spec.handler(context, arguments)
         except NotAllowed as exc:
             self._audit(message, spec.name, rest, "refused", str(exc))
-            return Reply.error(str(exc))
+            return Reply.error(one_line(str(exc)))
         except UserError as exc:
             self._audit(message, spec.name, rest, "error", str(exc))
-            return Reply.error(str(exc))
+            return Reply.error(one_line(str(exc)))
         except Exception as exc:
             ref = secrets.token_hex(4)
             log.exception("command /%s failed (ref %s)", spec.name, ref)

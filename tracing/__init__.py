@@ -14,17 +14,29 @@ Wings, each importing only those listed before it:
 """
 
 from tracing.chain.address import checksum, parse_address, short
+from tracing.chain.amounts import NO_USD, TransferPrices, UsdLookup, Valuation, amount_text, usd_text
 from tracing.chain.chainref import chain_arg
-from tracing.chain.config import WELL_KNOWN, ChainConfig, ChainConfigError, adhoc_chain, get_chain, load_chains
+from tracing.chain.config import (
+    WELL_KNOWN,
+    ChainConfig,
+    ChainConfigError,
+    adhoc_chain,
+    configured_chains,
+    get_chain,
+    load_chains,
+    use_chain_variables,
+)
 from tracing.chain.demo import RONIN_EXPLOITER, ensure_demo_data, load_demo, remove_demo
 from tracing.chain.etl_import import EtlFileKind, EtlFileResult, EtlImportResult, import_etl_files
 from tracing.chain.index import TransferIndex
 from tracing.chain.indexer import BLOCKS_PER_REQUEST, CONCURRENCY, Indexer, IndexReport, fetch_range
+from tracing.chain.prices import PriceApi, PriceBook, PriceImport, import_price_csv, price_api_from_settings
 from tracing.chain.rpc import RpcSource
 from tracing.chain.threshold import USD_NOT_YET, Threshold, foreign_digits, parse_threshold
+from tracing.chain.tokens import TokenBook, TokenInfo
 from tracing.chain.transfer import Direction, Transfer, TransferKind, format_amount
 from tracing.errors import InvalidArgument, NotAllowed, NotFound, SourceError, UserError
-from tracing.investigator import Asker, Investigator, configured_explorers
+from tracing.investigator import Asker, Investigator, configured_explorers, configured_token_readers
 from tracing.labels.book import Category, Label, LabelBook, LabelSet
 from tracing.labels.bundled import BUNDLED_PREFIX, ensure_bundled_labels, is_bundled
 from tracing.labels.importers import LabelImport, Reader, load_formats
@@ -44,7 +56,7 @@ from tracing.monitor.ops import OpsMonitor, OpsPolicy, parse_ops_chat
 from tracing.monitor.outbox import Outbox, OutboxItem, OutboxKind, OutboxStatus, SentMessage, outbox_stats
 from tracing.monitor.watch import Watch, WatchBook, WatchMatcher, parse_min_amount
 from tracing.monitor.watcher import ChainFeed, InvestigatorRisk, watch_chains, watch_status
-from tracing.risk.exposure import amounts_of
+from tracing.risk.exposure import amounts_of, trace_amounts
 from tracing.risk.outputs import PictureUnavailable, risk_csv, risk_json, to_json_text, trace_csv, trace_json, trace_png
 from tracing.risk.report import Amount, Exposure, Level, RiskReport, amounts_words
 from tracing.trace.coverage import Coverage
@@ -62,6 +74,8 @@ from tracing.trace.model import (
 from tracing.trace.taint import TaintModel
 
 __all__ = [
+    "configured_chains",
+    "use_chain_variables",
     "USD_NOT_YET",
     "Threshold",
     "foreign_digits",
@@ -107,6 +121,7 @@ __all__ = [
     "LabelSet",
     "Level",
     "MAX_HOPS",
+    "NO_USD",
     "NotAllowed",
     "NotFound",
     "OnCall",
@@ -117,6 +132,9 @@ __all__ = [
     "OutboxKind",
     "OutboxStatus",
     "PictureUnavailable",
+    "PriceApi",
+    "PriceBook",
+    "PriceImport",
     "RONIN_EXPLOITER",
     "Reader",
     "RiskReport",
@@ -126,6 +144,8 @@ __all__ = [
     "Stop",
     "SystemClock",
     "TaintModel",
+    "TokenBook",
+    "TokenInfo",
     "Trace",
     "TraceNode",
     "TraceParams",
@@ -133,23 +153,29 @@ __all__ = [
     "TransferGraph",
     "TransferIndex",
     "TransferKind",
+    "TransferPrices",
+    "UsdLookup",
     "UserError",
+    "Valuation",
     "WELL_KNOWN",
     "Watch",
     "WatchBook",
     "WatchMatcher",
     "adhoc_chain",
+    "amount_text",
     "amounts_of",
     "amounts_words",
     "chain_arg",
     "checksum",
     "configured_explorers",
+    "configured_token_readers",
     "ensure_bundled_labels",
     "ensure_demo_data",
     "fetch_range",
     "format_amount",
     "get_chain",
     "import_etl_files",
+    "import_price_csv",
     "is_bundled",
     "load_chains",
     "load_demo",
@@ -158,6 +184,7 @@ __all__ = [
     "parse_address",
     "parse_min_amount",
     "parse_ops_chat",
+    "price_api_from_settings",
     "programs_of",
     "record_alert",
     "remove_demo",
@@ -167,10 +194,12 @@ __all__ = [
     "short",
     "sleep_or_stop",
     "to_json_text",
+    "trace_amounts",
     "trace_csv",
     "trace_funds",
     "trace_json",
     "trace_png",
+    "usd_text",
     "watch_chains",
     "watch_status",
 ]

@@ -14,6 +14,7 @@ from typing import Any
 import typer
 
 from bot.cli.base import app, open_app
+from bot.core import one_line
 from bot.grammar import Syntax, parse_words
 from bot.handlers.risk import SPEC as RISK
 from bot.handlers.risk import RiskArgs
@@ -54,7 +55,7 @@ def _parse(spec: Syntax, words: list[str]) -> Any:
     try:
         return parse_words(spec, words)
     except UserError as exc:
-        raise _fail(str(exc)) from exc
+        raise _fail(one_line(str(exc))) from exc
 
 
 def _write(path: Path, data: bytes) -> None:

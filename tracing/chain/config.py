@@ -1,7 +1,8 @@
 """EVM chains by configuration: `CHAINS=eth,base` plus `<NAME>_RPC_URL`, `<NAME>_EXPLORER_URL`, ... per chain.
 
 The variables are read in one place, `storage.Settings.chain_variables()` (the environment and `.env`, the
-environment winning), and handed to `load_chains`; this module opens no file and reads no environment. Well-known names
+environment winning), and handed to `load_chains` (or, for the helpers that ask "which chains are configured?",
+once to `use_chain_variables` at start-up); this module opens no file and reads no environment. Well-known names
 (eth, base, arbitrum, optimism, polygon, bsc) come with their chain id, native symbol and a confirmation depth;
 any other name needs `<NAME>_CHAIN_ID` or has its id read from the node.
 """
@@ -121,6 +122,25 @@ def load_chains(env: Mapping[str, str]) -> dict[str, ChainConfig]:
         config = chain_from_env(raw, env)
         chains[config.name] = config
     return chains
+
+
+_handed: dict[str, str] | None = None
+
+
+def use_chain_variables(env: Mapping[str, str]) -> None:
+    """Hand this process's chain variables (`storage.Settings.chain_variables()`) to `configured_chains`; the app
+    does so when it is built."""
+    global _handed
+    _handed = dict(env)
+
+
+def configured_chains() -> dict[str, ChainConfig]:
+    """The chains of the variables handed to `use_chain_variables` (before that, of the process's settings)."""
+    if _handed is None:
+        from storage import get_settings
+
+        return load_chains(get_settings().chain_variables())
+    return load_chains(_handed)
 
 
 def get_chain(name: str, chains: Mapping[str, ChainConfig]) -> ChainConfig:
