@@ -18,9 +18,14 @@ from tracing.chain.transfer import Transfer, TransferKind
 from tracing.labels.book import Category, Label
 from tracing.risk.exposure import exposures_from, merged_coverage, report_from_traces, volume_of
 from tracing.trace import compiled as graph_walk
-from tracing.trace.graph import LabelCache, TransferGraph
-from tracing.trace.model import Direction, GraphSource, Trace, TraceParams, _trace_graph_python, trace_funds
+from tracing.trace.flows import FlowQuery, FlowRequest, Flows, History, HistoryRequest
+from tracing.trace.graph import TransferGraph
+from tracing.trace.label_cache import LabelCache
+from tracing.trace.model import Trace
+from tracing.trace.params import Direction, TraceParams
+from tracing.trace.sources import GraphSource
 from tracing.trace.taint import TaintModel
+from tracing.trace.walk import trace_funds, trace_graph_python
 
 if not graph_walk.available() and os.environ.get("CHAINSLEUTH_REQUIRE_COMPILED_WALK"):
     raise RuntimeError("tracing.trace._walk is not built, and CHAINSLEUTH_REQUIRE_COMPILED_WALK is set (CI)")
@@ -107,6 +112,7 @@ def random_params(rng: random.Random) -> TraceParams:
         max_nodes=rng.choice([3, 10, 25, 2000, 2000]),
         scan_limit=rng.choice([2, 8, 50_000]),
         hub_degree=rng.choice([5, 20, 1000]),
+        follow_value=False,  # the compiled walk follows the graph; the value-aware walk is Python only
     )
 
 
@@ -145,7 +151,7 @@ async def test_compiled_walk_matches_the_python_walk(seed: int) -> None:
         params = random_params(rng)
         root = rng.choice(graph.addresses) if rng.random() < 0.9 else addr(n_nodes + 1)
         fast = await trace_funds(source, labels, root, "eth", params)
-        reference = _trace_graph_python(source, labels, root, "eth", params, 0.0)
+        reference = trace_graph_python(source, labels, root, "eth", params, 0.0)
         assert (fast._parts is not None) == (root in graph.ids)  # compiled whenever the root is in the graph
         assert everything(fast) == everything(reference), (seed, params, root)
 
@@ -173,12 +179,13 @@ async def test_huge_values_and_pending_transfers_fall_back_to_the_python_walk() 
                  value=5, **base),  # type: ignore[arg-type]
     ]  # fmt: skip
     graph = TransferGraph.from_transfers("eth", transfers)
-    result = await trace_funds(GraphSource(graph), Labels({}), addr(1), "eth", TraceParams(hops=2))
+    graph_walk = TraceParams(follow_value=False)
+    result = await trace_funds(GraphSource(graph), Labels({}), addr(1), "eth", replace(graph_walk, hops=2))
     assert result._parts is None and [n.address for n in result.nodes] == [addr(1), addr(2), addr(3)]
     small = TransferGraph.from_transfers("eth", transfers[1:])
-    assert (await trace_funds(GraphSource(small), Labels({}), addr(2), "eth", TraceParams()))._parts is not None
+    assert (await trace_funds(GraphSource(small), Labels({}), addr(2), "eth", graph_walk))._parts is not None
     small.append([transfers[0]])
-    assert (await trace_funds(GraphSource(small), Labels({}), addr(2), "eth", TraceParams()))._parts is None
+    assert (await trace_funds(GraphSource(small), Labels({}), addr(2), "eth", graph_walk))._parts is None
 
 
 def report_parts(t: Trace, rng: random.Random) -> tuple[object, ...]:
@@ -210,7 +217,7 @@ async def test_risk_reports_over_the_compiled_walk_match_the_python_walk(seed: i
             for direction in Direction.ways():
                 mine = replace(params, direction=direction)
                 if walk is None:
-                    traces.append(_trace_graph_python(source, labels, root, "eth", mine, 0.0))
+                    traces.append(trace_graph_python(source, labels, root, "eth", mine, 0.0))
                 else:
                     traces.append(await walk(source, labels, root, "eth", mine))
             out, back = traces
@@ -247,13 +254,13 @@ async def test_label_cache_gives_the_trace_of_the_label_lookups(seed: int) -> No
         root = rng.choice(graph.addresses)
         fast = await trace_funds(source, cache, root, "eth", params)
         assert fast._parts is not None
-        assert everything(fast) == everything(_trace_graph_python(source, labels, root, "eth", params, 0.0))
+        assert everything(fast) == everything(trace_graph_python(source, labels, root, "eth", params, 0.0))
     cache._labels = {}  # a new snapshot: the trace sees it, not the labels read before
     params = random_params(rng)
     root = rng.choice(graph.addresses)
     unlabelled = await trace_funds(source, cache, root, "eth", params)
     assert not [n for n in unlabelled.nodes if n.labels]
-    reference = _trace_graph_python(source, SnapshotCache({}), root, "eth", params, 0.0)
+    reference = trace_graph_python(source, SnapshotCache({}), root, "eth", params, 0.0)
     assert everything(unlabelled) == everything(reference)
 
 
@@ -305,10 +312,99 @@ async def test_node_marks_give_the_trace_and_report_of_the_label_lookups(seed: i
                     assert fast._parts is not None
                     traces.append(fast)
                 else:
-                    traces.append(_trace_graph_python(source, cache, root, "eth", mine, 0.0))
+                    traces.append(trace_graph_python(source, cache, root, "eth", mine, 0.0))
             out, back = traces
             report = report_from_traces(
                 root, "eth", cache.for_address(root, "eth"), out, back, merged_coverage(out, back)
             )
             both.append((report, everything(out), everything(back)))
         assert both[0] == both[1], (seed, params, root)
+
+
+# --- the value-aware walk over the graph's arrays ------------------------------------------------------------------
+
+
+class HistoriesOf:
+    """The graph as any other history source: the walk runs the reference ledger (`select_value` over `Transfer`s)."""
+
+    def __init__(self, graph: TransferGraph) -> None:
+        self.name = GraphSource.name
+        self.graph_source = GraphSource(graph)
+
+    async def histories(self, chain: str, query: FlowQuery, requests: Sequence[HistoryRequest]) -> list[History]:
+        return await self.graph_source.histories(chain, query, requests)
+
+    async def flows(self, chain: str, query: FlowQuery, requests: Sequence[FlowRequest]) -> list[Flows]:
+        return await self.graph_source.flows(chain, query, requests)
+
+
+class UsdaAtPeg:
+    """USDA at $1, TKB at $2 on even days only, nothing else priced: the dust floor in USD and in units both apply."""
+
+    def usd(
+        self, asset: str | None, decimals: int | None, symbol: str | None, timestamp: int, raw: int
+    ) -> Decimal | None:
+        if asset == TOKENS[0][0]:
+            return Decimal(raw).scaleb(-6)
+        if asset == TOKENS[1][0] and timestamp % 2 == 0:
+            return 2 * Decimal(raw).scaleb(-18)
+        return None
+
+
+def with_swaps(graph: TransferGraph, rng: random.Random, n_nodes: int) -> None:
+    """Swaps (an address sends one asset and gets another back in the same transaction), some of them appended after
+    the build (the graph's overflow lists)."""
+    swaps = []
+    for i in range(rng.choice([0, 30, 100])):
+        who, pool = rng.randrange(n_nodes), rng.randrange(n_nodes)
+        tx_hash, when = f"0x{rng.getrandbits(256):064x}", rng.randrange(1, 60)
+        sent, got = rng.sample([None, *TOKENS], 2)
+        for j, (frm, to, token) in enumerate(((who, pool, sent), (pool, who, got))):
+            swaps.append(
+                Transfer("eth", 20_000 + i, "", when, tx_hash,
+                         TransferKind.ERC20 if token else TransferKind.NATIVE, f"log:{j}" if token else "tx",
+                         addr(frm), addr(to), rng.randrange(1, 3 * 10**18),
+                         token[0] if token else None, token[1] if token else None, token[2] if token else None)
+            )  # fmt: skip
+    graph.append(swaps)
+
+
+@pytest.mark.parametrize("seed", range(40))
+async def test_value_walk_on_the_graph_arrays_matches_the_reference_ledger(seed: int) -> None:
+    rng = random.Random(1000 + seed)
+    graph, labels, n_nodes = random_graph(rng)
+    if seed % 2:  # one asset only: openings read from running sums of the adjacency lists
+        graph = TransferGraph.from_transfers(
+            "eth", [graph.transfer(e) for e in range(len(graph)) if graph.token[e] < 0]
+        )
+    with_swaps(graph, rng, n_nodes)
+    fast_source, reference_source = GraphSource(graph), HistoriesOf(graph)
+    for model in TaintModel:
+        if model is TaintModel.FIFO:  # the graph grows between traces: running sums read before are stale
+            graph.append(
+                Transfer("eth", 30_000 + i, "", rng.randrange(1, 60), f"0x{rng.getrandbits(256):064x}",
+                         TransferKind.NATIVE, "tx", addr(rng.randrange(n_nodes)), addr(rng.randrange(n_nodes)),
+                         rng.randrange(1, 3 * 10**18))
+                for i in range(rng.choice([1, 20]))
+            )  # fmt: skip
+            if rng.random() < 0.5:
+                graph.compact()
+        for _ in range(4):
+            params = replace(
+                random_params(rng),
+                model=model,
+                follow_value=True,
+                follow_time=True,
+                dust_usd=rng.choice([None, Decimal(0), Decimal(100), Decimal("0.5")]),
+                dust_units=rng.choice([(), (("native", Decimal("0.5")),), ((TOKENS[2][0], Decimal(10**17)),)]),
+                follow_share=rng.choice([Decimal("0.5"), Decimal(0), Decimal("0.1"), Decimal(1)]),
+            )
+            root = rng.choice(graph.addresses)
+            others = rng.sample(graph.addresses, rng.choice([0, 0, 2]))
+            fast = await trace_funds(fast_source, labels, root, "eth", params, UsdaAtPeg(), with_roots=others)
+            reference = await trace_funds(reference_source, labels, root, "eth", params, UsdaAtPeg(), with_roots=others)
+            assert fast.value_aware and reference.value_aware
+            assert {e.key: fast.carried(e) for e in fast.edges} == {
+                e.key: reference.carried(e) for e in reference.edges
+            }
+            assert everything(fast) == everything(reference), (seed, params, root)

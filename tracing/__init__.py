@@ -30,7 +30,7 @@ from tracing.chain.demo import RONIN_EXPLOITER, ensure_demo_data, load_demo, rem
 from tracing.chain.etl_import import EtlFileKind, EtlFileResult, EtlImportResult, import_etl_files
 from tracing.chain.index import TransferIndex
 from tracing.chain.indexer import BLOCKS_PER_REQUEST, CONCURRENCY, Indexer, IndexReport, fetch_range
-from tracing.chain.prices import PriceApi, PriceBook, PriceImport, import_price_csv, price_api_from_settings
+from tracing.chain.prices import PriceApi, PriceBook, PriceImport, PriceTable, import_price_csv, price_api_from_settings
 from tracing.chain.rpc import RpcSource
 from tracing.chain.threshold import USD_NOT_YET, Threshold, foreign_digits, parse_threshold
 from tracing.chain.tokens import TokenBook, TokenInfo
@@ -53,25 +53,35 @@ from tracing.monitor.incidents import (
     OnCall,
 )
 from tracing.monitor.ops import OpsMonitor, OpsPolicy, parse_ops_chat
-from tracing.monitor.outbox import Outbox, OutboxItem, OutboxKind, OutboxStatus, SentMessage, outbox_stats
+from tracing.monitor.outbox import (
+    EscalationNotice,
+    Notice,
+    NoticeError,
+    OpsNotice,
+    Outbox,
+    OutboxItem,
+    OutboxKind,
+    OutboxStatus,
+    SentMessage,
+    outbox_stats,
+)
 from tracing.monitor.watch import Watch, WatchBook, WatchMatcher, parse_min_amount
 from tracing.monitor.watcher import ChainFeed, InvestigatorRisk, watch_chains, watch_status
 from tracing.risk.exposure import amounts_of, trace_amounts
 from tracing.risk.outputs import PictureUnavailable, risk_csv, risk_json, to_json_text, trace_csv, trace_json, trace_png
 from tracing.risk.report import Amount, Exposure, Level, RiskReport, amounts_words
+from tracing.trace.cache import GraphCache
+from tracing.trace.compare import Disagreement, ModelComparison, compare_models
+from tracing.trace.compiled import available as compiled_walk_available
 from tracing.trace.coverage import Coverage
-from tracing.trace.graph import GraphCache, LabelCache, TransferGraph
-from tracing.trace.model import (
-    DEFAULT_HOPS,
-    MAX_HOPS,
-    GraphSource,
-    Stop,
-    Trace,
-    TraceNode,
-    TraceParams,
-    trace_funds,
-)
+from tracing.trace.graph import TransferGraph
+from tracing.trace.label_cache import LabelCache
+from tracing.trace.model import Stop, Trace, TraceNode
+from tracing.trace.params import DEFAULT_DUST_USD, DEFAULT_HOPS, MAX_HOPS, STOPS, TraceParams
+from tracing.trace.sources import GraphSource
 from tracing.trace.taint import TaintModel
+from tracing.trace.value import PegPrices, UsdPrices
+from tracing.trace.walk import trace_funds
 
 __all__ = [
     "configured_chains",
@@ -96,9 +106,12 @@ __all__ = [
     "ChainFeed",
     "Clock",
     "Coverage",
+    "DEFAULT_DUST_USD",
     "DEFAULT_HOPS",
     "Direction",
+    "Disagreement",
     "Disposition",
+    "EscalationNotice",
     "EscalationPolicy",
     "EtlFileKind",
     "EtlFileResult",
@@ -121,24 +134,31 @@ __all__ = [
     "LabelSet",
     "Level",
     "MAX_HOPS",
+    "ModelComparison",
     "NO_USD",
     "NotAllowed",
     "NotFound",
+    "Notice",
+    "NoticeError",
     "OnCall",
     "OpsMonitor",
+    "OpsNotice",
     "OpsPolicy",
     "Outbox",
     "OutboxItem",
     "OutboxKind",
     "OutboxStatus",
+    "PegPrices",
     "PictureUnavailable",
     "PriceApi",
     "PriceBook",
+    "PriceTable",
     "PriceImport",
     "RONIN_EXPLOITER",
     "Reader",
     "RiskReport",
     "RpcSource",
+    "STOPS",
     "SentMessage",
     "SourceError",
     "Stop",
@@ -155,6 +175,7 @@ __all__ = [
     "TransferKind",
     "TransferPrices",
     "UsdLookup",
+    "UsdPrices",
     "UserError",
     "Valuation",
     "WELL_KNOWN",
@@ -167,6 +188,8 @@ __all__ = [
     "amounts_words",
     "chain_arg",
     "checksum",
+    "compare_models",
+    "compiled_walk_available",
     "configured_explorers",
     "configured_token_readers",
     "ensure_bundled_labels",

@@ -20,16 +20,17 @@ import contextlib
 import logging
 import re
 import secrets
+import socket
 from contextvars import ContextVar
-from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import aiohttp
 from aiohttp import web
-from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
 from slack_bolt.middleware.authorization.async_single_team_authorization import AsyncSingleTeamAuthorization
+from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
@@ -41,7 +42,8 @@ from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.backends import slack_history
-from bot.backends.base import serve_until_signalled
+from bot.backends.base import PostHistory, PostMarker, serve_until_signalled
+from bot.backends.errors import DeliveryError, Outcome, RateLimited, raised_from
 from bot.core import Bot
 from bot.messages import Identity, IncomingMessage, Reply
 from bot.render.slack_blocks import (
@@ -54,10 +56,10 @@ from bot.render.slack_blocks import (
     render_blocks,
     unescape,
 )
+from bot.web.refusals import Refusals
+from bot.web.server import GuardedServer, HttpLimits
+from bot.web.slack_gate import SlackGate
 from storage import Settings
-
-if TYPE_CHECKING:
-    from bot.notifier import FoundPost, PostMarker
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +113,33 @@ def command_text(text: str) -> str:
     return words if words.startswith("/") else "/" + words
 
 
+NEVER_LEFT = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError, ConnectionRefusedError, socket.gaierror)
+"""Failures (anywhere in the `raise … from` chain) that say the request never left: no connection was made (refused,
+DNS, TLS handshake, connect time-out). The message is certainly not in the channel."""
+NETWORK = (aiohttp.ClientError, OSError, TimeoutError)
+
+
+def delivery_error(exc: BaseException) -> RateLimited | DeliveryError:
+    """Sort a failure of slack_sdk: a 429 → `RateLimited` (after `Retry-After`); a 5xx → in doubt (Slack failed
+    somewhere in handling it, maybe after posting); any other refusal (a 4xx, or a 200 with `ok: false`) → refused;
+    a network failure before the request left → not sent; any other network failure (a read time-out, the
+    connection lost after sending) → in doubt; anything else → refused."""
+    if isinstance(exc, SlackApiError) and isinstance(exc.response.status_code, int):
+        status = exc.response.status_code
+        if status == 429:
+            headers = exc.response.headers or {}
+            return RateLimited(float(headers.get("Retry-After", headers.get("retry-after", 1))), str(exc))
+        if status >= 500:
+            return DeliveryError(str(exc), Outcome.IN_DOUBT)
+        return DeliveryError(str(exc), Outcome.REFUSED)
+    text = f"{type(exc).__name__}: {exc}"
+    if raised_from(exc, NEVER_LEFT):
+        return DeliveryError(text, Outcome.NOT_SENT)
+    if isinstance(exc, NETWORK):
+        return DeliveryError(text, Outcome.IN_DOUBT)
+    return DeliveryError(text, Outcome.REFUSED)
+
+
 class SlackBackend:
     platform = "slack"
 
@@ -127,6 +156,7 @@ class SlackBackend:
         # auth.test reaches it rather than slack.com. Ours shares one connection pool while serving (see `start`);
         # Bolt's cannot, as Bolt deep-copies its client into each lazy listener's request.
         self.client = self._web_client()
+        self._history = slack_history.SlackHistory(self.client)
         self.app = AsyncApp(
             client=self._web_client(),
             signing_secret=settings.slack_signing_secret,
@@ -138,7 +168,8 @@ class SlackBackend:
         self.app.event("message")(ack=self._ack, lazy=[self._run_message])
         self.app.action(re.compile(f"^{re.escape(ACTION_PREFIX)}"))(ack=self._ack, lazy=[self._run_button])
         self.port = settings.slack_http_port
-        self._runner: web.AppRunner | None = None
+        self._http: GuardedServer | None = None
+        self._gate = SlackGate(settings.slack_signing_secret, bot.claims, Refusals("slack"))
         self._socket: AsyncSocketModeHandler | None = None
         self._session: aiohttp.ClientSession | None = None
         self._stopping = asyncio.Event()
@@ -151,6 +182,11 @@ class SlackBackend:
             # harmless (`UnsentOnlyRetryHandler`).
             retry_handlers=[UnsentOnlyRetryHandler(), AsyncRateLimitErrorRetryHandler(max_retry_count=3)],
         )
+
+    @property
+    def history(self) -> PostHistory:
+        """Finds alert posts again by their message metadata (`slack_history`)."""
+        return self._history
 
     # --- lifecycle -------------------------------------------------------------------------------------------
 
@@ -171,17 +207,15 @@ class SlackBackend:
             await self._socket.connect_async()  # slack_sdk retries until connected, logging each failure
             log.info("slack: Socket Mode connected")
             return
-        web_app = web.Application()
-        web_app.router.add_post(EVENTS_PATH, self._events)
-        self._runner = web.AppRunner(web_app, access_log=None)
-        await self._runner.setup()
         host, port = self.settings.slack_http_host, self.settings.slack_http_port
+        limits = HttpLimits.from_settings(self.settings)
+        self._http = GuardedServer("slack", host, port, limits, refusals=self._gate.refusals)
+        self._http.app.router.add_post(EVENTS_PATH, self._events)
         try:
-            await web.TCPSite(self._runner, host, port).start()
+            self.port = await self._http.start()
         except OSError as exc:
-            await self._runner.cleanup()
+            self._http = None
             raise SlackSetupError(f"cannot listen on {host}:{port}: {exc}") from exc
-        self.port = int(self._runner.addresses[0][1])
         log.info("slack: HTTP mode on http://%s:%s%s", self.settings.slack_http_host, self.port, EVENTS_PATH)
 
     async def _check_token(self) -> None:
@@ -209,9 +243,9 @@ class SlackBackend:
         if self._socket is not None:
             await self._socket.close_async()
             self._socket = None
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        if self._http is not None:
+            await self._http.stop()
+            self._http = None
         if self._session is not None:
             await self._session.close()  # later calls (alerts after a stop) open their own sessions again
             self._session = None
@@ -220,11 +254,16 @@ class SlackBackend:
         await serve_until_signalled(self.start, self.stop, self._stopping)
 
     async def _events(self, request: web.Request) -> web.StreamResponse:
-        """Bolt's dispatch (signature check, ack); the ack is written out before the lazy work may start."""
+        """The gate (signature, shape, replay: `bot.web.slack_gate`), then Bolt's dispatch (ack); the ack is written
+        out before the lazy work may start."""
+        body = await self._gate.admit(request)
+        if isinstance(body, web.Response):
+            return body
         acked = asyncio.Event()
         token = _acked.set(acked)
         try:
-            bolt_response = await self.app.async_dispatch(await to_bolt_request(request))
+            bolt_request = AsyncBoltRequest(body=body, query=request.query_string, headers=dict(request.headers))
+            bolt_response = await self.app.async_dispatch(bolt_request)
         finally:
             _acked.reset(token)
         response = await to_aiohttp_response(bolt_response)
@@ -363,20 +402,22 @@ class SlackBackend:
     # --- sending ---------------------------------------------------------------------------------------------
 
     async def send(self, chat_id: str, reply: Reply, *, marker: PostMarker | None = None) -> str:
-        """Post unprompted (alerts); `marker` goes along as message metadata, for `find_posted`."""
-        ids = await self._store_actions(chat_id, reply)
-        metadata = slack_history.outbox_metadata(marker) if marker is not None else None
-        return await self._post_message(chat_id, reply, ids, metadata=metadata)
-
-    async def find_posted(self, chat_id: str, marker: PostMarker, since: datetime) -> list[FoundPost]:
-        """Posts sent with a marker naming any of `marker`'s outbox rows, since `since` (see `slack_history`)."""
-        return await slack_history.find_posted(self.client, chat_id, marker, since)
+        """Post unprompted (alerts); `marker` goes along as message metadata, for `history` to find."""
+        try:
+            ids = await self._store_actions(chat_id, reply)
+            metadata = slack_history.outbox_metadata(marker) if marker is not None else None
+            return await self._post_message(chat_id, reply, ids, metadata=metadata)
+        except Exception as exc:
+            raise delivery_error(exc) from exc
 
     async def edit(self, chat_id: str, message_id: str, reply: Reply) -> None:
         """Replace a message posted earlier (`message_id` is its `ts`), buttons included."""
-        ids = await self._store_actions(chat_id, reply)
-        message = render_blocks(reply, ids)
-        await self.client.chat_update(channel=chat_id, ts=message_id, text=message.text, blocks=message.blocks)
+        try:
+            ids = await self._store_actions(chat_id, reply)
+            message = render_blocks(reply, ids)
+            await self.client.chat_update(channel=chat_id, ts=message_id, text=message.text, blocks=message.blocks)
+        except Exception as exc:
+            raise delivery_error(exc) from exc
 
     async def _store_actions(
         self, chat_id: str, reply: Reply, *, pressable_by: str = "", created_by: str = ""

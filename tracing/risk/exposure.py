@@ -11,7 +11,7 @@ from tracing.chain.amounts import UsdSum
 from tracing.labels.book import Label
 from tracing.risk.report import Amount, Exposure, RiskReport, traced_report
 from tracing.trace.coverage import Coverage
-from tracing.trace.graph import Asset
+from tracing.trace.flows import Asset
 from tracing.trace.model import Trace
 from tracing.trace.taint import TaintModel
 from tracing.trace.usd import received_with_usd, token_meta, usd_moved
