@@ -34,7 +34,8 @@ def token_arg(text: str) -> str:
 
 
 def taint_model_arg(text: str) -> TaintModel:
-    return TaintModel(choice_arg(*(m.value for m in TaintModel))(text))
+    """The taint models chat offers: haircut or poison (fifo is the library's, not yet the command's)."""
+    return TaintModel(choice_arg(TaintModel.HAIRCUT.value, TaintModel.POISON.value)(text))
 
 
 @dataclass(frozen=True, slots=True)
