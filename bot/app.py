@@ -47,6 +47,7 @@ def build_app(settings: Settings, *, database_url: str | None = None) -> App:
         explorers=configured_explorers(chain_variables),
         token_readers=configured_token_readers(chain_variables),
         price_api=price_api_from_settings(settings),
+        explorer_budget=settings.explorer_budget,
     )
     investigator.labels.hooks.append(retro_alert_hook(db))  # new risk labels reach watchers and /risk askers
     ensure_bundled_labels(investigator.labels)
