@@ -9,13 +9,16 @@ from bot.core import Bot
 from bot.handlers import build_registry
 from storage import Database, Settings, open_database
 from tracing import (
+    IncidentDesk,
     Investigator,
+    WatchBook,
     configured_explorers,
     configured_token_readers,
     ensure_bundled_labels,
     ensure_demo_data,
     price_api_from_settings,
     retro_alert_hook,
+    use_chain_variables,
 )
 
 log = logging.getLogger(__name__)
@@ -26,6 +29,8 @@ class App:
     settings: Settings
     db: Database
     investigator: Investigator
+    incidents: IncidentDesk
+    watches: WatchBook
     bot: Bot
 
     def close(self) -> None:
@@ -34,16 +39,20 @@ class App:
 
 def build_app(settings: Settings, *, database_url: str | None = None) -> App:
     db = open_database(database_url or settings.effective_database_url)
+    chain_variables = settings.chain_variables()
+    use_chain_variables(chain_variables)
     investigator = Investigator(
         db,
         default_chain=settings.default_chain,
-        explorers=configured_explorers(),
-        token_readers=configured_token_readers(),
+        explorers=configured_explorers(chain_variables),
+        token_readers=configured_token_readers(chain_variables),
         price_api=price_api_from_settings(settings),
+        explorer_budget=settings.explorer_budget,
     )
     investigator.labels.hooks.append(retro_alert_hook(db))  # new risk labels reach watchers and /risk askers
     ensure_bundled_labels(investigator.labels)
     if settings.demo_data:
         ensure_demo_data(db)  # first run: the Ronin-hack demo flows, so /risk and /trace have data to show
-    bot = Bot(settings, db, investigator, build_registry())
-    return App(settings=settings, db=db, investigator=investigator, bot=bot)
+    incidents, watches = IncidentDesk(db), WatchBook(db)
+    bot = Bot(settings, db, investigator, build_registry(), incidents=incidents, watches=watches)
+    return App(settings=settings, db=db, investigator=investigator, incidents=incidents, watches=watches, bot=bot)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from bot.core import Context
+from bot.context import Context
 from tracing import get_chain, load_chains, watch_status
 
 QUIET_WATCHER = timedelta(minutes=15)
@@ -17,12 +17,12 @@ def configured_chain(ctx: Context, given: str | None) -> str:
 
     Without this a report on a chain nobody configured reads like a finding ("SEVERE … on foo") although no data
     of that chain was ever looked at."""
-    return get_chain(given or ctx.settings.default_chain, load_chains()).name
+    return get_chain(given or ctx.settings.default_chain, load_chains(ctx.settings.chain_variables())).name
 
 
 def watcher_gap(ctx: Context, chain: str, now: datetime | None = None) -> str | None:
     """Why alerts for `chain` may not come (no RPC URL, no watcher ever, a watcher gone quiet), or None."""
-    config = get_chain(chain, load_chains())
+    config = get_chain(chain, load_chains(ctx.settings.chain_variables()))
     if not config.rpc_urls:
         return (
             f"No watcher follows {chain}: {config.env_prefix}_RPC_URL is not set, so no alert can come until it is "

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.render.invisible import reveal
-from tracing import Amount, Exposure, Label, Level, RiskReport, amounts_words, checksum, programs_of
+from tracing import Amount, Direction, Exposure, Label, Level, RiskReport, amounts_words, checksum, programs_of
 
 LEVEL_MARK = {
     Level.UNKNOWN: "⚪",
@@ -53,9 +53,9 @@ def exposure_line(exposure: Exposure, chain: str = "eth") -> str:
     who = exposure.labels[0].name if exposure.labels else checksum(exposure.counterparty)
     hop_word = "direct" if exposure.direct else f"{exposure.hops} hops"
     share = f", {exposure.share:.1%} of volume" if exposure.share is not None else ""
-    arrow = "from" if exposure.direction.value == "incoming" else "to"
+    arrow = "from" if exposure.direction is Direction.IN else "to"
     return (
-        f"{exposure.category.display} ({hop_word}, {exposure.direction.value}): "
+        f"{exposure.category.display} ({hop_word}, {exposure.direction.adjective}): "
         f"{amounts_text(exposure.amounts, chain)} {arrow} {who}{share}"
     )
 

@@ -9,11 +9,10 @@ from dataclasses import replace
 
 from tracing.chain.amounts import UsdSum
 from tracing.labels.book import Label
-from tracing.risk.report import Amount, Direction, Exposure, RiskReport, traced_report
+from tracing.risk.report import Amount, Exposure, RiskReport, traced_report
 from tracing.trace.coverage import Coverage
 from tracing.trace.flows import Asset
 from tracing.trace.model import Trace
-from tracing.trace.params import TraceDirection
 from tracing.trace.taint import TaintModel
 from tracing.trace.usd import received_with_usd, token_meta, usd_moved
 
@@ -75,7 +74,7 @@ def exposures_from(trace: Trace, model: TaintModel | None = None) -> list[Exposu
     taint, usd = received_with_usd(trace, model, only=[node.address for node in labelled])
     meta = token_meta(trace)
     volume = trace.totals_of(trace.root)
-    direction = Direction.OUTGOING if trace.direction is TraceDirection.OUT else Direction.INCOMING
+    direction = trace.direction
     found: list[Exposure] = []
     for node in labelled:
         path = trace.path_to(node.address)

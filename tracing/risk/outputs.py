@@ -22,6 +22,7 @@ from typing import Any
 
 from tracing.chain.address import checksum
 from tracing.chain.amounts import NO_USD, UsdSum
+from tracing.chain.transfer import Direction
 from tracing.labels.book import Category, Label
 from tracing.risk.report import Amount, Exposure, RiskReport, native_symbol
 from tracing.trace.coverage import Coverage
@@ -168,7 +169,7 @@ def risk_json(report: RiskReport) -> dict[str, Any]:
 def exposure_json(exposure: Exposure) -> dict[str, Any]:
     return {
         "category": exposure.category.value,
-        "direction": exposure.direction.value,
+        "direction": exposure.direction.adjective,
         "hops": exposure.hops,
         "counterparty": exposure.counterparty,
         "labels": [label_json(label) for label in exposure.labels],
@@ -285,7 +286,7 @@ def risk_csv(report: RiskReport) -> str:
             [
                 report.address,
                 e.category.value,
-                e.direction.value,
+                e.direction.adjective,
                 e.hops,
                 e.counterparty,
                 "; ".join(label.name for label in e.labels),
@@ -424,7 +425,7 @@ def report_dot(report: RiskReport, max_nodes: int = PICTURE_NODES) -> str:
                 )
             if index:
                 prev = chain_of[index - 1]
-                a, b = (prev, address) if exposure.direction.value == "outgoing" else (address, prev)
+                a, b = (prev, address) if exposure.direction is Direction.OUT else (address, prev)
                 text = ""
                 if address == exposure.counterparty:
                     text = " + ".join(_amount_text(amount, report.chain) for amount in exposure.amounts)

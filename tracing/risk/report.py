@@ -10,6 +10,7 @@ from enum import StrEnum
 
 from tracing.chain.address import checksum
 from tracing.chain.amounts import amount_text
+from tracing.chain.transfer import Direction
 from tracing.labels.book import Category, Label
 from tracing.trace.coverage import Coverage
 
@@ -20,11 +21,6 @@ class Level(StrEnum):
     MEDIUM = "medium"
     HIGH = "high"
     SEVERE = "severe"
-
-
-class Direction(StrEnum):
-    INCOMING = "incoming"
-    OUTGOING = "outgoing"
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,7 +262,7 @@ def exposure_reason(
             old = summed.get(a.token)
             summed[a.token] = a if old is None else old.plus(a)
     amount = amounts_words(tuple(summed.values()), chain)
-    outgoing = first.direction is Direction.OUTGOING
+    outgoing = first.direction is Direction.OUT
     base = {a.token: a.value for a in (volume if outgoing else volume_in)}
     ratios = [a.value / base[a.token] for a in summed.values() if base.get(a.token)]
     share = f", {min(1.0, max(ratios)):.1%} of its {'outgoing' if outgoing else 'incoming'} volume" if ratios else ""
