@@ -16,7 +16,9 @@ from bot.delivery.notifier import Notifier
 from bot.messages import Identity
 from storage.ops_models import ChainCursor
 from storage.settings import Settings
+from tests.support.cli import run_cli
 from tests.support.fake_chain import FakeChain, move
+from tests.test_cli import env_for
 from tracing.monitor.alerts import AlertBook
 from tracing.monitor.clock import ManualClock
 from tracing.monitor.outbox import OpsNotice, OutboxKind, enqueue, outbox_stats
@@ -127,7 +129,6 @@ async def test_watch_says_when_no_watcher_follows_the_chain(
     scoped_app: App, here: TestBackend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("ETH_RPC_URL", raising=False)
-    monkeypatch.setattr("tracing.chain.config.dotenv_values", lambda _path: {})
     unset = await here.say(f"/watch {W} --channel", user=ADA)
     assert "Now watching" in unset.text and "ETH_RPC_URL is not set" in unset.text
     monkeypatch.setenv("ETH_RPC_URL", "http://127.0.0.1:1")
@@ -142,3 +143,10 @@ async def test_watch_says_when_no_watcher_follows_the_chain(
     assert "Warning" not in followed.text
     said = await TestBackend(scoped_app.bot, platform="cli", chat_id="cli", user_id="operator").say(f"/watch {W}")
     assert "alerts to this chat cannot be delivered" in said.text
+
+
+def test_the_cli_refuses_unconfigured_chains_too(tmp_path: Path, prepared_database_url: str) -> None:
+    env = env_for(tmp_path, prepared_database_url)
+    for command in (["risk", LAZARUS, "--chain", "foo"], ["trace", LAZARUS, "--chain", "foo"]):
+        result = run_cli(command, env)
+        assert result.returncode == 1 and "not configured" in result.stderr and "SEVERE" not in result.stdout
