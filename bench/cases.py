@@ -43,7 +43,8 @@ RECALL_GOAL, PRECISION_GOAL = 0.95, 0.90
 GRID = [(dust, share) for dust in (50.0, 100.0, 250.0, 1000.0) for share in (0.1, 0.25, 0.5, 1.0)]
 """(dust floor in USD, follow share) settings of the product's value-aware trace measured beside the default."""
 CRUMBS = (0.0, 0.0005, 0.001, 0.002, 0.005)
-"""`TraceParams.crumb_share` settings measured beside the default (0: no crumb rule, the rule before it)."""
+"""`TraceParams.crumb_share` settings measured beside the default (0: only the 5 % traced-funds part of the crumb
+rule applies)."""
 QUICK_MIXES = (Mix(seed=1, noise=0.1), Mix(seed=2, noise=0.1, everyday=0.6, payments=0.6, dust=3.0, hitchhike=0.5))
 
 
@@ -189,7 +190,8 @@ def markdown(result: Evaluation, cases: Sequence[str], hops: int, quick: bool) -
         "### Choosing the default rule: (dust floor, share) → worst recall / precision over all cases and mixes",
         "",
         "The product's value-aware trace (haircut), `TraceParams.dust_usd` × `follow_share`: a transfer is followed "
-        "when the traced value it carries is at least the dust floor, or when it is mostly traced funds and it, or "
+        "when the traced value it carries is at least the dust floor (and is no crumb, below), or when it is mostly "
+        "traced funds and it, or "
         "its address's small transfers together, carry at least the share of the traced funds the address received.",
         "",
         "| dust floor | " + " | ".join(f"share {share:g}" for share in shares) + " |",
@@ -215,7 +217,7 @@ def markdown(result: Evaluation, cases: Sequence[str], hops: int, quick: bool) -
         "",
         "Under 3× the dust floor, a transfer is not followed when it carries less than `crumb_share` of the traced "
         "funds its address received, or when under 5 % of its value is traced funds (`tracing.trace.value`); "
-        "0 turns the crumb rule off (the rule before it).",
+        "with 0 only the second part applies.",
         "",
         "| crumb share | " + " | ".join(cases) + " | worst |",
         "| --- | " + " | ".join("---" for _ in cases) + " | --- |",

@@ -124,8 +124,9 @@ def follow_rule(params: TraceParams) -> str:
         f"value-aware ({params.model.value}): a transfer is followed when the traced funds it carries are at least "
         f"{floor}" + (f" (without a USD price: {units})" if units else "") + f", or, when mostly traced funds, {share} "
         "of what its address received (alone or with its other small transfers); under "
-        f"{CRUMB_CAP} times the floor, a transfer carrying less than {crumb} of what its address received, or less "
-        f"than {float(DILUTED) * 100:g}% traced funds, is a crumb, not followed"
+        f"{CRUMB_CAP} times the floor, a transfer that is less than {float(DILUTED) * 100:g}% traced funds"
+        + (f", or carries less than {crumb} of what its address received," if params.crumb_share else "")
+        + " is a crumb, not followed"
     )
 
 

@@ -40,10 +40,12 @@ DEFAULT_FOLLOW_SHARE = Decimal("0.5")
 """A transfer under the dust floor is still followed when it, or all the transfers under the floor of its address
 together, carry this share of the traced funds the address received (laundering that moves in many small amounts)."""
 
-DEFAULT_CRUMB_SHARE = Decimal("0.001")
+DEFAULT_CRUMB_SHARE = Decimal("0.0005")
 """A transfer at or above the dust floor, but under `tracing.trace.value.CRUMB_CAP` times it, is still not followed
 when it carries less than this share of the traced funds its address received: a crumb of a fortune (an address
-that received millions paying $150 out of it is spending, not moving the funds on)."""
+that received millions paying $150 out of it is spending, not moving the funds on). Chosen on the case evaluation
+(BENCHMARKS.md): 0.05 % keeps precision ≥ 0.85 on every case and mix at the least cost in recall; 0 misses that
+on reduced traffic, 0.1 % and more lose more terminals for little precision."""
 
 
 @dataclass(frozen=True, slots=True)
