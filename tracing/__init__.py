@@ -44,8 +44,19 @@ from tracing.monitor.outbox import Outbox, OutboxItem, OutboxKind, OutboxStatus,
 from tracing.monitor.watch import Watch, WatchBook, WatchMatcher, parse_min_amount
 from tracing.monitor.watcher import ChainFeed, InvestigatorRisk, watch_chains, watch_status
 from tracing.risk.exposure import amounts_of
-from tracing.risk.outputs import PictureUnavailable, risk_csv, risk_json, to_json_text, trace_csv, trace_json, trace_png
-from tracing.risk.report import Amount, Exposure, Level, RiskReport, amounts_words
+from tracing.risk.outputs import (
+    PictureUnavailable,
+    risk_csv,
+    risk_json,
+    to_json_text,
+    trace_csv,
+    trace_json,
+    trace_png,
+    trace_svg,
+    trace_words,
+)
+from tracing.risk.policy import DEFAULT_POLICY, RiskPolicy, day_words, lead_words
+from tracing.risk.report import Amount, Exposure, Level, RiskReport, Rule, Timing, Total, amounts_words
 from tracing.trace.coverage import Coverage
 from tracing.trace.graph import GraphCache, LabelCache, TransferGraph
 from tracing.trace.model import (
@@ -68,6 +79,7 @@ __all__ = [
     "AlertKind",
     "AlertStatus",
     "Amount",
+    "DEFAULT_POLICY",
     "Asker",
     "BLOCKS_PER_REQUEST",
     "BUNDLED_PREFIX",
@@ -102,6 +114,10 @@ __all__ = [
     "LabelImport",
     "LabelSet",
     "Level",
+    "RiskPolicy",
+    "Rule",
+    "Timing",
+    "Total",
     "MAX_HOPS",
     "NotAllowed",
     "NotFound",
@@ -138,6 +154,8 @@ __all__ = [
     "adhoc_chain",
     "amounts_of",
     "amounts_words",
+    "day_words",
+    "lead_words",
     "chain_arg",
     "checksum",
     "configured_explorers",
@@ -168,6 +186,8 @@ __all__ = [
     "trace_funds",
     "trace_json",
     "trace_png",
+    "trace_svg",
+    "trace_words",
     "watch_chains",
     "watch_status",
 ]

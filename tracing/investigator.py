@@ -20,7 +20,8 @@ from storage import Database, RiskCheckRow
 from tracing.chain.index import TransferIndex
 from tracing.labels.book import Label, LabelBook
 from tracing.risk.exposure import merged_coverage, report_from_traces
-from tracing.risk.report import RiskReport, labels_only_report
+from tracing.risk.policy import DEFAULT_POLICY, RiskPolicy, labels_only_report
+from tracing.risk.report import RiskReport
 from tracing.trace.graph import GraphCache, LabelCache
 from tracing.trace.model import (
     DEFAULT_HOPS,
@@ -65,8 +66,10 @@ class Investigator:
         explorers: Mapping[str, Any] | None = None,
         use_graph: bool = True,
         check_interval: float = 1.0,
+        policy: RiskPolicy = DEFAULT_POLICY,
     ) -> None:
         self.db = db
+        self.policy = policy
         self.labels = LabelBook(db)
         self.index = TransferIndex(db)
         self.default_chain = default_chain
@@ -123,7 +126,7 @@ class Investigator:
         outgoing = await trace_funds(source, lookup, address, chain, TraceParams(TraceDirection.OUT, hops))
         incoming = await trace_funds(source, lookup, address, chain, TraceParams(TraceDirection.IN, hops))
         if not outgoing.root_node.degree and not incoming.root_node.degree:
-            report = labels_only_report(address, chain, labels, self.label_sets())
+            report = labels_only_report(address, chain, labels, self.label_sets(), self.policy)
             index_range, _ = self.index_summary(chain)
             gap = "The transfer index holds no transfer of this address" + (
                 f" (index: {index_range})." if index_range else "."
@@ -139,7 +142,7 @@ class Investigator:
             index_range, gaps = self.index_summary(chain)
             coverage = merged_coverage(outgoing, incoming, index_range=index_range, label_sets=self.label_sets())
             coverage = replace(coverage, gaps=coverage.gaps + gaps)
-            report = report_from_traces(address, chain, labels, outgoing, incoming, coverage)
+            report = report_from_traces(address, chain, labels, outgoing, incoming, coverage, self.policy)
         if asker is not None:
             self.remember_check(report, asker)
         return report

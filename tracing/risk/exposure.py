@@ -8,7 +8,8 @@ from collections.abc import Mapping
 from dataclasses import replace
 
 from tracing.labels.book import Label
-from tracing.risk.report import Amount, Direction, Exposure, RiskReport, traced_report
+from tracing.risk.policy import DEFAULT_POLICY, RiskPolicy, assess
+from tracing.risk.report import Amount, Direction, Exposure, RiskReport
 from tracing.trace.coverage import Coverage
 from tracing.trace.graph import Asset
 from tracing.trace.model import Trace, TraceDirection
@@ -53,6 +54,7 @@ def exposures_from(trace: Trace, model: TaintModel | None = None) -> list[Exposu
     meta = trace.token_meta()
     volume = trace.totals_of(trace.root)
     direction = Direction.OUTGOING if trace.direction is TraceDirection.OUT else Direction.INCOMING
+    dates = arrival_dates(trace, {node.address for node in labelled})
     found: list[Exposure] = []
     for node in labelled:
         path = trace.path_to(node.address)
@@ -75,9 +77,29 @@ def exposures_from(trace: Trace, model: TaintModel | None = None) -> list[Exposu
                     path=hashes,
                     path_addresses=addresses,
                     evidence_note=note,
+                    first_at=dates[node.address][0] if node.address in dates else None,
+                    last_at=dates[node.address][1] if node.address in dates else None,
                 )
             )
     return found
+
+
+def arrival_dates(trace: Trace, addresses: set[str]) -> dict[str, tuple[int, int]]:
+    """For each of `addresses`, the first and last time a transfer the trace followed reached it."""
+    found: dict[str, tuple[int, int]] = {}
+    for edge in trace.edges:
+        far = trace.near_far(edge)[1]
+        if far in addresses:
+            old = found.get(far)
+            stamp = edge.timestamp
+            found[far] = (stamp, stamp) if old is None else (min(old[0], stamp), max(old[1], stamp))
+    return found
+
+
+def history_words(trace: Trace) -> str:
+    """The covered history of the traced address in one direction: `412 transfers in the sources used`."""
+    degree = trace.root_node.degree
+    return f"{degree:,} transfer{'s' if degree != 1 else ''} in the sources used"
 
 
 def merged_coverage(outgoing: Trace, incoming: Trace, **extra: object) -> Coverage:
@@ -103,8 +125,33 @@ def merged_coverage(outgoing: Trace, incoming: Trace, **extra: object) -> Covera
 
 
 def report_from_traces(
-    address: str, chain: str, labels: list[Label], outgoing: Trace, incoming: Trace, coverage: Coverage
+    address: str,
+    chain: str,
+    labels: list[Label],
+    outgoing: Trace,
+    incoming: Trace,
+    coverage: Coverage,
+    policy: RiskPolicy = DEFAULT_POLICY,
 ) -> RiskReport:
-    """The risk report of `address` from its outgoing and incoming traces."""
-    exposures = exposures_from(outgoing) + exposures_from(incoming)
-    return traced_report(address, chain, labels, exposures, coverage, volume_of(outgoing), volume_of(incoming))
+    """The risk report of `address` from its outgoing and incoming traces, rated by `policy`."""
+    exposures = exposures_from(outgoing) + [
+        replace(e, answered=_sent_to(outgoing, e.counterparty)) if e.direct else e for e in exposures_from(incoming)
+    ]
+    history = {Direction.OUTGOING: history_words(outgoing), Direction.INCOMING: history_words(incoming)}
+    return assess(
+        address,
+        chain,
+        labels,
+        exposures,
+        coverage,
+        volume=volume_of(outgoing),
+        volume_in=volume_of(incoming),
+        history=history,
+        policy=policy,
+    )
+
+
+def _sent_to(outgoing: Trace, counterparty: str) -> bool:
+    """Whether the address sent anything directly to `counterparty` (an answer to what it received)."""
+    node = outgoing.node(counterparty)
+    return node is not None and node.hop == 1
