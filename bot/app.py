@@ -8,7 +8,15 @@ from dataclasses import dataclass
 from bot.core import Bot
 from bot.handlers import build_registry
 from storage import Database, Settings, open_database
-from tracing import Investigator, configured_explorers, ensure_bundled_labels, ensure_demo_data, retro_alert_hook
+from tracing import (
+    DEFAULT_POLICY,
+    Investigator,
+    RiskPolicy,
+    configured_explorers,
+    ensure_bundled_labels,
+    ensure_demo_data,
+    retro_alert_hook,
+)
 
 log = logging.getLogger(__name__)
 
@@ -24,9 +32,17 @@ class App:
         self.db.dispose()
 
 
+def risk_policy(settings: Settings) -> RiskPolicy:
+    """The risk policy with the configured dust floor (the rest: `RiskPolicy` defaults)."""
+    units = {**DEFAULT_POLICY.dust_units, "ETH": settings.risk_dust_eth, "WETH": settings.risk_dust_eth}
+    return RiskPolicy(dust_usd=settings.risk_dust_usd, dust_units=units)
+
+
 def build_app(settings: Settings, *, database_url: str | None = None) -> App:
     db = open_database(database_url or settings.effective_database_url)
-    investigator = Investigator(db, default_chain=settings.default_chain, explorers=configured_explorers())
+    investigator = Investigator(
+        db, default_chain=settings.default_chain, explorers=configured_explorers(), policy=risk_policy(settings)
+    )
     investigator.labels.hooks.append(retro_alert_hook(db))  # new risk labels reach watchers and /risk askers
     ensure_bundled_labels(investigator.labels)
     if settings.demo_data:

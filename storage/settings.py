@@ -6,6 +6,7 @@ from the same sources; everything else is a typed field here. `.env.example` doc
 
 from __future__ import annotations
 
+from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
@@ -65,6 +66,11 @@ class Settings(BaseSettings):
 
     default_chain: str = "eth"
     demo_data: bool = True
+
+    risk_dust_usd: Decimal = Decimal(250)
+    """Dust floor of the risk policy, in USD on the transfer's day (README "How risk is rated")."""
+    risk_dust_eth: Decimal = Decimal("0.2")
+    """The same floor in ETH, for amounts without a USD price."""
 
     @field_validator("allowed_chats", "admins", "officers", "analysts", mode="before")
     @classmethod
