@@ -98,12 +98,12 @@ def exposure_line(exposure: Exposure) -> str:
 
 def exposure_detail(exposure: Exposure) -> str:
     """`after listing (after: OFAC listed this address on 2022-04-14); rated: severe: …; score 95`."""
+    if exposure.rule is Rule.SERVICE_COUNTERPARTY:
+        return _RATED[exposure.rule]
     if exposure.timing is Timing.UNKNOWN:
         timing = exposure.timing_note or exposure.timing.value
     else:
         timing = exposure.timing.value + (f" ({exposure.timing_note})" if exposure.timing_note else "")
-    if exposure.rule is Rule.SERVICE_COUNTERPARTY:
-        return f"{timing}; {_RATED[exposure.rule]}"
     counted = "" if exposure.counted else f"; not added to totals: {exposure.counted_note}"
     return f"{timing}; rated: {_RATED[exposure.rule]} (score {exposure.score}){counted}"
 

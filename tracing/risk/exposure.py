@@ -6,13 +6,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import replace
+from datetime import UTC, datetime
 
-from tracing.labels.book import Label
+from tracing.labels.book import Category, Label
 from tracing.risk.policy import DEFAULT_POLICY, RiskPolicy, assess
-from tracing.risk.report import Amount, Direction, Exposure, RiskReport
+from tracing.risk.report import Amount, Direction, Exposure, RiskReport, Rule
 from tracing.trace.coverage import Coverage
 from tracing.trace.graph import Asset
-from tracing.trace.model import Trace, TraceDirection
+from tracing.trace.model import Trace, TraceDirection, TraceEdge
 from tracing.trace.taint import TaintModel
 
 DEMO_SOURCE = "demo"
@@ -44,9 +45,11 @@ def volume_of(trace: Trace) -> tuple[Amount, ...]:
     return amounts_of(trace.totals_of(trace.root), trace.token_meta())
 
 
-def exposures_from(trace: Trace, model: TaintModel | None = None) -> list[Exposure]:
+def exposures_from(
+    trace: Trace, model: TaintModel | None = None, policy: RiskPolicy = DEFAULT_POLICY
+) -> list[Exposure]:
     """One exposure per labelled address reached and label category, with amounts under `model` (default: the
-    trace's own model)."""
+    trace's own model). Counterparties of a category the policy does not weigh are service counterparties."""
     labelled = trace.labelled
     if not labelled:
         return []
@@ -54,15 +57,21 @@ def exposures_from(trace: Trace, model: TaintModel | None = None) -> list[Exposu
     meta = trace.token_meta()
     volume = trace.totals_of(trace.root)
     direction = Direction.OUTGOING if trace.direction is TraceDirection.OUT else Direction.INCOMING
-    dates = arrival_dates(trace, {node.address for node in labelled})
+    paths = {node.address: trace.path_to(node.address) for node in labelled}
+    # the first arrival is the path's last transfer; the last arrival is read from every transfer only where it can
+    # change the verdict: a dated label (listing, first seen) later than the first arrival (reading every transfer
+    # would materialise a compact trace)
+    later = {node.address for node in labelled if _dated_after(node.labels, paths[node.address])}
+    dates = arrival_dates(trace, later) if later else {}
     found: list[Exposure] = []
     for node in labelled:
-        path = trace.path_to(node.address)
+        path = paths[node.address]
         addresses = (trace.root, *(trace.near_far(edge)[1] for edge in path))
         hashes = tuple(edge.tx_hash for edge in path)
         received = taint.get(node.address, {})
         amounts, share = amounts_of(received, meta), share_of(received, volume)
         note = DEMO_NOTE if any(edge.source == DEMO_SOURCE for edge in path) else ""
+        arrived = path[-1].timestamp if path else None
         for category in node.categories:
             labels = tuple(label for label in node.labels if label.category is category and label.active)
             found.append(
@@ -77,11 +86,24 @@ def exposures_from(trace: Trace, model: TaintModel | None = None) -> list[Exposu
                     path=hashes,
                     path_addresses=addresses,
                     evidence_note=note,
-                    first_at=dates[node.address][0] if node.address in dates else None,
-                    last_at=dates[node.address][1] if node.address in dates else None,
+                    first_at=dates[node.address][0] if node.address in dates else arrived,
+                    last_at=dates[node.address][1] if node.address in dates else arrived,
+                    rule=Rule.GRADED if category in policy.weights else Rule.SERVICE_COUNTERPARTY,
                 )
             )
     return found
+
+
+def _dated_after(labels: tuple[Label, ...], path: tuple[TraceEdge, ...]) -> bool:
+    """Whether a label of the address carries a date (listing, first seen) after the path's transfer to it."""
+    if not path:
+        return False
+    day = datetime.fromtimestamp(path[-1].timestamp, UTC).date().isoformat()
+    for label in labels:
+        dates = [label.details.get("address_listed"), label.first_seen.isoformat() if label.first_seen else None]
+        if any(isinstance(d, str) and d > day for d in dates):
+            return True
+    return False
 
 
 def arrival_dates(trace: Trace, addresses: set[str]) -> dict[str, tuple[int, int]]:
@@ -134,8 +156,9 @@ def report_from_traces(
     policy: RiskPolicy = DEFAULT_POLICY,
 ) -> RiskReport:
     """The risk report of `address` from its outgoing and incoming traces, rated by `policy`."""
-    exposures = exposures_from(outgoing) + [
-        replace(e, answered=_sent_to(outgoing, e.counterparty)) if e.direct else e for e in exposures_from(incoming)
+    exposures = exposures_from(outgoing, policy=policy) + [
+        replace(e, answered=_sent_to(outgoing, e.counterparty)) if e.direct and e.category is Category.SANCTIONS else e
+        for e in exposures_from(incoming, policy=policy)
     ]
     history = {Direction.OUTGOING: history_words(outgoing), Direction.INCOMING: history_words(incoming)}
     return assess(

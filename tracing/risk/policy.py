@@ -247,25 +247,30 @@ def _against(first: date, last: date, listed: date, what: str) -> tuple[Timing, 
 
 
 def rate(exposure: Exposure, chain: str = "eth", policy: RiskPolicy = DEFAULT_POLICY) -> Exposure:
-    """The exposure with its timing, the rule that rates it, and its score."""
-    timing, listed_on, note = timing_of(exposure)
-    rated = replace(exposure, timing=timing, listed_on=listed_on, timing_note=note)
+    """The exposure with its timing, the rule that rates it, and its score. A counterparty that is not a risk
+    category (exchange, bridge, DeFi, other) is returned as a service counterparty, unrated."""
     base = policy.weights.get(exposure.category)
     if base is None:
-        return replace(rated, rule=Rule.SERVICE_COUNTERPARTY, score=0)
+        if exposure.rule is Rule.SERVICE_COUNTERPARTY:
+            return exposure
+        return replace(exposure, rule=Rule.SERVICE_COUNTERPARTY, score=0)
+    timing, listed_on, note = timing_of(exposure)
     floors = policy.floors(exposure.amounts, chain)
+    rule, score = Rule.GRADED, 0
     if exposure.category is Category.SANCTIONS and timing is not Timing.BEFORE and exposure.direct:
         if exposure.direction is Direction.OUTGOING:
-            return replace(rated, rule=Rule.SENT_TO_SANCTIONED, score=policy.severe_score)
-        if floors is not None and floors < 1 and exposure.answered is False:
-            return replace(rated, rule=Rule.DUSTING, score=policy.dusting_score)
-        return replace(rated, rule=Rule.RECEIVED_FROM_SANCTIONED, score=policy.severe_score)
-    score = base * policy.hop_weight(exposure.hops) * policy.value_weight(floors)
-    if timing is Timing.BEFORE:
-        score *= policy.predates_weight
-    # graded exposures stay below severe: only the sanctions rules and the address's own labels make it severe
-    score = min(round(score), policy.severe_at - 1)
-    return replace(rated, rule=Rule.PREDATES_LISTING if timing is Timing.BEFORE else Rule.GRADED, score=score)
+            rule, score = Rule.SENT_TO_SANCTIONED, policy.severe_score
+        elif floors is not None and floors < 1 and exposure.answered is False:
+            rule, score = Rule.DUSTING, policy.dusting_score
+        else:
+            rule, score = Rule.RECEIVED_FROM_SANCTIONED, policy.severe_score
+    else:
+        graded = base * policy.hop_weight(exposure.hops) * policy.value_weight(floors)
+        if timing is Timing.BEFORE:
+            rule, graded = Rule.PREDATES_LISTING, graded * policy.predates_weight
+        # graded exposures stay below severe: only the sanctions rules and the address's own labels make it severe
+        score = min(round(graded), policy.severe_at - 1)
+    return replace(exposure, timing=timing, listed_on=listed_on, timing_note=note, rule=rule, score=score)
 
 
 def _rank(exposure: Exposure, policy: RiskPolicy) -> tuple[object, ...]:
@@ -284,7 +289,7 @@ def count_once(exposures: Sequence[Exposure], policy: RiskPolicy = DEFAULT_POLIC
     for exposure in exposures:
         key = (exposure.direction, exposure.counterparty)
         if exposure.category not in policy.weights:
-            result.append(replace(exposure, counted=False, counted_note="a service counterparty, not risk"))
+            result.append(exposure)  # not risk: never in the totals
             continue
         main = primary[key]
         if main is not exposure:
