@@ -404,9 +404,11 @@ def exposure_reason(
         way = "to" if outgoing else "from"
         hops = "directly" if first.direct else f"in {first.hops} hops"
         return (
-            f"{verb} {amount} {hops} {way} {who} {when} — {first.timing_note}: not a sanctions breach; graded as "
-            f"{'contact with' if first.direct else 'exposure to'} a {first.category.display.lower()} address, "
-            f"weighed down (score {first.score})."
+            f"{verb} {amount} {hops} {way} {who} {when} — {first.timing_note}: "
+            f"{'not a sanctions breach; ' if first.category is Category.SANCTIONS else ''}graded as "
+            f"{'contact with' if first.direct else 'exposure to'} "
+            f"{'a sanctioned' if first.category is Category.SANCTIONS else 'a ' + first.category.display.lower()} "
+            f"address, weighed down (score {first.score})."
         ).replace("  ", " ")
     if outgoing:
         if first.direct:
@@ -475,9 +477,7 @@ def assess(
     else:
         risky = [e for e in shown if e.category in policy.weights]
         groups: dict[tuple[object, ...], list[Exposure]] = {}
-        for exposure in risky:
-            if not exposure.counted and exposure.counted_note.startswith("the same funds"):
-                continue
+        for exposure in risky:  # every rated line gets a reason, also one whose funds are counted on another line
             key = (exposure.category, exposure.direction, exposure.hops, exposure.entity or exposure.counterparty)
             groups.setdefault((*key, exposure.rule), []).append(exposure)
         for group in list(groups.values())[:_MAX_REASONS]:
