@@ -30,6 +30,7 @@ from tracing import (
     trace_csv,
     trace_json,
     trace_png,
+    trace_svg,
 )
 
 
@@ -73,6 +74,7 @@ def trace(
     as_json: bool = typer.Option(False, "--json", help="print the trace as JSON"),
     csv_file: Path | None = typer.Option(None, "--csv", help="write one CSV row per transfer to FILE"),
     png_file: Path | None = typer.Option(None, "--png", help="write the flow graph picture to FILE (needs Graphviz)"),
+    svg_file: Path | None = typer.Option(None, "--svg", help="write the same picture as SVG to FILE (needs Graphviz)"),
 ) -> None:
     """Follow funds forward or backward from an address, hop by hop, in time order."""
     try:
@@ -95,17 +97,18 @@ def trace(
         result = asyncio.run(the_app.investigator.trace(canonical, chain_name, params))
         if csv_file is not None:
             csv_file.write_text(trace_csv(result), encoding="utf-8")
-        if png_file is not None:
-            try:
-                png_file.write_bytes(trace_png(result))
-            except PictureUnavailable as exc:
-                raise _fail(str(exc), 3) from exc
+        for picture_file, draw in ((png_file, trace_png), (svg_file, trace_svg)):
+            if picture_file is not None:
+                try:
+                    picture_file.write_bytes(draw(result))
+                except PictureUnavailable as exc:
+                    raise _fail(str(exc), 3) from exc
         if as_json:
             typer.echo(to_json_text(trace_json(result)), nl=False)
-        elif csv_file is None and png_file is None:
+        elif csv_file is None and png_file is None and svg_file is None:
             typer.echo(render_part(result))
         else:
-            written = [str(p) for p in (csv_file, png_file) if p is not None]
+            written = [str(p) for p in (csv_file, png_file, svg_file) if p is not None]
             typer.echo(f"{len(result.nodes) - 1} addresses, {len(result.edges)} transfers; wrote {', '.join(written)}")
     finally:
         the_app.close()
