@@ -15,7 +15,7 @@ import shutil
 import subprocess
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -384,9 +384,18 @@ def _day(timestamp: int) -> str:
     return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d")
 
 
+def picture_policy(trace: Trace, policy: RiskPolicy = DEFAULT_POLICY) -> RiskPolicy:
+    """The dust floor a trace is told and drawn with: the trace's own (a value-aware walk carries `dust_usd` in its
+    parameters), else the risk policy's."""
+    walk_floor = getattr(trace.params, "dust_usd", None)  # read by name: not every walk has a floor of its own
+    return replace(policy, dust_usd=Decimal(walk_floor)) if walk_floor is not None else policy
+
+
 def trace_words(trace: Trace, policy: RiskPolicy = DEFAULT_POLICY) -> str:
     """The model, filters, dust floor and time window of a trace in one line: the same words in the text reply's
     header, its coverage section and the picture's title."""
+    own_floor = getattr(trace.params, "dust_usd", None) is not None
+    policy = picture_policy(trace, policy)
     p = trace.params
     filters = []
     if p.min_value is not None:
@@ -403,7 +412,8 @@ def trace_words(trace: Trace, policy: RiskPolicy = DEFAULT_POLICY) -> str:
         window = "all indexed history"
     return (
         f"model: {p.model.value} taint; filters: {', '.join(filters) or 'none'}; "
-        f"dust floor: {policy.dust_words(trace.chain)}; time window: {window}"
+        f"dust floor{'' if own_floor else ' (folds the picture; this walk follows every transfer)'}: "
+        f"{policy.dust_words(trace.chain)}; time window: {window}"
     )
 
 
@@ -426,6 +436,7 @@ def trace_dot(trace: Trace, max_nodes: int = PICTURE_NODES, policy: RiskPolicy =
     direction, model, filters, dust floor and time window; a legend; amounts and dates on the edges. At most about
     `max_nodes` boxes: the root, labelled addresses and the paths to them, then the largest flows above the dust
     floor; the rest (dust, long tails) is folded into one node per address it hangs from, with count and total."""
+    policy = picture_policy(trace, policy)
     weights = _weights(trace, policy)
     keep = _kept(trace, weights, max_nodes)
     folds: dict[str, _Fold] = {}
