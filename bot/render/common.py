@@ -68,7 +68,7 @@ def amounts_text(amounts: tuple[Amount, ...], native_symbol: str = "ETH") -> str
         text = format_amount(amount.value, decimals, symbol)
         if amount.token is not None and amount.symbol is None:
             text += f" of token {checksum(amount.token)}"
-        parts.append(text + (f" (${amount.usd:,.2f})" if amount.usd is not None else ""))
+        parts.append(text)
     return " + ".join(parts)
 
 

@@ -140,11 +140,11 @@ class RiskPolicy:
     def floors(self, amounts: Sequence[Amount], chain: str = "eth") -> float | None:
         """The traced value in dust floors: in USD when every amount has a price, else per asset in units (the
         largest). None when no amount can be put in floors."""
-        if amounts and all(a.usd is not None for a in amounts) and self.dust_usd > 0:
+        if amounts and all(a.usd is not None and not a.usd_partial for a in amounts) and self.dust_usd > 0:
             return float(sum((a.usd for a in amounts if a.usd is not None), Decimal(0)) / self.dust_usd)
         found: list[float] = []
         for amount in amounts:
-            if amount.usd is not None and self.dust_usd > 0:
+            if amount.usd is not None and not amount.usd_partial and self.dust_usd > 0:
                 found.append(float(amount.usd / self.dust_usd))
                 continue
             symbol = native_symbol(chain) if amount.token is None else (amount.symbol or "")
@@ -309,15 +309,17 @@ def count_once(exposures: Sequence[Exposure], policy: RiskPolicy = DEFAULT_POLIC
 
 
 def add_amounts(amounts: Iterable[Amount]) -> tuple[Amount, ...]:
-    """Amounts summed per asset (never across assets); USD summed only where every part has a price."""
+    """Amounts summed per asset (never across assets); USD summed, partial (a lower bound) where a part has none."""
     summed: dict[str | None, Amount] = {}
     for a in amounts:
         old = summed.get(a.token)
         if old is None:
             summed[a.token] = a
             continue
-        usd = old.usd + a.usd if old.usd is not None and a.usd is not None else None
-        summed[a.token] = Amount(old.value + a.value, a.token, a.symbol or old.symbol, a.decimals, usd)
+        usd = None if old.usd is None and a.usd is None else (old.usd or Decimal(0)) + (a.usd or Decimal(0))
+        partial = old.usd_partial or a.usd_partial or (usd is not None and None in (old.usd, a.usd))
+        symbol, decimals = a.symbol or old.symbol, a.decimals if a.decimals is not None else old.decimals
+        summed[a.token] = Amount(old.value + a.value, a.token, symbol, decimals, usd, partial)
     return tuple(sorted(summed.values(), key=lambda a: (a.token is not None, a.token or "")))
 
 

@@ -38,7 +38,9 @@ class Amount:
     symbol: str | None
     decimals: int | None
     usd: Decimal | None = None
-    """Its USD value on the transfer's day, when a price is known."""
+    """Its USD value, each transfer valued on its own day (None: no price)."""
+    usd_partial: bool = False
+    """Some of its transfers had no price: `usd` is a lower bound."""
 
 
 class Timing(StrEnum):
@@ -152,9 +154,8 @@ def amounts_words(amounts: Sequence[Amount], chain: str = "eth") -> str:
     parts = []
     for amount in amounts:
         if amount.token is None:
-            text = format_amount(amount.value, amount.decimals or 18, native_symbol(chain))
+            parts.append(format_amount(amount.value, amount.decimals or 18, native_symbol(chain)))
         else:
             text = format_amount(amount.value, amount.decimals, amount.symbol)
-            text = text if amount.symbol else f"{text} of token {checksum(amount.token)}"
-        parts.append(text + (f" (${amount.usd:,.2f})" if amount.usd is not None else ""))
+            parts.append(text if amount.symbol else f"{text} of token {checksum(amount.token)}")
     return " + ".join(parts)
