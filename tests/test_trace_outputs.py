@@ -95,8 +95,13 @@ async def test_risk_json_and_csv(db: Database) -> None:
     mixer = next(e for e in data["exposures"] if e["category"] == "mixer")
     assert mixer["direction"] == "outgoing" and mixer["hops"] == 3
     assert mixer["amount"][0]["value"].isdigit() and len(mixer["path"]) == 3
+    assert mixer["rule"] == "graded by value and hops" and mixer["counted"] is True and mixer["first_at"] == 300
+    assert mixer["timing"] == "listing date unknown" and mixer["timing_note"] == "the label has no date"
+    assert [(t["direction"], t["category"], t["counterparties"]) for t in data["totals"]] == [("outgoing", "mixer", 1)]
+    assert data["leads"] == [] and data["service"] is None and data["history"]
     rows = list(csv.DictReader(io.StringIO(risk_csv(report))))
     assert len(rows) == len(report.exposures)
+    assert {r["kind"] for r in rows} == {"exposure"} and rows[0]["first_utc"].startswith("1970-01-01")
 
 
 _TEXT = r'"((?:[^"\\]|\\.)*)"'
