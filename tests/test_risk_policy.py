@@ -105,7 +105,7 @@ def test_unanswered_dust_from_a_sanctioned_address_is_probable_dusting_not_sever
     dust = exposure(direction=Direction.INCOMING, amounts=eth(0.1), answered=False, day="2022-08-09")
     report = assess(SUBJECT, "eth", [], [dust], COVERAGE)
     (rated,) = report.exposures
-    assert rated.rule is Rule.DUSTING
+    assert rated.rule is Rule.DUSTING and not rated.counted and report.totals == ()  # visible, not a risk total
     assert report.level is Level.LOW
     (why,) = [r for r in report.reasons if "dusting" in r]
     assert "below the dust floor ($250 (0.2 ETH" in why and "never answered" in why and "not rated severe" in why

@@ -292,6 +292,9 @@ def count_once(exposures: Sequence[Exposure], policy: RiskPolicy = DEFAULT_POLIC
             result.append(exposure)  # not risk: never in the totals
             continue
         main = primary[key]
+        if exposure.rule is Rule.DUSTING:
+            result.append(replace(exposure, counted=False, counted_note="probable dusting, not a risk total"))
+            continue
         if main is not exposure:
             note = f"the same funds as its {main.category.display} line"
             result.append(replace(exposure, counted=False, counted_note=note))
@@ -497,7 +500,8 @@ def assess(
             ):
                 from_exposure = Level.MEDIUM
             level = max(level, from_exposure, key=_LEVEL_ORDER.index)
-        unknown = sorted({e.entity for e in risky if e.category is Category.SANCTIONS and e.timing is Timing.UNKNOWN})
+        severe_rules = (Rule.SENT_TO_SANCTIONED, Rule.RECEIVED_FROM_SANCTIONED)
+        unknown = sorted({e.entity for e in risky if e.rule in severe_rules and e.timing is Timing.UNKNOWN})
         if unknown:
             reasons.append(
                 f"The listing date of {', '.join(unknown)} addresses is unknown (OFAC dates the entity, not each "
