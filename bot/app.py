@@ -13,8 +13,10 @@ from tracing import (
     Investigator,
     RiskPolicy,
     configured_explorers,
+    configured_token_readers,
     ensure_bundled_labels,
     ensure_demo_data,
+    price_api_from_settings,
     retro_alert_hook,
 )
 
@@ -41,7 +43,12 @@ def risk_policy(settings: Settings) -> RiskPolicy:
 def build_app(settings: Settings, *, database_url: str | None = None) -> App:
     db = open_database(database_url or settings.effective_database_url)
     investigator = Investigator(
-        db, default_chain=settings.default_chain, explorers=configured_explorers(), policy=risk_policy(settings)
+        db,
+        default_chain=settings.default_chain,
+        explorers=configured_explorers(),
+        token_readers=configured_token_readers(),
+        price_api=price_api_from_settings(settings),
+        policy=risk_policy(settings),
     )
     investigator.labels.hooks.append(retro_alert_hook(db))  # new risk labels reach watchers and /risk askers
     ensure_bundled_labels(investigator.labels)

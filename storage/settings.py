@@ -72,7 +72,14 @@ class Settings(BaseSettings):
     risk_dust_eth: Decimal = Decimal("0.2")
     """The same floor in ETH, for amounts without a USD price."""
 
-    @field_validator("allowed_chats", "admins", "officers", "analysts", mode="before")
+    # Optional live USD prices: a CoinGecko-compatible API (answers are stored; each asset and day is asked once).
+    price_api_url: str = ""
+    price_api_key: str = ""
+    price_api_key_header: str = "x-cg-demo-api-key"
+    price_api_ids: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """`SYMBOL=coin-id` pairs that add to or replace the built-in coin ids (ETH=ethereum, BTC=bitcoin, ...)."""
+
+    @field_validator("allowed_chats", "admins", "officers", "analysts", "price_api_ids", mode="before")
     @classmethod
     def _split_csv(cls, value: object) -> list[str]:
         return _csv(value)

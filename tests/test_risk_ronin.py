@@ -131,7 +131,7 @@ async def test_an_exchange_hot_wallet_is_rated_as_an_exchange_with_its_withdrawa
     assert "LOW risk" in reply.text and "SEVERE" not in reply.text
     assert "Leads (what Binance 20's transfers touched" in reply.text
     # the one withdrawal to the Ronin exploiter: amount, date, the counterparty's address, and that it came first
-    assert f"Sent 1.0569 ETH to {RONIN_EXPLOITER_CHECKSUM}" in reply.text
+    assert f"Sent 1.0569 ETH (no USD price) to {RONIN_EXPLOITER_CHECKSUM}" in reply.text
     assert "on 2022-03-23 — 22 days before: OFAC listed this address on 2022-04-14" in reply.text
     report = await app.investigator.risk(BINANCE_20)
     assert report.level is Level.LOW and report.service == "Binance 20" and report.exposures == ()

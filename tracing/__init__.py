@@ -14,16 +14,19 @@ Wings, each importing only those listed before it:
 """
 
 from tracing.chain.address import checksum, parse_address, short
+from tracing.chain.amounts import NO_USD, TransferPrices, UsdLookup, Valuation, amount_text, usd_text
 from tracing.chain.chainref import chain_arg
 from tracing.chain.config import WELL_KNOWN, ChainConfig, ChainConfigError, adhoc_chain, get_chain, load_chains
 from tracing.chain.demo import RONIN_EXPLOITER, ensure_demo_data, load_demo, remove_demo
 from tracing.chain.etl_import import EtlFileKind, EtlFileResult, EtlImportResult, import_etl_files
 from tracing.chain.index import TransferIndex
 from tracing.chain.indexer import BLOCKS_PER_REQUEST, CONCURRENCY, Indexer, IndexReport, fetch_range
+from tracing.chain.prices import PriceApi, PriceBook, PriceImport, import_price_csv, price_api_from_settings
 from tracing.chain.rpc import RpcSource
+from tracing.chain.tokens import TokenBook, TokenInfo
 from tracing.chain.transfer import Transfer, TransferKind, format_amount
 from tracing.errors import InvalidArgument, NotAllowed, NotFound, SourceError, UserError
-from tracing.investigator import Asker, Investigator, configured_explorers
+from tracing.investigator import Asker, Investigator, configured_explorers, configured_token_readers
 from tracing.labels.book import Category, Label, LabelBook, LabelSet
 from tracing.labels.bundled import BUNDLED_PREFIX, ensure_bundled_labels, is_bundled
 from tracing.labels.importers import LabelImport, Reader, load_formats
@@ -43,7 +46,7 @@ from tracing.monitor.ops import OpsMonitor, OpsPolicy, parse_ops_chat
 from tracing.monitor.outbox import Outbox, OutboxItem, OutboxKind, OutboxStatus, SentMessage, outbox_stats
 from tracing.monitor.watch import Watch, WatchBook, WatchMatcher, parse_min_amount
 from tracing.monitor.watcher import ChainFeed, InvestigatorRisk, watch_chains, watch_status
-from tracing.risk.exposure import amounts_of
+from tracing.risk.exposure import amounts_of, trace_amounts
 from tracing.risk.outputs import (
     PictureUnavailable,
     risk_csv,
@@ -119,6 +122,7 @@ __all__ = [
     "Timing",
     "Total",
     "MAX_HOPS",
+    "NO_USD",
     "NotAllowed",
     "NotFound",
     "OnCall",
@@ -129,6 +133,9 @@ __all__ = [
     "OutboxKind",
     "OutboxStatus",
     "PictureUnavailable",
+    "PriceApi",
+    "PriceBook",
+    "PriceImport",
     "RONIN_EXPLOITER",
     "Reader",
     "RiskReport",
@@ -138,6 +145,8 @@ __all__ = [
     "Stop",
     "SystemClock",
     "TaintModel",
+    "TokenBook",
+    "TokenInfo",
     "Trace",
     "TraceDirection",
     "TraceNode",
@@ -146,12 +155,16 @@ __all__ = [
     "TransferGraph",
     "TransferIndex",
     "TransferKind",
+    "TransferPrices",
+    "UsdLookup",
     "UserError",
+    "Valuation",
     "WELL_KNOWN",
     "Watch",
     "WatchBook",
     "WatchMatcher",
     "adhoc_chain",
+    "amount_text",
     "amounts_of",
     "amounts_words",
     "day_words",
@@ -159,12 +172,14 @@ __all__ = [
     "chain_arg",
     "checksum",
     "configured_explorers",
+    "configured_token_readers",
     "ensure_bundled_labels",
     "ensure_demo_data",
     "fetch_range",
     "format_amount",
     "get_chain",
     "import_etl_files",
+    "import_price_csv",
     "is_bundled",
     "load_chains",
     "load_demo",
@@ -173,6 +188,7 @@ __all__ = [
     "parse_address",
     "parse_min_amount",
     "parse_ops_chat",
+    "price_api_from_settings",
     "programs_of",
     "record_alert",
     "remove_demo",
@@ -182,12 +198,14 @@ __all__ = [
     "short",
     "sleep_or_stop",
     "to_json_text",
+    "trace_amounts",
     "trace_csv",
     "trace_funds",
     "trace_json",
     "trace_png",
     "trace_svg",
     "trace_words",
+    "usd_text",
     "watch_chains",
     "watch_status",
 ]

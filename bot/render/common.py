@@ -13,7 +13,6 @@ from tracing import (
     amounts_words,
     checksum,
     day_words,
-    format_amount,
     lead_words,
     programs_of,
 )
@@ -58,18 +57,11 @@ def label_line(label: Label) -> str:
     return f"{label.category.display}: {label.name} — " + ", ".join(bits)
 
 
-def amounts_text(amounts: tuple[Amount, ...], native_symbol: str = "ETH") -> str:
+def amounts_text(amounts: tuple[Amount, ...], chain: str = "eth") -> str:
+    """`4.98 USDC ($4.98) + 1.5 ETH (no USD price)`: units and USD on the transfers' days."""
     if not amounts:
         return "amount unknown"
-    parts = []
-    for amount in amounts:
-        symbol = amount.symbol or (native_symbol if amount.token is None else None)
-        decimals = amount.decimals if amount.token is not None else (amount.decimals or 18)
-        text = format_amount(amount.value, decimals, symbol)
-        if amount.token is not None and amount.symbol is None:
-            text += f" of token {checksum(amount.token)}"
-        parts.append(text)
-    return " + ".join(parts)
+    return amounts_words(amounts, chain)
 
 
 _RATED = {
@@ -83,7 +75,7 @@ _RATED = {
 }
 
 
-def exposure_line(exposure: Exposure) -> str:
+def exposure_line(exposure: Exposure, chain: str = "eth") -> str:
     """`Sanctions (direct, outgoing): 1.0569 ETH to Lazarus Group (ofac-sdn) 0x098B…, on 2022-03-23, 4.1% of …`."""
     name = f"{exposure.entity} ({exposure.labels[0].source}) " if exposure.labels else ""
     hop_word = "direct" if exposure.direct else f"{exposure.hops} hops"
@@ -91,7 +83,7 @@ def exposure_line(exposure: Exposure) -> str:
     share = f", {exposure.share:.1%} of its {way} volume covered" if exposure.share is not None else ""
     arrow = "from" if way == "incoming" else "to"
     return (
-        f"{exposure.category.display} ({hop_word}, {way}): {amounts_text(exposure.amounts)} {arrow} "
+        f"{exposure.category.display} ({hop_word}, {way}): {amounts_text(exposure.amounts, chain)} {arrow} "
         f"{name}{checksum(exposure.counterparty)}, {day_words(exposure)}{share}"
     )
 

@@ -171,7 +171,7 @@ def _(report: RiskReport) -> list[Block]:
         lines = ["*Exposure*"]
         for exposure in report.exposures[:MAX_EXPOSURES]:
             lines.append(
-                f"• {esc(exposure_line(exposure))}\n      {esc(exposure_detail(exposure))}\n"
+                f"• {esc(exposure_line(exposure, report.chain))}\n      {esc(exposure_detail(exposure))}\n"
                 f"      path: `{esc(path_text(exposure))}`"
             )
         if len(report.exposures) > MAX_EXPOSURES:

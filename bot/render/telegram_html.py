@@ -110,7 +110,8 @@ def _(report: RiskReport) -> list[str]:
     if report.exposures:
         lines += ["", "<b>Exposure</b>"]
         for exposure in report.exposures[:MAX_EXPOSURES]:
-            lines += [f"• {esc(exposure_line(exposure))}", f"    {esc(exposure_detail(exposure))}", _path(exposure)]
+            line, detail = exposure_line(exposure, report.chain), exposure_detail(exposure)
+            lines += [f"• {esc(line)}", f"    {esc(detail)}", _path(exposure)]
         if len(report.exposures) > MAX_EXPOSURES:
             lines.append(f"… and {len(report.exposures) - MAX_EXPOSURES} more")
     if report.totals:

@@ -1,9 +1,10 @@
 """File formats for traces and risk reports: JSON, CSV (one row per trace edge / per exposure) and a flow-graph
 picture (Graphviz DOT, PNG through the `dot` program). Used by the CLI and, as attachments, by the chat front ends.
 
-Raw amounts are decimal strings of integers (wei, token base units), never floats. A picture keeps the most
-relevant `max_nodes` addresses (the root, labelled addresses and the paths to them, then the largest flows) and
-folds the rest into one "+N more" node.
+Raw amounts are decimal strings of integers (wei, token base units), never floats. A picture (PNG or SVG) has a
+title with the trace's settings and a legend; it keeps about `max_nodes` addresses (the root, labelled addresses and
+the paths to them, then the largest flows above the dust floor) and folds the rest into one node per address they
+hang from, with their count and total.
 """
 
 from __future__ import annotations
@@ -21,13 +22,14 @@ from decimal import Decimal
 from typing import Any
 
 from tracing.chain.address import checksum
-from tracing.chain.transfer import format_amount
+from tracing.chain.amounts import NO_USD, UsdSum
 from tracing.labels.book import Category, Label
 from tracing.risk.exposure import amounts_of
 from tracing.risk.policy import DEFAULT_POLICY, RiskPolicy
 from tracing.risk.report import Amount, Exposure, RiskReport, amounts_words, native_symbol
 from tracing.trace.coverage import Coverage
 from tracing.trace.model import Trace, TraceEdge, TraceNode
+from tracing.trace.usd import edge_usd, received_with_usd, token_meta, usd_received
 
 PICTURE_NODES = 60
 """About how many address boxes a picture holds and stays readable; the rest is folded."""
@@ -54,12 +56,15 @@ def label_json(label: Label) -> dict[str, Any]:
 
 
 def amount_json(amount: Amount) -> dict[str, Any]:
+    """Raw value as a decimal string; `usd` a decimal string or None (no price), `usd_partial` true when some of
+    its transfers had no price on their day (then `usd` is a lower bound)."""
     return {
         "token": amount.token,
         "symbol": amount.symbol,
         "decimals": amount.decimals,
         "value": str(amount.value),
-        "usd": None if amount.usd is None else str(amount.usd),
+        "usd": _usd_cell(amount.usd),
+        "usd_partial": amount.usd_partial,
     }
 
 
@@ -82,6 +87,7 @@ def trace_json(trace: Trace) -> dict[str, Any]:
     """The trace as a JSON-ready dict: parameters, nodes, edges (with taint), cuts and coverage."""
     p = trace.params
     taint = trace.taint
+    received_usd = usd_received(trace)
     return {
         "root": trace.root,
         "chain": trace.chain,
@@ -109,6 +115,10 @@ def trace_json(trace: Trace) -> dict[str, Any]:
                 "reached_at": node.reached_at,
                 "taint": {_asset_key(a): str(v) for a, v in taint.amounts(node.address).items()},
                 "taint_fraction": taint.fraction.get(node.address),
+                "taint_usd": {
+                    _asset_key(a): {"usd": _usd_cell(u.usd), "usd_partial": u.partial}
+                    for a, u in received_usd.get(node.address, {}).items()
+                },
             }
             for node in trace.nodes
         ],
@@ -123,11 +133,13 @@ def trace_json(trace: Trace) -> dict[str, Any]:
                 "symbol": edge.symbol,
                 "decimals": edge.decimals,
                 "value": str(edge.value),
+                "usd": _usd_cell(edge_usd(trace, edge)),
                 "hop": edge.hop,
                 "kind": edge.kind.value,
                 "position": edge.position,
                 "source": edge.source,
                 "taint": str(taint.edges[index]),
+                "taint_usd": _usd_cell(edge_usd(trace, edge, taint.edges[index])),
             }
             for index, edge in enumerate(trace.edges)
         ],
@@ -216,8 +228,10 @@ TRACE_CSV_COLUMNS = (
     "decimals",
     "value",
     "amount",
+    "usd",
     "taint_model",
     "taint",
+    "taint_usd",
     "kind",
     "position",
     "source",
@@ -231,7 +245,16 @@ def trace_csv(trace: Trace) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(TRACE_CSV_COLUMNS)
+    valuation = trace.valuation
     for index, edge in enumerate(trace.edges):
+        decimals, symbol = (
+            valuation.meta(edge.token, edge.decimals, edge.symbol)
+            if valuation is not None
+            else (
+                18 if edge.token is None else edge.decimals,
+                edge.symbol or ("" if edge.token else native_symbol(trace.chain)),
+            )
+        )
         writer.writerow(
             [
                 edge.hop,
@@ -242,12 +265,14 @@ def trace_csv(trace: Trace) -> str:
                 edge.timestamp,
                 datetime.fromtimestamp(edge.timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S"),
                 edge.token or "",
-                edge.symbol or ("" if edge.token else native_symbol(trace.chain)),
-                edge.decimals if edge.token else 18,
+                symbol or "",
+                "" if decimals is None else decimals,
                 str(edge.value),
-                _human(edge.value, 18 if edge.token is None else edge.decimals),
+                _human(edge.value, decimals),
+                _usd_cell(edge_usd(trace, edge)) or NO_USD,
                 trace.taint.model.value,
                 str(trace.taint.edges[index]),
+                _usd_cell(edge_usd(trace, edge, trace.taint.edges[index])) or NO_USD,
                 edge.kind.value,
                 edge.position,
                 edge.source,
@@ -268,6 +293,7 @@ RISK_CSV_COLUMNS = (
     "names",
     "sources",
     "amounts",
+    "usd",
     "share",
     "path",
     "path_addresses",
@@ -299,9 +325,8 @@ def risk_csv(report: RiskReport) -> str:
                 e.counterparty,
                 "; ".join(label.name for label in e.labels),
                 "; ".join(sorted({label.source for label in e.labels})),
-                "; ".join(
-                    f"{a.value} {a.token or 'native'}" + (f" ${a.usd}" if a.usd is not None else "") for a in e.amounts
-                ),
+                "; ".join(f"{a.value} {a.token or 'native'}" for a in e.amounts),
+                "; ".join(_usd_amount_cell(a) for a in e.amounts),
                 "" if e.share is None else f"{e.share:.6f}",
                 " ".join(e.path),
                 " ".join(e.path_addresses),
@@ -326,6 +351,18 @@ def _labels_cell(node: TraceNode | None) -> str:
     if node is None:
         return ""
     return "; ".join(f"{label.category.value}:{label.name}" for label in node.labels if label.active)
+
+
+def _usd_cell(usd: Decimal | None) -> str | None:
+    """USD as a plain decimal string with cents (None: no price)."""
+    return None if usd is None else format(usd.quantize(Decimal("0.01")), "f")
+
+
+def _usd_amount_cell(amount: Amount) -> str:
+    usd = _usd_cell(amount.usd)
+    if usd is None:
+        return NO_USD
+    return f">={usd}" if amount.usd_partial else usd
 
 
 def _human(value: int, decimals: int | None) -> str:
@@ -417,11 +454,12 @@ def trace_words(trace: Trace, policy: RiskPolicy = DEFAULT_POLICY) -> str:
     )
 
 
-def _weights(trace: Trace, policy: RiskPolicy) -> dict[str, float | None]:
-    """Each reached address's traced value in dust floors (None: cannot be valued)."""
-    meta = trace.token_meta()
+def _received(trace: Trace) -> dict[str, tuple[Amount, ...]]:
+    """What each reached address received of the traced funds, in units and USD (one propagation for all)."""
+    received, usd = received_with_usd(trace)
+    meta = token_meta(trace)
     return {
-        node.address: policy.floors(amounts_of(trace.taint.amounts(node.address), meta), trace.chain)
+        node.address: amounts_of(received.get(node.address, {}), meta, usd.get(node.address))
         for node in trace.nodes[1:]
     }
 
@@ -437,7 +475,8 @@ def trace_dot(trace: Trace, max_nodes: int = PICTURE_NODES, policy: RiskPolicy =
     `max_nodes` boxes: the root, labelled addresses and the paths to them, then the largest flows above the dust
     floor; the rest (dust, long tails) is folded into one node per address it hangs from, with count and total."""
     policy = picture_policy(trace, policy)
-    weights = _weights(trace, policy)
+    received = _received(trace)
+    weights = {address: policy.floors(amounts, trace.chain) for address, amounts in received.items()}
     keep = _kept(trace, weights, max_nodes)
     folds: dict[str, _Fold] = {}
     home: dict[str, str] = {}
@@ -453,8 +492,7 @@ def trace_dot(trace: Trace, max_nodes: int = PICTURE_NODES, policy: RiskPolicy =
         weight = weights.get(node.address)
         fold.dust += weight is not None and weight < 1
         home[node.address] = f"fold:{anchor}"
-    meta = trace.token_meta()
-    nodes = [_trace_node(trace, trace.node(address), meta) for address in _ordered(trace, keep)]
+    nodes = [_trace_node(trace, trace.node(address), received) for address in _ordered(trace, keep)]
     groups: dict[tuple[str, str], list[TraceEdge]] = defaultdict(list)
     for edge in trace.edges:
         near, far = trace.near_far(edge)
@@ -462,15 +500,15 @@ def trace_dot(trace: Trace, max_nodes: int = PICTURE_NODES, policy: RiskPolicy =
         if a != b:
             groups[(a, b) if edge.from_addr == near else (b, a)].append(edge)
     for anchor, fold in folds.items():
-        received = [e for (a, b), group in groups.items() if f"fold:{anchor}" in (a, b) for e in group]
-        total = _edges_total(received, trace.chain)
+        moved = [e for (a, b), group in groups.items() if f"fold:{anchor}" in (a, b) for e in group]
+        total = _edges_total(moved, trace)
         what = f"{len(fold.addresses):,} more address{'es' if len(fold.addresses) != 1 else ''}"
-        lines = [f"{len(received):,} transfers, {total}" if received else "no transfer shown"]
+        lines = [f"{len(moved):,} transfers, {total}" if moved else "no transfer shown"]
         if fold.dust:
             lines.append(f"{fold.dust:,} under the dust floor")
         nodes.append(_PicNode(f"fold:{anchor}", f"+{what} (folded)", tuple(lines), None, dashed=True, folded=True))
     edges = [
-        _PicEdge(a, b, _edge_text(group, trace.chain))
+        _PicEdge(a, b, _edge_text(group, trace))
         for (a, b), group in sorted(groups.items(), key=lambda item: -len(item[1]))
     ]
     folded = sum(len(f.addresses) for f in folds.values())
@@ -541,17 +579,14 @@ def _ordered(trace: Trace, keep: set[str]) -> list[str]:
     return [node.address for node in trace.nodes if node.address in keep]
 
 
-def _trace_node(
-    trace: Trace, node: TraceNode | None, meta: Mapping[str | None, tuple[int | None, str | None]]
-) -> _PicNode:
+def _trace_node(trace: Trace, node: TraceNode | None, received: Mapping[str, tuple[Amount, ...]]) -> _PicNode:
     assert node is not None  # a kept address is a node of the trace
     label = next((lb for lb in node.labels if lb.active), None)
     lines = [f"{label.category.display}: {label.name[:40]}"] if label else []
     lines.append("root" if node.hop == 0 else f"hop {node.hop}" + (" · stop: service" if node.terminal else ""))
-    if node.hop:
-        received = amounts_of(trace.taint.amounts(node.address), meta)
-        if received:
-            lines.append(f"traced: {amounts_words(received, trace.chain)}")
+    amounts = received.get(node.address, ())
+    if node.hop and amounts:
+        lines.append(f"traced: {amounts_words(amounts, trace.chain)}")
     if node.stop.value in ("busy", "node budget", "source error"):
         lines.append(f"not expanded: {node.stop.value}")
     return _PicNode(
@@ -564,27 +599,31 @@ def _trace_node(
     )
 
 
-def _edges_total(edges: Sequence[TraceEdge], chain: str) -> str:
+def _edges_total(edges: Sequence[TraceEdge], trace: Trace) -> str:
+    """Each asset's total over the transfers, in units and USD (each transfer on its day)."""
     by_token: dict[str | None, list[TraceEdge]] = defaultdict(list)
     for edge in edges:
         by_token[edge.token].append(edge)
-    return " + ".join(_token_total(group, chain) for group in by_token.values())
+    parts = []
+    for token, group in by_token.items():
+        first, usd = group[0], UsdSum()
+        for edge in group:
+            usd.add(edge_usd(trace, edge))
+        decimals, symbol = (18 if token is None else first.decimals), first.symbol
+        if trace.valuation is not None:
+            decimals, symbol = trace.valuation.meta(token, first.decimals, first.symbol)
+        total = Amount(sum(e.value for e in group), token, symbol, decimals, usd.usd, usd.partial)
+        parts.append(total.text(trace.chain))
+    return " + ".join(parts)
 
 
-def _token_total(group: Sequence[TraceEdge], chain: str) -> str:
-    first = group[0]
-    decimals = 18 if first.token is None else first.decimals
-    symbol = native_symbol(chain) if first.token is None else (first.symbol or first.token[:8] + "…")
-    return format_amount(sum(e.value for e in group), decimals, symbol)
-
-
-def _edge_text(group: Sequence[TraceEdge], chain: str) -> str:
-    """`1,250 ETH` and `3 tx, 2022-03-23 – 2022-04-01` (the amounts moved, per asset, and when)."""
+def _edge_text(group: Sequence[TraceEdge], trace: Trace) -> str:
+    """`1,250 ETH ($3,812,500)` and `3 tx, 2022-03-23 – 2022-04-01` (the amounts moved, per asset, and when)."""
     stamps = [e.timestamp for e in group]
     first, last = _day(min(stamps)), _day(max(stamps))
     when = first if first == last else f"{first} – {last}"
     count = f"{len(group)} tx, " if len(group) > 1 else ""
-    return f"{_edges_total(group, chain)}\n{count}{when}"
+    return f"{_edges_total(group, trace)}\n{count}{when}"
 
 
 def _short(address: str) -> str:

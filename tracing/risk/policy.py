@@ -316,13 +316,7 @@ def add_amounts(amounts: Iterable[Amount]) -> tuple[Amount, ...]:
     summed: dict[str | None, Amount] = {}
     for a in amounts:
         old = summed.get(a.token)
-        if old is None:
-            summed[a.token] = a
-            continue
-        usd = None if old.usd is None and a.usd is None else (old.usd or Decimal(0)) + (a.usd or Decimal(0))
-        partial = old.usd_partial or a.usd_partial or (usd is not None and None in (old.usd, a.usd))
-        symbol, decimals = a.symbol or old.symbol, a.decimals if a.decimals is not None else old.decimals
-        summed[a.token] = Amount(old.value + a.value, a.token, symbol, decimals, usd, partial)
+        summed[a.token] = a if old is None else old.plus(a)
     return tuple(sorted(summed.values(), key=lambda a: (a.token is not None, a.token or "")))
 
 
