@@ -31,7 +31,7 @@ from tests.conftest import shared_data
 from tracing.chain.index import TransferIndex
 from tracing.investigator import Investigator
 from tracing.labels.book import SERVICES, Category, Label, LabelBook, LabelSet
-from tracing.trace.model import MAX_HOPS, TraceParams
+from tracing.trace.params import MAX_HOPS, TraceParams
 
 USD_TOKEN = "0x00000000000000000000000000000000000005d0"
 """The synthetic token that carries the cases' USD values (6 decimals)."""

@@ -75,10 +75,12 @@ def test_a_service_is_rated_by_what_it_is_and_its_counterparties_are_leads() -> 
     hot = Label(SUBJECT, Category.EXCHANGE, "Binance 20", "etherscan", confidence=0.9)
     sent = exposure(day="2022-03-23")
     hacked = exposure(Category.HACK, labels=(Label(SANCTIONED, Category.HACK, "Ronin Bridge Exploiter", "etherscan"),))
-    report = assess(SUBJECT, "eth", [hot], [sent, hacked], COVERAGE)
+    further = exposure(hops=2, counterparty=addr(88), amounts=eth(900), path=(SUBJECT, SANCTIONED, addr(88)))
+    report = assess(SUBJECT, "eth", [hot], [sent, hacked, further], COVERAGE)
     assert report.level is Level.LOW and report.service == "Binance 20"
+    assert any(r.startswith("1 risky address 2 or more hops away are not leads") for r in report.reasons)
     assert report.exposures == () and report.totals == ()
-    (lead,) = report.leads  # one lead per counterparty, carrying all its labels
+    (lead,) = report.leads  # one lead per direct counterparty, carrying all its labels
     assert lead.counterparty == SANCTIONED and lead.rule is Rule.LEAD
     assert {lb.category for lb in lead.labels} == {Category.SANCTIONS, Category.HACK}
     assert lead.timing is Timing.BEFORE and "22 days before" in lead.timing_note

@@ -36,7 +36,8 @@ from tracing.risk.outputs import (
     trace_svg,
     trace_words,
 )
-from tracing.trace.model import Trace, TraceDirection, TraceParams
+from tracing.trace.model import Trace
+from tracing.trace.params import TraceDirection, TraceParams
 
 
 def seed(db: Database) -> None:
@@ -146,7 +147,8 @@ async def test_the_picture_has_a_title_with_the_settings_and_a_legend(db: Databa
     result = await traced(db, min_value=Decimal(1))
     picture = Picture(trace_dot(result))
     assert picture.title.startswith(f"Outgoing trace (where the funds went) of {checksum(addr(1))} on eth, up to 3")
-    for words in ("model: haircut taint", "filters: min value 1", "dust floor", "$250 (0.2 ETH", "time window:"):
+    settings = ("model: haircut taint", "filters: min value 1", "dust floor: $100 on the transfer's day", "time window")
+    for words in settings:
         assert words in picture.title, words
     assert {"traced address (root)", "Exchange", "Mixer", "unlabelled"} <= set(picture.legend)
     assert any(label.startswith("edge: amount moved") for label in picture.legend)
@@ -172,7 +174,9 @@ async def test_an_incoming_trace_of_the_ronin_exploiter_folds_its_dust_senders(d
     folding = r"\+9\d more addresses \(folded\)\n1\d\d transfers, 0\.16\d* ETH \(no USD price\)\n9\d under the dust"
     assert re.match(folding, folded)
     assert any(a == key for a, _, _ in picture.edges)  # the folded senders still point at the exploiter
-    assert "Incoming trace (where the funds came from)" in picture.title and "dust floor" in picture.title
+    assert "Incoming trace (where the funds came from)" in picture.title
+    assert "dust floor: none (graph walk" in picture.title
+    assert "folded below the dust floor: $250 (0.2 ETH" in picture.title
     assert "Binance 20" in "\n".join(picture.nodes.values())
     assert "+N more: folded dust and small flows" in picture.legend
 

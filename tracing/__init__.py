@@ -43,7 +43,18 @@ from tracing.monitor.incidents import (
     OnCall,
 )
 from tracing.monitor.ops import OpsMonitor, OpsPolicy, parse_ops_chat
-from tracing.monitor.outbox import Outbox, OutboxItem, OutboxKind, OutboxStatus, SentMessage, outbox_stats
+from tracing.monitor.outbox import (
+    EscalationNotice,
+    Notice,
+    NoticeError,
+    OpsNotice,
+    Outbox,
+    OutboxItem,
+    OutboxKind,
+    OutboxStatus,
+    SentMessage,
+    outbox_stats,
+)
 from tracing.monitor.watch import Watch, WatchBook, WatchMatcher, parse_min_amount
 from tracing.monitor.watcher import ChainFeed, InvestigatorRisk, watch_chains, watch_status
 from tracing.risk.exposure import amounts_of, trace_amounts
@@ -60,20 +71,18 @@ from tracing.risk.outputs import (
 )
 from tracing.risk.policy import DEFAULT_POLICY, RiskPolicy, day_words, lead_words
 from tracing.risk.report import Amount, Exposure, Level, RiskReport, Rule, Timing, Total, amounts_words
+from tracing.trace.cache import GraphCache
+from tracing.trace.compare import Disagreement, ModelComparison, compare_models
+from tracing.trace.compiled import available as compiled_walk_available
 from tracing.trace.coverage import Coverage
-from tracing.trace.graph import GraphCache, LabelCache, TransferGraph
-from tracing.trace.model import (
-    DEFAULT_HOPS,
-    MAX_HOPS,
-    GraphSource,
-    Stop,
-    Trace,
-    TraceDirection,
-    TraceNode,
-    TraceParams,
-    trace_funds,
-)
+from tracing.trace.graph import TransferGraph
+from tracing.trace.label_cache import LabelCache
+from tracing.trace.model import Stop, Trace, TraceNode
+from tracing.trace.params import DEFAULT_DUST_USD, DEFAULT_HOPS, MAX_HOPS, STOPS, TraceDirection, TraceParams
+from tracing.trace.sources import GraphSource
 from tracing.trace.taint import TaintModel
+from tracing.trace.value import PegPrices, UsdPrices
+from tracing.trace.walk import trace_funds
 
 __all__ = [
     "Actor",
@@ -93,9 +102,12 @@ __all__ = [
     "ChainFeed",
     "Clock",
     "Coverage",
+    "DEFAULT_DUST_USD",
     "DEFAULT_HOPS",
     "Direction",
+    "Disagreement",
     "Disposition",
+    "EscalationNotice",
     "EscalationPolicy",
     "EtlFileKind",
     "EtlFileResult",
@@ -122,16 +134,21 @@ __all__ = [
     "Timing",
     "Total",
     "MAX_HOPS",
+    "ModelComparison",
     "NO_USD",
     "NotAllowed",
     "NotFound",
+    "Notice",
+    "NoticeError",
     "OnCall",
     "OpsMonitor",
+    "OpsNotice",
     "OpsPolicy",
     "Outbox",
     "OutboxItem",
     "OutboxKind",
     "OutboxStatus",
+    "PegPrices",
     "PictureUnavailable",
     "PriceApi",
     "PriceBook",
@@ -140,6 +157,7 @@ __all__ = [
     "Reader",
     "RiskReport",
     "RpcSource",
+    "STOPS",
     "SentMessage",
     "SourceError",
     "Stop",
@@ -157,6 +175,7 @@ __all__ = [
     "TransferKind",
     "TransferPrices",
     "UsdLookup",
+    "UsdPrices",
     "UserError",
     "Valuation",
     "WELL_KNOWN",
@@ -171,6 +190,8 @@ __all__ = [
     "lead_words",
     "chain_arg",
     "checksum",
+    "compare_models",
+    "compiled_walk_available",
     "configured_explorers",
     "configured_token_readers",
     "ensure_bundled_labels",

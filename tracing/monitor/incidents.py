@@ -32,7 +32,7 @@ from storage import (
 from tracing.chain.address import short
 from tracing.errors import InvalidArgument, NotFound, UserError
 from tracing.monitor.clock import Clock, SystemClock, sleep_or_stop
-from tracing.monitor.outbox import OutboxKind, enqueue
+from tracing.monitor.outbox import EscalationNotice, OutboxKind, enqueue
 
 log = logging.getLogger(__name__)
 
@@ -509,13 +509,12 @@ class IncidentDesk:
                     kind=OutboxKind.NOTICE,
                     incident_id=row.id,
                     now=now,
-                    payload={
-                        "type": "escalation",
-                        "level": level,
-                        "oncall_key": oncall.user_key if oncall else "",
-                        "oncall_name": oncall.user_name if oncall else "",
-                        "open_minutes": int((now - row.opened_at).total_seconds() // 60),
-                    },
+                    notice=EscalationNotice(
+                        level=level,
+                        oncall_key=oncall.user_key if oncall else "",
+                        oncall_name=oncall.user_name if oncall else "",
+                        open_minutes=int((now - row.opened_at).total_seconds() // 60),
+                    ),
                 )
                 done.append(Escalation(row.id, level, oncall))
         return done

@@ -13,8 +13,9 @@ from tracing.labels.book import Category, Label
 from tracing.risk.policy import DEFAULT_POLICY, RiskPolicy, assess
 from tracing.risk.report import Amount, Direction, Exposure, RiskReport, Rule
 from tracing.trace.coverage import Coverage
-from tracing.trace.graph import Asset
-from tracing.trace.model import Trace, TraceDirection, TraceEdge
+from tracing.trace.flows import Asset
+from tracing.trace.model import Trace, TraceEdge
+from tracing.trace.params import TraceDirection
 from tracing.trace.taint import TaintModel
 from tracing.trace.usd import received_with_usd, token_meta, usd_moved
 

@@ -422,36 +422,46 @@ def _day(timestamp: int) -> str:
 
 
 def picture_policy(trace: Trace, policy: RiskPolicy = DEFAULT_POLICY) -> RiskPolicy:
-    """The dust floor a trace is told and drawn with: the trace's own (a value-aware walk carries `dust_usd` in its
-    parameters), else the risk policy's."""
-    walk_floor = getattr(trace.params, "dust_usd", None)  # read by name: not every walk has a floor of its own
-    return replace(policy, dust_usd=Decimal(walk_floor)) if walk_floor is not None else policy
+    """The dust floor a picture folds by: the value-aware walk's own (`dust_usd`, and its floors in units), with the
+    risk policy's floors in units where the walk has none (so that unpriced dust still folds)."""
+    p = trace.params
+    if not p.value_aware or p.dust_usd is None:
+        return policy
+    units = dict(policy.dust_units)
+    for key, floor in p.dust_units:
+        units[native_symbol(trace.chain) if key == "native" else key] = floor
+    return replace(policy, dust_usd=p.dust_usd, dust_units=units)
 
 
-def trace_words(trace: Trace, policy: RiskPolicy = DEFAULT_POLICY) -> str:
+def trace_words(trace: Trace) -> str:
     """The model, filters, dust floor and time window of a trace in one line: the same words in the text reply's
     header, its coverage section and the picture's title."""
-    own_floor = getattr(trace.params, "dust_usd", None) is not None
-    policy = picture_policy(trace, policy)
     p = trace.params
     filters = []
     if p.min_value is not None:
         filters.append(f"min value {p.min_value}")
     if p.token is not None:
         filters.append("native coin only" if p.token == "native" else f"token {checksum(p.token)}")
-    if p.stop_at:
-        filters.append("stops at " + ", ".join(sorted(c.value for c in p.stop_at)))
+    if p.stops:
+        filters.append("stops at " + ", ".join(sorted(c.value for c in p.stops)))
+    if p.through:
+        filters.append("through " + ", ".join(sorted(c.value for c in p.through)))
     if p.since is not None or p.until is not None:
         since = _day(p.since) if p.since is not None else "…"
         until = _day(p.until) if p.until is not None else "…"
         window = f"{since} – {until}"
     else:
         window = "all indexed history"
-    return (
-        f"model: {p.model.value} taint; filters: {', '.join(filters) or 'none'}; "
-        f"dust floor{'' if own_floor else ' (folds the picture; this walk follows every transfer)'}: "
-        f"{policy.dust_words(trace.chain)}; time window: {window}"
-    )
+    if p.value_aware and p.dust_usd is not None:
+        units = ", ".join(f"{v} {'native' if k == 'native' else checksum(k)}" for k, v in p.dust_units)
+        dust = f"${p.dust_usd:,} on the transfer's day ({units or 'none in units'} where no USD price)"
+        dust += f", or a {p.follow_share:.0%} share of the traced funds"
+    elif p.value_aware:
+        dust = f"none (value walk; follows a {p.follow_share:.0%} share)"
+    else:
+        dust = "none (graph walk: every transfer after the funds arrived)"
+    shown = ", ".join(filters) or "none"
+    return f"model: {p.model.value} taint; filters: {shown}; dust floor: {dust}; time window: {window}"
 
 
 def _received(trace: Trace) -> dict[str, tuple[Amount, ...]]:
@@ -526,7 +536,8 @@ def trace_dot(trace: Trace, max_nodes: int = PICTURE_NODES, policy: RiskPolicy =
         )
     title = [
         f"{way} of {checksum(trace.root)} on {trace.chain}, up to {trace.params.hops} hops",
-        trace_words(trace, policy),
+        trace_words(trace),
+        f"folded below the dust floor: {policy.dust_words(trace.chain)}",
         _window_words(trace) + "; " + shown,
     ]
     categories = sorted({n.category for n in nodes if n.category is not None}, key=list(Category).index)

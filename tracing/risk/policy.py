@@ -419,13 +419,15 @@ def exposure_reason(
 
 
 def as_leads(exposures: Sequence[Exposure], policy: RiskPolicy = DEFAULT_POLICY) -> tuple[Exposure, ...]:
-    """A service's risky counterparties as leads: one per counterparty and direction, with all its labels."""
+    """A service's risky direct counterparties as leads (its own transfers: what they touched, how much, when): one
+    per counterparty and direction, with all its labels. Further hops are not leads: a service's funds are pooled,
+    so what left a counterparty later is not the service's transfer."""
     labels: dict[tuple[Direction, str], list[Label]] = defaultdict(list)
     for e in exposures:
         labels[(e.direction, e.counterparty)].extend(e.labels)
     leads = []
     for e in exposures:
-        if e.category in policy.weights and not e.counted_note.startswith("the same funds"):
+        if e.direct and e.category in policy.weights and not e.counted_note.startswith("the same funds"):
             every = tuple(dict.fromkeys(labels[(e.direction, e.counterparty)]))
             leads.append(replace(e, rule=Rule.LEAD, score=0, labels=every))
     return tuple(leads)
@@ -471,8 +473,14 @@ def assess(
         reasons.append(
             f"Rated by what it is, {'an' if what[0] in 'aeiou' else 'a'} {what} ({service.name}): its counterparties' "
             "activity is listed as leads to follow up (the service knows its customers), not as its own risk"
-            + (f" — {len(leads)} lead{'s' if len(leads) != 1 else ''}." if leads else "; no risky lead found.")
+            + (f" — {len(leads)} lead{'s' if len(leads) != 1 else ''}." if leads else "; no risky direct counterparty.")
         )
+        further = {e.counterparty for e in ordered if not e.direct and e.category in policy.weights}
+        if further:
+            reasons.append(
+                f"{len(further)} risky address{'es' if len(further) != 1 else ''} 2 or more hops away "
+                "are not leads: a service's funds are pooled, so what its counterparties sent on is not its transfer."
+            )
     else:
         risky = [e for e in shown if e.category in policy.weights]
         groups: dict[tuple[object, ...], list[Exposure]] = {}
