@@ -14,6 +14,7 @@ from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 
@@ -35,6 +36,8 @@ from storage.db import Database
 from storage.ops_models import AlertRow
 from tests.support.slack_server import ApiCall, FakeSlack
 from tests.support.telegram_server import TOKEN, FakeTelegram
+from tracing.chain.address import checksum
+from tracing.chain.prices import PriceBook, day_of
 from tracing.monitor.alerts import AlertBook, AlertStatus, record_alert, set_status
 from tracing.monitor.clock import ManualClock
 from tracing.monitor.incidents import Actor, Disposition, IncidentDesk
@@ -309,6 +312,21 @@ async def test_alert_message_shows_ack_and_resolution(db: Database) -> None:
     final = chat.shown(post.message_id)
     assert "resolved as true positive by olga" in final and "reorged out" in final
     assert all(d.edit for d in chat.delivered)  # everything after the post was an edit of it
+
+
+async def test_alert_amounts_carry_usd_on_the_transfer_day_or_say_there_is_none(db: Database) -> None:
+    clock = ManualClock()
+    make_alerts(db, clock, "-9", 1, 1)  # 1 ETH on 2023-11-14 (timestamp 1,700,000,000)
+    chat = TestBackend(platform="telegram")
+    notifier = Notifier(db, {"telegram": chat}, clock=clock)
+    await drain(notifier, db, clock)
+    assert f"Sent 1 ETH (no USD price) to {checksum(X)}" in chat.pop().text  # no price stored: none is guessed
+
+    PriceBook(db).store([("ETH", day_of(1_700_000_000), Decimal("2045.5"))], "test")
+    make_alerts(db, clock, "-8", 1, 2)
+    fresh = Notifier(db, {"telegram": chat}, clock=clock)
+    await drain(fresh, db, clock)
+    assert f"Sent 1 ETH ($2,046) to {checksum(X)}" in chat.pop().text
 
 
 async def test_a_change_before_the_post_is_sent_is_shown_by_the_post(db: Database) -> None:

@@ -19,6 +19,7 @@ from bot.backends.testing import TestBackend
 from bot.cli.watch import run_watch
 from storage.db import Database
 from tests.support.anvil import AnvilNode, Scenario, build_scenario
+from tests.support.cli import run_cli
 from tests.support.contracts import Contract, load_artifact
 from tests.support.fixtures import anvil  # noqa: F401
 from tracing.chain.config import ChainConfig
@@ -154,7 +155,7 @@ async def test_run_watch_from_block_to_chat_message(app: App, anvil: AnvilNode) 
         await eventually(lambda: any(tx in d.text for d in chat.delivered if not d.edit))
         post = chat.pop()
         assert not post.edit and post.chat_id == "-100"
-        assert "Sent 1 ETH to" in post.text and "provisional" in post.text and "/ack 1" in post.text
+        assert "Sent 1 ETH (no USD price) to" in post.text and "provisional" in post.text and "/ack 1" in post.text
         await asyncio.to_thread(rpc.mine)
         await eventually(lambda: any("confirmed" in d.text for d in chat.delivered if d.edit))
         edits = [d for d in chat.delivered if d.edit]
@@ -167,7 +168,7 @@ async def test_run_watch_from_block_to_chat_message(app: App, anvil: AnvilNode) 
 
 def test_chainsleuth_watch_command_prints_alerts_and_stops_on_sigterm(
     tmp_path: Path,
-    database_url: str,
+    prepared_database_url: str,
     anvil: AnvilNode,  # noqa: F811
 ) -> None:
     rpc = anvil.rpc
@@ -176,7 +177,7 @@ def test_chainsleuth_watch_command_prints_alerts_and_stops_on_sigterm(
     env.update(
         {
             "DATA_DIR": str(tmp_path / "data"),
-            "DATABASE_URL": database_url,
+            "DATABASE_URL": prepared_database_url,
             "DEMO_DATA": "false",
             "PLATFORM": "console",
             "CHAINS": "eth,anvil",
@@ -186,13 +187,7 @@ def test_chainsleuth_watch_command_prints_alerts_and_stops_on_sigterm(
             "PYTHONUNBUFFERED": "1",
         }
     )
-    said = subprocess.run(
-        [str(BIN), "say", f"/watch {watched} --chain anvil --channel"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    said = run_cli(["say", f"/watch {watched} --chain anvil --channel"], env)
     assert "Now watching" in said.stdout, said.stderr
     start = rpc.mine()
     proc = subprocess.Popen(

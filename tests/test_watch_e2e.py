@@ -154,9 +154,15 @@ async def test_eth_token_and_internal_transfers_reach_telegram_and_slack_once_ea
     watch_on(app.db, heidi, ("telegram", TG_CHAT), ("slack", SLACK_CHAT))
 
     moves: list[tuple[Callable[[], str], str]] = [
-        (lambda: rpc.send_transaction({"from": heidi, "to": bob, "value": ETHER, "gas": 21_000}), "Sent 1 ETH to"),
-        (lambda: tst.transact("transfer", carol, 5 * ETHER, sender=heidi), "Sent 5 TST to"),
-        (lambda: forwarder.transact("forward", heidi, sender=bob, value=2 * ETHER), "Received 2 ETH from"),
+        (
+            lambda: rpc.send_transaction({"from": heidi, "to": bob, "value": ETHER, "gas": 21_000}),
+            "Sent 1 ETH (no USD price) to",
+        ),
+        (lambda: tst.transact("transfer", carol, 5 * ETHER, sender=heidi), "Sent 5 TST (no USD price) to"),
+        (
+            lambda: forwarder.transact("forward", heidi, sender=bob, value=2 * ETHER),
+            "Received 2 ETH (no USD price) from",
+        ),
     ]
     stop = asyncio.Event()
     task = asyncio.create_task(

@@ -21,7 +21,7 @@ from tracing.chain.demo import RONIN_EXPLOITER, ensure_demo_data, load_demo, rem
 from tracing.chain.etl_import import EtlFileKind, EtlFileResult, EtlImportResult, import_etl_files
 from tracing.chain.index import TransferIndex
 from tracing.chain.indexer import BLOCKS_PER_REQUEST, CONCURRENCY, Indexer, IndexReport, fetch_range
-from tracing.chain.prices import PriceApi, PriceBook, PriceImport, import_price_csv, price_api_from_settings
+from tracing.chain.prices import PriceApi, PriceBook, PriceImport, PriceTable, import_price_csv, price_api_from_settings
 from tracing.chain.rpc import RpcSource
 from tracing.chain.tokens import TokenBook, TokenInfo
 from tracing.chain.transfer import Transfer, TransferKind, format_amount
@@ -152,6 +152,7 @@ __all__ = [
     "PictureUnavailable",
     "PriceApi",
     "PriceBook",
+    "PriceTable",
     "PriceImport",
     "RONIN_EXPLOITER",
     "Reader",

@@ -34,6 +34,7 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
+from decimal import Decimal
 
 from bot.backends.base import Backend, FoundPost, PostMarker
 from bot.backends.errors import DeliveryError, HistoryUnavailable, RateLimited
@@ -43,6 +44,7 @@ from bot.render.alerts import POSSIBLE_REPEAT, AlertCard, EscalationCard, alert_
 from bot.render.text import render_text
 from storage import Database
 from tracing import (
+    Alert,
     AlertBook,
     Clock,
     EscalationNotice,
@@ -53,8 +55,11 @@ from tracing import (
     OutboxItem,
     OutboxKind,
     OutboxStatus,
+    PriceBook,
+    PriceTable,
     SentMessage,
     SystemClock,
+    Valuation,
     sleep_or_stop,
 )
 
@@ -134,6 +139,7 @@ class Notifier:
         self.pacer = ChatPacer(PLATFORM_LIMITS if limits is None else limits, self.clock)
         self.outbox = Outbox(db, self.clock)
         self.alerts = AlertBook(db)
+        self.prices = PriceBook(db, check_interval=60.0)
         self.incidents = IncidentDesk(db, self.clock)
         self.worker = worker or f"notifier-{secrets.token_hex(4)}"
         self.max_attempts = max_attempts
@@ -364,7 +370,10 @@ class Notifier:
     def _cards(self, alert_ids: Sequence[int]) -> list[AlertCard]:
         alerts = self.alerts.many(alert_ids)
         incidents = self.incidents.many([a.incident_id for a in alerts if a.incident_id is not None])
-        return [AlertCard(a, incidents.get(a.incident_id) if a.incident_id else None) for a in alerts]
+        table = self.prices.table()
+        return [
+            AlertCard(a, incidents.get(a.incident_id) if a.incident_id else None, _usd_of(a, table)) for a in alerts
+        ]
 
     def _render(self, alert_ids: Sequence[int], *, digest: bool) -> Reply | None:
         cards = self._cards(alert_ids)
@@ -471,3 +480,12 @@ def lookup_failure(exc: BaseException) -> str:
     if isinstance(exc, TimeoutError):
         return "timed out"
     return f"{type(exc).__name__}: {exc}"
+
+
+def _usd_of(alert: Alert, table: PriceTable) -> Decimal | None:
+    """The alert's moved amount in USD on its transfer's day, from the stored daily prices (and the stablecoin
+    peg); None where there is no price."""
+    if alert.value is None or alert.timestamp is None:
+        return None
+    decimals = alert.decimals or 18 if alert.token is None else alert.decimals
+    return Valuation(alert.chain, {}, table).usd(alert.token, alert.value, alert.timestamp, decimals)

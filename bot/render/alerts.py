@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 
 from bot.messages import Action, Reply
 from tracing import (
@@ -15,8 +16,8 @@ from tracing import (
     Direction,
     Incident,
     IncidentState,
+    amount_text,
     checksum,
-    format_amount,
     short,
 )
 
@@ -44,13 +45,13 @@ def native_symbol(chain: str) -> str:
     return known.symbol if known else "ETH"
 
 
-def amount_text(alert: Alert) -> str:
+def alert_amount(alert: Alert, usd: Decimal | None) -> str:
+    """The moved amount in units and USD on the transfer's day ("1.5 ETH ($4,500.00)"), or "… (no USD price)"."""
     if alert.value is None:
         return "amount unknown"
-    if alert.token is None:  # the chain source fills in the native coin's symbol and decimals
-        return format_amount(alert.value, alert.decimals or 18, alert.symbol or native_symbol(alert.chain))
-    text = format_amount(alert.value, alert.decimals, alert.symbol)
-    return text if alert.symbol else f"{text} of token {checksum(alert.token)}"
+    # The chain source fills in the native coin's symbol and decimals.
+    decimals = alert.decimals or 18 if alert.token is None else alert.decimals
+    return amount_text(alert.value, alert.token, decimals, alert.symbol, usd, native_symbol=native_symbol(alert.chain))
 
 
 def incident_line(incident: Incident | None) -> str:
@@ -70,16 +71,16 @@ def incident_line(incident: Incident | None) -> str:
     return f"Incident #{incident.id}: {state}"
 
 
-def movement_line(alert: Alert) -> str:
+def movement_line(alert: Alert, usd: Decimal | None = None) -> str:
     kind = {"native": "transfer", "erc20": "token transfer", "internal": "internal transfer"}.get(
         alert.transfer_kind or "", "transfer"
     )
     counterparty = checksum(alert.counterparty) if alert.counterparty else "?"
     if alert.direction is Direction.OUT:
-        return f"Sent {amount_text(alert)} to {counterparty} ({kind})"
+        return f"Sent {alert_amount(alert, usd)} to {counterparty} ({kind})"
     if alert.direction is Direction.IN:
-        return f"Received {amount_text(alert)} from {counterparty} ({kind})"
-    return f"Moved {amount_text(alert)} to itself ({kind})"
+        return f"Received {alert_amount(alert, usd)} from {counterparty} ({kind})"
+    return f"Moved {alert_amount(alert, usd)} to itself ({kind})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +89,8 @@ class AlertCard:
 
     alert: Alert
     incident: Incident | None
+    usd: Decimal | None = None
+    """The moved amount's USD value on the transfer's day; None: no price (the card says so)."""
 
     def __str__(self) -> str:
         a = self.alert
@@ -102,7 +105,7 @@ class AlertCard:
                 else "This chat checked this address with /risk in the last 90 days."
             )
         else:
-            lines.append(movement_line(a))
+            lines.append(movement_line(a, self.usd))
             lines.append(f"tx {a.tx_hash} in block {a.block_number}")
             lines.append(_STATUS_TEXT[a.status])
             if a.reasons:
@@ -128,7 +131,7 @@ class AlertDigest:
             if a.kind is AlertKind.LABEL_CHANGE:
                 what = "; ".join(a.reasons)
             else:
-                what = f"{short(a.address)}: {movement_line(a)}, block {a.block_number}, {a.status.value}"
+                what = f"{short(a.address)}: {movement_line(a, card.usd)}, block {a.block_number}, {a.status.value}"
             incident = f" — incident #{card.incident.id} {card.incident.state.value}" if card.incident else ""
             lines.append(f"• {a.kind.display}: {what}{incident}")
         return "\n".join(lines)
