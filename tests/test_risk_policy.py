@@ -12,9 +12,10 @@ from bot.app import App
 from bot.backends.testing import TestBackend
 from tests.test_trace import ETH, addr, label, tx
 from tracing.chain.index import TransferIndex
+from tracing.chain.transfer import Direction
 from tracing.labels.book import Category, Label, LabelBook
 from tracing.risk.policy import DEFAULT_POLICY, RiskPolicy, assess, rate
-from tracing.risk.report import Amount, Direction, Exposure, Level, Rule, Timing
+from tracing.risk.report import Amount, Exposure, Level, Rule, Timing
 from tracing.trace.coverage import Coverage
 
 SUBJECT, SANCTIONED, HACKER, MIDDLE = addr(1), addr(66), addr(77), addr(5)
@@ -39,7 +40,7 @@ def sanctions_label(address: str = SANCTIONED, listed: date | None = LISTED) -> 
 
 def exposure(
     category: Category = Category.SANCTIONS,
-    direction: Direction = Direction.OUTGOING,
+    direction: Direction = Direction.OUT,
     *,
     hops: int = 1,
     counterparty: str = SANCTIONED,
@@ -94,17 +95,17 @@ def test_sending_to_a_sanctioned_address_is_severe_at_any_amount() -> None:
 
 
 def test_receiving_from_a_sanctioned_address_is_severe_above_the_dust_floor() -> None:
-    big = rate(exposure(direction=Direction.INCOMING, amounts=eth(5), answered=False))
+    big = rate(exposure(direction=Direction.IN, amounts=eth(5), answered=False))
     assert big.rule is Rule.RECEIVED_FROM_SANCTIONED
-    in_usd = rate(exposure(direction=Direction.INCOMING, amounts=eth(0.1, usd=300), answered=False))
+    in_usd = rate(exposure(direction=Direction.IN, amounts=eth(0.1, usd=300), answered=False))
     assert in_usd.rule is Rule.RECEIVED_FROM_SANCTIONED  # $300 on the day is above the $250 floor
-    answered = rate(exposure(direction=Direction.INCOMING, amounts=eth(0.1), answered=True))
+    answered = rate(exposure(direction=Direction.IN, amounts=eth(0.1), answered=True))
     assert answered.rule is Rule.RECEIVED_FROM_SANCTIONED  # the subject sent back: not a one-sided dusting
 
 
 def test_unanswered_dust_from_a_sanctioned_address_is_probable_dusting_not_severe() -> None:
     # the August 2022 Tornado Cash dusting sent 0.1 ETH to public figures' addresses
-    dust = exposure(direction=Direction.INCOMING, amounts=eth(0.1), answered=False, day="2022-08-09")
+    dust = exposure(direction=Direction.IN, amounts=eth(0.1), answered=False, day="2022-08-09")
     report = assess(SUBJECT, "eth", [], [dust], COVERAGE)
     (rated,) = report.exposures
     assert rated.rule is Rule.DUSTING and not rated.counted and report.totals == ()  # visible, not a risk total

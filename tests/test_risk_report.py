@@ -9,10 +9,11 @@ from bot.backends.testing import TestBackend
 from storage.db import Database
 from tests.test_trace import ETH, USDT, addr, label, tx
 from tracing.chain.index import TransferIndex
+from tracing.chain.transfer import Direction
 from tracing.investigator import Investigator
 from tracing.labels.book import Category, LabelBook, LabelSet
 from tracing.risk.policy import DEFAULT_POLICY, rate
-from tracing.risk.report import Amount, Direction, Exposure, Level, Rule
+from tracing.risk.report import Amount, Exposure, Level, Rule
 
 
 def investigator(db: Database) -> Investigator:
@@ -29,7 +30,7 @@ async def test_an_indirect_sanctions_link_is_graded_by_value_and_hops(db: Databa
     assert report.level is Level.LOW and report.score < 30
     assert not report.sanctioned  # linked to a sanctioned entity, not itself sanctioned
     (exposure,) = [e for e in report.exposures if e.category is Category.SANCTIONS]
-    assert (exposure.direction, exposure.hops, exposure.counterparty) == (Direction.OUTGOING, 3, addr(66))
+    assert (exposure.direction, exposure.hops, exposure.counterparty) == (Direction.OUT, 3, addr(66))
     assert exposure.rule is Rule.GRADED
     assert exposure.path_addresses == (addr(1), addr(2), addr(3), addr(66))
     assert len(exposure.path) == 3 and all(h.startswith("0x") for h in exposure.path)
@@ -63,11 +64,11 @@ async def test_exposure_split_by_direction_and_hops_with_share(db: Database) -> 
     book.add(label(72, Category.EXCHANGE, "Kraken"))
     report = await investigator(db).risk(addr(1))
     found = {(e.category, e.direction, e.hops): e for e in report.exposures}
-    mixer = found[(Category.MIXER, Direction.INCOMING, 1)]
+    mixer = found[(Category.MIXER, Direction.IN, 1)]
     assert mixer.amounts[0].value == 40 * ETH and mixer.share == 0.8  # 40 of the 50 ETH received
-    hack = found[(Category.HACK, Direction.INCOMING, 2)]
+    hack = found[(Category.HACK, Direction.IN, 2)]
     assert hack.amounts[0].value == 10 * ETH and hack.path_addresses == (addr(1), addr(5), addr(71))
-    kraken = found[(Category.EXCHANGE, Direction.OUTGOING, 1)]
+    kraken = found[(Category.EXCHANGE, Direction.OUT, 1)]
     assert kraken.share == 0.4 and kraken.labels[0].name == "Kraken"
     assert report.level is Level.HIGH  # a direct mixer deposit that is most of its inflow
     assert report.reasons[0].startswith("Received 40 ETH (no USD price) directly from mixer Tornado.Cash: Router")
@@ -78,7 +79,7 @@ async def test_exposure_split_by_direction_and_hops_with_share(db: Database) -> 
 def test_scores_fall_with_hops_and_value() -> None:
     def score(hops: int, eth: float) -> int:
         amount = Amount(int(eth * ETH), None, None, 18)
-        return rate(Exposure(Category.MIXER, Direction.OUTGOING, hops, addr(1), (), (amount,), None, ())).score
+        return rate(Exposure(Category.MIXER, Direction.OUT, hops, addr(1), (), (amount,), None, ())).score
 
     assert score(1, 500) > score(2, 500) > score(3, 500) > score(6, 500)
     assert score(1, 500) > score(1, 5) > score(1, 0.5) > score(1, 0.01)

@@ -143,8 +143,10 @@ async def test_the_exploiter_counts_each_amount_once_and_names_each_counterparty
     report = await app.investigator.risk(RONIN_EXPLOITER)
     lines = [(e.counterparty, e.category, e.direction) for e in report.exposures]
     assert len(lines) == len(set(lines))  # one line per counterparty and category
-    totals = {(t.direction.value, t.category): t for t in report.totals}
+    totals = {(t.direction.adjective, t.category): t for t in report.totals}
     sanctions = totals[("outgoing", Category.SANCTIONS)]
     assert sanctions.counterparties == 7 and 144_835 * 10**18 < sanctions.amounts[0].value < 144_837 * 10**18
-    counted = sum(a.value for e in report.exposures if e.counted and e.direction.value == "outgoing" for a in e.amounts)
-    assert counted == sum(a.value for t in report.totals if t.direction.value == "outgoing" for a in t.amounts)
+    counted = sum(
+        a.value for e in report.exposures if e.counted and e.direction.adjective == "outgoing" for a in e.amounts
+    )
+    assert counted == sum(a.value for t in report.totals if t.direction.adjective == "outgoing" for a in t.amounts)

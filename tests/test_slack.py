@@ -25,7 +25,7 @@ from bot.access import AccessPolicy
 from bot.app import App, build_app
 from bot.backends.slack import SlackBackend, SlackSetupError, command_text
 from bot.commands import CommandSpec
-from bot.core import Context
+from bot.context import Context
 from bot.messages import Action, Attachment, Identity, IncomingMessage, Reply, Text
 from storage.audit import AuditLog
 from storage.settings import Settings

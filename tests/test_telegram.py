@@ -21,7 +21,8 @@ from bot.app import App, build_app
 from bot.backends.telegram import CALLBACK_PREFIX, TelegramBackend, TelegramSetupError
 from bot.backends.testing import TestBackend
 from bot.commands import CommandSpec
-from bot.core import Context, Pressed
+from bot.context import Context
+from bot.core import Pressed
 from bot.messages import Action, Attachment, ErrorText, Identity, IncomingMessage, Reply, Text
 from storage.audit import AuditLog
 from storage.models import ButtonRow, utcnow

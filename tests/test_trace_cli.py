@@ -67,7 +67,7 @@ def test_command_line_input_errors(cli_env: dict[str, str]) -> None:
     bad_address = run_cli(["risk", "0x1234"], cli_env)
     assert bad_address.returncode == 1 and "40 hex digits" in bad_address.stderr
     bad_hops = run_cli(["trace", RONIN_EXPLOITER, "--hops", "11"], cli_env)
-    assert bad_hops.returncode == 2 and "less than or equal to 10" in bad_hops.stderr
+    assert bad_hops.returncode == 1 and "11 is out of range (1–10)" in bad_hops.stderr  # the chat grammar's words
     bad_direction = run_cli(["trace", RONIN_EXPLOITER, "--direction", "up"], cli_env)
     assert bad_direction.returncode == 1 and "use out or in" in bad_direction.stderr
     bad_time = run_cli(["trace", RONIN_EXPLOITER, "--since", "soon"], cli_env)

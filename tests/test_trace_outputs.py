@@ -18,6 +18,7 @@ from tests.test_trace import ETH, USDT, addr, label, tx
 from tracing.chain.address import checksum
 from tracing.chain.demo import RONIN_EXPLOITER, load_demo
 from tracing.chain.index import TransferIndex
+from tracing.chain.transfer import Direction
 from tracing.investigator import Investigator
 from tracing.labels.book import Category, LabelBook
 from tracing.labels.bundled import ensure_bundled_labels
@@ -37,16 +38,17 @@ from tracing.risk.outputs import (
     trace_words,
 )
 from tracing.trace.model import Trace
-from tracing.trace.params import TraceDirection, TraceParams
+from tracing.trace.params import TraceParams
 
 
-def seed(db: Database) -> None:
+def seed(db: Database, start: int = 0) -> None:
+    """Four transfers at `start` + 100…300 seconds."""
     TransferIndex(db).add(
         [
-            tx(1, 2, 10, 100),
-            tx(2, 3, 4, 200),
-            tx(2, 50, 6, 210),
-            tx(3, 51, 2500, 300, token=USDT, decimals=6),
+            tx(1, 2, 10, start + 100),
+            tx(2, 3, 4, start + 200),
+            tx(2, 50, 6, start + 210),
+            tx(3, 51, 2500, start + 300, token=USDT, decimals=6),
         ]
     )
     book = LabelBook(db)
@@ -165,7 +167,7 @@ async def test_an_incoming_trace_of_the_ronin_exploiter_folds_its_dust_senders(d
     ensure_bundled_labels(investigator.labels)
     # the graph walk, which reaches every dust sender (a value-aware walk, where there is one, would not follow them)
     graph_walk = {"follow_value": False} if "follow_value" in TraceParams.__dataclass_fields__ else {}
-    params = TraceParams(direction=TraceDirection.IN, hops=3, **graph_walk)  # type: ignore[arg-type]
+    params = TraceParams(direction=Direction.IN, hops=3, **graph_walk)  # type: ignore[arg-type]
     result = await investigator.trace(RONIN_EXPLOITER, params=params)
     assert len(result.nodes) > 90  # a column of ~98 addresses before folding
     picture = Picture(trace_dot(result))
@@ -227,18 +229,20 @@ async def test_trace_command_without_graphviz_says_so_and_still_attaches_the_csv
 
 
 async def test_trace_command_options_and_errors(bot: TestBackend, app: App) -> None:
-    seed(app.db)
+    new_year = 1640995200  # 2022-01-01: the grammar takes times between 2009 and 2100
+    seed(app.db, start=new_year)
     backward = await bot.say(f"/trace {addr(51)} --direction in --hops 2 --model poison")
     assert "Incoming trace" in backward.text and "poison taint" in backward.text
     filtered = await bot.say(f"/trace {addr(1)} --min-value 5 --hops 3")
     assert "Binance" in filtered.text and "Tornado" not in filtered.text  # the 4 ETH leg is below 5
-    late = await bot.say(f"/trace {addr(1)} --since 1970-01-01 --until 150")
+    late = await bot.say(f"/trace {addr(1)} --since 2022-01-01 --until {new_year + 150}")
     assert "Reached 1 addresses" in late.text
     for bad, says in [
         (f"/trace {addr(1)} --hops 11", "out of range"),
         (f"/trace {addr(1)} --direction sideways", "not one of"),
         (f"/trace {addr(1)} --model fifo", "not one of"),
         (f"/trace {addr(1)} --since yesterday", "not a date"),
+        (f"/trace {addr(1)} --since 1970-01-01", "between 2009 and 2100"),
         ("/trace 0x1234", "40 hex digits"),
     ]:
         reply = await bot.say(bad)

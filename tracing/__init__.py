@@ -16,22 +16,32 @@ Wings, each importing only those listed before it:
 from tracing.chain.address import checksum, parse_address, short
 from tracing.chain.amounts import NO_USD, TransferPrices, UsdLookup, Valuation, amount_text, usd_text
 from tracing.chain.chainref import chain_arg
-from tracing.chain.config import WELL_KNOWN, ChainConfig, ChainConfigError, adhoc_chain, get_chain, load_chains
+from tracing.chain.config import (
+    WELL_KNOWN,
+    ChainConfig,
+    ChainConfigError,
+    adhoc_chain,
+    configured_chains,
+    get_chain,
+    load_chains,
+    use_chain_variables,
+)
 from tracing.chain.demo import RONIN_EXPLOITER, ensure_demo_data, load_demo, remove_demo
 from tracing.chain.etl_import import EtlFileKind, EtlFileResult, EtlImportResult, import_etl_files
 from tracing.chain.index import TransferIndex
 from tracing.chain.indexer import BLOCKS_PER_REQUEST, CONCURRENCY, Indexer, IndexReport, fetch_range
 from tracing.chain.prices import PriceApi, PriceBook, PriceImport, PriceTable, import_price_csv, price_api_from_settings
 from tracing.chain.rpc import RpcSource
+from tracing.chain.threshold import USD_NOT_YET, Threshold, foreign_digits, parse_threshold
 from tracing.chain.tokens import TokenBook, TokenInfo
-from tracing.chain.transfer import Transfer, TransferKind, format_amount
+from tracing.chain.transfer import Direction, Transfer, TransferKind, format_amount
 from tracing.errors import InvalidArgument, NotAllowed, NotFound, SourceError, UserError
 from tracing.investigator import Asker, Investigator, configured_explorers, configured_token_readers
 from tracing.labels.book import Category, Label, LabelBook, LabelSet
 from tracing.labels.bundled import BUNDLED_PREFIX, ensure_bundled_labels, is_bundled
 from tracing.labels.importers import LabelImport, Reader, load_formats
 from tracing.labels.ofac import programs_of
-from tracing.monitor.alerts import Alert, AlertBook, AlertKind, AlertStatus, Direction, record_alert, retro_alert_hook
+from tracing.monitor.alerts import Alert, AlertBook, AlertKind, AlertStatus, record_alert, retro_alert_hook
 from tracing.monitor.clock import Clock, SystemClock, sleep_or_stop
 from tracing.monitor.incidents import (
     Actor,
@@ -79,13 +89,19 @@ from tracing.trace.coverage import Coverage
 from tracing.trace.graph import TransferGraph
 from tracing.trace.label_cache import LabelCache
 from tracing.trace.model import Stop, Trace, TraceNode
-from tracing.trace.params import DEFAULT_DUST_USD, DEFAULT_HOPS, MAX_HOPS, STOPS, TraceDirection, TraceParams
+from tracing.trace.params import DEFAULT_DUST_USD, DEFAULT_HOPS, MAX_HOPS, STOPS, TraceParams
 from tracing.trace.sources import GraphSource
 from tracing.trace.taint import TaintModel
 from tracing.trace.value import PegPrices, UsdPrices
 from tracing.trace.walk import trace_funds
 
 __all__ = [
+    "configured_chains",
+    "use_chain_variables",
+    "USD_NOT_YET",
+    "Threshold",
+    "foreign_digits",
+    "parse_threshold",
     "Actor",
     "Alert",
     "AlertBook",
@@ -168,7 +184,6 @@ __all__ = [
     "TokenBook",
     "TokenInfo",
     "Trace",
-    "TraceDirection",
     "TraceNode",
     "TraceParams",
     "Transfer",

@@ -79,7 +79,7 @@ def exposure_line(exposure: Exposure, chain: str = "eth") -> str:
     """`Sanctions (direct, outgoing): 1.0569 ETH to Lazarus Group (ofac-sdn) 0x098B…, on 2022-03-23, 4.1% of …`."""
     name = f"{exposure.entity} ({exposure.labels[0].source}) " if exposure.labels else ""
     hop_word = "direct" if exposure.direct else f"{exposure.hops} hops"
-    way = exposure.direction.value
+    way = exposure.direction.adjective
     share = f", {exposure.share:.1%} of its {way} volume covered" if exposure.share is not None else ""
     arrow = "from" if way == "incoming" else "to"
     return (
@@ -108,7 +108,7 @@ def lead_line(lead: Exposure, chain: str = "eth") -> str:
 def totals_line(report: RiskReport) -> str:
     """`outgoing Sanctions 144,836 ETH (7 counterparties); outgoing Hack/exploit 5,702.33 ETH (3)`."""
     parts = [
-        f"{t.direction.value} {t.category.display}: {amounts_words(t.amounts, report.chain)} "
+        f"{t.direction.adjective} {t.category.display}: {amounts_words(t.amounts, report.chain)} "
         f"({t.counterparties} counterpart{'ies' if t.counterparties != 1 else 'y'})"
         for t in report.totals
     ]

@@ -17,11 +17,11 @@ from bot.render.common import (
 from bot.render.objects import HelpListing, HelpTopic, LabelListing
 from tracing import (
     Coverage,
+    Direction,
     RiskReport,
     Stop,
     TaintModel,
     Trace,
-    TraceDirection,
     TraceNode,
     amounts_words,
     checksum,
@@ -144,7 +144,7 @@ def trace_lines(trace: Trace) -> list[str]:
     p = trace.params
     way = (
         "Outgoing trace (where the funds went)"
-        if p.direction is TraceDirection.OUT
+        if p.direction is Direction.OUT
         else "Incoming trace (where the funds came from)"
     )
     lines = [

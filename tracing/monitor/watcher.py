@@ -29,11 +29,11 @@ from sqlmodel import col, select
 
 from storage import AlertRow, ChainCursor, Database, LeaderLock, RecentBlock, TransferRow, begin_write
 from tracing.chain.mappers import BlockTransfers, InternalSource
+from tracing.chain.transfer import Direction
 from tracing.errors import SourceError
 from tracing.labels.book import LabelBook
 from tracing.monitor.alerts import (
     AlertStatus,
-    Direction,
     known_counterparties,
     poisoning,
     record_alert,

@@ -9,13 +9,13 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 from tracing.chain.amounts import UsdSum
+from tracing.chain.transfer import Direction
 from tracing.labels.book import Category, Label
 from tracing.risk.policy import DEFAULT_POLICY, RiskPolicy, assess
-from tracing.risk.report import Amount, Direction, Exposure, RiskReport, Rule
+from tracing.risk.report import Amount, Exposure, RiskReport, Rule
 from tracing.trace.coverage import Coverage
 from tracing.trace.flows import Asset
 from tracing.trace.model import Trace, TraceEdge
-from tracing.trace.params import TraceDirection
 from tracing.trace.taint import TaintModel
 from tracing.trace.usd import received_with_usd, token_meta, usd_moved
 
@@ -79,7 +79,7 @@ def exposures_from(
     taint, usd = received_with_usd(trace, model, only=[node.address for node in labelled])
     meta = token_meta(trace)
     volume = trace.totals_of(trace.root)
-    direction = Direction.OUTGOING if trace.direction is TraceDirection.OUT else Direction.INCOMING
+    direction = trace.direction
     paths = {node.address: trace.path_to(node.address) for node in labelled}
     # the first arrival is the path's last transfer; the last arrival is read from every transfer only where it can
     # change the verdict: a dated label (listing, first seen) later than the first arrival (reading every transfer
@@ -183,7 +183,7 @@ def report_from_traces(
         replace(e, answered=_sent_to(outgoing, e.counterparty)) if e.direct and e.category is Category.SANCTIONS else e
         for e in exposures_from(incoming, policy=policy)
     ]
-    history = {Direction.OUTGOING: history_words(outgoing), Direction.INCOMING: history_words(incoming)}
+    history = {Direction.OUT: history_words(outgoing), Direction.IN: history_words(incoming)}
     return assess(
         address,
         chain,

@@ -164,7 +164,7 @@ def risk_json(report: RiskReport) -> dict[str, Any]:
         "leads": [exposure_json(e) for e in report.leads],
         "totals": [
             {
-                "direction": t.direction.value,
+                "direction": t.direction.adjective,
                 "category": t.category.value,
                 "amount": [amount_json(a) for a in t.amounts],
                 "counterparties": t.counterparties,
@@ -184,7 +184,7 @@ def risk_json(report: RiskReport) -> dict[str, Any]:
 def exposure_json(exposure: Exposure) -> dict[str, Any]:
     return {
         "category": exposure.category.value,
-        "direction": exposure.direction.value,
+        "direction": exposure.direction.adjective,
         "hops": exposure.hops,
         "counterparty": exposure.counterparty,
         "labels": [label_json(label) for label in exposure.labels],
@@ -320,7 +320,7 @@ def risk_csv(report: RiskReport) -> str:
                 report.address,
                 kind,
                 e.category.value,
-                e.direction.value,
+                e.direction.adjective,
                 e.hops,
                 e.counterparty,
                 "; ".join(label.name for label in e.labels),

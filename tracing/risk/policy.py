@@ -25,11 +25,10 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 
 from tracing.chain.address import checksum
-from tracing.chain.transfer import format_amount
+from tracing.chain.transfer import Direction, format_amount
 from tracing.labels.book import Category, Label
 from tracing.risk.report import (
     Amount,
-    Direction,
     Exposure,
     Level,
     RiskReport,
@@ -258,7 +257,7 @@ def rate(exposure: Exposure, chain: str = "eth", policy: RiskPolicy = DEFAULT_PO
     floors = policy.floors(exposure.amounts, chain)
     rule, score = Rule.GRADED, 0
     if exposure.category is Category.SANCTIONS and timing is not Timing.BEFORE and exposure.direct:
-        if exposure.direction is Direction.OUTGOING:
+        if exposure.direction is Direction.OUT:
             rule, score = Rule.SENT_TO_SANCTIONED, policy.severe_score
         elif floors is not None and floors < 1 and exposure.answered is False:
             rule, score = Rule.DUSTING, policy.dusting_score
@@ -363,7 +362,7 @@ def share_words(exposure: Exposure, history: Mapping[Direction, str]) -> str:
     """`, 6.9% of its outgoing volume over the covered history (412 transfers)`."""
     if exposure.share is None:
         return ""
-    way = exposure.direction.value
+    way = exposure.direction.adjective
     covered = history.get(exposure.direction, "")
     return f", {exposure.share:.1%} of its {way} volume over the covered history" + (f" ({covered})" if covered else "")
 
@@ -381,7 +380,7 @@ def exposure_reason(
     amount = amounts_words(add_amounts(a for e in group for a in e.amounts), chain)
     when = day_words(first) if len(group) == 1 else ""
     share = share_words(first, history) if len(group) == 1 else ""
-    outgoing = first.direction is Direction.OUTGOING
+    outgoing = first.direction is Direction.OUT
     if first.rule is Rule.SENT_TO_SANCTIONED:
         return (
             f"Sent {amount} directly to {who}{share} ({first.timing_note}): sending to a sanctioned address is "
@@ -435,8 +434,8 @@ def as_leads(exposures: Sequence[Exposure], policy: RiskPolicy = DEFAULT_POLICY)
 
 def lead_words(lead: Exposure, chain: str = "eth") -> str:
     """`Sent 1.0569 ETH to 0x098B…2f96 (sanctioned Lazarus Group, ofac-sdn) on 2022-03-23 — 22 days before: …`."""
-    way = "to" if lead.direction is Direction.OUTGOING else "from"
-    verb = "sent" if lead.direction is Direction.OUTGOING else "received"
+    way = "to" if lead.direction is Direction.OUT else "from"
+    verb = "sent" if lead.direction is Direction.OUT else "received"
     hops = "" if lead.direct else f" ({lead.hops} hops away)"
     names = "; ".join(dict.fromkeys(f"{lb.category.display}: {lb.name} ({lb.source})" for lb in lead.labels))
     return (
@@ -536,7 +535,7 @@ def assess(
         leads=leads,
         totals=totals_of([e for e in shown if e.category in policy.weights]) if service is None else (),
         service=service.name if service is not None else "",
-        history=tuple(f"{d.value}: {words}" for d, words in history.items()),
+        history=tuple(f"{d.adjective}: {words}" for d, words in history.items()),
     )
 
 

@@ -11,6 +11,7 @@ from decimal import Decimal
 from enum import StrEnum
 
 from tracing.chain.amounts import amount_text
+from tracing.chain.transfer import Direction
 from tracing.labels.book import Category, Label
 from tracing.trace.coverage import Coverage
 
@@ -21,11 +22,6 @@ class Level(StrEnum):
     MEDIUM = "medium"
     HIGH = "high"
     SEVERE = "severe"
-
-
-class Direction(StrEnum):
-    INCOMING = "incoming"
-    OUTGOING = "outgoing"
 
 
 @dataclass(frozen=True, slots=True)

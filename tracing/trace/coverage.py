@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from tracing.chain.transfer import format_amount
 from tracing.trace.flows import Asset
-from tracing.trace.params import TraceDirection, TraceParams
+from tracing.trace.params import Direction, TraceParams
 from tracing.trace.value import Dust
 
 
@@ -105,7 +105,7 @@ def gap_lines(
     if len(incomplete) > 5:
         gaps.append(f"{INCOMPLETE_HISTORY}: {len(incomplete) - 5} more address(es)")
     if silent:
-        where = "onward" if params.direction is TraceDirection.OUT else "earlier"
+        where = "onward" if params.direction is Direction.OUT else "earlier"
         gaps.append(f"{silent} reached address(es) have no {where} transfers in the sources used")
     if at_budget:
         gaps.append(f"{at_budget} address(es) at the hop budget ({params.hops}) were not followed further")
