@@ -38,7 +38,7 @@ from tracing.labels.book import Category, Label, LabelBook
 from tracing.trace.coverage import INCOMPLETE_HISTORY
 from tracing.trace.flows import FlowQuery, FlowRequest, Flows
 from tracing.trace.model import Stop
-from tracing.trace.params import TraceDirection, TraceParams
+from tracing.trace.params import Direction, TraceParams
 from tracing.trace.sources import ExplorerSource, LayeredSource
 from tracing.trace.walk import trace_funds
 
@@ -310,7 +310,7 @@ async def test_a_cut_explorer_history_is_stated_in_the_trace_and_risk_coverage(d
         investigator = Investigator(db, explorers={"eth": c}, use_graph=False, check_interval=0)
         report = await investigator.risk(ME, "eth")
         traced = await investigator.trace(ME, "eth", TraceParams(hops=1))
-        complete = await investigator.trace(mixer, "eth", TraceParams(direction=TraceDirection.IN, hops=1))
+        complete = await investigator.trace(mixer, "eth", TraceParams(direction=Direction.IN, hops=1))
     assert any(e.category is Category.MIXER and e.counterparty == mixer for e in report.exposures)
     (cut,) = [g for g in report.coverage.gaps if g.startswith(f"outgoing: {INCOMPLETE_HISTORY}: {ME}")]
     assert "explorer: txlist: stopped after" in cut and "(cap 150)" in cut and "were not fetched" in cut

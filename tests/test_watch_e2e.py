@@ -198,7 +198,7 @@ async def test_eth_token_and_internal_transfers_reach_telegram_and_slack_once_ea
 
 
 def marker(value: int) -> str:
-    return f"Sent {format_amount(value, 18, 'ETH')} to"
+    return f"Sent {format_amount(value, 18, 'ETH')} (no USD price) to"
 
 
 class SlowTelegram(FakeTelegram):

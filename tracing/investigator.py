@@ -18,18 +18,22 @@ from sqlalchemy import text
 
 from storage import Database, RiskCheckRow
 from tracing.chain.amounts import TransferPrices, UsdLookup, Valuation
+from tracing.chain.guard import SOURCE_BUDGET, SourceGuard, guarded, guarded_reader
 from tracing.chain.index import TransferIndex
 from tracing.chain.prices import PriceApi, PriceBook
 from tracing.chain.tokens import TokenBook, TokenMetaReader, unknown_token_note
+from tracing.chain.transfer import Direction
+from tracing.errors import SourceError
 from tracing.labels.book import Label, LabelBook
 from tracing.risk.exposure import merged_coverage, report_from_traces
-from tracing.risk.report import RiskReport, labels_only_report
+from tracing.risk.policy import DEFAULT_POLICY, RiskPolicy, labels_only_report
+from tracing.risk.report import RiskReport
 from tracing.trace.cache import GraphCache
 from tracing.trace.compare import ModelComparison, compare_models
-from tracing.trace.coverage import INCOMPLETE_HISTORY
+from tracing.trace.coverage import INCOMPLETE_HISTORY, SOURCE_ERROR, Coverage
 from tracing.trace.label_cache import LabelCache
 from tracing.trace.model import Trace, with_coverage
-from tracing.trace.params import DEFAULT_HOPS, TraceDirection, TraceParams
+from tracing.trace.params import DEFAULT_HOPS, TraceParams
 from tracing.trace.sources import ExplorerSource, GraphSource, IndexSource, LabelLookup, LayeredSource, TransferSource
 from tracing.trace.usd import days_wanted
 from tracing.trace.walk import trace_funds
@@ -53,6 +57,9 @@ class Investigator:
     does not cover. `use_graph`: trace over the in-memory graph (False keeps everything on SQL, for checks and tests).
     `token_readers`: per chain, what reads `symbol()`/`decimals()` of tokens the store and token list do not know
     (the chain's `RpcSource`). `price_api`: the optional live price API for days without a stored price.
+    `explorer_budget`: seconds one explorer read may take inside a command (`tracing.chain.guard`); an explorer
+    that runs out of it or cannot be reached fails the reads of the next minute at once, and the report's coverage
+    names it among its sources as failed.
     """
 
     def __init__(
@@ -63,19 +70,26 @@ class Investigator:
         explorers: Mapping[str, Any] | None = None,
         use_graph: bool = True,
         check_interval: float = 1.0,
+        policy: RiskPolicy = DEFAULT_POLICY,
         token_readers: Mapping[str, TokenMetaReader] | None = None,
         price_api: PriceApi | None = None,
+        explorer_budget: float = SOURCE_BUDGET,
     ) -> None:
         self.db = db
+        self.policy = policy
         self.labels = LabelBook(db)
         self.index = TransferIndex(db)
         self.default_chain = default_chain
         self.use_graph = use_graph
         self.graphs = GraphCache(db, check_interval=check_interval)
         self.label_cache = LabelCache(db, check_interval=check_interval)
-        self.explorers = {chain: ExplorerSource(client) for chain, client in (explorers or {}).items()}
+        self.explorers = {
+            chain: ExplorerSource(guarded(client, explorer_budget)) for chain, client in (explorers or {}).items()
+        }
         self.tokens = TokenBook(db)
-        self.token_readers = dict(token_readers or {})
+        self.token_readers = {
+            chain: guarded_reader(reader, explorer_budget) for chain, reader in (token_readers or {}).items()
+        }
         self.prices = PriceBook(db, price_api, check_interval=check_interval)
         self._summary: dict[str, tuple[float, int, tuple[str, ...]]] = {}
         self._sets: tuple[tuple[Any, ...], tuple[str, ...]] | None = None
@@ -118,6 +132,7 @@ class Investigator:
     ) -> Trace:
         """`with_roots`: more addresses whose funds are traced with `address`'s as one (a case's sources)."""
         chain = chain or self.default_chain
+        started = time.monotonic()
         result = await trace_funds(
             self.source(chain),
             self.label_lookup(),
@@ -129,12 +144,13 @@ class Investigator:
         )
         valuation, notes = await self.valuation(chain, [result], every_transfer=True)
         index_range, gaps = self.index_summary(chain)
-        return with_coverage(
+        traced = with_coverage(
             result.replace(valuation=valuation),
             index_range=index_range,
             label_sets=self.label_sets(),
             gaps=result.coverage.gaps + gaps + notes,
         )
+        return traced.replace(coverage=self.with_failed_sources(traced.coverage, chain, started))
 
     async def compare(
         self, address: str, chain: str | None = None, params: TraceParams | None = None
@@ -165,7 +181,12 @@ class Investigator:
         wanted: set[str] = set()
         for trace in traces:
             wanted |= {t for t, (d, s) in trace.token_meta().items() if t is not None and (d is None or s is None)}
-        infos = await self.tokens.resolve(chain, wanted, self.token_readers.get(chain)) if wanted else {}
+        unread: tuple[str, ...] = ()
+        try:
+            infos = await self.tokens.resolve(chain, wanted, self.token_readers.get(chain)) if wanted else {}
+        except SourceError as exc:  # the node did not answer in time: the tokens stay unknown (and uncached)
+            infos = await self.tokens.resolve(chain, wanted, None)
+            unread = (f"token metadata not read from the chain: {exc}",)
         if self.prices.api is not None:
             needs: dict[str, set[int]] = {}
             for trace in traces:
@@ -179,7 +200,7 @@ class Investigator:
         for trace in traces:
             metas.update(trace.token_meta())
         note = unknown_token_note(valuation.unknown_tokens(metas))
-        return valuation, (note,) if note else ()
+        return valuation, unread + ((note,) if note else ())
 
     async def risk(
         self, address: str, chain: str | None = None, asker: Asker | None = None, hops: int | None = None
@@ -189,31 +210,45 @@ class Investigator:
         source, lookup = self.source(chain), self.label_lookup()
         labels = self.labels.for_address(address, chain)  # from the store: a label added a moment ago counts
         prices = self.transfer_prices(chain)  # the value-aware walk's dust floor in USD
-        outgoing = await trace_funds(source, lookup, address, chain, TraceParams(TraceDirection.OUT, hops), prices)
-        incoming = await trace_funds(source, lookup, address, chain, TraceParams(TraceDirection.IN, hops), prices)
+        started = time.monotonic()
+        outgoing = await trace_funds(source, lookup, address, chain, TraceParams(Direction.OUT, hops), prices)
+        incoming = await trace_funds(source, lookup, address, chain, TraceParams(Direction.IN, hops), prices)
         valuation, notes = await self.valuation(chain, [outgoing, incoming])
         outgoing, incoming = outgoing.replace(valuation=valuation), incoming.replace(valuation=valuation)
         if not outgoing.root_node.degree and not incoming.root_node.degree:
-            report = labels_only_report(address, chain, labels, self.label_sets())
+            report = labels_only_report(address, chain, labels, self.label_sets(), self.policy)
             index_range, _ = self.index_summary(chain)
             gap = "The transfer index holds no transfer of this address" + (
                 f" (index: {index_range})." if index_range else "."
             )
-            cut = tuple(  # a history the explorer cut, though none of it moved value in either direction
+            cut = tuple(  # a history the explorer cut or a source that failed, though nothing moved value
                 f"{way}: {g}"
                 for way, found in (("outgoing", outgoing), ("incoming", incoming))
                 for g in found.coverage.gaps
-                if g.startswith(INCOMPLETE_HISTORY)
+                if g.startswith((INCOMPLETE_HISTORY, SOURCE_ERROR))
             )
             report = replace(report, coverage=replace(report.coverage, gaps=report.coverage.gaps + (gap, *cut)))
         else:
             index_range, gaps = self.index_summary(chain)
             coverage = merged_coverage(outgoing, incoming, index_range=index_range, label_sets=self.label_sets())
             coverage = replace(coverage, gaps=coverage.gaps + gaps + notes)
-            report = report_from_traces(address, chain, labels, outgoing, incoming, coverage)
+            report = report_from_traces(address, chain, labels, outgoing, incoming, coverage, self.policy)
+        report = replace(report, coverage=self.with_failed_sources(report.coverage, chain, started))
         if asker is not None:
             self.remember_check(report, asker)
         return report
+
+    def with_failed_sources(self, coverage: Coverage, chain: str, since: float) -> Coverage:
+        """`coverage` naming, among its sources, the chain's explorer or RPC node when it failed since `since`."""
+        explorer = self.explorers.get(chain)
+        failed = []
+        for guard, missing in (
+            (explorer.client if explorer is not None else None, "transfers it would have given are missing"),
+            (self.token_readers.get(chain), "token symbols and decimals it would have given are missing"),
+        ):
+            if isinstance(guard, SourceGuard) and (reason := guard.failed_since(since)) is not None:
+                failed.append(f"{guard.name} FAILED ({reason}): {missing}")
+        return replace(coverage, sources=(*coverage.sources, *failed)) if failed else coverage
 
     def index_summary(self, chain: str, *, ttl: float = 300.0) -> tuple[str, tuple[str, ...]]:
         """(what the index holds for the chain, in words; what it is known not to cover). Cached until new transfers
@@ -271,16 +306,16 @@ def _day(timestamp: int | None) -> str:
     return datetime.fromtimestamp(int(timestamp), UTC).date().isoformat()
 
 
-def configured_explorers() -> dict[str, Any]:
-    """Explorer clients for the chains configured with `<NAME>_EXPLORER_URL` (none when the explorer module or the
-    chain configuration is unavailable)."""
+def configured_explorers(env: Mapping[str, str]) -> dict[str, Any]:
+    """Explorer clients for the chains configured with `<NAME>_EXPLORER_URL` in the chain variables `env` (none
+    when the explorer module or the chain configuration is unavailable)."""
     try:
         from tracing.chain.config import load_chains
         from tracing.chain.explorer import ExplorerClient
     except ImportError:
         return {}
     try:
-        chains = load_chains()
+        chains = load_chains(env)
     except Exception as exc:  # a broken chain variable must not stop the bot; the chain commands report it
         log.warning("explorers not configured: %s", exc)
         return {}
@@ -291,15 +326,16 @@ def configured_explorers() -> dict[str, Any]:
     }
 
 
-def configured_token_readers() -> dict[str, TokenMetaReader]:
-    """Per chain configured with an RPC URL, its RPC source, to read tokens' `symbol()` and `decimals()`."""
+def configured_token_readers(env: Mapping[str, str]) -> dict[str, TokenMetaReader]:
+    """Per chain configured with an RPC URL in the chain variables `env`, its RPC source, to read tokens' `symbol()`
+    and `decimals()`."""
     try:
         from tracing.chain.config import load_chains
         from tracing.chain.rpc import RpcSource
     except ImportError:
         return {}
     try:
-        chains = load_chains()
+        chains = load_chains(env)
     except Exception as exc:  # a broken chain variable must not stop the bot; the chain commands report it
         log.warning("token metadata from RPC not configured: %s", exc)
         return {}

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import re
 import time
+from dataclasses import dataclass
 from importlib import metadata
 
-from bot.commands import CommandSpec, Invocation, Param
-from bot.core import Context
+from bot.commands import CommandSpec
+from bot.context import Context
+from bot.grammar import Param
 from bot.messages import Identity, Reply, Text
 from bot.roles import Role
-from tracing import InvalidArgument, NotAllowed, outbox_stats, watch_status
+from storage import utcnow
+from tracing import InvalidArgument, NotAllowed, outbox_stats, silence_of, watch_status
 
 _STARTED = time.monotonic()
 _SLACK_MENTION = re.compile(r"^<@([UW][A-Z0-9]{2,20})(?:\|[^>]*)?>$")
@@ -34,7 +37,7 @@ def _uptime() -> str:
     return (f"{days}d " if days else "") + f"{hours}h {mins:02d}m"
 
 
-async def status_command(ctx: Context, inv: Invocation) -> Reply:
+async def status_command(ctx: Context, args: object) -> Reply:
     message = ctx.message
     allowed = "allowed" if ctx.access.chat_allowed(message) else "not on the allow-list"
     sets = ctx.investigator.labels.sets()
@@ -55,11 +58,15 @@ async def status_command(ctx: Context, inv: Invocation) -> Reply:
 def _watch_lines(ctx: Context) -> list[str]:
     """Per chain: head, cursor, lag, last error; then the outbox: depth, failures (never silently dropped)."""
     lines = []
+    now = utcnow()
     for chain in watch_status(ctx.db):
         lag = "unknown" if chain.lag is None else f"{chain.lag} blocks"
         head = "?" if chain.head is None else str(chain.head)
         line = f"Chain {chain.chain}: head {head}, cursor {chain.block}, lag {lag}, alerts {chain.alerts}"
         line += f", poisoning dropped {chain.poisoning_dropped}, reorgs {chain.reorgs}"
+        silence = silence_of(chain, now, ctx.settings.node_stale_after)
+        if silence is not None:  # the lag above is as of the last good answer, so say that first
+            line += f"; NOT ANSWERING: {silence.sentence()}"
         if chain.last_error:
             line += f"; last error {chain.last_error[:200]}"
         lines.append(line)
@@ -95,10 +102,16 @@ def user_arg_for(platform: str, text: str) -> Identity:
     return Identity(platform, raw)
 
 
-async def role_command(ctx: Context, inv: Invocation) -> Reply:
-    who = user_arg_for(ctx.message.platform, inv["user"])
+@dataclass(frozen=True, slots=True)
+class RoleArgs:
+    user: str
+    role: Role | None = None
+
+
+async def role_command(ctx: Context, args: RoleArgs) -> Reply:
+    who = user_arg_for(ctx.message.platform, args.user)
     current = ctx.access.role_of(who)
-    new: Role | None = inv["role"]
+    new = args.role
     if new is None:
         return Reply((Text(f"{who.key} is {current.title}."),))
     if who.key == ctx.message.user.key:
@@ -118,6 +131,7 @@ SPECS = [
         name="role",
         summary="Show or set someone's role: viewer, analyst, officer or admin.",
         handler=role_command,
+        arguments=RoleArgs,
         params=(
             Param("user", str, "a user id (telegram:12345, slack:U0123, or a Slack @mention)"),
             Param("role", Role.parse, "viewer, analyst, officer or admin (omit to show)", optional=True),

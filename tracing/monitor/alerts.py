@@ -23,7 +23,7 @@ from sqlmodel import col, select
 
 from storage import ANY_EVM, AlertRow, Database, RiskCheckRow, WatchRow
 from tracing.chain.address import short
-from tracing.chain.transfer import Transfer
+from tracing.chain.transfer import Direction, Transfer
 from tracing.labels.book import Category, LabelFact, LabelHook, LabelIdentity
 from tracing.monitor.clock import Clock, SystemClock
 from tracing.monitor.incidents import DEFAULT_WINDOW, attach_alert, note_alert_change
@@ -70,12 +70,6 @@ class AlertStatus(StrEnum):
     CONFIRMED = "confirmed"
     REORGED_OUT = "reorged_out"
     """Its block was replaced by a reorganisation: the movement did not (or not yet) happen."""
-
-
-class Direction(StrEnum):
-    IN = "in"
-    OUT = "out"
-    SELF = "self"
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from storage import Database, KeyValueRow
 from tracing.monitor.clock import Clock, SystemClock, sleep_or_stop
 from tracing.monitor.outbox import OpsNotice, OutboxKind, enqueue, outbox_stats
+from tracing.monitor.silence import DEFAULT_STALE_AFTER, silence_of
 from tracing.monitor.watcher import watch_status
 
 log = logging.getLogger(__name__)
@@ -22,6 +23,8 @@ class OpsPolicy:
     chat: str
     lag_blocks: int = 20
     failed_messages: int = 1
+    stale_after: float = DEFAULT_STALE_AFTER
+    """Seconds without a good answer from a chain's node before it is announced silent."""
 
 
 def parse_ops_chat(text: str) -> tuple[str, str] | None:
@@ -43,7 +46,16 @@ class OpsMonitor:
     def problems(self) -> dict[str, str]:
         """Current problems, keyed by a stable id, each with the sentence to post."""
         found: dict[str, str] = {}
+        now = self.clock.now()
         for chain in watch_status(self.db):
+            silence = silence_of(chain, now, self.policy.stale_after)
+            if silence is not None:
+                # The sentence without the growing age: announced once, and its recovery names the same problem.
+                found[f"silent:{chain.chain}"] = (
+                    f"Watcher {chain.chain} has had no good answer from its node for over "
+                    f"{self.policy.stale_after:g} s (last at {silence.last_answer_at:%Y-%m-%d %H:%M:%S} UTC): "
+                    "the node hangs or is down, or the watcher stopped; alerts are not being raised."
+                )
             if chain.lag is not None and chain.lag > self.policy.lag_blocks:
                 found[f"lag:{chain.chain}"] = (
                     f"Watcher {chain.chain} is {chain.lag} blocks behind the head "

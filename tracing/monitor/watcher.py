@@ -29,11 +29,11 @@ from sqlmodel import col, select
 
 from storage import AlertRow, ChainCursor, Database, LeaderLock, RecentBlock, TransferRow, begin_write
 from tracing.chain.mappers import BlockTransfers, InternalSource
+from tracing.chain.transfer import Direction
 from tracing.errors import SourceError
 from tracing.labels.book import LabelBook
 from tracing.monitor.alerts import (
     AlertStatus,
-    Direction,
     known_counterparties,
     poisoning,
     record_alert,
@@ -43,7 +43,8 @@ from tracing.monitor.alerts import (
 from tracing.monitor.clock import Clock, SystemClock, sleep_or_stop
 from tracing.monitor.incidents import DEFAULT_WINDOW
 from tracing.monitor.watch import Match, Watch, WatchBook, WatchMatcher, counterparty_of, evaluate, needs_risk
-from tracing.risk.report import Level, score_own_labels
+from tracing.risk.policy import score_own_labels
+from tracing.risk.report import Level
 
 if TYPE_CHECKING:
     from tracing.investigator import Investigator
@@ -164,6 +165,8 @@ class _Cursor:
 
 LEADER_RETRY = 1.0
 """Seconds between attempts to become the leader for a chain."""
+ANSWER_EVERY = timedelta(seconds=5)
+"""How often an idle watcher stores that its node still answers (`head_seen_at`); well under `stale_after`."""
 
 
 class Watcher:
@@ -190,6 +193,7 @@ class Watcher:
         self.stats = WatcherStats()
         self._head: int | None = None
         self._warned_internal = False
+        self._answer_recorded: datetime | None = None
 
     # -- running ------------------------------------------------------------------------------------------
 
@@ -260,8 +264,12 @@ class Watcher:
         cursor = await self._cursor()
         if self._head is None or cursor.number >= self._head:
             head = await self.feed.source.head()
-            if head != self._head:
+            # Every good answer is recorded (at most every ANSWER_EVERY s while nothing changes): /status, /healthz and
+            # the ops monitor tell a node that stopped answering from one with no new blocks by its age.
+            now = self.clock.now()
+            if head != self._head or self._answer_recorded is None or now - self._answer_recorded >= ANSWER_EVERY:
                 self._record_health(head=head)
+                self._answer_recorded = now
             self._head = head
         if cursor.number >= self._head:
             return Step.IDLE
@@ -531,11 +539,17 @@ class ChainStatus:
     head: int | None = None
     last_error: str = ""
     last_error_at: datetime | None = None
+    head_seen_at: datetime | None = None
 
     @property
     def lag(self) -> int | None:
         """Blocks between the last head the watcher saw and the last block it finished."""
         return None if self.head is None else max(self.head - self.block, 0)
+
+    @property
+    def last_answer_at(self) -> datetime:
+        """When the node last gave the watcher a good answer: a head read, or a block finished."""
+        return max(self.updated_at, self.head_seen_at) if self.head_seen_at else self.updated_at
 
 
 def watch_status(db: Database) -> list[ChainStatus]:
@@ -553,6 +567,7 @@ def watch_status(db: Database) -> list[ChainStatus]:
                 head=r.head,
                 last_error=r.last_error,
                 last_error_at=r.last_error_at,
+                head_seen_at=r.head_seen_at,
             )
             for r in rows
         ]

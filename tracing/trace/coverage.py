@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from tracing.chain.transfer import format_amount
 from tracing.trace.flows import Asset
-from tracing.trace.params import TraceDirection, TraceParams
+from tracing.trace.params import Direction, TraceParams
 from tracing.trace.value import CRUMB_CAP, DILUTED, Dust
 
 
@@ -90,6 +90,10 @@ INCOMPLETE_HISTORY = "history incomplete at the source, transfers may be missing
 """How a gap about a cut source history starts (after the direction prefix of a report)."""
 
 
+SOURCE_ERROR = "source error at"
+"""How a gap about a source that failed for an address starts (after the direction prefix of a report)."""
+
+
 def gap_lines(
     silent: int, at_budget: int, params: TraceParams, errors: Sequence[str], incomplete: Sequence[str] = ()
 ) -> list[str]:
@@ -101,12 +105,12 @@ def gap_lines(
     if len(incomplete) > 5:
         gaps.append(f"{INCOMPLETE_HISTORY}: {len(incomplete) - 5} more address(es)")
     if silent:
-        where = "onward" if params.direction is TraceDirection.OUT else "earlier"
+        where = "onward" if params.direction is Direction.OUT else "earlier"
         gaps.append(f"{silent} reached address(es) have no {where} transfers in the sources used")
     if at_budget:
         gaps.append(f"{at_budget} address(es) at the hop budget ({params.hops}) were not followed further")
     for error in errors[:3]:
-        gaps.append(f"source error at {error}")
+        gaps.append(f"{SOURCE_ERROR} {error}")
     if len(errors) > 3:
         gaps.append(f"{len(errors) - 3} more source errors")
     return gaps

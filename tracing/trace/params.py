@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
-from enum import StrEnum
 
+from tracing.chain.transfer import Direction
 from tracing.errors import InvalidArgument
 from tracing.labels.book import Category
 from tracing.trace.flows import FlowQuery
@@ -13,19 +13,6 @@ from tracing.trace.taint import TaintModel
 
 DEFAULT_HOPS = 3
 MAX_HOPS = 10
-
-
-class TraceDirection(StrEnum):
-    OUT = "out"
-    IN = "in"
-
-    @classmethod
-    def parse(cls, text: str) -> TraceDirection:
-        value = text.strip().lower()
-        aliases = {"out": cls.OUT, "forward": cls.OUT, "in": cls.IN, "backward": cls.IN, "back": cls.IN}
-        if value not in aliases:
-            raise InvalidArgument(f"“{text[:20]}” is not a direction; use out or in.")
-        return aliases[value]
 
 
 STOPS = frozenset({Category.EXCHANGE, Category.MIXER, Category.BRIDGE})
@@ -66,7 +53,7 @@ class TraceParams:
     (`tracing.trace.value`). Off, or without `follow_time`, the walk follows the graph: every transfer after the
     arrival, largest counterparties first."""
 
-    direction: TraceDirection = TraceDirection.OUT
+    direction: Direction = Direction.OUT
     hops: int = DEFAULT_HOPS
     model: TaintModel = TaintModel.HAIRCUT
     min_value: Decimal | None = None
@@ -87,6 +74,8 @@ class TraceParams:
     crumb_share: Decimal = DEFAULT_CRUMB_SHARE
 
     def __post_init__(self) -> None:
+        if self.direction not in Direction.ways():
+            raise InvalidArgument("A trace goes out or in.")
         if not 1 <= self.hops <= MAX_HOPS:
             raise InvalidArgument(f"Hops must be between 1 and {MAX_HOPS}; got {self.hops}.")
         if self.fanout < 1 or self.max_nodes < 1 or self.scan_limit < 1:
@@ -112,7 +101,7 @@ class TraceParams:
 
     def query(self) -> FlowQuery:
         return FlowQuery(
-            direction=self.direction.value,
+            direction=self.direction,
             token=self.token,
             min_value=self.min_value,
             fanout=self.fanout,
