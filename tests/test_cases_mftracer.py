@@ -30,7 +30,7 @@ from storage.db import Database
 from tests.conftest import shared_data
 from tracing.chain.index import TransferIndex
 from tracing.investigator import Investigator
-from tracing.labels.book import SERVICES, Category, Label, LabelBook, LabelSet
+from tracing.labels import SERVICES, Category, Label, LabelBook, LabelSet
 from tracing.trace.model import MAX_HOPS, TraceParams
 
 USD_TOKEN = "0x00000000000000000000000000000000000005d0"

@@ -37,9 +37,9 @@ from storage.db import Database
 from storage.ops_models import AlertRow
 from tests.support.slack_server import ApiCall, FakeSlack
 from tests.support.telegram_server import TOKEN, FakeTelegram
+from tracing.monitor import Actor, Disposition, Escalator, IncidentDesk, OnCallBook
 from tracing.monitor.alerts import AlertBook, AlertStatus, record_alert, set_status
 from tracing.monitor.clock import ManualClock
-from tracing.monitor.incidents import Actor, Disposition, IncidentDesk
 from tracing.monitor.outbox import Outbox, OutboxStatus, outbox_stats
 from tracing.monitor.watch import WatchBook
 
@@ -325,13 +325,12 @@ async def test_a_change_before_the_post_is_sent_is_shown_by_the_post(db: Databas
 async def test_escalation_notice_mentions_the_oncall_officer(db: Database) -> None:
     clock = ManualClock()
     make_alerts(db, clock, "-9", 1, 1)
-    desk = IncidentDesk(db, clock)
-    desk.set_oncall("telegram", "-9", 1, "telegram:@alice", "alice", OLGA)
+    OnCallBook(db, clock).set_oncall("telegram", "-9", 1, "telegram:@alice", "alice", OLGA)
     platform = FakePlatform(clock)
     notifier = Notifier(db, {"telegram": platform}, clock=clock)
     await drain(notifier, db, clock)
     clock.advance(minutes=15)
-    assert len(desk.escalate_due()) == 1
+    assert len(Escalator(db, clock).escalate_due()) == 1
     await drain(notifier, db, clock)
     notice = platform.ok("post")[-1]
     assert "escalated to level 1: @alice" in notice.text and "/ack 1" in notice.text

@@ -18,7 +18,7 @@ from bot.render.objects import HelpListing, LabelListing
 from bot.render.slack_blocks import FALLBACK_LIMIT, MAX_BLOCKS, SECTION_LIMIT, render_blocks
 from bot.render.telegram_html import CAPTION_LIMIT, caption_html, render_html, utf16_len
 from bot.render.text import render_text
-from tracing.labels.book import Category, Label
+from tracing.labels import Category, Label
 from tracing.risk.report import Amount, Direction, Exposure, Level, RiskReport
 from tracing.trace.coverage import Coverage
 

@@ -9,7 +9,7 @@ from storage.db import Database
 from tests.test_trace import ETH, USDT, addr, label, tx
 from tracing.chain.index import TransferIndex
 from tracing.investigator import Investigator
-from tracing.labels.book import Category, LabelBook, LabelSet
+from tracing.labels import Category, LabelBook, LabelSet
 from tracing.risk.report import Direction, Exposure, Level, exposure_score, hop_factor
 
 

@@ -14,7 +14,7 @@ from storage.db import Database
 from tests.test_trace import ETH, USDT, addr, label, tx
 from tracing.chain.index import TransferIndex
 from tracing.investigator import Investigator
-from tracing.labels.book import Category, LabelBook
+from tracing.labels import Category, LabelBook
 from tracing.risk.outputs import (
     DOT_MISSING,
     PictureUnavailable,

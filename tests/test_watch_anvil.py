@@ -24,7 +24,7 @@ from tests.support.contracts import Contract, load_artifact
 from tests.support.fixtures import anvil  # noqa: F401
 from tracing.chain.config import ChainConfig
 from tracing.chain.rpc import RpcSource
-from tracing.labels.book import LabelBook
+from tracing.labels import LabelBook
 from tracing.monitor.alerts import AlertBook, AlertStatus, Direction
 from tracing.monitor.clock import ManualClock
 from tracing.monitor.watch import WatchBook

@@ -13,36 +13,89 @@ Wings, each importing only those listed before it:
 `errors` holds every error a user can cause. Nothing here imports `bot`; `storage` is the only package below.
 """
 
-from tracing.chain.address import checksum, parse_address, short
-from tracing.chain.chainref import chain_arg
-from tracing.chain.config import WELL_KNOWN, ChainConfig, ChainConfigError, adhoc_chain, get_chain, load_chains
-from tracing.chain.demo import RONIN_EXPLOITER, ensure_demo_data, load_demo, remove_demo
-from tracing.chain.etl_import import EtlFileKind, EtlFileResult, EtlImportResult, import_etl_files
-from tracing.chain.index import TransferIndex
-from tracing.chain.indexer import BLOCKS_PER_REQUEST, CONCURRENCY, Indexer, IndexReport, fetch_range
-from tracing.chain.rpc import RpcSource
-from tracing.chain.transfer import Transfer, TransferKind, format_amount
+from tracing.chain import (
+    BLOCKS_PER_REQUEST,
+    CONCURRENCY,
+    RONIN_EXPLOITER,
+    WELL_KNOWN,
+    ChainConfig,
+    ChainConfigError,
+    EtlFileKind,
+    EtlFileResult,
+    EtlImportResult,
+    Indexer,
+    IndexReport,
+    RpcSource,
+    Transfer,
+    TransferIndex,
+    TransferKind,
+    adhoc_chain,
+    chain_arg,
+    checksum,
+    ensure_demo_data,
+    fetch_range,
+    format_amount,
+    get_chain,
+    import_etl_files,
+    load_chains,
+    load_demo,
+    parse_address,
+    remove_demo,
+    short,
+)
 from tracing.errors import InvalidArgument, NotAllowed, NotFound, SourceError, UserError
 from tracing.investigator import Asker, Investigator, configured_explorers
-from tracing.labels.book import Category, Label, LabelBook, LabelSet
-from tracing.labels.bundled import BUNDLED_PREFIX, ensure_bundled_labels, is_bundled
-from tracing.labels.importers import LabelImport, Reader, load_formats
-from tracing.labels.ofac import programs_of
-from tracing.monitor.alerts import Alert, AlertBook, AlertKind, AlertStatus, Direction, record_alert, retro_alert_hook
-from tracing.monitor.clock import Clock, SystemClock, sleep_or_stop
-from tracing.monitor.incidents import (
+from tracing.labels import (
+    BUNDLED_PREFIX,
+    Category,
+    Label,
+    LabelBook,
+    LabelImport,
+    LabelSet,
+    Reader,
+    ensure_bundled_labels,
+    is_bundled,
+    load_formats,
+    programs_of,
+)
+from tracing.monitor import (
     Actor,
+    Alert,
+    AlertBook,
+    AlertKind,
+    AlertStatus,
+    ChainFeed,
+    Clock,
+    Direction,
     Disposition,
     EscalationPolicy,
+    Escalator,
     Incident,
     IncidentDesk,
     IncidentState,
+    InvestigatorRisk,
     OnCall,
+    OnCallBook,
+    OpsMonitor,
+    OpsPolicy,
+    Outbox,
+    OutboxItem,
+    OutboxKind,
+    OutboxStatus,
+    SentMessage,
+    SystemClock,
+    Watch,
+    WatchBook,
+    WatchMatcher,
+    outbox_stats,
+    parse_min_amount,
+    parse_ops_chat,
+    record_alert,
+    retro_alert_hook,
+    sleep_or_stop,
+    watch_chains,
+    watch_status,
 )
-from tracing.monitor.ops import OpsMonitor, OpsPolicy, parse_ops_chat
-from tracing.monitor.outbox import Outbox, OutboxItem, OutboxKind, OutboxStatus, SentMessage, outbox_stats
-from tracing.monitor.watch import Watch, WatchBook, WatchMatcher, parse_min_amount
-from tracing.monitor.watcher import ChainFeed, InvestigatorRisk, watch_chains, watch_status
 from tracing.risk.exposure import amounts_of
 from tracing.risk.outputs import PictureUnavailable, risk_csv, risk_json, to_json_text, trace_csv, trace_json, trace_png
 from tracing.risk.report import Amount, Exposure, Level, RiskReport, amounts_words
@@ -82,6 +135,7 @@ __all__ = [
     "Direction",
     "Disposition",
     "EscalationPolicy",
+    "Escalator",
     "EtlFileKind",
     "EtlFileResult",
     "EtlImportResult",
@@ -106,6 +160,7 @@ __all__ = [
     "NotAllowed",
     "NotFound",
     "OnCall",
+    "OnCallBook",
     "OpsMonitor",
     "OpsPolicy",
     "Outbox",

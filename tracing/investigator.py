@@ -18,7 +18,7 @@ from sqlalchemy import text
 
 from storage import Database, RiskCheckRow
 from tracing.chain.index import TransferIndex
-from tracing.labels.book import Label, LabelBook
+from tracing.labels import Label, LabelBook
 from tracing.risk.exposure import merged_coverage, report_from_traces
 from tracing.risk.report import RiskReport, labels_only_report
 from tracing.trace.graph import GraphCache, LabelCache

@@ -26,7 +26,7 @@ from tracing import (
     ChainConfigError,
     ChainFeed,
     Clock,
-    IncidentDesk,
+    Escalator,
     InvestigatorRisk,
     OpsMonitor,
     OpsPolicy,
@@ -77,7 +77,7 @@ async def run_watch(
         risk = InvestigatorRisk(app.investigator)
         tasks = [
             watch_chains(app.db, feeds, stop_event, risk=risk, clock=clock),
-            IncidentDesk(app.db, clock).run_escalations(stop_event),
+            Escalator(app.db, clock).run_escalations(stop_event),
         ]
         if deliverers:
             notifier = Notifier(app.db, deliverers, clock=clock, lease=lease or timedelta(minutes=5))

@@ -23,6 +23,7 @@ from tracing import (
     InvalidArgument,
     NotAllowed,
     OnCall,
+    OnCallBook,
 )
 
 LOCAL_PLATFORMS = ("console", "cli")
@@ -172,21 +173,21 @@ async def incidents_command(ctx: Context, inv: Invocation) -> Reply:
 
 
 async def oncall_command(ctx: Context, inv: Invocation) -> Reply:
-    desk = _desk(ctx)
+    book = OnCallBook(ctx.db)
     platform, chat = ctx.message.platform, ctx.message.chat_id
     changes = inv["user"] is not None or inv["clear"] or inv["after"] is not None
     if changes and ctx.role < Role.OFFICER:
         raise NotAllowed(f"Changing the on-call roster needs the officer role; you are {ctx.role.title}.")
     level = inv["level"] or 1
     if inv["clear"]:
-        if not desk.clear_oncall(platform, chat, level, _actor(ctx)):
+        if not book.clear_oncall(platform, chat, level, _actor(ctx)):
             raise InvalidArgument(f"Nobody is on call at level {level} here.")
     elif inv["user"] is not None:
         who = person(ctx, inv["user"])
-        desk.set_oncall(platform, chat, level, who.key, who.display, _actor(ctx))
+        book.set_oncall(platform, chat, level, who.key, who.display, _actor(ctx))
     if inv["after"] is not None:
-        desk.set_policy(platform, chat, inv["after"], _actor(ctx))
-    return Reply((OnCallRoster(tuple(desk.roster(platform, chat)), desk.policy(platform, chat)),))
+        book.set_policy(platform, chat, inv["after"], _actor(ctx))
+    return Reply((OnCallRoster(tuple(book.roster(platform, chat)), book.policy(platform, chat)),))
 
 
 _ID = Param("id", incident_arg, "an incident number (12 or #12)")

@@ -1,1 +1,65 @@
-"""chain"""
+"""Chain data: addresses, chain configuration, transfers and where they come from (JSON-RPC through the mappers,
+block explorers, the transfer index and its indexer, ethereum-etl exports, the demo data).
+
+Other wings import from here (`from tracing.chain import Transfer`), not from the modules."""
+
+from tracing.chain.address import (
+    ZERO_ADDRESS,
+    canonical,
+    checksum,
+    is_address,
+    normalise_address,
+    parse_address,
+    short,
+)
+from tracing.chain.chainref import chain_arg
+from tracing.chain.config import WELL_KNOWN, ChainConfig, ChainConfigError, adhoc_chain, get_chain, load_chains
+from tracing.chain.demo import RONIN_EXPLOITER, ensure_demo_data, load_demo, remove_demo
+from tracing.chain.etl_import import EtlFileKind, EtlFileResult, EtlImportResult, import_etl_files
+from tracing.chain.explorer import ExplorerClient, ExplorerRateLimit
+from tracing.chain.index import IndexedRange, TransferIndex, from_row
+from tracing.chain.indexer import BLOCKS_PER_REQUEST, CONCURRENCY, Indexer, IndexReport, fetch_range
+from tracing.chain.mappers import BlockTransfers, InternalSource
+from tracing.chain.rpc import RpcSource
+from tracing.chain.transfer import Transfer, TransferKind, format_amount
+
+__all__ = [
+    "BLOCKS_PER_REQUEST",
+    "BlockTransfers",
+    "CONCURRENCY",
+    "ChainConfig",
+    "ChainConfigError",
+    "EtlFileKind",
+    "EtlFileResult",
+    "EtlImportResult",
+    "ExplorerClient",
+    "ExplorerRateLimit",
+    "IndexReport",
+    "IndexedRange",
+    "Indexer",
+    "InternalSource",
+    "RONIN_EXPLOITER",
+    "RpcSource",
+    "Transfer",
+    "TransferIndex",
+    "TransferKind",
+    "WELL_KNOWN",
+    "ZERO_ADDRESS",
+    "adhoc_chain",
+    "canonical",
+    "chain_arg",
+    "checksum",
+    "ensure_demo_data",
+    "fetch_range",
+    "format_amount",
+    "from_row",
+    "get_chain",
+    "import_etl_files",
+    "is_address",
+    "load_chains",
+    "load_demo",
+    "normalise_address",
+    "parse_address",
+    "remove_demo",
+    "short",
+]

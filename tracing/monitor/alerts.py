@@ -22,9 +22,8 @@ from sqlalchemy.orm import Session
 from sqlmodel import col, select
 
 from storage import ANY_EVM, AlertRow, Database, RiskCheckRow, WatchRow
-from tracing.chain.address import short
-from tracing.chain.transfer import Transfer
-from tracing.labels.book import Category, LabelFact, LabelHook, LabelIdentity
+from tracing.chain import Transfer, short
+from tracing.labels import Category, LabelFact, LabelHook, LabelIdentity
 from tracing.monitor.clock import Clock, SystemClock
 from tracing.monitor.incidents import DEFAULT_WINDOW, attach_alert, note_alert_change
 from tracing.monitor.outbox import OutboxKind, enqueue
@@ -249,13 +248,6 @@ class AlertBook:
         with self.db.session() as session:
             rows = {r.id: r for r in session.scalars(select(AlertRow).where(col(AlertRow.id).in_(list(ids))))}
         return [Alert.from_row(rows[i]) for i in ids if i in rows]
-
-    def for_incident(self, incident_id: int) -> list[Alert]:
-        with self.db.session() as session:
-            rows = session.scalars(
-                select(AlertRow).where(col(AlertRow.incident_id) == incident_id).order_by(col(AlertRow.id))
-            )
-            return [Alert.from_row(r) for r in rows]
 
     def all(self, *, chain: str | None = None) -> list[Alert]:
         query = select(AlertRow).order_by(col(AlertRow.id))

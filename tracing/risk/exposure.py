@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import replace
 
-from tracing.labels.book import Label
+from tracing.labels import Label
 from tracing.risk.report import Amount, Direction, Exposure, RiskReport, traced_report
 from tracing.trace.coverage import Coverage
 from tracing.trace.graph import Asset

@@ -22,7 +22,7 @@ from typing import Any
 
 from tracing.chain.address import checksum
 from tracing.chain.transfer import format_amount
-from tracing.labels.book import Category, Label
+from tracing.labels import Category, Label
 from tracing.risk.report import Amount, Exposure, RiskReport, native_symbol
 from tracing.trace.coverage import Coverage
 from tracing.trace.model import Trace, TraceEdge, TraceNode

@@ -9,7 +9,7 @@ from enum import StrEnum
 
 from tracing.chain.address import checksum
 from tracing.chain.transfer import format_amount
-from tracing.labels.book import Category, Label
+from tracing.labels import Category, Label
 from tracing.trace.coverage import Coverage
 
 

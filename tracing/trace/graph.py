@@ -27,7 +27,7 @@ from sqlmodel import select
 
 from storage import ANY_EVM, Database, LabelRow
 from tracing.chain.transfer import Transfer, TransferKind
-from tracing.labels.book import Category, Label, sort_labels
+from tracing.labels import Category, Label, sort_labels
 
 log = logging.getLogger(__name__)
 

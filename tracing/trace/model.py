@@ -25,7 +25,7 @@ from storage import TransferRow
 from tracing.chain.index import TransferIndex, from_row
 from tracing.chain.transfer import Transfer, TransferKind
 from tracing.errors import InvalidArgument, SourceError
-from tracing.labels.book import SERVICES, Category, Label
+from tracing.labels import SERVICES, Category, Label
 from tracing.trace.coverage import Coverage
 from tracing.trace.graph import Asset, FlowQuery, FlowRequest, Flows, TransferGraph, select_flows
 from tracing.trace.taint import Taint, TaintModel, TaintStep, compute_taint
