@@ -59,7 +59,7 @@ async def serve(platform: str, app: App, chains: list[ChainConfig]) -> None:
     health: HealthServer | None = None
     watching: asyncio.Task[None] | None = None
     if settings.metrics_port:
-        health = HealthServer([database_check(app.db)], settings.metrics_host, settings.metrics_port)
+        health = HealthServer([database_check(app.db)], settings.metrics_host, settings.metrics_port, db=app.db)
         await health.start()
         log.info("health and metrics on http://%s:%d/healthz", settings.metrics_host, health.port)
     if chains:

@@ -19,6 +19,7 @@ from tracing.monitor.alerts import (
     set_status,
 )
 from tracing.monitor.clock import Clock, ManualClock, SystemClock, sleep_or_stop
+from tracing.monitor.counters import DeliveryOutcome, OpsCount, ops_counts
 from tracing.monitor.escalation import Escalation, Escalator
 from tracing.monitor.incidents import (
     DEFAULT_WINDOW,
@@ -64,6 +65,7 @@ __all__ = [
     "ChainStatus",
     "Clock",
     "DEFAULT_WINDOW",
+    "DeliveryOutcome",
     "Direction",
     "Disposition",
     "Escalation",
@@ -80,6 +82,7 @@ __all__ = [
     "Match",
     "OnCall",
     "OnCallBook",
+    "OpsCount",
     "OpsMonitor",
     "OpsPolicy",
     "Outbox",
@@ -100,6 +103,7 @@ __all__ = [
     "enqueue",
     "evaluate",
     "looks_alike",
+    "ops_counts",
     "outbox_stats",
     "parse_min_amount",
     "parse_ops_chat",

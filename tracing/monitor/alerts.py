@@ -25,6 +25,7 @@ from storage import ANY_EVM, AlertRow, Database, RiskCheckRow, WatchRow
 from tracing.chain import Transfer, short
 from tracing.labels import Category, LabelFact, LabelHook, LabelIdentity
 from tracing.monitor.clock import Clock, SystemClock
+from tracing.monitor.counters import OpsCount, bump
 from tracing.monitor.incidents import DEFAULT_WINDOW, attach_alert, note_alert_change
 from tracing.monitor.outbox import OutboxKind, enqueue
 
@@ -208,6 +209,7 @@ def record_alert(session: Session, row: AlertRow, now: datetime, *, window: time
     attach_alert(session, row, now, window=window)
     session.add(row)
     enqueue(session, platform=row.platform, chat=row.chat, kind=OutboxKind.ALERT, alert_id=row.id, now=now)
+    bump(session, OpsCount.ALERTS, row.chain, row.kind)
     session.flush()
     return Alert.from_row(row)
 

@@ -41,6 +41,7 @@ from tracing.monitor.alerts import (
     transfer_dedup_key,
 )
 from tracing.monitor.clock import Clock, SystemClock, sleep_or_stop
+from tracing.monitor.counters import OpsCount, bump
 from tracing.monitor.incidents import DEFAULT_WINDOW
 from tracing.monitor.watch import Match, Watch, WatchBook, WatchMatcher, counterparty_of, evaluate, needs_risk
 from tracing.risk.report import Level, RiskReport, score_own_labels
@@ -427,6 +428,7 @@ class Watcher:
         with self.db.session() as session:
             begin_write(session)
             self._advance(session, cursor, block.number, block.hash.lower(), poisoning_dropped=plan.dropped)
+            bump(session, OpsCount.BLOCKS, self.chain)
             session.merge(
                 RecentBlock(
                     chain=self.chain,
