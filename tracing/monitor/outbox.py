@@ -244,7 +244,7 @@ class Outbox:
         """The messages went out (as one platform message when several ids: a digest led by `group_id`)."""
         now = self.clock.now()
         with self.db.session() as session:
-            session.execute(
+            platforms = session.scalars(
                 update(OutboxMessage)
                 .where(col(OutboxMessage.id).in_(list(ids)))
                 .values(
@@ -255,8 +255,9 @@ class Outbox:
                     lease_until=None,
                     last_error="",
                 )
-            )
-            _count(session, ids, DeliveryOutcome.SENT)
+                .returning(col(OutboxMessage.platform))
+            ).all()
+            _count(session, platforms, DeliveryOutcome.SENT)
             if content_hash:
                 lead = group_id if group_id is not None else ids[0]
                 session.execute(
@@ -266,14 +267,15 @@ class Outbox:
     def mark_done(self, item_id: int, status: OutboxStatus, note: str = "") -> None:
         """Settle a message that needed no platform call (`sent` for an unchanged edit, or `superseded`)."""
         with self.db.session() as session:
-            session.execute(
+            platforms = session.scalars(
                 update(OutboxMessage)
                 .where(col(OutboxMessage.id) == item_id)
                 .values(status=status.value, sent_at=self.clock.now(), lease_until=None, last_error=note[:2000])
-            )
+                .returning(col(OutboxMessage.platform))
+            ).all()
             outcome = _SETTLED.get(status)
             if outcome is not None:
-                _count(session, [item_id], outcome)
+                _count(session, platforms, outcome)
 
     def set_content_hash(self, lead_id: int, content_hash: str) -> None:
         with self.db.session() as session:
@@ -288,8 +290,13 @@ class Outbox:
         if count_attempt:
             values = {**values, "attempts": col(OutboxMessage.attempts) + 1}
         with self.db.session() as session:
-            session.execute(update(OutboxMessage).where(col(OutboxMessage.id).in_(list(ids))).values(**values))
-            _count(session, ids, outcome)
+            platforms = session.scalars(
+                update(OutboxMessage)
+                .where(col(OutboxMessage.id).in_(list(ids)))
+                .values(**values)
+                .returning(col(OutboxMessage.platform))
+            ).all()
+            _count(session, platforms, outcome)
 
     def retry_later(self, ids: Sequence[int], delay: float, error: str, *, count_attempt: bool) -> None:
         """Back to the queue, not before `delay` seconds. A retry that does not count as a failed attempt is a
@@ -408,12 +415,13 @@ _SETTLED = {OutboxStatus.SENT: DeliveryOutcome.SENT, OutboxStatus.SUPERSEDED: De
 """What `mark_done` settles a message as, for the counters."""
 
 
-def _count(session: Session, ids: Sequence[int], outcome: DeliveryOutcome) -> None:
-    """Count one delivery outcome (one platform call, whatever the number of rows it carried) for the rows'
-    platform, and a rate limit as that platform's 429 too."""
-    platform = session.scalar(select(col(OutboxMessage.platform)).where(col(OutboxMessage.id).in_(list(ids))).limit(1))
-    if platform is None:
+def _count(session: Session, platforms: Sequence[str], outcome: DeliveryOutcome) -> None:
+    """Count one delivery outcome (one platform call, whatever the number of rows it carried) for the platform of
+    the rows it settled (`platforms`, one per row; none when the rows are gone), and a rate limit as that
+    platform's 429 too."""
+    if not platforms:
         return
+    platform = platforms[0]
     bump(session, OpsCount.DELIVERIES, platform, outcome.value)
     if outcome is DeliveryOutcome.RATE_LIMITED:
         bump(session, OpsCount.RATE_LIMITED, platform)
