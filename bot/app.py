@@ -8,7 +8,15 @@ from dataclasses import dataclass
 from bot.core import Bot
 from bot.handlers import build_registry
 from storage import Database, Settings, open_database
-from tracing import Investigator, configured_explorers, ensure_bundled_labels, ensure_demo_data, retro_alert_hook
+from tracing import (
+    Investigator,
+    configured_explorers,
+    configured_token_readers,
+    ensure_bundled_labels,
+    ensure_demo_data,
+    price_api_from_settings,
+    retro_alert_hook,
+)
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +34,13 @@ class App:
 
 def build_app(settings: Settings, *, database_url: str | None = None) -> App:
     db = open_database(database_url or settings.effective_database_url)
-    investigator = Investigator(db, default_chain=settings.default_chain, explorers=configured_explorers())
+    investigator = Investigator(
+        db,
+        default_chain=settings.default_chain,
+        explorers=configured_explorers(),
+        token_readers=configured_token_readers(),
+        price_api=price_api_from_settings(settings),
+    )
     investigator.labels.hooks.append(retro_alert_hook(db))  # new risk labels reach watchers and /risk askers
     ensure_bundled_labels(investigator.labels)
     if settings.demo_data:

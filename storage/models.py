@@ -170,4 +170,32 @@ class ButtonRow(SQLModel, table=True):
     used_by: str = Field(default="", sa_column=Column(String(120), nullable=False))
 
 
+class TokenRow(SQLModel, table=True):
+    """A token's symbol and decimals as read from its contract (`symbol()`, `decimals()`), cached so each token is
+    asked once. A row whose symbol and decimals are both None records that the contract answered neither."""
+
+    __tablename__ = "token"
+
+    chain: str = Field(sa_column=Column(String(32), primary_key=True))
+    address: str = Field(sa_column=Column(String(64), primary_key=True))
+    symbol: str | None = Field(default=None, sa_column=Column(String(32), nullable=True))
+    decimals: int | None = None
+    source: str = Field(default="rpc", sa_column=Column(String(32), nullable=False))
+    checked_at: datetime = Field(default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class PriceRow(SQLModel, table=True):
+    """The USD price of one asset on one UTC day. `asset` is a price key: a coin symbol (`ETH`, `BTC`) or
+    `<chain>:<token address>`. `usd` is a decimal string; None records that the price API had no price for that
+    day, so it is not asked again."""
+
+    __tablename__ = "price_daily"
+
+    asset: str = Field(sa_column=Column(String(100), primary_key=True))
+    day: date = Field(primary_key=True)
+    usd: str | None = Field(default=None, sa_column=Column(String(40), nullable=True))
+    source: str = Field(sa_column=Column(String(64), nullable=False))
+    fetched_at: datetime = Field(default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
 import storage.ops_models  # noqa: E402, F401  (watch, alert, incident and outbox tables)

@@ -66,7 +66,14 @@ class Settings(BaseSettings):
     default_chain: str = "eth"
     demo_data: bool = True
 
-    @field_validator("allowed_chats", "admins", "officers", "analysts", mode="before")
+    # Optional live USD prices: a CoinGecko-compatible API (answers are stored; each asset and day is asked once).
+    price_api_url: str = ""
+    price_api_key: str = ""
+    price_api_key_header: str = "x-cg-demo-api-key"
+    price_api_ids: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """`SYMBOL=coin-id` pairs that add to or replace the built-in coin ids (ETH=ethereum, BTC=bitcoin, ...)."""
+
+    @field_validator("allowed_chats", "admins", "officers", "analysts", "price_api_ids", mode="before")
     @classmethod
     def _split_csv(cls, value: object) -> list[str]:
         return _csv(value)

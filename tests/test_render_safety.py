@@ -190,7 +190,8 @@ def test_telegram_html_shows_every_field_as_text_and_only_safe_markup() -> None:
     for expected in EXPECTED:
         assert expected in shown, expected
     assert "Not covered:" in shown and "haircut taint" in shown and "321 transfers" in shown
-    assert "Volume: sent 2 ETH; received 3 ETH" in shown and "Note: from <the> explorer" in shown
+    assert "Volume: sent 2 ETH (no USD price); received 3 ETH (no USD price)" in shown
+    assert "Note: from <the> explorer" in shown
     hrefs = [attrs["href"] for tag, attrs in checker.tags if tag == "a"]
     assert hrefs == [
         "https://sanctionssearch.ofac.treas.gov/Details.aspx?id=1&x=2",
@@ -208,7 +209,8 @@ def test_slack_blocks_show_every_field_with_only_our_links_and_mentions() -> Non
     for expected in EXPECTED:
         assert expected in shown, expected
     assert "*Not covered:* internal transactions <not> indexed" in shown and "haircut taint" in shown
-    assert "_Note: from <the> explorer_" in shown and "*Volume:* sent 2 ETH; received 3 ETH" in shown
+    assert "_Note: from <the> explorer_" in shown
+    assert "*Volume:* sent 2 ETH (no USD price); received 3 ETH (no USD price)" in shown
     raw = json.dumps(message.blocks)
     assert "&lt;!channel&gt; &lt;https://evil.example|click&gt;" in raw and "<!channel>" not in raw
     assert "<https://sanctionssearch.ofac.treas.gov/Details.aspx?id=1&amp;x=2|source>" in raw

@@ -56,7 +56,7 @@ async def test_exposure_split_by_direction_and_hops_with_share(db: Database) -> 
     kraken = found[(Category.EXCHANGE, Direction.OUTGOING, 1)]
     assert kraken.share == 0.4 and kraken.labels[0].name == "Kraken"
     assert report.level is Level.HIGH  # a direct mixer deposit that is most of its inflow
-    assert report.reasons[0].startswith("Received 40 ETH directly from mixer Tornado.Cash: Router")
+    assert report.reasons[0].startswith("Received 40 ETH (no USD price) directly from mixer Tornado.Cash: Router")
     assert any("Kraken" in r for r in report.reasons)
     assert {a.value for a in report.volume} == {50 * ETH} and {a.value for a in report.volume_in} == {50 * ETH}
 
@@ -112,7 +112,7 @@ async def test_risk_command_shows_exposure_paths_and_offers_traces(bot: TestBack
     )
     LabelBook(app.db).add(label(51, Category.MIXER, "Tornado.Cash: Router"))
     reply = await bot.say(f"/risk {addr(1)} --hops 2")
-    assert "Mixer (2 hops, outgoing): 5 ETH to Tornado.Cash: Router" in reply.text
+    assert "Mixer (2 hops, outgoing): 5 ETH (no USD price) to Tornado.Cash: Router" in reply.text
     assert "path: 0x" in reply.text and " → 0x" in reply.text
     assert reply.reply is not None
     assert [a.command for a in reply.reply.actions] == [

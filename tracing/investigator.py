@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -17,7 +17,10 @@ from typing import Any
 from sqlalchemy import text
 
 from storage import Database, RiskCheckRow
+from tracing.chain.amounts import TransferPrices, UsdLookup, Valuation
 from tracing.chain.index import TransferIndex
+from tracing.chain.prices import PriceApi, PriceBook
+from tracing.chain.tokens import TokenBook, TokenMetaReader, unknown_token_note
 from tracing.labels import Label, LabelBook
 from tracing.risk.exposure import merged_coverage, report_from_traces
 from tracing.risk.report import RiskReport, labels_only_report
@@ -37,6 +40,7 @@ from tracing.trace.model import (
     trace_funds,
     with_coverage,
 )
+from tracing.trace.usd import days_wanted
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +59,8 @@ class Investigator:
 
     `explorers`: per chain, an explorer client (`tracing.chain.explorer.ExplorerClient`) used for addresses the index
     does not cover. `use_graph`: trace over the in-memory graph (False keeps everything on SQL, for checks and tests).
+    `token_readers`: per chain, what reads `symbol()`/`decimals()` of tokens the store and token list do not know
+    (the chain's `RpcSource`). `price_api`: the optional live price API for days without a stored price.
     """
 
     def __init__(
@@ -65,6 +71,8 @@ class Investigator:
         explorers: Mapping[str, Any] | None = None,
         use_graph: bool = True,
         check_interval: float = 1.0,
+        token_readers: Mapping[str, TokenMetaReader] | None = None,
+        price_api: PriceApi | None = None,
     ) -> None:
         self.db = db
         self.labels = LabelBook(db)
@@ -74,6 +82,9 @@ class Investigator:
         self.graphs = GraphCache(db, check_interval=check_interval)
         self.label_cache = LabelCache(db, check_interval=check_interval)
         self.explorers = {chain: ExplorerSource(client) for chain, client in (explorers or {}).items()}
+        self.tokens = TokenBook(db)
+        self.token_readers = dict(token_readers or {})
+        self.prices = PriceBook(db, price_api, check_interval=check_interval)
         self._summary: dict[str, tuple[float, int, tuple[str, ...]]] = {}
         self._sets: tuple[tuple[Any, ...], tuple[str, ...]] | None = None
 
@@ -108,10 +119,51 @@ class Investigator:
     async def trace(self, address: str, chain: str | None = None, params: TraceParams | None = None) -> Trace:
         chain = chain or self.default_chain
         result = await trace_funds(self.source(chain), self.label_lookup(), address, chain, params or TraceParams())
+        valuation, notes = await self.valuation(chain, [result], every_transfer=True)
         index_range, gaps = self.index_summary(chain)
         return with_coverage(
-            result, index_range=index_range, label_sets=self.label_sets(), gaps=result.coverage.gaps + gaps
+            result.replace(valuation=valuation),
+            index_range=index_range,
+            label_sets=self.label_sets(),
+            gaps=result.coverage.gaps + gaps + notes,
         )
+
+    def usd_lookup(self, chain: str) -> UsdLookup:
+        """USD per transfer for the trace walk: stored prices (and the stablecoin peg) by asset and day, loaded
+        once; no price API call and no query per transfer."""
+        return Valuation(chain, {}, self.prices.table()).lookup()
+
+    def transfer_prices(self, chain: str) -> TransferPrices:
+        """USD per transfer for the value-aware walk's dust floor (`usd(asset, decimals, symbol, timestamp, raw)`):
+        stored prices and the stablecoin peg, loaded once; no price API call and no query per transfer."""
+        return Valuation(chain, {}, self.prices.table()).transfer_prices()
+
+    async def valuation(
+        self, chain: str, traces: Sequence[Trace], *, every_transfer: bool = False
+    ) -> tuple[Valuation, tuple[str, ...]]:
+        """Token metadata and USD prices for the traces' amounts, and the note naming tokens found nowhere.
+
+        Tokens the transfers carry no symbol or decimals for are looked up in the store, the token list, then their
+        contracts; days without a stored price are asked of the price API when one is configured: the days of
+        every transfer (`every_transfer`, for a trace and its CSV) or of those a risk report values."""
+        wanted: set[str] = set()
+        for trace in traces:
+            wanted |= {t for t, (d, s) in trace.token_meta().items() if t is not None and (d is None or s is None)}
+        infos = await self.tokens.resolve(chain, wanted, self.token_readers.get(chain)) if wanted else {}
+        if self.prices.api is not None:
+            needs: dict[str, set[int]] = {}
+            for trace in traces:
+                for key, days in days_wanted(trace, every_transfer=every_transfer).items():
+                    needs.setdefault(key, set()).update(days)
+            table = await self.prices.fill(needs)
+        else:
+            table = self.prices.table()
+        valuation = Valuation(chain, infos, table)
+        metas: dict[str | None, tuple[int | None, str | None]] = {}
+        for trace in traces:
+            metas.update(trace.token_meta())
+        note = unknown_token_note(valuation.unknown_tokens(metas))
+        return valuation, (note,) if note else ()
 
     async def risk(
         self, address: str, chain: str | None = None, asker: Asker | None = None, hops: int | None = None
@@ -122,6 +174,8 @@ class Investigator:
         labels = self.labels.for_address(address, chain)  # from the store: a label added a moment ago counts
         outgoing = await trace_funds(source, lookup, address, chain, TraceParams(TraceDirection.OUT, hops))
         incoming = await trace_funds(source, lookup, address, chain, TraceParams(TraceDirection.IN, hops))
+        valuation, notes = await self.valuation(chain, [outgoing, incoming])
+        outgoing, incoming = outgoing.replace(valuation=valuation), incoming.replace(valuation=valuation)
         if not outgoing.root_node.degree and not incoming.root_node.degree:
             report = labels_only_report(address, chain, labels, self.label_sets())
             index_range, _ = self.index_summary(chain)
@@ -138,7 +192,7 @@ class Investigator:
         else:
             index_range, gaps = self.index_summary(chain)
             coverage = merged_coverage(outgoing, incoming, index_range=index_range, label_sets=self.label_sets())
-            coverage = replace(coverage, gaps=coverage.gaps + gaps)
+            coverage = replace(coverage, gaps=coverage.gaps + gaps + notes)
             report = report_from_traces(address, chain, labels, outgoing, incoming, coverage)
         if asker is not None:
             self.remember_check(report, asker)
@@ -218,3 +272,18 @@ def configured_explorers() -> dict[str, Any]:
         for name, cfg in chains.items()
         if cfg.explorer_url
     }
+
+
+def configured_token_readers() -> dict[str, TokenMetaReader]:
+    """Per chain configured with an RPC URL, its RPC source, to read tokens' `symbol()` and `decimals()`."""
+    try:
+        from tracing.chain.config import load_chains
+        from tracing.chain.rpc import RpcSource
+    except ImportError:
+        return {}
+    try:
+        chains = load_chains()
+    except Exception as exc:  # a broken chain variable must not stop the bot; the chain commands report it
+        log.warning("token metadata from RPC not configured: %s", exc)
+        return {}
+    return {name: RpcSource(cfg) for name, cfg in chains.items() if cfg.rpc_urls}

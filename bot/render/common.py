@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tracing import Amount, Exposure, Label, Level, RiskReport, checksum, format_amount, programs_of
+from tracing import Amount, Exposure, Label, Level, RiskReport, amounts_words, checksum, programs_of
 
 LEVEL_MARK = {
     Level.UNKNOWN: "⚪",
@@ -41,28 +41,21 @@ def label_line(label: Label) -> str:
     return f"{label.category.display}: {label.name} — " + ", ".join(bits)
 
 
-def amounts_text(amounts: tuple[Amount, ...], native_symbol: str = "ETH") -> str:
+def amounts_text(amounts: tuple[Amount, ...], chain: str = "eth") -> str:
+    """`4.98 USDC ($4.98) + 1.5 ETH (no USD price)`: units and USD on the transfers' days."""
     if not amounts:
         return "amount unknown"
-    parts = []
-    for amount in amounts:
-        symbol = amount.symbol or (native_symbol if amount.token is None else None)
-        decimals = amount.decimals if amount.token is not None else (amount.decimals or 18)
-        text = format_amount(amount.value, decimals, symbol)
-        if amount.token is not None and amount.symbol is None:
-            text += f" of token {checksum(amount.token)}"
-        parts.append(text)
-    return " + ".join(parts)
+    return amounts_words(amounts, chain)
 
 
-def exposure_line(exposure: Exposure) -> str:
+def exposure_line(exposure: Exposure, chain: str = "eth") -> str:
     who = exposure.labels[0].name if exposure.labels else checksum(exposure.counterparty)
     hop_word = "direct" if exposure.direct else f"{exposure.hops} hops"
     share = f", {exposure.share:.1%} of volume" if exposure.share is not None else ""
     arrow = "from" if exposure.direction.value == "incoming" else "to"
     return (
         f"{exposure.category.display} ({hop_word}, {exposure.direction.value}): "
-        f"{amounts_text(exposure.amounts)} {arrow} {who}{share}"
+        f"{amounts_text(exposure.amounts, chain)} {arrow} {who}{share}"
     )
 
 

@@ -170,7 +170,7 @@ def _(report: RiskReport) -> list[Block]:
     if report.exposures:
         lines = ["*Exposure*"]
         for exposure in report.exposures[:MAX_EXPOSURES]:
-            lines.append(f"• {esc(exposure_line(exposure))}\n      path: `{esc(path_text(exposure))}`")
+            lines.append(f"• {esc(exposure_line(exposure, report.chain))}\n      path: `{esc(path_text(exposure))}`")
         if len(report.exposures) > MAX_EXPOSURES:
             lines.append(f"… and {len(report.exposures) - MAX_EXPOSURES} more")
         notes = sorted({e.evidence_note for e in report.exposures if e.evidence_note})

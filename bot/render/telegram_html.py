@@ -110,7 +110,7 @@ def _(report: RiskReport) -> list[str]:
     if report.exposures:
         lines += ["", "<b>Exposure</b>"]
         for exposure in report.exposures[:MAX_EXPOSURES]:
-            lines += [f"• {esc(exposure_line(exposure))}", _path(exposure)]
+            lines += [f"• {esc(exposure_line(exposure, report.chain))}", _path(exposure)]
         if len(report.exposures) > MAX_EXPOSURES:
             lines.append(f"… and {len(report.exposures) - MAX_EXPOSURES} more")
         notes = sorted({e.evidence_note for e in report.exposures if e.evidence_note})

@@ -11,13 +11,14 @@ from tracing import (
     Coverage,
     RiskReport,
     Stop,
+    TaintModel,
     Trace,
     TraceDirection,
     TraceNode,
-    amounts_of,
     amounts_words,
     checksum,
     short,
+    trace_amounts,
 )
 
 MAX_EXPOSURES = 15
@@ -83,7 +84,7 @@ def _(report: RiskReport) -> str:
     if report.exposures:
         lines.append("Exposure:")
         for exposure in report.exposures[:MAX_EXPOSURES]:
-            lines.append(f"  • {exposure_line(exposure)}")
+            lines.append(f"  • {exposure_line(exposure, report.chain)}")
             lines.append(f"    path: {path_text(exposure)}")
         if len(report.exposures) > MAX_EXPOSURES:
             lines.append(f"  … and {len(report.exposures) - MAX_EXPOSURES} more (see --json)")
@@ -130,15 +131,13 @@ def trace_lines(trace: Trace) -> list[str]:
     if not trace.edges:
         lines.append("No transfers to follow in the sources used (see coverage).")
     comparison = {c.address: c for c in trace.compare_models()}
-    meta = trace.token_meta()
 
     def amount_of(node: TraceNode) -> str:
-        mine = amounts_words(amounts_of(trace.taint.amounts(node.address), meta), trace.chain)
+        mine = amounts_words(trace_amounts(trace, node.address), trace.chain)
         other = comparison.get(node.address)
         if other is not None and other.poison != other.haircut:
-            alt = other.poison if p.model.value == "haircut" else other.haircut
-            name = "poison" if p.model.value == "haircut" else "haircut"
-            mine += f" ({name}: {amounts_words(amounts_of(alt, meta), trace.chain)})"
+            alt = TaintModel.POISON if p.model is TaintModel.HAIRCUT else TaintModel.HAIRCUT
+            mine += f" ({alt.value}: {amounts_words(trace_amounts(trace, node.address, alt), trace.chain)})"
         return mine
 
     def node_line(node: TraceNode) -> str:

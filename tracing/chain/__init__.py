@@ -12,6 +12,7 @@ from tracing.chain.address import (
     parse_address,
     short,
 )
+from tracing.chain.amounts import NO_USD, TransferPrices, UsdLookup, UsdSum, Valuation, amount_text, usd_text
 from tracing.chain.chainref import chain_arg
 from tracing.chain.config import WELL_KNOWN, ChainConfig, ChainConfigError, adhoc_chain, get_chain, load_chains
 from tracing.chain.demo import RONIN_EXPLOITER, ensure_demo_data, load_demo, remove_demo
@@ -20,7 +21,9 @@ from tracing.chain.explorer import ExplorerClient, ExplorerRateLimit
 from tracing.chain.index import IndexedRange, TransferIndex, from_row
 from tracing.chain.indexer import BLOCKS_PER_REQUEST, CONCURRENCY, Indexer, IndexReport, fetch_range
 from tracing.chain.mappers import BlockTransfers, InternalSource
+from tracing.chain.prices import PriceApi, PriceBook, PriceImport, import_price_csv, price_api_from_settings
 from tracing.chain.rpc import RpcSource
+from tracing.chain.tokens import TokenBook, TokenInfo
 from tracing.chain.transfer import Transfer, TransferKind, format_amount
 
 __all__ = [
@@ -38,14 +41,25 @@ __all__ = [
     "IndexedRange",
     "Indexer",
     "InternalSource",
+    "NO_USD",
+    "PriceApi",
+    "PriceBook",
+    "PriceImport",
     "RONIN_EXPLOITER",
     "RpcSource",
+    "TokenBook",
+    "TokenInfo",
     "Transfer",
     "TransferIndex",
     "TransferKind",
+    "TransferPrices",
+    "UsdLookup",
+    "UsdSum",
+    "Valuation",
     "WELL_KNOWN",
     "ZERO_ADDRESS",
     "adhoc_chain",
+    "amount_text",
     "canonical",
     "chain_arg",
     "checksum",
@@ -55,11 +69,14 @@ __all__ = [
     "from_row",
     "get_chain",
     "import_etl_files",
+    "import_price_csv",
     "is_address",
     "load_chains",
     "load_demo",
     "normalise_address",
     "parse_address",
+    "price_api_from_settings",
     "remove_demo",
     "short",
+    "usd_text",
 ]

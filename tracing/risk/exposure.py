@@ -7,12 +7,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import replace
 
+from tracing.chain.amounts import UsdSum
 from tracing.labels import Label
 from tracing.risk.report import Amount, Direction, Exposure, RiskReport, traced_report
 from tracing.trace.coverage import Coverage
 from tracing.trace.graph import Asset
 from tracing.trace.model import Trace, TraceDirection
 from tracing.trace.taint import TaintModel
+from tracing.trace.usd import received_with_usd, token_meta, usd_moved
 
 DEMO_SOURCE = "demo"
 DEMO_NOTE = (
@@ -21,14 +23,34 @@ DEMO_NOTE = (
 )
 
 
-def amounts_of(values: Mapping[Asset, int], meta: Mapping[Asset, tuple[int | None, str | None]]) -> tuple[Amount, ...]:
-    """Amounts per asset, the native coin first, then tokens by address."""
+def amounts_of(
+    values: Mapping[Asset, int],
+    meta: Mapping[Asset, tuple[int | None, str | None]],
+    usd: Mapping[Asset, UsdSum] | None = None,
+) -> tuple[Amount, ...]:
+    """Amounts per asset, the native coin first, then tokens by address; with their USD where `usd` has it."""
     ordered = sorted(values.items(), key=lambda item: (item[0] is not None, item[0] or ""))
     result = []
     for asset, value in ordered:
         decimals, symbol = (18, None) if asset is None else meta.get(asset, (None, None))
-        result.append(Amount(value=value, token=asset, symbol=symbol, decimals=decimals))
+        priced = (usd or {}).get(asset)
+        result.append(
+            Amount(
+                value=value,
+                token=asset,
+                symbol=symbol,
+                decimals=decimals,
+                usd=priced.usd if priced is not None else None,
+                usd_partial=priced.partial if priced is not None else False,
+            )
+        )
     return tuple(result)
+
+
+def trace_amounts(trace: Trace, address: str, model: TaintModel | None = None) -> tuple[Amount, ...]:
+    """What `address` received of the traced funds under `model` (default: the trace's), in units and USD."""
+    received, usd = received_with_usd(trace, model, only=[address])
+    return amounts_of(received.get(address, {}), token_meta(trace), usd.get(address))
 
 
 def share_of(amounts: Mapping[Asset, int], volume: Mapping[Asset, int]) -> float | None:
@@ -40,7 +62,7 @@ def share_of(amounts: Mapping[Asset, int], volume: Mapping[Asset, int]) -> float
 
 def volume_of(trace: Trace) -> tuple[Amount, ...]:
     """What the traced address moved in the trace direction within the trace window."""
-    return amounts_of(trace.totals_of(trace.root), trace.token_meta())
+    return amounts_of(trace.totals_of(trace.root), token_meta(trace), usd_moved(trace))
 
 
 def exposures_from(trace: Trace, model: TaintModel | None = None) -> list[Exposure]:
@@ -49,8 +71,8 @@ def exposures_from(trace: Trace, model: TaintModel | None = None) -> list[Exposu
     labelled = trace.labelled
     if not labelled:
         return []
-    taint = trace.received_under(model or trace.params.model, only=[node.address for node in labelled])
-    meta = trace.token_meta()
+    taint, usd = received_with_usd(trace, model, only=[node.address for node in labelled])
+    meta = token_meta(trace)
     volume = trace.totals_of(trace.root)
     direction = Direction.OUTGOING if trace.direction is TraceDirection.OUT else Direction.INCOMING
     found: list[Exposure] = []
@@ -59,7 +81,7 @@ def exposures_from(trace: Trace, model: TaintModel | None = None) -> list[Exposu
         addresses = (trace.root, *(trace.near_far(edge)[1] for edge in path))
         hashes = tuple(edge.tx_hash for edge in path)
         received = taint.get(node.address, {})
-        amounts, share = amounts_of(received, meta), share_of(received, volume)
+        amounts, share = amounts_of(received, meta, usd.get(node.address)), share_of(received, volume)
         note = DEMO_NOTE if any(edge.source == DEMO_SOURCE for edge in path) else ""
         for category in node.categories:
             labels = tuple(label for label in node.labels if label.category is category and label.active)

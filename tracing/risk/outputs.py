@@ -21,11 +21,12 @@ from decimal import Decimal
 from typing import Any
 
 from tracing.chain.address import checksum
-from tracing.chain.transfer import format_amount
+from tracing.chain.amounts import NO_USD, UsdSum
 from tracing.labels import Category, Label
 from tracing.risk.report import Amount, Exposure, RiskReport, native_symbol
 from tracing.trace.coverage import Coverage
 from tracing.trace.model import Trace, TraceEdge, TraceNode
+from tracing.trace.usd import edge_usd, usd_received
 
 PICTURE_NODES = 100
 
@@ -51,7 +52,16 @@ def label_json(label: Label) -> dict[str, Any]:
 
 
 def amount_json(amount: Amount) -> dict[str, Any]:
-    return {"token": amount.token, "symbol": amount.symbol, "decimals": amount.decimals, "value": str(amount.value)}
+    """Raw value as a decimal string; `usd` a decimal string or None (no price), `usd_partial` true when some of
+    its transfers had no price on their day (then `usd` is a lower bound)."""
+    return {
+        "token": amount.token,
+        "symbol": amount.symbol,
+        "decimals": amount.decimals,
+        "value": str(amount.value),
+        "usd": _usd_cell(amount.usd),
+        "usd_partial": amount.usd_partial,
+    }
 
 
 def coverage_json(coverage: Coverage) -> dict[str, Any]:
@@ -73,6 +83,7 @@ def trace_json(trace: Trace) -> dict[str, Any]:
     """The trace as a JSON-ready dict: parameters, nodes, edges (with taint), cuts and coverage."""
     p = trace.params
     taint = trace.taint
+    received_usd = usd_received(trace)
     return {
         "root": trace.root,
         "chain": trace.chain,
@@ -100,6 +111,10 @@ def trace_json(trace: Trace) -> dict[str, Any]:
                 "reached_at": node.reached_at,
                 "taint": {_asset_key(a): str(v) for a, v in taint.amounts(node.address).items()},
                 "taint_fraction": taint.fraction.get(node.address),
+                "taint_usd": {
+                    _asset_key(a): {"usd": _usd_cell(u.usd), "usd_partial": u.partial}
+                    for a, u in received_usd.get(node.address, {}).items()
+                },
             }
             for node in trace.nodes
         ],
@@ -114,11 +129,13 @@ def trace_json(trace: Trace) -> dict[str, Any]:
                 "symbol": edge.symbol,
                 "decimals": edge.decimals,
                 "value": str(edge.value),
+                "usd": _usd_cell(edge_usd(trace, edge)),
                 "hop": edge.hop,
                 "kind": edge.kind.value,
                 "position": edge.position,
                 "source": edge.source,
                 "taint": str(taint.edges[index]),
+                "taint_usd": _usd_cell(edge_usd(trace, edge, taint.edges[index])),
             }
             for index, edge in enumerate(trace.edges)
         ],
@@ -186,8 +203,10 @@ TRACE_CSV_COLUMNS = (
     "decimals",
     "value",
     "amount",
+    "usd",
     "taint_model",
     "taint",
+    "taint_usd",
     "kind",
     "position",
     "source",
@@ -201,7 +220,16 @@ def trace_csv(trace: Trace) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(TRACE_CSV_COLUMNS)
+    valuation = trace.valuation
     for index, edge in enumerate(trace.edges):
+        decimals, symbol = (
+            valuation.meta(edge.token, edge.decimals, edge.symbol)
+            if valuation is not None
+            else (
+                18 if edge.token is None else edge.decimals,
+                edge.symbol or ("" if edge.token else native_symbol(trace.chain)),
+            )
+        )
         writer.writerow(
             [
                 edge.hop,
@@ -212,12 +240,14 @@ def trace_csv(trace: Trace) -> str:
                 edge.timestamp,
                 datetime.fromtimestamp(edge.timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S"),
                 edge.token or "",
-                edge.symbol or ("" if edge.token else native_symbol(trace.chain)),
-                edge.decimals if edge.token else 18,
+                symbol or "",
+                "" if decimals is None else decimals,
                 str(edge.value),
-                _human(edge.value, 18 if edge.token is None else edge.decimals),
+                _human(edge.value, decimals),
+                _usd_cell(edge_usd(trace, edge)) or NO_USD,
                 trace.taint.model.value,
                 str(trace.taint.edges[index]),
+                _usd_cell(edge_usd(trace, edge, trace.taint.edges[index])) or NO_USD,
                 edge.kind.value,
                 edge.position,
                 edge.source,
@@ -237,6 +267,7 @@ RISK_CSV_COLUMNS = (
     "names",
     "sources",
     "amounts",
+    "usd",
     "share",
     "path",
     "path_addresses",
@@ -260,6 +291,7 @@ def risk_csv(report: RiskReport) -> str:
                 "; ".join(label.name for label in e.labels),
                 "; ".join(sorted({label.source for label in e.labels})),
                 "; ".join(f"{a.value} {a.token or 'native'}" for a in e.amounts),
+                "; ".join(_usd_amount_cell(a) for a in e.amounts),
                 "" if e.share is None else f"{e.share:.6f}",
                 " ".join(e.path),
                 " ".join(e.path_addresses),
@@ -273,6 +305,18 @@ def _labels_cell(node: TraceNode | None) -> str:
     if node is None:
         return ""
     return "; ".join(f"{label.category.value}:{label.name}" for label in node.labels if label.active)
+
+
+def _usd_cell(usd: Decimal | None) -> str | None:
+    """USD as a plain decimal string with cents (None: no price)."""
+    return None if usd is None else format(usd.quantize(Decimal("0.01")), "f")
+
+
+def _usd_amount_cell(amount: Amount) -> str:
+    usd = _usd_cell(amount.usd)
+    if usd is None:
+        return NO_USD
+    return f">={usd}" if amount.usd_partial else usd
 
 
 def _human(value: int, decimals: int | None) -> str:
@@ -348,7 +392,7 @@ def trace_dot(trace: Trace, max_nodes: int = PICTURE_NODES) -> str:
         groups[(a, b)][edge.token].append(edge)
     if more:
         nodes.append(_PicNode("more", f"+{more} more addresses", ("folded: smaller flows",), None, dashed=True))
-    edges = [_PicEdge(a, b, _edge_text(by_token, trace.chain)) for (a, b), by_token in groups.items()]
+    edges = [_PicEdge(a, b, _edge_text(by_token, trace)) for (a, b), by_token in groups.items()]
     title = f"{trace.params.direction.value}-trace of {checksum(trace.root)} on {trace.chain}, {trace.params.hops} hops"
     return _dot(title, nodes, edges)
 
@@ -417,21 +461,25 @@ def _relevant_nodes(trace: Trace, limit: int) -> set[str]:
     return set(keep[:limit])
 
 
-def _edge_text(by_token: Mapping[str | None, Sequence[TraceEdge]], chain: str) -> str:
+def _edge_text(by_token: Mapping[str | None, Sequence[TraceEdge]], trace: Trace) -> str:
+    """Each asset's total over the grouped transfers, in units and USD (each transfer on its day)."""
     parts = []
     for token, group in by_token.items():
         total = sum(e.value for e in group)
         first = group[0]
-        decimals = 18 if token is None else first.decimals
-        symbol = native_symbol(chain) if token is None else (first.symbol or token[:8] + "…")
-        text = format_amount(total, decimals, symbol)
+        usd = UsdSum()
+        for edge in group:
+            usd.add(edge_usd(trace, edge))
+        decimals, symbol = (18 if token is None else first.decimals), first.symbol
+        if trace.valuation is not None:
+            decimals, symbol = trace.valuation.meta(token, first.decimals, first.symbol)
+        text = Amount(total, token, symbol, decimals, usd.usd, usd.partial).text(trace.chain)
         parts.append(text + (f" ({len(group)} tx)" if len(group) > 1 else ""))
     return "\n".join(parts)
 
 
 def _amount_text(amount: Amount, chain: str) -> str:
-    symbol = native_symbol(chain) if amount.token is None else (amount.symbol or (amount.token[:8] + "…"))
-    return format_amount(amount.value, 18 if amount.token is None else amount.decimals, symbol)
+    return amount.text(chain)
 
 
 def _short(address: str) -> str:

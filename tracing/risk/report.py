@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from enum import StrEnum
 
 from tracing.chain.address import checksum
-from tracing.chain.transfer import format_amount
+from tracing.chain.amounts import amount_text
 from tracing.labels import Category, Label
 from tracing.trace.coverage import Coverage
 
@@ -28,12 +29,40 @@ class Direction(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Amount:
-    """A raw amount of one asset. `token` None means the chain's native coin."""
+    """A raw amount of one asset. `token` None means the chain's native coin. `usd`: its USD value, each transfer
+    valued on its own day (None: no price); `usd_partial`: some transfers had no price, `usd` is a lower bound."""
 
     value: int
     token: str | None
     symbol: str | None
     decimals: int | None
+    usd: Decimal | None = None
+    usd_partial: bool = False
+
+    def text(self, chain: str = "eth") -> str:
+        """`4.98 USDC ($4.98)`, `1.5 ETH (no USD price)`."""
+        return amount_text(
+            self.value,
+            self.token,
+            self.decimals,
+            self.symbol,
+            self.usd,
+            native_symbol=native_symbol(chain),
+            usd_partial=self.usd_partial,
+        )
+
+    def plus(self, other: Amount) -> Amount:
+        """The sum of two amounts of the same asset (USD summed; partial when either is or only one is priced)."""
+        usd = None if self.usd is None and other.usd is None else (self.usd or Decimal(0)) + (other.usd or Decimal(0))
+        partial = self.usd_partial or other.usd_partial or (usd is not None and None in (self.usd, other.usd))
+        return Amount(
+            self.value + other.value,
+            self.token,
+            self.symbol or other.symbol,
+            self.decimals if self.decimals is not None else other.decimals,
+            usd,
+            partial,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,17 +229,11 @@ def native_symbol(chain: str) -> str:
 
 
 def amounts_words(amounts: Sequence[Amount], chain: str = "eth") -> str:
-    """`1,200 ETH + 5,000 USDT` (raw units with the token address when decimals are unknown)."""
+    """`1,200 ETH ($2,400,000) + 5,000 USDT ($5,000)`: each amount in units and USD on its transfers' days, or
+    "no USD price" (raw units with the token address when its metadata is unknown)."""
     if not amounts:
         return "an unknown amount"
-    parts = []
-    for amount in amounts:
-        if amount.token is None:
-            parts.append(format_amount(amount.value, amount.decimals or 18, native_symbol(chain)))
-        else:
-            text = format_amount(amount.value, amount.decimals, amount.symbol)
-            parts.append(text if amount.symbol else f"{text} of token {checksum(amount.token)}")
-    return " + ".join(parts)
+    return " + ".join(amount.text(chain) for amount in amounts)
 
 
 _ENTITY = {
@@ -241,7 +264,7 @@ def exposure_reason(
     for exposure in exposures:
         for a in exposure.amounts:
             old = summed.get(a.token)
-            summed[a.token] = Amount(a.value + (old.value if old else 0), a.token, a.symbol, a.decimals)
+            summed[a.token] = a if old is None else old.plus(a)
     amount = amounts_words(tuple(summed.values()), chain)
     outgoing = first.direction is Direction.OUTGOING
     base = {a.token: a.value for a in (volume if outgoing else volume_in)}

@@ -35,7 +35,7 @@ from tracing.trace.model import (
     trace_coverage,
     weight_of,
 )
-from tracing.trace.taint import TaintModel, received_amounts
+from tracing.trace.taint import TaintModel, carried_amounts, received_amounts
 
 try:
     from tracing.trace import _walk  # type: ignore[attr-defined]
@@ -369,6 +369,53 @@ class GraphParts:
         if self._totals is None:
             self._totals = dict(self.raw_totals)
         return _ByAddress(graph, received_amounts(model, self.root_id, hop_of, self._totals, steps))
+
+    def received_by_day(
+        self, model: TaintModel, only: Collection[str]
+    ) -> list[tuple[str, Asset, int | None, int, int]]:
+        """(address, asset, decimals, timestamp, raw amount) of each transfer that carried taint under `model` to
+        an address in `only`, propagated along only the steps that lead to them (as `received`)."""
+        graph = self.graph
+        near_of, far_of = (graph.src, graph.dst) if self.outgoing else (graph.dst, graph.src)
+        high, low, token_of = graph.value_hi, graph.value_lo, graph.token
+        targets = [node for node in (graph.ids.get(address) for address in only) if node is not None]
+        if not targets:
+            return []
+        followed, followed_hops = self.followed, self.followed_hops
+        picked = memoryview(
+            _walk.ancestors(followed, followed_hops, near_of, far_of, self.node_ids, self.hops, targets)
+        ).cast("i")
+        edges = [followed[k] for k in picked]
+        steps = []
+        hop_of: dict[int, int] = {}
+        for k, edge in zip(picked, edges, strict=True):
+            hop = followed_hops[k]
+            near, far = near_of[edge], far_of[edge]
+            steps.append((near, far, token_of[edge], graph.value(edge) if high[edge] else low[edge], hop))
+            hop_of[near], hop_of[far] = hop - 1, hop
+        if self._totals is None:
+            self._totals = dict(self.raw_totals)
+        carried = carried_amounts(model, self.root_id, hop_of, self._totals, steps)
+        wanted = set(targets)
+        names, tokens, meta, ts = graph.addresses, graph.tokens, graph.token_meta, graph.ts
+        found = []
+        for (_, far, tid, _, _), edge, amount in zip(steps, edges, carried, strict=True):
+            if amount and far in wanted:
+                token, decimals = (None, None) if tid < 0 else (tokens[tid], meta[tid][0])
+                found.append((names[far], token, decimals, int(ts[edge]), amount))
+        return found
+
+    def first_hop_by_day(self) -> list[tuple[Asset, int | None, int, int]]:
+        """(asset, decimals, timestamp, raw value) of each transfer of the root the trace followed."""
+        graph = self.graph
+        tokens, meta, ts, token_of = graph.tokens, graph.token_meta, graph.ts, graph.token
+        found = []
+        for k, edge in enumerate(self.followed):
+            if self.followed_hops[k] == 1:
+                tid = token_of[edge]
+                token, decimals = (None, None) if tid < 0 else (tokens[tid], meta[tid][0])
+                found.append((token, decimals, int(ts[edge]), graph.value(edge)))
+        return found
 
 
 class _ByAddress(Mapping[str, Mapping[Asset, int]]):

@@ -22,6 +22,7 @@ from sqlalchemy import func
 from sqlmodel import col, select
 
 from storage import TransferRow
+from tracing.chain.amounts import Valuation
 from tracing.chain.index import TransferIndex, from_row
 from tracing.chain.transfer import Transfer, TransferKind
 from tracing.errors import InvalidArgument, SourceError
@@ -243,13 +244,15 @@ class Trace:
         self._parents = parents if parents is not None or parts is not None else {}
         self._by_address: dict[str, TraceNode] | None = None
         self._taint: dict[TaintModel, Taint] = {}
+        self.valuation: Valuation | None = None
+        """Token metadata and USD prices for the trace's amounts (set by the investigator; None: no USD)."""
 
     def __repr__(self) -> str:
         return f"Trace(root={self.root!r}, chain={self.chain!r}, {self.direction.value}, hops={self.params.hops})"
 
     def replace(self, **changes: Any) -> Trace:
-        """A copy with `coverage` or `seconds` replaced (the result itself is shared)."""
-        unknown = set(changes) - {"coverage", "seconds"}
+        """A copy with `coverage`, `seconds` or `valuation` replaced (the result itself is shared)."""
+        unknown = set(changes) - {"coverage", "seconds", "valuation"}
         if unknown:
             raise TypeError(f"cannot replace {sorted(unknown)}")
         copy = Trace(
@@ -266,6 +269,7 @@ class Trace:
             self._parts,
         )
         copy._taint = self._taint
+        copy.valuation = changes.get("valuation", self.valuation)
         return copy
 
     @property
@@ -386,6 +390,28 @@ class Trace:
         if model not in self._taint and self._edges is None and self._parts is not None:
             return self._parts.received(model, only)
         return self.taint_under(model).received
+
+    def received_by_day(
+        self, model: TaintModel, only: Collection[str]
+    ) -> list[tuple[str, Asset, int | None, int, int]]:
+        """(address, asset, decimals, timestamp, raw amount) of each transfer that carried taint under `model` to an
+        address in `only`: what valuing received funds on each transfer's day reads (over a compact trace, without
+        materialising it)."""
+        if model not in self._taint and self._edges is None and hasattr(self._parts, "received_by_day"):
+            return self._parts.received_by_day(model, only)  # type: ignore[union-attr]
+        carried, wanted = self.taint_under(model).edges, set(only)
+        found = []
+        for index, edge in enumerate(self.edges):
+            far = self.near_far(edge)[1]
+            if carried[index] and far in wanted:
+                found.append((far, edge.token, edge.decimals, edge.timestamp, carried[index]))
+        return found
+
+    def first_hop_by_day(self) -> list[tuple[Asset, int | None, int, int]]:
+        """(asset, decimals, timestamp, raw value) of each transfer of the root the trace followed (its first hop)."""
+        if self._edges is None and hasattr(self._parts, "first_hop_by_day"):
+            return self._parts.first_hop_by_day()  # type: ignore[union-attr]
+        return [(e.token, e.decimals, e.timestamp, e.value) for e in self.edges if e.hop == 1]
 
     def compare_models(self) -> tuple[TaintComparison, ...]:
         """Poison and haircut amounts side by side, for every terminal and labelled address."""

@@ -96,6 +96,19 @@ def received_amounts(
     return received  # fresh dicts, not shared with anything
 
 
+def carried_amounts(
+    model: TaintModel,
+    root: Hashable,
+    hops: Mapping[Any, int],
+    totals: Mapping[Any, Mapping[Any, int]],
+    steps: Sequence[tuple[Any, Any, Any, int, int]],
+) -> list[int]:
+    """`compute_taint(...).edges` alone, for plain (near, far, asset, value, hop) steps over any keys: the raw amount
+    each step carries (what USD valuation per transfer day reads)."""
+    carried, _, _ = _propagate(model, root, hops, totals, steps)
+    return carried
+
+
 def _propagate(
     model: TaintModel,
     root: Any,
