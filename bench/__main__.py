@@ -1,8 +1,9 @@
 """`python -m bench [--only NAME,…] [--quick] [--out FILE] [trace/risk options]`: every benchmark figure, written
 to BENCHMARKS.md (see there). Figures: trace (bench.trace_risk), watch (bench.watch_match), ingest (bench.ingest),
 fanout (bench.fanout), latency (bench.alert_latency),
-commands (bench.commands). Without `trace` in --only, the trace/risk part of the
-existing file is kept as it is."""
+commands (bench.commands), cases (bench.cases: the laundering-case evaluation, its own section at the end). Without
+`trace` in --only, the trace/risk part of the existing file is kept as it is; without `cases`, the case section;
+without any system figure, the system figures."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from bench import alert_latency, commands, fanout, ingest, watch_match
+from bench import alert_latency, cases, commands, fanout, ingest, watch_match
 from bench import trace_risk as trace_module
 from bench.common import TABLE_HEAD, Figure, log, machine_line
 
@@ -25,7 +26,7 @@ FIGURES = {
     "latency": (alert_latency.add_arguments, alert_latency.from_args),
     "commands": (commands.add_arguments, commands.from_args),
 }
-ALL = ("trace", *FIGURES)
+ALL = ("trace", *FIGURES, "cases")
 
 HOW = [
     "- **Watch matching**: random 20-byte addresses; about one endpoint in a thousand is watched. Each block is"
@@ -79,6 +80,7 @@ def parse(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--runs-slow", type=int, default=3, help="runs of the slow figures (ingest, fan-out)")
     for add, _ in FIGURES.values():
         add(parser)
+    cases.add_arguments(parser)
     args, rest = parser.parse_known_args(argv)
     if args.quick:
         args.watched, args.watch_blocks, args.endpoints = 20_000, 10, 200
@@ -126,6 +128,8 @@ def main(argv: Sequence[str]) -> int:
         log(f"unknown figure(s): {', '.join(unknown)}; choose from {', '.join(ALL)}")
         return 2
     seconds: dict[str, float] = {}
+    old_text = args.out.read_text(encoding="utf-8") if args.out.exists() else ""
+    old_cases = cases.MARKER + old_text.split(cases.MARKER, 1)[1] if cases.MARKER in old_text else ""
     if "trace" in chosen:
         began = time.perf_counter()
         trace_args = trace_module.parse([*rest, *(["--quick"] if args.quick else []), "--out", str(args.out)])
@@ -133,7 +137,7 @@ def main(argv: Sequence[str]) -> int:
         seconds["trace"] = time.perf_counter() - began
     else:
         old = args.out.read_text(encoding="utf-8") if args.out.exists() else "# Benchmarks\n"
-        head = old.split(MARKER)[0]
+        head = old.split(MARKER)[0].split(cases.MARKER)[0]
     figures: list[Figure] = []
     for name, (_, run) in FIGURES.items():
         if name in chosen:
@@ -145,7 +149,14 @@ def main(argv: Sequence[str]) -> int:
     else:  # `--only trace`: keep the system figures of the last run that measured them
         old = args.out.read_text(encoding="utf-8") if args.out.exists() else ""
         tail = MARKER + old.split(MARKER, 1)[1] if MARKER in old else system_section([], seconds, args.quick, True)
+        tail = tail.split(cases.MARKER)[0]  # the case section is added below, kept or new
+    if "cases" in chosen:
+        began = time.perf_counter()
+        old_cases = cases.section(args)
+        seconds["cases"] = time.perf_counter() - began
     text = head.rstrip("\n") + "\n\n" + tail.lstrip("\n")
+    if old_cases:
+        text = text.rstrip("\n") + "\n\n" + old_cases.strip("\n") + "\n"
     args.out.write_text(text, encoding="utf-8")
     print(text)
     return 0

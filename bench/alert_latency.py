@@ -3,7 +3,7 @@ server (tests/support/telegram_server.py).
 
 anvil mines a block every second; a transfer leaves the watched address in every third block, because each alert
 means two messages to the chat (the post, then the edit to "confirmed") and Telegram allows one a second per chat.
-In this process: `run_watch` (the watcher + notifier of `chainsleuth watch`) with a `BackendDeliverer` over the
+In this process: `run_watch` (the watcher + notifier of `chainsleuth watch`) through the
 real `TelegramBackend` (python-telegram-bot) pointed at the recording server. A poller thread notes when each block
 appears at the node (eth_blockNumber every 10 ms); the latency is the server's receive time of the message naming
 that block minus that moment. The watcher polls the head every `--latency-poll` seconds (default 0.25; the
@@ -23,7 +23,6 @@ from pathlib import Path
 from bench.common import Figure, log, median, percentile
 from bot.app import build_app
 from bot.cli.watch import run_watch
-from bot.notifier import BackendDeliverer
 from storage import Settings
 from tests.support.anvil import AnvilNode, anvil_available
 from tests.support.rpc import Rpc
@@ -75,7 +74,7 @@ async def measure(node: AnvilNode, alerts: int, poll: float, tmp: Path) -> list[
     poller = threading.Thread(target=poll_heads, daemon=True)
     poller.start()
     task = asyncio.create_task(
-        run_watch(app, [chain], stop, deliverers={"telegram": BackendDeliverer(backend)}, poll_interval=poll,
+        run_watch(app, [chain], stop, backends={"telegram": backend}, poll_interval=poll,
                   start_block=start)
     )  # fmt: skip
     try:

@@ -1,5 +1,5 @@
 """Fan-out: thousands of alerts across hundreds of Telegram group chats, delivered by the real `Notifier` (its
-`RateLimits`, digests for bursts) to a recording deliverer that enforces Telegram's limits the way the Bot API does
+`RateLimits`, digests for bursts) to a recording backend that enforces Telegram's limits the way the Bot API does
 — 1 message/s per chat, 20 messages/minute per group, 30 messages/s overall — and answers a violation with a 429
 (`RateLimited` with retry_after), which it counts.
 
@@ -7,8 +7,8 @@ The notifier runs with its production defaults (no claim-batch override): a clai
 `per_chat` (20) of each ready chat's messages, 100 a round, so a burst for one chat is claimed together and goes out
 as a digest even with alerts interleaved over hundreds of chats.
 
-The limit-enforcing recorder is in-process (a `Deliverer`, no HTTP): it measures the notifier's pacing, not network
-cost. It allows 50 ms of scheduling jitter on the per-chat and per-second windows.
+The limit-enforcing recorder is in-process (a `Backend` with nothing to serve, no HTTP): it measures the notifier's
+pacing, not network cost. It allows 50 ms of scheduling jitter on the per-chat and per-second windows.
 """
 
 from __future__ import annotations
@@ -24,8 +24,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.common import Figure, log, median
+from bot.backends.errors import RateLimited
+from bot.delivery.notifier import Notifier
+from bot.delivery.pacing import TELEGRAM_LIMITS
 from bot.messages import Reply
-from bot.notifier import TELEGRAM_LIMITS, Notifier, RateLimited
 from storage import AlertRow, Database, open_database
 from tracing import WatchBook, outbox_stats, record_alert
 
@@ -35,6 +37,8 @@ DIGEST_MAX = 20  # Notifier default digest_max
 
 class LimitedTelegram:
     """Records posts; raises `RateLimited` (a 429) whenever one would break Telegram's limits."""
+
+    history = None
 
     def __init__(self) -> None:
         self.posts: list[tuple[float, str]] = []  # (time, chat)
@@ -59,7 +63,7 @@ class LimitedTelegram:
             return 1.0
         return None
 
-    async def post(self, chat_id: str, reply: Reply) -> str:
+    async def send(self, chat_id: str, reply: Reply, *, marker: object = None) -> str:
         now = time.monotonic()
         retry = self._check(chat_id, now)
         if retry is not None:
@@ -73,7 +77,7 @@ class LimitedTelegram:
         return str(self._n)
 
     async def edit(self, chat_id: str, message_id: str, reply: Reply) -> None:
-        await self.post(chat_id, reply)
+        await self.send(chat_id, reply)
 
 
 def enqueue_alerts(db: Database, alerts: int, chats: int) -> list[str]:

@@ -37,15 +37,3 @@ def sending_backend(name: str, app: App) -> Backend:
         except SlackSetupError as exc:
             raise SystemExit(f"error: cannot send to slack: {exc}") from exc
     return backend_for(name, app)
-
-
-async def serve_platform(name: str, app: App) -> None:
-    """Run the platform's front end until SIGINT or SIGTERM."""
-    from bot.backends.slack import SlackSetupError
-    from bot.backends.telegram import TelegramSetupError
-
-    backend = backend_for(name, app)
-    try:
-        await backend.serve()
-    except (TelegramSetupError, SlackSetupError) as exc:
-        raise SystemExit(f"error: cannot start {name}: {exc}") from exc

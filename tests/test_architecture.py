@@ -34,19 +34,13 @@ KNOWN_CYCLES = {
     # bot's grammar room: the command registry (bot.commands) names Context under TYPE_CHECKING; bot.core imports
     # the registry.
     frozenset({"bot.commands", "bot.core"}),
-    # trace room: the model imports the compiled walk inside a function; the compiled walk imports the model.
-    frozenset({"tracing.trace.model", "tracing.trace.compiled"}),
 }
 KNOWN_PRIVATE_IMPORTS = {
-    # trace room: the compiled walk's C extension module is named `_walk`, and the compiled walk borrows the
-    # model's coverage wording.
+    # trace room: the compiled walk's C extension module is named `_walk` (its wrapper is the only importer).
     ("tracing.trace.compiled", "tracing.trace._walk"),
-    ("tracing.trace.compiled", "tracing.trace.model._gap_lines"),
 }
-KNOWN_DEEP_IMPORTS = {
-    # trace room: the bench asks whether the compiled walk is built; tracing exports nothing that says so yet.
-    ("bench.trace_risk", "tracing.trace.compiled"),
-}
+KNOWN_DEEP_IMPORTS: set[tuple[str, str]] = set()
+"""(importer, module): none left; bot and bench reach `tracing` and `storage` through their `__init__` only."""
 
 
 @dataclass(frozen=True, slots=True)

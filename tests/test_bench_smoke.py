@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import alert_latency, commands, fanout, ingest, watch_match
+from bench import alert_latency, cases, commands, fanout, ingest, watch_match
 from bench.__main__ import MARKER, main
 from tests.support.anvil import ANVIL_MISSING, anvil_available
 
@@ -48,3 +48,14 @@ def test_main_keeps_the_trace_section_and_writes_the_system_figures(tmp_path: Pa
     assert "watch matching" in text and "fan-out" in text and "Not measured yet" in text
     assert main(["--quick", "--only", "watch", "--out", str(out)]) == 0  # rewriting replaces, never appends
     assert out.read_text(encoding="utf-8").count(MARKER) == 1
+
+
+def test_main_writes_the_case_section_once_and_keeps_the_others(tmp_path: Path) -> None:
+    out = tmp_path / "BENCH.md"
+    out.write_text(f"# Benchmarks\n\ntrace figures kept\n\n{MARKER}\n\nsystem figures kept\n", encoding="utf-8")
+    for _ in range(2):  # rewriting replaces the case section, never appends
+        assert main(["--quick", "--only", "cases", "--cases", "LIFI", "--out", str(out)]) == 0
+    text = out.read_text(encoding="utf-8")
+    assert text.startswith("# Benchmarks\n\ntrace figures kept") and "system figures kept" in text
+    assert text.count(cases.MARKER) == 1 and text.index(MARKER) < text.index(cases.MARKER)
+    assert "| LIFI |" in text or "absent" in text

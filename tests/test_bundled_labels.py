@@ -1,11 +1,10 @@
 """The bundled label sets in a fresh store, what `/labels` and `/risk` say about them through the test front end,
-and `chainsleuth labels …` as an operator runs it (real subprocesses), on SQLite and PostgreSQL."""
+and `chainsleuth labels …` as an operator runs it (in-process), on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import pytest
 
 from bot.backends.testing import TestBackend
 from storage.db import Database
+from tests.support.cli import run_cli
 from tracing.labels import LabelBook, LabelSet
 from tracing.labels.bundled import BUNDLED, BUNDLED_PREFIX, ensure_bundled_labels
 
@@ -24,7 +24,6 @@ POOL_10_ETH = "0x910Cbd523D972eb0a6f4cAe4618aD62622b39DbF"
 MULTI_CHAIN_POOL = "0x1E34A77868E19A6647b1f2F47B51ed72dEDE95DD"
 PHISHER = "0x80d7bb18521acbef32d7906502ebe94928690e93"  # Fake_Phishing1772 in Forta's Etherscan list
 EXPECTED = {"ofac-sdn": 171, "tornado-cash": 93, "etherscan": 2_888, "forta": 7_469}
-BIN = Path(sys.executable).parent / "chainsleuth"
 EXAMPLE_PACK = Path(__file__).resolve().parent.parent / "examples" / "tagpack-example.yaml"
 
 
@@ -94,14 +93,14 @@ async def test_forta_phishing_address_is_a_scam(bot: TestBackend) -> None:
 
 
 @pytest.fixture
-def cli_env(tmp_path: Path, database_url: str) -> dict[str, str]:
+def cli_env(tmp_path: Path, prepared_database_url: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "SLACK_", "CHAINS", "ETH_"))}
-    env.update({"DATA_DIR": str(tmp_path / "data"), "DATABASE_URL": database_url, "DEMO_DATA": "false"})
+    env.update({"DATA_DIR": str(tmp_path / "data"), "DATABASE_URL": prepared_database_url, "DEMO_DATA": "false"})
     return env
 
 
 def cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(BIN), *args], env=env, capture_output=True, text=True, timeout=120, check=False)
+    return run_cli(args, env)
 
 
 def test_cli_imports_a_tagpack_rejects_a_bad_one_and_shows_stats(cli_env: dict[str, str], tmp_path: Path) -> None:

@@ -1,36 +1,40 @@
-"""The `chainsleuth` CLI as an operator runs it: a fresh data directory, real subprocesses."""
+"""The `chainsleuth` CLI as an operator runs it: a fresh data directory, commands run in-process (`run_cli`),
+and the installed entry point as a real subprocess on an empty store (`run_cli_process`)."""
 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from storage.audit import AuditLog
 from storage.db import open_database
+from tests.support.cli import run_cli, run_cli_process
 
 LAZARUS = "0x098B716B8Aaf21512996dC57EB0615e2383E2f96"
-BIN = Path(sys.executable).parent / "chainsleuth"
 
 
-def run_cli(args: list[str], env: dict[str, str], stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(BIN), *args], env=env, input=stdin, capture_output=True, text=True, timeout=120, check=False
-    )
-
-
-@pytest.fixture
-def cli_env(tmp_path: Path, database_url: str) -> dict[str, str]:
+def env_for(tmp_path: Path, database_url: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "SLACK_", "CHAINS", "ETH_"))}
     env.update({"DATA_DIR": str(tmp_path / "data"), "DATABASE_URL": database_url, "DEMO_DATA": "false"})
     return env
 
 
-def test_say_risk_on_a_sanctioned_address(cli_env: dict[str, str]) -> None:
-    result = run_cli(["say", f"/risk {LAZARUS}"], cli_env)
+@pytest.fixture
+def cli_env(tmp_path: Path, prepared_database_url: str) -> dict[str, str]:
+    """A store a first start has already prepared (schema, bundled labels)."""
+    return env_for(tmp_path, prepared_database_url)
+
+
+@pytest.fixture
+def fresh_cli_env(tmp_path: Path, database_url: str) -> dict[str, str]:
+    """An empty store: the command's own start creates the schema and loads the bundled labels."""
+    return env_for(tmp_path, database_url)
+
+
+def test_say_risk_on_a_sanctioned_address(fresh_cli_env: dict[str, str]) -> None:
+    result = run_cli_process(["say", f"/risk {LAZARUS}"], fresh_cli_env)
     assert result.returncode == 0, result.stderr
     assert "SANCTIONED" in result.stdout and "Lazarus Group" in result.stdout and "ofac-sdn" in result.stdout
 
@@ -82,6 +86,6 @@ def test_labels_import_reloads_an_ofac_list(cli_env: dict[str, str], tmp_path: P
     assert result.returncode == 1 and "missing column" in result.stderr
 
 
-def test_db_upgrade(cli_env: dict[str, str]) -> None:
-    result = run_cli(["db", "upgrade"], cli_env)
+def test_db_upgrade(fresh_cli_env: dict[str, str]) -> None:
+    result = run_cli(["db", "upgrade"], fresh_cli_env)
     assert result.returncode == 0 and "up to date" in result.stdout

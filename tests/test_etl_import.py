@@ -5,20 +5,18 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from storage.db import Database, open_database
 from tests.conftest import shared_data
+from tests.support.cli import run_cli
 from tracing.chain.etl_import import EtlFileKind, RowError, import_etl_files
 from tracing.chain.index import TransferIndex
 from tracing.chain.transfer import TransferKind
 
 FIXTURES = "ethereum-etl-rpc-fixtures"
-BIN = Path(sys.executable).parent / "chainsleuth"
 TOKEN_HEADER = "token_address,from_address,to_address,value,transaction_hash,log_index,block_number\n"
 TX_HEADER = (
     "hash,nonce,block_hash,block_number,transaction_index,from_address,to_address,value,gas,gas_price,input,"
@@ -251,14 +249,10 @@ def test_import_throughput_on_sqlite(tmp_path: Path) -> None:
 # --- the command line ---------------------------------------------------------------------------------------
 
 
-def run_cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(BIN), *args], env=env, capture_output=True, text=True, timeout=120, check=False)
-
-
 @pytest.fixture
-def cli_env(tmp_path: Path, database_url: str) -> dict[str, str]:
+def cli_env(tmp_path: Path, prepared_database_url: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "SLACK_", "CHAINS", "ETH_"))}
-    env.update({"DATA_DIR": str(tmp_path / "data"), "DATABASE_URL": database_url, "DEMO_DATA": "false"})
+    env.update({"DATA_DIR": str(tmp_path / "data"), "DATABASE_URL": prepared_database_url, "DEMO_DATA": "false"})
     return env
 
 

@@ -35,16 +35,12 @@ from tracing.chain.explorer import (
 from tracing.chain.transfer import TransferKind
 from tracing.investigator import Investigator
 from tracing.labels import Category, Label, LabelBook
-from tracing.trace.graph import FlowQuery, FlowRequest, Flows
-from tracing.trace.model import (
-    INCOMPLETE_HISTORY,
-    ExplorerSource,
-    LayeredSource,
-    Stop,
-    TraceDirection,
-    TraceParams,
-    trace_funds,
-)
+from tracing.trace.coverage import INCOMPLETE_HISTORY
+from tracing.trace.flows import FlowQuery, FlowRequest, Flows
+from tracing.trace.model import Stop
+from tracing.trace.params import TraceDirection, TraceParams
+from tracing.trace.sources import ExplorerSource, LayeredSource
+from tracing.trace.walk import trace_funds
 
 ME = address(0xA11CE)
 USDT = address(0xDAC17)

@@ -33,7 +33,7 @@ VERA = Identity("telegram", "3", "vera")  # viewer
 
 
 @pytest.fixture
-def ops_app(tmp_path: Path, database_url: str) -> Iterator[App]:
+def ops_app(tmp_path: Path, prepared_database_url: str) -> Iterator[App]:
     settings = Settings(  # type: ignore[call-arg]
         _env_file=None,
         data_dir=tmp_path / "data",
@@ -41,7 +41,7 @@ def ops_app(tmp_path: Path, database_url: str) -> Iterator[App]:
         allowed_chats=[f"telegram:{GROUP}"],
         officers=["telegram:7", "telegram:8"],
     )
-    the_app = build_app(settings, database_url=database_url)
+    the_app = build_app(settings, database_url=prepared_database_url)
     yield the_app
     the_app.close()
 

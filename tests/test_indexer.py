@@ -7,8 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -19,6 +17,7 @@ import pytest
 from storage.db import Database, open_database
 from tests.conftest import shared_data
 from tests.support.anvil import AnvilNode, Scenario, build_scenario
+from tests.support.cli import run_cli
 from tests.support.fixtures import require_anvil
 from tests.support.replay import ReplayNode
 from tracing.chain.config import ChainConfig
@@ -28,7 +27,6 @@ from tracing.chain.mappers import TRANSFER_TOPIC, BlockTransfers, InternalSource
 from tracing.chain.rpc import JsonRpcClient, RpcError, RpcSource, RpcUnavailable
 from tracing.chain.transfer import Transfer, TransferKind
 
-BIN = Path(sys.executable).parent / "chainsleuth"
 Row = tuple[int, str, str, str | None, str, str, int]
 
 
@@ -271,10 +269,6 @@ def test_storing_counts_only_new_rows_keeps_uint256_exact_and_refuses_what_is_no
 # --- through the command line -----------------------------------------------------------------------------
 
 
-def run_cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(BIN), *args], env=env, capture_output=True, text=True, timeout=120, check=False)
-
-
 def env_for(tmp_path: Path, database_url: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CHAINS", "ETH_", "ANV_"))}
     env.update({"DATA_DIR": str(tmp_path / "data"), "DATABASE_URL": database_url, "DEMO_DATA": "false"})
@@ -282,8 +276,8 @@ def env_for(tmp_path: Path, database_url: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def cli_env(tmp_path: Path, database_url: str) -> dict[str, str]:
-    return env_for(tmp_path, database_url)
+def cli_env(tmp_path: Path, prepared_database_url: str) -> dict[str, str]:
+    return env_for(tmp_path, prepared_database_url)
 
 
 def test_the_index_command_stores_the_scenario_once(cli_env: dict[str, str], chain: tuple[AnvilNode, Scenario]) -> None:

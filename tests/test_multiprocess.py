@@ -26,8 +26,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
+from bot.delivery.notifier import Notifier
 from bot.messages import Reply
-from bot.notifier import Notifier
 from bot.render.text import render_text
 from storage.db import open_database
 from storage.ops_models import AlertRow
@@ -229,11 +229,13 @@ def leader_line_in(path: Path) -> bool:
 
 
 class Recorder:
+    history = None
+
     def __init__(self) -> None:
         self.texts: list[str] = []
         self.lock = threading.Lock()
 
-    async def post(self, chat_id: str, reply: Reply) -> str:
+    async def send(self, chat_id: str, reply: Reply, *, marker: object = None) -> str:
         await asyncio.sleep(0.001)
         with self.lock:
             self.texts.append(render_text(reply))

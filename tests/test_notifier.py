@@ -14,29 +14,30 @@ from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 
 from bot.app import App
 from bot.backends import slack_history
+from bot.backends.base import FoundPost, PostMarker
+from bot.backends.errors import DeliveryError, Outcome, RateLimited
 from bot.backends.slack import SlackBackend
+from bot.backends.slack import delivery_error as slack_delivery_error
 from bot.backends.telegram import TelegramBackend
+from bot.backends.telegram import delivery_error as telegram_delivery_error
+from bot.backends.testing import TestBackend
+from bot.delivery.notifier import Notifier
+from bot.delivery.pacing import RateLimits
 from bot.messages import Reply, Text
-from bot.notifier import (
-    POSSIBLE_REPEAT,
-    BackendDeliverer,
-    DeliveryError,
-    FoundPost,
-    Notifier,
-    PostMarker,
-    RateLimited,
-    RateLimits,
-)
+from bot.render.alerts import POSSIBLE_REPEAT
 from bot.render.text import render_text
 from storage.db import Database
 from storage.ops_models import AlertRow
 from tests.support.slack_server import ApiCall, FakeSlack
 from tests.support.telegram_server import TOKEN, FakeTelegram
+from tracing.chain.address import checksum
+from tracing.chain.prices import PriceBook, day_of
 from tracing.monitor import Actor, Disposition, Escalator, IncidentDesk, OnCallBook
 from tracing.monitor.alerts import AlertBook, AlertStatus, record_alert, set_status
 from tracing.monitor.clock import ManualClock
@@ -61,7 +62,10 @@ class Call:
 
 
 class FakePlatform:
-    """Records every call; `fail(op, chat, nth call to that chat, now)` may return an exception to raise."""
+    """A backend that records every call; `fail(op, chat, nth call to that chat, now)` may return an exception to
+    raise. It cannot find its posts again (no `history`), like Telegram."""
+
+    history = None
 
     def __init__(self, clock: ManualClock, fail: Failure | None = None) -> None:
         self.clock = clock
@@ -76,7 +80,7 @@ class FakePlatform:
         if error is not None:
             raise error
 
-    async def post(self, chat_id: str, reply: Reply) -> str:
+    async def send(self, chat_id: str, reply: Reply, *, marker: PostMarker | None = None) -> str:
         self._attempt("post", chat_id, "", reply)
         message_id = f"m{len(self.messages) + 1}"
         self.messages[message_id] = (chat_id, render_text(reply))
@@ -190,9 +194,9 @@ async def test_rate_limits_and_transient_errors_lose_nothing_and_keep_order(db: 
         if chat == "-1" and nth == 3:
             return RateLimited(30)
         if elapsed < 90 and chat == "-2" and nth % 2 == 0:
-            return DeliveryError("502 Bad Gateway", transient=True)
+            return DeliveryError("502 Bad Gateway", Outcome.NOT_SENT)
         if elapsed < 20 and chat == "42":
-            return DeliveryError("connection reset", transient=True)
+            return DeliveryError("connection reset", Outcome.NOT_SENT)
         return None
 
     platform = FakePlatform(clock, fail)
@@ -217,7 +221,7 @@ async def test_a_message_failing_for_good_stays_visible_and_does_not_block_its_c
     ids = make_alerts(db, clock, "-5", 2, 1)
 
     def fail(op: str, chat: str, nth: int, now: datetime) -> Exception | None:
-        return DeliveryError("400 Bad Request: message is too long", transient=False) if nth == 0 else None
+        return DeliveryError("400 Bad Request: message is too long", Outcome.REFUSED) if nth == 0 else None
 
     platform = FakePlatform(clock, fail)
     notifier = Notifier(db, {"telegram": platform}, clock=clock, jitter=lambda: 0.0)
@@ -242,7 +246,7 @@ async def test_transient_errors_give_up_after_the_attempts_and_can_be_requeued(d
     down = True
 
     def fail(op: str, chat: str, nth: int, now: datetime) -> Exception | None:
-        return DeliveryError("503", transient=True) if down else None
+        return DeliveryError("503", Outcome.NOT_SENT) if down else None
 
     platform = FakePlatform(clock, fail)
     notifier = Notifier(db, {"telegram": platform}, clock=clock, jitter=lambda: 0.0, max_attempts=4, backoff=1)
@@ -260,11 +264,12 @@ async def test_transient_errors_give_up_after_the_attempts_and_can_be_requeued(d
 async def test_a_burst_is_one_digest_and_state_changes_edit_it_in_place(db: Database) -> None:
     clock = ManualClock()
     ids = make_alerts(db, clock, "-7", 5, 1)
-    platform = FakePlatform(clock)
-    notifier = Notifier(db, {"telegram": platform}, clock=clock, digest_threshold=3)
+    chat = TestBackend(platform="telegram")
+    notifier = Notifier(db, {"telegram": chat}, clock=clock, digest_threshold=3)
     await drain(notifier, db, clock)
-    (digest,) = platform.ok()
-    assert digest.op == "post" and "5 alerts on watched addresses" in digest.text
+    digest = chat.pop()
+    assert chat.delivered == []
+    assert not digest.edit and "5 alerts on watched addresses" in digest.text
     assert digest.text.count("provisional") == 5
 
     with db.session() as session:
@@ -273,27 +278,29 @@ async def test_a_burst_is_one_digest_and_state_changes_edit_it_in_place(db: Data
             assert row is not None
             set_status(session, row, AlertStatus.CONFIRMED, clock.now())
     await drain(notifier, db, clock)
-    edits = platform.ok("edit")
-    assert len(edits) == 1 and edits[0].message_id == "m1"
-    assert edits[0].text.count("confirmed") == 5
+    edit = chat.pop()
+    assert chat.delivered == []
+    assert edit.edit and edit.message_id == digest.message_id
+    assert edit.text.count("confirmed") == 5
     assert notifier.stats.skipped_edits == 4
 
 
 async def test_alert_message_shows_ack_and_resolution(db: Database) -> None:
     clock = ManualClock()
     (alert_id,) = make_alerts(db, clock, "-9", 1, 1)
-    platform = FakePlatform(clock)
-    notifier = Notifier(db, {"telegram": platform}, clock=clock)
+    chat = TestBackend(platform="telegram")
+    notifier = Notifier(db, {"telegram": chat}, clock=clock)
     await drain(notifier, db, clock)
-    (post,) = platform.ok()
+    post = chat.pop()
+    assert chat.delivered == [] and not post.edit
     assert "Incident #1: open, not acknowledged" in post.text
     assert "/ack 1" in post.text and "/resolve 1" in post.text and f"/trace {W} --chain eth" in post.text
 
     desk = IncidentDesk(db, clock)
     desk.ack(1, OLGA)
     await drain(notifier, db, clock)
-    acked = platform.ok("edit")[-1]
-    assert acked.message_id == "m1"  # the post, edited in place
+    acked = chat.delivered[-1]
+    assert acked.edit and acked.message_id == post.message_id  # the post, edited in place
     assert "acknowledged by olga" in acked.text and "/ack 1" not in acked.text
 
     desk.resolve(1, OLGA, Disposition.TRUE_POSITIVE, "reported to FIU")
@@ -302,9 +309,24 @@ async def test_alert_message_shows_ack_and_resolution(db: Database) -> None:
         assert row is not None
         set_status(session, row, AlertStatus.REORGED_OUT, clock.now())
     await drain(notifier, db, clock)
-    final = platform.messages["m1"][1]
+    final = chat.shown(post.message_id)
     assert "resolved as true positive by olga" in final and "reorged out" in final
-    assert len(platform.ok("post")) == 1  # everything after the post was an edit of it
+    assert all(d.edit for d in chat.delivered)  # everything after the post was an edit of it
+
+
+async def test_alert_amounts_carry_usd_on_the_transfer_day_or_say_there_is_none(db: Database) -> None:
+    clock = ManualClock()
+    make_alerts(db, clock, "-9", 1, 1)  # 1 ETH on 2023-11-14 (timestamp 1,700,000,000)
+    chat = TestBackend(platform="telegram")
+    notifier = Notifier(db, {"telegram": chat}, clock=clock)
+    await drain(notifier, db, clock)
+    assert f"Sent 1 ETH (no USD price) to {checksum(X)}" in chat.pop().text  # no price stored: none is guessed
+
+    PriceBook(db).store([("ETH", day_of(1_700_000_000), Decimal("2045.5"))], "test")
+    make_alerts(db, clock, "-8", 1, 2)
+    fresh = Notifier(db, {"telegram": chat}, clock=clock)
+    await drain(fresh, db, clock)
+    assert f"Sent 1 ETH ($2,046) to {checksum(X)}" in chat.pop().text
 
 
 async def test_a_change_before_the_post_is_sent_is_shown_by_the_post(db: Database) -> None:
@@ -314,11 +336,12 @@ async def test_a_change_before_the_post_is_sent_is_shown_by_the_post(db: Databas
         row = session.get(AlertRow, alert_id)
         assert row is not None
         set_status(session, row, AlertStatus.CONFIRMED, clock.now())
-    platform = FakePlatform(clock)
-    notifier = Notifier(db, {"telegram": platform}, clock=clock)
+    chat = TestBackend(platform="telegram")
+    notifier = Notifier(db, {"telegram": chat}, clock=clock)
     await drain(notifier, db, clock)
-    assert [c.op for c in platform.calls] == ["post"]
-    assert "confirmed" in platform.calls[0].text
+    post = chat.pop()
+    assert chat.delivered == [] and not post.edit
+    assert "confirmed" in post.text
     assert outbox_stats(db).sent == 2 and notifier.stats.skipped_edits == 1  # the edit had nothing to add
 
 
@@ -326,17 +349,19 @@ async def test_escalation_notice_mentions_the_oncall_officer(db: Database) -> No
     clock = ManualClock()
     make_alerts(db, clock, "-9", 1, 1)
     OnCallBook(db, clock).set_oncall("telegram", "-9", 1, "telegram:@alice", "alice", OLGA)
-    platform = FakePlatform(clock)
-    notifier = Notifier(db, {"telegram": platform}, clock=clock)
+    chat = TestBackend(platform="telegram")
+    notifier = Notifier(db, {"telegram": chat}, clock=clock)
     await drain(notifier, db, clock)
+    chat.pop()  # the alert
     clock.advance(minutes=15)
     assert len(Escalator(db, clock).escalate_due()) == 1
     await drain(notifier, db, clock)
-    notice = platform.ok("post")[-1]
+    notice = chat.pop()
+    assert chat.delivered == [] and not notice.edit
     assert "escalated to level 1: @alice" in notice.text and "/ack 1" in notice.text
 
 
-async def test_only_platforms_with_a_deliverer_are_claimed(db: Database) -> None:
+async def test_only_platforms_with_a_backend_are_claimed(db: Database) -> None:
     clock = ManualClock()
     make_alerts(db, clock, "-9", 1, 1)
     notifier = Notifier(db, {"slack": FakePlatform(clock)}, clock=clock)
@@ -359,20 +384,6 @@ async def test_limiter_spacing(db: Database, limits: RateLimits, expected_gap: f
     assert Counter(c.op for c in platform.calls) == {"post": 3}
 
 
-class FlakyBackend:
-    """A chat backend (only `send`, like the console's) whose sends raise what the platform libraries raise."""
-
-    def __init__(self, errors: list[BaseException]) -> None:
-        self.errors = errors
-        self.sent: list[str] = []
-
-    async def send(self, chat_id: str, reply: Reply) -> str:
-        if self.errors:
-            raise self.errors.pop(0)
-        self.sent.append(render_text(reply))
-        return str(len(self.sent))
-
-
 def slack_error(status: int, headers: dict[str, str] | None = None) -> Exception:
     from slack_sdk.errors import SlackApiError
     from slack_sdk.web.slack_response import SlackResponse
@@ -390,33 +401,28 @@ def slack_error(status: int, headers: dict[str, str] | None = None) -> Exception
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
-async def test_platform_errors_are_sorted_into_rate_limits_retries_and_give_ups() -> None:
+def test_platform_errors_are_sorted_into_rate_limits_retries_and_give_ups() -> None:
     from telegram.error import BadRequest, RetryAfter, TimedOut
 
-    from bot.notifier import BackendDeliverer
-
-    cases: list[tuple[BaseException, type[Exception], object]] = [
-        (RetryAfter(12), RateLimited, 12.0),
-        (slack_error(429, {"Retry-After": "30"}), RateLimited, 30.0),
-        (TimedOut(), DeliveryError, True),
-        (slack_error(503), DeliveryError, True),
-        (ConnectionResetError("reset by peer"), DeliveryError, True),
-        (BadRequest("Chat not found"), DeliveryError, False),
-        (slack_error(404), DeliveryError, False),
+    # each platform's failures, sorted by its backend (and what either may see from the socket layer, by both)
+    cases: list[tuple[BaseException, Callable[[BaseException], Exception], type[Exception], object]] = [
+        (RetryAfter(12), telegram_delivery_error, RateLimited, 12.0),
+        (slack_error(429, {"Retry-After": "30"}), slack_delivery_error, RateLimited, 30.0),
+        (TimedOut(), telegram_delivery_error, DeliveryError, True),
+        (slack_error(503), slack_delivery_error, DeliveryError, True),
+        (ConnectionResetError("reset by peer"), telegram_delivery_error, DeliveryError, True),
+        (ConnectionResetError("reset by peer"), slack_delivery_error, DeliveryError, True),
+        (BadRequest("Chat not found"), telegram_delivery_error, DeliveryError, False),
+        (slack_error(404), slack_delivery_error, DeliveryError, False),
     ]
     # (the outcome of each transient one: maybe posted, or certainly not)
-    backend = FlakyBackend([error for error, _kind, _detail in cases])
-    deliverer = BackendDeliverer(backend)
-    for _error, kind, detail in cases:
-        with pytest.raises(kind) as raised:
-            await deliverer.post("-1", Reply.text("hello"))
-        if isinstance(raised.value, RateLimited):
-            assert raised.value.retry_after == detail
+    for error, delivery_error, kind, detail in cases:
+        sorted_ = delivery_error(error)
+        assert isinstance(sorted_, kind), error
+        if isinstance(sorted_, RateLimited):
+            assert sorted_.retry_after == detail
         else:
-            assert isinstance(raised.value, DeliveryError) and raised.value.transient is detail
-    assert await deliverer.post("-1", Reply.text("hello")) == "1"
-    await deliverer.edit("-1", "1", Reply.text("changed"))  # no edit in the backend: posted as an update
-    assert backend.sent == ["hello", "changed"]
+            assert isinstance(sorted_, DeliveryError) and sorted_.transient is detail
 
 
 def raised_from(error: BaseException, cause: BaseException) -> BaseException:
@@ -430,32 +436,46 @@ def test_a_failure_after_the_request_left_is_maybe_posted_and_one_before_it_is_n
     import httpx
     from telegram.error import BadRequest, NetworkError, TimedOut
 
-    from bot.notifier import classify
-
+    tg, sl = telegram_delivery_error, slack_delivery_error
     maybe = [
-        raised_from(TimedOut(), httpx.ReadTimeout("read")),
-        raised_from(NetworkError("httpx.RemoteProtocolError: Server disconnected"), httpx.RemoteProtocolError("x")),
-        NetworkError("Internal Server Error"),  # PTB's 5xx
-        slack_error(500),
-        aiohttp.ServerDisconnectedError(),
-        ConnectionResetError("reset by peer"),
-        TimeoutError(),
+        (raised_from(TimedOut(), httpx.ReadTimeout("read")), tg),
+        (
+            raised_from(NetworkError("httpx.RemoteProtocolError: Server disconnected"), httpx.RemoteProtocolError("x")),
+            tg,
+        ),
+        (NetworkError("Internal Server Error"), tg),  # PTB's 5xx
+        (slack_error(500), sl),
+        (aiohttp.ServerDisconnectedError(), sl),
+        (ConnectionResetError("reset by peer"), tg),
+        (ConnectionResetError("reset by peer"), sl),
+        (TimeoutError(), tg),
+        (TimeoutError(), sl),
     ]
     never = [
-        raised_from(NetworkError("httpx.ConnectError: refused"), httpx.ConnectError("All connection attempts failed")),
-        raised_from(TimedOut("Pool timeout"), httpx.PoolTimeout("pool")),
-        raised_from(TimedOut(), httpx.ConnectTimeout("connect")),
-        ConnectionRefusedError("refused"),
-        aiohttp.ConnectionTimeoutError("connect"),
+        (
+            raised_from(
+                NetworkError("httpx.ConnectError: refused"), httpx.ConnectError("All connection attempts failed")
+            ),
+            tg,
+        ),
+        (raised_from(TimedOut("Pool timeout"), httpx.PoolTimeout("pool")), tg),
+        (raised_from(TimedOut(), httpx.ConnectTimeout("connect")), tg),
+        (ConnectionRefusedError("refused"), tg),
+        (ConnectionRefusedError("refused"), sl),
+        (aiohttp.ConnectionTimeoutError("connect"), sl),
     ]
-    for error in maybe:
-        sorted_ = classify(error)
+    for error, delivery_error in maybe:
+        sorted_ = delivery_error(error)
         assert isinstance(sorted_, DeliveryError) and sorted_.transient and sorted_.maybe_sent, error
-    for error in never:
-        sorted_ = classify(error)
+    for error, delivery_error in never:
+        sorted_ = delivery_error(error)
         assert isinstance(sorted_, DeliveryError) and sorted_.transient and not sorted_.maybe_sent, error
-    for error in [BadRequest("Chat not found"), slack_error(403), slack_error(400)]:
-        sorted_ = classify(error)
+    for error, delivery_error in [
+        (BadRequest("Chat not found"), telegram_delivery_error),
+        (slack_error(403), slack_delivery_error),
+        (slack_error(400), slack_delivery_error),
+    ]:
+        sorted_ = delivery_error(error)
         assert isinstance(sorted_, DeliveryError) and not sorted_.transient and not sorted_.maybe_sent, error
 
 
@@ -478,13 +498,13 @@ def dies_before_marking_sent(notifier: Notifier) -> Notifier:
 
 
 @pytest.fixture
-async def slack(app: App) -> AsyncIterator[tuple[FakeSlack, BackendDeliverer]]:
+async def slack(app: App) -> AsyncIterator[tuple[FakeSlack, SlackBackend]]:
     """The recording Slack server and a send-only `SlackBackend` on it (as `chainsleuth watch` has)."""
     server = FakeSlack()
     await server.start()
     settings = app.settings.model_copy(update={"slack_bot_token": "xoxb-test", "slack_api_base_url": server.api_url})
     try:
-        yield server, BackendDeliverer(SlackBackend(app.bot, settings, send_only=True))
+        yield server, SlackBackend(app.bot, settings, send_only=True)
     finally:
         await server.stop()
 
@@ -502,13 +522,13 @@ def change(db: Database, clock: ManualClock, alert_id: int, status: AlertStatus)
 
 
 async def test_a_slack_post_interrupted_before_it_was_marked_sent_is_found_and_not_posted_again(
-    app: App, slack: tuple[FakeSlack, BackendDeliverer]
+    app: App, slack: tuple[FakeSlack, SlackBackend]
 ) -> None:
-    server, deliverer = slack
+    server, backend = slack
     clock = ManualClock(datetime.now(UTC))  # Slack stamps messages with the real time
     (alert_id,) = make_alerts(app.db, clock, CHANNEL, 1, 1, platform="slack")
     dedup_key = AlertBook(app.db).many([alert_id])[0].dedup_key
-    dying = dies_before_marking_sent(Notifier(app.db, {"slack": deliverer}, clock=clock, lease=LEASE))
+    dying = dies_before_marking_sent(Notifier(app.db, {"slack": backend}, clock=clock, lease=LEASE))
     with pytest.raises(Killed):
         await dying.drain_once()
     [posted] = server.messages(CHANNEL)
@@ -520,7 +540,7 @@ async def test_a_slack_post_interrupted_before_it_was_marked_sent_is_found_and_n
     assert outbox_stats(app.db).sending == 1  # on Slack, not marked sent
 
     clock.advance(seconds=LEASE.total_seconds() + 1)  # the dead process's lease runs out
-    restarted = Notifier(app.db, {"slack": deliverer}, clock=clock, lease=LEASE)
+    restarted = Notifier(app.db, {"slack": backend}, clock=clock, lease=LEASE)
     await drain(restarted, app.db, clock)
     assert len(server.sent("chat.postMessage")) == 1, "posted again"
     assert server.dedup_keys() == Counter({dedup_key: 1})
@@ -545,21 +565,21 @@ async def test_a_slack_post_interrupted_before_it_was_marked_sent_is_found_and_n
 
 
 async def test_a_change_made_while_a_slack_post_is_in_doubt_reaches_the_post_found_again(
-    app: App, slack: tuple[FakeSlack, BackendDeliverer]
+    app: App, slack: tuple[FakeSlack, SlackBackend]
 ) -> None:
     """The alert is confirmed while its post is in doubt. The edit waits behind the post (a chat's rows are claimed
     in order, and the post's row is still leased), so it is neither dropped nor sent to a message not known yet: the
     post found again after the lease ends up showing "confirmed", with one edit."""
-    server, deliverer = slack
+    server, backend = slack
     clock = ManualClock(datetime.now(UTC))
     (alert_id,) = make_alerts(app.db, clock, CHANNEL, 1, 1, platform="slack")
-    dying = dies_before_marking_sent(Notifier(app.db, {"slack": deliverer}, clock=clock, lease=LEASE))
+    dying = dies_before_marking_sent(Notifier(app.db, {"slack": backend}, clock=clock, lease=LEASE))
     with pytest.raises(Killed):
         await dying.drain_once()
     [posted] = server.messages(CHANNEL)
     assert "not yet confirmed" in posted["text"]
 
-    live = Notifier(app.db, {"slack": deliverer}, clock=clock, lease=LEASE)
+    live = Notifier(app.db, {"slack": backend}, clock=clock, lease=LEASE)
     change(app.db, clock, alert_id, AlertStatus.CONFIRMED)
     await live.drain_once()  # the edit waits: the post before it in the chat is still in doubt
     assert server.sent("chat.update") == [] and outbox_stats(app.db).sending == 1
@@ -576,12 +596,12 @@ async def test_a_change_made_while_a_slack_post_is_in_doubt_reaches_the_post_fou
 
 
 async def test_an_interrupted_slack_digest_is_found_whole_and_new_alerts_still_go_out(
-    app: App, slack: tuple[FakeSlack, BackendDeliverer]
+    app: App, slack: tuple[FakeSlack, SlackBackend]
 ) -> None:
-    server, deliverer = slack
+    server, backend = slack
     clock = ManualClock(datetime.now(UTC))
     ids = make_alerts(app.db, clock, CHANNEL, 3, 1, platform="slack")
-    dying = dies_before_marking_sent(Notifier(app.db, {"slack": deliverer}, clock=clock, lease=LEASE))
+    dying = dies_before_marking_sent(Notifier(app.db, {"slack": backend}, clock=clock, lease=LEASE))
     with pytest.raises(Killed):
         await dying.drain_once()
     [digest] = server.messages(CHANNEL)
@@ -589,7 +609,7 @@ async def test_an_interrupted_slack_digest_is_found_whole_and_new_alerts_still_g
     later = make_alerts(app.db, clock, CHANNEL, 1, 10, address=X, platform="slack")  # queued while it was down
 
     clock.advance(seconds=LEASE.total_seconds() + 1)
-    restarted = Notifier(app.db, {"slack": deliverer}, clock=clock, lease=LEASE)
+    restarted = Notifier(app.db, {"slack": backend}, clock=clock, lease=LEASE)
     await drain(restarted, app.db, clock)
     posts = server.sent("chat.postMessage")
     assert len(posts) == 2 and tx(10) in posts[1].text and tx(1) not in posts[1].text
@@ -610,14 +630,14 @@ async def test_an_interrupted_slack_digest_is_found_whole_and_new_alerts_still_g
 
 
 async def test_a_slack_post_that_never_left_is_posted_without_the_repeat_warning(
-    app: App, slack: tuple[FakeSlack, BackendDeliverer]
+    app: App, slack: tuple[FakeSlack, SlackBackend]
 ) -> None:
-    server, deliverer = slack
+    server, backend = slack
     clock = ManualClock(datetime.now(UTC))
     make_alerts(app.db, clock, CHANNEL, 1, 1, platform="slack")
     assert len(Outbox(app.db, clock).claim("died-before-posting", platforms=["slack"], lease=LEASE)) == 1
     clock.advance(seconds=LEASE.total_seconds() + 1)
-    notifier = Notifier(app.db, {"slack": deliverer}, clock=clock, lease=LEASE)
+    notifier = Notifier(app.db, {"slack": backend}, clock=clock, lease=LEASE)
     await drain(notifier, app.db, clock)
     [post] = server.sent("chat.postMessage")
     assert POSSIBLE_REPEAT not in said(post) and len(server.sent("conversations.history")) == 1
@@ -626,12 +646,12 @@ async def test_a_slack_post_that_never_left_is_posted_without_the_repeat_warning
 
 @pytest.mark.parametrize("failure", ["missing_scope", "private_channel", "not_in_channel", "server_error"])
 async def test_when_slack_history_cannot_be_read_the_interrupted_post_is_re_sent_flagged(
-    app: App, slack: tuple[FakeSlack, BackendDeliverer], failure: str, caplog: pytest.LogCaptureFixture
+    app: App, slack: tuple[FakeSlack, SlackBackend], failure: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    server, deliverer = slack
+    server, backend = slack
     clock = ManualClock(datetime.now(UTC))
     make_alerts(app.db, clock, CHANNEL, 1, 1, platform="slack")
-    dying = dies_before_marking_sent(Notifier(app.db, {"slack": deliverer}, clock=clock, lease=LEASE))
+    dying = dies_before_marking_sent(Notifier(app.db, {"slack": backend}, clock=clock, lease=LEASE))
     with pytest.raises(Killed):
         await dying.drain_once()
     expected = {
@@ -651,8 +671,8 @@ async def test_when_slack_history_cannot_be_read_the_interrupted_post_is_re_sent
         server.fail_next("conversations.history", 500, {}, {"ok": False, "error": "internal_error"})
 
     clock.advance(seconds=LEASE.total_seconds() + 1)
-    restarted = Notifier(app.db, {"slack": deliverer}, clock=clock, lease=LEASE)
-    with caplog.at_level(logging.WARNING, logger="bot.notifier"):
+    restarted = Notifier(app.db, {"slack": backend}, clock=clock, lease=LEASE)
+    with caplog.at_level(logging.WARNING, logger="bot.delivery.notifier"):
         await drain(restarted, app.db, clock)
     first, again = server.sent("chat.postMessage")
     assert POSSIBLE_REPEAT not in said(first) and POSSIBLE_REPEAT in said(again)
@@ -661,34 +681,15 @@ async def test_when_slack_history_cannot_be_read_the_interrupted_post_is_re_sent
     assert outbox_stats(app.db).failed == 0
 
 
-class SendOnlyBackend:
-    """A backend with `send` and `edit` but no way to read a chat back, like Telegram's."""
-
-    platform = "telegram"
-
-    def __init__(self, platform: FakePlatform) -> None:
-        self.fake = platform
-
-    async def send(self, chat_id: str, reply: Reply) -> str:
-        return await self.fake.post(chat_id, reply)
-
-    async def edit(self, chat_id: str, message_id: str, reply: Reply) -> None:
-        await self.fake.edit(chat_id, message_id, reply)
-
-
-@pytest.mark.parametrize("through_backend", [False, True])
-async def test_where_the_platform_cannot_be_asked_an_interrupted_post_is_re_sent_flagged(
-    db: Database, through_backend: bool
-) -> None:
+async def test_where_the_platform_cannot_be_asked_an_interrupted_post_is_re_sent_flagged(db: Database) -> None:
     clock = ManualClock()
     make_alerts(db, clock, "-9", 1, 1)
     platform = FakePlatform(clock)
-    deliverer = BackendDeliverer(SendOnlyBackend(platform)) if through_backend else platform
-    dying = dies_before_marking_sent(Notifier(db, {"telegram": deliverer}, clock=clock, lease=LEASE))
+    dying = dies_before_marking_sent(Notifier(db, {"telegram": platform}, clock=clock, lease=LEASE))
     with pytest.raises(Killed):
         await dying.drain_once()
     clock.advance(seconds=LEASE.total_seconds() + 1)
-    restarted = Notifier(db, {"telegram": deliverer}, clock=clock, lease=LEASE)
+    restarted = Notifier(db, {"telegram": platform}, clock=clock, lease=LEASE)
     await drain(restarted, db, clock)
     first, again = platform.ok("post")
     assert POSSIBLE_REPEAT not in first.text and again.text.startswith(POSSIBLE_REPEAT)
@@ -696,11 +697,9 @@ async def test_where_the_platform_cannot_be_asked_an_interrupted_post_is_re_sent
 
 
 async def test_slack_history_is_paged_back_to_the_time_asked_and_gives_up_when_too_long(
-    app: App, slack: tuple[FakeSlack, BackendDeliverer], monkeypatch: pytest.MonkeyPatch
+    app: App, slack: tuple[FakeSlack, SlackBackend], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    server, deliverer = slack
-    backend = deliverer.backend
-    assert isinstance(backend, SlackBackend)
+    server, backend = slack
     since = datetime.now(UTC) - timedelta(seconds=5)
     wanted = PostMarker(((7, "key-7"), (8, "key-8")))
     ts = await backend.send(CHANNEL, Reply((Text("digest"),)), marker=wanted)
@@ -708,13 +707,13 @@ async def test_slack_history_is_paged_back_to_the_time_asked_and_gives_up_when_t
         other = PostMarker(((100 + n, "key-x"),)) if n % 2 else None
         await backend.send(CHANNEL, Reply((Text(f"chatter {n}"),)), marker=other)
     monkeypatch.setattr(slack_history, "PAGE_SIZE", 2)
-    [found] = await backend.find_posted(CHANNEL, PostMarker(((8, "key-8"),)), since)
+    [found] = await backend.history.find_posted(CHANNEL, PostMarker(((8, "key-8"),)), since)
     assert found == FoundPost(ts, wanted)
     assert len(server.sent("conversations.history")) == 3  # newest first, two a page, back to the digest
-    assert await backend.find_posted(CHANNEL, PostMarker(((8, "another key"),)), since) == []
+    assert await backend.history.find_posted(CHANNEL, PostMarker(((8, "another key"),)), since) == []
     with pytest.raises(slack_history.HistoryTooLong):
         await slack_history.find_posted(backend.client, CHANNEL, wanted, since, max_pages=2)
-    assert await backend.find_posted(CHANNEL, wanted, datetime.now(UTC) + timedelta(seconds=5)) == []
+    assert await backend.history.find_posted(CHANNEL, wanted, datetime.now(UTC) + timedelta(seconds=5)) == []
 
 
 # -- a post whose answer was lost --------------------------------------------------------------------------------
@@ -722,16 +721,14 @@ async def test_slack_history_is_paged_back_to_the_time_asked_and_gives_up_when_t
 
 @pytest.mark.parametrize("how", ["disconnect", "500", "stall"])
 async def test_a_slack_post_whose_answer_was_lost_is_found_and_not_posted_again(
-    app: App, slack: tuple[FakeSlack, BackendDeliverer], how: str
+    app: App, slack: tuple[FakeSlack, SlackBackend], how: str
 ) -> None:
-    server, deliverer = slack
-    backend = deliverer.backend
-    assert isinstance(backend, SlackBackend)
+    server, backend = slack
     backend.client.timeout = 1  # "stall" answers after the client gave up
     clock = ManualClock(datetime.now(UTC))
     (alert_id,) = make_alerts(app.db, clock, CHANNEL, 1, 1, platform="slack")
     server.lose_next("chat.postMessage", how, stall=2.5)
-    notifier = Notifier(app.db, {"slack": deliverer}, clock=clock, jitter=lambda: 0.0)
+    notifier = Notifier(app.db, {"slack": backend}, clock=clock, jitter=lambda: 0.0)
     await drain(notifier, app.db, clock)
     [posted] = server.messages(CHANNEL)
     assert len(server.sent("chat.postMessage")) == 1, "posted again (by the notifier or by slack_sdk's own retry)"
@@ -774,7 +771,7 @@ async def test_a_telegram_post_whose_answer_was_lost_is_re_sent_flagged(
     clock = ManualClock()
     (alert_id,) = make_alerts(app.db, clock, TG_CHAT, 1, 1)
     server.lose_next("sendMessage", how)
-    notifier = Notifier(app.db, {"telegram": BackendDeliverer(backend)}, clock=clock, jitter=lambda: 0.0)
+    notifier = Notifier(app.db, {"telegram": backend}, clock=clock, jitter=lambda: 0.0)
     await drain(notifier, app.db, clock)
     first, again = server.sent("sendMessage")
     assert first.result is not None, "the first post was made (its answer was lost)"
@@ -800,7 +797,7 @@ async def test_a_telegram_post_refused_before_it_left_is_retried_without_the_fla
     try:
         clock = ManualClock()
         make_alerts(app.db, clock, TG_CHAT, 1, 1)
-        notifier = Notifier(app.db, {"telegram": BackendDeliverer(backend)}, clock=clock, jitter=lambda: 0.0)
+        notifier = Notifier(app.db, {"telegram": backend}, clock=clock, jitter=lambda: 0.0)
         assert await notifier.drain_once() == 0
         assert (notifier.stats.retries, notifier.stats.in_doubt) == (1, 0)
         assert outbox_stats(app.db).pending == 1  # back in the queue, not in doubt

@@ -8,10 +8,13 @@ import logging
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from bot.backends.base import PostMarker
+from bot.backends.errors import RateLimited
+from bot.backends.testing import TestBackend
+from bot.delivery.notifier import Notifier
 from bot.health import HealthServer, database_check
 from bot.messages import Reply
 from bot.metrics import COMMANDS
-from bot.notifier import Notifier, RateLimited
 from bot.observability import RedactingFormatter, Redactor
 from storage.db import Database
 from tests.support.fake_chain import FakeChain, move
@@ -73,20 +76,16 @@ async def test_healthz_fails_when_a_check_fails() -> None:
         await server.stop()
 
 
-class RateLimitedOnce:
-    """A chat platform that answers the first post with a 429 and takes everything after it."""
+class RateLimitedOnce(TestBackend):
+    """The test platform, answering its first send with a 429."""
 
-    def __init__(self) -> None:
-        self.posts = 0
+    refused = False
 
-    async def post(self, chat_id: str, reply: Reply) -> str:
-        self.posts += 1
-        if self.posts == 1:
+    async def send(self, chat_id: str, reply: Reply, *, marker: PostMarker | None = None) -> str:
+        if not self.refused:
+            self.refused = True
             raise RateLimited(30)
-        return f"m{self.posts}"
-
-    async def edit(self, chat_id: str, message_id: str, reply: Reply) -> None:
-        return None
+        return await super().send(chat_id, reply, marker=marker)
 
 
 async def test_metrics_from_the_store_move_with_the_watcher_and_the_notifier(db: Database) -> None:
@@ -97,7 +96,7 @@ async def test_metrics_from_the_store_move_with_the_watcher_and_the_notifier(db:
     chain.mine(move(W, X, 1, tx=1))
     chain.mine(move(X, W, 2, tx=2))
     await watcher.catch_up()
-    platform = RateLimitedOnce()
+    platform = RateLimitedOnce(platform="telegram")
     notifier = Notifier(db, {"telegram": platform}, clock=clock)
     await notifier.drain_once()  # the 429: both alerts wait
     clock.advance(seconds=31)
@@ -126,4 +125,4 @@ async def test_metrics_from_the_store_move_with_the_watcher_and_the_notifier(db:
     assert samples[(deliveries, (("outcome", "rate_limited"), ("platform", "telegram")))] == 1
     assert samples[(deliveries, (("outcome", "sent"), ("platform", "telegram")))] == 2
     assert samples[("chainsleuth_rate_limited_total", (("platform", "telegram"),))] == 1
-    assert platform.posts == 3
+    assert [(d.chat_id, d.edit) for d in platform.delivered] == [("-100", False), ("-100", False)]

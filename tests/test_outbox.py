@@ -11,7 +11,18 @@ import pytest
 
 from storage.db import Database
 from tracing.monitor.clock import ManualClock
-from tracing.monitor.outbox import Outbox, OutboxKind, OutboxStatus, enqueue, outbox_stats
+from tracing.monitor.outbox import (
+    EscalationNotice,
+    NoticeError,
+    OpsNotice,
+    Outbox,
+    OutboxKind,
+    OutboxStatus,
+    enqueue,
+    notice_from_payload,
+    notice_payload,
+    outbox_stats,
+)
 
 
 def fill(db: Database, clock: ManualClock, chats: dict[str, int]) -> dict[str, list[int]]:
@@ -26,7 +37,7 @@ def fill(db: Database, clock: ManualClock, chats: dict[str, int]) -> dict[str, l
                         chat=chat,
                         kind=OutboxKind.NOTICE,
                         now=clock.now(),
-                        payload={"n": n},
+                        notice=OpsNotice(f"n={n}"),
                     )
                     session.flush()
                     assert row.id is not None
@@ -159,3 +170,41 @@ def test_stats_show_what_waits_and_what_failed(db: Database) -> None:
     assert stats.recent_failures[0].last_error == "403 Forbidden: bot was kicked"
     assert stats.recent_failures[0].attempts == 1
     assert outbox.requeue_failed() == 1 and outbox_stats(db).failed == 0
+
+
+STORED_NOTICES = [
+    ({"type": "ops", "text": "⚠️ eth: 40 blocks behind"}, OpsNotice("⚠️ eth: 40 blocks behind")),
+    (
+        {"type": "escalation", "level": 2, "oncall_key": "telegram:@bob", "oncall_name": "bob", "open_minutes": 45},
+        EscalationNotice(level=2, oncall_key="telegram:@bob", oncall_name="bob", open_minutes=45),
+    ),
+]
+
+
+@pytest.mark.parametrize(("stored", "notice"), STORED_NOTICES)
+def test_notices_are_stored_as_before_and_read_back_typed(
+    db: Database, stored: dict[str, object], notice: OpsNotice | EscalationNotice
+) -> None:
+    assert notice_payload(notice) == stored
+    assert notice_from_payload(stored) == notice
+    clock = ManualClock()
+    with db.session() as session:
+        row = enqueue(session, platform="telegram", chat="-1", kind=OutboxKind.NOTICE, now=clock.now(), notice=notice)
+        session.flush()
+        assert row.payload == stored
+    [item] = Outbox(db, clock).claim("w", platforms=["telegram"])
+    assert item.notice() == notice
+
+
+@pytest.mark.parametrize(
+    ("payload", "words"),
+    [
+        ({}, "unknown notice None"),
+        ({"type": "party"}, "unknown notice 'party'"),
+        ({"type": "escalation", "level": "two"}, "level is not a whole number"),
+        ({"type": "ops", "text": 3}, "text is not text"),
+    ],
+)
+def test_a_notice_that_is_not_one_we_know_says_what_is_wrong(payload: dict[str, object], words: str) -> None:
+    with pytest.raises(NoticeError, match=words):
+        notice_from_payload(payload)

@@ -140,7 +140,7 @@ async def test_watch_alone_delivers_alerts_to_slack(anvil: AnvilNode, tmp_path: 
         await slack.stop()
     output = (tmp_path / "watch.log").read_text()
     assert "queued in the store" not in output, output
-    assert post.params["channel"] == channel and "Sent 1 ETH to" in post.text
+    assert post.params["channel"] == channel and "Sent 1 ETH (no USD price) to" in post.text
     [alert] = AlertBook(db).all()
     assert slack.dedup_keys(channel) == {alert.dedup_key: 1}
     stats = outbox_stats(db)

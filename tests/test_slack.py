@@ -422,7 +422,7 @@ def test_command_text_from_slash_commands_and_mentions() -> None:
     assert command_text("label 0xabc scam &lt;b&gt; &amp;lt;") == "/label 0xabc scam <b> &lt;"
 
 
-async def test_chainsleuth_run_with_only_slack_tokens_starts_slack(tmp_path: Path, database_url: str) -> None:
+async def test_chainsleuth_run_with_only_slack_tokens_starts_slack(tmp_path: Path, prepared_database_url: str) -> None:
     server = FakeSlack()
     await server.start()
     port = _free_port()
@@ -430,7 +430,7 @@ async def test_chainsleuth_run_with_only_slack_tokens_starts_slack(tmp_path: Pat
     env.update(
         {
             "DATA_DIR": str(tmp_path / "data"),
-            "DATABASE_URL": database_url,
+            "DATABASE_URL": prepared_database_url,
             "DEMO_DATA": "false",
             "SLACK_BOT_TOKEN": "xoxb-test",
             "SLACK_SIGNING_SECRET": SECRET,

@@ -371,9 +371,9 @@ def test_the_platform_is_chosen_from_the_configured_tokens() -> None:
 
 
 @pytest.fixture
-def run_env(tmp_path: Path, database_url: str) -> Iterator[dict[str, str]]:
+def run_env(tmp_path: Path, prepared_database_url: str) -> Iterator[dict[str, str]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "SLACK_", "PLATFORM"))}
-    env.update({"DATA_DIR": str(tmp_path / "data"), "DATABASE_URL": database_url, "DEMO_DATA": "false"})
+    env.update({"DATA_DIR": str(tmp_path / "data"), "DATABASE_URL": prepared_database_url, "DEMO_DATA": "false"})
     yield env
 
 

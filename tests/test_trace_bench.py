@@ -27,5 +27,6 @@ def test_the_three_methods_agree_and_the_report_is_written(tmp_path: Path) -> No
     contained = int(results.agreement["cte"].split(", ")[1].split("/")[0])
     assert contained == 40, results.agreement  # every address we reach, the CTE (all time-respecting walks) reaches
     text = markdown(results)
-    assert "| 3-hop trace, in-memory graph (20,000 transfers)" in text and "## Machine" in text
+    assert "| 3-hop trace following the graph, in-memory graph (20,000 transfers)" in text and "## Machine" in text
+    assert "| 3-hop value-aware trace, the default" in text
     assert results.timings["risk"].samples == 10

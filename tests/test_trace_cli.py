@@ -1,4 +1,4 @@
-"""`chainsleuth demo`, `chainsleuth risk` and `chainsleuth trace` as an operator runs them (real subprocesses)."""
+"""`chainsleuth demo`, `chainsleuth risk` and `chainsleuth trace` as an operator runs them (in-process)."""
 
 from __future__ import annotations
 
@@ -6,26 +6,19 @@ import csv
 import io
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.support.cli import run_cli
 from tracing.chain.demo import RONIN_EXPLOITER, RONIN_INTERMEDIARY
 from tracing.risk.outputs import dot_available
 
-BIN = Path(sys.executable).parent / "chainsleuth"
-
-
-def run_cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(BIN), *args], env=env, capture_output=True, text=True, timeout=120, check=False)
-
 
 @pytest.fixture
-def cli_env(tmp_path: Path, database_url: str) -> dict[str, str]:
+def cli_env(tmp_path: Path, prepared_database_url: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "SLACK_", "CHAINS", "ETH_"))}
-    env.update({"DATA_DIR": str(tmp_path / "data"), "DATABASE_URL": database_url, "DEMO_DATA": "false"})
+    env.update({"DATA_DIR": str(tmp_path / "data"), "DATABASE_URL": prepared_database_url, "DEMO_DATA": "false"})
     return env
 
 

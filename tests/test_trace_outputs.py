@@ -29,7 +29,8 @@ from tracing.risk.outputs import (
     trace_json,
     trace_png,
 )
-from tracing.trace.model import Trace, TraceParams
+from tracing.trace.model import Trace
+from tracing.trace.params import TraceParams
 
 
 def seed(db: Database) -> None:

@@ -6,7 +6,7 @@ from storage.db import Database
 from tests.test_trace import ETH, USDT, addr, both, label, tx
 from tracing.chain.index import TransferIndex
 from tracing.labels import Category, LabelBook
-from tracing.trace.model import TraceParams
+from tracing.trace.params import TraceParams
 from tracing.trace.taint import TaintModel, TaintStep, compute_taint
 
 
@@ -68,9 +68,10 @@ def test_unreached_or_untainted_addresses_pass_nothing_on() -> None:
 
 def test_taint_model_parse() -> None:
     assert TaintModel.parse(" Poison ") is TaintModel.POISON
+    assert TaintModel.parse("FIFO") is TaintModel.FIFO  # issue #12 adds first in, first out
     try:
-        TaintModel.parse("fifo")
+        TaintModel.parse("lifo")
     except Exception as exc:
-        assert "poison or haircut" in str(exc)
+        assert "haircut, poison or fifo" in str(exc)
     else:
-        raise AssertionError("fifo is not a model we offer")
+        raise AssertionError("lifo is not a model we offer")

@@ -18,9 +18,13 @@ from tracing.chain.transfer import Transfer, TransferKind
 from tracing.labels import Category, Label
 from tracing.risk.exposure import exposures_from, merged_coverage, report_from_traces, volume_of
 from tracing.trace import compiled as graph_walk
-from tracing.trace.graph import LabelCache, TransferGraph
-from tracing.trace.model import GraphSource, Trace, TraceDirection, TraceParams, _trace_graph_python, trace_funds
+from tracing.trace.graph import TransferGraph
+from tracing.trace.label_cache import LabelCache
+from tracing.trace.model import Trace
+from tracing.trace.params import TraceDirection, TraceParams
+from tracing.trace.sources import GraphSource
 from tracing.trace.taint import TaintModel
+from tracing.trace.walk import trace_funds, trace_graph_python
 
 if not graph_walk.available() and os.environ.get("CHAINSLEUTH_REQUIRE_COMPILED_WALK"):
     raise RuntimeError("tracing.trace._walk is not built, and CHAINSLEUTH_REQUIRE_COMPILED_WALK is set (CI)")
@@ -107,6 +111,7 @@ def random_params(rng: random.Random) -> TraceParams:
         max_nodes=rng.choice([3, 10, 25, 2000, 2000]),
         scan_limit=rng.choice([2, 8, 50_000]),
         hub_degree=rng.choice([5, 20, 1000]),
+        follow_value=False,  # the compiled walk follows the graph; the value-aware walk is Python only
     )
 
 
@@ -145,7 +150,7 @@ async def test_compiled_walk_matches_the_python_walk(seed: int) -> None:
         params = random_params(rng)
         root = rng.choice(graph.addresses) if rng.random() < 0.9 else addr(n_nodes + 1)
         fast = await trace_funds(source, labels, root, "eth", params)
-        reference = _trace_graph_python(source, labels, root, "eth", params, 0.0)
+        reference = trace_graph_python(source, labels, root, "eth", params, 0.0)
         assert (fast._parts is not None) == (root in graph.ids)  # compiled whenever the root is in the graph
         assert everything(fast) == everything(reference), (seed, params, root)
 
@@ -173,12 +178,13 @@ async def test_huge_values_and_pending_transfers_fall_back_to_the_python_walk() 
                  value=5, **base),  # type: ignore[arg-type]
     ]  # fmt: skip
     graph = TransferGraph.from_transfers("eth", transfers)
-    result = await trace_funds(GraphSource(graph), Labels({}), addr(1), "eth", TraceParams(hops=2))
+    graph_walk = TraceParams(follow_value=False)
+    result = await trace_funds(GraphSource(graph), Labels({}), addr(1), "eth", replace(graph_walk, hops=2))
     assert result._parts is None and [n.address for n in result.nodes] == [addr(1), addr(2), addr(3)]
     small = TransferGraph.from_transfers("eth", transfers[1:])
-    assert (await trace_funds(GraphSource(small), Labels({}), addr(2), "eth", TraceParams()))._parts is not None
+    assert (await trace_funds(GraphSource(small), Labels({}), addr(2), "eth", graph_walk))._parts is not None
     small.append([transfers[0]])
-    assert (await trace_funds(GraphSource(small), Labels({}), addr(2), "eth", TraceParams()))._parts is None
+    assert (await trace_funds(GraphSource(small), Labels({}), addr(2), "eth", graph_walk))._parts is None
 
 
 def report_parts(t: Trace, rng: random.Random) -> tuple[object, ...]:
@@ -210,7 +216,7 @@ async def test_risk_reports_over_the_compiled_walk_match_the_python_walk(seed: i
             for direction in TraceDirection:
                 mine = replace(params, direction=direction)
                 if walk is None:
-                    traces.append(_trace_graph_python(source, labels, root, "eth", mine, 0.0))
+                    traces.append(trace_graph_python(source, labels, root, "eth", mine, 0.0))
                 else:
                     traces.append(await walk(source, labels, root, "eth", mine))
             out, back = traces
@@ -247,13 +253,13 @@ async def test_label_cache_gives_the_trace_of_the_label_lookups(seed: int) -> No
         root = rng.choice(graph.addresses)
         fast = await trace_funds(source, cache, root, "eth", params)
         assert fast._parts is not None
-        assert everything(fast) == everything(_trace_graph_python(source, labels, root, "eth", params, 0.0))
+        assert everything(fast) == everything(trace_graph_python(source, labels, root, "eth", params, 0.0))
     cache._labels = {}  # a new snapshot: the trace sees it, not the labels read before
     params = random_params(rng)
     root = rng.choice(graph.addresses)
     unlabelled = await trace_funds(source, cache, root, "eth", params)
     assert not [n for n in unlabelled.nodes if n.labels]
-    reference = _trace_graph_python(source, SnapshotCache({}), root, "eth", params, 0.0)
+    reference = trace_graph_python(source, SnapshotCache({}), root, "eth", params, 0.0)
     assert everything(unlabelled) == everything(reference)
 
 
@@ -305,7 +311,7 @@ async def test_node_marks_give_the_trace_and_report_of_the_label_lookups(seed: i
                     assert fast._parts is not None
                     traces.append(fast)
                 else:
-                    traces.append(_trace_graph_python(source, cache, root, "eth", mine, 0.0))
+                    traces.append(trace_graph_python(source, cache, root, "eth", mine, 0.0))
             out, back = traces
             report = report_from_traces(
                 root, "eth", cache.for_address(root, "eth"), out, back, merged_coverage(out, back)

@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 
 from bot.app import App
+from bot.backends.testing import TestBackend
 from bot.cli.watch import run_watch
-from bot.messages import Reply
-from bot.render.text import render_text
 from storage.db import Database
 from tests.support.anvil import AnvilNode, Scenario, build_scenario
+from tests.support.cli import run_cli
 from tests.support.contracts import Contract, load_artifact
 from tests.support.fixtures import anvil  # noqa: F401
 from tracing.chain.config import ChainConfig
@@ -131,21 +131,6 @@ async def test_reorg_on_anvil(db: Database, anvil: AnvilNode, source: RpcSource)
     assert AlertBook(db).get(replacing.id).status is AlertStatus.CONFIRMED  # type: ignore[union-attr]
 
 
-class Recorder:
-    """A chat platform that accepts everything and remembers it."""
-
-    def __init__(self) -> None:
-        self.posts: list[tuple[str, str]] = []
-        self.edits: list[tuple[str, str, str]] = []
-
-    async def post(self, chat_id: str, reply: Reply) -> str:
-        self.posts.append((chat_id, render_text(reply)))
-        return str(len(self.posts))
-
-    async def edit(self, chat_id: str, message_id: str, reply: Reply) -> None:
-        self.edits.append((chat_id, message_id, render_text(reply)))
-
-
 async def eventually(check: Callable[[], bool], polls: int = 600) -> None:
     """Wait (up to `polls` × 50 ms of real time) until `check()` holds: the watcher and notifier run for real."""
     for _ in range(polls):
@@ -159,29 +144,31 @@ async def test_run_watch_from_block_to_chat_message(app: App, anvil: AnvilNode) 
     rpc = anvil.rpc
     watched, bob = anvil.accounts()[5:7]
     watch(app.db, watched)
-    platform = Recorder()
+    chat = TestBackend(platform="telegram")
     stop = asyncio.Event()
     chain = ChainConfig("anvil", 31337, "ETH", (anvil.url,), confirmations=1)
     task = asyncio.create_task(
-        run_watch(app, [chain], stop, deliverers={"telegram": platform}, poll_interval=0.05, start_block=rpc.mine())
+        run_watch(app, [chain], stop, backends={"telegram": chat}, poll_interval=0.05, start_block=rpc.mine())
     )
     try:
         tx = await asyncio.to_thread(rpc.send_transaction, {"from": watched, "to": bob, "value": ETHER, "gas": 21_000})
-        await eventually(lambda: any(tx in text for _chat, text in platform.posts))
-        (chat, text) = platform.posts[0]
-        assert chat == "-100" and "Sent 1 ETH to" in text and "provisional" in text and "/ack 1" in text
+        await eventually(lambda: any(tx in d.text for d in chat.delivered if not d.edit))
+        post = chat.pop()
+        assert not post.edit and post.chat_id == "-100"
+        assert "Sent 1 ETH (no USD price) to" in post.text and "provisional" in post.text and "/ack 1" in post.text
         await asyncio.to_thread(rpc.mine)
-        await eventually(lambda: any("confirmed" in text for _c, _m, text in platform.edits))
-        assert platform.edits[-1][1] == "1"  # the alert's own message, edited in place
+        await eventually(lambda: any("confirmed" in d.text for d in chat.delivered if d.edit))
+        edits = [d for d in chat.delivered if d.edit]
+        assert edits[-1].message_id == post.message_id  # the alert's own message, edited in place
     finally:
         stop.set()
         await asyncio.wait_for(task, 30)
-    assert len(platform.posts) == 1
+    assert all(d.edit for d in chat.delivered)  # the one post, then only edits of it
 
 
 def test_chainsleuth_watch_command_prints_alerts_and_stops_on_sigterm(
     tmp_path: Path,
-    database_url: str,
+    prepared_database_url: str,
     anvil: AnvilNode,  # noqa: F811
 ) -> None:
     rpc = anvil.rpc
@@ -190,7 +177,7 @@ def test_chainsleuth_watch_command_prints_alerts_and_stops_on_sigterm(
     env.update(
         {
             "DATA_DIR": str(tmp_path / "data"),
-            "DATABASE_URL": database_url,
+            "DATABASE_URL": prepared_database_url,
             "DEMO_DATA": "false",
             "PLATFORM": "console",
             "CHAINS": "eth,anvil",
@@ -200,13 +187,7 @@ def test_chainsleuth_watch_command_prints_alerts_and_stops_on_sigterm(
             "PYTHONUNBUFFERED": "1",
         }
     )
-    said = subprocess.run(
-        [str(BIN), "say", f"/watch {watched} --chain anvil --channel"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    said = run_cli(["say", f"/watch {watched} --chain anvil --channel"], env)
     assert "Now watching" in said.stdout, said.stderr
     start = rpc.mine()
     proc = subprocess.Popen(

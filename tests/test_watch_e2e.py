@@ -32,10 +32,12 @@ import pytest
 from aiohttp import web
 
 from bot.app import App
+from bot.backends.base import Backend
 from bot.backends.slack import SlackBackend
 from bot.backends.telegram import TelegramBackend
 from bot.cli.watch import run_watch
-from bot.notifier import POSSIBLE_REPEAT, BackendDeliverer, Notifier
+from bot.delivery.notifier import Notifier
+from bot.render.alerts import POSSIBLE_REPEAT
 from storage.db import Database
 from tests.support.anvil import AnvilNode, build_scenario
 from tests.support.contracts import Contract, load_artifact
@@ -69,8 +71,8 @@ class Chats:
     telegram_backend: TelegramBackend
     slack_backend: SlackBackend
 
-    def deliverers(self) -> dict[str, BackendDeliverer]:
-        return {"telegram": BackendDeliverer(self.telegram_backend), "slack": BackendDeliverer(self.slack_backend)}
+    def backends(self) -> dict[str, Backend]:
+        return {"telegram": self.telegram_backend, "slack": self.slack_backend}
 
     def posts(self) -> list[Call]:
         """Messages the Telegram server accepted (a refused attempt has no result)."""
@@ -152,13 +154,19 @@ async def test_eth_token_and_internal_transfers_reach_telegram_and_slack_once_ea
     watch_on(app.db, heidi, ("telegram", TG_CHAT), ("slack", SLACK_CHAT))
 
     moves: list[tuple[Callable[[], str], str]] = [
-        (lambda: rpc.send_transaction({"from": heidi, "to": bob, "value": ETHER, "gas": 21_000}), "Sent 1 ETH to"),
-        (lambda: tst.transact("transfer", carol, 5 * ETHER, sender=heidi), "Sent 5 TST to"),
-        (lambda: forwarder.transact("forward", heidi, sender=bob, value=2 * ETHER), "Received 2 ETH from"),
+        (
+            lambda: rpc.send_transaction({"from": heidi, "to": bob, "value": ETHER, "gas": 21_000}),
+            "Sent 1 ETH (no USD price) to",
+        ),
+        (lambda: tst.transact("transfer", carol, 5 * ETHER, sender=heidi), "Sent 5 TST (no USD price) to"),
+        (
+            lambda: forwarder.transact("forward", heidi, sender=bob, value=2 * ETHER),
+            "Received 2 ETH (no USD price) from",
+        ),
     ]
     stop = asyncio.Event()
     task = asyncio.create_task(
-        run_watch(app, [anvil_chain(anvil)], stop, deliverers=chats.deliverers(), poll_interval=0.1, start_block=start)
+        run_watch(app, [anvil_chain(anvil)], stop, backends=chats.backends(), poll_interval=0.1, start_block=start)
     )
     txs: list[str] = []
     try:
@@ -452,7 +460,7 @@ async def test_reorg_edits_the_orphaned_alert_and_the_replacing_block_alerts(
     try:
         feed = ChainFeed("anvil", source, confirmations=2, poll_interval=0.1, start_block=start)
         watcher = Watcher(app.db, feed, risk=LabelRisk(LabelBook(app.db)), clock=SystemClock())
-        notifier = Notifier(app.db, {"telegram": BackendDeliverer(chats.telegram_backend)})
+        notifier = Notifier(app.db, {"telegram": chats.telegram_backend})
         snapshot = rpc.snapshot()
         orphan_tx = rpc.send_transaction({"from": watched, "to": bob, "value": 7, "gas": 21_000})
         rpc.mine()
@@ -517,7 +525,7 @@ async def test_flood_control_and_server_errors_lose_nothing_and_keep_limits_and_
         server.fail_next("sendMessage", 500, {"ok": False, "error_code": 500, "description": "Internal Server Error"})
     notifier = Notifier(
         app.db,
-        {"telegram": BackendDeliverer(chats.telegram_backend)},
+        {"telegram": chats.telegram_backend},
         backoff=0.3,
         jitter=lambda: 0.0,
         digest_threshold=100,  # one message per alert, to see the order
@@ -594,7 +602,7 @@ async def test_alert_latency_on_one_second_blocks(
             app,
             [anvil_chain(node)],
             stop,
-            deliverers={"telegram": BackendDeliverer(chats.telegram_backend)},
+            backends={"telegram": chats.telegram_backend},
             poll_interval=poll,
             start_block=start,
         )

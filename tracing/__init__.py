@@ -29,6 +29,7 @@ from tracing.chain import (
     PriceApi,
     PriceBook,
     PriceImport,
+    PriceTable,
     RpcSource,
     TokenBook,
     TokenInfo,
@@ -81,16 +82,20 @@ from tracing.monitor import (
     Clock,
     Direction,
     Disposition,
+    EscalationNotice,
     EscalationPolicy,
     Escalator,
     Incident,
     IncidentDesk,
     IncidentState,
     InvestigatorRisk,
+    Notice,
+    NoticeError,
     OnCall,
     OnCallBook,
     OpsCount,
     OpsMonitor,
+    OpsNotice,
     OpsPolicy,
     Outbox,
     OutboxItem,
@@ -114,20 +119,18 @@ from tracing.monitor import (
 from tracing.risk.exposure import amounts_of, trace_amounts
 from tracing.risk.outputs import PictureUnavailable, risk_csv, risk_json, to_json_text, trace_csv, trace_json, trace_png
 from tracing.risk.report import Amount, Exposure, Level, RiskReport, amounts_words
+from tracing.trace.cache import GraphCache
+from tracing.trace.compare import Disagreement, ModelComparison, compare_models
+from tracing.trace.compiled import available as compiled_walk_available
 from tracing.trace.coverage import Coverage
-from tracing.trace.graph import GraphCache, LabelCache, TransferGraph
-from tracing.trace.model import (
-    DEFAULT_HOPS,
-    MAX_HOPS,
-    GraphSource,
-    Stop,
-    Trace,
-    TraceDirection,
-    TraceNode,
-    TraceParams,
-    trace_funds,
-)
+from tracing.trace.graph import TransferGraph
+from tracing.trace.label_cache import LabelCache
+from tracing.trace.model import Stop, Trace, TraceNode
+from tracing.trace.params import DEFAULT_DUST_USD, DEFAULT_HOPS, MAX_HOPS, STOPS, TraceDirection, TraceParams
+from tracing.trace.sources import GraphSource
 from tracing.trace.taint import TaintModel
+from tracing.trace.value import PegPrices, UsdPrices
+from tracing.trace.walk import trace_funds
 
 __all__ = [
     "Actor",
@@ -146,9 +149,12 @@ __all__ = [
     "ChainFeed",
     "Clock",
     "Coverage",
+    "DEFAULT_DUST_USD",
     "DEFAULT_HOPS",
     "Direction",
+    "Disagreement",
     "Disposition",
+    "EscalationNotice",
     "EscalationPolicy",
     "Escalator",
     "EtlFileKind",
@@ -172,26 +178,33 @@ __all__ = [
     "LabelSet",
     "Level",
     "MAX_HOPS",
+    "ModelComparison",
     "NO_USD",
     "NotAllowed",
     "NotFound",
+    "Notice",
+    "NoticeError",
     "OnCall",
     "OnCallBook",
     "OpsCount",
     "OpsMonitor",
+    "OpsNotice",
     "OpsPolicy",
     "Outbox",
     "OutboxItem",
     "OutboxKind",
     "OutboxStatus",
+    "PegPrices",
     "PictureUnavailable",
     "PriceApi",
     "PriceBook",
     "PriceImport",
+    "PriceTable",
     "RONIN_EXPLOITER",
     "Reader",
     "RiskReport",
     "RpcSource",
+    "STOPS",
     "SentMessage",
     "SourceError",
     "Stop",
@@ -209,6 +222,7 @@ __all__ = [
     "TransferKind",
     "TransferPrices",
     "UsdLookup",
+    "UsdPrices",
     "UserError",
     "Valuation",
     "WELL_KNOWN",
@@ -221,6 +235,8 @@ __all__ = [
     "amounts_words",
     "chain_arg",
     "checksum",
+    "compare_models",
+    "compiled_walk_available",
     "configured_explorers",
     "configured_token_readers",
     "ensure_bundled_labels",

@@ -24,23 +24,15 @@ from tracing.chain.tokens import TokenBook, TokenMetaReader, unknown_token_note
 from tracing.labels import Label, LabelBook
 from tracing.risk.exposure import merged_coverage, report_from_traces
 from tracing.risk.report import RiskReport, labels_only_report
-from tracing.trace.graph import GraphCache, LabelCache
-from tracing.trace.model import (
-    DEFAULT_HOPS,
-    INCOMPLETE_HISTORY,
-    ExplorerSource,
-    GraphSource,
-    IndexSource,
-    LabelLookup,
-    LayeredSource,
-    Trace,
-    TraceDirection,
-    TraceParams,
-    TransferSource,
-    trace_funds,
-    with_coverage,
-)
+from tracing.trace.cache import GraphCache
+from tracing.trace.compare import ModelComparison, compare_models
+from tracing.trace.coverage import INCOMPLETE_HISTORY
+from tracing.trace.label_cache import LabelCache
+from tracing.trace.model import Trace, with_coverage
+from tracing.trace.params import DEFAULT_HOPS, TraceDirection, TraceParams
+from tracing.trace.sources import ExplorerSource, GraphSource, IndexSource, LabelLookup, LayeredSource, TransferSource
 from tracing.trace.usd import days_wanted
+from tracing.trace.walk import trace_funds
 
 log = logging.getLogger(__name__)
 
@@ -116,9 +108,25 @@ class Investigator:
 
     # --- traces and reports ---
 
-    async def trace(self, address: str, chain: str | None = None, params: TraceParams | None = None) -> Trace:
+    async def trace(
+        self,
+        address: str,
+        chain: str | None = None,
+        params: TraceParams | None = None,
+        *,
+        with_roots: Sequence[str] = (),
+    ) -> Trace:
+        """`with_roots`: more addresses whose funds are traced with `address`'s as one (a case's sources)."""
         chain = chain or self.default_chain
-        result = await trace_funds(self.source(chain), self.label_lookup(), address, chain, params or TraceParams())
+        result = await trace_funds(
+            self.source(chain),
+            self.label_lookup(),
+            address,
+            chain,
+            params or TraceParams(),
+            self.transfer_prices(chain),
+            with_roots=with_roots,
+        )
         valuation, notes = await self.valuation(chain, [result], every_transfer=True)
         index_range, gaps = self.index_summary(chain)
         return with_coverage(
@@ -127,6 +135,14 @@ class Investigator:
             label_sets=self.label_sets(),
             gaps=result.coverage.gaps + gaps + notes,
         )
+
+    async def compare(
+        self, address: str, chain: str | None = None, params: TraceParams | None = None
+    ) -> ModelComparison:
+        """The trace of `params` under every taint model, side by side (`--model compare`)."""
+        chain = chain or self.default_chain
+        prices = self.transfer_prices(chain)
+        return await compare_models(self.source(chain), self.label_lookup(), address, chain, params, prices)
 
     def usd_lookup(self, chain: str) -> UsdLookup:
         """USD per transfer for the trace walk: stored prices (and the stablecoin peg) by asset and day, loaded
@@ -172,8 +188,9 @@ class Investigator:
         hops = hops or DEFAULT_HOPS
         source, lookup = self.source(chain), self.label_lookup()
         labels = self.labels.for_address(address, chain)  # from the store: a label added a moment ago counts
-        outgoing = await trace_funds(source, lookup, address, chain, TraceParams(TraceDirection.OUT, hops))
-        incoming = await trace_funds(source, lookup, address, chain, TraceParams(TraceDirection.IN, hops))
+        prices = self.transfer_prices(chain)  # the value-aware walk's dust floor in USD
+        outgoing = await trace_funds(source, lookup, address, chain, TraceParams(TraceDirection.OUT, hops), prices)
+        incoming = await trace_funds(source, lookup, address, chain, TraceParams(TraceDirection.IN, hops), prices)
         valuation, notes = await self.valuation(chain, [outgoing, incoming])
         outgoing, incoming = outgoing.replace(valuation=valuation), incoming.replace(valuation=valuation)
         if not outgoing.root_node.degree and not incoming.root_node.degree:

@@ -1,4 +1,5 @@
-"""The console front end: a REPL over the same command layer the chat platforms use."""
+"""The console front end: a REPL over the same command layer the chat platforms use; alerts are printed, numbered,
+and an edit is printed again as an update (a terminal cannot change what it printed)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import getpass
 import sys
 from typing import TextIO
 
+from bot.backends.base import PostHistory, PostMarker
 from bot.core import Bot
 from bot.messages import Identity, IncomingMessage, Reply
 from bot.render.text import render_text
@@ -18,6 +20,7 @@ Try:  /risk 0x098B716B8Aaf21512996dC57EB0615e2383E2f96   (the Ronin bridge explo
 
 class ConsoleBackend:
     platform = "console"
+    history: PostHistory | None = None  # what was printed cannot be read back
 
     def __init__(self, bot: Bot, *, stdin: TextIO | None = None, stdout: TextIO | None = None) -> None:
         self.bot = bot
@@ -25,14 +28,19 @@ class ConsoleBackend:
         self.stdout = stdout or sys.stdout
         self.user = Identity("console", _user(), _user())
         self.greeting = GREETING
+        self._sent = 0
 
     def _print(self, text: str) -> None:
         self.stdout.write(text + "\n")
         self.stdout.flush()
 
-    async def send(self, chat_id: str, reply: Reply) -> str:
-        self._print(render_text(reply))
-        return "console"
+    async def send(self, chat_id: str, reply: Reply, *, marker: PostMarker | None = None) -> str:
+        self._sent += 1
+        self._print(f"[{chat_id} #{self._sent}]\n{render_text(reply)}\n")
+        return str(self._sent)
+
+    async def edit(self, chat_id: str, message_id: str, reply: Reply) -> None:
+        self._print(f"[{chat_id} #{message_id} updated]\n{render_text(reply)}\n")
 
     async def serve(self) -> None:
         self._print(self.greeting)

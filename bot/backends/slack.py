@@ -20,9 +20,9 @@ import contextlib
 import logging
 import re
 import secrets
+import socket
 from contextvars import ContextVar
-from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -41,7 +41,8 @@ from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.backends import slack_history
-from bot.backends.base import serve_until_signalled
+from bot.backends.base import PostHistory, PostMarker, serve_until_signalled
+from bot.backends.errors import DeliveryError, Outcome, RateLimited, raised_from
 from bot.core import Bot
 from bot.messages import Identity, IncomingMessage, Reply
 from bot.render.slack_blocks import (
@@ -55,9 +56,6 @@ from bot.render.slack_blocks import (
     unescape,
 )
 from storage import Settings
-
-if TYPE_CHECKING:
-    from bot.notifier import FoundPost, PostMarker
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +109,33 @@ def command_text(text: str) -> str:
     return words if words.startswith("/") else "/" + words
 
 
+NEVER_LEFT = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError, ConnectionRefusedError, socket.gaierror)
+"""Failures (anywhere in the `raise … from` chain) that say the request never left: no connection was made (refused,
+DNS, TLS handshake, connect time-out). The message is certainly not in the channel."""
+NETWORK = (aiohttp.ClientError, OSError, TimeoutError)
+
+
+def delivery_error(exc: BaseException) -> RateLimited | DeliveryError:
+    """Sort a failure of slack_sdk: a 429 → `RateLimited` (after `Retry-After`); a 5xx → in doubt (Slack failed
+    somewhere in handling it, maybe after posting); any other refusal (a 4xx, or a 200 with `ok: false`) → refused;
+    a network failure before the request left → not sent; any other network failure (a read time-out, the
+    connection lost after sending) → in doubt; anything else → refused."""
+    if isinstance(exc, SlackApiError) and isinstance(exc.response.status_code, int):
+        status = exc.response.status_code
+        if status == 429:
+            headers = exc.response.headers or {}
+            return RateLimited(float(headers.get("Retry-After", headers.get("retry-after", 1))), str(exc))
+        if status >= 500:
+            return DeliveryError(str(exc), Outcome.IN_DOUBT)
+        return DeliveryError(str(exc), Outcome.REFUSED)
+    text = f"{type(exc).__name__}: {exc}"
+    if raised_from(exc, NEVER_LEFT):
+        return DeliveryError(text, Outcome.NOT_SENT)
+    if isinstance(exc, NETWORK):
+        return DeliveryError(text, Outcome.IN_DOUBT)
+    return DeliveryError(text, Outcome.REFUSED)
+
+
 class SlackBackend:
     platform = "slack"
 
@@ -127,6 +152,7 @@ class SlackBackend:
         # auth.test reaches it rather than slack.com. Ours shares one connection pool while serving (see `start`);
         # Bolt's cannot, as Bolt deep-copies its client into each lazy listener's request.
         self.client = self._web_client()
+        self._history = slack_history.SlackHistory(self.client)
         self.app = AsyncApp(
             client=self._web_client(),
             signing_secret=settings.slack_signing_secret,
@@ -151,6 +177,11 @@ class SlackBackend:
             # harmless (`UnsentOnlyRetryHandler`).
             retry_handlers=[UnsentOnlyRetryHandler(), AsyncRateLimitErrorRetryHandler(max_retry_count=3)],
         )
+
+    @property
+    def history(self) -> PostHistory:
+        """Finds alert posts again by their message metadata (`slack_history`)."""
+        return self._history
 
     # --- lifecycle -------------------------------------------------------------------------------------------
 
@@ -363,20 +394,22 @@ class SlackBackend:
     # --- sending ---------------------------------------------------------------------------------------------
 
     async def send(self, chat_id: str, reply: Reply, *, marker: PostMarker | None = None) -> str:
-        """Post unprompted (alerts); `marker` goes along as message metadata, for `find_posted`."""
-        ids = await self._store_actions(chat_id, reply)
-        metadata = slack_history.outbox_metadata(marker) if marker is not None else None
-        return await self._post_message(chat_id, reply, ids, metadata=metadata)
-
-    async def find_posted(self, chat_id: str, marker: PostMarker, since: datetime) -> list[FoundPost]:
-        """Posts sent with a marker naming any of `marker`'s outbox rows, since `since` (see `slack_history`)."""
-        return await slack_history.find_posted(self.client, chat_id, marker, since)
+        """Post unprompted (alerts); `marker` goes along as message metadata, for `history` to find."""
+        try:
+            ids = await self._store_actions(chat_id, reply)
+            metadata = slack_history.outbox_metadata(marker) if marker is not None else None
+            return await self._post_message(chat_id, reply, ids, metadata=metadata)
+        except Exception as exc:
+            raise delivery_error(exc) from exc
 
     async def edit(self, chat_id: str, message_id: str, reply: Reply) -> None:
         """Replace a message posted earlier (`message_id` is its `ts`), buttons included."""
-        ids = await self._store_actions(chat_id, reply)
-        message = render_blocks(reply, ids)
-        await self.client.chat_update(channel=chat_id, ts=message_id, text=message.text, blocks=message.blocks)
+        try:
+            ids = await self._store_actions(chat_id, reply)
+            message = render_blocks(reply, ids)
+            await self.client.chat_update(channel=chat_id, ts=message_id, text=message.text, blocks=message.blocks)
+        except Exception as exc:
+            raise delivery_error(exc) from exc
 
     async def _store_actions(
         self, chat_id: str, reply: Reply, *, pressable_by: str = "", created_by: str = ""

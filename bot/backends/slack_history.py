@@ -6,7 +6,8 @@ each with its alert's dedup key. `find_posted` pages through `conversations.hist
 from a time on and returns the posts naming any of the rows asked about. It needs the `channels:history` scope
 (public channels) or `groups:history` (private ones) and the bot in the channel; any error (`missing_scope`,
 `not_in_channel`, `channel_not_found` for a direct message addressed by user id, the network, too much history)
-propagates, and the notifier falls back to re-sending flagged as a possible repeat.
+propagates — Slack's refusals as `HistoryUnavailable` naming the error code — and the notifier falls back to
+re-sending flagged as a possible repeat. `SlackHistory` is the Slack backend's `history`.
 """
 
 from __future__ import annotations
@@ -15,17 +16,42 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.notifier import FoundPost, PostMarker
+from bot.backends.base import FoundPost, PostMarker
+from bot.backends.errors import HistoryUnavailable
 
 OUTBOX_EVENT = "chainsleuth_outbox"
 PAGE_SIZE = 200
 MAX_PAGES = 10
 
 
-class HistoryTooLong(Exception):
+class HistoryTooLong(HistoryUnavailable):
     """More history to read than `find_posted` is willing to page through: it cannot tell."""
+
+
+class SlackHistory:
+    """A channel's history, read with the bot's Web API client (the backend's `history`)."""
+
+    def __init__(self, client: AsyncWebClient) -> None:
+        self.client = client
+
+    async def find_posted(self, chat_id: str, marker: PostMarker, since: datetime) -> list[FoundPost]:
+        """Posts sent with a marker naming any of `marker`'s outbox rows, since `since` (see `find_posted`)."""
+        try:
+            return await find_posted(self.client, chat_id, marker, since)
+        except SlackApiError as exc:
+            raise HistoryUnavailable(refusal(exc)) from exc
+
+
+def refusal(exc: SlackApiError) -> str:
+    """Slack's error code for a refused call, and the scope it needs when that is what is missing."""
+    error = exc.response.get("error")
+    if not error:
+        return f"{type(exc).__name__}: {exc}"
+    needed = exc.response.get("needed")
+    return f"{error}" + (f", needs {needed}" if needed else "")
 
 
 def outbox_metadata(marker: PostMarker) -> dict[str, Any]:

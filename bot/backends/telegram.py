@@ -1,7 +1,10 @@
 """The Telegram front end (python-telegram-bot): long polling by default, or a webhook whose secret token is checked
 when `TELEGRAM_WEBHOOK_URL` is set. Commands reach `Bot.handle` through `CommandHandler`s; replies go out as HTML
 split at 4096 characters, with inline keyboards whose callback data is a stored button id, pictures as photos and
-other files as documents. `AIORateLimiter` keeps within Telegram's flood limits and retries after a 429."""
+other files as documents. `AIORateLimiter` keeps within Telegram's flood limits and retries after a 429.
+
+Alerts go out through `send` and `edit`, whose failures `delivery_error` sorts into our outcomes. A bot cannot read a
+chat's history on Telegram, so this backend has no `history`: an interrupted alert is re-sent flagged."""
 
 from __future__ import annotations
 
@@ -9,9 +12,12 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import socket
 from collections.abc import Sequence
+from datetime import timedelta
 from urllib.parse import urlparse
 
+import httpx
 from telegram import (
     BotCommand,
     CallbackQuery,
@@ -24,7 +30,16 @@ from telegram import (
     Update,
 )
 from telegram.constants import ChatType, ParseMode
-from telegram.error import BadRequest, InvalidToken, NetworkError, TelegramError
+from telegram.error import (
+    BadRequest,
+    ChatMigrated,
+    Conflict,
+    Forbidden,
+    InvalidToken,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+)
 from telegram.ext import (
     AIORateLimiter,
     Application,
@@ -36,7 +51,8 @@ from telegram.ext import (
     filters,
 )
 
-from bot.backends.base import serve_until_signalled
+from bot.backends.base import PostHistory, PostMarker, serve_until_signalled
+from bot.backends.errors import DeliveryError, Outcome, RateLimited, raised_from
 from bot.core import Bot
 from bot.messages import Action, ErrorText, Identity, IncomingMessage, Reply
 from bot.render.telegram_html import MESSAGE_LIMIT, caption_html, esc, render_html
@@ -55,8 +71,43 @@ class TelegramSetupError(ValueError):
     """The Telegram configuration cannot work (the message says which variable to set)."""
 
 
+REFUSALS = (BadRequest, Forbidden, InvalidToken, ChatMigrated, Conflict)
+"""The Bot API said no (a 4xx: bad request, forbidden, chat not found …): sending again will not help."""
+NEVER_LEFT = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.PoolTimeout,
+    httpx.UnsupportedProtocol,
+    ConnectionRefusedError,
+    socket.gaierror,
+)
+"""Failures (anywhere in the `raise … from` chain) that say the request never left: no connection was made (refused,
+DNS, connect time-out) or none was free in the pool. The message is certainly not in the chat."""
+NETWORK = (NetworkError, httpx.HTTPError, OSError, TimeoutError)
+
+
+def delivery_error(exc: BaseException) -> RateLimited | DeliveryError:
+    """Sort a failure of python-telegram-bot: flood control → `RateLimited`; a refusal → refused; a network failure
+    before the request left → not sent; anything whose outcome is unknown (a read time-out, the connection lost after
+    sending, a 5xx — PTB raises `NetworkError` for those, and for any httpx error, from it) → in doubt; any other
+    failure → refused."""
+    if isinstance(exc, RetryAfter):  # seconds, or a timedelta in newer versions
+        retry_after = exc.retry_after
+        seconds = retry_after.total_seconds() if isinstance(retry_after, timedelta) else float(retry_after)
+        return RateLimited(seconds, str(exc))
+    text = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, REFUSALS):
+        return DeliveryError(text, Outcome.REFUSED)
+    if raised_from(exc, NEVER_LEFT):
+        return DeliveryError(text, Outcome.NOT_SENT)
+    if isinstance(exc, NETWORK):
+        return DeliveryError(text, Outcome.IN_DOUBT)
+    return DeliveryError(text, Outcome.REFUSED)
+
+
 class TelegramBackend:
     platform = "telegram"
+    history: PostHistory | None = None  # the Bot API gives a bot no way to read a chat's history
 
     def __init__(self, bot: Bot, settings: Settings, *, poll_timeout: int = 10) -> None:
         if not settings.telegram_bot_token:
@@ -232,12 +283,22 @@ class TelegramBackend:
 
     # --- sending ---------------------------------------------------------------------------------------------
 
-    async def send(self, chat_id: str, reply: Reply) -> str:
-        sent = await self._send(chat_id, reply, reply_to=None, pressable_by="", created_by="")
+    async def send(self, chat_id: str, reply: Reply, *, marker: PostMarker | None = None) -> str:
+        """Post unprompted (alerts); a Telegram message cannot carry `marker`."""
+        try:
+            sent = await self._send(chat_id, reply, reply_to=None, pressable_by="", created_by="")
+        except Exception as exc:
+            raise delivery_error(exc) from exc
         return str(sent[0].message_id) if sent else ""
 
     async def edit(self, chat_id: str, message_id: str, reply: Reply) -> None:
         """Replace a message posted earlier (an alert whose state changed); a long reply is shortened to fit."""
+        try:
+            await self._edit(chat_id, message_id, reply)
+        except Exception as exc:
+            raise delivery_error(exc) from exc
+
+    async def _edit(self, chat_id: str, message_id: str, reply: Reply) -> None:
         chunks = render_html(reply, MESSAGE_LIMIT - 2)
         text = chunks[0] + ("\n…" if len(chunks) > 1 else "") if chunks else "…"
         keyboard = self._keyboard(chat_id, reply.actions, "", "")

@@ -14,7 +14,6 @@ from bot.cli.base import app, open_app
 from bot.cli.watch import run_watch
 from bot.health import HealthServer, database_check
 from bot.messages import Identity, IncomingMessage
-from bot.notifier import BackendDeliverer, ConsoleDeliverer, Deliverer
 from bot.render.text import render_text
 from storage import get_settings
 from tracing import ChainConfig, UserError, load_chains
@@ -63,8 +62,7 @@ async def serve(platform: str, app: App, chains: list[ChainConfig]) -> None:
         await health.start()
         log.info("health and metrics on http://%s:%d/healthz", settings.metrics_host, health.port)
     if chains:
-        deliverer: Deliverer = ConsoleDeliverer() if platform == "console" else BackendDeliverer(backend)
-        watching = asyncio.create_task(run_watch(app, chains, stop, deliverers={platform: deliverer}))
+        watching = asyncio.create_task(run_watch(app, chains, stop, backends={platform: backend}))
         log.info("watching %s", ", ".join(chain.name for chain in chains))
     try:
         await backend.serve()

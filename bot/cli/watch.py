@@ -3,7 +3,7 @@ incidents and deliver the outbox — to the console, or to the configured Telegr
 polling, no HTTP server, no Socket Mode, so it runs beside a `chainsleuth run` holding the same credentials).
 
 `run_watch(app, chains, stop)` is the same work as a coroutine, for `chainsleuth run` to start beside a chat
-front end (passing that front end's deliverer, so one process both answers commands and posts alerts).
+front end (passing that front end's backend, so one process both answers commands and posts alerts).
 """
 
 from __future__ import annotations
@@ -18,8 +18,10 @@ from datetime import timedelta
 import typer
 
 from bot.app import App
+from bot.backends.base import Backend
+from bot.backends.console import ConsoleBackend
 from bot.cli.base import app, open_app
-from bot.notifier import BackendDeliverer, ConsoleDeliverer, Deliverer, Notifier
+from bot.delivery.notifier import Notifier
 from storage import get_settings
 from tracing import (
     ChainConfig,
@@ -51,14 +53,14 @@ async def run_watch(
     chains: Sequence[ChainConfig],
     stop_event: asyncio.Event,
     *,
-    deliverers: Mapping[str, Deliverer] | None = None,
+    backends: Mapping[str, Backend] | None = None,
     poll_interval: float = DEFAULT_POLL,
     start_block: int | None = None,
     clock: Clock | None = None,
     lease: timedelta | None = None,
 ) -> None:
-    """Watch `chains` (each needs an RPC URL), escalate incidents and, with `deliverers`, drain the outbox —
-    until `stop_event` is set. Without deliverers alerts wait in the outbox for a process that has them."""
+    """Watch `chains` (each needs an RPC URL), escalate incidents and, with `backends`, drain the outbox through
+    them — until `stop_event` is set. Without backends alerts wait in the outbox for a process that has them."""
     clock = clock or SystemClock()
     sources = [RpcSource(chain) for chain in chains]
     try:
@@ -79,8 +81,8 @@ async def run_watch(
             watch_chains(app.db, feeds, stop_event, risk=risk, clock=clock),
             Escalator(app.db, clock).run_escalations(stop_event),
         ]
-        if deliverers:
-            notifier = Notifier(app.db, deliverers, clock=clock, lease=lease or timedelta(minutes=5))
+        if backends:
+            notifier = Notifier(app.db, backends, clock=clock, lease=lease or timedelta(minutes=5))
             tasks.append(notifier.run(stop_event))
         ops_chat = parse_ops_chat(app.settings.ops_chat)
         if ops_chat is not None:
@@ -137,11 +139,11 @@ def watch(
         )
         raise typer.Exit(2)
     platform = get_settings().chosen_platform
-    deliverers: dict[str, Deliverer] = {}
+    backends: dict[str, Backend] = {}
     the_app = open_app()
     telegram = None
     if deliver and platform == "console":
-        deliverers = {"console": ConsoleDeliverer(), "cli": ConsoleDeliverer()}
+        backends = {"console": ConsoleBackend(the_app.bot), "cli": ConsoleBackend(the_app.bot)}
     elif deliver and platform in ("telegram", "slack"):
         # Send only (no polling, no Slack server: `chainsleuth run` may be answering commands with the same tokens).
         from bot.backends.telegram import TelegramBackend
@@ -154,7 +156,7 @@ def watch(
             raise
         if isinstance(backend, TelegramBackend):
             telegram = backend
-        deliverers = {platform: BackendDeliverer(backend)}
+        backends = {platform: backend}
     elif platform != "console":
         typer.echo(f"alerts for {platform} are queued in the store and posted by `chainsleuth run`")
     names = ", ".join(f"{c.name} ({c.confirmations} confirmations)" for c in chains)
@@ -173,7 +175,7 @@ def watch(
                 the_app,
                 chains,
                 stop,
-                deliverers=deliverers,
+                backends=backends,
                 poll_interval=poll,
                 start_block=from_block,
                 lease=timedelta(seconds=lease),

@@ -83,6 +83,7 @@ class FakeTelegram:
         self._update_ids = itertools.count(1000)
         self._message_ids = itertools.count(1)
         self._changed = asyncio.Condition()
+        self._stopping = False
         self._failures: dict[str, list[tuple[int, dict[str, Any]]]] = {}
         self._losses: dict[str, list[str]] = {}
         self._runner: web.AppRunner | None = None
@@ -100,6 +101,9 @@ class FakeTelegram:
         return self.base_url
 
     async def stop(self) -> None:
+        # A long poll the bot has given up on would hold the server's shutdown for its whole timeout: end it now.
+        self._stopping = True
+        await self._notify()
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -213,7 +217,7 @@ class FakeTelegram:
             wait = min(float(params.get("timeout") or 0), 1.0)
             async with self._changed:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._changed.wait_for(lambda: bool(self._updates)), wait)
+                    await asyncio.wait_for(self._changed.wait_for(lambda: bool(self._updates) or self._stopping), wait)
         return list(self._updates)
 
     def _result(self, method: str, call: Call) -> Any:

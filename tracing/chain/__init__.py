@@ -21,7 +21,14 @@ from tracing.chain.explorer import ExplorerClient, ExplorerRateLimit
 from tracing.chain.index import IndexedRange, TransferIndex, from_row
 from tracing.chain.indexer import BLOCKS_PER_REQUEST, CONCURRENCY, Indexer, IndexReport, fetch_range
 from tracing.chain.mappers import BlockTransfers, InternalSource
-from tracing.chain.prices import PriceApi, PriceBook, PriceImport, import_price_csv, price_api_from_settings
+from tracing.chain.prices import (
+    PriceApi,
+    PriceBook,
+    PriceImport,
+    PriceTable,
+    import_price_csv,
+    price_api_from_settings,
+)
 from tracing.chain.rpc import RpcSource
 from tracing.chain.tokens import TokenBook, TokenInfo
 from tracing.chain.transfer import Transfer, TransferKind, format_amount
@@ -45,6 +52,7 @@ __all__ = [
     "PriceApi",
     "PriceBook",
     "PriceImport",
+    "PriceTable",
     "RONIN_EXPLOITER",
     "RpcSource",
     "TokenBook",

@@ -33,6 +33,10 @@ from tracing.monitor.incidents import (
 from tracing.monitor.oncall import EscalationPolicy, OnCall, OnCallBook
 from tracing.monitor.ops import OpsMonitor, OpsPolicy, parse_ops_chat
 from tracing.monitor.outbox import (
+    EscalationNotice,
+    Notice,
+    NoticeError,
+    OpsNotice,
     Outbox,
     OutboxItem,
     OutboxKind,
@@ -69,6 +73,7 @@ __all__ = [
     "Direction",
     "Disposition",
     "Escalation",
+    "EscalationNotice",
     "EscalationPolicy",
     "Escalator",
     "Incident",
@@ -80,10 +85,13 @@ __all__ = [
     "LabelRisk",
     "ManualClock",
     "Match",
+    "Notice",
+    "NoticeError",
     "OnCall",
     "OnCallBook",
     "OpsCount",
     "OpsMonitor",
+    "OpsNotice",
     "OpsPolicy",
     "Outbox",
     "OutboxItem",

@@ -15,7 +15,7 @@ from tracing.monitor.actor import SYSTEM
 from tracing.monitor.clock import Clock, SystemClock, sleep_or_stop
 from tracing.monitor.incidents import IncidentState, add_audit, add_event
 from tracing.monitor.oncall import DEFAULT_POLICY, OnCall, oncall_at, policy_for
-from tracing.monitor.outbox import OutboxKind, enqueue
+from tracing.monitor.outbox import EscalationNotice, OutboxKind, enqueue
 
 log = logging.getLogger(__name__)
 
@@ -79,13 +79,12 @@ class Escalator:
                     kind=OutboxKind.NOTICE,
                     incident_id=row.id,
                     now=now,
-                    payload={
-                        "type": "escalation",
-                        "level": level,
-                        "oncall_key": oncall.user_key if oncall else "",
-                        "oncall_name": oncall.user_name if oncall else "",
-                        "open_minutes": int((now - row.opened_at).total_seconds() // 60),
-                    },
+                    notice=EscalationNotice(
+                        level=level,
+                        oncall_key=oncall.user_key if oncall else "",
+                        oncall_name=oncall.user_name if oncall else "",
+                        open_minutes=int((now - row.opened_at).total_seconds() // 60),
+                    ),
                 )
                 done.append(Escalation(row.id, level, oncall))
         return done

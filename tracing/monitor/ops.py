@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from storage import Database, KeyValueRow
 from tracing.monitor.clock import Clock, SystemClock, sleep_or_stop
-from tracing.monitor.outbox import OutboxKind, enqueue, outbox_stats
+from tracing.monitor.outbox import OpsNotice, OutboxKind, enqueue, outbox_stats
 from tracing.monitor.watcher import watch_status
 
 log = logging.getLogger(__name__)
@@ -80,7 +80,7 @@ class OpsMonitor:
                     chat=self.policy.chat,
                     kind=OutboxKind.NOTICE,
                     now=now,
-                    payload={"type": "ops", "text": text},
+                    notice=OpsNotice(text),
                 )
             if texts:
                 row.value = dict(current)

@@ -8,7 +8,11 @@ Every outcome is also counted per platform in the ops counters (`counters`), in 
 
 A message whose send may have reached the platform (a crash mid-send, or an answer lost to a time-out, a dropped
 connection or a 5xx) stays `sending` until its lease runs out, and is then claimed `interrupted`: the notifier
-finds the post again or flags the re-send (`bot.notifier`). `sending` in the stats counts those too.
+finds the post again or flags the re-send (`bot.delivery.notifier`). `sending` in the stats counts those too.
+
+A notice (a message of its own, not an alert's) is typed here: `OpsNotice`, `EscalationNotice`. It is stored as the
+row's JSON payload (`{"type": "ops", "text": …}`, `{"type": "escalation", "level": …, …}`) and read back, checked,
+by `notice_from_payload`.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ class OutboxKind(StrEnum):
     INCIDENT_EDIT = "incident_edit"
     """An incident changed state (acked, assigned, resolved): edit the messages showing its alerts."""
     NOTICE = "notice"
-    """A message of its own, described by the payload (escalations)."""
+    """A message of its own, described by its `Notice` (escalations, ops notices)."""
 
 
 class OutboxStatus(StrEnum):
@@ -48,6 +52,74 @@ class OutboxStatus(StrEnum):
 
 
 UNDELIVERED = (OutboxStatus.PENDING.value, OutboxStatus.SENDING.value)
+
+
+@dataclass(frozen=True, slots=True)
+class OpsNotice:
+    """A word to the ops chat: a problem found (head lag, source errors, failed deliveries) or recovered from."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class EscalationNotice:
+    """An incident (the outbox row's) nobody acknowledged in time, calling the on-call officer of `level`."""
+
+    level: int
+    oncall_key: str
+    oncall_name: str
+    open_minutes: int
+
+
+Notice = OpsNotice | EscalationNotice
+
+
+class NoticeError(ValueError):
+    """A stored notice that is not one we know, or lacks what it needs."""
+
+
+def notice_payload(notice: Notice) -> dict[str, object]:
+    """How a notice is stored: the row's JSON payload."""
+    if isinstance(notice, OpsNotice):
+        return {"type": "ops", "text": notice.text}
+    return {
+        "type": "escalation",
+        "level": notice.level,
+        "oncall_key": notice.oncall_key,
+        "oncall_name": notice.oncall_name,
+        "open_minutes": notice.open_minutes,
+    }
+
+
+def notice_from_payload(payload: Mapping[str, object]) -> Notice:
+    """The notice a row's payload holds; `NoticeError` when it holds none we know."""
+    kind = payload.get("type")
+    if kind == "ops":
+        return OpsNotice(_text(payload, "text"))
+    if kind == "escalation":
+        return EscalationNotice(
+            level=_number(payload, "level", 1),
+            oncall_key=_text(payload, "oncall_key"),
+            oncall_name=_text(payload, "oncall_name"),
+            open_minutes=_number(payload, "open_minutes", 0),
+        )
+    raise NoticeError(f"unknown notice {kind!r}")
+
+
+def _text(payload: Mapping[str, object], key: str) -> str:
+    value = payload.get(key, "")
+    if not isinstance(value, str):
+        raise NoticeError(f"notice {payload.get('type')!r}: {key} is not text: {value!r}")
+    return value
+
+
+def _number(payload: Mapping[str, object], key: str, default: int) -> int:
+    value = payload.get(key, default)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    raise NoticeError(f"notice {payload.get('type')!r}: {key} is not a whole number: {value!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +139,10 @@ class OutboxItem:
     """When the row last became ready to send (`next_attempt_at`). Claiming does not move it, so every send attempt
     since the row was last queued — an interrupted one included — happened after it: where to start looking for a
     post that may have got through."""
+
+    def notice(self) -> Notice:
+        """What a `NOTICE` row says; `NoticeError` when its payload is not a notice we know."""
+        return notice_from_payload(self.payload)
 
     @classmethod
     def from_row(cls, row: OutboxMessage) -> OutboxItem:
@@ -134,16 +210,17 @@ def enqueue(
     now: datetime,
     alert_id: int | None = None,
     incident_id: int | None = None,
-    payload: Mapping[str, object] | None = None,
+    notice: Notice | None = None,
 ) -> OutboxMessage:
-    """Add a message to the outbox inside the caller's transaction (so it exists exactly when the change does)."""
+    """Add a message to the outbox inside the caller's transaction (so it exists exactly when the change does).
+    A `NOTICE` row carries its `notice`."""
     row = OutboxMessage(
         platform=platform,
         chat=chat,
         kind=kind.value,
         alert_id=alert_id,
         incident_id=incident_id,
-        payload=dict(payload or {}),
+        payload=notice_payload(notice) if notice is not None else {},
         status=OutboxStatus.PENDING.value,
         next_attempt_at=now,
         created_at=now,

@@ -11,8 +11,9 @@ from tracing.chain.amounts import UsdSum
 from tracing.labels import Label
 from tracing.risk.report import Amount, Direction, Exposure, RiskReport, traced_report
 from tracing.trace.coverage import Coverage
-from tracing.trace.graph import Asset
-from tracing.trace.model import Trace, TraceDirection
+from tracing.trace.flows import Asset
+from tracing.trace.model import Trace
+from tracing.trace.params import TraceDirection
 from tracing.trace.taint import TaintModel
 from tracing.trace.usd import received_with_usd, token_meta, usd_moved
 

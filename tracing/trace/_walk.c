@@ -1,4 +1,4 @@
-/* The bounded trace walk of `tracing.trace.model._trace_graph`, compiled: the same walk over the transfer graph's
+/* The bounded trace walk of `tracing.trace.walk.trace_graph_python`, compiled: the same walk over the transfer graph's
  * adjacency arrays, by node and edge ids, with the same selection per address as `TransferGraph.select`.
  *
  * Optional: `tracing.trace.compiled` falls back to the pure-Python walk when this module is not built, and for graphs or

@@ -2,7 +2,7 @@
 the compact result it leaves: node and edge ids in arrays, materialised as `TraceNode`s and `TraceEdge`s only when
 a caller reads them.
 
-The walk is the one of `tracing.trace.model._trace_graph_python` (the reference, used when the extension is not built,
+The walk is the one of `tracing.trace.walk.trace_graph_python` (the reference, used when the extension is not built,
 when `CHAINSLEUTH_PURE_WALK` is set, for graphs with transfers appended since the last `compact`, and when the
 extension declines: values of 2**127 or more, tokens with more than 19 decimals). Both give the same trace;
 `tests/test_trace_walk.py` checks it on random graphs.
@@ -17,24 +17,13 @@ from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import Any
 
 from tracing.labels import Label
-from tracing.trace.coverage import Coverage
-from tracing.trace.graph import Asset, LabelCache, NodeMarks, TransferGraph
-from tracing.trace.model import (
-    Cut,
-    LabelLookup,
-    Stop,
-    Trace,
-    TraceDirection,
-    TraceEdge,
-    TraceNode,
-    TraceParams,
-    _gap_lines,
-    cut_lines,
-    edge_order,
-    graph_edge,
-    trace_coverage,
-    weight_of,
-)
+from tracing.trace.coverage import Coverage, cut_lines, gap_lines, trace_coverage
+from tracing.trace.flows import Asset
+from tracing.trace.graph import TransferGraph
+from tracing.trace.label_cache import LabelCache, NodeMarks
+from tracing.trace.model import Cut, Stop, Trace, TraceEdge, TraceNode, edge_order, graph_edge, weight_of
+from tracing.trace.params import TraceDirection, TraceParams
+from tracing.trace.sources import LabelLookup
 from tracing.trace.taint import TaintModel, carried_amounts, received_amounts
 
 try:
@@ -68,7 +57,7 @@ def compiled_trace(
     outgoing = params.direction is TraceDirection.OUT
     names = graph.addresses
     ids = graph.ids
-    stop_at = params.stop_at
+    stop_at = params.stops
     node_labels: dict[int, tuple[Label, ...]] = {}
     marks: NodeMarks | None = None
     if isinstance(labels, LabelCache):
@@ -203,7 +192,7 @@ class GraphParts:
             chain,
             params,
             lines,
-            _gap_lines(silent, at_budget, params, []),
+            gap_lines(silent, at_budget, params, []),
             {self.source_name},
             provenance,
             len(self.followed),
@@ -343,7 +332,8 @@ class GraphParts:
         near_of, far_of = (graph.src, graph.dst) if self.outgoing else (graph.dst, graph.src)
         high, token_of = graph.value_hi, graph.token
         followed, followed_hops = self.followed, self.followed_hops
-        if only is None:
+        if only is None or model is TaintModel.FIFO:
+            # FIFO: what an address passes on depends on every transfer it made before, wanted or not
             picked: Sequence[int] = range(len(followed))
         else:
             ids = graph.ids
@@ -360,7 +350,12 @@ class GraphParts:
             steps.append(
                 (near_of[edge], far_of[edge], token_of[edge], graph.value(edge) if high[edge] else low[edge], hop)
             )
-        if only is None:
+        if model is TaintModel.FIFO:  # in the result's edge order, as the eager trace reads them
+            order = sorted(
+                range(len(steps)), key=lambda i: edge_order(graph_edge(graph, followed[i], followed_hops[i]))
+            )
+            steps = [steps[i] for i in order]
+        if only is None or model is TaintModel.FIFO:
             hop_of = dict(zip(self.node_ids, self.hops, strict=True))
         else:
             for near, far, _token, _value, hop in steps:  # every picked step goes one hop further from the root

@@ -1,204 +1,36 @@
-"""In-memory indexes over the store for tracing at interactive speed: the transfer graph (compact adjacency
-arrays per chain, loaded lazily from the `transfer` table and refreshed as new rows arrive), the label snapshot,
-and the flow selection every transfer source shares (which transfers of an address a trace follows).
+"""The transfer graph: transfers of one chain as compact adjacency arrays (out- and in-edges of every address
+sorted by time), with the flow selection of `tracing.trace.flows` done on its arrays by node and edge ids.
 
 The graph holds, per edge, everything a trace result needs (no database round-trip on the hot path): endpoints,
 time, block, token, exact raw value, tx hash, kind/position and source. Arrays are stdlib `array`s (about 90 bytes
-per transfer); numpy, when installed, only speeds up building them.
+per transfer); numpy, when installed, only speeds up building them. `GraphCache` (`tracing.trace.cache`) loads it
+from the store and keeps it fresh.
 """
 
 from __future__ import annotations
 
-import logging
-import math
-import threading
 import time
-import weakref
 from array import array
 from bisect import bisect_left, bisect_right
-from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, NamedTuple
 
-from sqlalchemy import text
-from sqlmodel import select
-
-from storage import ANY_EVM, Database, LabelRow
 from tracing.chain.transfer import Transfer, TransferKind
-from tracing.labels import Category, Label, sort_labels
-
-log = logging.getLogger(__name__)
-
-Asset = str | None
-"""A token address, or None for the chain's native coin."""
-
-NATIVE_DECIMALS = 18
-
-# --- flow selection, shared by every transfer source ---------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class FlowQuery:
-    """What a trace asks of every address it expands (the per-address time window is in `FlowRequest`).
-
-    `direction` is `out` (transfers sent by the address) or `in` (received). `token`: None for every asset,
-    `"native"` for the native coin only, or a token address. `min_value` is in human units of each asset (raw units
-    when a token's decimals are unknown). `fanout` caps the counterparties followed per address, largest flows
-    first; `scan_limit` caps the transfers examined per address; an address with more than `hub_degree` transfers
-    in the direction is treated as a busy service and not expanded (the root always is).
-    """
-
-    direction: str = "out"
-    token: str | None = None
-    min_value: Decimal | None = None
-    fanout: int = 100
-    scan_limit: int = 50_000
-    hub_degree: int = 1_000
-
-
-@dataclass(frozen=True, slots=True)
-class FlowRequest:
-    address: str
-    since: int | None = None
-    until: int | None = None
-    root: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Flows:
-    """The transfers a trace follows from one address, and what it left out."""
-
-    address: str
-    transfers: tuple[Transfer, ...] = ()
-    degree: int = 0
-    """Every transfer of the address in the direction, at any time (0: the source knows nothing of it)."""
-    in_window: int = 0
-    scanned: int = 0
-    matched: int = 0
-    counterparties: int = 0
-    kept: int = 0
-    totals: Mapping[Asset, int] = field(default_factory=dict)
-    """Value per asset of the transfers in the window (before the value filter and the fan-out cap)."""
-    hub: bool = False
-    source: str = ""
-    error: str = ""
-    """Why the source could not answer (the trace records it as a gap)."""
-    incomplete: str = ""
-    """Why the source's history of the address is known to be incomplete (an explorer's row cap, a block with more
-    rows than one result window); empty when it is complete or the source cannot tell. The trace reports it."""
-
-    @property
-    def dropped(self) -> int:
-        return self.counterparties - self.kept
-
-    @property
-    def unscanned(self) -> int:
-        return self.in_window - self.scanned
-
-
-def raw_threshold(min_value: Decimal | None, decimals: int | None) -> int:
-    """The smallest raw value that passes `min_value` (human units) for an asset with those decimals."""
-    if min_value is None or min_value <= 0:
-        return 1
-    return max(1, math.ceil(min_value.scaleb(decimals or 0)))
-
-
-def _asset_matches(token_filter: str | None, asset: Asset) -> bool:
-    if token_filter is None:
-        return True
-    if token_filter == "native":
-        return asset is None
-    return asset == token_filter
-
-
-def scan_slice(window: list[Any], outgoing: bool, limit: int) -> list[Any]:
-    """The part of an address's window a trace examines: the earliest `limit` transfers going forward (the funds
-    left first), the latest going backward (the funds arrived last before they moved on)."""
-    if len(window) <= limit:
-        return window
-    return window[:limit] if outgoing else window[len(window) - limit :]
-
-
-def rank_counterparties(amounts: Mapping[str, Mapping[Any, int]]) -> list[str]:
-    """Counterparties, most important first: each is ranked within every asset it moved (largest amount first), and
-    ordered by its best rank, then address. Raw amounts of different assets are never added up."""
-    assets = {asset for by_asset in amounts.values() for asset in by_asset}
-    if len(assets) == 1:  # the common case: one asset, a plain sort
-        (only,) = assets
-        return sorted(amounts, key=lambda party: (-amounts[party][only], party))
-    best: dict[str, int] = {}
-    per_asset: dict[Any, list[tuple[int, str]]] = defaultdict(list)
-    for party, by_asset in amounts.items():
-        for asset, value in by_asset.items():
-            per_asset[asset].append((-value, party))
-    for entries in per_asset.values():
-        entries.sort()
-        for rank, (_, party) in enumerate(entries):
-            if rank < best.get(party, rank + 1):
-                best[party] = rank
-    return sorted(best, key=lambda party: (best[party], party))
-
-
-def select_flows(
-    address: str, candidates: Sequence[Transfer], request: FlowRequest, query: FlowQuery, degree: int, source: str
-) -> Flows:
-    """Pick the transfers to follow from `candidates` (the address's transfers in the direction, oldest first).
-
-    The reference implementation, used by the SQL and explorer sources; `TransferGraph.flows` does the same on its
-    arrays and must agree with it.
-    """
-    outgoing = query.direction == "out"
-    if degree > query.hub_degree and not request.root:
-        return Flows(address, degree=degree, hub=True, source=source)
-    window = [
-        t
-        for t in candidates
-        if (request.since is None or t.timestamp >= request.since)
-        and (request.until is None or t.timestamp <= request.until)
-    ]
-    scanned = scan_slice(window, outgoing, query.scan_limit)
-    totals: dict[Asset, int] = defaultdict(int)
-    amounts: dict[str, dict[Asset, int]] = defaultdict(lambda: defaultdict(int))
-    passing: dict[str, list[Transfer]] = defaultdict(list)
-    thresholds: dict[Asset, int] = {}
-    matched = 0
-    for t in scanned:
-        if t.value <= 0 or t.from_addr == t.to_addr or not _asset_matches(query.token, t.token):
-            continue
-        totals[t.token] += t.value
-        threshold = thresholds.get(t.token)
-        if threshold is None:
-            decimals = NATIVE_DECIMALS if t.token is None else t.decimals
-            threshold = thresholds[t.token] = raw_threshold(query.min_value, decimals)
-        if t.value < threshold:
-            continue
-        party = t.to_addr if outgoing else t.from_addr
-        amounts[party][t.token] += t.value
-        passing[party].append(t)
-        matched += 1
-    ranked = rank_counterparties(amounts)
-    kept = ranked[: query.fanout]
-    chosen = sorted(
-        (t for party in kept for t in passing[party]),
-        key=lambda t: (t.timestamp, t.block_number, t.tx_hash, t.position),
-    )
-    return Flows(
-        address,
-        transfers=tuple(chosen),
-        degree=degree,
-        in_window=len(window),
-        scanned=len(scanned),
-        matched=matched,
-        counterparties=len(ranked),
-        kept=len(kept),
-        totals=dict(totals),
-        source=source,
-    )
-
-
-# --- the transfer graph --------------------------------------------------------------------------------------
+from tracing.trace.flows import (
+    NATIVE_DECIMALS,
+    Asset,
+    FlowQuery,
+    FlowRequest,
+    Flows,
+    History,
+    HistoryRequest,
+    rank_counterparties,
+    raw_threshold,
+    scan_slice,
+    transfer_order,
+)
 
 
 class Selection(NamedTuple):
@@ -219,10 +51,6 @@ class Selection(NamedTuple):
 _MASK64 = (1 << 64) - 1
 _BIG = _MASK64
 """`value_hi` sentinel: the exact value (≥ 2**127) is in `TransferGraph.big_values`."""
-
-_COLUMNS = (
-    "id, block_number, timestamp, tx_hash, kind, position, token, from_addr, to_addr, value, decimals, symbol, source"
-)
 
 
 def _empty(typecode: str, n: int = 0) -> array[Any]:
@@ -393,7 +221,7 @@ class TransferGraph:
         graph.compact()
         return graph
 
-    def _push_row(self, row: Sequence[Any]) -> None:
+    def push_row(self, row: Sequence[Any]) -> None:
         (row_id, block, ts, tx_hash, kind, position, token, from_addr, to_addr, value, decimals, symbol, source) = row
         if (tx_hash, kind, position) in self.row_ids:
             return
@@ -671,6 +499,67 @@ class TransferGraph:
             source=source,
         )
 
+    def history(self, request: HistoryRequest, query: FlowQuery, source: str = "graph") -> History:
+        """`history_of` on the arrays: the same `History`, reading only the address's own edges."""
+        node = self.ids.get(request.address)
+        if node is None:
+            return History(request.address, source=source)
+        outgoing = query.direction == "out"
+        off, extra = (self.out_off, self.extra_out) if outgoing else (self.in_off, self.extra_in)
+        degree = (off[node + 1] - off[node] if node + 1 < len(off) else 0) + len(extra.get(node, ()))
+        if degree > query.hub_degree and not request.root:
+            return History(request.address, degree=degree, hub=True, source=source)
+        since, until = request.since, request.until
+        window = self._window(node, outgoing, since, until)
+        scanned = scan_slice(window, outgoing, query.scan_limit)
+        far = self.dst if outgoing else self.src
+        token_filter = query.token
+        wanted = -1 if token_filter in (None, "native") else self.token_ids.get(token_filter or "", -3)
+        sends = sorted(
+            (
+                self.transfer(e)
+                for e in scanned
+                if far[e] != node and self.value(e) and (token_filter is None or self.token[e] == wanted)
+            ),
+            key=transfer_order,
+        )
+        totals: dict[Asset, int] = {}
+        for t in sends:
+            totals[t.token] = totals.get(t.token, 0) + t.value
+        receives: list[Transfer] = []
+        opening: dict[int, int] = {}
+        if sends and not request.root:  # the root holds nothing but traced funds: no ledger
+            start = since if outgoing else until
+            lo = since if outgoing else sends[0].timestamp
+            hi = sends[-1].timestamp if outgoing else until
+            other = self.src if outgoing else self.dst
+            back = self._window(node, not outgoing, lo, hi)
+            receives = sorted(
+                (self.transfer(e) for e in back if other[e] != node and self.value(e)), key=transfer_order
+            )
+            if start is not None:
+                before = (None, start - 1) if outgoing else (start + 1, None)
+                for edge in self._window(node, not outgoing, *before):
+                    if other[edge] != node:
+                        tid = self.token[edge]
+                        opening[tid] = opening.get(tid, 0) + self.value(edge)
+                for edge in self._window(node, outgoing, *before):
+                    if far[edge] != node:
+                        tid = self.token[edge]
+                        opening[tid] = opening.get(tid, 0) - self.value(edge)
+        tokens = self.tokens
+        return History(
+            request.address,
+            sends=tuple(sends),
+            receives=tuple(receives),
+            opening={(None if tid < 0 else tokens[tid]): value for tid, value in opening.items() if value > 0},
+            degree=degree,
+            in_window=len(window),
+            scanned=len(scanned),
+            totals=totals,
+            source=source,
+        )
+
     def stats(self) -> GraphStats:
         n = len(self.src)
         return GraphStats(
@@ -735,273 +624,3 @@ def _csr_numpy(keys: array[Any], stamps: array[Any], n_nodes: int) -> tuple[arra
     offsets: Any = np.zeros(n_nodes + 1, dtype=np.int64)
     np.cumsum(np.bincount(k, minlength=n_nodes), out=offsets[1:])
     return _as_array("q", offsets), _as_array("i", order), _as_array("q", t[order])
-
-
-# --- loading from the store, refreshing, and the label snapshot ------------------------------------------------
-
-
-class GraphCache:
-    """One `TransferGraph` per chain, loaded from the store on first use and kept fresh.
-
-    Freshness is checked at most every `check_interval` seconds, cheaply: new rows (id above the last loaded) are
-    appended; if the last loaded row is gone or changed (a reorg deleted and replaced rows), the graph is reloaded.
-    Stores larger than `sync_limit` rows load in a background thread; until then `get` returns None and callers use
-    the SQL path.
-    """
-
-    def __init__(
-        self, db: Database, *, check_interval: float = 1.0, sync_limit: int = 250_000, compact_ratio: float = 0.2
-    ) -> None:
-        self.db = db
-        self.check_interval = check_interval
-        self.sync_limit = sync_limit
-        self.compact_ratio = compact_ratio
-        self._graphs: dict[str, TransferGraph] = {}
-        self._checked: dict[str, float] = {}
-        self._loading: dict[str, threading.Thread] = {}
-        self._lock = threading.Lock()
-
-    def get(self, chain: str) -> TransferGraph | None:
-        graph = self._graphs.get(chain)
-        if graph is None:
-            if chain in self._loading:
-                return None
-            if self._max_row_id() > self.sync_limit:
-                self._load_in_background(chain)
-                return None
-            graph = self.load(chain)
-        else:
-            self.refresh(chain)
-            graph = self._graphs.get(chain)
-        return graph
-
-    def load(self, chain: str) -> TransferGraph:
-        """Load the chain's graph now (replacing any loaded one)."""
-        started = time.monotonic()
-        graph = TransferGraph(chain)
-        for row in self._rows(chain, after=0):
-            graph._push_row(row)
-        graph.compact()
-        with self._lock:
-            self._graphs[chain] = graph
-            self._checked[chain] = time.monotonic()
-        log.info("loaded %s transfer graph: %d transfers in %.2fs", chain, len(graph), time.monotonic() - started)
-        return graph
-
-    def put(self, graph: TransferGraph, *, last_row_id: int = 0) -> None:
-        """Use a graph built elsewhere (a benchmark's synthetic one) as the chain's loaded graph."""
-        graph.last_row_id = max(graph.last_row_id, last_row_id)
-        with self._lock:
-            self._graphs[graph.chain] = graph
-            self._checked[graph.chain] = time.monotonic()
-
-    def invalidate(self, chain: str | None = None) -> None:
-        """Forget loaded graphs (all, or one chain's); the next `get` reloads."""
-        with self._lock:
-            for name in [chain] if chain else list(self._graphs):
-                self._graphs.pop(name, None)
-                self._checked.pop(name, None)
-
-    def refresh(self, chain: str, *, force: bool = False) -> int:
-        """Bring the chain's loaded graph up to date; returns the number of transfers appended (-1: reloaded)."""
-        graph = self._graphs.get(chain)
-        if graph is None:
-            return 0
-        now = time.monotonic()
-        if not force and now - self._checked.get(chain, 0.0) < self.check_interval:
-            return 0
-        self._checked[chain] = now
-        if graph.last_row_id and self._row_key(graph.last_row_id) != (chain, *(graph.last_row_key or ("", ""))):
-            self.load(chain)
-            return -1
-        before = len(graph)
-        with self._lock:
-            for row in self._rows(chain, after=graph.last_row_id):
-                (
-                    row_id,
-                    block,
-                    ts,
-                    tx_hash,
-                    kind,
-                    position,
-                    token,
-                    from_addr,
-                    to_addr,
-                    value,
-                    decimals,
-                    symbol,
-                    source,
-                ) = row
-                if (tx_hash, kind, position) not in graph.row_ids:
-                    graph.append(
-                        [
-                            Transfer(
-                                chain,
-                                int(block),
-                                "",
-                                int(ts),
-                                tx_hash,
-                                TransferKind(kind),
-                                position,
-                                from_addr,
-                                to_addr,
-                                int(value),
-                                token,
-                                decimals,
-                                symbol,
-                                source,
-                            )
-                        ]
-                    )
-                graph.last_row_id = max(graph.last_row_id, int(row_id))
-                if graph.last_row_id == int(row_id):
-                    graph.last_row_key = (tx_hash, position)
-            if graph.pending > max(1000, self.compact_ratio * graph.indexed_edges):
-                graph.compact()
-        return len(graph) - before
-
-    def _load_in_background(self, chain: str) -> None:
-        def run() -> None:
-            try:
-                self.load(chain)
-            except Exception:
-                log.exception("loading the %s transfer graph failed; tracing stays on the SQL path", chain)
-            finally:
-                self._loading.pop(chain, None)
-
-        thread = threading.Thread(target=run, name=f"graph-load-{chain}", daemon=True)
-        self._loading[chain] = thread
-        thread.start()
-
-    def wait(self, chain: str, timeout: float | None = None) -> TransferGraph | None:
-        """Wait for a background load (tests, benchmarks) and return the graph."""
-        thread = self._loading.get(chain)
-        if thread is not None:
-            thread.join(timeout)
-        return self._graphs.get(chain)
-
-    def _max_row_id(self) -> int:
-        with self.db.engine.connect() as conn:
-            return int(conn.execute(text("SELECT max(id) FROM transfer")).scalar() or 0)
-
-    def _row_key(self, row_id: int) -> tuple[str, str, str] | None:
-        with self.db.engine.connect() as conn:
-            row = conn.execute(
-                text("SELECT chain, tx_hash, position FROM transfer WHERE id = :id"), {"id": row_id}
-            ).first()
-        return (row[0], row[1], row[2]) if row else None
-
-    def _rows(self, chain: str, after: int) -> Iterator[Sequence[Any]]:
-        query = text(f"SELECT {_COLUMNS} FROM transfer WHERE chain = :chain AND id > :after ORDER BY id")  # noqa: S608
-        with self.db.engine.connect() as conn:
-            result = conn.execution_options(stream_results=True, yield_per=20_000).execute(
-                query, {"chain": chain, "after": after}
-            )
-            yield from result
-
-
-LABEL_FINGERPRINT = text(
-    "SELECT count(*), max(id), max(created_at), (SELECT value FROM kv WHERE key = 'labels:revision') FROM label"
-)
-"""What changes whenever the label table does: rows added or removed, and `LabelBook`'s revision for updates in place
-(a delisting, a changed name or confidence)."""
-
-
-class LabelCache:
-    """Every label in memory, for label look-ups while tracing (thousands per trace). Same interface as
-    `LabelBook.for_addresses`; reloaded when the label table changes (checked at most every `check_interval`)."""
-
-    def __init__(self, db: Database, *, check_interval: float = 1.0) -> None:
-        self.db = db
-        self.check_interval = check_interval
-        self._labels: dict[str, list[Label]] = {}
-        self._fingerprint: tuple[Any, ...] | None = None
-        self._checked = 0.0
-        self._marks: weakref.WeakKeyDictionary[TransferGraph, dict[tuple[str, frozenset[Category]], NodeMarks]]
-        self._marks = weakref.WeakKeyDictionary()
-
-    def _fresh(self) -> None:
-        now = time.monotonic()
-        if self._fingerprint is not None and now - self._checked < self.check_interval:
-            return
-        self._checked = now
-        with self.db.engine.connect() as conn:
-            fingerprint = tuple(conn.execute(LABEL_FINGERPRINT).one())
-        if fingerprint == self._fingerprint:
-            return
-        found: dict[str, list[Label]] = defaultdict(list)
-        with self.db.session() as session:
-            for row in session.scalars(select(LabelRow)):
-                found[row.address].append(Label.from_row(row))
-        self._labels = {address: sort_labels(labels) for address, labels in found.items()}
-        self._fingerprint = fingerprint
-
-    def fingerprint(self) -> tuple[Any, ...] | None:
-        """The label table's fingerprint as of the (fresh) snapshot: equal fingerprints, equal labels and sets."""
-        self._fresh()
-        return self._fingerprint
-
-    def for_addresses(self, addresses: Sequence[str], chain: str | None = None) -> dict[str, list[Label]]:
-        self._fresh()
-        return self._lookup(addresses, chain)
-
-    def node_marks(self, graph: TransferGraph, chain: str, stop_at: frozenset[Category]) -> NodeMarks:
-        """The current snapshot's labels as a byte per node of `graph` (see `NodeMarks`), built once per graph,
-        snapshot, chain and stop set: the compiled walk reads it instead of calling back for every hop's labels."""
-        self._fresh()
-        labels = self._labels
-        n_nodes = len(graph.addresses)
-        per_graph = self._marks.get(graph)
-        if per_graph is None:
-            per_graph = self._marks[graph] = {}
-        cached = per_graph.get((chain, stop_at))
-        if cached is not None and cached.snapshot is labels and cached.n_nodes == n_nodes:
-            return cached
-        marks = bytearray(n_nodes)
-        ids = graph.ids
-        for address, mine in labels.items():
-            node = ids.get(address)
-            if node is None:
-                continue
-            wanted = [lb for lb in mine if lb.chain in (chain, ANY_EVM)]
-            if wanted:
-                marks[node] = 2 if any(lb.active and lb.category in stop_at for lb in wanted) else 1
-        if any(m.snapshot is not labels or m.n_nodes != n_nodes for m in per_graph.values()):
-            per_graph.clear()  # an older snapshot or a smaller graph
-        found = per_graph[(chain, stop_at)] = NodeMarks(bytes(marks), labels, chain, n_nodes)
-        return found
-
-    def _lookup(self, addresses: Iterable[str], chain: str | None) -> dict[str, list[Label]]:
-        return lookup_labels(self._labels, addresses, chain)
-
-    def for_address(self, address: str, chain: str | None = None) -> list[Label]:
-        return self.for_addresses([address], chain).get(address, [])
-
-
-class NodeMarks(NamedTuple):
-    """One label snapshot over one graph's nodes, for one chain and stop set: `marks[node]` is 0 for no label, 1
-    for a labelled node, 2 for a labelled service where a trace stops (an active label in the stop set)."""
-
-    marks: bytes
-    snapshot: Mapping[str, list[Label]]
-    chain: str
-    n_nodes: int
-
-    def labels_of(self, address: str) -> list[Label]:
-        """The address's labels in the snapshot (`LabelCache.for_address` as of the snapshot)."""
-        return lookup_labels(self.snapshot, (address,), self.chain).get(address, [])
-
-
-def lookup_labels(
-    labels: Mapping[str, list[Label]], addresses: Iterable[str], chain: str | None
-) -> dict[str, list[Label]]:
-    """`LabelCache.for_addresses` over the snapshot `labels`."""
-    found: dict[str, list[Label]] = {}
-    for address in addresses:
-        mine = labels.get(address)
-        if mine:
-            if chain is not None:
-                mine = [lb for lb in mine if lb.chain in (chain, ANY_EVM)]
-            if mine:
-                found[address] = mine
-    return found

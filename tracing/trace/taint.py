@@ -2,6 +2,8 @@
 
 - `poison` (reachability): every address the funds reach is fully tainted, and every transfer it makes onward
   carries its whole value. Simple and conservative; it overstates amounts past the first hop.
+- `fifo` (first in, first out, Clayton's case): an address's onward transfers, in time order, carry what it
+  received tainted until that is spent (per asset; an asset it did not receive is counted as under haircut).
 - `haircut` (value-proportional): an address passes taint on in proportion to value. Its taint fraction is the
   tainted amount it received divided by what it moved on in the trace window (capped at 1); each onward transfer
   carries that fraction of its value. Per asset: the fraction is the largest ratio over the assets it both received
@@ -20,12 +22,13 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, NamedTuple
 
-Asset = str | None
+from tracing.trace.flows import Asset
 
 
 class TaintModel(StrEnum):
     POISON = "poison"
     HAIRCUT = "haircut"
+    FIFO = "fifo"
 
     @classmethod
     def parse(cls, text: str) -> TaintModel:
@@ -34,7 +37,7 @@ class TaintModel(StrEnum):
         try:
             return cls(text.strip().lower())
         except ValueError:
-            raise InvalidArgument(f"“{text[:20]}” is not a taint model; use poison or haircut.") from None
+            raise InvalidArgument(f"“{text[:20]}” is not a taint model; use haircut, poison or fifo.") from None
 
 
 class TaintStep(NamedTuple):
@@ -116,7 +119,8 @@ def _propagate(
     totals: Mapping[Any, Mapping[Any, int]],
     steps: Sequence[tuple[Any, Any, Any, int, int]],
 ) -> tuple[list[int], dict[Any, dict[Any, int]], dict[Any, tuple[int, int]]]:
-    poison = model is TaintModel.POISON
+    poison, fifo = model is TaintModel.POISON, model is TaintModel.FIFO
+    left: dict[Any, dict[Any, int]] = {}
     fraction: dict[Any, tuple[int, int]] = {root: (1, 1)}
     received: dict[Any, dict[Any, int]] = {}
     carried = [0] * len(steps)
@@ -131,7 +135,12 @@ def _propagate(
             share = fraction.get(near)
             if share is None or not share[0]:
                 continue
-            amount = value if poison else value * share[0] // share[1]
+            held = left.get(near, {}).get(asset) if fifo and near != root else None
+            if held is not None:  # first in, first out: the earliest transfers take what it received first
+                amount = min(value, held)
+                left[near][asset] = held - amount
+            else:
+                amount = value if poison else value * share[0] // share[1]
             carried[index] = amount
             mine = received.get(far)
             if mine is None:
@@ -141,6 +150,8 @@ def _propagate(
             reached.add(far)
         for address in reached:
             fraction[address] = _fraction(poison, received[address], totals.get(address, {}))
+            if fifo:
+                left[address] = dict(received[address])
     return carried, received, fraction
 
 

@@ -11,7 +11,7 @@ from decimal import Decimal
 
 from tracing.chain.amounts import UsdSum
 from tracing.chain.prices import STABLE_KEYS, day_of, price_key
-from tracing.trace.graph import Asset
+from tracing.trace.flows import Asset
 from tracing.trace.model import Trace, TraceEdge
 from tracing.trace.taint import TaintModel
 

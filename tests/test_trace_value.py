@@ -1,0 +1,193 @@
+"""Value-aware traces (issue #12): the walk follows the traced amount in time order under haircut, poison and FIFO,
+leaves dust out but says how much, follows money that moves on in small amounts, goes through swaps, stops at
+services but not at sanctioned wallets, and gives the same trace over the in-memory graph as over SQL."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import replace
+from decimal import Decimal
+
+import pytest
+
+from storage.db import Database
+from tests.test_trace import USDT, addr, both, hops_of, label, tx
+from tracing.chain.index import TransferIndex
+from tracing.errors import InvalidArgument
+from tracing.labels import Category, LabelBook
+from tracing.trace.compare import compare_models
+from tracing.trace.params import TraceDirection, TraceParams
+from tracing.trace.sources import IndexSource
+from tracing.trace.taint import TaintModel
+from tracing.trace.value import Ledger
+from tracing.trace.walk import trace_funds
+
+
+def usd(frm: int, to: int, dollars: float, ts: int) -> object:
+    return tx(frm, to, dollars, ts, token=USDT, decimals=6)  # USDT: priced at its peg
+
+
+# --- the ledger --------------------------------------------------------------------------------------------------
+
+
+def test_haircut_carries_the_traced_share_of_the_balance() -> None:
+    ledger = Ledger(TaintModel.HAIRCUT, {None: 30})  # its own 30 before the traced funds arrived
+    ledger.receive(None, 10, 10)
+    assert ledger.send(None, 20) == 5  # a quarter of what it holds is traced
+    assert ledger.send(None, 20) == 5
+    assert ledger.send(None, 1) == 0  # nothing left
+
+
+def test_fifo_spends_the_oldest_value_first() -> None:
+    ledger = Ledger(TaintModel.FIFO, {None: 30})
+    ledger.receive(None, 10, 10)
+    assert ledger.send(None, 30) == 0  # its own funds leave first (Clayton's case)
+    assert ledger.send(None, 5) == 5
+    assert ledger.send(None, 5) == 5
+
+
+def test_poison_taints_everything_after_the_arrival() -> None:
+    ledger = Ledger(TaintModel.POISON, {None: 1000})
+    assert ledger.send(None, 10) == 0  # nothing traced yet
+    ledger.receive(None, 1, 1)
+    assert ledger.send(None, 500) == 500
+
+
+def test_a_transfer_beyond_the_known_balance_keeps_the_last_traced_share() -> None:
+    ledger = Ledger(TaintModel.HAIRCUT, {None: 50})
+    ledger.receive(None, 50, 50)
+    assert ledger.send(None, 100) == 50
+    assert ledger.send(None, 10) == 5  # history the source lacks: unknown funds are not made clean
+    ledger.receive(None, 1, 0)  # address-poisoning dust since
+    assert ledger.send(None, 10) == 4  # its own unit, then the rest at the last share: not made clean
+
+
+# --- traces ------------------------------------------------------------------------------------------------------
+
+
+async def test_dust_from_an_address_that_received_millions_is_summed_not_followed(db: Database) -> None:
+    TransferIndex(db).add(
+        [
+            usd(9, 2, 500, 50),  # A's own money, before
+            usd(2, 8, 400, 60),  # A's own history: never followed
+            usd(1, 2, 1_000_000, 100),
+            usd(2, 3, 5, 110),  # a few dollars on
+            usd(2, 4, 7, 120),
+            usd(2, 5, 900_000, 130),
+        ]
+    )
+    result, _ = await both(db, 1, TraceParams(hops=2))
+    assert set(hops_of(result)) == {addr(1), addr(2), addr(5)}
+    assert result.value_aware
+    (line,) = [c for c in result.coverage.cuts if "not followed" in c]
+    assert line.startswith("2 transfers carrying traced funds under $100") and "$12.00 in all" in line
+    assert "$100" in result.coverage.follow_rule and "haircut" in result.coverage.follow_rule
+    graph_walk, _ = await both(db, 1, TraceParams(hops=2, follow_value=False))
+    assert {addr(3), addr(4), addr(8)} - set(hops_of(graph_walk)) == {addr(8)}  # the graph walk took the dust
+
+
+async def test_money_that_moves_on_in_small_amounts_is_followed(db: Database) -> None:
+    TransferIndex(db).add([usd(1, 2, 900, 100)] + [usd(2, 100 + i, 30, 200 + i) for i in range(30)])
+    result, _ = await both(db, 1, TraceParams(hops=2))
+    assert {addr(100 + i) for i in range(30)} <= set(hops_of(result))
+
+
+async def test_an_address_own_spending_with_a_trace_of_the_funds_is_not_followed(db: Database) -> None:
+    TransferIndex(db).add([usd(9, 2, 10_000, 50), usd(1, 2, 40, 100), usd(2, 3, 60, 110), usd(2, 4, 50, 120)])
+    result, _ = await both(db, 1, TraceParams(hops=2))
+    assert set(hops_of(result)) == {addr(1), addr(2)}  # under 1% of each payment was traced
+
+
+async def test_a_sanctioned_wallet_is_not_a_stop_a_service_is_and_through_goes_past(db: Database) -> None:
+    TransferIndex(db).add([usd(1, 2, 5_000, 100), usd(2, 3, 5_000, 110), usd(3, 4, 5_000, 120), usd(4, 5, 5_000, 130)])
+    book = LabelBook(db)
+    book.add(label(2, Category.SANCTIONS, "Lazarus Group"))
+    book.add(label(3, Category.MIXER, "Tornado.Cash: Router"))
+    result, _ = await both(db, 1, TraceParams(hops=4))
+    assert hops_of(result) == {addr(1): 0, addr(2): 1, addr(3): 2}  # past the sanctioned wallet, stopped at the mixer
+    assert [n.address for n in result.terminals] == [addr(3)]
+    through, _ = await both(db, 1, TraceParams(hops=4, through=frozenset({Category.MIXER})))
+    assert hops_of(through)[addr(5)] == 4
+    assert [n.address for n in through.through] == [addr(3)]
+    assert any("identity lost" in gap and addr(3) in gap for gap in through.coverage.gaps)
+
+
+async def test_a_swap_in_one_transaction_is_one_movement_of_the_same_funds(db: Database) -> None:
+    sent = usd(2, 7, 2_000, 200)  # into the router
+    back = replace(tx(7, 2, 1, 200), tx_hash=sent.tx_hash)  # 1 ETH back in the same transaction
+    TransferIndex(db).add([usd(1, 2, 2_000, 100), sent, back, tx(2, 3, 1, 300)])
+    floors = (("native", Decimal("0.1")),)  # no ETH price here: a floor in units
+    result, _ = await both(db, 1, TraceParams(hops=3, dust_units=floors))
+    assert hops_of(result) == {addr(1): 0, addr(2): 1, addr(3): 2}  # not into the router: on in ETH
+    (onward,) = [e for e in result.edges if e.from_addr == addr(2)]
+    assert result.carried(onward) == 10**18
+
+
+async def test_models_compared_on_one_trace(db: Database) -> None:
+    TransferIndex(db).add([usd(9, 2, 1_000, 50), usd(1, 2, 1_000, 100), usd(2, 3, 1_000, 200), usd(2, 4, 1_000, 300)])
+    comparison = await compare_models(IndexSource(TransferIndex(db)), LabelBook(db), addr(1), "eth", TraceParams())
+    assert (
+        comparison.reached[TaintModel.HAIRCUT] == comparison.reached[TaintModel.POISON] == {addr(2), addr(3), addr(4)}
+    )
+    assert comparison.reached[TaintModel.FIFO] == {addr(2), addr(4)}  # its own 1,000 left first, to 3
+    (differ,) = comparison.disagreements
+    assert differ.address == addr(3) and differ.reached_by == (TaintModel.HAIRCUT, TaintModel.POISON)
+    assert differ.received[TaintModel.HAIRCUT] == {USDT: 500 * 10**6}
+    assert differ.received[TaintModel.POISON] == {USDT: 1_000 * 10**6}
+    assert comparison.agreed == {addr(2), addr(4)}
+
+
+@pytest.mark.parametrize("model", list(TaintModel))
+async def test_graph_and_sql_value_walks_agree_on_random_traffic(db: Database, model: TaintModel) -> None:
+    rng = random.Random(11)
+    rows = []
+    for _ in range(1200):
+        a, b = rng.randrange(80), rng.randrange(80)
+        if rng.random() < 0.6:
+            rows.append(usd(a, b, round(rng.lognormvariate(4, 2), 2), rng.randrange(1, 5000)))
+        else:
+            rows.append(tx(a, b, round(rng.uniform(0.001, 5), 4), rng.randrange(1, 5000)))
+    TransferIndex(db).add(rows)
+    LabelBook(db).add(label(17, Category.EXCHANGE, "Exchange 17"))
+    for root in (1, 2, 5):
+        for direction in TraceDirection:
+            params = TraceParams(direction, hops=3, model=model, hub_degree=60, dust_units=(("native", Decimal(1)),))
+            fast, slow = await both(db, root, params)
+            assert fast.value_aware and slow.value_aware
+            assert fast.taint.received == slow.taint.received
+            assert fast.coverage.cuts == slow.coverage.cuts
+
+
+async def test_a_source_without_histories_is_walked_by_the_graph_and_says_so(db: Database) -> None:
+    TransferIndex(db).add([usd(1, 2, 5, 100)])
+    index = IndexSource(TransferIndex(db))
+
+    class FlowsOnly:  # a source that can only answer `flows`
+        name = "flows only"
+        flows = index.flows
+
+    result = await trace_funds(FlowsOnly(), LabelBook(db), addr(1), "eth", TraceParams(hops=1))
+    assert not result.value_aware and set(hops_of(result)) == {addr(1), addr(2)}
+    assert any("followed the graph, not the traced value" in gap for gap in result.coverage.gaps)
+
+
+def test_value_parameters_are_validated() -> None:
+    with pytest.raises(InvalidArgument, match="negative"):
+        TraceParams(dust_usd=Decimal(-1))
+    with pytest.raises(InvalidArgument, match="between 0 and 1"):
+        TraceParams(follow_share=Decimal("1.5"))
+    assert TraceParams(follow_time=False).value_aware is False  # value needs time order
+    assert Category.SANCTIONS not in TraceParams().stops
+
+
+async def test_a_case_with_several_sources_is_traced_as_one(db: Database) -> None:
+    # 2 collects from both sources; what it sends on is theirs whichever source's trace it is
+    TransferIndex(db).add([usd(1, 3, 90, 100), usd(2, 3, 910, 110), usd(3, 4, 150, 200)])
+    alone, _ = await both(db, 1, TraceParams(hops=2))
+    assert addr(4) not in hops_of(alone)  # 9% of $150 is $13.50: dust for source 1 alone
+    index = IndexSource(TransferIndex(db))
+    together = await trace_funds(index, LabelBook(db), addr(1), "eth", TraceParams(hops=2), with_roots=[addr(2)])
+    assert hops_of(together) == {addr(1): 0, addr(2): 0, addr(3): 1, addr(4): 2}
+    assert together.root_node.address == addr(1)
+    with pytest.raises(ValueError, match="several roots"):
+        await trace_funds(index, LabelBook(db), addr(1), "eth", TraceParams(follow_value=False), with_roots=[addr(2)])

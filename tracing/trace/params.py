@@ -1,0 +1,109 @@
+"""What a trace asks: its direction, hop budget, taint model, filters and limits (`TraceParams`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import StrEnum
+
+from tracing.errors import InvalidArgument
+from tracing.labels import Category
+from tracing.trace.flows import FlowQuery
+from tracing.trace.taint import TaintModel
+
+DEFAULT_HOPS = 3
+MAX_HOPS = 10
+
+
+class TraceDirection(StrEnum):
+    OUT = "out"
+    IN = "in"
+
+    @classmethod
+    def parse(cls, text: str) -> TraceDirection:
+        value = text.strip().lower()
+        aliases = {"out": cls.OUT, "forward": cls.OUT, "in": cls.IN, "backward": cls.IN, "back": cls.IN}
+        if value not in aliases:
+            raise InvalidArgument(f"“{text[:20]}” is not a direction; use out or in.")
+        return aliases[value]
+
+
+STOPS = frozenset({Category.EXCHANGE, Category.MIXER, Category.BRIDGE})
+"""Where a trace stops by default: services, where funds lose their identity. Never a sanctioned or hacker wallet
+that is not a service: funds keep their identity there (an address labelled both, an exchange under sanctions,
+stops as the exchange)."""
+
+DEFAULT_DUST_USD = Decimal(100)
+"""The dust floor of a value-aware trace, in USD."""
+
+DEFAULT_FOLLOW_SHARE = Decimal("0.5")
+"""A transfer under the dust floor is still followed when it, or all the transfers under the floor of its address
+together, carry this share of the traced funds the address received (laundering that moves in many small amounts)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TraceParams:
+    """How to trace. `fanout`: counterparties followed per address (largest flows first); `max_nodes`: addresses
+    in the whole trace (about: a batch of addresses being expanded may overshoot a little); `hub_degree`: an
+    address with more transfers than this in the direction is a busy service and is not expanded; `stop_at`: label
+    categories where the trace stops (services: funds entering them lose their identity); `through`: those of them
+    the trace goes on past where the analyst asks (identity lost there: the result says so).
+
+    `follow_value` (the default): the walk propagates the traced amount along transfers in time order under
+    `model` and follows a transfer only when the traced value it carries is at least `dust_usd` (in USD on the
+    transfer's day; where the asset has no USD price, the floor in units of `dust_units`, keyed by `native` or the
+    token address; with neither, no floor) or when it, or all its address's transfers under the floor together,
+    carry at least `follow_share` of the traced funds the address received
+    (`tracing.trace.value`). Off, or without `follow_time`, the walk follows the graph: every transfer after the
+    arrival, largest counterparties first."""
+
+    direction: TraceDirection = TraceDirection.OUT
+    hops: int = DEFAULT_HOPS
+    model: TaintModel = TaintModel.HAIRCUT
+    min_value: Decimal | None = None
+    token: str | None = None
+    since: int | None = None
+    until: int | None = None
+    follow_time: bool = True
+    fanout: int = 100
+    max_nodes: int = 2_000
+    scan_limit: int = 50_000
+    hub_degree: int = 1_000
+    stop_at: frozenset[Category] = STOPS
+    through: frozenset[Category] = frozenset()
+    follow_value: bool = True
+    dust_usd: Decimal | None = DEFAULT_DUST_USD
+    dust_units: tuple[tuple[str, Decimal], ...] = ()
+    follow_share: Decimal = DEFAULT_FOLLOW_SHARE
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.hops <= MAX_HOPS:
+            raise InvalidArgument(f"Hops must be between 1 and {MAX_HOPS}; got {self.hops}.")
+        if self.fanout < 1 or self.max_nodes < 1 or self.scan_limit < 1:
+            raise InvalidArgument("Fan-out, node budget and scan limit must be at least 1.")
+        if self.since is not None and self.until is not None and self.since > self.until:
+            raise InvalidArgument("--since is after --until.")
+        if self.dust_usd is not None and self.dust_usd < 0:
+            raise InvalidArgument("The dust floor cannot be negative.")
+        if not 0 <= self.follow_share <= 1:
+            raise InvalidArgument("The share of the traced funds to follow must be between 0 and 1.")
+
+    @property
+    def stops(self) -> frozenset[Category]:
+        """The categories where this trace stops: `stop_at` but those it goes `through`."""
+        return self.stop_at - self.through
+
+    @property
+    def value_aware(self) -> bool:
+        """Whether the walk follows value (`follow_value` with `follow_time`), not the graph."""
+        return self.follow_value and self.follow_time
+
+    def query(self) -> FlowQuery:
+        return FlowQuery(
+            direction=self.direction.value,
+            token=self.token,
+            min_value=self.min_value,
+            fanout=self.fanout,
+            scan_limit=self.scan_limit,
+            hub_degree=self.hub_degree,
+        )

@@ -1,0 +1,216 @@
+"""Where a trace's transfers come from: the in-memory graph (`GraphSource`), the index through SQL
+(`IndexSource`), a block explorer (`ExplorerSource`), one over the other (`LayeredSource`); and where its labels
+come from (`LabelLookup`)."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from typing import Any, Protocol, runtime_checkable
+
+from sqlalchemy import func
+from sqlmodel import col, select
+
+from storage import TransferRow
+from tracing.chain.index import TransferIndex, from_row
+from tracing.chain.transfer import Transfer
+from tracing.errors import SourceError
+from tracing.labels import Label
+from tracing.trace.flows import FlowQuery, FlowRequest, Flows, History, HistoryRequest, history_of, select_flows
+from tracing.trace.graph import TransferGraph
+
+
+class TransferSource(Protocol):
+    """Anything that can say, for a batch of addresses, which of their transfers a trace follows."""
+
+    name: str
+
+    async def flows(self, chain: str, query: FlowQuery, requests: Sequence[FlowRequest]) -> list[Flows]: ...
+
+
+@runtime_checkable
+class HistorySource(Protocol):
+    """A source that can also give an address's history both ways (`History`): what the value-aware walk reads.
+    Every source here can; one that cannot is walked by the graph (the trace says so)."""
+
+    name: str
+
+    async def histories(self, chain: str, query: FlowQuery, requests: Sequence[HistoryRequest]) -> list[History]: ...
+
+
+class LabelLookup(Protocol):
+    """`LabelBook` (SQL) and `graph.LabelCache` (in memory) both fit."""
+
+    def for_addresses(self, addresses: Sequence[str], chain: str | None = None) -> Mapping[str, Sequence[Label]]: ...
+
+
+class GraphSource:
+    """The in-memory transfer graph (the fast path)."""
+
+    name = "local index"
+
+    def __init__(self, graph: TransferGraph) -> None:
+        self.graph = graph
+
+    async def flows(self, chain: str, query: FlowQuery, requests: Sequence[FlowRequest]) -> list[Flows]:
+        if chain != self.graph.chain:
+            return [Flows(r.address, source=self.name) for r in requests]
+        return [self.graph.flows(r, query, self.name) for r in requests]
+
+    async def histories(self, chain: str, query: FlowQuery, requests: Sequence[HistoryRequest]) -> list[History]:
+        if chain != self.graph.chain:
+            return [History(r.address, source=self.name) for r in requests]
+        return [self.graph.history(r, query, self.name) for r in requests]
+
+
+class IndexSource:
+    """The transfer index through SQL, one query per address: the reference path, and the fallback while the
+    in-memory graph loads."""
+
+    name = "local index"
+
+    def __init__(self, index: TransferIndex) -> None:
+        self.index = index
+
+    async def flows(self, chain: str, query: FlowQuery, requests: Sequence[FlowRequest]) -> list[Flows]:
+        return [self._flows(chain, query, request) for request in requests]
+
+    def _flows(self, chain: str, query: FlowQuery, request: FlowRequest) -> Flows:
+        column = col(TransferRow.from_addr) if query.direction == "out" else col(TransferRow.to_addr)
+        with self.index.db.session() as session:
+            degree = session.exec(
+                select(func.count())
+                .select_from(TransferRow)
+                .where(col(TransferRow.chain) == chain, column == request.address)
+            ).one()
+            if not degree or (degree > query.hub_degree and not request.root):
+                return select_flows(request.address, [], request, query, int(degree), self.name)
+            rows = select(TransferRow).where(col(TransferRow.chain) == chain, column == request.address)
+            if request.since is not None:
+                rows = rows.where(col(TransferRow.timestamp) >= request.since)
+            if request.until is not None:
+                rows = rows.where(col(TransferRow.timestamp) <= request.until)
+            candidates = sorted(
+                (from_row(row) for row in session.scalars(rows)),
+                key=lambda t: (t.timestamp, t.block_number, t.tx_hash, t.position),
+            )
+        return select_flows(request.address, candidates, request, query, int(degree), self.name)
+
+    async def histories(self, chain: str, query: FlowQuery, requests: Sequence[HistoryRequest]) -> list[History]:
+        found = []
+        for request in requests:
+            column = col(TransferRow.from_addr) if query.direction == "out" else col(TransferRow.to_addr)
+            with self.index.db.session() as session:
+                degree = session.exec(
+                    select(func.count())
+                    .select_from(TransferRow)
+                    .where(col(TransferRow.chain) == chain, column == request.address)
+                ).one()
+            if degree > query.hub_degree and not request.root:
+                found.append(History(request.address, degree=int(degree), hub=True, source=self.name))
+                continue
+            transfers = self.index.for_address(request.address, chain) if degree else []
+            found.append(history_of(request.address, transfers, request, query, self.name))
+        return found
+
+
+class ExplorerSource:
+    """A block explorer's account history (`tracing.chain.explorer.ExplorerClient` or anything with an async or sync
+    `transfers_of(address)` returning an object with `.transfers`, and optionally `.complete` and `.cuts` or
+    `.notes`), for addresses the index does not cover. Histories are cached for `ttl` seconds; one the explorer
+    cut (`complete` False) is traced as far as it goes, and the trace's coverage says which address and why."""
+
+    name = "explorer"
+
+    def __init__(self, client: Any, *, concurrency: int = 4, ttl: float = 600.0) -> None:
+        self.client = client
+        self.ttl = ttl
+        self._semaphore = asyncio.Semaphore(concurrency)
+        self._cache: dict[str, tuple[float, list[Transfer], str]] = {}
+
+    async def fetch(self, address: str) -> tuple[list[Transfer], str]:
+        """(the address's transfers, why its history is incomplete: empty when complete)."""
+        cached = self._cache.get(address)
+        if cached is not None and time.monotonic() - cached[0] < self.ttl:
+            return cached[1], cached[2]
+        async with self._semaphore:
+            result = self.client.transfers_of(address)
+            if inspect.isawaitable(result):
+                result = await result
+        transfers = list(getattr(result, "transfers", result))
+        incomplete = ""
+        if getattr(result, "complete", True) is False:
+            why = tuple(getattr(result, "cuts", ()) or getattr(result, "notes", ()) or ())
+            incomplete = "; ".join(why) or "the explorer returned an incomplete history"
+        self._cache[address] = (time.monotonic(), transfers, incomplete)
+        return transfers, incomplete
+
+    async def flows(self, chain: str, query: FlowQuery, requests: Sequence[FlowRequest]) -> list[Flows]:
+        async def one(request: FlowRequest) -> Flows:
+            try:
+                history, incomplete = await self.fetch(request.address)
+            except SourceError as exc:
+                return Flows(request.address, source=self.name, error=str(exc))
+            mine = [
+                t
+                for t in history
+                if t.chain == chain and (t.from_addr if query.direction == "out" else t.to_addr) == request.address
+            ]
+            mine.sort(key=lambda t: (t.timestamp, t.block_number, t.tx_hash, t.position))
+            flows = select_flows(request.address, mine, request, query, len(mine), self.name)
+            return replace(flows, incomplete=incomplete) if incomplete else flows
+
+        return list(await asyncio.gather(*(one(request) for request in requests)))
+
+    async def histories(self, chain: str, query: FlowQuery, requests: Sequence[HistoryRequest]) -> list[History]:
+        async def one(request: HistoryRequest) -> History:
+            try:
+                history, incomplete = await self.fetch(request.address)
+            except SourceError as exc:
+                return History(request.address, source=self.name, error=str(exc))
+            mine = [t for t in history if t.chain == chain]
+            found = history_of(request.address, mine, request, query, self.name)
+            return replace(found, incomplete=incomplete) if incomplete else found
+
+        return list(await asyncio.gather(*(one(request) for request in requests)))
+
+
+class LayeredSource:
+    """Ask `primary` first; ask `fallback` about the addresses `primary` knows nothing of (in that direction)."""
+
+    def __init__(self, primary: TransferSource, fallback: TransferSource) -> None:
+        self.primary = primary
+        self.fallback = fallback
+        self.name = f"{primary.name} + {fallback.name}"
+
+    async def flows(self, chain: str, query: FlowQuery, requests: Sequence[FlowRequest]) -> list[Flows]:
+        results = await self.primary.flows(chain, query, requests)
+        missing = [i for i, flows in enumerate(results) if flows.degree == 0]
+        if missing:
+            more = await self.fallback.flows(chain, query, [requests[i] for i in missing])
+            for i, flows in zip(missing, more, strict=True):
+                if flows.degree or flows.error or flows.incomplete:
+                    results[i] = flows
+        return results
+
+    async def histories(self, chain: str, query: FlowQuery, requests: Sequence[HistoryRequest]) -> list[History]:
+        if not isinstance(self.primary, HistorySource) or not isinstance(self.fallback, HistorySource):
+            raise TypeError("both layers must give histories (see `gives_histories`)")
+        results = await self.primary.histories(chain, query, requests)
+        missing = [i for i, found in enumerate(results) if found.degree == 0]
+        if missing:
+            more = await self.fallback.histories(chain, query, [requests[i] for i in missing])
+            for i, found in zip(missing, more, strict=True):
+                if found.degree or found.error or found.incomplete:
+                    results[i] = found
+        return results
+
+
+def gives_histories(source: TransferSource) -> bool:
+    """Whether `source` can answer the value-aware walk (every layer of a layered source must)."""
+    if isinstance(source, LayeredSource):
+        return gives_histories(source.primary) and gives_histories(source.fallback)
+    return isinstance(source, HistorySource)

@@ -1,0 +1,350 @@
+"""Following value: how much of the traced funds each transfer of an address carries, and which of its transfers a
+value-aware trace follows.
+
+An address's ledger (`Ledger`) is run over its transfers in time order from the moment the traced funds reached
+it: what it held before (its own history, never followed) is its opening balance, clean; each traced arrival adds
+traced value; each transfer out carries a part of the traced value it holds, per taint model:
+
+- `haircut`: in proportion to the traced share of the balance at that moment (per asset);
+- `poison`: its whole value, once any traced value arrived;
+- `fifo`: first in, first out (Clayton's case): the transfer takes the oldest value the address holds first.
+
+A swap (the address sends one asset and receives another in the same transaction) moves the traced funds into the
+asset received, in the proportion the asset sent carried them; the transfer into the router or pool is not followed.
+An address that sends on none of the traced assets it received, but sends others, converted them where the source
+does not show it: its transfers of the other assets carry its traced share (as the taint models count a swap).
+
+A transfer is followed when the traced value it carries is at least the dust floor (`TraceParams.dust_usd` in USD,
+or a floor in units of its asset where no USD price is known), or when it is mostly traced funds (`PURITY`) and it,
+or all such small transfers of its address together, carry at least `TraceParams.follow_share` of the traced funds
+the address received: laundering that moves in many small amounts is still followed; a few dollars sent on by an
+address that received millions, or an address's own spending with a trace of the funds in it, is not. What is not
+followed is counted and summed (`Dust`), never hidden. Backward traces run the same rules with time and flow reversed.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from fractions import Fraction
+from typing import NamedTuple, Protocol
+
+from tracing.chain.prices import STABLE_KEYS, price_key
+from tracing.chain.transfer import Transfer
+from tracing.trace.flows import NATIVE_DECIMALS, Asset, rank_counterparties
+from tracing.trace.params import TraceParams
+from tracing.trace.taint import TaintModel
+
+PURITY = Fraction(1, 2)
+"""A transfer under the dust floor is followed by the share rule only when the traced funds are at least this part
+of its value: funds moving on in small amounts, not an address's own money with a trace of them."""
+
+
+class UsdPrices(Protocol):
+    """The USD value of a raw amount of an asset on the day of `timestamp`; None when no price exists."""
+
+    def usd(
+        self, asset: Asset, decimals: int | None, symbol: str | None, timestamp: int, raw: int
+    ) -> Decimal | None: ...
+
+
+class PegPrices:
+    """USD stablecoins of `chain` at their peg, by contract address (never by symbol: anyone can name a token USDC),
+    nothing else: the prices a trace uses when given none (the investigator passes stored prices as well)."""
+
+    def __init__(self, chain: str) -> None:
+        self.chain = chain
+
+    def usd(self, asset: Asset, decimals: int | None, symbol: str | None, timestamp: int, raw: int) -> Decimal | None:
+        if asset is None or decimals is None or price_key(self.chain, asset) not in STABLE_KEYS:
+            return None
+        return Decimal(raw).scaleb(-decimals)
+
+
+def asset_key(asset: Asset) -> str:
+    """How `TraceParams.dust_units` names an asset: `native` or the token address."""
+    return "native" if asset is None else asset
+
+
+class Ledger:
+    """What one address holds of each asset, traced and clean, under one taint model (exact raw integers)."""
+
+    def __init__(self, model: TaintModel, opening: Mapping[Asset, int]) -> None:
+        self.model = model
+        self.traced: dict[Asset, int] = {}
+        self.clean: dict[Asset, int] = {asset: max(0, value) for asset, value in opening.items()}
+        self.lots: dict[Asset, deque[list[int]]] = {}
+        self.last: dict[Asset, Fraction] = {}
+        """Per asset, the traced share of the last value it held (for transfers beyond what it holds)."""
+        if model is TaintModel.FIFO:
+            for asset, value in self.clean.items():
+                if value:
+                    self.lots[asset] = deque([[value, 0]])
+
+    def receive(self, asset: Asset, value: int, traced: int) -> None:
+        traced = min(traced, value)
+        self.traced[asset] = self.traced.get(asset, 0) + traced
+        self.clean[asset] = self.clean.get(asset, 0) + value - traced
+        if self.model is TaintModel.FIFO:
+            self.lots.setdefault(asset, deque()).append([value, traced])
+
+    def share(self, assets: set[Asset]) -> Fraction:
+        """The largest traced share of what it holds of `assets` (1 under poison once any traced value arrived)."""
+        best = Fraction(0)
+        for asset in assets:
+            traced, clean = self.traced.get(asset, 0), self.clean.get(asset, 0)
+            if traced:
+                best = max(best, Fraction(1) if self.model is TaintModel.POISON else Fraction(traced, traced + clean))
+        return best
+
+    def send(self, asset: Asset, value: int) -> int:
+        """The traced value a transfer out of `value` carries (and the ledger after it).
+
+        A transfer larger than what the ledger holds (history the source lacks: an index that starts late, an
+        explorer's cut, values that are not conserved, such as amounts in USD at each transfer's day) is carried,
+        beyond what it holds, at the traced share of the last balance that covered a transfer: unknown funds are not
+        made clean."""
+        traced, clean = self.traced.get(asset, 0), self.clean.get(asset, 0)
+        if self.model is TaintModel.POISON:
+            carried = value if traced else 0
+            self.clean[asset] = max(0, clean - value)
+            return carried
+        held = traced + clean
+        if held and (held >= value or asset not in self.last):
+            # the composition of a balance that covers the transfer (a few units of dust received since an
+            # overdraft do not make the next transfer clean)
+            self.last[asset] = Fraction(traced, held)
+        if self.model is TaintModel.FIFO:
+            carried, left = 0, value
+            lots = self.lots.get(asset)
+            while left and lots:
+                lot = lots[0]
+                if lot[0] <= left:
+                    carried += lot[1]
+                    left -= lot[0]
+                    lots.popleft()
+                else:
+                    part = lot[1] * left // lot[0]
+                    carried += part
+                    lot[0] -= left
+                    lot[1] -= part
+                    left = 0
+            carried = min(value, carried + int(left * self.last.get(asset, Fraction(0))))
+            self.traced[asset] = max(0, traced - carried)
+            self.clean[asset] = max(0, clean - (value - carried))
+            return carried
+        if value <= held:
+            carried = value * traced // held
+        else:
+            carried = traced + int((value - held) * self.last.get(asset, Fraction(0)))
+        self.traced[asset] = max(0, traced - carried)
+        self.clean[asset] = max(0, clean - (value - carried))
+        return carried
+
+
+class Step(NamedTuple):
+    """One transfer out of an address the value walk looked at: the traced value it carries, and what became of it."""
+
+    transfer: Transfer
+    carried: int
+    followed: bool
+    swap: bool = False
+
+
+@dataclass
+class Dust:
+    """Transfers that carried traced value but were not followed (under the floor and the share)."""
+
+    count: int = 0
+    usd: Decimal = Decimal(0)
+    priced: int = 0
+    unpriced: dict[Asset, int] = field(default_factory=dict)
+    """Traced raw amounts of transfers with no USD price, per asset."""
+    meta: dict[Asset, tuple[int | None, str | None]] = field(default_factory=dict)
+    """Decimals and symbol of the unpriced assets."""
+
+    def add(self, t: Transfer, carried: int, usd: Decimal | None) -> None:
+        self.count += 1
+        if usd is None:
+            asset = t.token
+            self.unpriced[asset] = self.unpriced.get(asset, 0) + carried
+            self.meta.setdefault(asset, (_decimals(t), t.symbol or ("native" if asset is None else None)))
+        else:
+            self.usd += usd
+            self.priced += 1
+
+    def merge(self, other: Dust) -> None:
+        self.count += other.count
+        self.usd += other.usd
+        self.priced += other.priced
+        for asset, value in other.unpriced.items():
+            self.unpriced[asset] = self.unpriced.get(asset, 0) + value
+        self.meta.update(other.meta)
+
+
+@dataclass
+class ValueSelection:
+    """What the value walk picked at one address."""
+
+    chosen: list[Step]
+    """Followed transfers in time order, with the traced value each carries."""
+    dust: Dust
+    counterparties: int
+    kept: int
+    unpriced_unfloored: set[Asset]
+    """Assets followed without any floor (no USD price and no floor in units)."""
+
+
+def _time_key(outgoing: bool, t: Transfer) -> int:
+    return t.timestamp if outgoing else -t.timestamp
+
+
+def select_value(
+    sends: Sequence[Transfer],
+    receives: Sequence[Transfer],
+    opening: Mapping[Asset, int],
+    arrivals: Mapping[tuple[str, str, str], int],
+    root: bool,
+    params: TraceParams,
+    prices: UsdPrices,
+) -> ValueSelection:
+    """Run one address's ledger and pick the transfers to follow.
+
+    `sends`: its transfers in the trace direction within the window (forward: out of it, from the arrival of the
+    traced funds on); `receives`: those the other way over the same time; `opening`: what its own history before
+    the arrival left it, per asset (received less sent; never followed); `arrivals`: the traced value each followed
+    transfer into it carries, by (tx hash, kind, position); `root`: the trace's root holds nothing but traced funds.
+    Backward, "sends" are the transfers into the address and time runs the other way."""
+    outgoing = params.direction.value == "out"
+    ledger = Ledger(params.model, opening)
+    swaps = _swap_txs(sends, receives)
+    # in time order (backward: reversed), arrivals before departures at the same time but a swap's proceeds,
+    # which come back after what was sent; then in a fixed order, whatever order the source gave them in
+    events: list[tuple[int, int, tuple[str, str, str], Transfer]] = []
+    for t in receives:
+        events.append((_time_key(outgoing, t), 2 if t.tx_hash in swaps else 0, _key(t), t))
+    for t in sends:
+        events.append((_time_key(outgoing, t), 1, _key(t), t))
+    events.sort(key=lambda e: (e[0], e[1], e[2]))
+    received: dict[Asset, int] = {}
+    if root:
+        for t in sends:
+            received[t.token] = received.get(t.token, 0) + t.value
+    swap_share: dict[str, Fraction] = {}
+    steps: list[Step] = []
+    # traced assets it never sends on here, while it sends others: converted where the source does not show it
+    # (a swap in another transaction, a bridge round trip); its other assets then carry its traced share
+    traced_assets = {t.token for t in receives if _key(t) in arrivals}
+    converted = not root and bool(traced_assets) and not traced_assets & {t.token for t in sends}
+    for _, phase, _, t in events:
+        if phase != 1:
+            traced = arrivals.get(_key(t), 0)
+            if phase == 2:
+                traced = max(traced, int(t.value * swap_share.get(t.tx_hash, Fraction(0))))
+            ledger.receive(t.token, t.value, traced)
+            if traced:
+                received[t.token] = received.get(t.token, 0) + traced
+            continue
+        carried = t.value if root else ledger.send(t.token, t.value)
+        if converted and not carried and t.token not in traced_assets:
+            carried = int(t.value * ledger.share(traced_assets))
+        if t.tx_hash in swaps and t.token in swaps[t.tx_hash]:
+            share = Fraction(carried, t.value) if t.value else Fraction(0)
+            swap_share[t.tx_hash] = max(swap_share.get(t.tx_hash, Fraction(0)), share)
+            steps.append(Step(t, carried, False, swap=True))
+            continue
+        steps.append(Step(t, carried, False))
+    return _follow(steps, received, params, prices, outgoing)
+
+
+def _key(t: Transfer) -> tuple[str, str, str]:
+    return (t.tx_hash, t.kind, t.position)  # a StrEnum: equal to, and hashed as, its value
+
+
+def _swap_txs(sends: Sequence[Transfer], receives: Sequence[Transfer]) -> dict[str, set[Asset]]:
+    """Per transaction where the address sends one asset and receives another: the assets it sends."""
+    sent: dict[str, set[Asset]] = {}
+    for t in sends:
+        sent.setdefault(t.tx_hash, set()).add(t.token)
+    found: dict[str, set[Asset]] = {}
+    for t in receives:
+        assets = sent.get(t.tx_hash)
+        if assets and t.token not in assets:
+            found[t.tx_hash] = assets
+    return found
+
+
+def _follow(
+    steps: list[Step], received: Mapping[Asset, int], params: TraceParams, prices: UsdPrices, outgoing: bool
+) -> ValueSelection:
+    share = Fraction(params.follow_share)
+    floors = dict(params.dust_units)
+    dust = Dust()
+    unfloored: set[Asset] = set()
+    passing: list[int] = []
+    small: list[tuple[int, Decimal | None]] = []
+    for i, step in enumerate(steps):
+        t, carried = step.transfer, step.carried
+        if step.swap or carried <= 0:
+            continue
+        if params.min_value is not None and t.value < _raw(params.min_value, t):
+            continue
+        usd = None
+        if params.dust_usd is not None:
+            usd = prices.usd(t.token, _decimals(t), t.symbol, t.timestamp, carried)
+        if usd is not None and params.dust_usd is not None:
+            big = usd >= params.dust_usd
+        else:
+            floor = floors.get(asset_key(t.token))
+            if floor is None:
+                big = True
+                unfloored.add(t.token)
+            else:
+                big = carried >= _raw(floor, t)
+        total = received.get(t.token, 0)
+        pure = Fraction(carried, t.value) >= PURITY
+        if big or (pure and total and Fraction(carried, total) >= share):
+            passing.append(i)
+        elif pure:
+            small.append((i, usd))
+        else:
+            dust.add(t, carried, usd)
+    # small transfers that together carry a share of what the address received: the funds themselves moving in
+    # small amounts (a payout, a peel), followed; a few dollars out of much more, not
+    spread: dict[Asset, int] = {}
+    for i, _ in small:
+        spread[steps[i].transfer.token] = spread.get(steps[i].transfer.token, 0) + steps[i].carried
+    for i, usd in small:
+        t = steps[i].transfer
+        total = received.get(t.token, 0)
+        if total and Fraction(spread[t.token], total) >= share:
+            passing.append(i)
+        else:
+            dust.add(t, steps[i].carried, usd)
+    passing.sort()
+    amounts: dict[str, dict[Asset, int]] = {}
+    for i in passing:
+        t = steps[i].transfer
+        party = t.to_addr if outgoing else t.from_addr
+        mine = amounts.setdefault(party, {})
+        mine[t.token] = mine.get(t.token, 0) + steps[i].carried
+    if len(amounts) > params.fanout:
+        keep = set(rank_counterparties(amounts)[: params.fanout])
+    else:
+        keep = set(amounts)
+    chosen = [
+        steps[i]._replace(followed=True)
+        for i in passing
+        if (steps[i].transfer.to_addr if outgoing else steps[i].transfer.from_addr) in keep
+    ]
+    return ValueSelection(chosen, dust, len(amounts), len(keep), unfloored)
+
+
+def _decimals(t: Transfer) -> int | None:
+    return NATIVE_DECIMALS if t.token is None else t.decimals
+
+
+def _raw(units: Decimal, t: Transfer) -> int:
+    return int(units.scaleb(_decimals(t) or 0))
