@@ -28,15 +28,10 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("bot", "tracing", "storage", "bench")
 WINGS = ("errors", "chain", "labels", "trace", "risk", "monitor", "investigator")
 
-# Known offenders, each in a room another engineer is rewriting now (issue #11). Remove an entry when its fix is
-# merged: the test then keeps it fixed. Everything not listed here must pass.
-KNOWN_CYCLES = {
-    # bot's grammar room: the command registry (bot.commands) names Context under TYPE_CHECKING; bot.core imports
-    # the registry.
-    frozenset({"bot.commands", "bot.core"}),
-}
+# Exceptions, each with its reason; everything not listed here must pass.
+KNOWN_CYCLES: set[frozenset[str]] = set()
 KNOWN_PRIVATE_IMPORTS = {
-    # trace room: the compiled walk's C extension module is named `_walk` (its wrapper is the only importer).
+    # The compiled walk's C extension is private to its wrapper, the only module that imports it.
     ("tracing.trace.compiled", "tracing.trace._walk"),
 }
 KNOWN_DEEP_IMPORTS: set[tuple[str, str]] = set()
