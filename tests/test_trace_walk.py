@@ -15,7 +15,7 @@ import pytest
 
 from storage.models import ANY_EVM
 from tracing.chain.transfer import Transfer, TransferKind
-from tracing.labels.book import Category, Label
+from tracing.labels import Category, Label
 from tracing.risk.exposure import exposures_from, merged_coverage, report_from_traces, volume_of
 from tracing.trace import compiled as graph_walk
 from tracing.trace.flows import FlowQuery, FlowRequest, Flows, History, HistoryRequest

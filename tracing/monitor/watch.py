@@ -19,9 +19,8 @@ from sqlalchemy.orm import Session
 from sqlmodel import col, select
 
 from storage import Database, OpsCounter, WatchRow, begin_write
-from tracing.chain.address import ZERO_ADDRESS
+from tracing.chain import ZERO_ADDRESS, Direction, Transfer
 from tracing.chain.threshold import USD_NOT_YET, parse_threshold
-from tracing.chain.transfer import Direction, Transfer
 from tracing.errors import InvalidArgument
 from tracing.monitor.alerts import AlertKind
 from tracing.monitor.clock import Clock, SystemClock
@@ -80,12 +79,6 @@ def parse_min_amount(text: str) -> Decimal:
 class RuleHit:
     kind: AlertKind
     reason: str
-
-
-def direction_of(transfer: Transfer, address: str) -> Direction:
-    if transfer.from_addr == transfer.to_addr == address:
-        return Direction.SELF
-    return Direction.OUT if transfer.from_addr == address else Direction.IN
 
 
 def counterparty_of(transfer: Transfer, address: str) -> str:

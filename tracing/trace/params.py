@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from tracing.chain.transfer import Direction
 from tracing.errors import InvalidArgument
-from tracing.labels.book import Category
+from tracing.labels import Category
 from tracing.trace.flows import FlowQuery
 from tracing.trace.taint import TaintModel
 
