@@ -10,6 +10,7 @@ from bot.commands import CommandSpec, Invocation, Param
 from bot.core import Context
 from bot.messages import Identity, Reply, Text
 from bot.roles import Role
+from storage import STORE_FAULTS
 from tracing import InvalidArgument, NotAllowed, outbox_stats, watch_status
 
 _STARTED = time.monotonic()
@@ -45,6 +46,7 @@ async def status_command(ctx: Context, inv: Invocation) -> Reply:
         f"You: {message.user.key} ({message.user.display}), role {ctx.role.title}",
         f"This chat: {message.platform}:{message.chat_id}, {allowed}",
         f"Store: {ctx.db.dialect}; default chain {ctx.settings.default_chain}",
+        STORE_FAULTS.summary(),
         "Label sets: " + ("; ".join(f"{s.source} {s.version} ({s.rows} rows)" for s in sets) or "none"),
         f"Team labels: {team}",
     ]

@@ -1,0 +1,284 @@
+"""A store that cannot be written: a full disk (SQLite on a small tmpfs, else `max_page_count`), a read-only store
+and the driver errors `storage.faults` tells apart. Every command answers with one sentence naming the cause, nothing
+is half-written, and once space returns the commands work again with what was written before intact."""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import shutil
+import sqlite3
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import event, func, select, text
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
+
+from bot.app import App, build_app
+from bot.backends.testing import TestBackend
+from storage import STORE_FAULTS, StoreFull, StoreLocked, StoreReadOnly, store_fault
+from storage.models import AuditRow, LabelRow
+from storage.settings import Settings
+from tests.support.databases import Contents, StoreTemplates
+
+GROUP = "-300"
+BEFORE = "0x1111111111111111111111111111111111111111"
+DURING = "0x2222222222222222222222222222222222222222"
+AFTER = "0x3333333333333333333333333333333333333333"
+WRITES = [
+    f'/label {DURING} scam "Written while full" --source https://example.org/during',
+    f"/watch {DURING} --channel",
+    "/role telegram:7 analyst",
+]
+READS = ["/help", "/status", f"/labels {BEFORE}", "/watchlist", "/incidents"]
+
+
+@pytest.fixture(autouse=True)
+def fresh_fault_record() -> Iterator[None]:
+    STORE_FAULTS.reset()
+    yield
+    STORE_FAULTS.reset()  # other tests' ops monitors must not hear of these faults
+
+
+def _settings(tmp_path: Path) -> Settings:
+    return Settings(  # type: ignore[call-arg]
+        _env_file=None,
+        data_dir=tmp_path / "data",
+        demo_data=False,
+        allowed_chats=[f"telegram:{GROUP}"],
+        admins=["telegram:1"],
+    )
+
+
+def _mount_tmpfs(where: Path, size: str) -> bool:
+    if shutil.which("mount") is None:
+        return False
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)], capture_output=True, check=False
+    )
+    return done.returncode == 0
+
+
+class SmallDisk:
+    """Where the store lives, and a way to fill it and to give the space back."""
+
+    def __init__(self, folder: Path, mounted: bool) -> None:
+        self.folder = folder
+        self.mounted = mounted
+        self.filler = folder / "filler"
+        self._limit: Any = None
+
+    def fill(self, engine: Engine) -> None:
+        with engine.connect() as conn:  # an empty WAL: the next commit must grow a file on the full disk
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        if self.mounted:
+            fd = os.open(self.filler, os.O_WRONLY | os.O_CREAT)
+            try:
+                for size in (1 << 20, 1 << 12, 1):  # big chunks, then the last bytes
+                    try:
+                        while True:
+                            os.write(fd, b"\0" * size)
+                    except OSError as exc:
+                        assert exc.errno == errno.ENOSPC
+            finally:
+                os.close(fd)
+            return
+
+        def limit(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            pages = cursor.execute("PRAGMA page_count").fetchone()[0]
+            cursor.execute(f"PRAGMA max_page_count={int(pages)}")
+            cursor.close()
+
+        self._limit = limit
+        event.listen(engine, "connect", limit)
+        engine.dispose()
+
+    def free(self, engine: Engine) -> None:
+        if self.mounted:
+            self.filler.unlink()
+            return
+        event.remove(engine, "connect", self._limit)
+        engine.dispose()
+
+    def close(self) -> None:
+        if self.mounted:
+            subprocess.run(["umount", "-l", str(self.folder)], capture_output=True, check=False)
+
+
+@pytest.fixture(params=["tmpfs", "max_page_count"])
+def small_disk(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SmallDisk]:
+    """A tmpfs of its own where the machine lets us mount one (CI runs as root), else SQLite's page limit."""
+    folder = tmp_path / "disk"
+    folder.mkdir()
+    mounted = request.param == "tmpfs" and _mount_tmpfs(folder, "48m")
+    if request.param == "tmpfs" and not mounted:
+        pytest.skip("cannot mount a tmpfs here; the max_page_count case stands in")
+    disk = SmallDisk(folder, mounted)
+    yield disk
+    disk.close()
+
+
+@pytest.fixture
+def full_app(tmp_path: Path, small_disk: SmallDisk, store_templates: StoreTemplates) -> Iterator[App]:
+    store = small_disk.folder / "chainsleuth.sqlite3"
+    shutil.copyfile(store_templates.sqlite_template(Contents.STARTED), store)
+    the_app = build_app(_settings(tmp_path), database_url=f"sqlite:///{store}")
+    yield the_app
+    the_app.close()
+
+
+def _rows(app: App, table: Any) -> int:
+    with app.db.engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
+
+
+def _one_sentence(said: str) -> bool:
+    return "\n" not in said.strip() and said.strip().endswith(")")
+
+
+async def test_a_full_disk_gets_one_sentence_from_every_command_and_loses_nothing(
+    full_app: App, small_disk: SmallDisk, caplog: pytest.LogCaptureFixture
+) -> None:
+    chat = TestBackend(full_app.bot, platform="telegram", chat_id=GROUP, user_id="1")
+    before = await chat.say(f'/label {BEFORE} scam "Written before" --source https://example.org/before')
+    assert not before.is_error, before.text
+    labels, audits = _rows(full_app, LabelRow), _rows(full_app, AuditRow)
+
+    small_disk.fill(full_app.db.engine)
+    caplog.set_level(logging.ERROR, logger="bot.core")
+    faulted, labelled = [], 0
+    for n in range(0 if small_disk.mounted else 300):  # the page limit leaves room in pages: use it up
+        said = await chat.say(f'/label 0x{n + 1:040x} scam "{"filler " * 40}" --source https://example.org/{n}')
+        if said.is_error:
+            assert "disk is full" in said.text, said.text
+            break
+        labelled += 1
+    for command in WRITES + READS + WRITES:
+        said = await chat.say(command)
+        assert said.reply is not None, command
+        if said.is_error:
+            assert "disk is full" in said.text, (command, said.text)
+            assert _one_sentence(said.text), said.text
+            faulted.append(said.text)
+        elif command not in READS:
+            # A full filesystem refuses every write; the page limit still lets a row into a page with room.
+            assert not small_disk.mounted, (command, said.text)
+            labelled += command.startswith("/label ")
+    assert faulted, "no write met the full disk"
+    for reference in (said.split("(reference ")[-1].rstrip(")") for said in faulted):
+        assert any(reference in record.getMessage() for record in caplog.records if record.levelno == logging.ERROR)
+    assert _rows(full_app, LabelRow) == labels + labelled  # nothing half-written
+    status = await chat.say("/status")
+    assert "Store faults since start:" in status.text and "full" in status.text, status.text
+    assert STORE_FAULTS.counts.get("full", 0) >= len(faulted)
+
+    small_disk.free(full_app.db.engine)
+    after = await chat.say(f'/label {AFTER} scam "Written after" --source https://example.org/after')
+    assert not after.is_error, after.text
+    shown = await chat.say(f"/labels {BEFORE}")
+    assert "Written before" in shown.text
+    assert _rows(full_app, LabelRow) == labels + labelled + 1
+    assert _rows(full_app, AuditRow) >= audits + 2  # the rows from before the fault are all still there
+
+
+@pytest.fixture
+def read_only_app(tmp_path: Path, prepared_database_url: str) -> Iterator[App]:
+    the_app = build_app(_settings(tmp_path), database_url=prepared_database_url)
+    yield the_app
+    the_app.close()
+
+
+async def test_a_read_only_store_refuses_changes_in_one_sentence_and_still_answers_reads(
+    read_only_app: App, caplog: pytest.LogCaptureFixture
+) -> None:
+    engine = read_only_app.db.engine
+
+    def read_only(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        if engine.dialect.name == "sqlite":
+            cursor.execute("PRAGMA query_only=ON")
+        else:
+            cursor.execute("SET default_transaction_read_only = on")
+        cursor.close()
+        if engine.dialect.name != "sqlite":
+            dbapi_connection.commit()
+
+    event.listen(engine, "connect", read_only)
+    engine.dispose()
+    chat = TestBackend(read_only_app.bot, platform="telegram", chat_id=GROUP, user_id="1")
+    caplog.set_level(logging.ERROR, logger="bot.core")
+    labels = _rows(read_only_app, LabelRow)
+
+    refused = await chat.say(WRITES[0])
+    assert refused.is_error and "The store is read-only" in refused.text, refused.text
+    assert _one_sentence(refused.text)
+    assert _rows(read_only_app, LabelRow) == labels
+    answered = await chat.say("/help")
+    assert not answered.is_error  # read-only commands answer; the missing audit row is logged and counted
+    assert STORE_FAULTS.unaudited >= 2
+    assert any("audit row not written" in record.getMessage() for record in caplog.records)
+    assert "commands not audited" in (await chat.say("/status")).text
+
+    event.remove(engine, "connect", read_only)
+    engine.dispose()
+    assert not (await chat.say(WRITES[0])).is_error
+    assert _rows(read_only_app, LabelRow) == labels + 1
+
+
+def _wrapped(exc: BaseException) -> OperationalError:
+    return OperationalError("INSERT …", {}, exc)
+
+
+class _PgError(Exception):
+    def __init__(self, sqlstate: str) -> None:
+        super().__init__(sqlstate)
+        self.sqlstate = sqlstate
+
+
+@pytest.mark.parametrize(
+    ("error", "kind"),
+    [
+        (_wrapped(sqlite3.OperationalError("database or disk is full")), StoreFull),
+        (_wrapped(sqlite3.OperationalError("attempt to write a readonly database")), StoreReadOnly),
+        (_wrapped(sqlite3.OperationalError("database is locked")), StoreLocked),
+        (_wrapped(_PgError("53100")), StoreFull),
+        (_wrapped(_PgError("25006")), StoreReadOnly),
+        (_wrapped(_PgError("55P03")), StoreLocked),
+        (OSError(errno.ENOSPC, "No space left on device"), StoreFull),
+        (OSError(errno.EROFS, "Read-only file system"), StoreReadOnly),
+    ],
+)
+def test_store_faults_are_told_apart_from_driver_errors(error: BaseException, kind: type) -> None:
+    assert isinstance(store_fault(error), kind)
+
+
+def test_other_errors_are_not_store_faults() -> None:
+    assert store_fault(_wrapped(sqlite3.OperationalError("no such table: label"))) is None
+    assert store_fault(_wrapped(_PgError("42P01"))) is None
+    assert store_fault(ValueError("x")) is None
+
+
+def test_a_session_raises_the_typed_fault_and_rolls_back(tmp_path: Path) -> None:
+    from storage.db import open_database
+
+    db = open_database(f"sqlite:///{tmp_path / 's.sqlite3'}")
+    try:
+        with db.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+
+        def read_only(dbapi_connection: Any, _record: Any) -> None:
+            dbapi_connection.execute("PRAGMA query_only=ON")
+
+        event.listen(db.engine, "connect", read_only)
+        db.engine.dispose()
+        with pytest.raises(StoreReadOnly) as raised, db.session() as session:
+            session.execute(text("CREATE TABLE t (x INTEGER)"))
+        assert isinstance(raised.value.__cause__, OperationalError)
+    finally:
+        db.dispose()
