@@ -224,13 +224,8 @@ class Bot:
     def _store_fault(self, message: IncomingMessage, command: str, arguments: str, fault: StoreUnavailable) -> Reply:
         """One sentence naming the cause; the transaction that met the fault was rolled back whole."""
         ref = secrets.token_hex(4)
-        log.error(
-            "command /%s met a store fault (ref %s): %s",
-            command[:40],
-            ref,
-            fault,
-            exc_info=(type(fault), fault, fault.__traceback__),
-        )
+        # No traceback: the cause is known, and a full disk under load would otherwise fill what is left with them.
+        log.error("command /%s met a store fault (ref %s): %s", command[:40], ref, fault)
         STORE_FAULTS.note(fault, ref, f"/{command[:40]}")
         STORE_FAULT_COUNT.labels(kind=fault.kind).inc()
         self._audit(message, command, arguments, "failed", str(fault), ref)

@@ -133,7 +133,7 @@ class StoreFaults:
     def recent(self, within: timedelta, now: datetime | None = None) -> Fault | None:
         """The latest fault when it happened within `within` of `now`."""
         last = self.last
-        if last is None or (now or datetime.now(UTC)) - last.at > within:
+        if last is None or not timedelta(0) <= (now or datetime.now(UTC)) - last.at <= within:
             return None
         return last
 

@@ -11,20 +11,25 @@ import shutil
 import sqlite3
 import subprocess
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import generate_latest
 from sqlalchemy import event, func, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 
 from bot.app import App, build_app
 from bot.backends.testing import TestBackend
+from bot.metrics import REGISTRY
 from storage import STORE_FAULTS, StoreFull, StoreLocked, StoreReadOnly, store_fault
 from storage.models import AuditRow, LabelRow
 from storage.settings import Settings
 from tests.support.databases import Contents, StoreTemplates
+from tracing.monitor.clock import ManualClock
+from tracing.monitor.ops import OpsMonitor, OpsPolicy
 
 GROUP = "-300"
 BEFORE = "0x1111111111111111111111111111111111111111"
@@ -229,6 +234,36 @@ async def test_a_read_only_store_refuses_changes_in_one_sentence_and_still_answe
     engine.dispose()
     assert not (await chat.say(WRITES[0])).is_error
     assert _rows(read_only_app, LabelRow) == labels + 1
+
+
+async def test_a_store_locked_past_the_timeout_is_named_and_the_ops_chat_hears_of_it(read_only_app: App) -> None:
+    engine = read_only_app.db.engine
+    if engine.dialect.name != "sqlite":
+        pytest.skip("the lock timeout case is SQLite's busy timeout; PostgreSQL's lock_timeout is classified above")
+
+    def impatient(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.execute("PRAGMA busy_timeout=200")
+
+    event.listen(engine, "connect", impatient)
+    engine.dispose()
+    holder = sqlite3.connect(engine.url.database or "", timeout=1)
+    holder.execute("BEGIN IMMEDIATE")  # another writer holds the write lock throughout
+    try:
+        chat = TestBackend(read_only_app.bot, platform="telegram", chat_id=GROUP, user_id="1")
+        said = await chat.say(WRITES[0])
+        assert said.is_error and "locked by another writer past the timeout" in said.text, said.text
+        assert _one_sentence(said.text)
+    finally:
+        holder.rollback()
+        holder.close()
+    event.remove(engine, "connect", impatient)
+    engine.dispose()
+
+    monitor = OpsMonitor(read_only_app.db, OpsPolicy("telegram", "-100ops"), ManualClock(datetime.now(UTC)))
+    notices = monitor.check()  # the store takes writes again: the notice waits in the outbox for delivery
+    assert any("The store refused writes: the store stayed locked" in notice for notice in notices), notices
+    metrics = generate_latest(REGISTRY).decode()
+    assert 'chainsleuth_store_faults_total{kind="locked"}' in metrics
 
 
 def _wrapped(exc: BaseException) -> OperationalError:
