@@ -11,6 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from bot.metrics import REGISTRY
+from bot.web.server import GuardedServer, HttpLimits
 from storage import Database
 
 Check = Callable[[], Awaitable[tuple[bool, str]]]
@@ -34,18 +35,19 @@ def database_check(db: Database) -> Check:
 class HealthServer:
     """Serves `GET /healthz` (200 when every check passes, 503 otherwise) and `GET /metrics`."""
 
-    def __init__(self, checks: list[Check], host: str = "127.0.0.1", port: int = 9108) -> None:
+    def __init__(
+        self, checks: list[Check], host: str = "127.0.0.1", port: int = 9108, limits: HttpLimits | None = None
+    ) -> None:
         self.checks = checks
         self.host = host
         self.port = port
         self.started = time.monotonic()
-        self._runner: web.AppRunner | None = None
+        self._server = GuardedServer("metrics", host, port, limits)  # time-outs, a connection cap: `bot.web.server`
+        self._server.app.router.add_get("/healthz", self._healthz)
+        self._server.app.router.add_get("/metrics", self._metrics)
 
     def application(self) -> web.Application:
-        app = web.Application()
-        app.router.add_get("/healthz", self._healthz)
-        app.router.add_get("/metrics", self._metrics)
-        return app
+        return self._server.app
 
     async def _healthz(self, _request: web.Request) -> web.Response:
         results = [await check() for check in self.checks]
@@ -61,16 +63,8 @@ class HealthServer:
         return web.Response(body=generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def start(self) -> int:
-        self._runner = web.AppRunner(self.application(), access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
-        await site.start()
-        sockets = getattr(site._server, "sockets", None) or []  # the bound port when 0 was asked for
-        if sockets:
-            self.port = sockets[0].getsockname()[1]
+        self.port = await self._server.start()  # the bound port when 0 was asked for
         return self.port
 
     async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        await self._server.stop()

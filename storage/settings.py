@@ -63,6 +63,14 @@ class Settings(BaseSettings):
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 0
 
+    # Every HTTP server (Slack HTTP mode, the Telegram webhook, metrics): see `bot.web.server`. The connection cap is
+    # lowered to fit the file limit (systemd's `LimitNOFILE`): (limit - 64) / 2 per server.
+    http_max_connections: int = Field(default=1024, ge=1, description="Open connections per server, at most.")
+    http_header_timeout: float = Field(default=10.0, gt=0, description="Seconds to send a request's headers.")
+    http_body_timeout: float = Field(default=10.0, gt=0, description="Seconds to send the body after the headers.")
+    http_keepalive_timeout: float = Field(default=15.0, gt=0, description="Seconds an idle connection is kept.")
+    http_max_body_bytes: int = Field(default=1024 * 1024, ge=1024, description="Largest request body accepted.")
+
     default_chain: str = "eth"
     demo_data: bool = True
 

@@ -26,10 +26,11 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
-from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
 from slack_bolt.middleware.authorization.async_single_team_authorization import AsyncSingleTeamAuthorization
+from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
@@ -55,6 +56,9 @@ from bot.render.slack_blocks import (
     render_blocks,
     unescape,
 )
+from bot.web.refusals import Refusals
+from bot.web.server import GuardedServer, HttpLimits
+from bot.web.slack_gate import SlackGate
 from storage import Settings
 
 log = logging.getLogger(__name__)
@@ -164,7 +168,8 @@ class SlackBackend:
         self.app.event("message")(ack=self._ack, lazy=[self._run_message])
         self.app.action(re.compile(f"^{re.escape(ACTION_PREFIX)}"))(ack=self._ack, lazy=[self._run_button])
         self.port = settings.slack_http_port
-        self._runner: web.AppRunner | None = None
+        self._http: GuardedServer | None = None
+        self._gate = SlackGate(settings.slack_signing_secret, bot.claims, Refusals("slack"))
         self._socket: AsyncSocketModeHandler | None = None
         self._session: aiohttp.ClientSession | None = None
         self._stopping = asyncio.Event()
@@ -202,17 +207,15 @@ class SlackBackend:
             await self._socket.connect_async()  # slack_sdk retries until connected, logging each failure
             log.info("slack: Socket Mode connected")
             return
-        web_app = web.Application()
-        web_app.router.add_post(EVENTS_PATH, self._events)
-        self._runner = web.AppRunner(web_app, access_log=None)
-        await self._runner.setup()
         host, port = self.settings.slack_http_host, self.settings.slack_http_port
+        limits = HttpLimits.from_settings(self.settings)
+        self._http = GuardedServer("slack", host, port, limits, refusals=self._gate.refusals)
+        self._http.app.router.add_post(EVENTS_PATH, self._events)
         try:
-            await web.TCPSite(self._runner, host, port).start()
+            self.port = await self._http.start()
         except OSError as exc:
-            await self._runner.cleanup()
+            self._http = None
             raise SlackSetupError(f"cannot listen on {host}:{port}: {exc}") from exc
-        self.port = int(self._runner.addresses[0][1])
         log.info("slack: HTTP mode on http://%s:%s%s", self.settings.slack_http_host, self.port, EVENTS_PATH)
 
     async def _check_token(self) -> None:
@@ -240,9 +243,9 @@ class SlackBackend:
         if self._socket is not None:
             await self._socket.close_async()
             self._socket = None
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        if self._http is not None:
+            await self._http.stop()
+            self._http = None
         if self._session is not None:
             await self._session.close()  # later calls (alerts after a stop) open their own sessions again
             self._session = None
@@ -251,11 +254,16 @@ class SlackBackend:
         await serve_until_signalled(self.start, self.stop, self._stopping)
 
     async def _events(self, request: web.Request) -> web.StreamResponse:
-        """Bolt's dispatch (signature check, ack); the ack is written out before the lazy work may start."""
+        """The gate (signature, shape, replay: `bot.web.slack_gate`), then Bolt's dispatch (ack); the ack is written
+        out before the lazy work may start."""
+        body = await self._gate.admit(request)
+        if isinstance(body, web.Response):
+            return body
         acked = asyncio.Event()
         token = _acked.set(acked)
         try:
-            bolt_response = await self.app.async_dispatch(await to_bolt_request(request))
+            bolt_request = AsyncBoltRequest(body=body, query=request.query_string, headers=dict(request.headers))
+            bolt_response = await self.app.async_dispatch(bolt_request)
         finally:
             _acked.reset(token)
         response = await to_aiohttp_response(bolt_response)

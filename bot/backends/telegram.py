@@ -15,7 +15,6 @@ import secrets
 import socket
 from collections.abc import Sequence
 from datetime import timedelta
-from urllib.parse import urlparse
 
 import httpx
 from telegram import (
@@ -57,6 +56,8 @@ from bot.core import Bot
 from bot.messages import Action, ErrorText, Identity, IncomingMessage, Reply
 from bot.render.telegram_html import MESSAGE_LIMIT, caption_html, esc, render_html
 from bot.roles import Role
+from bot.web.server import HttpLimits
+from bot.web.telegram_webhook import TelegramWebhook
 from storage import Settings
 
 log = logging.getLogger(__name__)
@@ -130,6 +131,7 @@ class TelegramBackend:
             .build()
         )
         self._stopping = asyncio.Event()
+        self._webhook: TelegramWebhook | None = None
         self._add_handlers()
 
     def _add_handlers(self) -> None:
@@ -160,16 +162,18 @@ class TelegramBackend:
         await self._publish_commands()
         updater = self.application.updater
         assert updater is not None
-        if self.webhook_mode:
+        if self.webhook_mode:  # on our guarded server (`bot.web`), not PTB's tornado one
             s = self.settings
-            await updater.start_webhook(
+            self._webhook = TelegramWebhook(
+                self.application,
+                url=s.telegram_webhook_url,
+                secret=s.telegram_webhook_secret,
                 listen=s.telegram_webhook_listen,
                 port=s.telegram_webhook_port,
-                url_path=urlparse(s.telegram_webhook_url).path.strip("/"),
-                webhook_url=s.telegram_webhook_url,
-                secret_token=s.telegram_webhook_secret,
                 allowed_updates=ALLOWED_UPDATES,
+                limits=HttpLimits.from_settings(s),
             )
+            await self._webhook.start()
         else:
             await updater.start_polling(timeout=self.poll_timeout, allowed_updates=ALLOWED_UPDATES)
         await self.application.start()
@@ -180,6 +184,9 @@ class TelegramBackend:
         updater = self.application.updater
         if updater is not None and updater.running:
             await updater.stop()
+        if self._webhook is not None:
+            await self._webhook.stop()
+            self._webhook = None
         if self.application.running:
             await self.application.stop()
         await self.application.shutdown()

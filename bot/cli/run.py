@@ -15,6 +15,7 @@ from bot.cli.watch import run_watch
 from bot.health import HealthServer, database_check
 from bot.messages import Identity, IncomingMessage
 from bot.render.text import render_text
+from bot.web.server import HttpLimits
 from storage import get_settings
 from tracing import ChainConfig, UserError, load_chains
 
@@ -58,7 +59,8 @@ async def serve(platform: str, app: App, chains: list[ChainConfig]) -> None:
     health: HealthServer | None = None
     watching: asyncio.Task[None] | None = None
     if settings.metrics_port:
-        health = HealthServer([database_check(app.db)], settings.metrics_host, settings.metrics_port)
+        limits = HttpLimits.from_settings(settings)
+        health = HealthServer([database_check(app.db)], settings.metrics_host, settings.metrics_port, limits)
         await health.start()
         log.info("health and metrics on http://%s:%d/healthz", settings.metrics_host, health.port)
     if chains:
