@@ -35,12 +35,14 @@ GROUP = "-300"
 BEFORE = "0x1111111111111111111111111111111111111111"
 DURING = "0x2222222222222222222222222222222222222222"
 AFTER = "0x3333333333333333333333333333333333333333"
+ANSWERED_ALWAYS = ("/help", "/status", "/labels", "/watchlist", "/incidents", "/risk")
+"""Read-only commands: they answer even when their audit row cannot be written."""
 WRITES = [
     f'/label {DURING} scam "Written while full" --source https://example.org/during',
     f"/watch {DURING} --channel",
     "/role telegram:7 analyst",
 ]
-READS = ["/help", "/status", f"/labels {BEFORE}", "/watchlist", "/incidents"]
+READS = ["/help", "/status", f"/labels {BEFORE}", "/watchlist", "/incidents", f"/risk {BEFORE}", f"/trace {BEFORE}"]
 
 
 @pytest.fixture(autouse=True)
@@ -171,11 +173,16 @@ async def test_a_full_disk_gets_one_sentence_from_every_command_and_loses_nothin
             assert "disk is full" in said.text, (command, said.text)
             assert _one_sentence(said.text), said.text
             faulted.append(said.text)
+        if said.is_error:
+            assert not command.startswith(ANSWERED_ALWAYS), (command, said.text)
         elif command not in READS:
             # A full filesystem refuses every write; the page limit still lets a row into a page with room.
             assert not small_disk.mounted, (command, said.text)
             labelled += command.startswith("/label ")
     assert faulted, "no write met the full disk"
+    if small_disk.mounted:
+        risk = await chat.say(f"/risk {BEFORE}")
+        assert "This check could not be remembered (the store's disk is full" in risk.text, risk.text
     for reference in (said.split("(reference ")[-1].rstrip(")") for said in faulted):
         assert any(reference in record.getMessage() for record in caplog.records if record.levelno == logging.ERROR)
     assert _rows(full_app, LabelRow) == labels + labelled  # nothing half-written
