@@ -23,7 +23,9 @@ from sqlalchemy.exc import OperationalError
 
 from bot.app import App, build_app
 from bot.backends.testing import TestBackend
+from bot.messages import Action, IncomingMessage
 from bot.metrics import REGISTRY
+from bot.render.text import render_text
 from storage import STORE_FAULTS, StoreFull, StoreLocked, StoreReadOnly, store_fault
 from storage.models import AuditRow, LabelRow
 from storage.settings import Settings
@@ -221,11 +223,16 @@ async def test_a_read_only_store_refuses_changes_in_one_sentence_and_still_answe
         if engine.dialect.name != "sqlite":
             dbapi_connection.commit()
 
+    (button,) = read_only_app.bot.store_actions("telegram", GROUP, [Action("Label", WRITES[0], once=True)])
     event.listen(engine, "connect", read_only)
     engine.dispose()
     chat = TestBackend(read_only_app.bot, platform="telegram", chat_id=GROUP, user_id="1")
+    assert read_only_app.bot.store_actions("telegram", GROUP, [Action("Again", "/help")]) == []  # sent without
     caplog.set_level(logging.ERROR, logger="bot.core")
     labels = _rows(read_only_app, LabelRow)
+    pressed = await read_only_app.bot.press(IncomingMessage("telegram", GROUP, chat.user, ""), button)
+    assert pressed.reply.is_error and "The store is read-only" in render_text(pressed.reply)
+    assert not pressed.used_up
 
     refused = await chat.say(WRITES[0])
     assert refused.is_error and "The store is read-only" in refused.text, refused.text

@@ -8,7 +8,7 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
-from storage import STORE_FAULTS, Database, KeyValueRow
+from storage import STORE_FAULTS, Database, KeyValueRow, StoreUnavailable
 from tracing.monitor.clock import Clock, SystemClock, sleep_or_stop
 from tracing.monitor.outbox import OpsNotice, OutboxKind, enqueue, outbox_stats
 from tracing.monitor.watcher import watch_status
@@ -103,6 +103,8 @@ class OpsMonitor:
             try:
                 for text in self.check():
                     log.warning("ops: %s", text)
+            except StoreUnavailable as fault:  # its notice waits until the store takes writes again
+                log.error("ops monitor check deferred: %s", fault)
             except Exception:
                 log.exception("ops monitor check failed")
             if await sleep_or_stop(self.clock, interval, stop):
