@@ -331,3 +331,19 @@ def test_a_session_raises_the_typed_fault_and_rolls_back(tmp_path: Path) -> None
         assert isinstance(raised.value.__cause__, OperationalError)
     finally:
         db.dispose()
+
+
+def test_the_command_line_ends_on_a_store_fault_with_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import bot.cli
+
+    def full() -> None:
+        raise _wrapped(sqlite3.OperationalError("database or disk is full"))
+
+    monkeypatch.setattr(bot.cli, "app", full)
+    with pytest.raises(SystemExit) as ended:
+        bot.cli.main()
+    assert ended.value.code == 1
+    said = capsys.readouterr().err.strip()
+    assert "\n" not in said and said.startswith("error: the store's disk is full;"), said
