@@ -18,6 +18,7 @@ from tracing.chain.transfer import Transfer, TransferKind
 from tracing.labels.book import Category, Label
 from tracing.risk.exposure import exposures_from, merged_coverage, report_from_traces, volume_of
 from tracing.trace import compiled as graph_walk
+from tracing.trace.flows import FlowQuery, FlowRequest, Flows, History, HistoryRequest
 from tracing.trace.graph import TransferGraph
 from tracing.trace.label_cache import LabelCache
 from tracing.trace.model import Trace
@@ -318,3 +319,92 @@ async def test_node_marks_give_the_trace_and_report_of_the_label_lookups(seed: i
             )
             both.append((report, everything(out), everything(back)))
         assert both[0] == both[1], (seed, params, root)
+
+
+# --- the value-aware walk over the graph's arrays ------------------------------------------------------------------
+
+
+class HistoriesOf:
+    """The graph as any other history source: the walk runs the reference ledger (`select_value` over `Transfer`s)."""
+
+    def __init__(self, graph: TransferGraph) -> None:
+        self.name = GraphSource.name
+        self.graph_source = GraphSource(graph)
+
+    async def histories(self, chain: str, query: FlowQuery, requests: Sequence[HistoryRequest]) -> list[History]:
+        return await self.graph_source.histories(chain, query, requests)
+
+    async def flows(self, chain: str, query: FlowQuery, requests: Sequence[FlowRequest]) -> list[Flows]:
+        return await self.graph_source.flows(chain, query, requests)
+
+
+class UsdaAtPeg:
+    """USDA at $1, TKB at $2 on even days only, nothing else priced: the dust floor in USD and in units both apply."""
+
+    def usd(
+        self, asset: str | None, decimals: int | None, symbol: str | None, timestamp: int, raw: int
+    ) -> Decimal | None:
+        if asset == TOKENS[0][0]:
+            return Decimal(raw).scaleb(-6)
+        if asset == TOKENS[1][0] and timestamp % 2 == 0:
+            return 2 * Decimal(raw).scaleb(-18)
+        return None
+
+
+def with_swaps(graph: TransferGraph, rng: random.Random, n_nodes: int) -> None:
+    """Swaps (an address sends one asset and gets another back in the same transaction), some of them appended after
+    the build (the graph's overflow lists)."""
+    swaps = []
+    for i in range(rng.choice([0, 30, 100])):
+        who, pool = rng.randrange(n_nodes), rng.randrange(n_nodes)
+        tx_hash, when = f"0x{rng.getrandbits(256):064x}", rng.randrange(1, 60)
+        sent, got = rng.sample([None, *TOKENS], 2)
+        for j, (frm, to, token) in enumerate(((who, pool, sent), (pool, who, got))):
+            swaps.append(
+                Transfer("eth", 20_000 + i, "", when, tx_hash,
+                         TransferKind.ERC20 if token else TransferKind.NATIVE, f"log:{j}" if token else "tx",
+                         addr(frm), addr(to), rng.randrange(1, 3 * 10**18),
+                         token[0] if token else None, token[1] if token else None, token[2] if token else None)
+            )  # fmt: skip
+    graph.append(swaps)
+
+
+@pytest.mark.parametrize("seed", range(40))
+async def test_value_walk_on_the_graph_arrays_matches_the_reference_ledger(seed: int) -> None:
+    rng = random.Random(1000 + seed)
+    graph, labels, n_nodes = random_graph(rng)
+    if seed % 2:  # one asset only: openings read from running sums of the adjacency lists
+        graph = TransferGraph.from_transfers(
+            "eth", [graph.transfer(e) for e in range(len(graph)) if graph.token[e] < 0]
+        )
+    with_swaps(graph, rng, n_nodes)
+    fast_source, reference_source = GraphSource(graph), HistoriesOf(graph)
+    for model in TaintModel:
+        if model is TaintModel.FIFO:  # the graph grows between traces: running sums read before are stale
+            graph.append(
+                Transfer("eth", 30_000 + i, "", rng.randrange(1, 60), f"0x{rng.getrandbits(256):064x}",
+                         TransferKind.NATIVE, "tx", addr(rng.randrange(n_nodes)), addr(rng.randrange(n_nodes)),
+                         rng.randrange(1, 3 * 10**18))
+                for i in range(rng.choice([1, 20]))
+            )  # fmt: skip
+            if rng.random() < 0.5:
+                graph.compact()
+        for _ in range(4):
+            params = replace(
+                random_params(rng),
+                model=model,
+                follow_value=True,
+                follow_time=True,
+                dust_usd=rng.choice([None, Decimal(0), Decimal(100), Decimal("0.5")]),
+                dust_units=rng.choice([(), (("native", Decimal("0.5")),), ((TOKENS[2][0], Decimal(10**17)),)]),
+                follow_share=rng.choice([Decimal("0.5"), Decimal(0), Decimal("0.1"), Decimal(1)]),
+            )
+            root = rng.choice(graph.addresses)
+            others = rng.sample(graph.addresses, rng.choice([0, 0, 2]))
+            fast = await trace_funds(fast_source, labels, root, "eth", params, UsdaAtPeg(), with_roots=others)
+            reference = await trace_funds(reference_source, labels, root, "eth", params, UsdaAtPeg(), with_roots=others)
+            assert fast.value_aware and reference.value_aware
+            assert {e.key: fast.carried(e) for e in fast.edges} == {
+                e.key: reference.carried(e) for e in reference.edges
+            }
+            assert everything(fast) == everything(reference), (seed, params, root)

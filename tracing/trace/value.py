@@ -151,6 +151,8 @@ class Step(NamedTuple):
     carried: int
     followed: bool
     swap: bool = False
+    edge: int = -1
+    """Its edge id in the in-memory graph, when the step was read from there (`tracing.trace.value_graph`)."""
 
 
 @dataclass

@@ -20,7 +20,7 @@ from tracing.chain.transfer import TransferKind
 from tracing.labels.book import Label
 from tracing.trace import compiled
 from tracing.trace.coverage import cut_lines, gap_lines, trace_coverage, value_lines
-from tracing.trace.flows import Asset, FlowRequest, HistoryRequest
+from tracing.trace.flows import Asset, FlowRequest, History, HistoryRequest
 from tracing.trace.graph import TransferGraph
 from tracing.trace.model import (
     Cut,
@@ -37,6 +37,7 @@ from tracing.trace.model import (
 from tracing.trace.params import TraceDirection, TraceParams
 from tracing.trace.sources import GraphSource, HistorySource, LabelLookup, TransferSource, gives_histories
 from tracing.trace.value import Dust, PegPrices, UsdPrices, select_value
+from tracing.trace.value_graph import GraphHistory, graph_history, select_value_graph
 
 
 @dataclass
@@ -76,7 +77,8 @@ async def trace_funds(
     are traced with the root's, as one (a case's several sources: each one's funds are not clean money at the
     others'); value-aware traces only, at hop 0 beside the root.
 
-    Value-aware (the default), the walk follows the traced amount (`_trace_value`, over `HistorySource.histories`).
+    Value-aware (the default), the walk follows the traced amount (`_trace_value`, over `HistorySource.histories`;
+    over the in-memory graph, each address's ledger runs on the graph's edge ids: `tracing.trace.value_graph`).
     Following the graph, over the in-memory graph the walk runs on integer ids and builds only the result
     (`_trace_graph`); any other source goes through `TransferSource.flows`. Both give the same trace.
     """
@@ -408,6 +410,10 @@ async def _trace_value(
     found_roots = labels.for_addresses(roots, chain)
     reached: dict[str, _Reached] = {a: _Reached(a, 0, labels=tuple(found_roots.get(a, ()))) for a in roots}
     arrivals: dict[str, dict[tuple[str, str, str], int]] = defaultdict(dict)
+    # over the in-memory graph, each address's ledger runs on edge ids (`tracing.trace.value_graph`)
+    graph = source.graph if isinstance(source, GraphSource) and source.graph.chain == chain else None
+    name = source.name
+    edge_arrivals: dict[str, dict[int, int]] = defaultdict(dict)
     edges: dict[tuple[str, str, str], TraceEdge] = {}
     carried: dict[tuple[str, str, str], int] = {}
     totals: dict[str, Mapping[Asset, int]] = {}
@@ -435,7 +441,11 @@ async def _trace_value(
             batch = frontier[start : start + _batch_size(params, len(reached))]
             start += len(batch)
             requests = [_history_request(reached[a], params, reached[a].hop == 0) for a in batch]
-            for found in await source.histories(chain, query, requests):
+            if graph is not None:
+                founds: Sequence[History | GraphHistory] = [graph_history(graph, r, query, name) for r in requests]
+            else:
+                founds = await source.histories(chain, query, requests)
+            for found in founds:
                 address = found.address
                 node = reached[address]
                 first = address not in expanded
@@ -459,9 +469,15 @@ async def _trace_value(
                     continue
                 node.stop = Stop.EXPANDED
                 totals[address] = found.totals
-                picked = select_value(
-                    found.sends, found.receives, found.opening, arrivals[address], node.hop == 0, params, prices
-                )
+                if isinstance(found, GraphHistory):
+                    assert graph is not None
+                    picked = select_value_graph(
+                        graph, found, edge_arrivals[address], node.hop == 0, params, prices, hop + 1
+                    )
+                else:
+                    picked = select_value(
+                        found.sends, found.receives, found.opening, arrivals[address], node.hop == 0, params, prices
+                    )
                 dust[address] = picked.dust  # the last expansion's account replaces the earlier ones
                 unfloored |= picked.unpriced_unfloored
                 for reason, kept, dropped in (
@@ -478,7 +494,7 @@ async def _trace_value(
                     key = (t.tx_hash, t.kind.value, t.position)
                     far = t.to_addr if outgoing else t.from_addr
                     if key not in edges:
-                        edges[key] = TraceEdge.of(t, hop + 1)
+                        edges[key] = t if isinstance(t, TraceEdge) else TraceEdge.of(t, hop + 1)
                     elif step.carried <= carried[key]:
                         continue
                     carried[key] = step.carried
@@ -492,8 +508,11 @@ async def _trace_value(
                         )
                     if not seen.hop:  # a root: traced through and through
                         continue
-                    arrivals[far][key] = step.carried
-                    weight = weight_of(edges[key]._replace(value=step.carried))
+                    if graph is not None:
+                        edge_arrivals[far][step.edge] = step.carried
+                    else:
+                        arrivals[far][key] = step.carried
+                    weight = step.carried / 10 ** (18 if t.token is None else (t.decimals or 0))  # `weight_of`
                     if seen.hop == hop + 1 and weight > seen.weight:
                         seen.weight = weight
                     if far in expanded and expanded[far] <= REVISITS and not seen.terminal:
