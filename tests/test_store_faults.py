@@ -30,6 +30,8 @@ from storage import STORE_FAULTS, StoreFull, StoreLocked, StoreReadOnly, store_f
 from storage.models import AuditRow, LabelRow
 from storage.settings import Settings
 from tests.support.databases import Contents, StoreTemplates
+from tests.support.slack_server import FakeSlack, form, sign, slash_command
+from tests.test_slack import BOB, CHANNEL, LAZARUS, SECRET, Slack, settings  # noqa: F401 (the fixture)
 from tracing.monitor.clock import ManualClock
 from tracing.monitor.ops import OpsMonitor, OpsPolicy
 
@@ -201,17 +203,9 @@ async def test_a_full_disk_gets_one_sentence_from_every_command_and_loses_nothin
     assert _rows(full_app, AuditRow) >= audits + 2  # the rows from before the fault are all still there
 
 
-@pytest.fixture
-def read_only_app(tmp_path: Path, prepared_database_url: str) -> Iterator[App]:
-    the_app = build_app(_settings(tmp_path), database_url=prepared_database_url)
-    yield the_app
-    the_app.close()
-
-
-async def test_a_read_only_store_refuses_changes_in_one_sentence_and_still_answers_reads(
-    read_only_app: App, caplog: pytest.LogCaptureFixture
-) -> None:
-    engine = read_only_app.db.engine
+def _read_only(engine: Engine) -> Any:
+    """A connect hook that makes every new connection read-only (SQLite's query_only, PostgreSQL's read-only
+    transactions): writes then fail as on a store mounted read-only, or a PostgreSQL standby."""
 
     def read_only(dbapi_connection: Any, _record: Any) -> None:
         cursor = dbapi_connection.cursor()
@@ -223,6 +217,21 @@ async def test_a_read_only_store_refuses_changes_in_one_sentence_and_still_answe
         if engine.dialect.name != "sqlite":
             dbapi_connection.commit()
 
+    return read_only
+
+
+@pytest.fixture
+def read_only_app(tmp_path: Path, prepared_database_url: str) -> Iterator[App]:
+    the_app = build_app(_settings(tmp_path), database_url=prepared_database_url)
+    yield the_app
+    the_app.close()
+
+
+async def test_a_read_only_store_refuses_changes_in_one_sentence_and_still_answers_reads(
+    read_only_app: App, caplog: pytest.LogCaptureFixture
+) -> None:
+    engine = read_only_app.db.engine
+    read_only = _read_only(engine)
     (button,) = read_only_app.bot.store_actions("telegram", GROUP, [Action("Label", WRITES[0], once=True)])
     event.listen(engine, "connect", read_only)
     engine.dispose()
@@ -347,3 +356,22 @@ def test_the_command_line_ends_on_a_store_fault_with_one_line(
     assert ended.value.code == 1
     said = capsys.readouterr().err.strip()
     assert "\n" not in said and said.startswith("error: the store's disk is full;"), said
+
+
+async def test_a_slack_request_that_cannot_be_remembered_gets_503_naming_the_cause(
+    app: App, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = FakeSlack()
+    await server.start()
+    harness = Slack(server, app)
+    await harness.start()
+    try:
+        event.listen(app.db.engine, "connect", _read_only(app.db.engine))
+        app.db.engine.dispose()
+        body = form(slash_command(f"watch {LAZARUS}", user=BOB, channel=CHANNEL, response_url=server.response_url("w")))
+        status, said, _ = await harness.post(body, "application/x-www-form-urlencoded", headers=sign(SECRET, body))
+        assert status == 503 and said.startswith("The store is read-only; try again later (reference "), said
+        assert not [r for r in caplog.records if r.exc_info], "a store fault needs no traceback"
+    finally:
+        await harness.stop()
+        await server.stop()
