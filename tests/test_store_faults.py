@@ -4,6 +4,7 @@ is half-written, and once space returns the commands work again with what was wr
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import logging
 import os
@@ -27,13 +28,17 @@ from bot.messages import Action, IncomingMessage
 from bot.metrics import REGISTRY
 from bot.render.text import render_text
 from storage import STORE_FAULTS, StoreFull, StoreLocked, StoreReadOnly, store_fault
+from storage.db import Database
 from storage.models import AuditRow, LabelRow
 from storage.settings import Settings
 from tests.support.databases import Contents, StoreTemplates
+from tests.support.fake_chain import FakeChain
 from tests.support.slack_server import FakeSlack, form, sign, slash_command
 from tests.test_slack import BOB, CHANNEL, LAZARUS, SECRET, Slack, settings  # noqa: F401 (the fixture)
+from tracing.labels.book import LabelBook
 from tracing.monitor.clock import ManualClock
 from tracing.monitor.ops import OpsMonitor, OpsPolicy
+from tracing.monitor.watcher import ChainFeed, LabelRisk, Watcher, watch_status
 
 GROUP = "-300"
 BEFORE = "0x1111111111111111111111111111111111111111"
@@ -375,3 +380,39 @@ async def test_a_slack_request_that_cannot_be_remembered_gets_503_naming_the_cau
     finally:
         await harness.stop()
         await server.stop()
+
+
+async def test_a_watcher_on_a_read_only_store_says_so_in_one_line_and_catches_up_after(
+    db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = ManualClock(datetime.now(UTC))
+    chain = FakeChain()
+    chain.mine_empty(5)
+    feed = ChainFeed("eth", chain, poll_interval=1, confirmations=0, start_block=1)
+    watcher = Watcher(db, feed, risk=LabelRisk(LabelBook(db)), clock=clock)
+    await watcher.catch_up()
+    stored = watch_status(db)[0].block
+    chain.mine_empty(3)
+
+    read_only = _read_only(db.engine)
+    event.listen(db.engine, "connect", read_only)
+    db.engine.dispose()
+    stop = asyncio.Event()
+    task = asyncio.create_task(watcher.run(stop))
+    for _ in range(200):
+        await asyncio.sleep(0)
+        if STORE_FAULTS.last is not None:
+            break
+    stop.set()
+    clock.advance(60)
+    await asyncio.wait_for(task, 5)
+    assert STORE_FAULTS.last is not None and STORE_FAULTS.last.what == "watcher eth"
+    assert STORE_FAULTS.last.kind == "read-only"
+    assert not [r for r in caplog.records if r.exc_info and "watcher" in r.getMessage()]
+
+    event.remove(db.engine, "connect", read_only)
+    db.engine.dispose()
+    await watcher.catch_up()
+    assert watch_status(db)[0].block == stored + 3  # nothing skipped while the store refused writes
+    notices = OpsMonitor(db, OpsPolicy("telegram", "-100ops"), clock).check()
+    assert any("The store refused writes: the store is read-only" in text for text in notices), notices
