@@ -24,6 +24,7 @@ from sqlalchemy.exc import OperationalError
 
 from bot.app import App, build_app
 from bot.backends.testing import TestBackend
+from bot.delivery.notifier import Notifier
 from bot.messages import Action, IncomingMessage
 from bot.metrics import REGISTRY
 from bot.render.text import render_text
@@ -38,6 +39,7 @@ from tests.test_slack import BOB, CHANNEL, LAZARUS, SECRET, Slack, settings  # n
 from tracing.labels.book import LabelBook
 from tracing.monitor.clock import ManualClock
 from tracing.monitor.ops import OpsMonitor, OpsPolicy
+from tracing.monitor.outbox import OpsNotice, OutboxKind, enqueue
 from tracing.monitor.watcher import ChainFeed, LabelRisk, Watcher, watch_status
 
 GROUP = "-300"
@@ -416,3 +418,38 @@ async def test_a_watcher_on_a_read_only_store_says_so_in_one_line_and_catches_up
     assert watch_status(db)[0].block == stored + 3  # nothing skipped while the store refused writes
     notices = OpsMonitor(db, OpsPolicy("telegram", "-100ops"), clock).check()
     assert any("The store refused writes: the store is read-only" in text for text in notices), notices
+
+
+async def test_the_notifier_on_a_read_only_store_logs_once_and_delivers_after(
+    db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = ManualClock(datetime.now(UTC))
+    platform = TestBackend(platform="telegram")
+    with db.session() as session:
+        enqueue(
+            session,
+            platform="telegram",
+            chat="-100ops",
+            kind=OutboxKind.NOTICE,
+            now=clock.now(),
+            notice=OpsNotice("kept"),
+        )
+    read_only = _read_only(db.engine)
+    event.listen(db.engine, "connect", read_only)
+    db.engine.dispose()
+    notifier = Notifier(db, {"telegram": platform}, clock=clock)
+    stop = asyncio.Event()
+    task = asyncio.create_task(notifier.run(stop, idle=1.0))
+    for _ in range(100):  # many rounds: the manual clock's sleeps return at once
+        await asyncio.sleep(0)
+    stop.set()
+    await asyncio.wait_for(task, 5)
+    paused = [r for r in caplog.records if "notifier paused" in r.getMessage()]
+    assert len(paused) == 1 and "the store is read-only" in paused[0].getMessage()
+    assert not [r for r in caplog.records if r.exc_info]
+    assert platform.delivered == []
+
+    event.remove(db.engine, "connect", read_only)
+    db.engine.dispose()
+    assert await notifier.drain_once() == 1
+    assert "kept" in platform.pop().text
