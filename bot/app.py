@@ -40,6 +40,7 @@ def build_app(settings: Settings, *, database_url: str | None = None) -> App:
         explorers=configured_explorers(),
         token_readers=configured_token_readers(),
         price_api=price_api_from_settings(settings),
+        explorer_budget=settings.explorer_budget,
     )
     investigator.labels.hooks.append(retro_alert_hook(db))  # new risk labels reach watchers and /risk askers
     ensure_bundled_labels(investigator.labels)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -12,7 +12,8 @@ from sqlalchemy import text
 
 from bot.metrics import REGISTRY
 from bot.web.server import GuardedServer, HttpLimits
-from storage import Database
+from storage import Database, utcnow
+from tracing import silent_chains
 
 Check = Callable[[], Awaitable[tuple[bool, str]]]
 
@@ -28,6 +29,23 @@ def database_check(db: Database) -> Check:
         except Exception as exc:
             return False, f"database: {type(exc).__name__}"
         return True, "database: ok"
+
+    return check
+
+
+def node_check(db: Database, stale_after: float, chains: Iterable[str] | None = None) -> Check:
+    """Fails while a watched chain's node has given no good answer for more than `stale_after` seconds."""
+
+    async def check() -> tuple[bool, str]:
+        try:
+            silent = await asyncio.wait_for(
+                asyncio.to_thread(silent_chains, db, utcnow(), stale_after, chains=chains), timeout=5
+            )
+        except Exception as exc:
+            return False, f"nodes: not readable ({type(exc).__name__})"
+        if silent:
+            return False, "nodes: " + "; ".join(s.sentence() for s in silent)
+        return True, "nodes: ok"
 
     return check
 

@@ -59,6 +59,16 @@ class Settings(BaseSettings):
     ops_chat: str = ""
     ops_lag_blocks: int = 20
     ops_failed_messages: int = 1
+    explorer_budget: float = Field(
+        default=10.0,
+        gt=0,
+        description="Seconds one explorer read may take inside a command before it fails.",
+    )
+    node_stale_after: float = Field(
+        default=60.0,
+        gt=0,
+        description="Seconds without a good answer from a watched node before it counts as silent.",
+    )
 
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 0

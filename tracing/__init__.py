@@ -55,6 +55,7 @@ from tracing.monitor.outbox import (
     SentMessage,
     outbox_stats,
 )
+from tracing.monitor.silence import Silence, silence_of, silent_chains
 from tracing.monitor.watch import Watch, WatchBook, WatchMatcher, parse_min_amount
 from tracing.monitor.watcher import ChainFeed, InvestigatorRisk, watch_chains, watch_status
 from tracing.risk.exposure import amounts_of, trace_amounts
@@ -210,4 +211,7 @@ __all__ = [
     "usd_text",
     "watch_chains",
     "watch_status",
+    "Silence",
+    "silence_of",
+    "silent_chains",
 ]

@@ -19,15 +19,17 @@ from sqlalchemy import text
 
 from storage import STORE_FAULTS, Database, RiskCheckRow, StoreUnavailable
 from tracing.chain.amounts import TransferPrices, UsdLookup, Valuation
+from tracing.chain.guard import SOURCE_BUDGET, SourceGuard, guarded, guarded_reader
 from tracing.chain.index import TransferIndex
 from tracing.chain.prices import PriceApi, PriceBook
 from tracing.chain.tokens import TokenBook, TokenMetaReader, unknown_token_note
+from tracing.errors import SourceError
 from tracing.labels.book import Label, LabelBook
 from tracing.risk.exposure import merged_coverage, report_from_traces
 from tracing.risk.report import RiskReport, labels_only_report
 from tracing.trace.cache import GraphCache
 from tracing.trace.compare import ModelComparison, compare_models
-from tracing.trace.coverage import INCOMPLETE_HISTORY
+from tracing.trace.coverage import INCOMPLETE_HISTORY, SOURCE_ERROR, Coverage
 from tracing.trace.label_cache import LabelCache
 from tracing.trace.model import Trace, with_coverage
 from tracing.trace.params import DEFAULT_HOPS, TraceDirection, TraceParams
@@ -54,6 +56,9 @@ class Investigator:
     does not cover. `use_graph`: trace over the in-memory graph (False keeps everything on SQL, for checks and tests).
     `token_readers`: per chain, what reads `symbol()`/`decimals()` of tokens the store and token list do not know
     (the chain's `RpcSource`). `price_api`: the optional live price API for days without a stored price.
+    `explorer_budget`: seconds one explorer read may take inside a command (`tracing.chain.guard`); an explorer
+    that runs out of it or cannot be reached fails the reads of the next minute at once, and the report's coverage
+    names it among its sources as failed.
     """
 
     def __init__(
@@ -66,6 +71,7 @@ class Investigator:
         check_interval: float = 1.0,
         token_readers: Mapping[str, TokenMetaReader] | None = None,
         price_api: PriceApi | None = None,
+        explorer_budget: float = SOURCE_BUDGET,
     ) -> None:
         self.db = db
         self.labels = LabelBook(db)
@@ -74,9 +80,13 @@ class Investigator:
         self.use_graph = use_graph
         self.graphs = GraphCache(db, check_interval=check_interval)
         self.label_cache = LabelCache(db, check_interval=check_interval)
-        self.explorers = {chain: ExplorerSource(client) for chain, client in (explorers or {}).items()}
+        self.explorers = {
+            chain: ExplorerSource(guarded(client, explorer_budget)) for chain, client in (explorers or {}).items()
+        }
         self.tokens = TokenBook(db)
-        self.token_readers = dict(token_readers or {})
+        self.token_readers = {
+            chain: guarded_reader(reader, explorer_budget) for chain, reader in (token_readers or {}).items()
+        }
         self.prices = PriceBook(db, price_api, check_interval=check_interval)
         self._summary: dict[str, tuple[float, int, tuple[str, ...]]] = {}
         self._sets: tuple[tuple[Any, ...], tuple[str, ...]] | None = None
@@ -119,6 +129,7 @@ class Investigator:
     ) -> Trace:
         """`with_roots`: more addresses whose funds are traced with `address`'s as one (a case's sources)."""
         chain = chain or self.default_chain
+        started = time.monotonic()
         result = await trace_funds(
             self.source(chain),
             self.label_lookup(),
@@ -130,12 +141,13 @@ class Investigator:
         )
         valuation, notes = await self.valuation(chain, [result], every_transfer=True)
         index_range, gaps = self.index_summary(chain)
-        return with_coverage(
+        traced = with_coverage(
             result.replace(valuation=valuation),
             index_range=index_range,
             label_sets=self.label_sets(),
             gaps=result.coverage.gaps + gaps + notes,
         )
+        return traced.replace(coverage=self.with_failed_sources(traced.coverage, chain, started))
 
     async def compare(
         self, address: str, chain: str | None = None, params: TraceParams | None = None
@@ -166,7 +178,12 @@ class Investigator:
         wanted: set[str] = set()
         for trace in traces:
             wanted |= {t for t, (d, s) in trace.token_meta().items() if t is not None and (d is None or s is None)}
-        infos = await self.tokens.resolve(chain, wanted, self.token_readers.get(chain)) if wanted else {}
+        unread: tuple[str, ...] = ()
+        try:
+            infos = await self.tokens.resolve(chain, wanted, self.token_readers.get(chain)) if wanted else {}
+        except SourceError as exc:  # the node did not answer in time: the tokens stay unknown (and uncached)
+            infos = await self.tokens.resolve(chain, wanted, None)
+            unread = (f"token metadata not read from the chain: {exc}",)
         if self.prices.api is not None:
             needs: dict[str, set[int]] = {}
             for trace in traces:
@@ -180,7 +197,7 @@ class Investigator:
         for trace in traces:
             metas.update(trace.token_meta())
         note = unknown_token_note(valuation.unknown_tokens(metas))
-        return valuation, (note,) if note else ()
+        return valuation, unread + ((note,) if note else ())
 
     async def risk(
         self, address: str, chain: str | None = None, asker: Asker | None = None, hops: int | None = None
@@ -190,6 +207,7 @@ class Investigator:
         source, lookup = self.source(chain), self.label_lookup()
         labels = self.labels.for_address(address, chain)  # from the store: a label added a moment ago counts
         prices = self.transfer_prices(chain)  # the value-aware walk's dust floor in USD
+        started = time.monotonic()
         outgoing = await trace_funds(source, lookup, address, chain, TraceParams(TraceDirection.OUT, hops), prices)
         incoming = await trace_funds(source, lookup, address, chain, TraceParams(TraceDirection.IN, hops), prices)
         valuation, notes = await self.valuation(chain, [outgoing, incoming])
@@ -200,11 +218,11 @@ class Investigator:
             gap = "The transfer index holds no transfer of this address" + (
                 f" (index: {index_range})." if index_range else "."
             )
-            cut = tuple(  # a history the explorer cut, though none of it moved value in either direction
+            cut = tuple(  # a history the explorer cut or a source that failed, though nothing moved value
                 f"{way}: {g}"
                 for way, found in (("outgoing", outgoing), ("incoming", incoming))
                 for g in found.coverage.gaps
-                if g.startswith(INCOMPLETE_HISTORY)
+                if g.startswith((INCOMPLETE_HISTORY, SOURCE_ERROR))
             )
             report = replace(report, coverage=replace(report.coverage, gaps=report.coverage.gaps + (gap, *cut)))
         else:
@@ -212,6 +230,7 @@ class Investigator:
             coverage = merged_coverage(outgoing, incoming, index_range=index_range, label_sets=self.label_sets())
             coverage = replace(coverage, gaps=coverage.gaps + gaps + notes)
             report = report_from_traces(address, chain, labels, outgoing, incoming, coverage)
+        report = replace(report, coverage=self.with_failed_sources(report.coverage, chain, started))
         if asker is not None:
             report = self._remembered(report, asker)
         return report
@@ -231,6 +250,18 @@ class Investigator:
             )
             report = replace(report, coverage=replace(report.coverage, gaps=report.coverage.gaps + (gap,)))
         return report
+
+    def with_failed_sources(self, coverage: Coverage, chain: str, since: float) -> Coverage:
+        """`coverage` naming, among its sources, the chain's explorer or RPC node when it failed since `since`."""
+        explorer = self.explorers.get(chain)
+        failed = []
+        for guard, missing in (
+            (explorer.client if explorer is not None else None, "transfers it would have given are missing"),
+            (self.token_readers.get(chain), "token symbols and decimals it would have given are missing"),
+        ):
+            if isinstance(guard, SourceGuard) and (reason := guard.failed_since(since)) is not None:
+                failed.append(f"{guard.name} FAILED ({reason}): {missing}")
+        return replace(coverage, sources=(*coverage.sources, *failed)) if failed else coverage
 
     def index_summary(self, chain: str, *, ttl: float = 300.0) -> tuple[str, tuple[str, ...]]:
         """(what the index holds for the chain, in words; what it is known not to cover). Cached until new transfers

@@ -12,7 +12,7 @@ from bot.backends.base import Backend
 from bot.backends.console import ConsoleBackend
 from bot.cli.base import app, open_app
 from bot.cli.watch import run_watch
-from bot.health import HealthServer, database_check
+from bot.health import HealthServer, database_check, node_check
 from bot.messages import Identity, IncomingMessage
 from bot.render.text import render_text
 from bot.web.server import HttpLimits
@@ -59,8 +59,11 @@ async def serve(platform: str, app: App, chains: list[ChainConfig]) -> None:
     health: HealthServer | None = None
     watching: asyncio.Task[None] | None = None
     if settings.metrics_port:
+        checks = [database_check(app.db)]
+        if chains:
+            checks.append(node_check(app.db, settings.node_stale_after, [chain.name for chain in chains]))
         limits = HttpLimits.from_settings(settings)
-        health = HealthServer([database_check(app.db)], settings.metrics_host, settings.metrics_port, limits)
+        health = HealthServer(checks, settings.metrics_host, settings.metrics_port, limits)
         await health.start()
         log.info("health and metrics on http://%s:%d/healthz", settings.metrics_host, health.port)
     if chains:

@@ -86,7 +86,12 @@ async def run_watch(
             tasks.append(notifier.run(stop_event))
         ops_chat = parse_ops_chat(app.settings.ops_chat)
         if ops_chat is not None:
-            policy = OpsPolicy(*ops_chat, app.settings.ops_lag_blocks, app.settings.ops_failed_messages)
+            policy = OpsPolicy(
+                *ops_chat,
+                app.settings.ops_lag_blocks,
+                app.settings.ops_failed_messages,
+                stale_after=app.settings.node_stale_after,
+            )
             tasks.append(OpsMonitor(app.db, policy, clock).run(stop_event))
         await asyncio.gather(*tasks)
     finally:

@@ -10,8 +10,8 @@ from bot.commands import CommandSpec, Invocation, Param
 from bot.core import Context
 from bot.messages import Identity, Reply, Text
 from bot.roles import Role
-from storage import STORE_FAULTS
-from tracing import InvalidArgument, NotAllowed, outbox_stats, watch_status
+from storage import STORE_FAULTS, utcnow
+from tracing import InvalidArgument, NotAllowed, outbox_stats, silence_of, watch_status
 
 _STARTED = time.monotonic()
 _SLACK_MENTION = re.compile(r"^<@([UW][A-Z0-9]{2,20})(?:\|[^>]*)?>$")
@@ -57,11 +57,15 @@ async def status_command(ctx: Context, inv: Invocation) -> Reply:
 def _watch_lines(ctx: Context) -> list[str]:
     """Per chain: head, cursor, lag, last error; then the outbox: depth, failures (never silently dropped)."""
     lines = []
+    now = utcnow()
     for chain in watch_status(ctx.db):
         lag = "unknown" if chain.lag is None else f"{chain.lag} blocks"
         head = "?" if chain.head is None else str(chain.head)
         line = f"Chain {chain.chain}: head {head}, cursor {chain.block}, lag {lag}, alerts {chain.alerts}"
         line += f", poisoning dropped {chain.poisoning_dropped}, reorgs {chain.reorgs}"
+        silence = silence_of(chain, now, ctx.settings.node_stale_after)
+        if silence is not None:  # the lag above is as of the last good answer, so say that first
+            line += f"; NOT ANSWERING: {silence.sentence()}"
         if chain.last_error:
             line += f"; last error {chain.last_error[:200]}"
         lines.append(line)

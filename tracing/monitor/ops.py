@@ -11,6 +11,7 @@ from datetime import timedelta
 from storage import STORE_FAULTS, Database, KeyValueRow, StoreUnavailable
 from tracing.monitor.clock import Clock, SystemClock, sleep_or_stop
 from tracing.monitor.outbox import OpsNotice, OutboxKind, enqueue, outbox_stats
+from tracing.monitor.silence import DEFAULT_STALE_AFTER, silence_of
 from tracing.monitor.watcher import watch_status
 
 log = logging.getLogger(__name__)
@@ -23,6 +24,8 @@ class OpsPolicy:
     chat: str
     lag_blocks: int = 20
     failed_messages: int = 1
+    stale_after: float = DEFAULT_STALE_AFTER
+    """Seconds without a good answer from a chain's node before it is announced silent."""
     store_fault_minutes: int = 15
     """How long after this process's last store fault the ops channel still hears of it (the notice itself waits in
     the outbox, in the store, so it goes out once the store takes writes again)."""
@@ -47,7 +50,16 @@ class OpsMonitor:
     def problems(self) -> dict[str, str]:
         """Current problems, keyed by a stable id, each with the sentence to post."""
         found: dict[str, str] = {}
+        now = self.clock.now()
         for chain in watch_status(self.db):
+            silence = silence_of(chain, now, self.policy.stale_after)
+            if silence is not None:
+                # The sentence without the growing age: announced once, and its recovery names the same problem.
+                found[f"silent:{chain.chain}"] = (
+                    f"Watcher {chain.chain} has had no good answer from its node for over "
+                    f"{self.policy.stale_after:g} s (last at {silence.last_answer_at:%Y-%m-%d %H:%M:%S} UTC): "
+                    "the node hangs or is down, or the watcher stopped; alerts are not being raised."
+                )
             if chain.lag is not None and chain.lag > self.policy.lag_blocks:
                 found[f"lag:{chain.chain}"] = (
                     f"Watcher {chain.chain} is {chain.lag} blocks behind the head "
@@ -55,7 +67,7 @@ class OpsMonitor:
                 )
             if chain.last_error:
                 found[f"error:{chain.chain}"] = f"Watcher {chain.chain} keeps failing: {chain.last_error[:300]}"
-        fault = STORE_FAULTS.recent(timedelta(minutes=self.policy.store_fault_minutes), self.clock.now())
+        fault = STORE_FAULTS.recent(timedelta(minutes=self.policy.store_fault_minutes), now)
         if fault is not None:
             found["store"] = (
                 f"The store refused writes: {fault.cause} (last at {fault.at:%Y-%m-%d %H:%M} UTC in {fault.what}, "

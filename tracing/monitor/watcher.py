@@ -175,6 +175,8 @@ class _Cursor:
 
 LEADER_RETRY = 1.0
 """Seconds between attempts to become the leader for a chain."""
+ANSWER_EVERY = timedelta(seconds=5)
+"""How often an idle watcher stores that its node still answers (`head_seen_at`); well under `stale_after`."""
 
 
 class Watcher:
@@ -201,6 +203,7 @@ class Watcher:
         self.stats = WatcherStats()
         self._head: int | None = None
         self._warned_internal = False
+        self._answer_recorded: datetime | None = None
 
     # -- running ------------------------------------------------------------------------------------------
 
@@ -277,8 +280,12 @@ class Watcher:
         cursor = await self._cursor()
         if self._head is None or cursor.number >= self._head:
             head = await self.feed.source.head()
-            if head != self._head:
+            # Every good answer is recorded (at most every ANSWER_EVERY s while nothing changes): /status, /healthz and
+            # the ops monitor tell a node that stopped answering from one with no new blocks by its age.
+            now = self.clock.now()
+            if head != self._head or self._answer_recorded is None or now - self._answer_recorded >= ANSWER_EVERY:
                 self._record_health(head=head)
+                self._answer_recorded = now
             self._head = head
         if cursor.number >= self._head:
             return Step.IDLE
@@ -550,11 +557,17 @@ class ChainStatus:
     head: int | None = None
     last_error: str = ""
     last_error_at: datetime | None = None
+    head_seen_at: datetime | None = None
 
     @property
     def lag(self) -> int | None:
         """Blocks between the last head the watcher saw and the last block it finished."""
         return None if self.head is None else max(self.head - self.block, 0)
+
+    @property
+    def last_answer_at(self) -> datetime:
+        """When the node last gave the watcher a good answer: a head read, or a block finished."""
+        return max(self.updated_at, self.head_seen_at) if self.head_seen_at else self.updated_at
 
 
 def watch_status(db: Database) -> list[ChainStatus]:
@@ -572,6 +585,7 @@ def watch_status(db: Database) -> list[ChainStatus]:
                 head=r.head,
                 last_error=r.last_error,
                 last_error_at=r.last_error_at,
+                head_seen_at=r.head_seen_at,
             )
             for r in rows
         ]

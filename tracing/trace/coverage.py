@@ -90,6 +90,10 @@ INCOMPLETE_HISTORY = "history incomplete at the source, transfers may be missing
 """How a gap about a cut source history starts (after the direction prefix of a report)."""
 
 
+SOURCE_ERROR = "source error at"
+"""How a gap about a source that failed for an address starts (after the direction prefix of a report)."""
+
+
 def gap_lines(
     silent: int, at_budget: int, params: TraceParams, errors: Sequence[str], incomplete: Sequence[str] = ()
 ) -> list[str]:
@@ -106,7 +110,7 @@ def gap_lines(
     if at_budget:
         gaps.append(f"{at_budget} address(es) at the hop budget ({params.hops}) were not followed further")
     for error in errors[:3]:
-        gaps.append(f"source error at {error}")
+        gaps.append(f"{SOURCE_ERROR} {error}")
     if len(errors) > 3:
         gaps.append(f"{len(errors) - 3} more source errors")
     return gaps
