@@ -1,6 +1,6 @@
 """The bot core: one path from a message to a reply, whatever the platform.
 
-message → (allow-list) → `Invocation` (grammar) → (role) → handler → `Reply`; every outcome is audited.
+message → (allow-list) → (role) → typed arguments (grammar) → handler → `Reply`; every outcome is audited.
 A pressed button is the same path: its stored command runs as if the presser had typed it. Addresses pasted in
 an allowed chat are offered a risk check, at most once per address per chat per quiet period (remembered in the
 store, so a restart or a second bot process does not offer it again).
@@ -24,7 +24,8 @@ import math
 import re
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Sequence
+import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
@@ -32,13 +33,14 @@ from sqlalchemy import delete, insert, update
 from sqlmodel import col
 
 from bot.access import AccessPolicy
-from bot.commands import Invocation, Registry
+from bot.commands import Registry
+from bot.context import Context
 from bot.messages import Action, IncomingMessage, Reply, Text
 from bot.metrics import COMMAND_SECONDS, COMMANDS, STORE_FAULT_COUNT, UNAUDITED_COMMANDS
 from bot.once import Claims
 from bot.roles import Role
 from storage import STORE_FAULTS, AuditLog, ButtonRow, Database, Settings, StoreUnavailable, store_fault, utcnow
-from tracing import Asker, Investigator, NotAllowed, UserError, checksum, parse_address
+from tracing import IncidentDesk, Investigator, NotAllowed, OnCallBook, UserError, WatchBook, checksum, parse_address
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +55,15 @@ EVENT_MEMORY = timedelta(hours=1)
 _PASTED_ADDRESS = re.compile(r"(?<![0-9A-Za-z])0x[0-9a-fA-F]{40}(?![0-9A-Za-z])")
 
 
+def one_line(sentence: str) -> str:
+    """A refusal as one line: line breaks and other control characters it quotes from the input are shown escaped
+    (`\\n`), so a quoted word cannot make a reply of several lines."""
+    return "".join(
+        c if c == " " or unicodedata.category(c) not in ("Cc", "Zl", "Zp") else c.encode("unicode_escape").decode()
+        for c in sentence
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Pressed:
     """What pressing a stored button gave: the reply, and whether this press used up a one-off button (the platform
@@ -64,39 +75,25 @@ class Pressed:
     """The command the button ran (empty when the press was refused before running anything)."""
 
 
-async def _nothing_to_load(chain: str | None) -> None:
-    return None
-
-
-@dataclass
-class Context:
-    """What a handler may use."""
-
-    settings: Settings
-    db: Database
-    investigator: Investigator
-    access: AccessPolicy
-    audit: AuditLog
-    registry: Registry
-    message: IncomingMessage
-    role: Role
-    load_caches: Callable[[str | None], Awaitable[None]] = _nothing_to_load
-
-    async def caches_ready(self, chain: str | None) -> None:
-        """Before tracing on `chain`: its transfer graph and the label cache loaded and fresh (off the event loop)."""
-        await self.load_caches(chain)
-
-    @property
-    def asker(self) -> Asker:
-        return Asker(self.message.platform, self.message.chat_id, self.message.user.key)
-
-
 class Bot:
-    def __init__(self, settings: Settings, db: Database, investigator: Investigator, registry: Registry) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        investigator: Investigator,
+        registry: Registry,
+        *,
+        incidents: IncidentDesk | None = None,
+        watches: WatchBook | None = None,
+        oncall: OnCallBook | None = None,
+    ) -> None:
         self.settings = settings
         self.db = db
         self.investigator = investigator
         self.registry = registry
+        self.incidents = incidents or IncidentDesk(db)
+        self.watches = watches or WatchBook(db)
+        self.oncall = oncall or OnCallBook(db)
         self.access = AccessPolicy(settings, db)
         self.audit = AuditLog(db)
         self.claims = Claims(db)
@@ -192,9 +189,12 @@ class Bot:
             settings=self.settings,
             db=self.db,
             investigator=self.investigator,
+            incidents=self.incidents,
+            oncall=self.oncall,
+            watches=self.watches,
             access=self.access,
             audit=self.audit,
-            registry=self.registry,
+            registry=self.registry.grammar,
             message=message,
             role=role,
             load_caches=self.caches_ready,
@@ -202,14 +202,14 @@ class Bot:
         try:
             if role < spec.role:
                 raise NotAllowed(f"/{spec.name} needs the {spec.role.title} role; you are {role.title}.")
-            invocation: Invocation = self.registry.parse(spec, rest, message)
-            reply = await spec.handler(context, invocation)
+            arguments = self.registry.parse(spec, rest)
+            reply = await spec.handler(context, arguments)
         except NotAllowed as exc:
             self._audit(message, spec.name, rest, "refused", str(exc))
-            return Reply.error(str(exc))
+            return Reply.error(one_line(str(exc)))
         except UserError as exc:
             self._audit(message, spec.name, rest, "error", str(exc))
-            return Reply.error(str(exc))
+            return Reply.error(one_line(str(exc)))
         except Exception as exc:
             fault = store_fault(exc)
             if fault is not None:

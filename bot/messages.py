@@ -81,3 +81,8 @@ class Reply:
     @property
     def is_error(self) -> bool:
         return any(isinstance(p, ErrorText) for p in self.parts)
+
+    @property
+    def failed(self) -> bool:
+        """An error on our side (the reply carries a reference for the operators), not a refusal of the input."""
+        return any(isinstance(p, ErrorText) and p.ref for p in self.parts)

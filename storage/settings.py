@@ -1,17 +1,24 @@
 """Configuration in one place: every setting read from the environment and `.env` (pydantic-settings).
 
-Chain settings are dynamic (`CHAINS=eth,base` plus `<NAME>_RPC_URL`, ...) and are read by `tracing.chain.config`
-from the same sources; everything else is a typed field here. `.env.example` documents each variable.
+Chain settings are dynamic (`CHAINS=eth,base` plus `<NAME>_RPC_URL`, ...): `Settings.chain_variables()` reads them
+from the same sources, with the same precedence, and hands them to `tracing.chain.config`, which opens no file
+itself. Everything else is a typed field here. `.env.example` documents each variable.
 """
 
 from __future__ import annotations
 
+import os
+from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from dotenv import dotenv_values
+from pydantic import Field, PrivateAttr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+CHAIN_SUFFIXES = ("_RPC_URL", "_EXPLORER_URL", "_EXPLORER_KEY", "_CHAIN_ID", "_CONFIRMATIONS", "_SYMBOL")
+"""The per-chain variables: `<NAME>` followed by one of these."""
 
 
 def _csv(value: object) -> list[str]:
@@ -26,6 +33,12 @@ def _csv(value: object) -> list[str]:
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+    _chain_env_file: object = PrivateAttr(default=None)
+
+    def __init__(self, **values: Any) -> None:
+        super().__init__(**values)
+        # The chain variables come from the same file the fields did (`Settings(_env_file=None)` reads none).
+        self._chain_env_file = values.get("_env_file", self.model_config.get("env_file"))
 
     data_dir: Path = Field(default=Path("data"), description="Where the embedded database and files live.")
     database_url: str = Field(default="", description="SQLAlchemy URL; empty means SQLite under data_dir.")
@@ -82,7 +95,13 @@ class Settings(BaseSettings):
     http_max_body_bytes: int = Field(default=1024 * 1024, ge=1024, description="Largest request body accepted.")
 
     default_chain: str = "eth"
+    chains: str = Field(default="eth", description="The configured chains, comma-separated (CHAINS).")
     demo_data: bool = True
+
+    risk_dust_usd: Decimal = Decimal(250)
+    """Dust floor of the risk policy, in USD on the transfer's day (README "How risk is rated")."""
+    risk_dust_eth: Decimal = Decimal("0.2")
+    """The same floor in ETH, for amounts without a USD price."""
 
     # Optional live USD prices: a CoinGecko-compatible API (answers are stored; each asset and day is asked once).
     price_api_url: str = ""
@@ -95,6 +114,19 @@ class Settings(BaseSettings):
     @classmethod
     def _split_csv(cls, value: object) -> list[str]:
         return _csv(value)
+
+    def chain_variables(self) -> dict[str, str]:
+        """The chain variables `tracing.chain.config.load_chains` reads: `CHAINS` (the `chains` field) and every
+        `<NAME>_*` variable (see `CHAIN_SUFFIXES`) from `.env` overlaid with the environment (the environment wins,
+        as for every field). The `<NAME>_*` ones are dynamic, so they are read on each call; nothing else is taken."""
+        env_file = self._chain_env_file
+        merged: dict[str, str] = {}
+        if isinstance(env_file, str | Path) and Path(env_file).is_file():
+            merged = {k: v for k, v in dotenv_values(env_file).items() if v is not None}
+        merged.update(os.environ)
+        found = {key: value for key, value in merged.items() if key.upper().endswith(CHAIN_SUFFIXES)}
+        found["CHAINS"] = self.chains
+        return found
 
     @property
     def effective_database_url(self) -> str:

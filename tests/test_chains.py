@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from storage import Settings
 from tracing.chain.config import ChainConfigError, adhoc_chain, get_chain, load_chains
 from tracing.errors import UnknownChain
 
@@ -72,9 +73,9 @@ def test_read_from_dotenv_with_the_environment_winning(tmp_path: Path, monkeypat
         monkeypatch.delenv(key, raising=False)
     (tmp_path / ".env").write_text("CHAINS=base\nBASE_RPC_URL=http://from-dotenv:8545\nBASE_CONFIRMATIONS=3\n")
     monkeypatch.chdir(tmp_path)
-    assert load_chains()["base"].rpc_urls == ("http://from-dotenv:8545",)
+    assert load_chains(Settings().chain_variables())["base"].rpc_urls == ("http://from-dotenv:8545",)
     monkeypatch.setenv("BASE_RPC_URL", "http://from-env:8545")
-    base = load_chains()["base"]
+    base = load_chains(Settings().chain_variables())["base"]
     assert (base.rpc_urls, base.confirmations) == (("http://from-env:8545",), 3)
 
 

@@ -39,11 +39,11 @@ def test_say_risk_on_a_sanctioned_address(fresh_cli_env: dict[str, str]) -> None
     assert "SANCTIONED" in result.stdout and "Lazarus Group" in result.stdout and "ofac-sdn" in result.stdout
 
 
-def test_say_bad_input_exits_zero_with_a_clear_error_and_an_audit_row(cli_env: dict[str, str]) -> None:
+def test_say_bad_input_exits_two_with_a_clear_error_and_an_audit_row(cli_env: dict[str, str]) -> None:
     bad = ["/risk 0x1234", f"/risk {LAZARUS[:-1]}7", "/risk garbage!!"]
     for text in bad:
         result = run_cli(["say", text], cli_env)
-        assert result.returncode == 0
+        assert result.returncode == 2  # refused (1 is a failure on our side)
         assert result.stdout.startswith("Error: "), result.stdout
     db = open_database(cli_env["DATABASE_URL"])
     try:

@@ -30,7 +30,7 @@ from tracing.chain.prices import PriceApi, PriceBook, day_of, import_price_csv
 from tracing.chain.rpc import RpcSource
 from tracing.chain.tokens import TokenBook, TokenInfo, listed_token
 from tracing.chain.transfer import Transfer, TransferKind
-from tracing.labels.book import Category, LabelBook
+from tracing.labels import Category, LabelBook
 from tracing.risk.outputs import trace_csv, trace_dot, trace_json
 
 WHEN = 1641211200  # 2022-01-03 12:00 UTC
@@ -291,7 +291,7 @@ async def test_usd_of_a_compact_graph_trace_equals_the_reference_on_random_trans
 
     from tracing.trace.cache import GraphCache
     from tracing.trace.label_cache import LabelCache
-    from tracing.trace.params import TraceDirection, TraceParams
+    from tracing.trace.params import Direction, TraceParams
     from tracing.trace.sources import GraphSource, IndexSource
     from tracing.trace.taint import TaintModel
     from tracing.trace.usd import received_with_usd, usd_moved
@@ -311,7 +311,7 @@ async def test_usd_of_a_compact_graph_trace_equals_the_reference_on_random_trans
     book.store([("ETH", DAY + d, Decimal(3000 + 17 * d)) for d in (0, 1, 2, 4)], "test")  # day 3 and 5: none
     valuation = Valuation("eth", {}, book.table())
     graph = GraphCache(db, check_interval=0).load("eth")
-    for direction in (TraceDirection.OUT, TraceDirection.IN):
+    for direction in (Direction.OUT, Direction.IN):
         for model in (TaintModel.HAIRCUT, TaintModel.POISON):
             params = TraceParams(direction, 3, model=model, follow_value=False)  # the compiled walk (graph)
             fast = await trace_funds(GraphSource(graph), LabelCache(db, check_interval=0), addr(1), "eth", params)

@@ -18,8 +18,9 @@ from bot.render.objects import HelpListing, LabelListing
 from bot.render.slack_blocks import FALLBACK_LIMIT, MAX_BLOCKS, SECTION_LIMIT, render_blocks
 from bot.render.telegram_html import CAPTION_LIMIT, caption_html, render_html, utf16_len
 from bot.render.text import render_text
-from tracing.labels.book import Category, Label
-from tracing.risk.report import Amount, Direction, Exposure, Level, RiskReport
+from tracing.chain.transfer import Direction
+from tracing.labels import Category, Label
+from tracing.risk.report import Amount, Exposure, Level, RiskReport
 from tracing.trace.coverage import Coverage
 
 SUBJECT = "0x098b716b8aaf21512996dc57eb0615e2383e2f96"
@@ -50,7 +51,7 @@ def full_report() -> RiskReport:
     exposures = (
         Exposure(
             Category.MIXER,
-            Direction.OUTGOING,
+            Direction.OUT,
             2,
             MIXER,
             (mixer,),
@@ -58,7 +59,7 @@ def full_report() -> RiskReport:
             0.42,
             (TX1, TX2),
         ),
-        Exposure(Category.HACK, Direction.INCOMING, 1, MIXER, (), (), None, (), evidence_note="from <the> explorer"),
+        Exposure(Category.HACK, Direction.IN, 1, MIXER, (), (), None, (), evidence_note="from <the> explorer"),
     )
     coverage = Coverage(
         chains=("eth",),
@@ -99,7 +100,7 @@ EXPECTED = [
     "Mixer (2 hops, outgoing)",
     "1,234.00 ETH",
     "5,000.00 USDT",
-    "42.0% of volume",
+    "42.0% of its outgoing volume covered",
     "Tornado Cash <100 ETH>",
     TX1,
     TX2,

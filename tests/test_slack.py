@@ -25,7 +25,7 @@ from bot.access import AccessPolicy
 from bot.app import App, build_app
 from bot.backends.slack import SlackBackend, SlackSetupError, command_text
 from bot.commands import CommandSpec
-from bot.core import Context
+from bot.context import Context
 from bot.messages import Action, Attachment, Identity, IncomingMessage, Reply, Text
 from storage.audit import AuditLog
 from storage.settings import Settings
@@ -337,9 +337,9 @@ async def test_files_are_uploaded_with_files_upload_v2(slack: Slack, app: App) -
 async def test_trace_returns_a_picture_and_a_csv(slack: Slack, app: App) -> None:
     answer = await slack.ask(f"trace {LAZARUS} --hops 2")
     assert "Outgoing trace" in answer.text and "Lazarus Group" in answer.text
-    await slack.server.wait_for("files.completeUploadExternal", count=2)
+    await slack.server.wait_for("files.completeUploadExternal", count=3)
     names = [u.params["filename"] for u in slack.server.sent("files.getUploadURLExternal")]
-    assert any(n.endswith(".png") for n in names) and any(n.endswith(".csv") for n in names)
+    assert [n.rsplit(".", 1)[1] for n in names] == ["png", "svg", "csv"]  # the picture, as SVG too, and the CSV
     assert any(raw.startswith(b"\x89PNG") for raw in slack.server.uploads.values())
     assert any(raw.count(b"\n") > 10 and b"0x098b716b" in raw.lower() for raw in slack.server.uploads.values())
 
@@ -632,7 +632,7 @@ async def test_label_caches_load_off_the_event_loop_and_before_the_port_opens(
     """Every label is held in memory for tracing (thousands in the bundled sets). Loading them on the event loop
     stalled every request behind the first /risk after a start (acks too); they load in a worker thread, at start
     and again when the label table changes."""
-    from tracing.labels.book import Category, Label
+    from tracing.labels import Category, Label
 
     built = Label.from_row
     made_on: list[bool] = []  # one entry per label built from a row: on the event loop's thread?

@@ -16,13 +16,13 @@ from tracing.chain.index import TransferIndex
 from tracing.chain.transfer import Transfer, TransferKind
 from tracing.errors import InvalidArgument, SourceError
 from tracing.investigator import Investigator
-from tracing.labels.book import Category, Label, LabelBook, LabelSet
+from tracing.labels import Category, Label, LabelBook, LabelSet
 from tracing.trace.cache import GraphCache
 from tracing.trace.flows import FlowQuery, FlowRequest, select_flows
 from tracing.trace.graph import TransferGraph
 from tracing.trace.label_cache import LabelCache
 from tracing.trace.model import Stop, Trace
-from tracing.trace.params import TraceDirection, TraceParams
+from tracing.trace.params import Direction, TraceParams
 from tracing.trace.sources import ExplorerSource, GraphSource, IndexSource, LayeredSource
 from tracing.trace.walk import trace_funds
 
@@ -111,7 +111,7 @@ async def test_backward_trace_follows_incoming_before_departure(db: Database) ->
             tx(5, 3, 6, 800),
         ]
     )
-    fast, _ = await both(db, 1, TraceParams(TraceDirection.IN, hops=3))
+    fast, _ = await both(db, 1, TraceParams(Direction.IN, hops=3))
     assert hops_of(fast) == {addr(1): 0, addr(2): 1, addr(3): 2, addr(5): 3}
     assert fast.path_to(addr(5))[0].to_addr == addr(1)
     assert [e.from_addr for e in fast.path_to(addr(5))] == [addr(2), addr(3), addr(5)]
@@ -197,7 +197,7 @@ def test_trace_parameters_are_validated() -> None:
     with pytest.raises(InvalidArgument, match="after --until"):
         TraceParams(since=10, until=5)
     with pytest.raises(InvalidArgument):
-        TraceDirection.parse("sideways")
+        Direction.parse("sideways")
 
 
 async def test_node_budget_stops_expansion_and_is_reported(db: Database) -> None:
@@ -232,7 +232,7 @@ async def test_graph_and_sql_agree_on_random_traffic(db: Database) -> None:
         book.add(label(n, Category.EXCHANGE, f"Exchange {n}"))
     book.add(label(60, Category.MIXER, "Mixer"))
     for root in (1, 2, 5, 9):
-        for direction in TraceDirection:
+        for direction in Direction.ways():
             fast, slow = await both(db, root, TraceParams(direction, hops=3, fanout=6, hub_degree=40))
             assert len(fast.nodes) > 1
             assert fast.compare_models() == slow.compare_models()

@@ -51,21 +51,23 @@ def test_demo_risk_and_trace_from_the_command_line(cli_env: dict[str, str], tmp_
     )
     assert "Incoming trace" in text.stdout and "Sanctions: Lazarus Group" in text.stdout
 
-    csv_file, png_file = tmp_path / "edges.csv", tmp_path / "flow.png"
-    files = ["--csv", str(csv_file)] + (["--png", str(png_file)] if dot_available() else [])
+    csv_file, png_file, svg_file = tmp_path / "edges.csv", tmp_path / "flow.png", tmp_path / "flow.svg"
+    pictures = ["--png", str(png_file), "--svg", str(svg_file)]
+    files = ["--csv", str(csv_file)] + (pictures if dot_available() else [])
     written = run_cli(["trace", RONIN_EXPLOITER, "--hops", "1", *files], cli_env)
     assert written.returncode == 0, written.stderr
     rows = list(csv.DictReader(io.StringIO(csv_file.read_text())))
     assert len(rows) == 30 and {r["source"] for r in rows} == {"demo"}  # 37 transactions out, 7 without ETH
     if dot_available():
         assert png_file.read_bytes().startswith(b"\x89PNG")
+        assert "<svg" in svg_file.read_text() and "Legend" in svg_file.read_text()
 
 
 def test_command_line_input_errors(cli_env: dict[str, str]) -> None:
     bad_address = run_cli(["risk", "0x1234"], cli_env)
     assert bad_address.returncode == 1 and "40 hex digits" in bad_address.stderr
     bad_hops = run_cli(["trace", RONIN_EXPLOITER, "--hops", "11"], cli_env)
-    assert bad_hops.returncode == 2 and "less than or equal to 10" in bad_hops.stderr
+    assert bad_hops.returncode == 1 and "11 is out of range (1–10)" in bad_hops.stderr  # the chat grammar's words
     bad_direction = run_cli(["trace", RONIN_EXPLOITER, "--direction", "up"], cli_env)
     assert bad_direction.returncode == 1 and "use out or in" in bad_direction.stderr
     bad_time = run_cli(["trace", RONIN_EXPLOITER, "--since", "soon"], cli_env)

@@ -14,9 +14,9 @@ from storage.db import Database
 from tests.test_trace import USDT, addr, both, hops_of, label, tx
 from tracing.chain.index import TransferIndex
 from tracing.errors import InvalidArgument
-from tracing.labels.book import Category, LabelBook
+from tracing.labels import Category, LabelBook
 from tracing.trace.compare import compare_models
-from tracing.trace.params import TraceDirection, TraceParams
+from tracing.trace.params import Direction, TraceParams
 from tracing.trace.sources import IndexSource
 from tracing.trace.taint import TaintModel
 from tracing.trace.value import Ledger
@@ -150,7 +150,7 @@ async def test_graph_and_sql_value_walks_agree_on_random_traffic(db: Database, m
     TransferIndex(db).add(rows)
     LabelBook(db).add(label(17, Category.EXCHANGE, "Exchange 17"))
     for root in (1, 2, 5):
-        for direction in TraceDirection:
+        for direction in Direction.ways():
             params = TraceParams(direction, hops=3, model=model, hub_degree=60, dust_units=(("native", Decimal(1)),))
             fast, slow = await both(db, root, params)
             assert fast.value_aware and slow.value_aware

@@ -15,14 +15,14 @@ import pytest
 
 from storage.models import ANY_EVM
 from tracing.chain.transfer import Transfer, TransferKind
-from tracing.labels.book import Category, Label
+from tracing.labels import Category, Label
 from tracing.risk.exposure import exposures_from, merged_coverage, report_from_traces, volume_of
 from tracing.trace import compiled as graph_walk
 from tracing.trace.flows import FlowQuery, FlowRequest, Flows, History, HistoryRequest
 from tracing.trace.graph import TransferGraph
 from tracing.trace.label_cache import LabelCache
 from tracing.trace.model import Trace
-from tracing.trace.params import TraceDirection, TraceParams
+from tracing.trace.params import Direction, TraceParams
 from tracing.trace.sources import GraphSource
 from tracing.trace.taint import TaintModel
 from tracing.trace.walk import trace_funds, trace_graph_python
@@ -100,7 +100,7 @@ def random_params(rng: random.Random) -> TraceParams:
     since = rng.choice([None, None, rng.randrange(1, 30)])
     until = rng.choice([None, None, rng.randrange(30, 60)])
     return TraceParams(
-        direction=rng.choice(list(TraceDirection)),
+        direction=rng.choice(Direction.ways()),
         hops=rng.choice([1, 2, 3, 4]),
         model=rng.choice(list(TaintModel)),
         min_value=rng.choice([None, None, Decimal("0.5"), Decimal("0.000001")]),
@@ -214,7 +214,7 @@ async def test_risk_reports_over_the_compiled_walk_match_the_python_walk(seed: i
         both = []
         for walk in (trace_funds, None):
             traces = []
-            for direction in TraceDirection:
+            for direction in Direction.ways():
                 mine = replace(params, direction=direction)
                 if walk is None:
                     traces.append(trace_graph_python(source, labels, root, "eth", mine, 0.0))
@@ -305,7 +305,7 @@ async def test_node_marks_give_the_trace_and_report_of_the_label_lookups(seed: i
         both = []
         for compiled in (True, False):
             traces = []
-            for direction in TraceDirection:
+            for direction in Direction.ways():
                 mine = replace(params, direction=direction)
                 if compiled:
                     fast = await trace_funds(source, cache, root, "eth", mine)
@@ -398,6 +398,7 @@ async def test_value_walk_on_the_graph_arrays_matches_the_reference_ledger(seed:
                 dust_usd=rng.choice([None, Decimal(0), Decimal(100), Decimal("0.5")]),
                 dust_units=rng.choice([(), (("native", Decimal("0.5")),), ((TOKENS[2][0], Decimal(10**17)),)]),
                 follow_share=rng.choice([Decimal("0.5"), Decimal(0), Decimal("0.1"), Decimal(1)]),
+                crumb_share=rng.choice([Decimal("0.002"), Decimal(0), Decimal("0.05"), Decimal("0.3")]),
             )
             root = rng.choice(graph.addresses)
             others = rng.sample(graph.addresses, rng.choice([0, 0, 2]))

@@ -14,9 +14,9 @@ from decimal import Decimal
 import pytest
 
 from storage.db import Database
-from tracing.chain.transfer import Transfer, TransferKind
+from tracing.chain.transfer import Direction, Transfer, TransferKind
 from tracing.errors import InvalidArgument
-from tracing.monitor.alerts import AlertKind, Direction, PoisonReason, looks_alike, poisoning
+from tracing.monitor.alerts import AlertKind, PoisonReason, looks_alike, poisoning
 from tracing.monitor.watch import Watch, WatchBook, WatchMatcher, evaluate, parse_min_amount
 from tracing.risk.report import Level
 

@@ -24,8 +24,9 @@ from tests.support.contracts import Contract, load_artifact
 from tests.support.fixtures import anvil  # noqa: F401
 from tracing.chain.config import ChainConfig
 from tracing.chain.rpc import RpcSource
-from tracing.labels.book import LabelBook
-from tracing.monitor.alerts import AlertBook, AlertStatus, Direction
+from tracing.chain.transfer import Direction
+from tracing.labels import LabelBook
+from tracing.monitor.alerts import AlertBook, AlertStatus
 from tracing.monitor.clock import ManualClock
 from tracing.monitor.watch import WatchBook
 from tracing.monitor.watcher import ChainFeed, LabelRisk, Step, Watcher

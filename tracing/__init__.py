@@ -16,51 +16,98 @@ Wings, each importing only those listed before it:
 from tracing.chain.address import checksum, parse_address, short
 from tracing.chain.amounts import NO_USD, TransferPrices, UsdLookup, Valuation, amount_text, usd_text
 from tracing.chain.chainref import chain_arg
-from tracing.chain.config import WELL_KNOWN, ChainConfig, ChainConfigError, adhoc_chain, get_chain, load_chains
+from tracing.chain.config import (
+    WELL_KNOWN,
+    ChainConfig,
+    ChainConfigError,
+    adhoc_chain,
+    configured_chains,
+    get_chain,
+    load_chains,
+    use_chain_variables,
+)
 from tracing.chain.demo import RONIN_EXPLOITER, ensure_demo_data, load_demo, remove_demo
 from tracing.chain.etl_import import EtlFileKind, EtlFileResult, EtlImportResult, import_etl_files
 from tracing.chain.index import TransferIndex
 from tracing.chain.indexer import BLOCKS_PER_REQUEST, CONCURRENCY, Indexer, IndexReport, fetch_range
 from tracing.chain.prices import PriceApi, PriceBook, PriceImport, PriceTable, import_price_csv, price_api_from_settings
 from tracing.chain.rpc import RpcSource
+from tracing.chain.threshold import USD_NOT_YET, Threshold, foreign_digits, parse_threshold
 from tracing.chain.tokens import TokenBook, TokenInfo
-from tracing.chain.transfer import Transfer, TransferKind, format_amount
+from tracing.chain.transfer import Direction, Transfer, TransferKind, format_amount
 from tracing.errors import InvalidArgument, NotAllowed, NotFound, SourceError, UserError
 from tracing.investigator import Asker, Investigator, configured_explorers, configured_token_readers
-from tracing.labels.book import Category, Label, LabelBook, LabelSet
-from tracing.labels.bundled import BUNDLED_PREFIX, ensure_bundled_labels, is_bundled
-from tracing.labels.importers import LabelImport, Reader, load_formats
-from tracing.labels.ofac import programs_of
-from tracing.monitor.alerts import Alert, AlertBook, AlertKind, AlertStatus, Direction, record_alert, retro_alert_hook
-from tracing.monitor.clock import Clock, SystemClock, sleep_or_stop
-from tracing.monitor.incidents import (
+from tracing.labels import (
+    BUNDLED_PREFIX,
+    Category,
+    Label,
+    LabelBook,
+    LabelImport,
+    LabelSet,
+    Reader,
+    ensure_bundled_labels,
+    is_bundled,
+    load_formats,
+    programs_of,
+)
+from tracing.monitor import (
     Actor,
+    Alert,
+    AlertBook,
+    AlertKind,
+    AlertStatus,
+    ChainFeed,
+    Clock,
     Disposition,
+    EscalationNotice,
     EscalationPolicy,
+    Escalator,
     Incident,
     IncidentDesk,
     IncidentState,
-    OnCall,
-)
-from tracing.monitor.ops import OpsMonitor, OpsPolicy, parse_ops_chat
-from tracing.monitor.outbox import (
-    EscalationNotice,
+    InvestigatorRisk,
     Notice,
     NoticeError,
+    OnCall,
+    OnCallBook,
+    OpsCount,
+    OpsMonitor,
     OpsNotice,
+    OpsPolicy,
     Outbox,
     OutboxItem,
     OutboxKind,
     OutboxStatus,
     SentMessage,
+    SystemClock,
+    Watch,
+    WatchBook,
+    WatchMatcher,
+    ops_counts,
     outbox_stats,
+    parse_min_amount,
+    parse_ops_chat,
+    record_alert,
+    retro_alert_hook,
+    sleep_or_stop,
+    watch_chains,
+    watch_status,
 )
 from tracing.monitor.silence import Silence, silence_of, silent_chains
-from tracing.monitor.watch import Watch, WatchBook, WatchMatcher, parse_min_amount
-from tracing.monitor.watcher import ChainFeed, InvestigatorRisk, watch_chains, watch_status
 from tracing.risk.exposure import amounts_of, trace_amounts
-from tracing.risk.outputs import PictureUnavailable, risk_csv, risk_json, to_json_text, trace_csv, trace_json, trace_png
-from tracing.risk.report import Amount, Exposure, Level, RiskReport, amounts_words
+from tracing.risk.outputs import (
+    PictureUnavailable,
+    risk_csv,
+    risk_json,
+    to_json_text,
+    trace_csv,
+    trace_json,
+    trace_png,
+    trace_svg,
+    trace_words,
+)
+from tracing.risk.policy import DEFAULT_POLICY, RiskPolicy, day_words, lead_words
+from tracing.risk.report import Amount, Exposure, Level, RiskReport, Rule, Timing, Total, amounts_words
 from tracing.trace.cache import GraphCache
 from tracing.trace.compare import Disagreement, ModelComparison, compare_models
 from tracing.trace.compiled import available as compiled_walk_available
@@ -68,19 +115,26 @@ from tracing.trace.coverage import Coverage
 from tracing.trace.graph import TransferGraph
 from tracing.trace.label_cache import LabelCache
 from tracing.trace.model import Stop, Trace, TraceNode
-from tracing.trace.params import DEFAULT_DUST_USD, DEFAULT_HOPS, MAX_HOPS, STOPS, TraceDirection, TraceParams
+from tracing.trace.params import DEFAULT_DUST_USD, DEFAULT_HOPS, MAX_HOPS, STOPS, TraceParams
 from tracing.trace.sources import GraphSource
 from tracing.trace.taint import TaintModel
 from tracing.trace.value import PegPrices, UsdPrices
 from tracing.trace.walk import trace_funds
 
 __all__ = [
+    "configured_chains",
+    "use_chain_variables",
+    "USD_NOT_YET",
+    "Threshold",
+    "foreign_digits",
+    "parse_threshold",
     "Actor",
     "Alert",
     "AlertBook",
     "AlertKind",
     "AlertStatus",
     "Amount",
+    "DEFAULT_POLICY",
     "Asker",
     "BLOCKS_PER_REQUEST",
     "BUNDLED_PREFIX",
@@ -98,6 +152,7 @@ __all__ = [
     "Disposition",
     "EscalationNotice",
     "EscalationPolicy",
+    "Escalator",
     "EtlFileKind",
     "EtlFileResult",
     "EtlImportResult",
@@ -118,6 +173,10 @@ __all__ = [
     "LabelImport",
     "LabelSet",
     "Level",
+    "RiskPolicy",
+    "Rule",
+    "Timing",
+    "Total",
     "MAX_HOPS",
     "ModelComparison",
     "NO_USD",
@@ -126,6 +185,8 @@ __all__ = [
     "Notice",
     "NoticeError",
     "OnCall",
+    "OnCallBook",
+    "OpsCount",
     "OpsMonitor",
     "OpsNotice",
     "OpsPolicy",
@@ -137,8 +198,8 @@ __all__ = [
     "PictureUnavailable",
     "PriceApi",
     "PriceBook",
-    "PriceTable",
     "PriceImport",
+    "PriceTable",
     "RONIN_EXPLOITER",
     "Reader",
     "RiskReport",
@@ -152,7 +213,6 @@ __all__ = [
     "TokenBook",
     "TokenInfo",
     "Trace",
-    "TraceDirection",
     "TraceNode",
     "TraceParams",
     "Transfer",
@@ -172,6 +232,8 @@ __all__ = [
     "amount_text",
     "amounts_of",
     "amounts_words",
+    "day_words",
+    "lead_words",
     "chain_arg",
     "checksum",
     "compare_models",
@@ -189,6 +251,7 @@ __all__ = [
     "load_chains",
     "load_demo",
     "load_formats",
+    "ops_counts",
     "outbox_stats",
     "parse_address",
     "parse_min_amount",
@@ -208,6 +271,8 @@ __all__ = [
     "trace_funds",
     "trace_json",
     "trace_png",
+    "trace_svg",
+    "trace_words",
     "usd_text",
     "watch_chains",
     "watch_status",

@@ -23,16 +23,18 @@ from tracing.chain.guard import SOURCE_BUDGET, SourceGuard, guarded, guarded_rea
 from tracing.chain.index import TransferIndex
 from tracing.chain.prices import PriceApi, PriceBook
 from tracing.chain.tokens import TokenBook, TokenMetaReader, unknown_token_note
+from tracing.chain.transfer import Direction
 from tracing.errors import SourceError
-from tracing.labels.book import Label, LabelBook
+from tracing.labels import Label, LabelBook
 from tracing.risk.exposure import merged_coverage, report_from_traces
-from tracing.risk.report import RiskReport, labels_only_report
+from tracing.risk.policy import DEFAULT_POLICY, RiskPolicy, labels_only_report
+from tracing.risk.report import RiskReport
 from tracing.trace.cache import GraphCache
 from tracing.trace.compare import ModelComparison, compare_models
 from tracing.trace.coverage import INCOMPLETE_HISTORY, SOURCE_ERROR, Coverage
 from tracing.trace.label_cache import LabelCache
 from tracing.trace.model import Trace, with_coverage
-from tracing.trace.params import DEFAULT_HOPS, TraceDirection, TraceParams
+from tracing.trace.params import DEFAULT_HOPS, TraceParams
 from tracing.trace.sources import ExplorerSource, GraphSource, IndexSource, LabelLookup, LayeredSource, TransferSource
 from tracing.trace.usd import days_wanted
 from tracing.trace.walk import trace_funds
@@ -69,11 +71,13 @@ class Investigator:
         explorers: Mapping[str, Any] | None = None,
         use_graph: bool = True,
         check_interval: float = 1.0,
+        policy: RiskPolicy = DEFAULT_POLICY,
         token_readers: Mapping[str, TokenMetaReader] | None = None,
         price_api: PriceApi | None = None,
         explorer_budget: float = SOURCE_BUDGET,
     ) -> None:
         self.db = db
+        self.policy = policy
         self.labels = LabelBook(db)
         self.index = TransferIndex(db)
         self.default_chain = default_chain
@@ -208,12 +212,12 @@ class Investigator:
         labels = self.labels.for_address(address, chain)  # from the store: a label added a moment ago counts
         prices = self.transfer_prices(chain)  # the value-aware walk's dust floor in USD
         started = time.monotonic()
-        outgoing = await trace_funds(source, lookup, address, chain, TraceParams(TraceDirection.OUT, hops), prices)
-        incoming = await trace_funds(source, lookup, address, chain, TraceParams(TraceDirection.IN, hops), prices)
+        outgoing = await trace_funds(source, lookup, address, chain, TraceParams(Direction.OUT, hops), prices)
+        incoming = await trace_funds(source, lookup, address, chain, TraceParams(Direction.IN, hops), prices)
         valuation, notes = await self.valuation(chain, [outgoing, incoming])
         outgoing, incoming = outgoing.replace(valuation=valuation), incoming.replace(valuation=valuation)
         if not outgoing.root_node.degree and not incoming.root_node.degree:
-            report = labels_only_report(address, chain, labels, self.label_sets())
+            report = labels_only_report(address, chain, labels, self.label_sets(), self.policy)
             index_range, _ = self.index_summary(chain)
             gap = "The transfer index holds no transfer of this address" + (
                 f" (index: {index_range})." if index_range else "."
@@ -229,7 +233,7 @@ class Investigator:
             index_range, gaps = self.index_summary(chain)
             coverage = merged_coverage(outgoing, incoming, index_range=index_range, label_sets=self.label_sets())
             coverage = replace(coverage, gaps=coverage.gaps + gaps + notes)
-            report = report_from_traces(address, chain, labels, outgoing, incoming, coverage)
+            report = report_from_traces(address, chain, labels, outgoing, incoming, coverage, self.policy)
         report = replace(report, coverage=self.with_failed_sources(report.coverage, chain, started))
         if asker is not None:
             report = self._remembered(report, asker)
@@ -319,16 +323,16 @@ def _day(timestamp: int | None) -> str:
     return datetime.fromtimestamp(int(timestamp), UTC).date().isoformat()
 
 
-def configured_explorers() -> dict[str, Any]:
-    """Explorer clients for the chains configured with `<NAME>_EXPLORER_URL` (none when the explorer module or the
-    chain configuration is unavailable)."""
+def configured_explorers(env: Mapping[str, str]) -> dict[str, Any]:
+    """Explorer clients for the chains configured with `<NAME>_EXPLORER_URL` in the chain variables `env` (none
+    when the explorer module or the chain configuration is unavailable)."""
     try:
         from tracing.chain.config import load_chains
         from tracing.chain.explorer import ExplorerClient
     except ImportError:
         return {}
     try:
-        chains = load_chains()
+        chains = load_chains(env)
     except Exception as exc:  # a broken chain variable must not stop the bot; the chain commands report it
         log.warning("explorers not configured: %s", exc)
         return {}
@@ -339,15 +343,16 @@ def configured_explorers() -> dict[str, Any]:
     }
 
 
-def configured_token_readers() -> dict[str, TokenMetaReader]:
-    """Per chain configured with an RPC URL, its RPC source, to read tokens' `symbol()` and `decimals()`."""
+def configured_token_readers(env: Mapping[str, str]) -> dict[str, TokenMetaReader]:
+    """Per chain configured with an RPC URL in the chain variables `env`, its RPC source, to read tokens' `symbol()`
+    and `decimals()`."""
     try:
         from tracing.chain.config import load_chains
         from tracing.chain.rpc import RpcSource
     except ImportError:
         return {}
     try:
-        chains = load_chains()
+        chains = load_chains(env)
     except Exception as exc:  # a broken chain variable must not stop the bot; the chain commands report it
         log.warning("token metadata from RPC not configured: %s", exc)
         return {}

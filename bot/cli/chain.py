@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from datetime import UTC, datetime
 
 import typer
@@ -55,23 +56,22 @@ def _open_store() -> Database:
 
 def _chain_config(name: str, rpc_urls: list[str]) -> ChainConfig:
     if rpc_urls:
-        return adhoc_chain(name, tuple(rpc_urls))
-    config = get_chain(name, load_chains())
+        return adhoc_chain(name, tuple(rpc_urls), get_settings().chain_variables())
+    config = get_chain(name, load_chains(get_settings().chain_variables()))
     config.require_rpc()
     return config
 
 
 def _block_arg(text: str, option: str) -> int | None:
     """A block number (decimal or 0x-hex), or None for `latest`."""
-    if text.strip().lower() == "latest":
+    raw = text.strip()
+    if raw.lower() == "latest":
         return None
-    try:
-        number = int(text.strip(), 0)
-    except ValueError:
-        raise UserError(f"{option} must be a block number or latest, not “{text[:30]}”.") from None
-    if number < 0:
-        raise UserError(f"{option} must not be negative.")
-    return number
+    if not re.fullmatch(r"[0-9]{1,16}|0[xX][0-9a-fA-F]{1,14}", raw, re.ASCII):
+        if raw.startswith("-") and raw[1:].isascii() and raw[1:].isdigit():
+            raise UserError(f"{option} must not be negative.")
+        raise UserError(f"{option} must be a block number or latest, not “{text[:30]}”.")
+    return int(raw, 16) if raw[:2].lower() == "0x" else int(raw)
 
 
 @app.command("index")
@@ -217,7 +217,7 @@ def transfers_command(
         else:
             typer.echo("Nothing is indexed yet: run `chainsleuth index --chain NAME --from-block A`.")
         return
-    symbols = {name: c.symbol for name, c in load_chains().items()}
+    symbols = {name: c.symbol for name, c in load_chains(get_settings().chain_variables()).items()}
     typer.echo(f"{len(found)} transfer(s) of {checksum(canonical)}{where} in the index, oldest first:")
     for t in found:
         typer.echo(_transfer_line(t, canonical, symbols))

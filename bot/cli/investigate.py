@@ -1,36 +1,43 @@
 """`chainsleuth risk`, `chainsleuth trace` and `chainsleuth demo`: investigations from the command line, as text,
-JSON, CSV or a PNG flow graph."""
+JSON, CSV or a PNG flow graph.
+
+`risk` and `trace` take their address and options through the chat commands' grammar (`/risk`, `/trace`), so
+the same input is accepted or refused, with the same sentence, in chat and here; only the output options
+(`--json`, `--csv`, `--png`) are the command line's own."""
 
 from __future__ import annotations
 
 import asyncio
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from typing import Any
 
 import typer
 
 from bot.cli.base import app, open_app
-from bot.commands import time_arg
+from bot.core import one_line
+from bot.grammar import Syntax, parse_words
+from bot.handlers.risk import SPEC as RISK
+from bot.handlers.risk import RiskArgs
+from bot.handlers.trace import SPEC as TRACE
+from bot.handlers.trace import TraceArgs
 from bot.render.text import render_part
 from tracing import (
     DEFAULT_HOPS,
-    MAX_HOPS,
     RONIN_EXPLOITER,
     PictureUnavailable,
-    TaintModel,
-    TraceDirection,
-    TraceParams,
     UserError,
-    chain_arg,
     load_demo,
-    parse_address,
     remove_demo,
     risk_json,
     to_json_text,
     trace_csv,
     trace_json,
     trace_png,
+    trace_svg,
 )
+
+_GRAMMAR = {"allow_extra_args": True, "ignore_unknown_options": True}
+"""The command line hands every word it does not know itself to the chat grammar."""
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
@@ -38,89 +45,90 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
-@app.command()
+def _grammar_help(spec: Syntax, summary: str) -> str:
+    lines = [f"{param.name.upper()}: {param.help}" for param in spec.params]
+    lines += [f"--{flag.name} {flag.metavar}: {flag.help}" for flag in spec.flags if not flag.boolean]
+    return "\n\n".join([summary, f"Arguments and options as in chat: {spec.usage.removeprefix('/')}", *lines])
+
+
+def _parse(spec: Syntax, words: list[str]) -> Any:
+    """The words through the same grammar and checks as the chat command; its sentence on a refusal."""
+    try:
+        return parse_words(spec, words)
+    except UserError as exc:
+        raise _fail(one_line(str(exc))) from exc
+
+
+def _write(path: Path, data: bytes) -> None:
+    try:
+        path.write_bytes(data)
+    except OSError as exc:
+        raise _fail(f"cannot write {path}: {exc.strerror or exc}.") from exc
+
+
+@app.command(
+    context_settings=_GRAMMAR,
+    help=_grammar_help(
+        RISK, "Risk report of an address: labels, exposure with evidence paths, score and level, reasons, coverage."
+    ),
+)
 def risk(
-    address: str = typer.Argument(..., metavar="ADDRESS", help="an EVM address (0x…)"),
-    chain: str | None = typer.Option(None, "--chain", help="chain name (default: DEFAULT_CHAIN)"),
-    hops: int = typer.Option(DEFAULT_HOPS, "--hops", min=1, max=MAX_HOPS, help="hops of exposure to look at"),
+    ctx: typer.Context,
     as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
 ) -> None:
-    """Risk report of an address: labels, exposure with evidence paths, score and level, reasons, coverage."""
-    try:
-        canonical = parse_address(address)
-        chain_name = chain_arg(chain) if chain else None
-    except UserError as exc:
-        raise _fail(str(exc)) from exc
+    args: RiskArgs = _parse(RISK, ctx.args)
     the_app = open_app()
     try:
-        report = asyncio.run(the_app.investigator.risk(canonical, chain_name, hops=hops))
+        report = asyncio.run(the_app.investigator.risk(args.address, args.chain, hops=args.hops or DEFAULT_HOPS))
         typer.echo(to_json_text(risk_json(report)) if as_json else render_part(report), nl=not as_json)
     finally:
         the_app.close()
 
 
-@app.command()
+@app.command(
+    context_settings=_GRAMMAR,
+    help=_grammar_help(TRACE, "Follow funds forward or backward from an address, hop by hop, in time order."),
+)
 def trace(
-    address: str = typer.Argument(..., metavar="ADDRESS", help="an EVM address (0x…)"),
-    chain: str | None = typer.Option(None, "--chain", help="chain name (default: DEFAULT_CHAIN)"),
-    direction: str = typer.Option("out", "--direction", help="out: where the funds went; in: where they came from"),
-    hops: int = typer.Option(DEFAULT_HOPS, "--hops", min=1, max=MAX_HOPS, help="how many hops to follow"),
-    model: str = typer.Option("haircut", "--model", help="taint model for amounts: haircut or poison"),
-    min_value: str | None = typer.Option(None, "--min-value", help="ignore transfers below this amount (ETH/token)"),
-    token: str | None = typer.Option(None, "--token", help="follow only this token (address, or native)"),
-    since: str | None = typer.Option(None, "--since", help="only transfers at or after DATE (YYYY-MM-DD) or UNIX"),
-    until: str | None = typer.Option(None, "--until", help="only transfers at or before DATE or UNIX"),
+    ctx: typer.Context,
     as_json: bool = typer.Option(False, "--json", help="print the trace as JSON"),
     csv_file: Path | None = typer.Option(None, "--csv", help="write one CSV row per transfer to FILE"),
-    png_file: Path | None = typer.Option(None, "--png", help="write the flow graph picture to FILE (needs Graphviz)"),
+    png_file: Path | None = typer.Option(None, "--png", help="write the flow graph picture to FILE.png (Graphviz)"),
+    svg_file: Path | None = typer.Option(None, "--svg", help="write the same picture as SVG to FILE.svg (Graphviz)"),
 ) -> None:
-    """Follow funds forward or backward from an address, hop by hop, in time order."""
+    args: TraceArgs = _parse(TRACE, ctx.args)
     try:
-        canonical = parse_address(address)
-        chain_name = chain_arg(chain) if chain else None
-        wanted_token = None if token is None else "native" if token.lower() == "native" else parse_address(token)
-        params = TraceParams(
-            direction=TraceDirection.parse(direction),
-            hops=hops,
-            model=TaintModel.parse(model),
-            min_value=_decimal(min_value),
-            token=wanted_token,
-            since=time_arg(since) if since else None,
-            until=time_arg(until) if until else None,
-        )
+        params = args.params()
     except UserError as exc:
         raise _fail(str(exc)) from exc
+    if png_file is not None and png_file.suffix.lower() != ".png":
+        raise _fail(f"--png writes a PNG picture; give a file name ending in .png, not “{png_file.name[:40]}”.")
     the_app = open_app()
     try:
-        result = asyncio.run(the_app.investigator.trace(canonical, chain_name, params))
+        result = asyncio.run(the_app.investigator.trace(args.address, args.chain, params))
         if csv_file is not None:
-            csv_file.write_text(trace_csv(result), encoding="utf-8")
+            _write(csv_file, trace_csv(result).encode("utf-8"))
         if png_file is not None:
             try:
-                png_file.write_bytes(trace_png(result))
+                picture = trace_png(result)
             except PictureUnavailable as exc:
                 raise _fail(str(exc), 3) from exc
+            _write(png_file, picture)
+        if svg_file is not None:
+            try:
+                scalable = trace_svg(result)
+            except PictureUnavailable as exc:
+                raise _fail(str(exc), 3) from exc
+            _write(svg_file, scalable)
         if as_json:
             typer.echo(to_json_text(trace_json(result)), nl=False)
-        elif csv_file is None and png_file is None:
+        elif csv_file is None and png_file is None and svg_file is None:
             typer.echo(render_part(result))
         else:
-            written = [str(p) for p in (csv_file, png_file) if p is not None]
+            written = [str(p) for p in (csv_file, png_file, svg_file) if p is not None]
             typer.echo(f"{len(result.nodes) - 1} addresses, {len(result.edges)} transfers; wrote {', '.join(written)}")
     finally:
         the_app.close()
-
-
-def _decimal(text: str | None) -> Decimal | None:
-    if text is None:
-        return None
-    try:
-        value = Decimal(text)
-    except InvalidOperation:
-        raise UserError(f"“{text[:30]}” is not an amount.") from None
-    if value < 0:
-        raise UserError("--min-value must not be negative.")
-    return value
 
 
 @app.command()

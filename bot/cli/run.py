@@ -35,7 +35,7 @@ def run(
         typer.echo(f"error: unknown platform {chosen!r}; use console, telegram or slack", err=True)
         raise typer.Exit(2)
     try:
-        chains = [chain for chain in load_chains().values() if chain.rpc_urls]
+        chains = [chain for chain in load_chains(settings.chain_variables()).values() if chain.rpc_urls]
     except UserError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
@@ -63,7 +63,7 @@ async def serve(platform: str, app: App, chains: list[ChainConfig]) -> None:
         if chains:
             checks.append(node_check(app.db, settings.node_stale_after, [chain.name for chain in chains]))
         limits = HttpLimits.from_settings(settings)
-        health = HealthServer(checks, settings.metrics_host, settings.metrics_port, limits)
+        health = HealthServer(checks, settings.metrics_host, settings.metrics_port, limits, db=app.db)
         await health.start()
         log.info("health and metrics on http://%s:%d/healthz", settings.metrics_host, health.port)
     if chains:
@@ -82,9 +82,15 @@ async def serve(platform: str, app: App, chains: list[ChainConfig]) -> None:
             await health.stop()
 
 
+SAY_FAILED = 1
+SAY_REFUSED = 2
+
+
 @app.command()
 def say(text: str = typer.Argument(..., help='one command, e.g. "/risk 0x…"')) -> None:
-    """Run one command through the same command layer a chat uses and print the reply as plain text."""
+    """Run one command through the same command layer a chat uses and print the reply as plain text. Exits 0 when
+    the command ran, 1 when it failed on our side (the reply has a reference), 2 when it was refused (invalid
+    input, unknown command, not allowed, not found)."""
     the_app = open_app()
     try:
         message = IncomingMessage("cli", "cli", Identity("cli", "operator", "operator"), text.strip(), is_direct=True)
@@ -94,3 +100,7 @@ def say(text: str = typer.Argument(..., help='one command, e.g. "/risk 0x…"'))
         typer.echo(render_text(reply) if reply is not None else "")
     finally:
         the_app.close()
+    if reply is None:
+        raise typer.Exit(SAY_REFUSED)
+    if reply.is_error:
+        raise typer.Exit(SAY_FAILED if reply.failed else SAY_REFUSED)

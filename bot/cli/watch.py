@@ -22,13 +22,14 @@ from bot.backends.base import Backend
 from bot.backends.console import ConsoleBackend
 from bot.cli.base import app, open_app
 from bot.delivery.notifier import Notifier
+from bot.grammar import decimal_number, whole_number
 from storage import get_settings
 from tracing import (
     ChainConfig,
     ChainConfigError,
     ChainFeed,
     Clock,
-    IncidentDesk,
+    Escalator,
     InvestigatorRisk,
     OpsMonitor,
     OpsPolicy,
@@ -46,6 +47,8 @@ from tracing import (
 log = logging.getLogger(__name__)
 
 DEFAULT_POLL = 2.0
+MAX_BLOCK = 2**53
+"""No chain is anywhere near this block height; a larger `--from-block` is a typo."""
 
 
 async def run_watch(
@@ -79,7 +82,7 @@ async def run_watch(
         risk = InvestigatorRisk(app.investigator)
         tasks = [
             watch_chains(app.db, feeds, stop_event, risk=risk, clock=clock),
-            IncidentDesk(app.db, clock).run_escalations(stop_event),
+            Escalator(app.db, clock).run_escalations(stop_event),
         ]
         if backends:
             notifier = Notifier(app.db, backends, clock=clock, lease=lease or timedelta(minutes=5))
@@ -105,8 +108,8 @@ def watched_chains(names: Sequence[str], rpc_urls: Sequence[str]) -> list[ChainC
     if rpc_urls:
         if len(names) != 1:
             raise ChainConfigError("--rpc-url needs exactly one --chain.")
-        return [adhoc_chain(names[0], tuple(rpc_urls))]
-    configured = load_chains()
+        return [adhoc_chain(names[0], tuple(rpc_urls), get_settings().chain_variables())]
+    configured = load_chains(get_settings().chain_variables())
     if names:
         chosen = [get_chain(name, configured) for name in names]
         for chain in chosen:
@@ -121,19 +124,23 @@ def watch(
         [], "--chain", "-c", help="chain to follow (repeatable; default: all with an RPC URL)"
     ),
     rpc_url: list[str] = typer.Option([], "--rpc-url", help="RPC URL for the single --chain (overrides config)"),
-    from_block: int | None = typer.Option(None, "--from-block", help="where to start when the chain has no cursor"),
-    poll: float = typer.Option(DEFAULT_POLL, "--poll", min=0.1, help="seconds between head polls"),
+    from_block: str | None = typer.Option(None, "--from-block", help="where to start when the chain has no cursor"),
+    poll: str = typer.Option(str(DEFAULT_POLL), "--poll", help="seconds between head polls (0.1–3600)"),
     deliver: bool = typer.Option(
         True,
         "--deliver/--no-deliver",
         help="deliver alerts from here (console, or the configured Telegram bot or Slack app)",
     ),
-    lease: float = typer.Option(
-        300.0, "--lease", min=1.0, help="seconds a claimed message stays reserved if this process dies mid-send"
+    lease: str = typer.Option(
+        "300", "--lease", help="seconds a claimed message stays reserved if this process dies mid-send (1–86400)"
     ),
 ) -> None:
     """Follow the chains and raise alerts on watched addresses (stop with Ctrl-C)."""
     try:
+        # Numbers through the chat grammar: ASCII digits, bounded, no exponents.
+        start_block = None if from_block is None else whole_number(from_block, 0, MAX_BLOCK)
+        poll_seconds = decimal_number(poll, 0.1, 3600)
+        lease_seconds = decimal_number(lease, 1, 86400)
         chains = watched_chains(chain, rpc_url)
     except UserError as exc:
         typer.echo(f"error: {exc}", err=True)
@@ -181,9 +188,9 @@ def watch(
                 chains,
                 stop,
                 backends=backends,
-                poll_interval=poll,
-                start_block=from_block,
-                lease=timedelta(seconds=lease),
+                poll_interval=poll_seconds,
+                start_block=start_block,
+                lease=timedelta(seconds=lease_seconds),
             )
         finally:
             if telegram is not None:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import re
 import time
+from dataclasses import dataclass
 from importlib import metadata
 
-from bot.commands import CommandSpec, Invocation, Param
-from bot.core import Context
+from bot.commands import CommandSpec
+from bot.context import Context
+from bot.grammar import Param
 from bot.messages import Identity, Reply, Text
 from bot.roles import Role
 from storage import STORE_FAULTS, utcnow
@@ -35,7 +37,7 @@ def _uptime() -> str:
     return (f"{days}d " if days else "") + f"{hours}h {mins:02d}m"
 
 
-async def status_command(ctx: Context, inv: Invocation) -> Reply:
+async def status_command(ctx: Context, args: object) -> Reply:
     message = ctx.message
     allowed = "allowed" if ctx.access.chat_allowed(message) else "not on the allow-list"
     sets = ctx.investigator.labels.sets()
@@ -101,10 +103,16 @@ def user_arg_for(platform: str, text: str) -> Identity:
     return Identity(platform, raw)
 
 
-async def role_command(ctx: Context, inv: Invocation) -> Reply:
-    who = user_arg_for(ctx.message.platform, inv["user"])
+@dataclass(frozen=True, slots=True)
+class RoleArgs:
+    user: str
+    role: Role | None = None
+
+
+async def role_command(ctx: Context, args: RoleArgs) -> Reply:
+    who = user_arg_for(ctx.message.platform, args.user)
     current = ctx.access.role_of(who)
-    new: Role | None = inv["role"]
+    new = args.role
     if new is None:
         return Reply((Text(f"{who.key} is {current.title}."),))
     if who.key == ctx.message.user.key:
@@ -124,6 +132,7 @@ SPECS = [
         name="role",
         summary="Show or set someone's role: viewer, analyst, officer or admin.",
         handler=role_command,
+        arguments=RoleArgs,
         params=(
             Param("user", str, "a user id (telegram:12345, slack:U0123, or a Slack @mention)"),
             Param("role", Role.parse, "viewer, analyst, officer or admin (omit to show)", optional=True),

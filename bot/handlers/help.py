@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
-from bot.commands import CommandSpec, Invocation, Param
-from bot.core import Context
+from dataclasses import dataclass
+
+from bot.commands import CommandSpec
+from bot.context import Context
+from bot.grammar import Param
 from bot.messages import Reply
 from bot.render.objects import HelpListing, HelpTopic
 from tracing import NotFound
 
 
-async def help_command(ctx: Context, inv: Invocation) -> Reply:
-    topic = inv["command"]
+@dataclass(frozen=True, slots=True)
+class HelpArgs:
+    command: str | None = None
+
+
+async def help_command(ctx: Context, args: HelpArgs) -> Reply:
+    topic = args.command
     if topic:
         spec = ctx.registry.get(topic.lstrip("/"))
         if spec is None or ctx.role < spec.role:
@@ -25,6 +33,7 @@ SPECS = [
         name="help",
         summary="List the commands you may run, or show one command's usage.",
         handler=help_command,
+        arguments=HelpArgs,
         params=(Param("command", optional=True, help="a command name"),),
         examples=("/help", "/help risk"),
         aliases=("start",),

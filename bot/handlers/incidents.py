@@ -9,8 +9,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from bot.commands import CommandSpec, Flag, Invocation, Param, choice_arg, int_arg, text_arg
-from bot.core import Context
+from bot.commands import CommandSpec
+from bot.context import Context
+from bot.grammar import Flag, Param, choice_arg, int_arg, refuse_foreign_digits, text_arg, whole_number
 from bot.messages import Action, Identity, Reply
 from bot.roles import Role
 from tracing import (
@@ -18,7 +19,6 @@ from tracing import (
     Disposition,
     EscalationPolicy,
     Incident,
-    IncidentDesk,
     IncidentState,
     InvalidArgument,
     NotAllowed,
@@ -30,19 +30,31 @@ _SLACK_MENTION = re.compile(r"^<@([UW][A-Z0-9]{2,20})(?:\|([^>]*))?>$")
 _HANDLE = re.compile(r"^@[A-Za-z0-9_]{3,64}$")
 
 
+MAX_INCIDENT = 2**62
+MAX_WAITS = 5
+MAX_WAIT_MINUTES = 7 * 24 * 60
+
+
 def incident_arg(text: str) -> int:
-    raw = text.strip().lstrip("#")
-    if not raw.isdigit() or not 0 < int(raw) < 2**62:
+    raw = text.strip()
+    refuse_foreign_digits(raw)
+    number = raw[1:] if raw.startswith("#") else raw
+    if not re.fullmatch(r"[0-9]{1,19}", number, re.ASCII) or not 0 < int(number) < MAX_INCIDENT:
         raise InvalidArgument(f"“{text[:20]}” is not an incident number (like 12 or #12).")
-    return int(raw)
+    return int(number)
 
 
-def minutes_arg(text: str) -> list[int]:
-    try:
-        minutes = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise InvalidArgument("Give the waits as minutes separated by commas, like 15,30.") from None
-    return minutes
+def minutes_arg(text: str) -> tuple[int, ...]:
+    """Escalation waits: 1 to 5 numbers of minutes separated by commas, each at most a week."""
+    refuse_foreign_digits(text)
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    if not parts or not all(re.fullmatch(r"[0-9]+", part, re.ASCII) for part in parts):
+        raise InvalidArgument("Give the waits as minutes separated by commas, like 15,30.")
+    if len(parts) > MAX_WAITS:
+        raise InvalidArgument(
+            f"Give 1 to {MAX_WAITS} waits in minutes, each between 1 and {MAX_WAIT_MINUTES} (a week)."
+        )
+    return tuple(whole_number(part, 1, MAX_WAIT_MINUTES) for part in parts)
 
 
 def person(ctx: Context, text: str) -> Identity:
@@ -72,10 +84,6 @@ def _actor(ctx: Context) -> Actor:
 def _scope(ctx: Context) -> str | None:
     """Incidents are reachable from chats of their own platform; the local operator reaches every one."""
     return None if ctx.message.platform in LOCAL_PLATFORMS else ctx.message.platform
-
-
-def _desk(ctx: Context) -> IncidentDesk:
-    return IncidentDesk(ctx.db)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,52 +149,84 @@ def _card(incident: Incident) -> Reply:
     return Reply((IncidentCard(incident),), actions=tuple(actions))
 
 
-async def ack_command(ctx: Context, inv: Invocation) -> Reply:
-    return _card(_desk(ctx).ack(inv["id"], _actor(ctx), platform=_scope(ctx)))
+@dataclass(frozen=True, slots=True)
+class IncidentArgs:
+    id: int
 
 
-async def unack_command(ctx: Context, inv: Invocation) -> Reply:
-    return _card(_desk(ctx).unack(inv["id"], _actor(ctx), platform=_scope(ctx)))
+@dataclass(frozen=True, slots=True)
+class AssignArgs:
+    id: int
+    user: str
 
 
-async def assign_command(ctx: Context, inv: Invocation) -> Reply:
-    who = person(ctx, inv["user"])
-    return _card(_desk(ctx).assign(inv["id"], _actor(ctx), who.key, who.display, platform=_scope(ctx)))
+@dataclass(frozen=True, slots=True)
+class ResolveArgs:
+    id: int
+    disposition: Disposition | None = None
+    note: str = ""
 
 
-async def resolve_command(ctx: Context, inv: Invocation) -> Reply:
-    desk = _desk(ctx)
-    if inv["disposition"] is None:
-        incident = desk.get(inv["id"], platform=_scope(ctx))
+@dataclass(frozen=True, slots=True)
+class IncidentsArgs:
+    scope: str = "open"
+
+
+@dataclass(frozen=True, slots=True)
+class OnCallArgs:
+    user: str | None = None
+    level: int = 1
+    clear: bool = False
+    after: tuple[int, ...] | None = None
+
+
+async def ack_command(ctx: Context, args: IncidentArgs) -> Reply:
+    return _card(ctx.incidents.ack(args.id, _actor(ctx), platform=_scope(ctx)))
+
+
+async def unack_command(ctx: Context, args: IncidentArgs) -> Reply:
+    return _card(ctx.incidents.unack(args.id, _actor(ctx), platform=_scope(ctx)))
+
+
+async def assign_command(ctx: Context, args: AssignArgs) -> Reply:
+    who = person(ctx, args.user)
+    return _card(ctx.incidents.assign(args.id, _actor(ctx), who.key, who.display, platform=_scope(ctx)))
+
+
+async def resolve_command(ctx: Context, args: ResolveArgs) -> Reply:
+    desk = ctx.incidents
+    if args.disposition is None:
+        incident = desk.get(args.id, platform=_scope(ctx))
         choices = tuple(Action(d.display.capitalize(), f"/resolve {incident.id} {d.value}") for d in Disposition)
         return Reply((IncidentCard(incident),), actions=choices)
-    disposition = Disposition.parse(inv["disposition"])
-    return _card(desk.resolve(inv["id"], _actor(ctx), disposition, inv["note"] or "", platform=_scope(ctx)))
+    return _card(desk.resolve(args.id, _actor(ctx), args.disposition, args.note, platform=_scope(ctx)))
 
 
-async def incidents_command(ctx: Context, inv: Invocation) -> Reply:
-    scope = inv["scope"] or "open"
+async def incidents_command(ctx: Context, args: IncidentsArgs) -> Reply:
+    scope = args.scope
     chats = list(dict.fromkeys([ctx.message.chat_id, ctx.message.user.user_id]))
-    found = _desk(ctx).listing(platform=ctx.message.platform, chats=chats, scope=scope, actor_key=ctx.message.user.key)
+    found = ctx.incidents.listing(
+        platform=ctx.message.platform, chats=chats, scope=scope, actor_key=ctx.message.user.key
+    )
     return Reply((IncidentListing(scope, tuple(found)),))
 
 
-async def oncall_command(ctx: Context, inv: Invocation) -> Reply:
-    desk = _desk(ctx)
+async def oncall_command(ctx: Context, args: OnCallArgs) -> Reply:
+    book = ctx.oncall
     platform, chat = ctx.message.platform, ctx.message.chat_id
-    changes = inv["user"] is not None or inv["clear"] or inv["after"] is not None
+    changes = args.user is not None or args.clear or args.after is not None
     if changes and ctx.role < Role.OFFICER:
         raise NotAllowed(f"Changing the on-call roster needs the officer role; you are {ctx.role.title}.")
-    level = inv["level"] or 1
-    if inv["clear"]:
-        if not desk.clear_oncall(platform, chat, level, _actor(ctx)):
+    level = args.level
+    if args.clear:
+        if not book.clear_oncall(platform, chat, level, _actor(ctx)):
             raise InvalidArgument(f"Nobody is on call at level {level} here.")
-    elif inv["user"] is not None:
-        who = person(ctx, inv["user"])
-        desk.set_oncall(platform, chat, level, who.key, who.display, _actor(ctx))
-    if inv["after"] is not None:
-        desk.set_policy(platform, chat, inv["after"], _actor(ctx))
-    return Reply((OnCallRoster(tuple(desk.roster(platform, chat)), desk.policy(platform, chat)),))
+    elif args.user is not None:
+        who = person(ctx, args.user)
+        book.set_oncall(platform, chat, level, who.key, who.display, _actor(ctx))
+    if args.after is not None:
+        book.set_policy(platform, chat, args.after, _actor(ctx))
+    return Reply((OnCallRoster(tuple(book.roster(platform, chat)), book.policy(platform, chat)),))
 
 
 _ID = Param("id", incident_arg, "an incident number (12 or #12)")
@@ -196,6 +236,7 @@ SPECS = [
         name="incidents",
         summary="Incidents of this chat: open (default), mine, or all.",
         handler=incidents_command,
+        arguments=IncidentsArgs,
         params=(Param("scope", choice_arg("open", "mine", "all"), "open, mine or all", optional=True),),
         examples=("/incidents", "/incidents mine"),
     ),
@@ -203,6 +244,7 @@ SPECS = [
         name="ack",
         summary="Acknowledge an incident: you own it and escalation stops.",
         handler=ack_command,
+        arguments=IncidentArgs,
         params=(_ID,),
         role=Role.OFFICER,
         examples=("/ack 12",),
@@ -211,6 +253,7 @@ SPECS = [
         name="unack",
         summary="Withdraw an acknowledgement: the incident is open again and escalates.",
         handler=unack_command,
+        arguments=IncidentArgs,
         params=(_ID,),
         role=Role.OFFICER,
         examples=("/unack 12",),
@@ -219,6 +262,7 @@ SPECS = [
         name="assign",
         summary="Give an incident to someone.",
         handler=assign_command,
+        arguments=AssignArgs,
         params=(_ID, Param("user", str, "me, @username, a mention or platform:user_id")),
         role=Role.OFFICER,
         examples=("/assign 12 @alice", "/assign 12 me"),
@@ -227,9 +271,12 @@ SPECS = [
         name="resolve",
         summary="Resolve an incident as true_positive, false_positive, escalated or reported, with a note.",
         handler=resolve_command,
+        arguments=ResolveArgs,
         params=(
             _ID,
-            Param("disposition", str, "true_positive, false_positive, escalated or reported", optional=True),
+            Param(
+                "disposition", Disposition.parse, "true_positive, false_positive, escalated or reported", optional=True
+            ),
             Param("note", text_arg(1000), "what was found or done", optional=True, rest=True),
         ),
         role=Role.OFFICER,
@@ -239,6 +286,7 @@ SPECS = [
         name="oncall",
         summary="Show or set who is called when an incident stays unacknowledged, and after how long.",
         handler=oncall_command,
+        arguments=OnCallArgs,
         params=(Param("user", str, "who is on call (me, @username, a mention or platform:user_id)", optional=True),),
         flags=(
             Flag("level", int_arg(1, 5), "escalation level (1: first responder, 2: the next level)", metavar="N"),

@@ -2,25 +2,35 @@
 
 from __future__ import annotations
 
-from bot.commands import CommandSpec, Flag, Invocation, Param, address_arg, confidence_arg, text_arg, url_arg
-from bot.core import Context
+from dataclasses import dataclass
+
+from bot.commands import CommandSpec
+from bot.context import Context
+from bot.grammar import Flag, Param, address_arg, confidence_arg, text_arg, url_arg
 from bot.messages import Reply, Text
 from bot.render.objects import LabelListing
 from bot.roles import Role
-from tracing import Category, InvalidArgument, Label, checksum
+from tracing import Category, Label, checksum
 
 
-async def label_command(ctx: Context, inv: Invocation) -> Reply:
-    name = " ".join(inv["name"].split())
-    if not name:
-        raise InvalidArgument(f"Missing NAME. Usage: {inv.spec.usage}")
+@dataclass(frozen=True, slots=True)
+class LabelArgs:
+    address: str
+    category: Category
+    name: str
+    source: str = ""
+    confidence: float = 1.0
+
+
+async def label_command(ctx: Context, args: LabelArgs) -> Reply:
+    name = " ".join(args.name.split())  # never empty: the grammar refuses a blank NAME
     label = Label(
-        address=inv["address"],
-        category=inv["category"],
+        address=args.address,
+        category=args.category,
         name=name,
         source=f"team:{ctx.message.platform}",
-        source_url=inv["source"] or "",
-        confidence=inv["confidence"],
+        source_url=args.source,
+        confidence=args.confidence,
         created_by=ctx.message.user.key,
     )
     ctx.investigator.labels.add(label)
@@ -33,6 +43,7 @@ SPECS = [
         name="label",
         summary="Label an address for the team (category from the fixed list, a name, and where it comes from).",
         handler=label_command,
+        arguments=LabelArgs,
         params=(
             Param("address", address_arg, "an EVM address (0x…)"),
             Param("category", Category.parse, "one of: " + ", ".join(c.value for c in Category)),
@@ -40,7 +51,7 @@ SPECS = [
         ),
         flags=(
             Flag("source", url_arg, "link to the evidence (http or https)", metavar="URL"),
-            Flag("confidence", confidence_arg, "how sure you are, 0–1 or a percentage", default=1.0, metavar="X"),
+            Flag("confidence", confidence_arg, "how sure you are, 0–1 or a percentage", metavar="X"),
         ),
         role=Role.ANALYST,
         examples=(

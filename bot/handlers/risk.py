@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
-from bot.commands import CommandSpec, Flag, Invocation, Param, address_arg, int_arg
-from bot.core import Context
+from dataclasses import dataclass
+
+from bot.commands import CommandSpec
+from bot.context import Context
+from bot.grammar import Flag, Param, address_arg, int_arg
 from bot.messages import Action, Attachment, Reply
 from bot.render.text import MAX_EXPOSURES
 from tracing import DEFAULT_HOPS, MAX_HOPS, chain_arg, risk_csv
 
 
-async def risk_command(ctx: Context, inv: Invocation) -> Reply:
-    address = inv["address"]
-    await ctx.caches_ready(inv["chain"])
-    report = await ctx.investigator.risk(address, inv["chain"], asker=ctx.asker, hops=inv["hops"])
-    hops = inv["hops"] or DEFAULT_HOPS
+@dataclass(frozen=True, slots=True)
+class RiskArgs:
+    address: str
+    chain: str | None = None
+    hops: int | None = None
+    """None: the investigator's default."""
+
+
+async def risk_command(ctx: Context, args: RiskArgs) -> Reply:
+    address = args.address
+    await ctx.caches_ready(args.chain)
+    report = await ctx.investigator.risk(address, args.chain, asker=ctx.asker, hops=args.hops)
+    hops = args.hops or DEFAULT_HOPS
     actions = (
         Action("Trace funds out", f"/trace {address} --hops {hops}"),
         Action("Trace funds in", f"/trace {address} --direction in --hops {hops}"),
@@ -26,22 +37,22 @@ async def risk_command(ctx: Context, inv: Invocation) -> Reply:
     return Reply((report,), actions=actions, attachments=attachments)
 
 
-SPECS = [
-    CommandSpec(
-        name="risk",
-        summary="Risk summary of an address: labels, exposure, score, evidence and coverage.",
-        handler=risk_command,
-        params=(Param("address", address_arg, "an EVM address (0x…)"),),
-        flags=(
-            Flag("chain", chain_arg, "chain name (default: the configured default)", metavar="NAME"),
-            Flag(
-                "hops",
-                int_arg(1, MAX_HOPS),
-                f"how many hops of exposure to look at (1–{MAX_HOPS}, default {DEFAULT_HOPS})",
-                default=None,
-                metavar="N",
-            ),
+SPEC = CommandSpec(
+    name="risk",
+    summary="Risk summary of an address: labels, exposure, score, evidence and coverage.",
+    handler=risk_command,
+    arguments=RiskArgs,
+    params=(Param("address", address_arg, "an EVM address (0x…)"),),
+    flags=(
+        Flag("chain", chain_arg, "chain name (default: the configured default)", metavar="NAME"),
+        Flag(
+            "hops",
+            int_arg(1, MAX_HOPS),
+            f"how many hops of exposure to look at (1–{MAX_HOPS}, default {DEFAULT_HOPS})",
+            metavar="N",
         ),
-        examples=("/risk 0x098B716B8Aaf21512996dC57EB0615e2383E2f96",),
-    )
-]
+    ),
+    examples=("/risk 0x098B716B8Aaf21512996dC57EB0615e2383E2f96",),
+)
+
+SPECS = [SPEC]

@@ -7,11 +7,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.commands import CommandSpec, Flag, Invocation, Param, address_arg, text_arg
-from bot.core import Context
+from bot.commands import CommandSpec
+from bot.context import Context
+from bot.grammar import Flag, Param, address_arg, text_arg, threshold_arg
 from bot.messages import Action, Reply
 from bot.roles import Role
-from tracing import NotFound, Watch, WatchBook, chain_arg, checksum, get_chain, load_chains, parse_min_amount
+from tracing import (
+    USD_NOT_YET,
+    InvalidArgument,
+    NotFound,
+    Threshold,
+    Watch,
+    chain_arg,
+    checksum,
+    get_chain,
+    load_chains,
+)
 
 MAX_LISTED = 50
 
@@ -23,7 +34,7 @@ def _recipient(ctx: Context, channel: bool) -> str:
 
 def _chain(ctx: Context, given: str | None) -> str:
     name = given or ctx.settings.default_chain
-    return get_chain(name, load_chains()).name
+    return get_chain(name, load_chains(ctx.settings.chain_variables())).name
 
 
 def watch_line(watch: Watch) -> str:
@@ -61,38 +72,55 @@ class WatchListing:
         return "\n".join(lines)
 
 
-async def watch_command(ctx: Context, inv: Invocation) -> Reply:
-    chain = _chain(ctx, inv["chain"])
-    minimum = parse_min_amount(inv["min"]) if inv["min"] else None
-    watch, created = WatchBook(ctx.db).watch(
+@dataclass(frozen=True, slots=True)
+class WatchArgs:
+    address: str
+    chain: str | None = None
+    note: str = ""
+    min: Threshold | None = None
+    channel: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class UnwatchArgs:
+    address: str
+    chain: str | None = None
+    channel: bool = False
+
+
+async def watch_command(ctx: Context, args: WatchArgs) -> Reply:
+    chain = _chain(ctx, args.chain)
+    if args.min is not None and args.min.units is None:
+        raise InvalidArgument(USD_NOT_YET)
+    watch, created = ctx.watches.watch(
         chain=chain,
-        address=inv["address"],
+        address=args.address,
         platform=ctx.message.platform,
-        chat=_recipient(ctx, inv["channel"]),
-        channel=bool(inv["channel"]),
+        chat=_recipient(ctx, args.channel),
+        channel=args.channel,
         created_by=ctx.message.user.key,
-        note=inv["note"] or "",
-        min_amount=minimum,
+        note=args.note,
+        min_amount=None if args.min is None else args.min.units,
     )
     flag = " --channel" if watch.channel else ""
     undo = Action("Unwatch", f"/unwatch {watch.address} --chain {watch.chain}{flag}")
     return Reply((WatchSaved(watch, created),), actions=(undo,))
 
 
-async def unwatch_command(ctx: Context, inv: Invocation) -> Reply:
-    chain = _chain(ctx, inv["chain"])
-    removed = WatchBook(ctx.db).unwatch(
-        chain=chain, address=inv["address"], platform=ctx.message.platform, chat=_recipient(ctx, inv["channel"])
+async def unwatch_command(ctx: Context, args: UnwatchArgs) -> Reply:
+    chain = _chain(ctx, args.chain)
+    removed = ctx.watches.unwatch(
+        chain=chain, address=args.address, platform=ctx.message.platform, chat=_recipient(ctx, args.channel)
     )
     if removed is None:
-        where = "this chat" if inv["channel"] else "you"
-        hint = "" if inv["channel"] else " (for a chat's watch add --channel)"
-        raise NotFound(f"{checksum(inv['address'])} on {chain} is not watched for {where}{hint}.")
+        where = "this chat" if args.channel else "you"
+        hint = "" if args.channel else " (for a chat's watch add --channel)"
+        raise NotFound(f"{checksum(args.address)} on {chain} is not watched for {where}{hint}.")
     return Reply.text(f"Stopped watching {checksum(removed.address)} on {removed.chain}.")
 
 
-async def watchlist_command(ctx: Context, inv: Invocation) -> Reply:
-    book = WatchBook(ctx.db)
+async def watchlist_command(ctx: Context, args: object) -> Reply:
+    book = ctx.watches
     chats = list(dict.fromkeys([ctx.message.chat_id, ctx.message.user.user_id]))
     watches = book.for_chats(ctx.message.platform, chats, limit=MAX_LISTED)
     total = book.count_for_chats(ctx.message.platform, chats)
@@ -107,11 +135,17 @@ SPECS = [
         name="watch",
         summary="Watch an address: alerts on its movements, risky counterparties and new risk labels.",
         handler=watch_command,
+        arguments=WatchArgs,
         params=(Param("address", address_arg, "an EVM address (0x…)"),),
         flags=(
             _CHAIN,
             Flag("note", text_arg(200), "why it is watched (shown in alerts)", metavar="TEXT"),
-            Flag("min", str, "only movements of at least this amount, in the moved asset's units", metavar="VALUE"),
+            Flag(
+                "min",
+                threshold_arg,
+                "only movements of at least this amount, in the moved asset's units",
+                metavar="VALUE",
+            ),
             _CHANNEL,
         ),
         role=Role.ANALYST,
@@ -124,6 +158,7 @@ SPECS = [
         name="unwatch",
         summary="Stop watching an address.",
         handler=unwatch_command,
+        arguments=UnwatchArgs,
         params=(Param("address", address_arg, "an EVM address (0x…)"),),
         flags=(_CHAIN, _CHANNEL),
         role=Role.ANALYST,

@@ -5,20 +5,29 @@ from __future__ import annotations
 from functools import singledispatch
 
 from bot.messages import Attachment, ErrorText, Reply, Text
-from bot.render.common import exposure_line, headline, label_line, path_text
+from bot.render.common import (
+    exposure_detail,
+    exposure_line,
+    headline,
+    label_line,
+    lead_line,
+    path_text,
+    totals_line,
+)
 from bot.render.objects import HelpListing, HelpTopic, LabelListing
 from tracing import (
     Coverage,
+    Direction,
     RiskReport,
     Stop,
     TaintModel,
     Trace,
-    TraceDirection,
     TraceNode,
     amounts_words,
     checksum,
     short,
     trace_amounts,
+    trace_words,
 )
 
 MAX_EXPOSURES = 15
@@ -82,26 +91,40 @@ def _(report: RiskReport) -> str:
     else:
         lines.append("Labels: none")
     if report.exposures:
-        lines.append("Exposure:")
+        lines.append("Exposure (one line per counterparty and category):")
         for exposure in report.exposures[:MAX_EXPOSURES]:
             lines.append(f"  • {exposure_line(exposure, report.chain)}")
+            lines.append(f"    {exposure_detail(exposure)}")
             lines.append(f"    path: {path_text(exposure)}")
         if len(report.exposures) > MAX_EXPOSURES:
             lines.append(f"  … and {len(report.exposures) - MAX_EXPOSURES} more (see --json)")
-    notes = sorted({e.evidence_note for e in report.exposures if e.evidence_note})
+    if report.totals:
+        lines.append(f"Totals (each amount counted once): {totals_line(report)}")
+    if report.leads:
+        lines.append(f"Leads (what {report.service}'s transfers touched; to follow up, not its own risk):")
+        for lead in report.leads[:MAX_EXPOSURES]:
+            lines.append(f"  • {lead_line(lead, report.chain)}")
+            lines.append(f"    path: {path_text(lead)}")
+        if len(report.leads) > MAX_EXPOSURES:
+            lines.append(f"  … and {len(report.leads) - MAX_EXPOSURES} more (see --json)")
+    notes = sorted({e.evidence_note for e in report.exposures + report.leads if e.evidence_note})
     lines += [f"  note: {note}" for note in notes]
     if report.reasons:
         lines.append("Why:")
         lines += [f"  - {reason}" for reason in report.reasons]
-    lines += coverage_lines(report.coverage)
+    lines += coverage_lines(report.coverage, report.history)
     return "\n".join(lines)
 
 
-def coverage_lines(cov: Coverage) -> list[str]:
+def coverage_lines(cov: Coverage, history: tuple[str, ...] = (), settings: str = "") -> list[str]:
     lines = ["Coverage:", f"  chains: {', '.join(cov.chains)}; sources: {', '.join(cov.sources)}"]
+    if settings:
+        lines.append(f"  {settings}")
     if cov.traced:
         model = f"; amounts: {cov.taint_model} taint" if cov.taint_model else ""
         lines.append(f"  hops: {cov.hop_budget}; index: {cov.index_range or 'n/a'}{model}")
+    if history:
+        lines.append(f"  shares of volume are over the covered history: {'; '.join(history)}")
     if cov.label_sets:
         lines.append(f"  label sets: {'; '.join(cov.label_sets)}")
     for cut in cov.cuts:
@@ -121,11 +144,12 @@ def trace_lines(trace: Trace) -> list[str]:
     p = trace.params
     way = (
         "Outgoing trace (where the funds went)"
-        if p.direction is TraceDirection.OUT
+        if p.direction is Direction.OUT
         else "Incoming trace (where the funds came from)"
     )
     lines = [
         f"🔎 {way} from {checksum(trace.root)} on {trace.chain}: up to {p.hops} hops, {p.model.value} taint",
+        f"   {trace_words(trace)}",
         f"Reached {len(trace.nodes) - 1} addresses through {len(trace.edges)} transfers.",
     ]
     if not trace.edges:
@@ -163,7 +187,7 @@ def trace_lines(trace: Trace) -> list[str]:
     if busy:
         lines.append("Not expanded (busy, likely services):")
         lines += [f"  • {short(n.address)}, hop {n.hop}: {n.degree:,} transfers" for n in busy[:5]]
-    lines += coverage_lines(trace.coverage)
+    lines += coverage_lines(trace.coverage, settings=trace_words(trace))
     return lines
 
 

@@ -1,18 +1,16 @@
 """EVM chains by configuration: `CHAINS=eth,base` plus `<NAME>_RPC_URL`, `<NAME>_EXPLORER_URL`, ... per chain.
 
-Read from the environment and `.env` (the environment wins, as for every other setting). Well-known names
+The variables are read in one place, `storage.Settings.chain_variables()` (the environment and `.env`, the
+environment winning), and handed to `load_chains` (or, for the helpers that ask "which chains are configured?",
+once to `use_chain_variables` at start-up); this module opens no file and reads no environment. Well-known names
 (eth, base, arbitrum, optimism, polygon, bsc) come with their chain id, native symbol and a confirmation depth;
 any other name needs `<NAME>_CHAIN_ID` or has its id read from the node.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
-
-from dotenv import dotenv_values
 
 from tracing.chain.chainref import chain_arg
 from tracing.errors import UnknownChain, UserError
@@ -72,13 +70,6 @@ def env_prefix(name: str) -> str:
     return name.upper().replace("-", "_")
 
 
-def read_env(dotenv_path: str | Path = ".env") -> dict[str, str]:
-    """`.env` overlaid with the process environment (the environment wins)."""
-    merged = {k: v for k, v in dotenv_values(dotenv_path).items() if v is not None}
-    merged.update(os.environ)
-    return merged
-
-
 def _int(env: Mapping[str, str], key: str, default: int | None) -> int | None:
     raw = (env.get(key) or "").strip()
     if not raw:
@@ -118,19 +109,38 @@ def chain_from_env(name: str, env: Mapping[str, str]) -> ChainConfig:
     )
 
 
-def load_chains(env: Mapping[str, str] | None = None) -> dict[str, ChainConfig]:
+def load_chains(env: Mapping[str, str]) -> dict[str, ChainConfig]:
     """Every chain listed in `CHAINS` (default `eth`), by name, in the listed order.
 
-    `env` defaults to `.env` overlaid with os.environ. A listed chain without an RPC URL is still configured
-    (labels work without chain data); `ChainConfig.require_rpc()` says what is missing when data is needed.
+    `env` holds the chain variables (`storage.Settings.chain_variables()`). A listed chain without an RPC URL is
+    still configured (labels work without chain data); `ChainConfig.require_rpc()` says what is missing when data
+    is needed.
     """
-    env = read_env() if env is None else env
     names = [part.strip() for part in (env.get("CHAINS") or DEFAULT_CHAINS).split(",") if part.strip()]
     chains: dict[str, ChainConfig] = {}
     for raw in names:
         config = chain_from_env(raw, env)
         chains[config.name] = config
     return chains
+
+
+_handed: dict[str, str] | None = None
+
+
+def use_chain_variables(env: Mapping[str, str]) -> None:
+    """Hand this process's chain variables (`storage.Settings.chain_variables()`) to `configured_chains`; the app
+    does so when it is built."""
+    global _handed
+    _handed = dict(env)
+
+
+def configured_chains() -> dict[str, ChainConfig]:
+    """The chains of the variables handed to `use_chain_variables` (before that, of the process's settings)."""
+    if _handed is None:
+        from storage import get_settings
+
+        return load_chains(get_settings().chain_variables())
+    return load_chains(_handed)
 
 
 def get_chain(name: str, chains: Mapping[str, ChainConfig]) -> ChainConfig:
@@ -143,10 +153,9 @@ def get_chain(name: str, chains: Mapping[str, ChainConfig]) -> ChainConfig:
         raise UnknownChain(f"Chain “{key}” is not configured (configured: {known}); add it to CHAINS.") from None
 
 
-def adhoc_chain(name: str, rpc_urls: tuple[str, ...], env: Mapping[str, str] | None = None) -> ChainConfig:
+def adhoc_chain(name: str, rpc_urls: tuple[str, ...], env: Mapping[str, str]) -> ChainConfig:
     """A chain given on the command line with its RPC URL(s): the configured one with those URLs, or, for a name
     that is not configured, one whose chain id is read from the node (0 confirmations unless configured)."""
-    env = read_env() if env is None else env
     base = load_chains(env).get(chain_arg(name)) or chain_from_env(name, env)
     return ChainConfig(
         name=base.name,

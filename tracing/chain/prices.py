@@ -103,9 +103,9 @@ def native_price_key(chain: str) -> str:
     if known is not None:
         return known.symbol
     try:
-        from tracing.chain.config import load_chains
+        from tracing.chain.config import configured_chains
 
-        configured = load_chains().get(chain)
+        configured = configured_chains().get(chain)
     except Exception:  # a broken chain variable is reported by the chain commands, not here
         configured = None
     return configured.symbol if configured is not None else "ETH"

@@ -74,9 +74,9 @@ def chain_id_of(chain: str) -> int | None:
     if known is not None:
         return known.chain_id
     try:
-        from tracing.chain.config import load_chains
+        from tracing.chain.config import configured_chains
 
-        configured = load_chains().get(chain)
+        configured = configured_chains().get(chain)
     except Exception:  # a broken chain variable is reported by the chain commands, not here
         return None
     return configured.chain_id if configured is not None else None

@@ -1,10 +1,46 @@
-"""The `Transfer` domain object: one movement of value, native, ERC-20 or internal."""
+"""The `Transfer` domain object: one movement of value, native, ERC-20 or internal; and `Direction`, which way value
+moves relative to an address (the one direction enum of trace, risk and monitor)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
+
+from tracing.errors import InvalidArgument
+
+
+class Direction(StrEnum):
+    """Which way value moves relative to an address: OUT (sent by it) or IN (received). SELF is a transfer from an
+    address to itself, which only a watch alert records; a trace or an exposure is always OUT or IN. The values are
+    stored (alert rows) and shown (JSON, `--direction`), so they never change."""
+
+    OUT = "out"
+    IN = "in"
+    SELF = "self"
+
+    @classmethod
+    def ways(cls) -> tuple[Direction, Direction]:
+        """The two directions a trace can take."""
+        return (cls.OUT, cls.IN)
+
+    @classmethod
+    def parse(cls, text: str) -> Direction:
+        """A direction to trace: out (forward) or in (backward)."""
+        value = text.strip().lower()
+        aliases = {"out": cls.OUT, "forward": cls.OUT, "in": cls.IN, "backward": cls.IN, "back": cls.IN}
+        if value not in aliases:
+            raise InvalidArgument(f"“{text[:20]}” is not one of the directions; use out or in.")
+        return aliases[value]
+
+    @property
+    def adjective(self) -> str:
+        """How reports word it: outgoing, incoming (or self)."""
+        return {"out": "outgoing", "in": "incoming"}.get(self.value, self.value)
+
+    @property
+    def opposite(self) -> Direction:
+        return {Direction.OUT: Direction.IN, Direction.IN: Direction.OUT}.get(self, self)
 
 
 class TransferKind(StrEnum):

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from sqlalchemy import func
 from sqlalchemy.dialects import postgresql, sqlite
@@ -19,10 +19,10 @@ from sqlalchemy.orm import Session
 from sqlmodel import col, select
 
 from storage import Database, OpsCounter, WatchRow, begin_write
-from tracing.chain.address import ZERO_ADDRESS
-from tracing.chain.transfer import Transfer
+from tracing.chain import ZERO_ADDRESS, Direction, Transfer
+from tracing.chain.threshold import USD_NOT_YET, parse_threshold
 from tracing.errors import InvalidArgument
-from tracing.monitor.alerts import AlertKind, Direction
+from tracing.monitor.alerts import AlertKind
 from tracing.monitor.clock import Clock, SystemClock
 from tracing.risk.report import Level
 
@@ -65,14 +65,11 @@ class Watch:
 
 
 def parse_min_amount(text: str) -> Decimal:
-    """A positive decimal amount (`1.5`, `10000`)."""
-    try:
-        value = Decimal(text.strip())
-    except InvalidOperation:
-        raise InvalidArgument(f"“{text[:30]}” is not an amount.") from None
-    if not value.is_finite() or value <= 0 or value >= Decimal(10) ** 60:
-        raise InvalidArgument("The minimum must be a positive amount.")
-    return value
+    """A positive amount in the asset's units (`1.5`, `10000`), read by the one amount grammar."""
+    threshold = parse_threshold(text)
+    if threshold.units is None:
+        raise InvalidArgument(USD_NOT_YET)
+    return threshold.units
 
 
 # -- rules ---------------------------------------------------------------------------------------------------
@@ -82,12 +79,6 @@ def parse_min_amount(text: str) -> Decimal:
 class RuleHit:
     kind: AlertKind
     reason: str
-
-
-def direction_of(transfer: Transfer, address: str) -> Direction:
-    if transfer.from_addr == transfer.to_addr == address:
-        return Direction.SELF
-    return Direction.OUT if transfer.from_addr == address else Direction.IN
 
 
 def counterparty_of(transfer: Transfer, address: str) -> str:

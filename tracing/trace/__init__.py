@@ -4,7 +4,7 @@ Modules, each importing only those above it:
 
 - `flows`: which of an address's transfers a trace reads (`FlowQuery`, `select_flows`, `History`), and `Asset`;
 - `taint`: the taint models (haircut, poison) over a trace's transfers;
-- `params`: what a trace asks (`TraceParams`, `TraceDirection`, the default stops and dust floor);
+- `params`: what a trace asks (`TraceParams`, `Direction`, the default stops and dust floor);
 - `coverage`: what an analysis covered (`Coverage`), and the wording of a trace's cuts and gaps;
 - `graph`: the in-memory transfer graph (`TransferGraph`);
 - `model`: what a trace answers (`Trace`, `TraceNode`, `TraceEdge`, `Cut`, `Stop`);
@@ -29,7 +29,7 @@ from tracing.trace.params import (
     DEFAULT_HOPS,
     MAX_HOPS,
     STOPS,
-    TraceDirection,
+    Direction,
     TraceParams,
 )
 from tracing.trace.sources import (
@@ -81,7 +81,7 @@ __all__ = [
     "TaintModel",
     "Trace",
     "trace_funds",
-    "TraceDirection",
+    "Direction",
     "TraceEdge",
     "TraceNode",
     "TraceParams",

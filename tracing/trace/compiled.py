@@ -16,13 +16,13 @@ from bisect import bisect_left
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import Any
 
-from tracing.labels.book import Label
+from tracing.labels import Label
 from tracing.trace.coverage import Coverage, cut_lines, gap_lines, trace_coverage
 from tracing.trace.flows import Asset
 from tracing.trace.graph import TransferGraph
 from tracing.trace.label_cache import LabelCache, NodeMarks
 from tracing.trace.model import Cut, Stop, Trace, TraceEdge, TraceNode, edge_order, graph_edge, weight_of
-from tracing.trace.params import TraceDirection, TraceParams
+from tracing.trace.params import Direction, TraceParams
 from tracing.trace.sources import LabelLookup
 from tracing.trace.taint import TaintModel, carried_amounts, received_amounts
 
@@ -54,7 +54,7 @@ def compiled_trace(
     root_id = graph.ids.get(root)
     if _walk is None or root_id is None or graph.pending or root_id >= len(graph.out_off) - 1:
         return None
-    outgoing = params.direction is TraceDirection.OUT
+    outgoing = params.direction is Direction.OUT
     names = graph.addresses
     ids = graph.ids
     stop_at = params.stops
@@ -128,7 +128,7 @@ class GraphParts:
         self.graph = graph
         self.source_name = source_name
         self.params = params
-        self.outgoing = params.direction is TraceDirection.OUT
+        self.outgoing = params.direction is Direction.OUT
         self.root_id = root_id
         self.node_ids: Sequence[int] = memoryview(node).cast("i")
         self.hops: Sequence[int] = memoryview(hop).cast("i")

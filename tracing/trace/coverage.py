@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 from tracing.chain.transfer import format_amount
 from tracing.trace.flows import Asset
-from tracing.trace.params import TraceDirection, TraceParams
-from tracing.trace.value import Dust
+from tracing.trace.params import Direction, TraceParams
+from tracing.trace.value import CRUMB_CAP, DILUTED, Dust
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +105,7 @@ def gap_lines(
     if len(incomplete) > 5:
         gaps.append(f"{INCOMPLETE_HISTORY}: {len(incomplete) - 5} more address(es)")
     if silent:
-        where = "onward" if params.direction is TraceDirection.OUT else "earlier"
+        where = "onward" if params.direction is Direction.OUT else "earlier"
         gaps.append(f"{silent} reached address(es) have no {where} transfers in the sources used")
     if at_budget:
         gaps.append(f"{at_budget} address(es) at the hop budget ({params.hops}) were not followed further")
@@ -122,11 +122,15 @@ def follow_rule(params: TraceParams) -> str:
         return ""
     floor = f"${params.dust_usd:,}" if params.dust_usd is not None else "no USD floor"
     units = ", ".join(f"{units} {'native' if key == 'native' else key}" for key, units in params.dust_units)
-    share = f"{params.follow_share * 100:g}%"
+    share = f"{float(params.follow_share) * 100:g}%"
+    crumb = f"{float(params.crumb_share) * 100:g}%"
     return (
         f"value-aware ({params.model.value}): a transfer is followed when the traced funds it carries are at least "
         f"{floor}" + (f" (without a USD price: {units})" if units else "") + f", or, when mostly traced funds, {share} "
-        "of what its address received (alone or with its other small transfers)"
+        "of what its address received (alone or with its other small transfers); under "
+        f"{CRUMB_CAP} times the floor, a transfer that is less than {float(DILUTED) * 100:g}% traced funds"
+        + (f", or carries less than {crumb} of what its address received," if params.crumb_share else "")
+        + " is a crumb, not followed"
     )
 
 
@@ -147,7 +151,8 @@ def value_lines(
             parts.append(format_amount(raw, decimals, symbol or asset))
         cuts.append(
             f"{dust.count:,} transfers carrying traced funds {floor} (and under "
-            f"{params.follow_share * 100:g}% of what their address received) not followed: "
+            f"{params.follow_share * 100:g}% of what their address received, or under {CRUMB_CAP}× the floor and a "
+            "crumb of it) not followed: "
             f"{' and '.join(parts)} in all"
         )
     if unfloored:

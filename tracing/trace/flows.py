@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from tracing.chain.transfer import Transfer
+from tracing.chain.transfer import Direction, Transfer
 
 Asset = str | None
 """A token address, or None for the chain's native coin."""
@@ -30,7 +30,7 @@ class FlowQuery:
     in the direction is treated as a busy service and not expanded (the root always is).
     """
 
-    direction: str = "out"
+    direction: Direction = Direction.OUT
     token: str | None = None
     min_value: Decimal | None = None
     fanout: int = 100
@@ -129,7 +129,7 @@ def select_flows(
     The reference implementation, used by the SQL and explorer sources; `TransferGraph.flows` does the same on its
     arrays and must agree with it.
     """
-    outgoing = query.direction == "out"
+    outgoing = query.direction is Direction.OUT
     if degree > query.hub_degree and not request.root:
         return Flows(address, degree=degree, hub=True, source=source)
     window = [
@@ -225,7 +225,7 @@ def history_of(
 ) -> History:
     """The reference `History` of `address` from every transfer it made or received (any order): what the SQL and
     explorer sources answer; `GraphSource` does the same on the graph's arrays and must agree with it."""
-    outgoing = query.direction == "out"
+    outgoing = query.direction is Direction.OUT
     ways = sorted((t for t in transfers if (t.from_addr if outgoing else t.to_addr) == address), key=transfer_order)
     if len(ways) > query.hub_degree and not request.root:
         return History(address, degree=len(ways), hub=True, source=source)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, NamedTuple
 
-from tracing.chain.transfer import Transfer, TransferKind
+from tracing.chain.transfer import Direction, Transfer, TransferKind
 from tracing.trace.flows import (
     NATIVE_DECIMALS,
     Asset,
@@ -483,7 +483,7 @@ class TransferGraph:
         node = self.ids.get(request.address)
         if node is None:
             return Flows(request.address, source=source)
-        picked = self.select(node, query.direction == "out", request.since, request.until, query, request.root)
+        picked = self.select(node, query.direction is Direction.OUT, request.since, request.until, query, request.root)
         if picked.hub:
             return Flows(request.address, degree=picked.degree, hub=True, source=source)
         return Flows(
@@ -504,7 +504,7 @@ class TransferGraph:
         node = self.ids.get(request.address)
         if node is None:
             return History(request.address, source=source)
-        outgoing = query.direction == "out"
+        outgoing = query.direction is Direction.OUT
         off, extra = (self.out_off, self.extra_out) if outgoing else (self.in_off, self.extra_in)
         degree = (off[node + 1] - off[node] if node + 1 < len(off) else 0) + len(extra.get(node, ()))
         if degree > query.hub_degree and not request.root:

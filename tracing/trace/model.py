@@ -12,11 +12,11 @@ from typing import Any, NamedTuple, Protocol
 
 from tracing.chain.amounts import Valuation
 from tracing.chain.transfer import Transfer, TransferKind
-from tracing.labels.book import Category, Label
+from tracing.labels import Category, Label
 from tracing.trace.coverage import Coverage
 from tracing.trace.flows import Asset
 from tracing.trace.graph import TransferGraph
-from tracing.trace.params import TraceDirection, TraceParams
+from tracing.trace.params import Direction, TraceParams
 from tracing.trace.taint import Taint, TaintModel, TaintStep, compute_taint
 
 
@@ -283,7 +283,7 @@ class Trace:
         return self.taint_under(self.params.model)
 
     @property
-    def direction(self) -> TraceDirection:
+    def direction(self) -> Direction:
         return self.params.direction
 
     @property
@@ -322,12 +322,12 @@ class Trace:
             seen.add(address)
             edge = self.edges[self.parents[address]]
             path.append(edge)
-            address = edge.from_addr if self.direction is TraceDirection.OUT else edge.to_addr
+            address = edge.from_addr if self.direction is Direction.OUT else edge.to_addr
         return tuple(reversed(path))
 
     def near_far(self, edge: TraceEdge) -> tuple[str, str]:
         """(the end closer to the root, the end further away)."""
-        if self.direction is TraceDirection.OUT:
+        if self.direction is Direction.OUT:
             return edge.from_addr, edge.to_addr
         return edge.to_addr, edge.from_addr
 
@@ -428,10 +428,10 @@ def edge_order(edge: TraceEdge) -> tuple[int, int, str, str, str]:
     return (edge.hop, edge.timestamp, edge.tx_hash, edge.kind.value, edge.position)
 
 
-def parents_of(nodes: Sequence[TraceNode], edges: Sequence[TraceEdge], direction: TraceDirection) -> dict[str, int]:
+def parents_of(nodes: Sequence[TraceNode], edges: Sequence[TraceEdge], direction: Direction) -> dict[str, int]:
     """Per reached address, the index in `edges` (in `edge_order`) of its parent: of the edges that reach it from
     the hop before, the largest (`weight_of`), the first in edge order among equals."""
-    outgoing = direction is TraceDirection.OUT
+    outgoing = direction is Direction.OUT
     parents: dict[str, int] = {}
     best: dict[str, float] = {}
     hop_of = {n.address: n.hop for n in nodes}
@@ -452,9 +452,9 @@ def taint_of(
     nodes: Sequence[TraceNode],
     edges: Sequence[TraceEdge],
     totals: Mapping[str, Mapping[Asset, int]],
-    direction: TraceDirection,
+    direction: Direction,
 ) -> Taint:
-    outgoing = direction is TraceDirection.OUT
+    outgoing = direction is Direction.OUT
     steps = [
         TaintStep(
             e.from_addr if outgoing else e.to_addr, e.to_addr if outgoing else e.from_addr, e.token, e.value, e.hop

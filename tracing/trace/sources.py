@@ -16,9 +16,9 @@ from sqlmodel import col, select
 
 from storage import TransferRow
 from tracing.chain.index import TransferIndex, from_row
-from tracing.chain.transfer import Transfer
+from tracing.chain.transfer import Direction, Transfer
 from tracing.errors import SourceError
-from tracing.labels.book import Label
+from tracing.labels import Label
 from tracing.trace.flows import FlowQuery, FlowRequest, Flows, History, HistoryRequest, history_of, select_flows
 from tracing.trace.graph import TransferGraph
 
@@ -79,7 +79,7 @@ class IndexSource:
         return [self._flows(chain, query, request) for request in requests]
 
     def _flows(self, chain: str, query: FlowQuery, request: FlowRequest) -> Flows:
-        column = col(TransferRow.from_addr) if query.direction == "out" else col(TransferRow.to_addr)
+        column = col(TransferRow.from_addr) if query.direction is Direction.OUT else col(TransferRow.to_addr)
         with self.index.db.session() as session:
             degree = session.exec(
                 select(func.count())
@@ -102,7 +102,7 @@ class IndexSource:
     async def histories(self, chain: str, query: FlowQuery, requests: Sequence[HistoryRequest]) -> list[History]:
         found = []
         for request in requests:
-            column = col(TransferRow.from_addr) if query.direction == "out" else col(TransferRow.to_addr)
+            column = col(TransferRow.from_addr) if query.direction is Direction.OUT else col(TransferRow.to_addr)
             with self.index.db.session() as session:
                 degree = session.exec(
                     select(func.count())
@@ -157,7 +157,8 @@ class ExplorerSource:
             mine = [
                 t
                 for t in history
-                if t.chain == chain and (t.from_addr if query.direction == "out" else t.to_addr) == request.address
+                if t.chain == chain
+                and (t.from_addr if query.direction is Direction.OUT else t.to_addr) == request.address
             ]
             mine.sort(key=lambda t: (t.timestamp, t.block_number, t.tx_hash, t.position))
             flows = select_flows(request.address, mine, request, query, len(mine), self.name)

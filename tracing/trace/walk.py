@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from tracing.chain.transfer import TransferKind
-from tracing.labels.book import Label
+from tracing.labels import Label
 from tracing.trace import compiled
 from tracing.trace.coverage import cut_lines, gap_lines, trace_coverage, value_lines
 from tracing.trace.flows import Asset, FlowRequest, History, HistoryRequest
@@ -34,7 +34,7 @@ from tracing.trace.model import (
     weight_of,
     with_coverage,
 )
-from tracing.trace.params import TraceDirection, TraceParams
+from tracing.trace.params import Direction, TraceParams
 from tracing.trace.sources import GraphSource, HistorySource, LabelLookup, TransferSource, gives_histories
 from tracing.trace.value import Dust, PegPrices, UsdPrices, select_value
 from tracing.trace.value_graph import GraphHistory, graph_history, select_value_graph
@@ -94,7 +94,7 @@ async def trace_funds(
     if isinstance(source, GraphSource) and source.graph.chain == chain:
         return _trace_graph(source, labels, root, chain, params)
     started = time.perf_counter()
-    outgoing = params.direction is TraceDirection.OUT
+    outgoing = params.direction is Direction.OUT
     query = params.query()
     root_labels = tuple(labels.for_addresses([root], chain).get(root, ()))
     reached: dict[str, _Reached] = {root: _Reached(root, 0, labels=root_labels)}
@@ -197,7 +197,7 @@ def _request(node: _Reached, params: TraceParams, root: bool) -> FlowRequest:
 def _window(params: TraceParams, reached_at: int | None) -> tuple[int | None, int | None]:
     since, until = params.since, params.until
     if params.follow_time and reached_at is not None:
-        if params.direction is TraceDirection.OUT:
+        if params.direction is Direction.OUT:
             since = reached_at if since is None else max(since, reached_at)
         else:
             until = reached_at if until is None else min(until, reached_at)
@@ -220,7 +220,7 @@ def trace_graph_python(
     """The same walk as `trace`, on the graph's arrays: node and edge ids until the result is built (the reference
     for the compiled walk)."""
     graph = source.graph
-    outgoing = params.direction is TraceDirection.OUT
+    outgoing = params.direction is Direction.OUT
     query = params.query()
     names, ts_of = graph.addresses, graph.ts
     far_of = graph.dst if outgoing else graph.src
@@ -403,7 +403,7 @@ async def _trace_value(
     same hop) are not lost: the address is expanded again with them (up to `REVISITS` times), keeping its hop; what
     it then sends on is followed from there. Addresses are expanded nearest first."""
     started = time.perf_counter()
-    outgoing = params.direction is TraceDirection.OUT
+    outgoing = params.direction is Direction.OUT
     query = params.query()
     stops = params.stops
     roots = list(dict.fromkeys([root, *with_roots]))
