@@ -8,6 +8,7 @@ address with no labels and no transfers anywhere gets the labels-only report: un
 from __future__ import annotations
 
 import logging
+import secrets
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -16,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import text
 
-from storage import Database, RiskCheckRow
+from storage import STORE_FAULTS, Database, RiskCheckRow, StoreUnavailable
 from tracing.chain.amounts import TransferPrices, UsdLookup, Valuation
 from tracing.chain.config import ChainConfig, load_chains
 from tracing.chain.explorer import ExplorerClient
@@ -238,7 +239,23 @@ class Investigator:
             report = report_from_traces(address, chain, labels, outgoing, incoming, coverage, self.policy)
         report = replace(report, coverage=self.with_failed_sources(report.coverage, chain, started))
         if asker is not None:
+            report = self._remembered(report, asker)
+        return report
+
+    def _remembered(self, report: RiskReport, asker: Asker) -> RiskReport:
+        """The report, once its check is remembered (the asker then hears if the address is labelled later). A store
+        that cannot be written does not cost the answer: the report says what was not remembered, and why."""
+        try:
             self.remember_check(report, asker)
+        except StoreUnavailable as fault:
+            ref = secrets.token_hex(4)
+            log.error("remembering a risk check met a store fault (ref %s): %s", ref, fault)
+            STORE_FAULTS.note(fault, ref, "remembering a /risk check")
+            gap = (
+                f"This check could not be remembered ({fault.cause}; reference {ref}): you will not be told if "
+                "this address is labelled later."
+            )
+            report = replace(report, coverage=replace(report.coverage, gaps=report.coverage.gaps + (gap,)))
         return report
 
     def with_failed_sources(self, coverage: Coverage, chain: str, since: float) -> Coverage:
