@@ -40,11 +40,11 @@ from tracing import Category, Investigator, LabelBook, TraceParams, import_etl_f
 
 RECALL_GOAL, PRECISION_GOAL = 0.95, 0.90
 SHORT_OF_GOAL: dict[tuple[str, str], str] = {
-    ("54m", "recall"): "value-aware default: worst recall 0.889 (a terminal reached only by a $4.31 transfer)",
-    ("Atomic", "recall"): "value-aware default: worst recall 0.914 (seed 1; $192 crumbs of $150k+ not followed)",
-    ("XScam", "recall"): "value-aware default: worst recall 0.344 (seed 2; gift cards bought in $10-50 amounts)",
-    ("LIFI", "recall"): "value-aware default: worst recall 0.909 (seed 1)",
-    ("54m", "precision"): "value-aware default: worst precision 0.857 (seed 2)",
+    ("54m", "recall"): "value-aware default: worst recall 0.78 at full size (a terminal reached by $4.31 only)",
+    ("Atomic", "recall"): "value-aware default: worst recall 0.85 at full size ($192 crumbs of $150k+ not followed)",
+    ("XScam", "recall"): "value-aware default: worst recall 0.22 at full size (gift cards bought in $10-50 amounts)",
+    ("LIFI", "recall"): "value-aware default: worst recall 0.91 at full size",
+    ("54m", "precision"): "value-aware default: worst precision 0.90 at full size, below it on reduced traffic",
 }
 """Goals the default walk does not meet yet, with the figure measured; remove an entry when its test XPASSes."""
 
