@@ -13,8 +13,6 @@ from bot.grammar import Flag, Param, address_arg, text_arg, threshold_arg
 from bot.messages import Action, Reply
 from bot.roles import Role
 from tracing import (
-    USD_NOT_YET,
-    InvalidArgument,
     NotFound,
     Threshold,
     Watch,
@@ -39,7 +37,7 @@ def _chain(ctx: Context, given: str | None) -> str:
 
 def watch_line(watch: Watch) -> str:
     where = "this chat" if watch.channel else "you directly"
-    rules = f"movements of at least {watch.min_amount}" if watch.min_amount is not None else "any movement"
+    rules = f"movements of at least {watch.minimum_text}" if watch.minimum_text else "any movement"
     note = f" — {watch.note}" if watch.note else ""
     return f"{checksum(watch.address)} on {watch.chain}: {rules}, alerts to {where}{note}"
 
@@ -90,8 +88,6 @@ class UnwatchArgs:
 
 async def watch_command(ctx: Context, args: WatchArgs) -> Reply:
     chain = _chain(ctx, args.chain)
-    if args.min is not None and args.min.units is None:
-        raise InvalidArgument(USD_NOT_YET)
     watch, created = ctx.watches.watch(
         chain=chain,
         address=args.address,
@@ -101,6 +97,7 @@ async def watch_command(ctx: Context, args: WatchArgs) -> Reply:
         created_by=ctx.message.user.key,
         note=args.note,
         min_amount=None if args.min is None else args.min.units,
+        min_usd=None if args.min is None else args.min.usd,
     )
     flag = " --channel" if watch.channel else ""
     undo = Action("Unwatch", f"/unwatch {watch.address} --chain {watch.chain}{flag}")
@@ -143,8 +140,9 @@ SPECS = [
             Flag(
                 "min",
                 threshold_arg,
-                "only movements of at least this amount, in the moved asset's units",
-                metavar="VALUE",
+                "only movements of at least this amount: in the moved asset's units, or $500 (USD on the day, by "
+                "the stored prices; without a price that day the alert says so)",
+                metavar="VALUE|$USD",
             ),
             _CHANNEL,
         ),

@@ -13,8 +13,8 @@ from functools import singledispatch
 from bot.messages import ErrorText, Reply, Text
 from bot.render.common import exposure_line, headline, label_line
 from bot.render.objects import HelpListing, HelpTopic, LabelListing
-from bot.render.text import MAX_EXPOSURES, render_part
-from tracing import Coverage, Exposure, Label, RiskReport, amounts_words, checksum
+from bot.render.text import MAX_EXPOSURES, comparison_lines, render_part
+from tracing import Coverage, Exposure, Label, ModelComparison, RiskReport, amounts_words, checksum
 
 MESSAGE_LIMIT = 4096
 CAPTION_LIMIT = 1024
@@ -135,6 +135,16 @@ def _coverage(cov: Coverage) -> list[str]:
     lines += [f"cut: {esc(cut)}" for cut in cov.cuts]
     lines += [f"<b>Not covered:</b> {esc(gap)}" for gap in cov.gaps]
     return lines
+
+
+@html_lines.register
+def _(comparison: ModelComparison) -> list[str]:
+    """The models side by side: the console text, escaped, its title and section heads in bold."""
+    heads = ("Per model:", "Where they disagree", "Coverage:")
+    lines = comparison_lines(comparison)
+    return [f"<b>{esc(lines[0])}</b>"] + [
+        f"<b>{esc(line)}</b>" if line.startswith(heads) else esc(line) for line in lines[1:]
+    ]
 
 
 def render_html(reply: Reply, limit: int = MESSAGE_LIMIT) -> list[str]:

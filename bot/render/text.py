@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import UTC, datetime
 from functools import singledispatch
 
 from bot.messages import Attachment, ErrorText, Reply, Text
@@ -10,19 +12,23 @@ from bot.render.objects import HelpListing, HelpTopic, LabelListing
 from tracing import (
     Coverage,
     Direction,
+    ModelComparison,
     RiskReport,
     Stop,
     TaintModel,
     Trace,
     TraceNode,
+    TraceParams,
     amounts_words,
     checksum,
+    end_amounts,
     short,
     trace_amounts,
 )
 
 MAX_EXPOSURES = 15
 MAX_TRACE_LINES = 15
+MAX_DISAGREEMENTS = 15
 
 
 @singledispatch
@@ -102,6 +108,8 @@ def coverage_lines(cov: Coverage) -> list[str]:
     if cov.traced:
         model = f"; amounts: {cov.taint_model} taint" if cov.taint_model else ""
         lines.append(f"  hops: {cov.hop_budget}; index: {cov.index_range or 'n/a'}{model}")
+    if cov.follow_rule:
+        lines.append(f"  follow rule: {cov.follow_rule}")
     if cov.label_sets:
         lines.append(f"  label sets: {'; '.join(cov.label_sets)}")
     for cut in cov.cuts:
@@ -126,6 +134,7 @@ def trace_lines(trace: Trace) -> list[str]:
     )
     lines = [
         f"🔎 {way} from {checksum(trace.root)} on {trace.chain}: up to {p.hops} hops, {p.model.value} taint",
+        f"Filters: {filters_text(p)}",
         f"Reached {len(trace.nodes) - 1} addresses through {len(trace.edges)} transfers.",
     ]
     if not trace.edges:
@@ -164,6 +173,75 @@ def trace_lines(trace: Trace) -> list[str]:
         lines.append("Not expanded (busy, likely services):")
         lines += [f"  • {short(n.address)}, hop {n.hop}: {n.degree:,} transfers" for n in busy[:5]]
     lines += coverage_lines(trace.coverage)
+    return lines
+
+
+def filters_text(params: TraceParams) -> str:
+    """The filters and dust floor of a trace, as its header states them."""
+    words = []
+    if params.value_aware:
+        floor = f"${params.dust_usd:,}" if params.dust_usd is not None else "none in USD"
+        units = ", ".join(f"{units} {key}" for key, units in params.dust_units)
+        words.append(f"dust floor {floor}" + (f" ({units})" if units else ""))
+    if params.min_usd is not None:
+        words.append(f"min ${params.min_usd:,} per transfer")
+    if params.min_value is not None:
+        words.append(f"min {params.min_value} units per transfer")
+    if params.token is not None:
+        words.append(f"token {params.token}")
+    if params.since is not None or params.until is not None:
+        words.append(f"window {_day(params.since)} to {_day(params.until)}")
+    if params.through:
+        words.append(f"through {', '.join(sorted(c.value for c in params.through))} (identity lost there)")
+    return "; ".join(words) or "no filters"
+
+
+def _day(timestamp: int | None) -> str:
+    return "…" if timestamp is None else datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d")
+
+
+@render_part.register
+def _(comparison: ModelComparison) -> str:
+    return "\n".join(comparison_lines(comparison))
+
+
+def comparison_lines(comparison: ModelComparison) -> list[str]:
+    """The taint models side by side: what each reached and traced to the terminals, and where they disagree."""
+    p = comparison.params
+    way = "Outgoing" if p.direction is Direction.OUT else "Incoming"
+    lines = [
+        f"⚖️ {way} trace from {checksum(comparison.root)} on {comparison.chain}, models compared: "
+        f"{', '.join(m.value for m in comparison.traces)}; up to {p.hops} hops",
+        f"Filters: {filters_text(p)}",
+        "Per model:",
+    ]
+    for model, trace in comparison.traces.items():
+        reached = len(comparison.reached.get(model, ()))
+        traced = end_amounts(trace)
+        ended = amounts_words(traced, trace.chain) if traced else "nothing"
+        lines.append(
+            f"  • {model.value}: {reached} addresses reached, {len(trace.terminals)} terminals; "
+            f"traced to where the trace ended: {ended}"
+        )
+    lines.append(f"Reached by every model: {len(comparison.agreed)} addresses.")
+    found = comparison.disagreements
+    if found:
+        lines.append(f"Where they disagree ({len(found)} addresses):")
+        for d in found[:MAX_DISAGREEMENTS]:
+            by = ", ".join(m.value for m in d.reached_by)
+            hop = min(d.hops.values(), default=0)
+            amounts = "; ".join(
+                f"{m.value} {amounts_words(trace_amounts(comparison.traces[m], d.address), comparison.chain)}"
+                for m in d.reached_by
+            )
+            lines.append(f"  • {short(d.address)}, hop {hop}: reached by {by} only — {amounts}")
+        if len(found) > MAX_DISAGREEMENTS:
+            lines.append(f"  … and {len(found) - MAX_DISAGREEMENTS} more")
+    else:
+        lines.append("The models reach the same addresses.")
+    first = next(iter(comparison.traces.values()), None)
+    if first is not None:
+        lines += coverage_lines(replace(first.coverage, taint_model="compared: " + ", ".join(comparison.traces)))
     return lines
 
 

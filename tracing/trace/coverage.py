@@ -123,15 +123,27 @@ def follow_rule(params: TraceParams) -> str:
     floor = f"${params.dust_usd:,}" if params.dust_usd is not None else "no USD floor"
     units = ", ".join(f"{units} {'native' if key == 'native' else key}" for key, units in params.dust_units)
     share = f"{params.follow_share * 100:g}%"
+    minimum = ""
+    if params.min_usd is not None or params.min_value is not None:
+        shown = " or ".join(
+            [f"${params.min_usd:,} (USD on its day)"] * (params.min_usd is not None)
+            + [f"{params.min_value} units"] * (params.min_value is not None)
+        )
+        minimum = f"; transfers worth under {shown} are not followed"
     return (
         f"value-aware ({params.model.value}): a transfer is followed when the traced funds it carries are at least "
         f"{floor}" + (f" (without a USD price: {units})" if units else "") + f", or, when mostly traced funds, {share} "
-        "of what its address received (alone or with its other small transfers)"
+        "of what its address received (alone or with its other small transfers)" + minimum
     )
 
 
 def value_lines(
-    params: TraceParams, dust: Dust, unfloored: set[Asset], through: Sequence[str]
+    params: TraceParams,
+    dust: Dust,
+    unfloored: set[Asset],
+    through: Sequence[str],
+    *,
+    unpriced_minimum: set[Asset] | None = None,
 ) -> tuple[list[str], list[str]]:
     """(cut lines, gap lines) of a value-aware trace: the transfers it did not follow, summed; the assets it
     followed with no floor; the services it went on past as asked."""
@@ -153,6 +165,12 @@ def value_lines(
     if unfloored:
         names = ", ".join(sorted("native coin" if a is None else a for a in unfloored))
         gaps.append(f"no USD price and no floor in units for {names}: followed at any traced amount")
+    if unpriced_minimum:
+        names = ", ".join(sorted("native coin" if a is None else a for a in unpriced_minimum))
+        gaps.append(
+            f"no USD price on the day of some transfers of {names}: the ${params.min_usd:,} minimum could not be "
+            "applied to them, and they were followed"
+        )
     if through:
         shown = ", ".join(through[:3]) + (f" and {len(through) - 3} more" if len(through) > 3 else "")
         kinds = ", ".join(sorted(c.value for c in params.through))
