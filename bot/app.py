@@ -9,8 +9,10 @@ from bot.core import Bot
 from bot.handlers import build_registry
 from storage import Database, Settings, open_database
 from tracing import (
+    DEFAULT_POLICY,
     IncidentDesk,
     Investigator,
+    RiskPolicy,
     WatchBook,
     configured_explorers,
     configured_token_readers,
@@ -37,6 +39,12 @@ class App:
         self.db.dispose()
 
 
+def risk_policy(settings: Settings) -> RiskPolicy:
+    """The risk policy with the configured dust floor (the rest: `RiskPolicy` defaults)."""
+    units = {**DEFAULT_POLICY.dust_units, "ETH": settings.risk_dust_eth, "WETH": settings.risk_dust_eth}
+    return RiskPolicy(dust_usd=settings.risk_dust_usd, dust_units=units)
+
+
 def build_app(settings: Settings, *, database_url: str | None = None) -> App:
     db = open_database(database_url or settings.effective_database_url)
     chain_variables = settings.chain_variables()
@@ -47,6 +55,7 @@ def build_app(settings: Settings, *, database_url: str | None = None) -> App:
         explorers=configured_explorers(chain_variables),
         token_readers=configured_token_readers(chain_variables),
         price_api=price_api_from_settings(settings),
+        policy=risk_policy(settings),
         explorer_budget=settings.explorer_budget,
     )
     investigator.labels.hooks.append(retro_alert_hook(db))  # new risk labels reach watchers and /risk askers

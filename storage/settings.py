@@ -8,6 +8,7 @@ itself. Everything else is a typed field here. `.env.example` documents each var
 from __future__ import annotations
 
 import os
+from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -96,6 +97,11 @@ class Settings(BaseSettings):
     default_chain: str = "eth"
     chains: str = Field(default="eth", description="The configured chains, comma-separated (CHAINS).")
     demo_data: bool = True
+
+    risk_dust_usd: Decimal = Decimal(250)
+    """Dust floor of the risk policy, in USD on the transfer's day (README "How risk is rated")."""
+    risk_dust_eth: Decimal = Decimal("0.2")
+    """The same floor in ETH, for amounts without a USD price."""
 
     # Optional live USD prices: a CoinGecko-compatible API (answers are stored; each asset and day is asked once).
     price_api_url: str = ""

@@ -100,7 +100,7 @@ EXPECTED = [
     "Mixer (2 hops, outgoing)",
     "1,234.00 ETH",
     "5,000.00 USDT",
-    "42.0% of volume",
+    "42.0% of its outgoing volume covered",
     "Tornado Cash <100 ETH>",
     TX1,
     TX2,

@@ -1,5 +1,6 @@
 """Risk reports from traces: exposure per category, direction and hops with amounts, share and evidence paths;
-the score and level rules (any sanctions link is severe); reasons; coverage; unknown is never clean."""
+the level rules (sending to a sanctioned address is severe; indirect links are graded by value and hops); reasons;
+coverage; unknown is never clean. The policy's rules one by one: tests/test_risk_policy.py."""
 
 from __future__ import annotations
 
@@ -11,27 +12,40 @@ from tracing.chain.index import TransferIndex
 from tracing.chain.transfer import Direction
 from tracing.investigator import Investigator
 from tracing.labels.book import Category, LabelBook, LabelSet
-from tracing.risk.report import Exposure, Level, exposure_score, hop_factor
+from tracing.risk.policy import DEFAULT_POLICY, rate
+from tracing.risk.report import Amount, Exposure, Level, Rule
 
 
 def investigator(db: Database) -> Investigator:
     return Investigator(db, check_interval=0)
 
 
-async def test_a_sanctions_link_is_severe_whatever_the_hops_or_amount(db: Database) -> None:
+async def test_an_indirect_sanctions_link_is_graded_by_value_and_hops(db: Database) -> None:
     # 1 sends 100 ETH to 2; 2 sends almost all of it on to 3; 3 sends a dust amount to a sanctioned address
     TransferIndex(db).add([tx(1, 2, 100, 100), tx(2, 3, 99, 200), tx(3, 4, 98, 300), tx(3, 66, 0.001, 310)])
     LabelBook(db).add(label(66, Category.SANCTIONS, "Garantex"))
     report = await investigator(db).risk(addr(1))
-    assert report.level is Level.SEVERE and report.score >= 90
+    # the old rule ("any link to a sanctioned entity, at any hop and of any amount, is severe") is gone: a trace
+    # of funds 3 hops away worth a fraction of a dust floor is graded, visible, and not severe
+    assert report.level is Level.LOW and report.score < 30
     assert not report.sanctioned  # linked to a sanctioned entity, not itself sanctioned
     (exposure,) = [e for e in report.exposures if e.category is Category.SANCTIONS]
     assert (exposure.direction, exposure.hops, exposure.counterparty) == (Direction.OUT, 3, addr(66))
+    assert exposure.rule is Rule.GRADED
     assert exposure.path_addresses == (addr(1), addr(2), addr(3), addr(66))
     assert len(exposure.path) == 3 and all(h.startswith("0x") for h in exposure.path)
     assert exposure.share is not None and exposure.share < 0.0001
     assert any("sanctioned Garantex (test-tagpack)" in r and "in 3 hops" in r for r in report.reasons)
-    assert any("Any link to a sanctioned entity makes the risk severe" in r for r in report.reasons)
+
+
+async def test_sending_to_a_sanctioned_address_is_severe_at_any_amount(db: Database) -> None:
+    TransferIndex(db).add([tx(5, 1, 100, 100), tx(1, 66, 0.001, 200)])
+    LabelBook(db).add(label(66, Category.SANCTIONS, "Garantex"))
+    report = await investigator(db).risk(addr(1))
+    assert report.level is Level.SEVERE and report.score >= 90
+    (exposure,) = [e for e in report.exposures if e.category is Category.SANCTIONS]
+    assert exposure.direct and exposure.rule is Rule.SENT_TO_SANCTIONED
+    assert any("sending to a sanctioned address is severe at any amount" in r for r in report.reasons)
 
 
 async def test_exposure_split_by_direction_and_hops_with_share(db: Database) -> None:
@@ -62,13 +76,14 @@ async def test_exposure_split_by_direction_and_hops_with_share(db: Database) -> 
     assert {a.value for a in report.volume} == {50 * ETH} and {a.value for a in report.volume_in} == {50 * ETH}
 
 
-def test_scores_fall_with_hops_and_share() -> None:
-    def score(hops: int, share: float | None) -> int:
-        return exposure_score(Exposure(Category.MIXER, Direction.OUT, hops, addr(1), (), (), share, ()))
+def test_scores_fall_with_hops_and_value() -> None:
+    def score(hops: int, eth: float) -> int:
+        amount = Amount(int(eth * ETH), None, None, 18)
+        return rate(Exposure(Category.MIXER, Direction.OUT, hops, addr(1), (), (amount,), None, ())).score
 
-    assert score(1, 0.9) > score(2, 0.9) > score(3, 0.9) > score(6, 0.9)
-    assert score(1, 0.9) > score(1, 0.1) > score(1, 0.01) > score(1, 0.0001)
-    assert hop_factor(10) >= 0.25
+    assert score(1, 500) > score(2, 500) > score(3, 500) > score(6, 500)
+    assert score(1, 500) > score(1, 5) > score(1, 0.5) > score(1, 0.01)
+    assert DEFAULT_POLICY.hop_weight(10) >= 0.25
 
 
 async def test_exchange_hot_wallet_names_the_exchange(db: Database) -> None:

@@ -116,3 +116,37 @@ def test_demo_loads_on_first_run_only(tmp_path: Path, database_url: str) -> None
 def test_console_greeting_suggests_risk_and_trace() -> None:
     assert f"/risk {RONIN_EXPLOITER}".lower() in GREETING.lower()
     assert "/trace 0x" in GREETING
+
+
+BINANCE_20 = "0x4976a4a02f38326660d17bf34b431dc6e2eb2327"
+RONIN_EXPLOITER_CHECKSUM = "0x098B716B8Aaf21512996dC57EB0615e2383E2f96"
+
+
+async def test_an_exchange_hot_wallet_is_rated_as_an_exchange_with_its_withdrawal_as_a_lead(
+    bot: TestBackend, app: App
+) -> None:
+    load_demo(app.db)
+    reply = await bot.say(f"/risk {BINANCE_20}")
+    assert "LOW risk" in reply.text and "SEVERE" not in reply.text
+    assert "Leads (what Binance 20's transfers touched" in reply.text
+    # the one withdrawal to the Ronin exploiter: amount, date, the counterparty's address, and that it came first
+    assert f"Sent 1.0569 ETH (no USD price) to {RONIN_EXPLOITER_CHECKSUM}" in reply.text
+    assert "on 2022-03-23 — 22 days before: OFAC listed this address on 2022-04-14" in reply.text
+    report = await app.investigator.risk(BINANCE_20)
+    assert report.level is Level.LOW and report.service == "Binance 20" and report.exposures == ()
+    (lead,) = report.leads
+    assert lead.counterparty == RONIN_EXPLOITER and {lb.category for lb in lead.labels} >= {Category.SANCTIONS}
+
+
+async def test_the_exploiter_counts_each_amount_once_and_names_each_counterparty(app: App) -> None:
+    load_demo(app.db)
+    report = await app.investigator.risk(RONIN_EXPLOITER)
+    lines = [(e.counterparty, e.category, e.direction) for e in report.exposures]
+    assert len(lines) == len(set(lines))  # one line per counterparty and category
+    totals = {(t.direction.adjective, t.category): t for t in report.totals}
+    sanctions = totals[("outgoing", Category.SANCTIONS)]
+    assert sanctions.counterparties == 7 and 144_835 * 10**18 < sanctions.amounts[0].value < 144_837 * 10**18
+    counted = sum(
+        a.value for e in report.exposures if e.counted and e.direction.adjective == "outgoing" for a in e.amounts
+    )
+    assert counted == sum(a.value for t in report.totals if t.direction.adjective == "outgoing" for a in t.amounts)

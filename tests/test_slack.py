@@ -339,9 +339,9 @@ async def test_files_are_uploaded_with_files_upload_v2(slack: Slack, app: App) -
 async def test_trace_returns_a_picture_and_a_csv(slack: Slack, app: App) -> None:
     answer = await slack.ask(f"trace {LAZARUS} --hops 2")
     assert "Outgoing trace" in answer.text and "Lazarus Group" in answer.text
-    await slack.server.wait_for("files.completeUploadExternal", count=2)
+    await slack.server.wait_for("files.completeUploadExternal", count=3)
     names = [u.params["filename"] for u in slack.server.sent("files.getUploadURLExternal")]
-    assert any(n.endswith(".png") for n in names) and any(n.endswith(".csv") for n in names)
+    assert [n.rsplit(".", 1)[1] for n in names] == ["png", "svg", "csv"]  # the picture, as SVG too, and the CSV
     assert any(raw.startswith(b"\x89PNG") for raw in slack.server.uploads.values())
     assert any(raw.count(b"\n") > 10 and b"0x098b716b" in raw.lower() for raw in slack.server.uploads.values())
 

@@ -288,8 +288,9 @@ async def test_trace_returns_a_picture_and_a_csv(telegram: Telegram, app: App) -
     calls = await telegram.say(f"/trace {LAZARUS} --hops 2")
     assert "Outgoing trace" in calls[0].params["text"] and "Lazarus Group" in calls[0].params["text"]
     [photo] = await telegram.server.wait_for("sendPhoto")
-    [document] = await telegram.server.wait_for("sendDocument")
+    svg, document = await telegram.server.wait_for("sendDocument", count=2)
     assert photo.files["photo"].content.startswith(b"\x89PNG") and photo.files["photo"].content_type == "image/png"
+    assert svg.files["document"].filename.endswith(".svg") and b"<svg" in svg.files["document"].content
     assert document.files["document"].filename.endswith(".csv")
     rows = document.files["document"].content.decode().splitlines()
     assert len(rows) > 10 and any("0x098b716b8aaf21512996dc57eb0615e2383e2f96" in row.lower() for row in rows)

@@ -53,14 +53,16 @@ def test_demo_risk_and_trace_from_the_command_line(cli_env: dict[str, str], tmp_
     )
     assert "Incoming trace" in text.stdout and "Sanctions: Lazarus Group" in text.stdout
 
-    csv_file, png_file = tmp_path / "edges.csv", tmp_path / "flow.png"
-    files = ["--csv", str(csv_file)] + (["--png", str(png_file)] if dot_available() else [])
+    csv_file, png_file, svg_file = tmp_path / "edges.csv", tmp_path / "flow.png", tmp_path / "flow.svg"
+    pictures = ["--png", str(png_file), "--svg", str(svg_file)]
+    files = ["--csv", str(csv_file)] + (pictures if dot_available() else [])
     written = run_cli(["trace", RONIN_EXPLOITER, "--hops", "1", *files], cli_env)
     assert written.returncode == 0, written.stderr
     rows = list(csv.DictReader(io.StringIO(csv_file.read_text())))
     assert len(rows) == 30 and {r["source"] for r in rows} == {"demo"}  # 37 transactions out, 7 without ETH
     if dot_available():
         assert png_file.read_bytes().startswith(b"\x89PNG")
+        assert "<svg" in svg_file.read_text() and "Legend" in svg_file.read_text()
 
 
 def test_command_line_input_errors(cli_env: dict[str, str]) -> None:
@@ -86,10 +88,10 @@ def test_value_flags_from_the_command_line(cli_env: dict[str, str]) -> None:
     )
     assert compared.returncode == 0, compared.stderr
     assert "models compared: haircut, poison, fifo" in compared.stdout
-    assert "Filters: dust floor $1,000; through exchange (identity lost there)" in compared.stdout
+    assert "through exchange; dust floor: $1,000 on the transfer's day" in compared.stdout
     assert all(f"• {model}: " in compared.stdout for model in ("haircut", "poison", "fifo"))
     minimum = run_cli(["trace", RONIN_EXPLOITER, "--min-value", "$1000", "--model", "fifo"], cli_env)
     assert minimum.returncode == 0, minimum.stderr
-    assert "fifo taint" in minimum.stdout and "min $1,000 per transfer" in minimum.stdout
+    assert "fifo taint" in minimum.stdout and "min value $1,000 on the transfer's day" in minimum.stdout
     refused = run_cli(["trace", RONIN_EXPLOITER, "--model", "compare", "--json"], cli_env)
     assert refused.returncode != 0 and "take one model" in refused.stderr + refused.stdout

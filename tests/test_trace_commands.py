@@ -77,7 +77,7 @@ async def test_compare_on_the_ronin_exploiter_lists_the_three_models(bot: TestBa
     text = reply.text
     for model in MODELS:
         assert f"• {model.value}: " in text, text
-    assert "models compared: haircut, poison, fifo" in text and "Filters: dust floor $100" in text
+    assert "models compared: haircut, poison, fifo" in text and "dust floor: $100 on the transfer's day" in text
     assert "follow rule: value-aware" in text and "traced to where the trace ended:" in text
     assert " ETH ($" in text  # traced amounts in units and USD on their days
     comparison = await app.investigator.compare(RONIN_EXPLOITER, None, TraceParams(hops=3))
@@ -101,7 +101,7 @@ async def test_a_higher_dust_floor_follows_less_and_sums_what_it_left(bot: TestB
     high = (await bot.say(f"/trace {RONIN_EXPLOITER} --direction in --dust $1000")).text
     reached = [int(t.split("Reached ")[1].split(" addresses")[0]) for t in (low, high)]
     assert reached[1] < reached[0], (low, high)
-    assert "Filters: dust floor $1,000" in high and "at least $1,000" in high
+    assert "dust floor: $1,000 on the transfer's day" in high and "at least $1,000" in high
     cut = next(line for line in high.splitlines() if "under $1,000" in line)
     assert "not followed: $" in cut and cut.rstrip().endswith("in all"), cut
 
@@ -113,7 +113,7 @@ async def test_through_an_exchange_goes_on_and_says_identity_is_lost(bot: TestBa
     stopped = (await bot.say(f"/trace {addr(1)}")).text
     assert "Reached 1 addresses" in stopped, stopped
     through = (await bot.say(f"/trace {addr(1)} --through exchange")).text
-    assert "Reached 2 addresses" in through and "through exchange (identity lost there)" in through
+    assert "Reached 2 addresses" in through and "filters: stops at bridge, mixer, through exchange;" in through, through
     assert "went on through a service (exchange) as asked: identity lost at" in through
 
 
@@ -126,7 +126,7 @@ async def test_a_usd_minimum_uses_the_stored_eth_price_and_names_unpriced_assets
     text = (await bot.say(f"/trace {addr(1)} --min-value $1000 --dust $1")).text
     trace = await app.investigator.trace(addr(1), None, TraceParams(min_usd=Decimal(1000), dust_usd=Decimal(1)))
     assert {n.address for n in trace.nodes[1:]} == {addr(2), addr(4)}  # 1 ETH ($3,000) and the unpriced token
-    assert "Reached 2 addresses" in text and "min $1,000 per transfer" in text
+    assert "Reached 2 addresses" in text and "min value $1,000 on the transfer's day" in text
     assert f"no USD price on the day of some transfers of {odd}: the $1,000 minimum could not be applied" in text
 
 

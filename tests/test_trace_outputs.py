@@ -5,22 +5,28 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
+from decimal import Decimal
 
 import pytest
 
 from bot.app import App
 from bot.backends.testing import TestBackend
+from bot.render.text import render_part
 from storage.db import Database
 from tests.test_trace import ETH, USDT, addr, label, tx
+from tracing.chain.address import checksum
+from tracing.chain.demo import RONIN_EXPLOITER, load_demo
 from tracing.chain.index import TransferIndex
+from tracing.chain.transfer import Direction
 from tracing.investigator import Investigator
 from tracing.labels.book import Category, LabelBook
+from tracing.labels.bundled import ensure_bundled_labels
 from tracing.risk.outputs import (
     DOT_MISSING,
     PictureUnavailable,
     dot_available,
-    render_png,
-    report_dot,
+    render_picture,
     risk_csv,
     risk_json,
     to_json_text,
@@ -28,6 +34,8 @@ from tracing.risk.outputs import (
     trace_dot,
     trace_json,
     trace_png,
+    trace_svg,
+    trace_words,
 )
 from tracing.trace.model import Trace
 from tracing.trace.params import TraceParams
@@ -90,28 +98,102 @@ async def test_risk_json_and_csv(db: Database) -> None:
     mixer = next(e for e in data["exposures"] if e["category"] == "mixer")
     assert mixer["direction"] == "outgoing" and mixer["hops"] == 3
     assert mixer["amount"][0]["value"].isdigit() and len(mixer["path"]) == 3
+    assert mixer["rule"] == "graded by value and hops" and mixer["counted"] is True and mixer["first_at"] == 300
+    assert mixer["timing"] == "listing date unknown" and mixer["timing_note"] == "the label has no date"
+    assert [(t["direction"], t["category"], t["counterparties"]) for t in data["totals"]] == [("outgoing", "mixer", 1)]
+    assert data["leads"] == [] and data["service"] is None and data["history"]
     rows = list(csv.DictReader(io.StringIO(risk_csv(report))))
     assert len(rows) == len(report.exposures)
+    assert {r["kind"] for r in rows} == {"exposure"} and rows[0]["first_utc"].startswith("1970-01-01")
 
 
-async def test_big_traces_are_summarised_in_the_picture(db: Database) -> None:
-    TransferIndex(db).add([tx(1, 1000 + i, 1 + i / 1000, 100) for i in range(150)])
+_TEXT = r'"((?:[^"\\]|\\.)*)"'
+
+
+class Picture:
+    """A DOT picture parsed back: its title, address boxes (folded ones apart), edges and legend entries."""
+
+    def __init__(self, dot: str) -> None:
+        def text(raw: str) -> str:
+            return raw.replace("\\n", "\n").replace('\\"', '"')
+
+        self.title = text(re.search(r"graph \[.*label=" + _TEXT, dot).group(1))  # type: ignore[union-attr]
+        self.nodes = {m.group(1): text(m.group(2)) for m in re.finditer(r"^  (n\d+) \[label=" + _TEXT, dot, re.M)}
+        self.edges = [
+            (m.group(1), m.group(2), text(m.group(3)))
+            for m in re.finditer(r"^  (n\d+) -> (n\d+) \[label=" + _TEXT, dot, re.M)
+        ]
+        self.legend = [text(m.group(2)) for m in re.finditer(r"^    (legend_\w+) \[label=" + _TEXT, dot, re.M)]
+        self.folded = {key: label for key, label in self.nodes.items() if "(folded)" in label}
+
+    def boxes(self) -> int:
+        return len(self.nodes)
+
+
+async def test_big_traces_show_the_largest_flows_and_fold_the_rest(db: Database) -> None:
+    TransferIndex(db).add([tx(1, 1000 + i, 1 + i / 1000, 100 + i) for i in range(150)])
     result = await Investigator(db, check_interval=0).trace(addr(1), params=TraceParams(hops=1, fanout=200))
-    dot = trace_dot(result, max_nodes=100)
-    assert dot.count("[label=") - dot.count("->") == 101  # 100 addresses + the "+N more" node
-    assert "+51 more addresses" in dot
-    assert "1.149 ETH" in dot  # the largest flows are the ones kept
-    assert "1.001 ETH" not in dot
+    picture = Picture(trace_dot(result))
+    assert picture.boxes() == 61  # the root, the 59 largest flows and one folded node: readable
+    ((_, folded),) = picture.folded.items()
+    assert folded.startswith("+91 more addresses (folded)") and "91 transfers, 95.095 ETH" in folded
+    assert (
+        "60 of 151 addresses shown; 91 folded into 1 node (0 under the dust floor, 91 smaller flows)" in picture.title
+    )
+    shown = "\n".join(picture.nodes.values())
+    assert "1.149 ETH" in shown and "1.001 ETH" not in shown  # the largest flows are the ones kept
+    assert all(re.search(r"\d{4}-\d{2}-\d{2}", label) for _, _, label in picture.edges)  # dates on every edge
 
 
-async def test_picture_is_a_png_when_graphviz_is_installed(db: Database) -> None:
+async def test_the_picture_has_a_title_with_the_settings_and_a_legend(db: Database) -> None:
+    result = await traced(db, min_value=Decimal(1))
+    picture = Picture(trace_dot(result))
+    assert picture.title.startswith(f"Outgoing trace (where the funds went) of {checksum(addr(1))} on eth, up to 3")
+    settings = ("model: haircut taint", "filters: min value 1", "dust floor: $100 on the transfer's day", "time window")
+    for words in settings:
+        assert words in picture.title, words
+    assert {"traced address (root)", "Exchange", "Mixer", "unlabelled"} <= set(picture.legend)
+    assert any(label.startswith("edge: amount moved") for label in picture.legend)
+    assert not picture.folded and "+N more: folded dust and small flows" not in picture.legend
+    (binance,) = [label for label in picture.nodes.values() if "Binance 14" in label]
+    assert "hop 2 · stop: service" in binance and "traced: 6 ETH" in binance
+    text = await Investigator(db, check_interval=0).trace(addr(1), params=TraceParams(hops=3, min_value=Decimal(1)))
+    assert trace_words(text) in render_part(text)  # the same settings in the text header and coverage
+
+
+async def test_an_incoming_trace_of_the_ronin_exploiter_folds_its_dust_senders(db: Database) -> None:
+    load_demo(db)
+    investigator = Investigator(db, check_interval=0)
+    ensure_bundled_labels(investigator.labels)
+    # the graph walk, which reaches every dust sender (a value-aware walk, where there is one, would not follow them)
+    graph_walk = {"follow_value": False} if "follow_value" in TraceParams.__dataclass_fields__ else {}
+    params = TraceParams(direction=Direction.IN, hops=3, **graph_walk)  # type: ignore[arg-type]
+    result = await investigator.trace(RONIN_EXPLOITER, params=params)
+    assert len(result.nodes) > 90  # a column of ~98 addresses before folding
+    picture = Picture(trace_dot(result))
+    assert picture.boxes() <= 10
+    ((key, folded),) = picture.folded.items()
+    folding = r"\+9\d more addresses \(folded\)\n1\d\d transfers, 0\.16\d* ETH \(no USD price\)\n9\d under the dust"
+    assert re.match(folding, folded)
+    assert any(a == key for a, _, _ in picture.edges)  # the folded senders still point at the exploiter
+    assert "Incoming trace (where the funds came from)" in picture.title
+    assert "dust floor: none (graph walk" in picture.title
+    assert "folded below the dust floor: $250 (0.2 ETH" in picture.title
+    assert "Binance 20" in "\n".join(picture.nodes.values())
+    assert "+N more: folded dust and small flows" in picture.legend
+
+
+async def test_picture_is_a_png_and_an_svg_when_graphviz_is_installed(db: Database) -> None:
     if not dot_available():
         pytest.skip("Graphviz dot not installed")
     result = await traced(db)
     png = trace_png(result)
     assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 1000
-    report = await Investigator(db, check_interval=0).risk(addr(1))
-    assert render_png(report_dot(report)).startswith(b"\x89PNG")
+    svg = trace_svg(result).decode()
+    assert "<svg" in svg and "Legend" in svg and checksum(addr(1)) in svg
+    assert render_picture(trace_dot(result), fmt="svg").decode().count('<g id="node') == len(
+        Picture(trace_dot(result)).nodes
+    ) + len(Picture(trace_dot(result)).legend)
 
 
 async def test_missing_graphviz_is_a_specific_error(db: Database) -> None:
@@ -129,7 +211,7 @@ async def test_trace_command_replies_with_summary_picture_and_csv(bot: TestBacke
     assert "Exchange: Binance 14 (test-tagpack)" in reply.text and "hop 2" in reply.text
     assert "Mixer: Tornado.Cash: Router" in reply.text and "2,500.00 USDT" in reply.text
     mimes = {a.mime: a for a in reply.reply.attachments}
-    assert set(mimes) == ({"image/png", "text/csv"} if dot_available() else {"text/csv"})
+    assert set(mimes) == ({"image/png", "image/svg+xml", "text/csv"} if dot_available() else {"text/csv"})
     assert mimes["text/csv"].content.decode().count("\n") == 5
     if dot_available():
         assert mimes["image/png"].content.startswith(b"\x89PNG")
@@ -158,7 +240,7 @@ async def test_trace_command_options_and_errors(bot: TestBackend, app: App) -> N
     for bad, says in [
         (f"/trace {addr(1)} --hops 11", "out of range"),
         (f"/trace {addr(1)} --direction sideways", "not one of"),
-        (f"/trace {addr(1)} --model fifo", "not one of"),
+        (f"/trace {addr(1)} --model lifo", "not one of"),
         (f"/trace {addr(1)} --since yesterday", "not a date"),
         (f"/trace {addr(1)} --since 1970-01-01", "between 2009 and 2100"),
         ("/trace 0x1234", "40 hex digits"),

@@ -70,8 +70,19 @@ from tracing.monitor.watch import Watch, WatchBook, WatchMatcher, parse_min_amou
 from tracing.monitor.watcher import ChainFeed, InvestigatorRisk, watch_chains, watch_status
 from tracing.risk.compared import end_amounts
 from tracing.risk.exposure import amounts_of, trace_amounts
-from tracing.risk.outputs import PictureUnavailable, risk_csv, risk_json, to_json_text, trace_csv, trace_json, trace_png
-from tracing.risk.report import Amount, Exposure, Level, RiskReport, amounts_words
+from tracing.risk.outputs import (
+    PictureUnavailable,
+    risk_csv,
+    risk_json,
+    to_json_text,
+    trace_csv,
+    trace_json,
+    trace_png,
+    trace_svg,
+    trace_words,
+)
+from tracing.risk.policy import DEFAULT_POLICY, RiskPolicy, day_words, lead_words
+from tracing.risk.report import Amount, Exposure, Level, RiskReport, Rule, Timing, Total, amounts_words
 from tracing.trace.cache import GraphCache
 from tracing.trace.compare import Disagreement, ModelComparison, compare_models
 from tracing.trace.compiled import available as compiled_walk_available
@@ -97,6 +108,7 @@ __all__ = [
     "AlertKind",
     "AlertStatus",
     "Amount",
+    "DEFAULT_POLICY",
     "Asker",
     "BLOCKS_PER_REQUEST",
     "BUNDLED_PREFIX",
@@ -134,6 +146,10 @@ __all__ = [
     "LabelImport",
     "LabelSet",
     "Level",
+    "RiskPolicy",
+    "Rule",
+    "Timing",
+    "Total",
     "MAX_HOPS",
     "ModelComparison",
     "NO_USD",
@@ -187,6 +203,8 @@ __all__ = [
     "amount_text",
     "amounts_of",
     "amounts_words",
+    "day_words",
+    "lead_words",
     "chain_arg",
     "checksum",
     "compare_models",
@@ -224,6 +242,8 @@ __all__ = [
     "trace_funds",
     "trace_json",
     "trace_png",
+    "trace_svg",
+    "trace_words",
     "usd_text",
     "watch_chains",
     "watch_status",

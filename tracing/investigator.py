@@ -26,7 +26,8 @@ from tracing.chain.transfer import Direction
 from tracing.errors import SourceError
 from tracing.labels.book import Label, LabelBook
 from tracing.risk.exposure import merged_coverage, report_from_traces
-from tracing.risk.report import RiskReport, labels_only_report
+from tracing.risk.policy import DEFAULT_POLICY, RiskPolicy, labels_only_report
+from tracing.risk.report import RiskReport
 from tracing.trace.cache import GraphCache
 from tracing.trace.compare import ModelComparison, compare_models
 from tracing.trace.coverage import INCOMPLETE_HISTORY, SOURCE_ERROR, Coverage
@@ -70,11 +71,13 @@ class Investigator:
         explorers: Mapping[str, Any] | None = None,
         use_graph: bool = True,
         check_interval: float = 1.0,
+        policy: RiskPolicy = DEFAULT_POLICY,
         token_readers: Mapping[str, TokenMetaReader] | None = None,
         price_api: PriceApi | None = None,
         explorer_budget: float = SOURCE_BUDGET,
     ) -> None:
         self.db = db
+        self.policy = policy
         self.labels = LabelBook(db)
         self.index = TransferIndex(db)
         self.default_chain = default_chain
@@ -227,7 +230,7 @@ class Investigator:
         valuation, notes = await self.valuation(chain, [outgoing, incoming])
         outgoing, incoming = outgoing.replace(valuation=valuation), incoming.replace(valuation=valuation)
         if not outgoing.root_node.degree and not incoming.root_node.degree:
-            report = labels_only_report(address, chain, labels, self.label_sets())
+            report = labels_only_report(address, chain, labels, self.label_sets(), self.policy)
             index_range, _ = self.index_summary(chain)
             gap = "The transfer index holds no transfer of this address" + (
                 f" (index: {index_range})." if index_range else "."
@@ -243,7 +246,7 @@ class Investigator:
             index_range, gaps = self.index_summary(chain)
             coverage = merged_coverage(outgoing, incoming, index_range=index_range, label_sets=self.label_sets())
             coverage = replace(coverage, gaps=coverage.gaps + gaps + notes)
-            report = report_from_traces(address, chain, labels, outgoing, incoming, coverage)
+            report = report_from_traces(address, chain, labels, outgoing, incoming, coverage, self.policy)
         report = replace(report, coverage=self.with_failed_sources(report.coverage, chain, started))
         if asker is not None:
             self.remember_check(report, asker)

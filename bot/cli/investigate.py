@@ -33,6 +33,7 @@ from tracing import (
     trace_csv,
     trace_json,
     trace_png,
+    trace_svg,
 )
 
 _GRAMMAR = {"allow_extra_args": True, "ignore_unknown_options": True}
@@ -93,6 +94,7 @@ def trace(
     as_json: bool = typer.Option(False, "--json", help="print the trace as JSON"),
     csv_file: Path | None = typer.Option(None, "--csv", help="write one CSV row per transfer to FILE"),
     png_file: Path | None = typer.Option(None, "--png", help="write the flow graph picture to FILE.png (Graphviz)"),
+    svg_file: Path | None = typer.Option(None, "--svg", help="write the same picture as SVG to FILE.svg (Graphviz)"),
 ) -> None:
     args: TraceArgs = _parse(TRACE, ctx.args)
     try:
@@ -118,12 +120,18 @@ def trace(
             except PictureUnavailable as exc:
                 raise _fail(str(exc), 3) from exc
             _write(png_file, picture)
+        if svg_file is not None:
+            try:
+                scalable = trace_svg(result)
+            except PictureUnavailable as exc:
+                raise _fail(str(exc), 3) from exc
+            _write(svg_file, scalable)
         if as_json:
             typer.echo(to_json_text(trace_json(result)), nl=False)
-        elif csv_file is None and png_file is None:
+        elif csv_file is None and png_file is None and svg_file is None:
             typer.echo(render_part(result))
         else:
-            written = [str(p) for p in (csv_file, png_file) if p is not None]
+            written = [str(p) for p in (csv_file, png_file, svg_file) if p is not None]
             typer.echo(f"{len(result.nodes) - 1} addresses, {len(result.edges)} transfers; wrote {', '.join(written)}")
     finally:
         the_app.close()

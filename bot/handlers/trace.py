@@ -27,6 +27,7 @@ from tracing import (
     parse_address,
     trace_csv,
     trace_png,
+    trace_svg,
 )
 
 
@@ -114,6 +115,8 @@ async def trace_command(ctx: Context, args: TraceArgs) -> Reply:
     try:
         picture = await asyncio.to_thread(trace_png, result)
         attachments.append(Attachment(f"{stem}.png", picture, "image/png", "Flow graph (coloured by label category)"))
+        scalable = await asyncio.to_thread(trace_svg, result)
+        attachments.append(Attachment(f"{stem}.svg", scalable, "image/svg+xml", "The same flow graph, as SVG"))
     except PictureUnavailable as exc:
         parts.append(Text(str(exc)))
     attachments.append(Attachment(f"{stem}.csv", trace_csv(result).encode(), "text/csv", "One row per transfer"))

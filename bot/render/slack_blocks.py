@@ -15,7 +15,7 @@ from functools import singledispatch
 from typing import Any
 
 from bot.messages import Action, ErrorText, Reply, Text
-from bot.render.common import exposure_line, headline, label_line, path_text
+from bot.render.common import exposure_detail, exposure_line, headline, label_line, lead_line, path_text, totals_line
 from bot.render.objects import HelpListing, HelpTopic, LabelListing
 from bot.render.text import MAX_EXPOSURES, comparison_lines, render_part, render_text
 from tracing import Label, ModelComparison, RiskReport, amounts_words, checksum
@@ -170,12 +170,25 @@ def _(report: RiskReport) -> list[Block]:
     if report.exposures:
         lines = ["*Exposure*"]
         for exposure in report.exposures[:MAX_EXPOSURES]:
-            lines.append(f"• {esc(exposure_line(exposure, report.chain))}\n      path: `{esc(path_text(exposure))}`")
+            lines.append(
+                f"• {esc(exposure_line(exposure, report.chain))}\n      {esc(exposure_detail(exposure))}\n"
+                f"      path: `{esc(path_text(exposure))}`"
+            )
         if len(report.exposures) > MAX_EXPOSURES:
             lines.append(f"… and {len(report.exposures) - MAX_EXPOSURES} more")
-        notes = sorted({e.evidence_note for e in report.exposures if e.evidence_note})
-        lines += [f"_Note: {esc(note)}_" for note in notes]
+        if report.totals:
+            lines.append(f"*Totals* (each amount counted once): {esc(totals_line(report))}")
         blocks += sections(lines)
+    if report.leads:
+        lines = [f"*Leads* (what {esc(report.service)}'s transfers touched; to follow up, not its own risk)"]
+        for lead in report.leads[:MAX_EXPOSURES]:
+            lines.append(f"• {esc(lead_line(lead, report.chain))}\n      path: `{esc(path_text(lead))}`")
+        if len(report.leads) > MAX_EXPOSURES:
+            lines.append(f"… and {len(report.leads) - MAX_EXPOSURES} more")
+        blocks += sections(lines)
+    notes = sorted({e.evidence_note for e in report.exposures + report.leads if e.evidence_note})
+    if notes:
+        blocks += sections([f"_Note: {esc(note)}_" for note in notes])
     if report.volume or report.volume_in:
         sent, received = amounts_words(report.volume, report.chain), amounts_words(report.volume_in, report.chain)
         blocks += sections([f"*Volume:* sent {esc(sent)}; received {esc(received)}"])
@@ -189,6 +202,8 @@ def _(report: RiskReport) -> list[Block]:
         model = f" · amounts: {esc(cov.taint_model)} taint" if cov.taint_model else ""
         followed = f" · {cov.transfers:,} transfers followed" if cov.transfers else ""
         notes.append(f"Hops: {cov.hop_budget} · index: {esc(cov.index_range or 'n/a')}{model}{followed}")
+    if report.history:
+        notes.append(f"Shares of volume are over the covered history: {esc('; '.join(report.history))}")
     if cov.label_sets:
         notes.append(f"Label sets: {esc('; '.join(cov.label_sets))}")
     notes += [f"Cut: {esc(cut)}" for cut in cov.cuts]

@@ -11,7 +11,7 @@ import re
 from functools import singledispatch
 
 from bot.messages import ErrorText, Reply, Text
-from bot.render.common import exposure_line, headline, label_line
+from bot.render.common import exposure_detail, exposure_line, headline, label_line, lead_line, totals_line
 from bot.render.objects import HelpListing, HelpTopic, LabelListing
 from bot.render.text import MAX_EXPOSURES, comparison_lines, render_part
 from tracing import Coverage, Exposure, Label, ModelComparison, RiskReport, amounts_words, checksum
@@ -110,22 +110,33 @@ def _(report: RiskReport) -> list[str]:
     if report.exposures:
         lines += ["", "<b>Exposure</b>"]
         for exposure in report.exposures[:MAX_EXPOSURES]:
-            lines += [f"• {esc(exposure_line(exposure, report.chain))}", _path(exposure)]
+            line, detail = exposure_line(exposure, report.chain), exposure_detail(exposure)
+            lines += [f"• {esc(line)}", f"    {esc(detail)}", _path(exposure)]
         if len(report.exposures) > MAX_EXPOSURES:
             lines.append(f"… and {len(report.exposures) - MAX_EXPOSURES} more")
-        notes = sorted({e.evidence_note for e in report.exposures if e.evidence_note})
-        lines += [f"<i>Note: {esc(note)}</i>" for note in notes]
+    if report.totals:
+        lines.append(f"<b>Totals</b> (each amount counted once): {esc(totals_line(report))}")
+    if report.leads:
+        lines += ["", f"<b>Leads</b> (what {esc(report.service)}'s transfers touched; to follow up, not its own risk)"]
+        for lead in report.leads[:MAX_EXPOSURES]:
+            lines += [f"• {esc(lead_line(lead, report.chain))}", _path(lead)]
+        if len(report.leads) > MAX_EXPOSURES:
+            lines.append(f"… and {len(report.leads) - MAX_EXPOSURES} more")
+    notes = sorted({e.evidence_note for e in report.exposures + report.leads if e.evidence_note})
+    lines += [f"<i>Note: {esc(note)}</i>" for note in notes]
     if report.volume or report.volume_in:
         sent, received = amounts_words(report.volume, report.chain), amounts_words(report.volume_in, report.chain)
         lines.append(f"Volume: sent {esc(sent)}; received {esc(received)}")
     if report.reasons:
         lines += ["", "<b>Why</b>"]
         lines += [f"– {esc(reason)}" for reason in report.reasons]
-    return lines + ["", *_coverage(report.coverage)]
+    return lines + ["", *_coverage(report.coverage, report.history)]
 
 
-def _coverage(cov: Coverage) -> list[str]:
+def _coverage(cov: Coverage, history: tuple[str, ...] = ()) -> list[str]:
     lines = ["<b>Coverage</b>", f"chains: {esc(', '.join(cov.chains))}; sources: {esc(', '.join(cov.sources))}"]
+    if history:
+        lines.append(f"shares of volume are over the covered history: {esc('; '.join(history))}")
     if cov.traced:
         model = f"; amounts: {esc(cov.taint_model)} taint" if cov.taint_model else ""
         followed = f"; {cov.transfers:,} transfers followed" if cov.transfers else ""

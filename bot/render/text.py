@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime
 from functools import singledispatch
 
 from bot.messages import Attachment, ErrorText, Reply, Text
-from bot.render.common import exposure_line, headline, label_line, path_text
+from bot.render.common import (
+    exposure_detail,
+    exposure_line,
+    headline,
+    label_line,
+    lead_line,
+    path_text,
+    totals_line,
+)
 from bot.render.objects import HelpListing, HelpTopic, LabelListing
 from tracing import (
     Coverage,
@@ -18,12 +25,12 @@ from tracing import (
     TaintModel,
     Trace,
     TraceNode,
-    TraceParams,
     amounts_words,
     checksum,
     end_amounts,
     short,
     trace_amounts,
+    trace_words,
 )
 
 MAX_EXPOSURES = 15
@@ -88,28 +95,45 @@ def _(report: RiskReport) -> str:
     else:
         lines.append("Labels: none")
     if report.exposures:
-        lines.append("Exposure:")
+        lines.append("Exposure (one line per counterparty and category):")
         for exposure in report.exposures[:MAX_EXPOSURES]:
             lines.append(f"  • {exposure_line(exposure, report.chain)}")
+            lines.append(f"    {exposure_detail(exposure)}")
             lines.append(f"    path: {path_text(exposure)}")
         if len(report.exposures) > MAX_EXPOSURES:
             lines.append(f"  … and {len(report.exposures) - MAX_EXPOSURES} more (see --json)")
-    notes = sorted({e.evidence_note for e in report.exposures if e.evidence_note})
+    if report.totals:
+        lines.append(f"Totals (each amount counted once): {totals_line(report)}")
+    if report.leads:
+        lines.append(f"Leads (what {report.service}'s transfers touched; to follow up, not its own risk):")
+        for lead in report.leads[:MAX_EXPOSURES]:
+            lines.append(f"  • {lead_line(lead, report.chain)}")
+            lines.append(f"    path: {path_text(lead)}")
+        if len(report.leads) > MAX_EXPOSURES:
+            lines.append(f"  … and {len(report.leads) - MAX_EXPOSURES} more (see --json)")
+    notes = sorted({e.evidence_note for e in report.exposures + report.leads if e.evidence_note})
     lines += [f"  note: {note}" for note in notes]
     if report.reasons:
         lines.append("Why:")
         lines += [f"  - {reason}" for reason in report.reasons]
-    lines += coverage_lines(report.coverage)
+    lines += coverage_lines(report.coverage, report.history)
     return "\n".join(lines)
 
 
-def coverage_lines(cov: Coverage) -> list[str]:
+def coverage_lines(
+    cov: Coverage, history: tuple[str, ...] = (), settings: str = "", *, follow_rule: bool = False
+) -> list[str]:
+    """`follow_rule`: state the rule a value-aware trace followed transfers by (a trace's reply, not a report's)."""
     lines = ["Coverage:", f"  chains: {', '.join(cov.chains)}; sources: {', '.join(cov.sources)}"]
+    if settings:
+        lines.append(f"  {settings}")
     if cov.traced:
         model = f"; amounts: {cov.taint_model} taint" if cov.taint_model else ""
         lines.append(f"  hops: {cov.hop_budget}; index: {cov.index_range or 'n/a'}{model}")
-    if cov.follow_rule:
+    if follow_rule and cov.follow_rule:
         lines.append(f"  follow rule: {cov.follow_rule}")
+    if history:
+        lines.append(f"  shares of volume are over the covered history: {'; '.join(history)}")
     if cov.label_sets:
         lines.append(f"  label sets: {'; '.join(cov.label_sets)}")
     for cut in cov.cuts:
@@ -134,7 +158,7 @@ def trace_lines(trace: Trace) -> list[str]:
     )
     lines = [
         f"🔎 {way} from {checksum(trace.root)} on {trace.chain}: up to {p.hops} hops, {p.model.value} taint",
-        f"Filters: {filters_text(p)}",
+        f"   {trace_words(trace)}",
         f"Reached {len(trace.nodes) - 1} addresses through {len(trace.edges)} transfers.",
     ]
     if not trace.edges:
@@ -172,32 +196,8 @@ def trace_lines(trace: Trace) -> list[str]:
     if busy:
         lines.append("Not expanded (busy, likely services):")
         lines += [f"  • {short(n.address)}, hop {n.hop}: {n.degree:,} transfers" for n in busy[:5]]
-    lines += coverage_lines(trace.coverage)
+    lines += coverage_lines(trace.coverage, settings=trace_words(trace), follow_rule=True)
     return lines
-
-
-def filters_text(params: TraceParams) -> str:
-    """The filters and dust floor of a trace, as its header states them."""
-    words = []
-    if params.value_aware:
-        floor = f"${params.dust_usd:,}" if params.dust_usd is not None else "none in USD"
-        units = ", ".join(f"{units} {key}" for key, units in params.dust_units)
-        words.append(f"dust floor {floor}" + (f" ({units})" if units else ""))
-    if params.min_usd is not None:
-        words.append(f"min ${params.min_usd:,} per transfer")
-    if params.min_value is not None:
-        words.append(f"min {params.min_value} units per transfer")
-    if params.token is not None:
-        words.append(f"token {params.token}")
-    if params.since is not None or params.until is not None:
-        words.append(f"window {_day(params.since)} to {_day(params.until)}")
-    if params.through:
-        words.append(f"through {', '.join(sorted(c.value for c in params.through))} (identity lost there)")
-    return "; ".join(words) or "no filters"
-
-
-def _day(timestamp: int | None) -> str:
-    return "…" if timestamp is None else datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d")
 
 
 @render_part.register
@@ -212,9 +212,12 @@ def comparison_lines(comparison: ModelComparison) -> list[str]:
     lines = [
         f"⚖️ {way} trace from {checksum(comparison.root)} on {comparison.chain}, models compared: "
         f"{', '.join(m.value for m in comparison.traces)}; up to {p.hops} hops",
-        f"Filters: {filters_text(p)}",
-        "Per model:",
     ]
+    first = next(iter(comparison.traces.values()), None)
+    if first is not None:
+        settings = trace_words(first).split("; ", 1)[-1]  # the model is each line's own below
+        lines.append(f"   {settings}")
+    lines.append("Per model:")
     for model, trace in comparison.traces.items():
         reached = len(comparison.reached.get(model, ()))
         traced = end_amounts(trace)
@@ -239,9 +242,9 @@ def comparison_lines(comparison: ModelComparison) -> list[str]:
             lines.append(f"  … and {len(found) - MAX_DISAGREEMENTS} more")
     else:
         lines.append("The models reach the same addresses.")
-    first = next(iter(comparison.traces.values()), None)
     if first is not None:
-        lines += coverage_lines(replace(first.coverage, taint_model="compared: " + ", ".join(comparison.traces)))
+        compared = replace(first.coverage, taint_model="compared: " + ", ".join(comparison.traces))
+        lines += coverage_lines(compared, follow_rule=True)
     return lines
 
 

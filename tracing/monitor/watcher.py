@@ -46,7 +46,8 @@ from tracing.monitor.alerts import (
 from tracing.monitor.clock import Clock, SystemClock, sleep_or_stop
 from tracing.monitor.incidents import DEFAULT_WINDOW
 from tracing.monitor.watch import Match, Watch, WatchBook, WatchMatcher, counterparty_of, evaluate, needs_risk
-from tracing.risk.report import Level, score_own_labels
+from tracing.risk.policy import score_own_labels
+from tracing.risk.report import Level
 
 if TYPE_CHECKING:
     from tracing.investigator import Investigator

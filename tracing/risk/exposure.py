@@ -6,13 +6,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import replace
+from datetime import UTC, datetime
 
 from tracing.chain.amounts import UsdSum
-from tracing.labels.book import Label
-from tracing.risk.report import Amount, Exposure, RiskReport, traced_report
+from tracing.chain.transfer import Direction
+from tracing.labels.book import Category, Label
+from tracing.risk.policy import DEFAULT_POLICY, RiskPolicy, assess
+from tracing.risk.report import Amount, Exposure, RiskReport, Rule
 from tracing.trace.coverage import Coverage
 from tracing.trace.flows import Asset
-from tracing.trace.model import Trace
+from tracing.trace.model import Trace, TraceEdge
 from tracing.trace.taint import TaintModel
 from tracing.trace.usd import received_with_usd, token_meta, usd_moved
 
@@ -65,9 +68,11 @@ def volume_of(trace: Trace) -> tuple[Amount, ...]:
     return amounts_of(trace.totals_of(trace.root), token_meta(trace), usd_moved(trace))
 
 
-def exposures_from(trace: Trace, model: TaintModel | None = None) -> list[Exposure]:
+def exposures_from(
+    trace: Trace, model: TaintModel | None = None, policy: RiskPolicy = DEFAULT_POLICY
+) -> list[Exposure]:
     """One exposure per labelled address reached and label category, with amounts under `model` (default: the
-    trace's own model)."""
+    trace's own model). Counterparties of a category the policy does not weigh are service counterparties."""
     labelled = trace.labelled
     if not labelled:
         return []
@@ -75,14 +80,21 @@ def exposures_from(trace: Trace, model: TaintModel | None = None) -> list[Exposu
     meta = token_meta(trace)
     volume = trace.totals_of(trace.root)
     direction = trace.direction
+    paths = {node.address: trace.path_to(node.address) for node in labelled}
+    # the first arrival is the path's last transfer; the last arrival is read from every transfer only where it can
+    # change the verdict: a dated label (listing, first seen) later than the first arrival (reading every transfer
+    # would materialise a compact trace)
+    later = {node.address for node in labelled if _dated_after(node.labels, paths[node.address])}
+    dates = arrival_dates(trace, later) if later else {}
     found: list[Exposure] = []
     for node in labelled:
-        path = trace.path_to(node.address)
+        path = paths[node.address]
         addresses = (trace.root, *(trace.near_far(edge)[1] for edge in path))
         hashes = tuple(edge.tx_hash for edge in path)
         received = taint.get(node.address, {})
         amounts, share = amounts_of(received, meta, usd.get(node.address)), share_of(received, volume)
         note = DEMO_NOTE if any(edge.source == DEMO_SOURCE for edge in path) else ""
+        arrived = path[-1].timestamp if path else None
         for category in node.categories:
             labels = tuple(label for label in node.labels if label.category is category and label.active)
             found.append(
@@ -97,9 +109,42 @@ def exposures_from(trace: Trace, model: TaintModel | None = None) -> list[Exposu
                     path=hashes,
                     path_addresses=addresses,
                     evidence_note=note,
+                    first_at=dates[node.address][0] if node.address in dates else arrived,
+                    last_at=dates[node.address][1] if node.address in dates else arrived,
+                    rule=Rule.GRADED if category in policy.weights else Rule.SERVICE_COUNTERPARTY,
                 )
             )
     return found
+
+
+def _dated_after(labels: tuple[Label, ...], path: tuple[TraceEdge, ...]) -> bool:
+    """Whether a label of the address carries a date (listing, first seen) after the path's transfer to it."""
+    if not path:
+        return False
+    day = datetime.fromtimestamp(path[-1].timestamp, UTC).date().isoformat()
+    for label in labels:
+        dates = [label.details.get("address_listed"), label.first_seen.isoformat() if label.first_seen else None]
+        if any(isinstance(d, str) and d > day for d in dates):
+            return True
+    return False
+
+
+def arrival_dates(trace: Trace, addresses: set[str]) -> dict[str, tuple[int, int]]:
+    """For each of `addresses`, the first and last time a transfer the trace followed reached it."""
+    found: dict[str, tuple[int, int]] = {}
+    for edge in trace.edges:
+        far = trace.near_far(edge)[1]
+        if far in addresses:
+            old = found.get(far)
+            stamp = edge.timestamp
+            found[far] = (stamp, stamp) if old is None else (min(old[0], stamp), max(old[1], stamp))
+    return found
+
+
+def history_words(trace: Trace) -> str:
+    """The covered history of the traced address in one direction: `412 transfers in the sources used`."""
+    degree = trace.root_node.degree
+    return f"{degree:,} transfer{'s' if degree != 1 else ''} in the sources used"
 
 
 def merged_coverage(outgoing: Trace, incoming: Trace, **extra: object) -> Coverage:
@@ -125,8 +170,34 @@ def merged_coverage(outgoing: Trace, incoming: Trace, **extra: object) -> Covera
 
 
 def report_from_traces(
-    address: str, chain: str, labels: list[Label], outgoing: Trace, incoming: Trace, coverage: Coverage
+    address: str,
+    chain: str,
+    labels: list[Label],
+    outgoing: Trace,
+    incoming: Trace,
+    coverage: Coverage,
+    policy: RiskPolicy = DEFAULT_POLICY,
 ) -> RiskReport:
-    """The risk report of `address` from its outgoing and incoming traces."""
-    exposures = exposures_from(outgoing) + exposures_from(incoming)
-    return traced_report(address, chain, labels, exposures, coverage, volume_of(outgoing), volume_of(incoming))
+    """The risk report of `address` from its outgoing and incoming traces, rated by `policy`."""
+    exposures = exposures_from(outgoing, policy=policy) + [
+        replace(e, answered=_sent_to(outgoing, e.counterparty)) if e.direct and e.category is Category.SANCTIONS else e
+        for e in exposures_from(incoming, policy=policy)
+    ]
+    history = {Direction.OUT: history_words(outgoing), Direction.IN: history_words(incoming)}
+    return assess(
+        address,
+        chain,
+        labels,
+        exposures,
+        coverage,
+        volume=volume_of(outgoing),
+        volume_in=volume_of(incoming),
+        history=history,
+        policy=policy,
+    )
+
+
+def _sent_to(outgoing: Trace, counterparty: str) -> bool:
+    """Whether the address sent anything directly to `counterparty` (an answer to what it received)."""
+    node = outgoing.node(counterparty)
+    return node is not None and node.hop == 1

@@ -1,9 +1,10 @@
 """File formats for traces and risk reports: JSON, CSV (one row per trace edge / per exposure) and a flow-graph
 picture (Graphviz DOT, PNG through the `dot` program). Used by the CLI and, as attachments, by the chat front ends.
 
-Raw amounts are decimal strings of integers (wei, token base units), never floats. A picture keeps the most
-relevant `max_nodes` addresses (the root, labelled addresses and the paths to them, then the largest flows) and
-folds the rest into one "+N more" node.
+Raw amounts are decimal strings of integers (wei, token base units), never floats. A picture (PNG or SVG) has a
+title with the trace's settings and a legend; it keeps about `max_nodes` addresses (the root, labelled addresses and
+the paths to them, then the largest flows above the dust floor) and folds the rest into one node per address they
+hang from, with their count and total.
 """
 
 from __future__ import annotations
@@ -15,21 +16,23 @@ import shutil
 import subprocess
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 from tracing.chain.address import checksum
 from tracing.chain.amounts import NO_USD, UsdSum
-from tracing.chain.transfer import Direction
 from tracing.labels.book import Category, Label
-from tracing.risk.report import Amount, Exposure, RiskReport, native_symbol
+from tracing.risk.exposure import amounts_of
+from tracing.risk.policy import DEFAULT_POLICY, RiskPolicy
+from tracing.risk.report import Amount, Exposure, RiskReport, amounts_words, native_symbol
 from tracing.trace.coverage import Coverage
 from tracing.trace.model import Trace, TraceEdge, TraceNode
-from tracing.trace.usd import edge_usd, usd_received
+from tracing.trace.usd import edge_usd, received_with_usd, token_meta, usd_received
 
-PICTURE_NODES = 100
+PICTURE_NODES = 60
+"""About how many address boxes a picture holds and stays readable; the rest is folded."""
 
 
 class PictureUnavailable(Exception):
@@ -156,8 +159,20 @@ def risk_json(report: RiskReport) -> dict[str, Any]:
         "level": report.level.value,
         "sanctioned": report.sanctioned,
         "labels": [label_json(label) for label in report.labels],
+        "service": report.service or None,
         "exposures": [exposure_json(e) for e in report.exposures],
+        "leads": [exposure_json(e) for e in report.leads],
+        "totals": [
+            {
+                "direction": t.direction.adjective,
+                "category": t.category.value,
+                "amount": [amount_json(a) for a in t.amounts],
+                "counterparties": t.counterparties,
+            }
+            for t in report.totals
+        ],
         "reasons": list(report.reasons),
+        "history": list(report.history),
         "volume": {
             "outgoing": [amount_json(a) for a in report.volume],
             "incoming": [amount_json(a) for a in report.volume_in],
@@ -178,6 +193,15 @@ def exposure_json(exposure: Exposure) -> dict[str, Any]:
         "path": list(exposure.path),
         "path_addresses": list(exposure.path_addresses),
         "evidence_note": exposure.evidence_note,
+        "first_at": exposure.first_at,
+        "last_at": exposure.last_at,
+        "timing": exposure.timing.value,
+        "listed_on": exposure.listed_on.isoformat() if exposure.listed_on else None,
+        "timing_note": exposure.timing_note,
+        "rule": exposure.rule.value,
+        "score": exposure.score,
+        "counted": exposure.counted,
+        "counted_note": exposure.counted_note,
     }
 
 
@@ -261,6 +285,7 @@ def trace_csv(trace: Trace) -> str:
 
 RISK_CSV_COLUMNS = (
     "address",
+    "kind",
     "category",
     "direction",
     "hops",
@@ -273,18 +298,27 @@ RISK_CSV_COLUMNS = (
     "path",
     "path_addresses",
     "evidence_note",
+    "first_utc",
+    "last_utc",
+    "timing",
+    "listed_on",
+    "rule",
+    "score",
+    "counted",
 )
 
 
 def risk_csv(report: RiskReport) -> str:
-    """One row per exposure."""
+    """One row per exposure, then one per lead."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(RISK_CSV_COLUMNS)
-    for e in report.exposures:
+    rows = [("exposure", e) for e in report.exposures] + [("lead", e) for e in report.leads]
+    for kind, e in rows:
         writer.writerow(
             [
                 report.address,
+                kind,
                 e.category.value,
                 e.direction.adjective,
                 e.hops,
@@ -297,9 +331,20 @@ def risk_csv(report: RiskReport) -> str:
                 " ".join(e.path),
                 " ".join(e.path_addresses),
                 e.evidence_note,
+                _utc(e.first_at),
+                _utc(e.last_at),
+                e.timing.value,
+                e.listed_on.isoformat() if e.listed_on else "",
+                e.rule.value,
+                e.score,
+                "yes" if e.counted else f"no: {e.counted_note}",
             ]
         )
     return out.getvalue()
+
+
+def _utc(timestamp: int | None) -> str:
+    return "" if timestamp is None else datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _labels_cell(node: TraceNode | None) -> str:
@@ -342,6 +387,8 @@ CATEGORY_COLOURS: dict[Category | None, str] = {
     Category.OTHER: "#c7c7c7",
     None: "#ffffff",
 }
+_DARK = frozenset({Category.SANCTIONS, Category.MIXER, Category.DARKNET, Category.RANSOMWARE, Category.EXCHANGE})
+FOLDED_COLOUR = "#eeeeee"
 
 
 @dataclass(frozen=True, slots=True)
@@ -352,6 +399,7 @@ class _PicNode:
     category: Category | None
     root: bool = False
     dashed: bool = False
+    folded: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -361,126 +409,237 @@ class _PicEdge:
     text: str
 
 
-def trace_dot(trace: Trace, max_nodes: int = PICTURE_NODES) -> str:
-    """The trace as a Graphviz DOT flow graph (left to right, in the direction the money moved)."""
-    keep = _relevant_nodes(trace, max_nodes)
-    more = len(trace.nodes) - len(keep)
-    nodes = []
-    for node in trace.nodes:
-        if node.address not in keep:
-            continue
-        label = node.labels[0] if node.labels else None
-        lines = [label.name[:40]] if label else []
-        lines.append("root" if node.hop == 0 else f"hop {node.hop}" + (" · terminal" if node.terminal else ""))
-        if node.stop.value in ("busy", "node budget", "source error"):
-            lines.append(f"not expanded: {node.stop.value}")
-        nodes.append(
-            _PicNode(
-                node.address,
-                _short(node.address),
-                tuple(lines),
-                node.categories[0] if node.categories else None,
-                root=node.hop == 0,
-                dashed=node.stop.value == "busy",
-            )
-        )
-    groups: dict[tuple[str, str], dict[str | None, list[TraceEdge]]] = defaultdict(lambda: defaultdict(list))
-    for edge in trace.edges:
-        a = edge.from_addr if edge.from_addr in keep else "more"
-        b = edge.to_addr if edge.to_addr in keep else "more"
-        if a == b:
-            continue
-        groups[(a, b)][edge.token].append(edge)
-    if more:
-        nodes.append(_PicNode("more", f"+{more} more addresses", ("folded: smaller flows",), None, dashed=True))
-    edges = [_PicEdge(a, b, _edge_text(by_token, trace)) for (a, b), by_token in groups.items()]
-    title = f"{trace.params.direction.value}-trace of {checksum(trace.root)} on {trace.chain}, {trace.params.hops} hops"
-    return _dot(title, nodes, edges)
+@dataclass
+class _Fold:
+    """Addresses folded into one node next to the kept address they hang from."""
+
+    addresses: set[str]
+    dust: int = 0
 
 
-def report_dot(report: RiskReport, max_nodes: int = PICTURE_NODES) -> str:
-    """The evidence paths of a risk report as a flow graph: the subject, the paths, the risky entities."""
-    nodes: dict[str, _PicNode] = {
-        report.address: _PicNode(
-            report.address,
-            _short(report.address),
-            (f"{report.level.value.upper()} {report.score}/100",),
-            report.labels[0].category if report.labels else None,
-            root=True,
-        )
+def _day(timestamp: int) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d")
+
+
+def picture_policy(trace: Trace, policy: RiskPolicy = DEFAULT_POLICY) -> RiskPolicy:
+    """The dust floor a picture folds by: the value-aware walk's own (`dust_usd`, and its floors in units), with the
+    risk policy's floors in units where the walk has none (so that unpriced dust still folds)."""
+    p = trace.params
+    if not p.value_aware or p.dust_usd is None:
+        return policy
+    units = dict(policy.dust_units)
+    for key, floor in p.dust_units:
+        units[native_symbol(trace.chain) if key == "native" else key] = floor
+    return replace(policy, dust_usd=p.dust_usd, dust_units=units)
+
+
+def trace_words(trace: Trace) -> str:
+    """The model, filters, dust floor and time window of a trace in one line: the same words in the text reply's
+    header, its coverage section and the picture's title."""
+    p = trace.params
+    filters = []
+    if p.min_value is not None:
+        filters.append(f"min value {p.min_value}")
+    if p.min_usd is not None:
+        filters.append(f"min value ${p.min_usd:,} on the transfer's day")
+    if p.token is not None:
+        filters.append("native coin only" if p.token == "native" else f"token {checksum(p.token)}")
+    if p.stops:
+        filters.append("stops at " + ", ".join(sorted(c.value for c in p.stops)))
+    if p.through:
+        filters.append("through " + ", ".join(sorted(c.value for c in p.through)))
+    if p.since is not None or p.until is not None:
+        since = _day(p.since) if p.since is not None else "…"
+        until = _day(p.until) if p.until is not None else "…"
+        window = f"{since} – {until}"
+    else:
+        window = "all indexed history"
+    if p.value_aware and p.dust_usd is not None:
+        units = ", ".join(f"{v} {'native' if k == 'native' else checksum(k)}" for k, v in p.dust_units)
+        dust = f"${p.dust_usd:,} on the transfer's day ({units or 'none in units'} where no USD price)"
+        dust += f", or a {p.follow_share:.0%} share of the traced funds"
+    elif p.value_aware and p.dust_units:
+        units = ", ".join(f"{v} {'native' if k == 'native' else checksum(k)}" for k, v in p.dust_units)
+        dust = f"{units} (in units), or a {p.follow_share:.0%} share of the traced funds"
+    elif p.value_aware:
+        dust = f"none (value walk; follows a {p.follow_share:.0%} share)"
+    else:
+        dust = "none (graph walk: every transfer after the funds arrived)"
+    shown = ", ".join(filters) or "none"
+    return f"model: {p.model.value} taint; filters: {shown}; dust floor: {dust}; time window: {window}"
+
+
+def _received(trace: Trace) -> dict[str, tuple[Amount, ...]]:
+    """What each reached address received of the traced funds, in units and USD (one propagation for all)."""
+    received, usd = received_with_usd(trace)
+    meta = token_meta(trace)
+    return {
+        node.address: amounts_of(received.get(node.address, {}), meta, usd.get(node.address))
+        for node in trace.nodes[1:]
     }
-    edges: dict[tuple[str, str], str] = {}
-    for exposure in report.exposures:
-        chain_of = list(exposure.path_addresses) or [report.address, exposure.counterparty]
-        if len(nodes) + len(chain_of) > max_nodes:
-            break
-        for index, address in enumerate(chain_of):
-            if address not in nodes:
-                entity = address == exposure.counterparty
-                nodes[address] = _PicNode(
-                    address,
-                    _short(address),
-                    (exposure.labels[0].name[:40], exposure.category.display) if entity and exposure.labels else (),
-                    exposure.category if entity else None,
-                )
-            if index:
-                prev = chain_of[index - 1]
-                a, b = (prev, address) if exposure.direction is Direction.OUT else (address, prev)
-                text = ""
-                if address == exposure.counterparty:
-                    text = " + ".join(_amount_text(amount, report.chain) for amount in exposure.amounts)
-                edges.setdefault((a, b), text)
-    title = f"Exposure of {checksum(report.address)} on {report.chain}"
-    return _dot(title, list(nodes.values()), [_PicEdge(a, b, t) for (a, b), t in edges.items()])
 
 
-def _relevant_nodes(trace: Trace, limit: int) -> set[str]:
-    """The root, labelled and terminal addresses with the paths to them, then the largest taint received."""
+def _parent(trace: Trace, address: str) -> str | None:
+    index = trace.parents.get(address)
+    return None if index is None else trace.near_far(trace.edges[index])[0]
+
+
+def trace_dot(trace: Trace, max_nodes: int = PICTURE_NODES, policy: RiskPolicy = DEFAULT_POLICY) -> str:
+    """The trace as a Graphviz DOT flow graph an investigator can put in a report: a title with the address,
+    direction, model, filters, dust floor and time window; a legend; amounts and dates on the edges. At most about
+    `max_nodes` boxes: the root, labelled addresses and the paths to them, then the largest flows above the dust
+    floor; the rest (dust, long tails) is folded into one node per address it hangs from, with count and total."""
+    policy = picture_policy(trace, policy)
+    received = _received(trace)
+    weights = {address: policy.floors(amounts, trace.chain) for address, amounts in received.items()}
+    keep = _kept(trace, weights, max_nodes)
+    folds: dict[str, _Fold] = {}
+    home: dict[str, str] = {}
+    for node in trace.nodes[1:]:
+        if node.address in keep:
+            continue
+        anchor = _parent(trace, node.address)
+        while anchor is not None and anchor not in keep:
+            anchor = _parent(trace, anchor)
+        anchor = anchor or trace.root
+        fold = folds.setdefault(anchor, _Fold(set()))
+        fold.addresses.add(node.address)
+        weight = weights.get(node.address)
+        fold.dust += weight is not None and weight < 1
+        home[node.address] = f"fold:{anchor}"
+    nodes = [_trace_node(trace, trace.node(address), received) for address in _ordered(trace, keep)]
+    groups: dict[tuple[str, str], list[TraceEdge]] = defaultdict(list)
+    for edge in trace.edges:
+        near, far = trace.near_far(edge)
+        a, b = home.get(near, near), home.get(far, far)
+        if a != b:
+            groups[(a, b) if edge.from_addr == near else (b, a)].append(edge)
+    for anchor, fold in folds.items():
+        moved = [e for (a, b), group in groups.items() if f"fold:{anchor}" in (a, b) for e in group]
+        total = _edges_total(moved, trace)
+        what = f"{len(fold.addresses):,} more address{'es' if len(fold.addresses) != 1 else ''}"
+        lines = [f"{len(moved):,} transfers, {total}" if moved else "no transfer shown"]
+        if fold.dust:
+            lines.append(f"{fold.dust:,} under the dust floor")
+        nodes.append(_PicNode(f"fold:{anchor}", f"+{what} (folded)", tuple(lines), None, dashed=True, folded=True))
+    edges = [
+        _PicEdge(a, b, _edge_text(group, trace))
+        for (a, b), group in sorted(groups.items(), key=lambda item: -len(item[1]))
+    ]
+    folded = sum(len(f.addresses) for f in folds.values())
+    dust = sum(f.dust for f in folds.values())
+    way = (
+        "Outgoing trace (where the funds went)"
+        if trace.direction.value == "out"
+        else "Incoming trace (where the funds came from)"
+    )
+    shown = f"{len(keep):,} of {len(trace.nodes):,} addresses shown"
+    if folded:
+        nodes_word = f"{len(folds)} node{'s' if len(folds) != 1 else ''}"
+        shown += (
+            f"; {folded:,} folded into {nodes_word} ({dust:,} under the dust floor, {folded - dust:,} smaller flows)"
+        )
+    title = [
+        f"{way} of {checksum(trace.root)} on {trace.chain}, up to {trace.params.hops} hops",
+        trace_words(trace),
+        f"folded below the dust floor: {policy.dust_words(trace.chain)}",
+        _window_words(trace) + "; " + shown,
+    ]
+    categories = sorted({n.category for n in nodes if n.category is not None}, key=list(Category).index)
+    return _dot("\n".join(title), nodes, edges, categories, bool(folds))
+
+
+def _window_words(trace: Trace) -> str:
+    stamps = [edge.timestamp for edge in trace.edges]
+    if not stamps:
+        return "no transfers"
+    first, last = _day(min(stamps)), _day(max(stamps))
+    return f"transfers shown from {first}" + (f" to {last}" if last != first else "")
+
+
+def _kept(trace: Trace, weights: Mapping[str, float | None], limit: int) -> set[str]:
+    """The root, the labelled and terminal addresses with their paths, then the largest flows above the dust floor
+    (at most `limit` addresses; folded nodes come on top of them)."""
     keep: list[str] = [trace.root]
     seen = {trace.root}
 
     def add(address: str) -> None:
-        if address not in seen:
+        if address not in seen and len(keep) < limit:
             seen.add(address)
             keep.append(address)
 
-    for node in trace.nodes[1:]:
-        if node.terminal or node.categories:
-            for edge in trace.path_to(node.address):
-                add(trace.near_far(edge)[1])
-    meta = trace.token_meta()
-    weights = []
-    for node in trace.nodes[1:]:
-        received = trace.taint.amounts(node.address)
-        weight = max(
-            (Decimal(v).scaleb(-(18 if a is None else (meta.get(a, (0, None))[0] or 0))) for a, v in received.items()),
-            default=Decimal(0),
-        )
-        weights.append((-weight, node.hop, node.address))
-    for _, _, address in sorted(weights):
-        add(address)
-    return set(keep[:limit])
+    def weight(address: str) -> float:
+        found = weights.get(address)
+        return -1.0 if found is None else found
+
+    marked = sorted(
+        (node for node in trace.nodes[1:] if node.terminal or node.categories),
+        key=lambda node: (-weight(node.address), node.hop, node.address),
+    )
+    for node in marked:
+        path = [trace.near_far(edge)[1] for edge in trace.path_to(node.address)]
+        if len(keep) + sum(1 for a in path if a not in seen) <= limit:
+            for address in path:
+                add(address)
+    for node in sorted(trace.nodes[1:], key=lambda n: (-weight(n.address), n.hop, n.address)):
+        found = weights.get(node.address)
+        if found is not None and found < 1:
+            continue  # dust is folded, whatever room is left
+        parent = _parent(trace, node.address)
+        if parent is None or parent in seen:
+            add(node.address)
+    return set(keep)
 
 
-def _edge_text(by_token: Mapping[str | None, Sequence[TraceEdge]], trace: Trace) -> str:
-    """Each asset's total over the grouped transfers, in units and USD (each transfer on its day)."""
+def _ordered(trace: Trace, keep: set[str]) -> list[str]:
+    return [node.address for node in trace.nodes if node.address in keep]
+
+
+def _trace_node(trace: Trace, node: TraceNode | None, received: Mapping[str, tuple[Amount, ...]]) -> _PicNode:
+    assert node is not None  # a kept address is a node of the trace
+    label = next((lb for lb in node.labels if lb.active), None)
+    lines = [f"{label.category.display}: {label.name[:40]}"] if label else []
+    lines.append("root" if node.hop == 0 else f"hop {node.hop}" + (" · stop: service" if node.terminal else ""))
+    amounts = received.get(node.address, ())
+    if node.hop and amounts:
+        lines.append(f"traced: {amounts_words(amounts, trace.chain)}")
+    if node.stop.value in ("busy", "node budget", "source error"):
+        lines.append(f"not expanded: {node.stop.value}")
+    return _PicNode(
+        node.address,
+        _short(node.address),
+        tuple(lines),
+        node.categories[0] if node.categories else None,
+        root=node.hop == 0,
+        dashed=node.stop.value == "busy",
+    )
+
+
+def _edges_total(edges: Sequence[TraceEdge], trace: Trace) -> str:
+    """Each asset's total over the transfers, in units and USD (each transfer on its day)."""
+    by_token: dict[str | None, list[TraceEdge]] = defaultdict(list)
+    for edge in edges:
+        by_token[edge.token].append(edge)
     parts = []
     for token, group in by_token.items():
-        total = sum(e.value for e in group)
-        first = group[0]
-        usd = UsdSum()
+        first, usd = group[0], UsdSum()
         for edge in group:
             usd.add(edge_usd(trace, edge))
         decimals, symbol = (18 if token is None else first.decimals), first.symbol
         if trace.valuation is not None:
             decimals, symbol = trace.valuation.meta(token, first.decimals, first.symbol)
-        text = Amount(total, token, symbol, decimals, usd.usd, usd.partial).text(trace.chain)
-        parts.append(text + (f" ({len(group)} tx)" if len(group) > 1 else ""))
-    return "\n".join(parts)
+        total = Amount(sum(e.value for e in group), token, symbol, decimals, usd.usd, usd.partial)
+        parts.append(total.text(trace.chain))
+    return " + ".join(parts)
 
 
-def _amount_text(amount: Amount, chain: str) -> str:
-    return amount.text(chain)
+def _edge_text(group: Sequence[TraceEdge], trace: Trace) -> str:
+    """`1,250 ETH ($3,812,500)` and `3 tx, 2022-03-23 – 2022-04-01` (the amounts moved, per asset, and when)."""
+    stamps = [e.timestamp for e in group]
+    first, last = _day(min(stamps)), _day(max(stamps))
+    when = first if first == last else f"{first} – {last}"
+    count = f"{len(group)} tx, " if len(group) > 1 else ""
+    return f"{_edges_total(group, trace)}\n{count}{when}"
 
 
 def _short(address: str) -> str:
@@ -492,23 +651,26 @@ def _quote(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
-def _dot(title: str, nodes: Iterable[_PicNode], edges: Iterable[_PicEdge]) -> str:
+def _dot(
+    title: str,
+    nodes: Sequence[_PicNode],
+    edges: Iterable[_PicEdge],
+    categories: Sequence[Category] = (),
+    folded: bool = False,
+) -> str:
     lines = [
         "digraph trace {",
-        "  graph [rankdir=LR, fontname=Helvetica, fontsize=11, labelloc=t, label=" + _quote(title) + "];",
+        "  graph [rankdir=LR, fontname=Helvetica, fontsize=12, labelloc=t, labeljust=l, nodesep=0.15, "
+        "ranksep=0.6, label=" + _quote(title + "\n") + "];",
         '  node [shape=box, style="rounded,filled", fontname=Helvetica, fontsize=10];',
         '  edge [fontname=Helvetica, fontsize=9, color="#555555"];',
     ]
     ids: dict[str, str] = {}
     for index, node in enumerate(nodes):
         ids[node.key] = f"n{index}"
-        colour = CATEGORY_COLOURS.get(node.category, "#ffffff")
+        colour = FOLDED_COLOUR if node.folded else CATEGORY_COLOURS.get(node.category, "#ffffff")
         style = "rounded,filled" + (",dashed" if node.dashed else "") + (",bold" if node.root else "")
-        font = (
-            "#ffffff"
-            if node.category in (Category.SANCTIONS, Category.MIXER, Category.DARKNET, Category.RANSOMWARE)
-            else "#000000"
-        )
+        font = "#ffffff" if node.category in _DARK else "#000000"
         text = "\n".join((node.title, *node.lines))
         lines.append(
             f"  n{index} [label={_quote(text)}, fillcolor={_quote(colour)}, fontcolor={_quote(font)}, "
@@ -517,34 +679,68 @@ def _dot(title: str, nodes: Iterable[_PicNode], edges: Iterable[_PicEdge]) -> st
     for edge in edges:
         if edge.near in ids and edge.far in ids:
             lines.append(f"  {ids[edge.near]} -> {ids[edge.far]} [label={_quote(edge.text)}];")
+    lines += _legend(categories, folded)
     lines.append("}")
     return "\n".join(lines) + "\n"
+
+
+def _legend(categories: Sequence[Category], folded: bool) -> list[str]:
+    """A boxed legend: the colours used, the root, folded nodes, and how to read an edge."""
+    lines = [
+        "  subgraph cluster_legend {",
+        '    label="Legend"; fontsize=11; style=rounded; color="#999999";',
+    ]
+    items = [("legend_root", "traced address (root)", "#ffffff", "rounded,filled,bold", "#000000")]
+    for category in categories:
+        font = "#ffffff" if category in _DARK else "#000000"
+        items.append((f"legend_{category.value}", category.display, CATEGORY_COLOURS[category], "rounded,filled", font))
+    items.append(("legend_unlabelled", "unlabelled", "#ffffff", "rounded,filled", "#000000"))
+    if folded:
+        items.append(
+            ("legend_folded", "+N more: folded dust and small flows", FOLDED_COLOUR, "rounded,filled,dashed", "#000000")
+        )
+    items.append(("legend_edge", "edge: amount moved; transfers, dates (UTC)", "#ffffff", "filled", "#000000"))
+    for key, text, colour, style, font in items:
+        lines.append(
+            f"    {key} [label={_quote(text)}, fillcolor={_quote(colour)}, style={_quote(style)}, "
+            f"fontcolor={_quote(font)}, fontsize=9];"
+        )
+    chain = " -> ".join(key for key, *_ in items)
+    lines.append(f"    {chain} [style=invis];")
+    lines.append("  }")
+    return lines
 
 
 def dot_available(binary: str = "dot") -> bool:
     return shutil.which(binary) is not None
 
 
-def render_png(dot_source: str, *, binary: str = "dot", timeout: float = 60.0) -> bytes:
-    """Run Graphviz on DOT text. Raises `PictureUnavailable` when `dot` is missing or fails."""
+def render_picture(dot_source: str, *, fmt: str = "png", binary: str = "dot", timeout: float = 60.0) -> bytes:
+    """Run Graphviz on DOT text (`fmt`: png or svg). Raises `PictureUnavailable` when `dot` is missing or fails."""
     path = shutil.which(binary)
     if path is None:
         raise PictureUnavailable(DOT_MISSING)
     try:
         done = subprocess.run(  # noqa: S603 - fixed program, DOT text on stdin
-            [path, "-Tpng"], input=dot_source.encode(), capture_output=True, timeout=timeout, check=False
+            [path, f"-T{fmt}"], input=dot_source.encode(), capture_output=True, timeout=timeout, check=False
         )
     except subprocess.TimeoutExpired as exc:
         raise PictureUnavailable(f"graph picture unavailable: Graphviz took longer than {timeout:.0f}s") from exc
-    if done.returncode != 0 or not done.stdout.startswith(b"\x89PNG"):
+    magic = b"\x89PNG" if fmt == "png" else b"<?xml"
+    if done.returncode != 0 or not done.stdout.startswith(magic):
         message = done.stderr.decode(errors="replace").strip().splitlines()
         raise PictureUnavailable("graph picture unavailable: Graphviz failed" + (f": {message[0]}" if message else ""))
     return done.stdout
+
+
+def render_png(dot_source: str, *, binary: str = "dot", timeout: float = 60.0) -> bytes:
+    return render_picture(dot_source, fmt="png", binary=binary, timeout=timeout)
 
 
 def trace_png(trace: Trace, *, max_nodes: int = PICTURE_NODES, binary: str = "dot") -> bytes:
     return render_png(trace_dot(trace, max_nodes), binary=binary)
 
 
-def report_png(report: RiskReport, *, max_nodes: int = PICTURE_NODES, binary: str = "dot") -> bytes:
-    return render_png(report_dot(report, max_nodes), binary=binary)
+def trace_svg(trace: Trace, *, max_nodes: int = PICTURE_NODES, binary: str = "dot") -> bytes:
+    """The same picture as `trace_png`, as SVG (scales in a report; its text can be searched and copied)."""
+    return render_picture(trace_dot(trace, max_nodes), fmt="svg", binary=binary)

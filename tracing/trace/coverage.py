@@ -125,10 +125,9 @@ def follow_rule(params: TraceParams) -> str:
     share = f"{params.follow_share * 100:g}%"
     minimum = ""
     if params.min_usd is not None or params.min_value is not None:
-        shown = " or ".join(
-            [f"${params.min_usd:,} (USD on its day)"] * (params.min_usd is not None)
-            + [f"{params.min_value} units"] * (params.min_value is not None)
-        )
+        limits = [] if params.min_usd is None else [f"${params.min_usd:,} (USD on its day)"]
+        limits += [] if params.min_value is None else [f"{params.min_value} units"]
+        shown = " or ".join(limits)
         minimum = f"; transfers worth under {shown} are not followed"
     return (
         f"value-aware ({params.model.value}): a transfer is followed when the traced funds it carries are at least "

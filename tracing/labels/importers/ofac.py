@@ -47,6 +47,19 @@ UNKNOWN_DELISTED_NAME = "OFAC SDN (delisted)"
 
 _ISO_DATE = re.compile(r"(\d{4}-\d{2}-\d{2})")
 
+ADDRESS_LISTINGS_CSV = BUNDLED_DIR / "address_listings.csv"
+"""The day OFAC added an address, where a Treasury notice documents it (the SDN list dates only the entity)."""
+
+
+@cache
+def address_listings() -> dict[str, tuple[date, str]]:
+    """Address (lower case) → (the day OFAC listed it, the notice that says so)."""
+    with ADDRESS_LISTINGS_CSV.open(newline="", encoding="utf-8") as handle:
+        return {
+            row["address"].strip().lower(): (date.fromisoformat(row["listed_on"].strip()), row["source_url"].strip())
+            for row in csv.DictReader(handle)
+        }
+
 
 @dataclass(frozen=True)
 class EarlierList:
@@ -145,7 +158,8 @@ def _delisted_labels(current: set[str], list_date: date) -> list[Label]:
 def list_version(list_date: date, path: Path) -> str:
     """`SDN 2025-11-19 (file.csv) + history from 2024-09-27`: what a loaded list is, for `label_set.version`."""
     earlier = ", ".join(e.listed_on.isoformat() for e in earlier_lists(list_date))
-    return f"SDN {list_date.isoformat()} ({path.name})" + (f" + history from {earlier}" if earlier else "")
+    dated = f" + {len(address_listings())} address listing date(s)"
+    return f"SDN {list_date.isoformat()} ({path.name})" + (f" + history from {earlier}" if earlier else "") + dated
 
 
 def read_ofac_csv(path: Path, list_date: date | None = None) -> LabelImport:
@@ -166,6 +180,9 @@ def read_ofac_csv(path: Path, list_date: date | None = None) -> LabelImport:
         listed_by = [e.listed_on for e in earlier if key in e.names]
         if listed_by:
             details["listed_by"] = min(listed_by).isoformat()
+        dated = address_listings().get(key)
+        if dated is not None:
+            details["address_listed"], details["address_listed_source"] = dated[0].isoformat(), dated[1]
         labels.append(
             Label(
                 address=key,
