@@ -42,6 +42,9 @@ MARKER = "<!-- bench: case evaluation below, written by python -m bench --only c
 RECALL_GOAL, PRECISION_GOAL = 0.95, 0.90
 GRID = [(dust, share) for dust in (50.0, 100.0, 250.0, 1000.0) for share in (0.1, 0.25, 0.5, 1.0)]
 """(dust floor in USD, follow share) settings of the product's value-aware trace measured beside the default."""
+CRUMBS = (0.0, 0.0005, 0.001, 0.002, 0.005)
+"""`TraceParams.crumb_share` settings measured beside the default (0: only the 5 % traced-funds part of the crumb
+rule applies)."""
 QUICK_MIXES = (Mix(seed=1, noise=0.1), Mix(seed=2, noise=0.1, everyday=0.6, payments=0.6, dust=3.0, hitchhike=0.5))
 
 
@@ -55,6 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 class Evaluation:
     scores: list[Score] = field(default_factory=list)
     grid: dict[tuple[float, float], list[Score]] = field(default_factory=dict)
+    crumbs: dict[float, list[Score]] = field(default_factory=dict)
     moves: list[int] = field(default_factory=list)
     mixes: tuple[Mix, ...] = ()
     seconds: float = 0.0
@@ -105,6 +109,7 @@ def _measure(world: World, hops: int, result: Evaluation) -> None:
         result.scores.append(found)
         if model is TaintModel.HAIRCUT:
             result.grid.setdefault(rule, []).append(found)
+            result.crumbs.setdefault(float(default.crumb_share), []).append(found)
     alone = lambda: asyncio.run(product_walk(world, default, together=False))  # noqa: E731
     result.scores.append(measure(f"default (haircut, {_rule(*rule)}), each source alone", "value-aware trace", alone))
     for dust, share in GRID:
@@ -112,6 +117,13 @@ def _measure(world: World, hops: int, result: Evaluation) -> None:
             params = replace(default, dust_usd=Decimal(str(dust)), follow_share=Decimal(str(share)))
             found = measure(f"haircut, {_rule(dust, share)}", "value-aware trace", product(params))
             result.grid.setdefault((dust, share), []).append(found)
+    for crumb in CRUMBS:
+        if crumb != float(default.crumb_share):
+            params = replace(default, crumb_share=Decimal(str(crumb)))
+            found = measure(
+                f"haircut, {_rule(*rule)}, crumbs under {crumb * 100:g}%", "value-aware trace", product(params)
+            )
+            result.crumbs.setdefault(crumb, []).append(found)
     reference = "value reference (haircut, $250, into services ≥ $1)"
     find = lambda: value_walk(world, "haircut", 250.0, 2.0, hops, service_floor=1.0)  # noqa: E731
     result.scores.append(measure(reference, "value reference", find))
@@ -178,7 +190,8 @@ def markdown(result: Evaluation, cases: Sequence[str], hops: int, quick: bool) -
         "### Choosing the default rule: (dust floor, share) → worst recall / precision over all cases and mixes",
         "",
         "The product's value-aware trace (haircut), `TraceParams.dust_usd` × `follow_share`: a transfer is followed "
-        "when the traced value it carries is at least the dust floor, or when it is mostly traced funds and it, or "
+        "when the traced value it carries is at least the dust floor (and is no crumb, below), or when it is mostly "
+        "traced funds and it, or "
         "its address's small transfers together, carry at least the share of the traced funds the address received.",
         "",
         "| dust floor | " + " | ".join(f"share {share:g}" for share in shares) + " |",
@@ -198,6 +211,26 @@ def markdown(result: Evaluation, cases: Sequence[str], hops: int, quick: bool) -
         for s in result.grid[(dust, share)]:
             per_case[s.case].append(s)
         lines.append(f"| ${dust:g} | {share:g} | " + " | ".join(_cell(per_case[c]) for c in cases) + " |")
+    lines += [
+        "",
+        "### The crumb rule: `crumb_share` → worst recall / precision per case (default floor and share)",
+        "",
+        "Under 3× the dust floor, a transfer is not followed when it carries less than `crumb_share` of the traced "
+        "funds its address received, or when under 5 % of its value is traced funds (`tracing.trace.value`); "
+        "with 0 only the second part applies.",
+        "",
+        "| crumb share | " + " | ".join(cases) + " | worst |",
+        "| --- | " + " | ".join("---" for _ in cases) + " | --- |",
+    ]
+    for crumb in sorted(result.crumbs):
+        per_crumb: dict[str, list[Score]] = defaultdict(list)
+        for s in result.crumbs[crumb]:
+            per_crumb[s.case].append(s)
+        lines.append(
+            f"| {crumb * 100:g}% | "
+            + " | ".join(_cell(per_crumb[c]) for c in cases)
+            + f" | {_cell(result.crumbs[crumb])} |"
+        )
     lines.append("")
     lines += ["### Every case × walk × mix (recall / precision)", ""]
     lines += [

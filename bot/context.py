@@ -1,7 +1,7 @@
 """What a command handler may use: the `Context` of one command (settings, store, the investigator facade, the
-incident desk and watch book built once for the app, access, audit, the grammar, the message and the sender's
-role). It sits below both `bot.commands` (which types handlers with it) and `bot.core` (which builds it), so the
-two do not import each other."""
+incident desk, on-call book and watch book built once for the app, access, audit, the grammar, the message and the
+sender's role). It sits below both `bot.commands` (which types handlers with it) and `bot.core` (which builds it), so
+the two do not import each other."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from bot.grammar import Grammar
 from bot.messages import IncomingMessage
 from bot.roles import Role
 from storage import AuditLog, Database, Settings
-from tracing import Asker, IncidentDesk, Investigator, WatchBook
+from tracing import Asker, IncidentDesk, Investigator, OnCallBook, WatchBook
 
 
 async def _nothing_to_load(chain: str | None) -> None:
@@ -28,6 +28,7 @@ class Context:
     db: Database
     investigator: Investigator
     incidents: IncidentDesk
+    oncall: OnCallBook
     watches: WatchBook
     access: AccessPolicy
     audit: AuditLog

@@ -34,7 +34,7 @@ from bot.metrics import COMMAND_SECONDS, COMMANDS
 from bot.once import Claims
 from bot.roles import Role
 from storage import AuditLog, ButtonRow, Database, Settings, utcnow
-from tracing import IncidentDesk, Investigator, NotAllowed, UserError, WatchBook, checksum, parse_address
+from tracing import IncidentDesk, Investigator, NotAllowed, OnCallBook, UserError, WatchBook, checksum, parse_address
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +79,7 @@ class Bot:
         *,
         incidents: IncidentDesk | None = None,
         watches: WatchBook | None = None,
+        oncall: OnCallBook | None = None,
     ) -> None:
         self.settings = settings
         self.db = db
@@ -86,6 +87,7 @@ class Bot:
         self.registry = registry
         self.incidents = incidents or IncidentDesk(db)
         self.watches = watches or WatchBook(db)
+        self.oncall = oncall or OnCallBook(db)
         self.access = AccessPolicy(settings, db)
         self.audit = AuditLog(db)
         self.claims = Claims(db)
@@ -175,6 +177,7 @@ class Bot:
             db=self.db,
             investigator=self.investigator,
             incidents=self.incidents,
+            oncall=self.oncall,
             watches=self.watches,
             access=self.access,
             audit=self.audit,

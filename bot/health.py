@@ -10,7 +10,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
-from bot.metrics import REGISTRY
+from bot.metrics import REGISTRY, store_registry
 from bot.web.server import GuardedServer, HttpLimits
 from storage import Database, utcnow
 from tracing import silent_chains
@@ -51,12 +51,20 @@ def node_check(db: Database, stale_after: float, chains: Iterable[str] | None = 
 
 
 class HealthServer:
-    """Serves `GET /healthz` (200 when every check passes, 503 otherwise) and `GET /metrics`."""
+    """Serves `GET /healthz` (200 when every check passes, 503 otherwise) and `GET /metrics`: this process's
+    series and, given the store, the watcher's and notifier's series read from it."""
 
     def __init__(
-        self, checks: list[Check], host: str = "127.0.0.1", port: int = 9108, limits: HttpLimits | None = None
+        self,
+        checks: list[Check],
+        host: str = "127.0.0.1",
+        port: int = 9108,
+        limits: HttpLimits | None = None,
+        *,
+        db: Database | None = None,
     ) -> None:
         self.checks = checks
+        self.store = store_registry(db) if db is not None else None
         self.host = host
         self.port = port
         self.started = time.monotonic()
@@ -78,7 +86,12 @@ class HealthServer:
         return web.json_response(body, status=200 if ok else 503)
 
     async def _metrics(self, _request: web.Request) -> web.Response:
-        return web.Response(body=generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST})
+        body = await asyncio.to_thread(self._exposition)  # the store's series are read with blocking queries
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    def _exposition(self) -> bytes:
+        own = generate_latest(REGISTRY)
+        return own + generate_latest(self.store) if self.store is not None else own
 
     async def start(self) -> int:
         self.port = await self._server.start()  # the bound port when 0 was asked for

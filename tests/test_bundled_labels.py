@@ -13,7 +13,7 @@ import pytest
 from bot.backends.testing import TestBackend
 from storage.db import Database
 from tests.support.cli import run_cli
-from tracing.labels.book import LabelBook, LabelSet
+from tracing.labels import LabelBook, LabelSet
 from tracing.labels.bundled import BUNDLED, BUNDLED_PREFIX, ensure_bundled_labels
 
 from .conftest import shared_data

@@ -12,7 +12,7 @@ import pytest
 
 from storage.db import open_database
 from tests.support.databases import fresh_postgres_database
-from tracing.labels.book import LabelBook
+from tracing.labels import LabelBook
 
 START = """
 import sys

@@ -28,13 +28,13 @@ from tracing.chain.explorer import (
     ExplorerAuthError,
     ExplorerClient,
     ExplorerError,
+    ExplorerRateLimit,
     ExplorerRateLimited,
     ExplorerResponseError,
-    RateLimiter,
 )
 from tracing.chain.transfer import TransferKind
 from tracing.investigator import Investigator
-from tracing.labels.book import Category, Label, LabelBook
+from tracing.labels import Category, Label, LabelBook
 from tracing.trace.coverage import INCOMPLETE_HISTORY
 from tracing.trace.flows import FlowQuery, FlowRequest, Flows
 from tracing.trace.model import Stop
@@ -53,7 +53,7 @@ def client(explorer: FakeExplorer, *, rate: float = FAST, key: str | None = None
         api_key=explorer.key if key is None else key,
         chain_id=1,
         chain="eth",
-        limiter=RateLimiter.per_second(rate),
+        limiter=ExplorerRateLimit.per_second(rate),
         backoff=0.05,
         **kwargs,  # type: ignore[arg-type]
     )
@@ -153,7 +153,7 @@ async def test_rate_limiter_never_admits_more_than_n_calls_in_any_window() -> No
     async def fake_sleep(seconds: float) -> None:
         slept.append(seconds)
 
-    limiter = RateLimiter(3, 1.0, clock=lambda: now[0], sleep=fake_sleep)
+    limiter = ExplorerRateLimit(3, 1.0, clock=lambda: now[0], sleep=fake_sleep)
     starts = []
     for step in itertools.islice(itertools.cycle([0.0, 0.1, 0.0, 0.7]), 20):
         now[0] += step
@@ -199,7 +199,7 @@ async def test_server_errors_are_retried_then_succeed_or_fail_naming_the_call() 
 async def test_an_unreachable_explorer_fails_after_the_retries() -> None:
     async with FakeExplorer() as explorer:
         url = explorer.url  # the server is gone once the block ends: the port refuses connections
-    c = ExplorerClient(url, api_key="k", limiter=RateLimiter.per_second(FAST), backoff=0.01, max_retries=2)
+    c = ExplorerClient(url, api_key="k", limiter=ExplorerRateLimit.per_second(FAST), backoff=0.01, max_retries=2)
     async with c:
         with pytest.raises(ExplorerError, match=r"txlist page 1 \(startblock 0\): connection failed .*after 2"):
             await c.normal_transactions(ME)

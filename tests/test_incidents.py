@@ -18,9 +18,9 @@ from storage.audit import AuditLog
 from storage.ops_models import OutboxMessage
 from storage.settings import Settings
 from tests.support.fake_chain import FakeChain, move
+from tracing.monitor import Actor, Disposition, Escalator, IncidentDesk, IncidentState
 from tracing.monitor.alerts import AlertBook
 from tracing.monitor.clock import ManualClock
-from tracing.monitor.incidents import Actor, Disposition, IncidentDesk, IncidentState
 from tracing.monitor.watch import WatchBook
 from tracing.monitor.watcher import ChainFeed, Watcher
 
@@ -94,7 +94,7 @@ async def test_officer_ack_owns_it_and_stops_escalation(ops_app: App, chat: Test
     acked = desk.get(incident)
     assert (acked.state, acked.owner_key, acked.next_escalation_at) == (IncidentState.ACKNOWLEDGED, OLGA.key, None)
     clock.advance(minutes=120)
-    assert desk.escalate_due() == []
+    assert Escalator(ops_app.db, clock).escalate_due() == []
     again = await chat.say(f"/ack {incident}", user=OSCAR)
     assert again.is_error and "already acknowledged by olga" in again.text
     with ops_app.db.session() as session:
@@ -112,17 +112,17 @@ async def test_unacked_incident_escalates_on_time_level_by_level(
     desk = IncidentDesk(ops_app.db, clock)
 
     clock.advance(minutes=9, seconds=59)
-    assert desk.escalate_due() == []
+    assert Escalator(ops_app.db, clock).escalate_due() == []
     clock.advance(seconds=1)
-    (first,) = desk.escalate_due()
+    (first,) = Escalator(ops_app.db, clock).escalate_due()
     assert (first.incident_id, first.level, first.oncall and first.oncall.user_name) == (incident, 1, "alice")
     clock.advance(minutes=19)
-    assert desk.escalate_due() == []
+    assert Escalator(ops_app.db, clock).escalate_due() == []
     clock.advance(minutes=1)
-    (second,) = desk.escalate_due()
+    (second,) = Escalator(ops_app.db, clock).escalate_due()
     assert (second.level, second.oncall and second.oncall.user_name) == (2, "bob")
     clock.advance(hours=5)
-    assert desk.escalate_due() == []  # no level 3: it stays open and listed
+    assert Escalator(ops_app.db, clock).escalate_due() == []  # no level 3: it stays open and listed
     with ops_app.db.session() as session:
         notices = session.scalars(select(OutboxMessage).where(col(OutboxMessage.kind) == "notice")).all()
     assert [(n.payload["level"], n.payload["oncall_name"]) for n in notices] == [(1, "alice"), (2, "bob")]
@@ -198,6 +198,6 @@ async def test_escalation_waits_while_every_alert_is_reorged_out(ops_app: App, c
     await chain.watcher.catch_up()
     desk = IncidentDesk(ops_app.db, clock)
     clock.advance(minutes=16)
-    assert desk.escalate_due() == []  # nothing happened on the final chain: nobody is called
+    assert Escalator(ops_app.db, clock).escalate_due() == []  # nothing happened on the final chain: nobody is called
     postponed = desk.get(incident)
     assert postponed.escalation_level == 0 and postponed.next_escalation_at == clock.now() + timedelta(minutes=15)

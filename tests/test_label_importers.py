@@ -13,7 +13,7 @@ import pytest
 from storage.db import Database
 from storage.models import ANY_EVM
 from tracing.errors import InvalidArgument
-from tracing.labels.book import Category, LabelBook
+from tracing.labels import Category, LabelBook
 from tracing.labels.importers import load_formats
 from tracing.labels.importers.etherscan import (
     BUNDLED_JSON,

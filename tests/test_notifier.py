@@ -38,9 +38,9 @@ from tests.support.slack_server import ApiCall, FakeSlack
 from tests.support.telegram_server import TOKEN, FakeTelegram
 from tracing.chain.address import checksum
 from tracing.chain.prices import PriceBook, day_of
+from tracing.monitor import Actor, Disposition, Escalator, IncidentDesk, OnCallBook
 from tracing.monitor.alerts import AlertBook, AlertStatus, record_alert, set_status
 from tracing.monitor.clock import ManualClock
-from tracing.monitor.incidents import Actor, Disposition, IncidentDesk
 from tracing.monitor.outbox import Outbox, OutboxStatus, outbox_stats
 from tracing.monitor.watch import WatchBook
 
@@ -348,14 +348,13 @@ async def test_a_change_before_the_post_is_sent_is_shown_by_the_post(db: Databas
 async def test_escalation_notice_mentions_the_oncall_officer(db: Database) -> None:
     clock = ManualClock()
     make_alerts(db, clock, "-9", 1, 1)
-    desk = IncidentDesk(db, clock)
-    desk.set_oncall("telegram", "-9", 1, "telegram:@alice", "alice", OLGA)
+    OnCallBook(db, clock).set_oncall("telegram", "-9", 1, "telegram:@alice", "alice", OLGA)
     chat = TestBackend(platform="telegram")
     notifier = Notifier(db, {"telegram": chat}, clock=clock)
     await drain(notifier, db, clock)
     chat.pop()  # the alert
     clock.advance(minutes=15)
-    assert len(desk.escalate_due()) == 1
+    assert len(Escalator(db, clock).escalate_due()) == 1
     await drain(notifier, db, clock)
     notice = chat.pop()
     assert chat.delivered == [] and not notice.edit

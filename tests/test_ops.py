@@ -6,11 +6,22 @@ import json
 import logging
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
+from bot.backends.base import PostMarker
+from bot.backends.errors import RateLimited
+from bot.backends.testing import TestBackend
+from bot.delivery.notifier import Notifier
 from bot.health import HealthServer, database_check
+from bot.messages import Reply
 from bot.metrics import COMMANDS
 from bot.observability import RedactingFormatter, Redactor
 from storage.db import Database
+from tests.support.fake_chain import FakeChain, move
+from tracing.monitor import ChainFeed, ManualClock, Step, WatchBook, Watcher
+
+W = "0x" + "a1" * 20
+X = "0x" + "b2" * 20
 
 
 def test_redactor_hides_tokens_and_passwords() -> None:
@@ -63,3 +74,55 @@ async def test_healthz_fails_when_a_check_fails() -> None:
         assert health.status_code == 503 and "lag 500" in health.text
     finally:
         await server.stop()
+
+
+class RateLimitedOnce(TestBackend):
+    """The test platform, answering its first send with a 429."""
+
+    refused = False
+
+    async def send(self, chat_id: str, reply: Reply, *, marker: PostMarker | None = None) -> str:
+        if not self.refused:
+            self.refused = True
+            raise RateLimited(30)
+        return await super().send(chat_id, reply, marker=marker)
+
+
+async def test_metrics_from_the_store_move_with_the_watcher_and_the_notifier(db: Database) -> None:
+    clock = ManualClock()
+    WatchBook(db).watch(chain="eth", address=W, platform="telegram", chat="-100", channel=True, created_by="telegram:7")
+    chain = FakeChain()
+    watcher = Watcher(db, ChainFeed("eth", chain, start_block=1), clock=clock)
+    chain.mine(move(W, X, 1, tx=1))
+    chain.mine(move(X, W, 2, tx=2))
+    await watcher.catch_up()
+    platform = RateLimitedOnce(platform="telegram")
+    notifier = Notifier(db, {"telegram": platform}, clock=clock)
+    await notifier.drain_once()  # the 429: both alerts wait
+    clock.advance(seconds=31)
+    await notifier.drain_once()  # then both go out
+    chain.mine(move(W, X, 3, tx=3))
+    chain.mine_empty(2)
+    assert await watcher.step() is Step.BLOCK  # not delivered yet, and the head is 2 blocks ahead
+
+    server = HealthServer([database_check(db)], port=0, db=db)
+    port = await server.start()
+    try:
+        async with httpx.AsyncClient() as client:
+            text = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
+    finally:
+        await server.stop()
+    samples = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+    assert samples[("chainsleuth_blocks_processed_total", (("chain", "eth"),))] == 3
+    assert samples[("chainsleuth_watcher_lag_blocks", (("chain", "eth"),))] == 2
+    assert samples[("chainsleuth_alerts_total", (("chain", "eth"), ("rule", "movement")))] == 3
+    assert samples[("chainsleuth_outbox_depth", ())] == 2  # the third alert, and the edit confirming the first
+    deliveries = "chainsleuth_deliveries_total"
+    assert samples[(deliveries, (("outcome", "rate_limited"), ("platform", "telegram")))] == 1
+    assert samples[(deliveries, (("outcome", "sent"), ("platform", "telegram")))] == 2
+    assert samples[("chainsleuth_rate_limited_total", (("platform", "telegram"),))] == 1
+    assert [(d.chat_id, d.edit) for d in platform.delivered] == [("-100", False), ("-100", False)]

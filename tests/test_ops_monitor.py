@@ -13,7 +13,7 @@ from storage.db import Database
 from storage.ops_models import ChainCursor, OutboxMessage
 from tests.support.fake_chain import FakeChain
 from tracing.errors import SourceError
-from tracing.labels.book import LabelBook
+from tracing.labels import LabelBook
 from tracing.monitor.clock import ManualClock
 from tracing.monitor.ops import OpsMonitor, OpsPolicy, parse_ops_chat
 from tracing.monitor.watcher import ChainFeed, LabelRisk, Watcher, watch_status

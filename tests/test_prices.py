@@ -30,7 +30,7 @@ from tracing.chain.prices import PriceApi, PriceBook, day_of, import_price_csv
 from tracing.chain.rpc import RpcSource
 from tracing.chain.tokens import TokenBook, TokenInfo, listed_token
 from tracing.chain.transfer import Transfer, TransferKind
-from tracing.labels.book import Category, LabelBook
+from tracing.labels import Category, LabelBook
 from tracing.risk.outputs import trace_csv, trace_dot, trace_json
 
 WHEN = 1641211200  # 2022-01-03 12:00 UTC

@@ -19,7 +19,7 @@ from bot.render.slack_blocks import FALLBACK_LIMIT, MAX_BLOCKS, SECTION_LIMIT, r
 from bot.render.telegram_html import CAPTION_LIMIT, caption_html, render_html, utf16_len
 from bot.render.text import render_text
 from tracing.chain.transfer import Direction
-from tracing.labels.book import Category, Label
+from tracing.labels import Category, Label
 from tracing.risk.report import Amount, Exposure, Level, RiskReport
 from tracing.trace.coverage import Coverage
 

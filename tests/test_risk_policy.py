@@ -13,7 +13,7 @@ from bot.backends.testing import TestBackend
 from tests.test_trace import ETH, addr, label, tx
 from tracing.chain.index import TransferIndex
 from tracing.chain.transfer import Direction
-from tracing.labels.book import Category, Label, LabelBook
+from tracing.labels import Category, Label, LabelBook
 from tracing.risk.policy import DEFAULT_POLICY, RiskPolicy, assess, rate
 from tracing.risk.report import Amount, Exposure, Level, Rule, Timing
 from tracing.trace.coverage import Coverage

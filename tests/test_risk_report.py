@@ -11,7 +11,7 @@ from tests.test_trace import ETH, USDT, addr, label, tx
 from tracing.chain.index import TransferIndex
 from tracing.chain.transfer import Direction
 from tracing.investigator import Investigator
-from tracing.labels.book import Category, LabelBook, LabelSet
+from tracing.labels import Category, LabelBook, LabelSet
 from tracing.risk.policy import DEFAULT_POLICY, rate
 from tracing.risk.report import Amount, Exposure, Level, Rule
 

@@ -28,7 +28,7 @@ from tracing.chain.demo import (
 )
 from tracing.chain.index import TransferIndex
 from tracing.investigator import Investigator
-from tracing.labels.book import Category
+from tracing.labels import Category
 from tracing.labels.bundled import ensure_bundled_labels
 from tracing.risk.exposure import DEMO_NOTE
 from tracing.risk.report import Level

@@ -634,7 +634,7 @@ async def test_label_caches_load_off_the_event_loop_and_before_the_port_opens(
     """Every label is held in memory for tracing (thousands in the bundled sets). Loading them on the event loop
     stalled every request behind the first /risk after a start (acks too); they load in a worker thread, at start
     and again when the label table changes."""
-    from tracing.labels.book import Category, Label
+    from tracing.labels import Category, Label
 
     built = Label.from_row
     made_on: list[bool] = []  # one entry per label built from a row: on the event loop's thread?

@@ -13,7 +13,8 @@ from sqlalchemy import DateTime, MetaData, select
 
 from storage.db import Database, open_database
 from tests.support.databases import Contents, StoreTemplates, prepare
-from tracing.labels.book import REVISION_KEY, Category, Label, LabelBook
+from tracing.labels import Category, Label, LabelBook
+from tracing.labels.book import REVISION_KEY
 
 KINDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 SOMEONE = "0x" + "5e" * 20

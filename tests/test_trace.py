@@ -16,7 +16,7 @@ from tracing.chain.index import TransferIndex
 from tracing.chain.transfer import Transfer, TransferKind
 from tracing.errors import InvalidArgument, SourceError
 from tracing.investigator import Investigator
-from tracing.labels.book import Category, Label, LabelBook, LabelSet
+from tracing.labels import Category, Label, LabelBook, LabelSet
 from tracing.trace.cache import GraphCache
 from tracing.trace.flows import FlowQuery, FlowRequest, select_flows
 from tracing.trace.graph import TransferGraph

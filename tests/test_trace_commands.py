@@ -17,7 +17,7 @@ from tracing.chain.demo import RONIN_EXPLOITER, load_demo
 from tracing.chain.index import TransferIndex
 from tracing.chain.prices import PriceBook, day_of
 from tracing.chain.transfer import Transfer, TransferKind
-from tracing.labels.book import Category, LabelBook
+from tracing.labels import Category, LabelBook
 from tracing.monitor.alerts import AlertBook, AlertKind
 from tracing.monitor.clock import ManualClock
 from tracing.monitor.watcher import ChainFeed, LabelRisk, Watcher

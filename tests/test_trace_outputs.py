@@ -20,7 +20,7 @@ from tracing.chain.demo import RONIN_EXPLOITER, load_demo
 from tracing.chain.index import TransferIndex
 from tracing.chain.transfer import Direction
 from tracing.investigator import Investigator
-from tracing.labels.book import Category, LabelBook
+from tracing.labels import Category, LabelBook
 from tracing.labels.bundled import ensure_bundled_labels
 from tracing.risk.outputs import (
     DOT_MISSING,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from storage.db import Database
 from tests.test_trace import ETH, USDT, addr, both, label, tx
 from tracing.chain.index import TransferIndex
-from tracing.labels.book import Category, LabelBook
+from tracing.labels import Category, LabelBook
 from tracing.trace.params import TraceParams
 from tracing.trace.taint import TaintModel, TaintStep, compute_taint
 

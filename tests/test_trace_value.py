@@ -14,7 +14,7 @@ from storage.db import Database
 from tests.test_trace import USDT, addr, both, hops_of, label, tx
 from tracing.chain.index import TransferIndex
 from tracing.errors import InvalidArgument
-from tracing.labels.book import Category, LabelBook
+from tracing.labels import Category, LabelBook
 from tracing.trace.compare import compare_models
 from tracing.trace.params import Direction, TraceParams
 from tracing.trace.sources import IndexSource

@@ -15,7 +15,7 @@ import pytest
 
 from storage.models import ANY_EVM
 from tracing.chain.transfer import Transfer, TransferKind
-from tracing.labels.book import Category, Label
+from tracing.labels import Category, Label
 from tracing.risk.exposure import exposures_from, merged_coverage, report_from_traces, volume_of
 from tracing.trace import compiled as graph_walk
 from tracing.trace.flows import FlowQuery, FlowRequest, Flows, History, HistoryRequest
@@ -398,6 +398,7 @@ async def test_value_walk_on_the_graph_arrays_matches_the_reference_ledger(seed:
                 dust_usd=rng.choice([None, Decimal(0), Decimal(100), Decimal("0.5")]),
                 dust_units=rng.choice([(), (("native", Decimal("0.5")),), ((TOKENS[2][0], Decimal(10**17)),)]),
                 follow_share=rng.choice([Decimal("0.5"), Decimal(0), Decimal("0.1"), Decimal(1)]),
+                crumb_share=rng.choice([Decimal("0.002"), Decimal(0), Decimal("0.05"), Decimal("0.3")]),
             )
             root = rng.choice(graph.addresses)
             others = rng.sample(graph.addresses, rng.choice([0, 0, 2]))

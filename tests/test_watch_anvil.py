@@ -25,7 +25,7 @@ from tests.support.fixtures import anvil  # noqa: F401
 from tracing.chain.config import ChainConfig
 from tracing.chain.rpc import RpcSource
 from tracing.chain.transfer import Direction
-from tracing.labels.book import LabelBook
+from tracing.labels import LabelBook
 from tracing.monitor.alerts import AlertBook, AlertStatus
 from tracing.monitor.clock import ManualClock
 from tracing.monitor.watch import WatchBook

@@ -48,7 +48,7 @@ from tests.support.telegram_server import TOKEN, Call, FakeTelegram
 from tracing.chain.config import ChainConfig
 from tracing.chain.rpc import RpcSource
 from tracing.chain.transfer import format_amount
-from tracing.labels.book import Category, Label, LabelBook
+from tracing.labels import Category, Label, LabelBook
 from tracing.monitor.alerts import AlertBook
 from tracing.monitor.clock import SystemClock
 from tracing.monitor.outbox import Outbox, OutboxStatus, outbox_stats

@@ -16,7 +16,7 @@ from storage.models import RiskCheckRow
 from storage.ops_models import ChainCursor, IncidentRow, OutboxMessage
 from tests.support.fake_chain import FakeChain, move
 from tracing.chain.transfer import TransferKind
-from tracing.labels.book import Category, Label, LabelBook, LabelSet
+from tracing.labels import Category, Label, LabelBook, LabelSet
 from tracing.monitor import watcher as watcher_module
 from tracing.monitor.alerts import AlertBook, AlertKind, AlertStatus, retro_alerts
 from tracing.monitor.clock import ManualClock

@@ -37,37 +37,63 @@ from tracing.chain.tokens import TokenBook, TokenInfo
 from tracing.chain.transfer import Direction, Transfer, TransferKind, format_amount
 from tracing.errors import InvalidArgument, NotAllowed, NotFound, SourceError, UserError
 from tracing.investigator import Asker, Investigator, configured_explorers, configured_token_readers
-from tracing.labels.book import Category, Label, LabelBook, LabelSet
-from tracing.labels.bundled import BUNDLED_PREFIX, ensure_bundled_labels, is_bundled
-from tracing.labels.importers import LabelImport, Reader, load_formats
-from tracing.labels.ofac import programs_of
-from tracing.monitor.alerts import Alert, AlertBook, AlertKind, AlertStatus, record_alert, retro_alert_hook
-from tracing.monitor.clock import Clock, SystemClock, sleep_or_stop
-from tracing.monitor.incidents import (
+from tracing.labels import (
+    BUNDLED_PREFIX,
+    Category,
+    Label,
+    LabelBook,
+    LabelImport,
+    LabelSet,
+    Reader,
+    ensure_bundled_labels,
+    is_bundled,
+    load_formats,
+    programs_of,
+)
+from tracing.monitor import (
     Actor,
+    Alert,
+    AlertBook,
+    AlertKind,
+    AlertStatus,
+    ChainFeed,
+    Clock,
     Disposition,
+    EscalationNotice,
     EscalationPolicy,
+    Escalator,
     Incident,
     IncidentDesk,
     IncidentState,
-    OnCall,
-)
-from tracing.monitor.ops import OpsMonitor, OpsPolicy, parse_ops_chat
-from tracing.monitor.outbox import (
-    EscalationNotice,
+    InvestigatorRisk,
     Notice,
     NoticeError,
+    OnCall,
+    OnCallBook,
+    OpsCount,
+    OpsMonitor,
     OpsNotice,
+    OpsPolicy,
     Outbox,
     OutboxItem,
     OutboxKind,
     OutboxStatus,
     SentMessage,
+    SystemClock,
+    Watch,
+    WatchBook,
+    WatchMatcher,
+    ops_counts,
     outbox_stats,
+    parse_min_amount,
+    parse_ops_chat,
+    record_alert,
+    retro_alert_hook,
+    sleep_or_stop,
+    watch_chains,
+    watch_status,
 )
 from tracing.monitor.silence import Silence, silence_of, silent_chains
-from tracing.monitor.watch import Watch, WatchBook, WatchMatcher, parse_min_amount
-from tracing.monitor.watcher import ChainFeed, InvestigatorRisk, watch_chains, watch_status
 from tracing.risk.compared import end_amounts
 from tracing.risk.exposure import amounts_of, trace_amounts
 from tracing.risk.outputs import (
@@ -126,6 +152,7 @@ __all__ = [
     "Disposition",
     "EscalationNotice",
     "EscalationPolicy",
+    "Escalator",
     "EtlFileKind",
     "EtlFileResult",
     "EtlImportResult",
@@ -158,6 +185,8 @@ __all__ = [
     "Notice",
     "NoticeError",
     "OnCall",
+    "OnCallBook",
+    "OpsCount",
     "OpsMonitor",
     "OpsNotice",
     "OpsPolicy",
@@ -169,8 +198,8 @@ __all__ = [
     "PictureUnavailable",
     "PriceApi",
     "PriceBook",
-    "PriceTable",
     "PriceImport",
+    "PriceTable",
     "RONIN_EXPLOITER",
     "Reader",
     "RiskReport",
@@ -222,6 +251,7 @@ __all__ = [
     "load_chains",
     "load_demo",
     "load_formats",
+    "ops_counts",
     "outbox_stats",
     "parse_address",
     "parse_min_amount",

@@ -24,7 +24,7 @@ from tracing.chain.prices import PriceApi, PriceBook
 from tracing.chain.tokens import TokenBook, TokenMetaReader, unknown_token_note
 from tracing.chain.transfer import Direction
 from tracing.errors import SourceError
-from tracing.labels.book import Label, LabelBook
+from tracing.labels import Label, LabelBook
 from tracing.risk.exposure import merged_coverage, report_from_traces
 from tracing.risk.policy import DEFAULT_POLICY, RiskPolicy, labels_only_report
 from tracing.risk.report import RiskReport

@@ -63,7 +63,7 @@ async def serve(platform: str, app: App, chains: list[ChainConfig]) -> None:
         if chains:
             checks.append(node_check(app.db, settings.node_stale_after, [chain.name for chain in chains]))
         limits = HttpLimits.from_settings(settings)
-        health = HealthServer(checks, settings.metrics_host, settings.metrics_port, limits)
+        health = HealthServer(checks, settings.metrics_host, settings.metrics_port, limits, db=app.db)
         await health.start()
         log.info("health and metrics on http://%s:%d/healthz", settings.metrics_host, health.port)
     if chains:

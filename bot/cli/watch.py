@@ -29,7 +29,7 @@ from tracing import (
     ChainConfigError,
     ChainFeed,
     Clock,
-    IncidentDesk,
+    Escalator,
     InvestigatorRisk,
     OpsMonitor,
     OpsPolicy,
@@ -82,7 +82,7 @@ async def run_watch(
         risk = InvestigatorRisk(app.investigator)
         tasks = [
             watch_chains(app.db, feeds, stop_event, risk=risk, clock=clock),
-            IncidentDesk(app.db, clock).run_escalations(stop_event),
+            Escalator(app.db, clock).run_escalations(stop_event),
         ]
         if backends:
             notifier = Notifier(app.db, backends, clock=clock, lease=lease or timedelta(minutes=5))

@@ -212,21 +212,21 @@ async def incidents_command(ctx: Context, args: IncidentsArgs) -> Reply:
 
 
 async def oncall_command(ctx: Context, args: OnCallArgs) -> Reply:
-    desk = ctx.incidents
+    book = ctx.oncall
     platform, chat = ctx.message.platform, ctx.message.chat_id
     changes = args.user is not None or args.clear or args.after is not None
     if changes and ctx.role < Role.OFFICER:
         raise NotAllowed(f"Changing the on-call roster needs the officer role; you are {ctx.role.title}.")
     level = args.level
     if args.clear:
-        if not desk.clear_oncall(platform, chat, level, _actor(ctx)):
+        if not book.clear_oncall(platform, chat, level, _actor(ctx)):
             raise InvalidArgument(f"Nobody is on call at level {level} here.")
     elif args.user is not None:
         who = person(ctx, args.user)
-        desk.set_oncall(platform, chat, level, who.key, who.display, _actor(ctx))
+        book.set_oncall(platform, chat, level, who.key, who.display, _actor(ctx))
     if args.after is not None:
-        desk.set_policy(platform, chat, args.after, _actor(ctx))
-    return Reply((OnCallRoster(tuple(desk.roster(platform, chat)), desk.policy(platform, chat)),))
+        book.set_policy(platform, chat, args.after, _actor(ctx))
+    return Reply((OnCallRoster(tuple(book.roster(platform, chat)), book.policy(platform, chat)),))
 
 
 _ID = Param("id", incident_arg, "an incident number (12 or #12)")

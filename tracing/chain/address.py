@@ -9,6 +9,7 @@ from eth_utils import is_checksum_address, to_checksum_address
 from tracing.errors import InvalidAddress, UnsupportedAddress
 
 _HEX40 = re.compile(r"^0x[0-9a-fA-F]{40}$")
+_ANY_HEX40 = re.compile(r"0[xX][0-9a-fA-F]{40}")
 _HEXISH = re.compile(r"^0x[0-9a-fA-F]*$")
 _SLACK_WRAP = re.compile(r"^<([^|>]*)(?:\|[^>]*)?>$")
 _ENS = re.compile(r"^[a-z0-9-]+(\.[a-z0-9-]+)*\.(eth|xyz|luxe|kred|art|club)$", re.IGNORECASE)
@@ -76,6 +77,18 @@ def _bad_hex(raw: str) -> str:
 
 def is_address(text: str) -> bool:
     return bool(_HEX40.match(text.strip()))
+
+
+def normalise_address(value: object, *, hex_digits: bool = True) -> str | None:
+    """The canonical form of an address a machine wrote (a node's JSON, an explorer's row, an export's column, a
+    label file), or None when `value` is not one: `0x` or `0X` and 40 hex digits, no checksum check (a person's
+    paste goes through `parse_address`). With `hex_digits=False` any 40 characters after the prefix pass: a node
+    payload's digits are the node's business, and the demo data was checked when it was made."""
+    if not isinstance(value, str) or len(value) != 42:
+        return None
+    if hex_digits:
+        return canonical(value) if _ANY_HEX40.fullmatch(value) else None
+    return canonical(value) if value[:2] in ("0x", "0X") else None
 
 
 ZERO_ADDRESS = "0x" + "0" * 40

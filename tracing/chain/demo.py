@@ -20,6 +20,7 @@ from sqlalchemy import delete
 from sqlmodel import col
 
 from storage import Database, KeyValueRow, TransferRow, utcnow
+from tracing.chain.address import normalise_address
 from tracing.chain.index import TransferIndex
 from tracing.chain.transfer import Transfer, TransferKind
 from tracing.errors import InvalidArgument
@@ -44,13 +45,14 @@ class DemoLoad:
     skipped: bool = False
 
 
-def _address(text: str, where: str) -> str:
+def _demo_address(text: str, where: str) -> str:
     raw = text.strip().lower()
-    if raw.startswith("\\x"):
+    if raw.startswith("\\x"):  # PostgreSQL's bytea notation, as the demo rows were exported
         raw = "0x" + raw[2:]
-    if len(raw) != 42 or not raw.startswith("0x"):
+    address = normalise_address(raw, hex_digits=False)
+    if address is None:
         raise InvalidArgument(f"{where}: “{text[:50]}” is not an address.")
-    return raw
+    return address
 
 
 def _wei(text: str, where: str) -> int:
@@ -84,8 +86,8 @@ def read_demo_transfers(path: Path = DEMO_CSV, chain: str = "eth") -> list[Trans
                     tx_hash=f"dune:{digest}",
                     kind=TransferKind.NATIVE,
                     position="tx",
-                    from_addr=_address(row["from"], where),
-                    to_addr=_address(row["to"], where),
+                    from_addr=_demo_address(row["from"], where),
+                    to_addr=_demo_address(row["to"], where),
                     value=_wei(row["total_eth"], where),
                     source=SOURCE,
                 )

@@ -33,6 +33,7 @@ from pathlib import Path
 from sqlmodel import col, select
 
 from storage import Database, TransferRow
+from tracing.chain.address import normalise_address
 from tracing.chain.index import TransferIndex
 from tracing.chain.transfer import Transfer, TransferKind
 
@@ -42,7 +43,6 @@ BATCH_SIZE = 20_000
 MAX_ROW_ERRORS = 1000
 """Row errors kept per file (all are counted)."""
 
-_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 _HASH = re.compile(r"0x[0-9a-fA-F]{64}")
 _TRACE_ADDRESS = re.compile(r"\d+(,\d+)*")
 _UINT256_LIMIT = 1 << 256
@@ -197,9 +197,10 @@ def _timestamp(text: str, what: str) -> int:
     return int((moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp())
 
 
-def _address(text: str, what: str) -> str:
-    if _ADDRESS.fullmatch(text):
-        return text.lower()
+def _column_address(text: str, what: str) -> str:
+    address = normalise_address(text)
+    if address is not None:
+        return address
     raise _BadRow(f"{what} {text[:50]!r} is not an address" if text else f"{what} is empty")
 
 
@@ -518,8 +519,8 @@ class _Importer:
                 tx_hash=_tx_hash(fields[hash_at], "hash"),
                 kind=TransferKind.NATIVE,
                 position="tx",
-                from_addr=_address(fields[from_at], "from_address"),
-                to_addr=_address(to_text, "to_address"),
+                from_addr=_column_address(fields[from_at], "from_address"),
+                to_addr=_column_address(to_text, "to_address"),
                 value=value,
                 source=SOURCE,
             )
@@ -547,10 +548,10 @@ class _Importer:
                 tx_hash=_tx_hash(fields[hash_at], "transaction_hash"),
                 kind=TransferKind.ERC20,
                 position=f"log:{_uint(fields[log_at], 'log_index')}",
-                from_addr=_address(fields[from_at], "from_address"),
-                to_addr=_address(fields[to_at], "to_address"),
+                from_addr=_column_address(fields[from_at], "from_address"),
+                to_addr=_column_address(fields[to_at], "to_address"),
                 value=_uint(fields[value_at], "value"),
-                token=_address(fields[token_at], "token_address"),
+                token=_column_address(fields[token_at], "token_address"),
                 source=SOURCE,
             )
 
@@ -597,8 +598,8 @@ class _Importer:
                 tx_hash=_tx_hash(fields[hash_at], "transaction_hash"),
                 kind=TransferKind.INTERNAL,
                 position="trace:" + trace_address.replace(",", "."),
-                from_addr=_address(fields[from_at], "from_address"),
-                to_addr=_address(fields[to_at], "to_address"),
+                from_addr=_column_address(fields[from_at], "from_address"),
+                to_addr=_column_address(fields[to_at], "to_address"),
                 value=value,
                 source=SOURCE,
             )

@@ -5,7 +5,7 @@ compatibility layer share: `module=account&action=txlist|tokentx|txlistinternal`
 inside a result window of 10,000 rows per query. Past the window the client starts again at the last block it
 saw (that block is fetched again whole and the partial copy dropped), so long histories come through complete.
 
-Every call with the same API key goes through one `RateLimiter` (free tier: 3 calls/s), and the explorer's own
+Every call with the same API key goes through one `ExplorerRateLimit` (free tier: 3 calls/s), and the explorer's own
 "rate limit" answers, HTTP 429 (honouring Retry-After), 5xx and dropped connections are retried with backoff.
 Rows become `Transfer`s with `source="explorer"` and the same keys the RPC mappers give (`tx`, `log:<index>`,
 `trace:<a.b.c>`), so the two sources de-duplicate in the index.
@@ -27,7 +27,7 @@ from typing import Any
 
 import httpx
 
-from tracing.chain.address import parse_address
+from tracing.chain.address import normalise_address, parse_address
 from tracing.chain.transfer import Transfer, TransferKind
 from tracing.errors import SourceError
 
@@ -68,7 +68,7 @@ class ExplorerAction(StrEnum):
 # --- rate limiting ------------------------------------------------------------------------------------------
 
 
-class RateLimiter:
+class ExplorerRateLimit:
     """At most `calls` starts in any `period` seconds (a sliding window), for every task that shares it.
 
     A caller reserves the next free slot without awaiting (so reservations are atomic on one event loop, and a
@@ -94,7 +94,7 @@ class RateLimiter:
         self._lock = threading.Lock()
 
     @classmethod
-    def per_second(cls, rate: float, *, margin: float = 0.0, **kwargs: Any) -> RateLimiter:
+    def per_second(cls, rate: float, *, margin: float = 0.0, **kwargs: Any) -> ExplorerRateLimit:
         """A limiter for `rate` calls per second (fractions allowed: 0.5 is one call every 2 s). `margin`
         seconds are added to the window, to stay under the limit when requests queue up on the way."""
         if rate <= 0:
@@ -116,16 +116,16 @@ class RateLimiter:
             await self._sleep(delay)
 
 
-_SHARED: dict[str, RateLimiter] = {}
+_SHARED: dict[str, ExplorerRateLimit] = {}
 _SHARED_LOCK = threading.Lock()
 
 
-def shared_limiter(api_key: str, calls_per_second: float, *, margin: float = 0.05) -> RateLimiter:
+def shared_limiter(api_key: str, calls_per_second: float, *, margin: float = 0.05) -> ExplorerRateLimit:
     """The limiter of every client using `api_key` in this process (explorers count calls per key, whatever the
     chain or client). A stricter rate asked for later replaces a laxer one."""
     with _SHARED_LOCK:
         limiter = _SHARED.get(api_key)
-        wanted = RateLimiter.per_second(calls_per_second, margin=margin)
+        wanted = ExplorerRateLimit.per_second(calls_per_second, margin=margin)
         if limiter is None or wanted.period / wanted.calls > limiter.period / limiter.calls:
             _SHARED[api_key] = limiter = wanted
         return limiter
@@ -239,7 +239,7 @@ class ExplorerClient:
         max_backoff: float = 30.0,
         max_retry_after: float = 120.0,
         timeout: float = 30.0,
-        limiter: RateLimiter | None = None,
+        limiter: ExplorerRateLimit | None = None,
         http: httpx.AsyncClient | None = None,
     ) -> None:
         if not 1 <= page_size <= result_window:
@@ -295,12 +295,6 @@ class ExplorerClient:
     async def token_transfers(self, address: str, *, start_block: int = 0, end_block: int | None = None) -> ActionFetch:
         """`tokentx`: ERC-20 Transfer events to or from the address."""
         return await self.fetch(ExplorerAction.TOKENTX, address, start_block=start_block, end_block=end_block)
-
-    async def internal_transactions(
-        self, address: str, *, start_block: int = 0, end_block: int | None = None
-    ) -> ActionFetch:
-        """`txlistinternal`: internal calls with value to or from the address."""
-        return await self.fetch(ExplorerAction.TXLISTINTERNAL, address, start_block=start_block, end_block=end_block)
 
     async def fetch(
         self, action: ExplorerAction, address: str, *, start_block: int = 0, end_block: int | None = None
@@ -381,9 +375,7 @@ class ExplorerClient:
                     raise kind(
                         f"explorer {where}: {self._redact(retry.reason)} (gave up after {self.max_retries} retries)"
                     ) from None
-                delay = (
-                    retry.wait if retry.wait is not None else min(self.max_backoff, self.backoff * 2 ** (attempt - 1))
-                )
+                delay = retry.wait if retry.wait is not None else self._backoff(attempt)
                 log.info("explorer %s: %s; retry %d in %.1fs", where, self._redact(retry.reason), attempt, delay)
                 await asyncio.sleep(delay)
 
@@ -479,15 +471,11 @@ def _int(row: Mapping[str, Any], key: str, action: ExplorerAction, where: str) -
     return number
 
 
-def _addr(row: Mapping[str, Any], key: str, where: str) -> str:
+def _row_address(row: Mapping[str, Any], key: str, where: str) -> str:
     value = row.get(key)
-    if isinstance(value, str) and len(value) == 42 and value[:2] in ("0x", "0X"):
-        try:
-            int(value[2:], 16)
-        except ValueError:
-            pass
-        else:
-            return value.lower()
+    address = normalise_address(value)
+    if address is not None:
+        return address
     raise ExplorerResponseError(f"explorer {where}: row {key}={_snippet(value, 50)} is not an address")
 
 
@@ -500,7 +488,7 @@ def _hash(row: Mapping[str, Any], where: str) -> str:
 
 def _recipient(row: Mapping[str, Any], where: str) -> str:
     """`to`, or the created contract (`contractAddress`) when the transaction or call created one."""
-    return _addr(row, "to" if row.get("to") else "contractAddress", where)
+    return _row_address(row, "to" if row.get("to") else "contractAddress", where)
 
 
 def _row_id(action: ExplorerAction, row: Mapping[str, Any]) -> tuple[str, ...] | None:
@@ -568,8 +556,8 @@ def _to_transfer(
         # Zero-value token transfers are kept, as the RPC mappers keep them (address poisoning is evidence).
         has_index = row.get("logIndex") not in (None, "")
         position = f"log:{_int(row, 'logIndex', action, where)}" if has_index else f"log:#{ordinal()}"
-        kind, recipient = TransferKind.ERC20, _addr(row, "to", where)
-        token = _addr(row, "contractAddress", where)
+        kind, recipient = TransferKind.ERC20, _row_address(row, "to", where)
+        token = _row_address(row, "contractAddress", where)
         digits = str(row.get("tokenDecimal") or "")
         decimals = int(digits) if digits.isdigit() and int(digits) <= 255 else None
         symbol = str(row.get("tokenSymbol") or "")[:32] or None
@@ -588,7 +576,7 @@ def _to_transfer(
         tx_hash=tx_hash,
         kind=kind,
         position=position,
-        from_addr=_addr(row, "from", where),
+        from_addr=_row_address(row, "from", where),
         to_addr=recipient,
         value=value,
         token=token,

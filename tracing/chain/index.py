@@ -185,17 +185,6 @@ class TransferIndex:
         with self.db.session() as session:
             return int(session.exec(query).one())
 
-    def is_indexed(self, address: str, chain: str) -> bool:
-        """Whether the index holds any transfer touching the address on that chain."""
-        query = (
-            select(TransferRow.id)
-            .where(col(TransferRow.chain) == chain)
-            .where(or_(col(TransferRow.from_addr) == address, col(TransferRow.to_addr) == address))
-            .limit(1)
-        )
-        with self.db.session() as session:
-            return session.exec(query).first() is not None
-
     # --- indexed block ranges (resumable indexing, coverage statements) ---
 
     def mark_indexed(

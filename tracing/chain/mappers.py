@@ -24,6 +24,7 @@ from typing import Any
 
 from eth_utils import keccak
 
+from tracing.chain.address import normalise_address
 from tracing.chain.transfer import Transfer, TransferKind
 from tracing.errors import SourceError
 
@@ -123,9 +124,10 @@ def quantity(value: object, what: str = "quantity") -> int:
     raise MalformedPayload(f"{what} is not a quantity: {str(value)[:40]!r}")
 
 
-def _address(value: object, what: str) -> str:
-    if isinstance(value, str) and len(value) == 42 and value[:2] in ("0x", "0X"):
-        return value.lower()
+def _payload_address(value: object, what: str) -> str:
+    address = normalise_address(value, hex_digits=False)
+    if address is not None:
+        return address
     raise MalformedPayload(f"{what} is not an address: {str(value)[:50]!r}")
 
 
@@ -255,7 +257,9 @@ def _map_logs(block: _Block, tx_hash: str, logs: Iterable[Mapping[str, Any]]) ->
             continue
         src, dst, value = decoded
         position = f"log:{quantity(log.get('logIndex'), f'logIndex in tx {tx_hash}')}"
-        block.add(tx_hash, TransferKind.ERC20, position, src, dst, value, _address(log.get("address"), "log address"))
+        block.add(
+            tx_hash, TransferKind.ERC20, position, src, dst, value, _payload_address(log.get("address"), "log address")
+        )
 
 
 def _frames(root: Mapping[str, Any]) -> Iterable[tuple[str, Mapping[str, Any]]]:
@@ -296,8 +300,8 @@ def _map_call_frames(block: _Block, tx_hash: str, root: Mapping[str, Any]) -> No
             tx_hash,
             TransferKind.INTERNAL,
             f"trace:{address}",
-            _address(frame.get("from"), f"trace {address} from"),
-            _address(frame.get("to"), f"trace {address} to"),
+            _payload_address(frame.get("from"), f"trace {address} from"),
+            _payload_address(frame.get("to"), f"trace {address} to"),
             value,
             None,
         )
@@ -344,7 +348,13 @@ def _map_parity_traces(block: _Block, tx_hash: str, traces: Sequence[Mapping[str
             block.note(f"{where}: {kind} with value but without from/to")
             continue
         block.add(
-            tx_hash, TransferKind.INTERNAL, f"trace:{address}", _address(src, where), _address(dst, where), value, None
+            tx_hash,
+            TransferKind.INTERNAL,
+            f"trace:{address}",
+            _payload_address(src, where),
+            _payload_address(dst, where),
+            value,
+            None,
         )
     return () in failed
 
@@ -578,10 +588,18 @@ def map_block(
             continue
         value = quantity(tx.get("value", "0x0"), f"value of tx {tx_hash}")
         if value:
-            sender = _address(_field(tx, "from", f"tx {tx_hash}"), f"tx {tx_hash} from")
+            sender = _payload_address(_field(tx, "from", f"tx {tx_hash}"), f"tx {tx_hash} from")
             recipient = tx.get("to") or receipt.get("contractAddress")
             if recipient:
-                b.add(tx_hash, TransferKind.NATIVE, "tx", sender, _address(recipient, f"tx {tx_hash} to"), value, None)
+                b.add(
+                    tx_hash,
+                    TransferKind.NATIVE,
+                    "tx",
+                    sender,
+                    _payload_address(recipient, f"tx {tx_hash} to"),
+                    value,
+                    None,
+                )
             else:
                 b.note(f"tx {tx_hash} carries value but has neither a recipient nor a created contract")
         if trace is not None:

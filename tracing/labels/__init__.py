@@ -1,1 +1,41 @@
-"""labels"""
+"""Labels with their provenance: the label domain (`model`), the store-backed book (`book`), the bundled sets
+(`bundled`), the importers of published sets (`importers/`) and the sanctions helpers (`ofac`).
+
+Other wings import from here (`from tracing.labels import Label`), not from the modules."""
+
+from tracing.labels.book import LabelBook, LabelHook
+from tracing.labels.bundled import BUNDLED_PREFIX, ensure_bundled_labels, is_bundled
+from tracing.labels.importers import LabelImport, Reader, load_formats
+from tracing.labels.model import (
+    ILLICIT,
+    SERVICES,
+    Category,
+    Label,
+    LabelFact,
+    LabelIdentity,
+    LabelSet,
+    LabelSetInfo,
+    sort_labels,
+)
+from tracing.labels.ofac import programs_of
+
+__all__ = [
+    "BUNDLED_PREFIX",
+    "Category",
+    "ILLICIT",
+    "Label",
+    "LabelBook",
+    "LabelFact",
+    "LabelHook",
+    "LabelIdentity",
+    "LabelImport",
+    "LabelSet",
+    "LabelSetInfo",
+    "Reader",
+    "SERVICES",
+    "ensure_bundled_labels",
+    "is_bundled",
+    "load_formats",
+    "programs_of",
+    "sort_labels",
+]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tracing.labels.book import Label
+from tracing.labels.model import Label
 
 
 def programs_of(label: Label) -> list[str]:

@@ -22,10 +22,10 @@ from sqlalchemy.orm import Session
 from sqlmodel import col, select
 
 from storage import ANY_EVM, AlertRow, Database, RiskCheckRow, WatchRow
-from tracing.chain.address import short
-from tracing.chain.transfer import Direction, Transfer
-from tracing.labels.book import Category, LabelFact, LabelHook, LabelIdentity
+from tracing.chain import Direction, Transfer, short
+from tracing.labels import Category, LabelFact, LabelHook, LabelIdentity
 from tracing.monitor.clock import Clock, SystemClock
+from tracing.monitor.counters import OpsCount, bump
 from tracing.monitor.incidents import DEFAULT_WINDOW, attach_alert, note_alert_change
 from tracing.monitor.outbox import OutboxKind, enqueue
 
@@ -203,6 +203,7 @@ def record_alert(session: Session, row: AlertRow, now: datetime, *, window: time
     attach_alert(session, row, now, window=window)
     session.add(row)
     enqueue(session, platform=row.platform, chat=row.chat, kind=OutboxKind.ALERT, alert_id=row.id, now=now)
+    bump(session, OpsCount.ALERTS, row.chain, row.kind)
     session.flush()
     return Alert.from_row(row)
 
@@ -243,13 +244,6 @@ class AlertBook:
         with self.db.session() as session:
             rows = {r.id: r for r in session.scalars(select(AlertRow).where(col(AlertRow.id).in_(list(ids))))}
         return [Alert.from_row(rows[i]) for i in ids if i in rows]
-
-    def for_incident(self, incident_id: int) -> list[Alert]:
-        with self.db.session() as session:
-            rows = session.scalars(
-                select(AlertRow).where(col(AlertRow.incident_id) == incident_id).order_by(col(AlertRow.id))
-            )
-            return [Alert.from_row(r) for r in rows]
 
     def all(self, *, chain: str | None = None) -> list[Alert]:
         query = select(AlertRow).order_by(col(AlertRow.id))

@@ -1,6 +1,6 @@
 """Incidents: alerts grouped into something an officer acts on, with a state machine
-(open → acknowledged → resolved, and back from acknowledged to open), an AML disposition on resolution, and
-escalation to the on-call roster when nobody acknowledges in time.
+(open → acknowledged → resolved, and back from acknowledged to open) and an AML disposition on resolution.
+`IncidentDesk` reads and changes them; the roster is `oncall`, the loop that calls it `escalation`.
 
 Every transition is one transaction that writes the incident, its timeline event, an audit-log row and the
 outbox edit that updates the alert messages in chat.
@@ -8,39 +8,24 @@ outbox edit that updates the alert messages in chat.
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import delete, exists
 from sqlalchemy.orm import Session
 from sqlmodel import col, select
 
-from storage import (
-    AlertRow,
-    Database,
-    EscalationPolicyRow,
-    IncidentEventRow,
-    IncidentRow,
-    OnCallRow,
-    audit_row,
-    begin_write,
-)
-from tracing.chain.address import short
+from storage import AlertRow, Database, IncidentEventRow, IncidentRow, audit_row, begin_write
+from tracing.chain import short
 from tracing.errors import InvalidArgument, NotFound, UserError
-from tracing.monitor.clock import Clock, SystemClock, sleep_or_stop
-from tracing.monitor.outbox import EscalationNotice, OutboxKind, enqueue
-
-log = logging.getLogger(__name__)
+from tracing.monitor.actor import SYSTEM, Actor
+from tracing.monitor.clock import Clock, SystemClock
+from tracing.monitor.oncall import policy_for
+from tracing.monitor.outbox import OutboxKind, enqueue
 
 DEFAULT_WINDOW = timedelta(hours=1)
 """A new alert joins the watch's unresolved incident when that incident had an alert this recently."""
-
-ANY_CHAT = "*"
-"""The `chat` of a platform-wide escalation policy."""
 
 
 class IncidentState(StrEnum):
@@ -80,19 +65,6 @@ _DISPOSITION_ALIASES = {d.value: d for d in Disposition} | {
 
 class InvalidTransition(UserError):
     """The incident is not in a state that allows this (acking a resolved incident, ...)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Actor:
-    """Who changes an incident: `key` is `platform:user_id`, `name` what chat shows."""
-
-    key: str
-    name: str
-    platform: str
-    chat: str = ""
-
-
-SYSTEM = Actor("system", "chainsleuth", "system")
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,45 +131,12 @@ class IncidentEvent:
     detail: str
 
 
-@dataclass(frozen=True, slots=True)
-class EscalationPolicy:
-    """`steps[0]`: how long an open incident may wait before level 1 is called; `steps[n]`: the wait after
-    level n before level n + 1. After the last step the incident stays open and listed, without more calls."""
-
-    steps: tuple[timedelta, ...]
-
-    def delay(self, level: int) -> timedelta | None:
-        """The wait before escalating from `level` (0: not escalated yet) to the next, None after the last."""
-        return self.steps[level] if 0 <= level < len(self.steps) else None
-
-    @property
-    def minutes(self) -> tuple[int, ...]:
-        return tuple(int(step.total_seconds() // 60) for step in self.steps)
-
-
-DEFAULT_POLICY = EscalationPolicy((timedelta(minutes=15), timedelta(minutes=15)))
-
-
-@dataclass(frozen=True, slots=True)
-class OnCall:
-    level: int
-    user_key: str
-    user_name: str
-
-
-@dataclass(frozen=True, slots=True)
-class Escalation:
-    incident_id: int
-    level: int
-    oncall: OnCall | None
-
-
-def _event(session: Session, incident: IncidentRow, actor: Actor, kind: str, detail: str, now: datetime) -> None:
+def add_event(session: Session, incident: IncidentRow, actor: Actor, kind: str, detail: str, now: datetime) -> None:
     assert incident.id is not None
     session.add(IncidentEventRow(incident_id=incident.id, at=now, actor=actor.key[:120], kind=kind, detail=detail))
 
 
-def _audit(session: Session, incident: IncidentRow, actor: Actor, command: str, detail: str, now: datetime) -> None:
+def add_audit(session: Session, incident: IncidentRow, actor: Actor, command: str, detail: str, now: datetime) -> None:
     session.add(
         audit_row(
             at=now,
@@ -221,15 +160,6 @@ def _edit(session: Session, incident: IncidentRow, now: datetime) -> None:
         incident_id=incident.id,
         now=now,
     )
-
-
-def policy_for(session: Session, platform: str, chat: str) -> EscalationPolicy:
-    """The chat's policy, else the platform-wide one, else the default."""
-    for where in (chat, ANY_CHAT):
-        row = session.get(EscalationPolicyRow, (platform, where))
-        if row is not None and row.steps_minutes:
-            return EscalationPolicy(tuple(timedelta(minutes=int(m)) for m in row.steps_minutes))
-    return DEFAULT_POLICY
 
 
 def attach_alert(
@@ -271,15 +201,15 @@ def attach_alert(
         )
         session.add(incident)
         session.flush()
-        _event(session, incident, SYSTEM, "opened", f"opened by alert ({alert.kind})", now)
-        _audit(session, incident, SYSTEM, "incident.open", f"opened: {incident.title}", now)
+        add_event(session, incident, SYSTEM, "opened", f"opened by alert ({alert.kind})", now)
+        add_audit(session, incident, SYSTEM, "incident.open", f"opened: {incident.title}", now)
     else:
         incident.alert_count += 1
         incident.last_alert_at = now
         incident.updated_at = now
         session.add(incident)
         session.flush()
-        _event(session, incident, SYSTEM, "alert", f"alert joined ({alert.kind})", now)
+        add_event(session, incident, SYSTEM, "alert", f"alert joined ({alert.kind})", now)
     alert.incident_id = incident.id
     return incident
 
@@ -296,11 +226,11 @@ def note_alert_change(session: Session, alert: AlertRow, detail: str, now: datet
         return
     incident = session.get(IncidentRow, alert.incident_id)
     if incident is not None:
-        _event(session, incident, SYSTEM, "alert_" + alert.status, detail, now)
+        add_event(session, incident, SYSTEM, "alert_" + alert.status, detail, now)
 
 
 class IncidentDesk:
-    """Reads and changes incidents, the on-call roster and escalation policies."""
+    """Reads incidents and moves them through their states."""
 
     def __init__(self, db: Database, clock: Clock | None = None) -> None:
         self.db = db
@@ -385,8 +315,8 @@ class IncidentDesk:
             row.next_escalation_at = None
             row.updated_at = now
             session.add(row)
-            _event(session, row, actor, "acknowledged", f"acknowledged by {actor.name}; owner {actor.name}", now)
-            _audit(session, row, actor, "incident.ack", "open → acknowledged", now)
+            add_event(session, row, actor, "acknowledged", f"acknowledged by {actor.name}; owner {actor.name}", now)
+            add_audit(session, row, actor, "incident.ack", "open → acknowledged", now)
             _edit(session, row, now)
             return Incident.from_row(row)
 
@@ -406,8 +336,8 @@ class IncidentDesk:
             row.next_escalation_at = now + delay if delay is not None else None
             row.updated_at = now
             session.add(row)
-            _event(session, row, actor, "unacknowledged", f"acknowledgement withdrawn by {actor.name}", now)
-            _audit(session, row, actor, "incident.unack", "acknowledged → open", now)
+            add_event(session, row, actor, "unacknowledged", f"acknowledgement withdrawn by {actor.name}", now)
+            add_audit(session, row, actor, "incident.unack", "acknowledged → open", now)
             _edit(session, row, now)
             return Incident.from_row(row)
 
@@ -424,8 +354,8 @@ class IncidentDesk:
             row.owner_key, row.owner_name = owner_key[:120], owner_name[:120]
             row.updated_at = now
             session.add(row)
-            _event(session, row, actor, "assigned", f"owner {before} → {owner_name} (by {actor.name})", now)
-            _audit(session, row, actor, "incident.assign", f"owner {before} → {owner_name}", now)
+            add_event(session, row, actor, "assigned", f"owner {before} → {owner_name} (by {actor.name})", now)
+            add_audit(session, row, actor, "incident.assign", f"owner {before} → {owner_name}", now)
             _edit(session, row, now)
             return Incident.from_row(row)
 
@@ -457,175 +387,7 @@ class IncidentDesk:
             row.updated_at = now
             session.add(row)
             detail = f"resolved as {disposition.display} by {actor.name}" + (f": {note}" if note else "")
-            _event(session, row, actor, "resolved", detail, now)
-            _audit(session, row, actor, "incident.resolve", f"{before} → resolved ({disposition.value}) {note}", now)
+            add_event(session, row, actor, "resolved", detail, now)
+            add_audit(session, row, actor, "incident.resolve", f"{before} → resolved ({disposition.value}) {note}", now)
             _edit(session, row, now)
             return Incident.from_row(row)
-
-    # -- escalation ---------------------------------------------------------------------------------------
-
-    def escalate_due(self, limit: int = 100) -> list[Escalation]:
-        """Escalate every open incident whose acknowledgement is overdue: re-notify its chat, mentioning the
-        on-call officer of the next level, and schedule the level after that."""
-        now = self.clock.now()
-        done: list[Escalation] = []
-        with self.db.session() as session:
-            begin_write(session)
-            rows = session.scalars(
-                select(IncidentRow)
-                .where(
-                    col(IncidentRow.state) == IncidentState.OPEN.value,
-                    col(IncidentRow.next_escalation_at).is_not(None),
-                    col(IncidentRow.next_escalation_at) <= now,
-                )
-                .order_by(col(IncidentRow.next_escalation_at))
-                .limit(limit)
-                .with_for_update(skip_locked=True)
-            ).all()
-            for row in rows:
-                assert row.id is not None
-                policy = policy_for(session, row.platform, row.chat)
-                live = session.scalar(
-                    select(exists().where(col(AlertRow.incident_id) == row.id, col(AlertRow.status) != "reorged_out"))
-                )
-                if not live:  # every alert of it was reorged out: nothing to call anyone about, look again later
-                    row.next_escalation_at = now + (policy.delay(row.escalation_level) or DEFAULT_POLICY.steps[0])
-                    session.add(row)
-                    continue
-                level = row.escalation_level + 1
-                oncall = _oncall_at(session, row.platform, row.chat, level)
-                delay = policy.delay(level)
-                row.escalation_level = level
-                row.next_escalation_at = now + delay if delay is not None else None
-                row.updated_at = now
-                session.add(row)
-                who = oncall.user_name if oncall else "nobody (no on-call roster for this chat)"
-                _event(session, row, SYSTEM, "escalated", f"level {level}: {who}", now)
-                _audit(session, row, SYSTEM, "incident.escalate", f"not acknowledged; level {level}: {who}", now)
-                enqueue(
-                    session,
-                    platform=row.platform,
-                    chat=row.chat,
-                    kind=OutboxKind.NOTICE,
-                    incident_id=row.id,
-                    now=now,
-                    notice=EscalationNotice(
-                        level=level,
-                        oncall_key=oncall.user_key if oncall else "",
-                        oncall_name=oncall.user_name if oncall else "",
-                        open_minutes=int((now - row.opened_at).total_seconds() // 60),
-                    ),
-                )
-                done.append(Escalation(row.id, level, oncall))
-        return done
-
-    async def run_escalations(self, stop: asyncio.Event, *, interval: float = 15.0) -> None:
-        """Escalate overdue incidents every `interval` seconds until `stop` is set."""
-        while not stop.is_set():
-            try:
-                for escalation in self.escalate_due():
-                    log.info("incident #%d escalated to level %d", escalation.incident_id, escalation.level)
-            except Exception:  # the loop must outlive a store hiccup; the next round retries
-                log.exception("escalation round failed")
-            if await sleep_or_stop(self.clock, interval, stop):
-                return
-
-    # -- roster and policy --------------------------------------------------------------------------------
-
-    def roster(self, platform: str, chat: str) -> list[OnCall]:
-        with self.db.session() as session:
-            rows = session.scalars(
-                select(OnCallRow)
-                .where(col(OnCallRow.platform) == platform, col(OnCallRow.chat) == chat)
-                .order_by(col(OnCallRow.level))
-            )
-            return [OnCall(r.level, r.user_key, r.user_name) for r in rows]
-
-    def set_oncall(self, platform: str, chat: str, level: int, user_key: str, user_name: str, actor: Actor) -> None:
-        if not 1 <= level <= 5:
-            raise InvalidArgument("The on-call level is 1 (first responder) to 5.")
-        now = self.clock.now()
-        with self.db.session() as session:
-            begin_write(session)
-            row = session.get(OnCallRow, (platform, chat, level)) or OnCallRow(
-                platform=platform, chat=chat, level=level, user_key=user_key
-            )
-            row.user_key, row.user_name = user_key[:120], user_name[:120]
-            row.set_by, row.set_at = actor.key[:120], now
-            session.add(row)
-            session.add(
-                audit_row(
-                    at=now,
-                    actor=actor.key,
-                    platform=platform,
-                    chat=chat,
-                    command="oncall.set",
-                    arguments=f"level {level}",
-                    outcome="ok",
-                    detail=f"level {level}: {user_name}",
-                )
-            )
-
-    def clear_oncall(self, platform: str, chat: str, level: int, actor: Actor) -> bool:
-        now = self.clock.now()
-        with self.db.session() as session:
-            begin_write(session)
-            result = session.execute(
-                delete(OnCallRow).where(
-                    col(OnCallRow.platform) == platform, col(OnCallRow.chat) == chat, col(OnCallRow.level) == level
-                )
-            )
-            removed = bool(result.rowcount)  # type: ignore[attr-defined]
-            if removed:
-                session.add(
-                    audit_row(
-                        at=now,
-                        actor=actor.key,
-                        platform=platform,
-                        chat=chat,
-                        command="oncall.clear",
-                        arguments=f"level {level}",
-                        outcome="ok",
-                    )
-                )
-            return removed
-
-    def policy(self, platform: str, chat: str) -> EscalationPolicy:
-        with self.db.session() as session:
-            return policy_for(session, platform, chat)
-
-    def set_policy(self, platform: str, chat: str, minutes: Sequence[int], actor: Actor) -> EscalationPolicy:
-        if not minutes or any(m < 1 or m > 7 * 24 * 60 for m in minutes) or len(minutes) > 5:
-            raise InvalidArgument("Give 1 to 5 waits in minutes, each between 1 and 10080 (a week).")
-        now = self.clock.now()
-        with self.db.session() as session:
-            begin_write(session)
-            row = session.get(EscalationPolicyRow, (platform, chat)) or EscalationPolicyRow(
-                platform=platform, chat=chat
-            )
-            row.steps_minutes = [int(m) for m in minutes]
-            row.updated_by, row.updated_at = actor.key[:120], now
-            session.add(row)
-            session.add(
-                audit_row(
-                    at=now,
-                    actor=actor.key,
-                    platform=platform,
-                    chat=chat,
-                    command="oncall.policy",
-                    arguments=",".join(str(m) for m in minutes),
-                    outcome="ok",
-                )
-            )
-        return EscalationPolicy(tuple(timedelta(minutes=m) for m in minutes))
-
-
-def _oncall_at(session: Session, platform: str, chat: str, level: int) -> OnCall | None:
-    """The roster entry for `level`, else the nearest level below it."""
-    row = session.scalars(
-        select(OnCallRow)
-        .where(col(OnCallRow.platform) == platform, col(OnCallRow.chat) == chat, col(OnCallRow.level) <= level)
-        .order_by(col(OnCallRow.level).desc())
-        .limit(1)
-    ).first()
-    return OnCall(row.level, row.user_key, row.user_name) if row else None

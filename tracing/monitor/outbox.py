@@ -4,6 +4,7 @@ change they report, then claimed and delivered by the notifier.
 A claim is a lease (a notifier that dies loses it when the lease runs out), taken with `FOR UPDATE SKIP LOCKED`
 on PostgreSQL. A chat's messages are only ever claimed from the front of its queue, so several notifiers keep
 each chat's order. Failed messages are never deleted: they stay `failed`, counted by `outbox_stats` for /status.
+Every outcome is also counted per platform in the ops counters (`counters`), in the same transaction.
 
 A message whose send may have reached the platform (a crash mid-send, or an answer lost to a time-out, a dropped
 connection or a 5xx) stays `sending` until its lease runs out, and is then claimed `interrupted`: the notifier
@@ -27,6 +28,7 @@ from sqlmodel import col, select
 
 from storage import Database, OutboxMessage, begin_write
 from tracing.monitor.clock import Clock, SystemClock
+from tracing.monitor.counters import DeliveryOutcome, OpsCount, bump
 
 
 class OutboxKind(StrEnum):
@@ -319,7 +321,7 @@ class Outbox:
         """The messages went out (as one platform message when several ids: a digest led by `group_id`)."""
         now = self.clock.now()
         with self.db.session() as session:
-            session.execute(
+            platforms = session.scalars(
                 update(OutboxMessage)
                 .where(col(OutboxMessage.id).in_(list(ids)))
                 .values(
@@ -330,7 +332,9 @@ class Outbox:
                     lease_until=None,
                     last_error="",
                 )
-            )
+                .returning(col(OutboxMessage.platform))
+            ).all()
+            _count(session, platforms, DeliveryOutcome.SENT)
             if content_hash:
                 lead = group_id if group_id is not None else ids[0]
                 session.execute(
@@ -340,11 +344,15 @@ class Outbox:
     def mark_done(self, item_id: int, status: OutboxStatus, note: str = "") -> None:
         """Settle a message that needed no platform call (`sent` for an unchanged edit, or `superseded`)."""
         with self.db.session() as session:
-            session.execute(
+            platforms = session.scalars(
                 update(OutboxMessage)
                 .where(col(OutboxMessage.id) == item_id)
                 .values(status=status.value, sent_at=self.clock.now(), lease_until=None, last_error=note[:2000])
-            )
+                .returning(col(OutboxMessage.platform))
+            ).all()
+            outcome = _SETTLED.get(status)
+            if outcome is not None:
+                _count(session, platforms, outcome)
 
     def set_content_hash(self, lead_id: int, content_hash: str) -> None:
         with self.db.session() as session:
@@ -352,34 +360,46 @@ class Outbox:
                 update(OutboxMessage).where(col(OutboxMessage.id) == lead_id).values(content_hash=content_hash)
             )
 
-    def _update(self, ids: Sequence[int], values: dict[str, object], *, count_attempt: bool) -> None:
-        """Set `values` on the rows `ids`, counting one more attempt when asked."""
+    def _update(
+        self, ids: Sequence[int], values: dict[str, object], outcome: DeliveryOutcome, *, count_attempt: bool
+    ) -> None:
+        """Set `values` on the rows `ids`, counting one more attempt when asked, and count the outcome."""
         if count_attempt:
             values = {**values, "attempts": col(OutboxMessage.attempts) + 1}
         with self.db.session() as session:
-            session.execute(update(OutboxMessage).where(col(OutboxMessage.id).in_(list(ids))).values(**values))
+            platforms = session.scalars(
+                update(OutboxMessage)
+                .where(col(OutboxMessage.id).in_(list(ids)))
+                .values(**values)
+                .returning(col(OutboxMessage.platform))
+            ).all()
+            _count(session, platforms, outcome)
 
     def retry_later(self, ids: Sequence[int], delay: float, error: str, *, count_attempt: bool) -> None:
-        """Back to the queue, not before `delay` seconds (a rate limit does not count as a failed attempt)."""
+        """Back to the queue, not before `delay` seconds. A retry that does not count as a failed attempt is a
+        rate limit (`count_attempt=False`): counted as the platform's 429 in the ops counters."""
         values: dict[str, object] = {
             "status": OutboxStatus.PENDING.value,
             "next_attempt_at": self.clock.now() + timedelta(seconds=max(0.0, delay)),
             "lease_until": None,
             "last_error": error[:2000],
         }
-        self._update(ids, values, count_attempt=count_attempt)
+        outcome = DeliveryOutcome.RETRIED if count_attempt else DeliveryOutcome.RATE_LIMITED
+        self._update(ids, values, outcome, count_attempt=count_attempt)
 
     def retry_in_doubt(self, ids: Sequence[int], delay: float, error: str, *, count_attempt: bool = True) -> None:
         """A send whose outcome is unknown (a time-out or a dropped connection after the request went out, a 5xx):
         the rows stay `sending` with their lease cut to `delay` seconds, exactly as a claim of a process that died
         mid-send, so the next claim after that hands them out `interrupted` and the notifier checks (or flags)
-        before posting again. `next_attempt_at` is kept: it still marks the start of every attempt so far."""
+        before posting again. `next_attempt_at` is kept: it still marks the start of every attempt so far.
+        `count_attempt=False` is a rate limit, as for `retry_later`."""
         values: dict[str, object] = {
             "status": OutboxStatus.SENDING.value,
             "lease_until": self.clock.now() + timedelta(seconds=max(0.0, delay)),
             "last_error": error[:2000],
         }
-        self._update(ids, values, count_attempt=count_attempt)
+        outcome = DeliveryOutcome.IN_DOUBT if count_attempt else DeliveryOutcome.RATE_LIMITED
+        self._update(ids, values, outcome, count_attempt=count_attempt)
 
     def release(self, ids: Sequence[int]) -> None:
         """Give claimed messages back untouched (their turn comes after an earlier message of the chat)."""
@@ -399,7 +419,7 @@ class Outbox:
             "lease_until": None,
             "last_error": error[:2000],
         }
-        self._update(ids, values, count_attempt=count_attempt)
+        self._update(ids, values, DeliveryOutcome.FAILED, count_attempt=count_attempt)
 
     def requeue_failed(self, ids: Sequence[int] | None = None) -> int:
         """Put failed messages back in the queue (all of them, or `ids`) with a fresh attempt count."""
@@ -466,6 +486,22 @@ class Outbox:
         ).all()
         alert_ids = tuple(dict.fromkeys(m.alert_id for m in members if m.alert_id is not None))
         return SentMessage(lead.id, lead.platform, lead.chat, lead.message_id, lead.content_hash, alert_ids)
+
+
+_SETTLED = {OutboxStatus.SENT: DeliveryOutcome.SENT, OutboxStatus.SUPERSEDED: DeliveryOutcome.SUPERSEDED}
+"""What `mark_done` settles a message as, for the counters."""
+
+
+def _count(session: Session, platforms: Sequence[str], outcome: DeliveryOutcome) -> None:
+    """Count one delivery outcome (one platform call, whatever the number of rows it carried) for the platform of
+    the rows it settled (`platforms`, one per row; none when the rows are gone), and a rate limit as that
+    platform's 429 too."""
+    if not platforms:
+        return
+    platform = platforms[0]
+    bump(session, OpsCount.DELIVERIES, platform, outcome.value)
+    if outcome is DeliveryOutcome.RATE_LIMITED:
+        bump(session, OpsCount.RATE_LIMITED, platform)
 
 
 def outbox_stats(db: Database, *, failures: int = 5) -> OutboxStats:

@@ -20,9 +20,7 @@ from sqlalchemy.orm import Session
 from sqlmodel import col, select
 
 from storage import Database, OpsCounter, WatchRow, begin_write
-from tracing.chain.address import ZERO_ADDRESS
-from tracing.chain.threshold import Threshold, parse_threshold
-from tracing.chain.transfer import Direction, Transfer
+from tracing.chain import ZERO_ADDRESS, Direction, Threshold, Transfer, parse_threshold
 from tracing.monitor.alerts import AlertKind
 from tracing.monitor.clock import Clock, SystemClock
 from tracing.risk.report import Level
@@ -92,12 +90,6 @@ UsdOf = Callable[[Transfer], Decimal | None]
 class RuleHit:
     kind: AlertKind
     reason: str
-
-
-def direction_of(transfer: Transfer, address: str) -> Direction:
-    if transfer.from_addr == transfer.to_addr == address:
-        return Direction.SELF
-    return Direction.OUT if transfer.from_addr == address else Direction.IN
 
 
 def counterparty_of(transfer: Transfer, address: str) -> str:

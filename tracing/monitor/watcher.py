@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from sqlalchemy import delete, update
 from sqlalchemy.exc import IntegrityError
@@ -29,12 +29,9 @@ from sqlalchemy.orm import Session
 from sqlmodel import col, select
 
 from storage import AlertRow, ChainCursor, Database, LeaderLock, RecentBlock, TransferRow, begin_write
-from tracing.chain.amounts import Valuation
-from tracing.chain.mappers import BlockTransfers, InternalSource
-from tracing.chain.prices import PriceBook
-from tracing.chain.transfer import Direction, Transfer
+from tracing.chain import BlockTransfers, Direction, InternalSource, PriceBook, Transfer, Valuation
 from tracing.errors import SourceError
-from tracing.labels.book import LabelBook
+from tracing.labels import LabelBook
 from tracing.monitor.alerts import (
     AlertStatus,
     known_counterparties,
@@ -44,13 +41,11 @@ from tracing.monitor.alerts import (
     transfer_dedup_key,
 )
 from tracing.monitor.clock import Clock, SystemClock, sleep_or_stop
+from tracing.monitor.counters import OpsCount, bump
 from tracing.monitor.incidents import DEFAULT_WINDOW
 from tracing.monitor.watch import Match, Watch, WatchBook, WatchMatcher, counterparty_of, evaluate, needs_risk
 from tracing.risk.policy import score_own_labels
-from tracing.risk.report import Level
-
-if TYPE_CHECKING:
-    from tracing.investigator import Investigator
+from tracing.risk.report import Level, RiskReport
 
 log = logging.getLogger(__name__)
 
@@ -83,13 +78,21 @@ class LabelRisk:
         return level
 
 
+class RiskReporter(Protocol):
+    """What `InvestigatorRisk` asks of the investigator (`tracing.investigator.Investigator`, a layer above)."""
+
+    labels: LabelBook
+
+    async def risk(self, address: str, chain: str, *, hops: int) -> RiskReport: ...
+
+
 class InvestigatorRisk:
     """A counterparty's risk from the investigator's risk report (labels and exposure), cached for `ttl` seconds
     and bounded by `timeout`; on time-out or failure the counterparty's own labels decide."""
 
     def __init__(
         self,
-        investigator: Investigator,
+        investigator: RiskReporter,
         *,
         hops: int = 1,
         ttl: float = 600.0,
@@ -439,6 +442,7 @@ class Watcher:
         with self.db.session() as session:
             begin_write(session)
             self._advance(session, cursor, block.number, block.hash.lower(), poisoning_dropped=plan.dropped)
+            bump(session, OpsCount.BLOCKS, self.chain)
             session.merge(
                 RecentBlock(
                     chain=self.chain,

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 from tracing.chain.amounts import UsdSum
 from tracing.chain.transfer import Direction
-from tracing.labels.book import Category, Label
+from tracing.labels import Category, Label
 from tracing.risk.policy import DEFAULT_POLICY, RiskPolicy, assess
 from tracing.risk.report import Amount, Exposure, RiskReport, Rule
 from tracing.trace.coverage import Coverage

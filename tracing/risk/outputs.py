@@ -23,7 +23,7 @@ from typing import Any
 
 from tracing.chain.address import checksum
 from tracing.chain.amounts import NO_USD, UsdSum
-from tracing.labels.book import Category, Label
+from tracing.labels import Category, Label
 from tracing.risk.exposure import amounts_of
 from tracing.risk.policy import DEFAULT_POLICY, RiskPolicy
 from tracing.risk.report import Amount, Exposure, RiskReport, amounts_words, native_symbol

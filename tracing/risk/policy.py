@@ -26,7 +26,7 @@ from decimal import Decimal
 
 from tracing.chain.address import checksum
 from tracing.chain.transfer import Direction, format_amount
-from tracing.labels.book import Category, Label
+from tracing.labels import Category, Label
 from tracing.risk.report import (
     Amount,
     Exposure,

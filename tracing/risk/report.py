@@ -12,7 +12,7 @@ from enum import StrEnum
 
 from tracing.chain.amounts import amount_text
 from tracing.chain.transfer import Direction
-from tracing.labels.book import Category, Label
+from tracing.labels import Category, Label
 from tracing.trace.coverage import Coverage
 
 

@@ -16,7 +16,7 @@ from bisect import bisect_left
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import Any
 
-from tracing.labels.book import Label
+from tracing.labels import Label
 from tracing.trace.coverage import Coverage, cut_lines, gap_lines, trace_coverage
 from tracing.trace.flows import Asset
 from tracing.trace.graph import TransferGraph

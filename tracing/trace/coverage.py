@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from tracing.chain.transfer import format_amount
 from tracing.trace.flows import Asset
 from tracing.trace.params import Direction, TraceParams
-from tracing.trace.value import Dust
+from tracing.trace.value import CRUMB_CAP, DILUTED, Dust
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,17 +122,21 @@ def follow_rule(params: TraceParams) -> str:
         return ""
     floor = f"${params.dust_usd:,}" if params.dust_usd is not None else "no USD floor"
     units = ", ".join(f"{units} {'native' if key == 'native' else key}" for key, units in params.dust_units)
-    share = f"{params.follow_share * 100:g}%"
+    share = f"{float(params.follow_share) * 100:g}%"
+    crumb = f"{float(params.crumb_share) * 100:g}%"
     minimum = ""
     if params.min_usd is not None or params.min_value is not None:
         limits = [] if params.min_usd is None else [f"${params.min_usd:,} (USD on its day)"]
         limits += [] if params.min_value is None else [f"{params.min_value} units"]
-        shown = " or ".join(limits)
-        minimum = f"; transfers worth under {shown} are not followed"
+        minimum = f"; transfers worth under {' or '.join(limits)} are not followed"
     return (
         f"value-aware ({params.model.value}): a transfer is followed when the traced funds it carries are at least "
         f"{floor}" + (f" (without a USD price: {units})" if units else "") + f", or, when mostly traced funds, {share} "
-        "of what its address received (alone or with its other small transfers)" + minimum
+        "of what its address received (alone or with its other small transfers); under "
+        f"{CRUMB_CAP} times the floor, a transfer that is less than {float(DILUTED) * 100:g}% traced funds"
+        + (f", or carries less than {crumb} of what its address received," if params.crumb_share else "")
+        + " is a crumb, not followed"
+        + minimum
     )
 
 
@@ -158,7 +162,8 @@ def value_lines(
             parts.append(format_amount(raw, decimals, symbol or asset))
         cuts.append(
             f"{dust.count:,} transfers carrying traced funds {floor} (and under "
-            f"{params.follow_share * 100:g}% of what their address received) not followed: "
+            f"{params.follow_share * 100:g}% of what their address received, or under {CRUMB_CAP}× the floor and a "
+            "crumb of it) not followed: "
             f"{' and '.join(parts)} in all"
         )
     if unfloored:

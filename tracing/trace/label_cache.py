@@ -13,7 +13,7 @@ from sqlalchemy import text
 from sqlmodel import select
 
 from storage import ANY_EVM, Database, LabelRow
-from tracing.labels.book import Category, Label, sort_labels
+from tracing.labels import Category, Label, sort_labels
 from tracing.trace.graph import TransferGraph
 
 LABEL_FINGERPRINT = text(

@@ -12,7 +12,7 @@ from typing import Any, NamedTuple, Protocol
 
 from tracing.chain.amounts import Valuation
 from tracing.chain.transfer import Transfer, TransferKind
-from tracing.labels.book import Category, Label
+from tracing.labels import Category, Label
 from tracing.trace.coverage import Coverage
 from tracing.trace.flows import Asset
 from tracing.trace.graph import TransferGraph

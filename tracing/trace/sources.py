@@ -18,7 +18,7 @@ from storage import TransferRow
 from tracing.chain.index import TransferIndex, from_row
 from tracing.chain.transfer import Direction, Transfer
 from tracing.errors import SourceError
-from tracing.labels.book import Label
+from tracing.labels import Label
 from tracing.trace.flows import FlowQuery, FlowRequest, Flows, History, HistoryRequest, history_of, select_flows
 from tracing.trace.graph import TransferGraph
 

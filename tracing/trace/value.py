@@ -15,7 +15,11 @@ An address that sends on none of the traced assets it received, but sends others
 does not show it: its transfers of the other assets carry its traced share (as the taint models count a swap).
 
 A transfer is followed when the traced value it carries is at least the dust floor (`TraceParams.dust_usd` in USD,
-or a floor in units of its asset where no USD price is known), or when it is mostly traced funds (`PURITY`) and it,
+or a floor in units of its asset where no USD price is known) and, if under `CRUMB_CAP` times the floor, it is no
+crumb: at least `TraceParams.crumb_share` of the traced funds its address received (a crumb of a fortune is
+spending: an everyday payment or exchange deposit of an address the funds passed through, not the funds moving on)
+and at least `DILUTED` traced funds (not other money with a trace of them: a peel chain that took a payment of the
+traced funds and moves on with its own). It is also followed when it is mostly traced funds (`PURITY`) and it,
 or all such small transfers of its address together, carry at least `TraceParams.follow_share` of the traced funds
 the address received: laundering that moves in many small amounts is still followed; a few dollars sent on by an
 address that received millions, or an address's own spending with a trace of the funds in it, is not. What is not
@@ -40,6 +44,16 @@ from tracing.trace.taint import TaintModel
 PURITY = Fraction(1, 2)
 """A transfer under the dust floor is followed by the share rule only when the traced funds are at least this part
 of its value: funds moving on in small amounts, not an address's own money with a trace of them."""
+
+
+CRUMB_CAP = 3
+"""A transfer carrying at least this many times the dust floor is followed whatever share of its address's traced
+funds it is (`TraceParams.crumb_share`)."""
+
+DILUTED = Fraction(1, 20)
+"""Under `CRUMB_CAP` times the floor, a transfer whose value is less than this part traced funds is not followed
+either: other money carrying a trace of them (a peel chain that took a payment of the traced funds moves on with
+its own)."""
 
 
 class UsdPrices(Protocol):
@@ -260,7 +274,7 @@ def select_value(
             steps.append(Step(t, carried, False, swap=True))
             continue
         steps.append(Step(t, carried, False))
-    return _follow(steps, received, params, prices, outgoing)
+    return _follow(steps, received, params, prices, outgoing, root)
 
 
 def _key(t: Transfer) -> tuple[str, str, str]:
@@ -281,9 +295,10 @@ def _swap_txs(sends: Sequence[Transfer], receives: Sequence[Transfer]) -> dict[s
 
 
 def _follow(
-    steps: list[Step], received: Mapping[Asset, int], params: TraceParams, prices: UsdPrices, outgoing: bool
+    steps: list[Step], received: Mapping[Asset, int], params: TraceParams, prices: UsdPrices, outgoing: bool, root: bool
 ) -> ValueSelection:
     share = Fraction(params.follow_share)
+    crumb = Fraction(params.crumb_share)
     floors = dict(params.dust_units)
     dust = Dust()
     unfloored: set[Asset] = set()
@@ -305,16 +320,21 @@ def _follow(
         usd = None
         if params.dust_usd is not None:
             usd = prices.usd(t.token, _decimals(t), t.symbol, t.timestamp, carried)
+        total = received.get(t.token, 0)
+        # a crumb: over the floor but under CRUMB_CAP times it, and a negligible part of what the address received
+        crumb_of = not root and (
+            (total > 0 and Fraction(carried, total) < crumb) or Fraction(carried, t.value) < DILUTED
+        )
         if usd is not None and params.dust_usd is not None:
-            big = usd >= params.dust_usd
+            big = usd >= params.dust_usd and not (crumb_of and usd < params.dust_usd * CRUMB_CAP)
         else:
             floor = floors.get(asset_key(t.token))
             if floor is None:
                 big = True
                 unfloored.add(t.token)
             else:
-                big = carried >= _raw(floor, t)
-        total = received.get(t.token, 0)
+                raw_floor = _raw(floor, t)
+                big = carried >= raw_floor and not (crumb_of and carried < raw_floor * CRUMB_CAP)
         pure = Fraction(carried, t.value) >= PURITY
         if big or (pure and total and Fraction(carried, total) >= share):
             passing.append(i)

@@ -21,9 +21,10 @@ from tracing.trace.graph import TransferGraph
 from tracing.trace.model import TraceEdge, graph_edge
 from tracing.trace.params import TraceParams
 from tracing.trace.taint import TaintModel
-from tracing.trace.value import PURITY, Dust, Step, UsdPrices, ValueSelection, asset_key
+from tracing.trace.value import CRUMB_CAP, DILUTED, PURITY, Dust, Step, UsdPrices, ValueSelection, asset_key
 
 _PURE_NUM, _PURE_DEN = PURITY.numerator, PURITY.denominator
+_DILUTED_NUM, _DILUTED_DEN = DILUTED.numerator, DILUTED.denominator
 
 
 @dataclass
@@ -325,7 +326,7 @@ def select_value_graph(
             steps.append((e, carried, True))
             continue
         steps.append((e, carried, False))
-    return _follow(graph, steps, received, params, prices, outgoing, hop)
+    return _follow(graph, steps, received, params, prices, outgoing, hop, root)
 
 
 def _share(traced: Mapping[int, int], clean: Mapping[int, int], assets: set[int], poison: bool) -> Fraction:
@@ -362,9 +363,12 @@ def _follow(
     prices: UsdPrices,
     outgoing: bool,
     hop: int,
+    root: bool,
 ) -> ValueSelection:
     share = Fraction(params.follow_share)
     s_num, s_den = share.numerator, share.denominator
+    crumb = Fraction(params.crumb_share)
+    c_num, c_den = crumb.numerator, crumb.denominator
     floors = dict(params.dust_units)
     dust = Dust()
     unfloored: set[Asset] = set()
@@ -396,8 +400,12 @@ def _follow(
         usd = None
         if params.dust_usd is not None:
             usd = prices.usd(asset, decimals, symbol, ts_of[e], carried)
+        total = received.get(tid, 0)
+        crumb_of = not root and (
+            (total > 0 and carried * c_den < c_num * total) or carried * _DILUTED_DEN < _DILUTED_NUM * value
+        )
         if usd is not None and params.dust_usd is not None:
-            big = usd >= params.dust_usd
+            big = usd >= params.dust_usd and not (crumb_of and usd < params.dust_usd * CRUMB_CAP)
         else:
             if tid not in floor_raw:
                 floor = floors.get(asset_key(asset))
@@ -407,8 +415,7 @@ def _follow(
                 big = True
                 unfloored.add(asset)
             else:
-                big = carried >= raw_floor
-        total = received.get(tid, 0)
+                big = carried >= raw_floor and not (crumb_of and carried < raw_floor * CRUMB_CAP)
         pure = carried * _PURE_DEN >= _PURE_NUM * value
         if big or (pure and total and carried * s_den >= s_num * total):
             passing.append(i)

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from tracing.chain.transfer import TransferKind
-from tracing.labels.book import Label
+from tracing.labels import Label
 from tracing.trace import compiled
 from tracing.trace.coverage import cut_lines, gap_lines, trace_coverage, value_lines
 from tracing.trace.flows import Asset, FlowRequest, History, HistoryRequest

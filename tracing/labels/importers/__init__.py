@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tracing.labels.book import Label, LabelSet
+from tracing.labels.model import Label, LabelSet
 
 
 @dataclass(frozen=True)

@@ -14,11 +14,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from tracing.chain.address import is_address
+from tracing.chain import is_address
 from tracing.errors import InvalidArgument
-from tracing.labels.book import Category, Label, LabelSet
 from tracing.labels.importers import LabelImport, register
 from tracing.labels.importers.tornado import is_mixing_contract
+from tracing.labels.model import Category, Label, LabelSet
 
 BUNDLED_DIR = Path(__file__).resolve().parent.parent / "data" / "etherscan"
 BUNDLED_JSON = BUNDLED_DIR / "etherscan_combinedAllLabels.subset.json"

@@ -12,11 +12,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tracing.chain.address import is_address
+from tracing.chain import is_address
 from tracing.errors import InvalidArgument
-from tracing.labels.book import Category, Label, LabelSet
 from tracing.labels.importers import LabelImport, register
 from tracing.labels.importers.tornado import chain_name
+from tracing.labels.model import Category, Label, LabelSet
 
 SOURCE = "forta"
 REPO_URL = "https://github.com/forta-network/labelled-datasets"

@@ -18,11 +18,11 @@ from datetime import date
 from functools import cache
 from pathlib import Path
 
-from tracing.chain.address import is_address
+from tracing.chain import is_address
 from tracing.errors import InvalidArgument
-from tracing.labels.book import Category, Label, LabelSet
 from tracing.labels.importers import LabelImport, register
 from tracing.labels.importers.tornado import tornado_addresses
+from tracing.labels.model import Category, Label, LabelSet
 
 SOURCE = "ofac-sdn"
 SOURCE_URL = "https://sanctionssearch.ofac.treas.gov/"

@@ -12,10 +12,10 @@ import json
 from pathlib import Path
 
 from storage import ANY_EVM
-from tracing.chain.address import is_address
+from tracing.chain import is_address
 from tracing.errors import InvalidArgument
-from tracing.labels.book import Category, Label, LabelSet
 from tracing.labels.importers import LabelImport, register
+from tracing.labels.model import Category, Label, LabelSet
 
 SOURCE = "scamsniffer"
 REPO_URL = "https://github.com/scamsniffer/scam-database"

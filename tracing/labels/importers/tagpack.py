@@ -25,11 +25,10 @@ from typing import TypeVar
 import yaml
 
 from storage import ANY_EVM
-from tracing.chain.address import is_address, parse_address
-from tracing.chain.chainref import chain_arg
+from tracing.chain import chain_arg, normalise_address, parse_address
 from tracing.errors import InvalidArgument, UserError
-from tracing.labels.book import Category, Label, LabelSet
 from tracing.labels.importers import LabelImport, register
+from tracing.labels.model import Category, Label, LabelSet
 
 SOURCE_PREFIX = "tagpack:"
 DEFAULT_LICENCE = "private"
@@ -121,9 +120,9 @@ def _first_seen(value: object) -> date:
     return found
 
 
-def _address(value: object) -> str:
+def _tag_address(value: object) -> str:
     text = _text(value)
-    if not is_address(text):
+    if normalise_address(text) is None:
         raise InvalidArgument(f"“{text[:50]}” is not an EVM address (0x + 40 hex digits)")
     return parse_address(text)
 
@@ -179,7 +178,7 @@ def _tag(raw: dict[str, object], header: Header) -> Label:
     unknown = sorted(str(k) for k in raw if k not in TAG_KEYS)
     if unknown:
         problems.append(f"unknown key(s) {', '.join(unknown)}")
-    address = _parsed(raw.get("address"), _address, problems)
+    address = _parsed(raw.get("address"), _tag_address, problems)
     if not _text(raw.get("address")):
         problems.append("address is missing")
     name = _text(raw.get("name") or raw.get("label"))

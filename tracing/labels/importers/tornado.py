@@ -15,10 +15,10 @@ from decimal import Decimal, InvalidOperation
 from functools import cache
 from pathlib import Path
 
-from tracing.chain.address import is_address
+from tracing.chain import is_address
 from tracing.errors import InvalidArgument
-from tracing.labels.book import Category, Label, LabelSet
 from tracing.labels.importers import LabelImport, register
+from tracing.labels.model import Category, Label, LabelSet
 
 SOURCE = "tornado-cash"
 BUNDLED_DIR = Path(__file__).resolve().parent.parent / "data" / "tornado"
