@@ -8,6 +8,12 @@ store, so a restart or a second bot process does not offer it again).
 What `/risk` and `/trace` read on every call — every label, and the chain's transfer graph — is loaded in a worker
 thread (`Bot.warm_up` at start-up, `Bot.caches_ready` before each such command), never on the event loop: loading
 them takes most of a second on the bundled label sets alone, and the loop must keep acknowledging chat requests.
+
+A store that cannot be written (disk full, read-only, locked past the timeout; `storage.faults`) never escapes as an
+exception: the command's own transaction is rolled back whole, the user gets one sentence naming the cause with a
+reference, the log an error line with that reference, and `STORE_FAULTS` (/status, /metrics, the ops channel) a count.
+When only the audit row cannot be written, the command's answer still goes out and the missing row is logged and
+counted the same way.
 """
 
 from __future__ import annotations
@@ -30,10 +36,10 @@ from bot.access import AccessPolicy
 from bot.commands import Registry
 from bot.context import Context
 from bot.messages import Action, IncomingMessage, Reply, Text
-from bot.metrics import COMMAND_SECONDS, COMMANDS
+from bot.metrics import COMMAND_SECONDS, COMMANDS, STORE_FAULT_COUNT, UNAUDITED_COMMANDS
 from bot.once import Claims
 from bot.roles import Role
-from storage import AuditLog, ButtonRow, Database, Settings, utcnow
+from storage import STORE_FAULTS, AuditLog, ButtonRow, Database, Settings, StoreUnavailable, store_fault, utcnow
 from tracing import IncidentDesk, Investigator, NotAllowed, OnCallBook, UserError, WatchBook, checksum, parse_address
 
 log = logging.getLogger(__name__)
@@ -148,7 +154,14 @@ class Bot:
     async def handle(self, message: IncomingMessage) -> Reply | None:
         """The reply to a message, or None when the message is not for the bot."""
         started = time.perf_counter()
-        reply = await self._handle(message)
+        try:
+            reply = await self._handle(message)
+        except Exception as exc:  # a store fault outside the handler (the allow-list or role look-up)
+            fault = store_fault(exc)
+            if fault is None:
+                raise
+            split = self.registry.split(message.text)
+            reply = self._store_fault(message, split[0] if split else "message", split[1] if split else "", fault)
         split = self.registry.split(message.text) if reply is not None else None
         if split is not None:
             COMMAND_SECONDS.labels(command=self._metric_name(split[0])).observe(time.perf_counter() - started)
@@ -198,12 +211,26 @@ class Bot:
             self._audit(message, spec.name, rest, "error", str(exc))
             return Reply.error(one_line(str(exc)))
         except Exception as exc:
+            fault = store_fault(exc)
+            if fault is not None:
+                return self._store_fault(message, spec.name, rest, fault)
             ref = secrets.token_hex(4)
             log.exception("command /%s failed (ref %s)", spec.name, ref)
             self._audit(message, spec.name, rest, "failed", f"{type(exc).__name__}: {exc}", ref)
             return Reply.error("Something went wrong on our side; the operators can look it up.", ref)
         self._audit(message, spec.name, rest, "ok", "")
         return reply
+
+    def _store_fault(self, message: IncomingMessage, command: str, arguments: str, fault: StoreUnavailable) -> Reply:
+        """One sentence naming the cause; the transaction that met the fault was rolled back whole."""
+        ref = secrets.token_hex(4)
+        # No traceback: the cause is known, and a full disk under load would otherwise fill what is left with them.
+        log.error("command /%s met a store fault (ref %s): %s", command[:40], ref, fault)
+        STORE_FAULTS.note(fault, ref, f"/{command[:40]}")
+        STORE_FAULT_COUNT.labels(kind=fault.kind).inc()
+        self._audit(message, command, arguments, "failed", str(fault), ref)
+        cause = fault.cause[0].upper() + fault.cause[1:]
+        return Reply.error(f"{cause}, so nothing was done or saved; please try again later.", ref)
 
     def _standing(self, message: IncomingMessage) -> Role | None:
         """The sender's role, or None when the chat may not use the bot."""
@@ -215,7 +242,24 @@ class Bot:
         self, platform: str, chat_id: str, actions: Sequence[Action], *, pressable_by: str = "", created_by: str = ""
     ) -> list[str]:
         """Keep each action server-side and return the ids the platform's buttons carry, in order. Expired buttons
-        are deleted at most every `BUTTON_SWEEP_SECONDS`."""
+        are deleted at most every `BUTTON_SWEEP_SECONDS`. No ids (the reply goes out without buttons) when the store
+        cannot be written."""
+        try:
+            return self._store_actions(platform, chat_id, actions, pressable_by=pressable_by, created_by=created_by)
+        except StoreUnavailable as fault:
+            self._background_fault(fault, "storing reply buttons")
+            return []
+
+    def _background_fault(self, fault: StoreUnavailable, what: str) -> None:
+        """A store fault outside a command's own path: logged with a reference and counted, nothing shown."""
+        ref = secrets.token_hex(4)
+        log.error("%s met a store fault (ref %s): %s", what, ref, fault)
+        STORE_FAULTS.note(fault, ref, what)
+        STORE_FAULT_COUNT.labels(kind=fault.kind).inc()
+
+    def _store_actions(
+        self, platform: str, chat_id: str, actions: Sequence[Action], *, pressable_by: str, created_by: str
+    ) -> list[str]:
         now = utcnow()
         ids = [secrets.token_urlsafe(12) for _ in actions]
         rows = [
@@ -244,6 +288,15 @@ class Bot:
 
     async def press(self, presser: IncomingMessage, button_id: str) -> Pressed:
         """Run a stored button's command as `presser` (platform, chat and user; its text is ignored)."""
+        try:
+            return await self._press(presser, button_id)
+        except Exception as exc:
+            fault = store_fault(exc)
+            if fault is None:
+                raise
+            return Pressed(self._store_fault(presser, "button", button_id[:40], fault))
+
+    async def _press(self, presser: IncomingMessage, button_id: str) -> Pressed:
         row = self._button(button_id[:32])
         refused = self._button_refusal(presser, row)
         if refused is not None:
@@ -309,7 +362,11 @@ class Bot:
                 continue  # a mistyped checksum is not worth a reply to a chat message
             if address not in found:
                 found.append(address)
-        fresh = [a for a in found[:MAX_OFFERS] if self._first_offer(message, a)]
+        try:
+            fresh = [a for a in found[:MAX_OFFERS] if self._first_offer(message, a)]
+        except StoreUnavailable as fault:
+            self._background_fault(fault, "offering a risk check")
+            return None  # an offer that cannot be remembered would be repeated on every paste
         if not fresh:
             return None
         if len(fresh) == 1:
@@ -328,19 +385,44 @@ class Bot:
         False for a re-delivery of an event already taken."""
         if not event_id:
             return True  # nothing to recognise it by
-        return self.claims.first(f"{platform}-event", (event_id,), EVENT_MEMORY)
+        try:
+            return self.claims.first(f"{platform}-event", (event_id,), EVENT_MEMORY)
+        except StoreUnavailable as fault:
+            # Taken: the command it carries then meets the same fault and says so, rather than vanishing unanswered.
+            self._background_fault(fault, f"remembering a {platform[:16]} event")
+            return True
 
     def _audit(
         self, message: IncomingMessage, command: str, arguments: str, outcome: str, detail: str, ref: str = ""
     ) -> None:
         COMMANDS.labels(command=self._metric_name(command), outcome=outcome).inc()
-        self.audit.record(
-            actor=message.user.key,
-            platform=message.platform,
-            chat=message.chat_id,
-            command=command,
-            arguments=arguments,
-            outcome=outcome,
-            detail=detail,
-            ref=ref,
-        )
+        try:
+            self.audit.record(
+                actor=message.user.key,
+                platform=message.platform,
+                chat=message.chat_id,
+                command=command,
+                arguments=arguments,
+                outcome=outcome,
+                detail=detail,
+                ref=ref,
+            )
+        except StoreUnavailable as fault:
+            # The answer still goes out (a read-only command's answer is as good as ever; a change already committed
+            # stands): the missing row is an error in the log, with what it would have held, and a count.
+            missing = ref or secrets.token_hex(4)
+            log.error(
+                "audit row not written (ref %s): %s; /%s by %s in %s:%s, outcome %s",
+                missing,
+                fault,
+                command[:40],
+                message.user.key,
+                message.platform,
+                message.chat_id,
+                outcome,
+            )
+            if not ref:
+                STORE_FAULTS.note(fault, missing, f"the audit row of /{command[:40]}")
+                STORE_FAULT_COUNT.labels(kind=fault.kind).inc()
+            STORE_FAULTS.note_unaudited()
+            UNAUDITED_COMMANDS.inc()

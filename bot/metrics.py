@@ -27,6 +27,15 @@ COMMAND_SECONDS = Histogram(
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
     registry=REGISTRY,
 )
+STORE_FAULT_COUNT = Counter(
+    "chainsleuth_store_faults",
+    "Writes the store refused (disk full, read-only, locked past the timeout)",
+    ["kind"],
+    registry=REGISTRY,
+)
+UNAUDITED_COMMANDS = Counter(
+    "chainsleuth_unaudited_commands", "Commands whose audit row could not be written", registry=REGISTRY
+)
 
 
 class StoreMetrics(Collector):

@@ -2,6 +2,15 @@
 
 from storage.audit import AuditLog, audit_row
 from storage.db import Database, StoreError, open_database, redact_url
+from storage.faults import (
+    STORE_FAULTS,
+    StoreFaults,
+    StoreFull,
+    StoreLocked,
+    StoreReadOnly,
+    StoreUnavailable,
+    store_fault,
+)
 from storage.locks import LeaderLock
 from storage.models import (
     ANY_EVM,
@@ -53,7 +62,13 @@ __all__ = [
     "RecentBlock",
     "RiskCheckRow",
     "Settings",
+    "STORE_FAULTS",
     "StoreError",
+    "StoreFaults",
+    "StoreFull",
+    "StoreLocked",
+    "StoreReadOnly",
+    "StoreUnavailable",
     "TokenRow",
     "TransferRow",
     "WatchRow",
@@ -62,5 +77,6 @@ __all__ = [
     "get_settings",
     "open_database",
     "redact_url",
+    "store_fault",
     "utcnow",
 ]

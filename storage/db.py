@@ -12,11 +12,10 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, create_engine
 
+from storage.faults import StoreError, store_fault
 from storage.migrate import upgrade
 
-
-class StoreError(Exception):
-    """The store could not be opened or migrated."""
+__all__ = ["Database", "StoreError", "make_engine", "open_database", "redact_url"]
 
 
 @dataclass
@@ -30,13 +29,17 @@ class Database:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        """A session that commits on success and rolls back on error."""
+        """A session that commits on success and rolls back on error. A store that cannot be written (disk full,
+        read-only, locked past the timeout) raises a `StoreUnavailable` subclass after the rollback."""
         with Session(self.engine, expire_on_commit=False) as session:
             try:
                 yield session
                 session.commit()
-            except BaseException:
+            except BaseException as exc:
                 session.rollback()
+                fault = store_fault(exc)
+                if fault is not None and fault is not exc:
+                    raise fault from exc
                 raise
 
     def dispose(self) -> None:

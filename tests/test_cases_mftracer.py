@@ -45,7 +45,6 @@ SHORT_OF_GOAL: dict[tuple[str, str], str] = {
     ("XScam", "recall"): "value-aware default: worst recall 0.344 (seed 2; gift cards bought in $10-50 amounts)",
     ("LIFI", "recall"): "value-aware default: worst recall 0.909 (seed 1)",
     ("54m", "precision"): "value-aware default: worst precision 0.857 (seed 2)",
-    ("HB", "precision"): "value-aware default: worst precision 0.890 (seed 2)",
 }
 """Goals the default walk does not meet yet, with the figure measured; remove an entry when its test XPASSes."""
 

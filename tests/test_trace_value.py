@@ -53,13 +53,18 @@ def test_poison_taints_everything_after_the_arrival() -> None:
     assert ledger.send(None, 500) == 500
 
 
-def test_a_transfer_beyond_the_known_balance_keeps_the_last_traced_share() -> None:
+def test_traced_funds_are_conserved_beyond_the_known_balance() -> None:
     ledger = Ledger(TaintModel.HAIRCUT, {None: 50})
     ledger.receive(None, 50, 50)
     assert ledger.send(None, 100) == 50
-    assert ledger.send(None, 10) == 5  # history the source lacks: unknown funds are not made clean
-    ledger.receive(None, 1, 0)  # address-poisoning dust since
-    assert ledger.send(None, 10) == 4  # its own unit, then the rest at the last share: not made clean
+    # history the source lacks (an index that starts late, a cut): what leaves beyond the known balance is not
+    # traced, so 1 ETH of traced funds can never become 30,000 ETH "traced" downstream
+    assert ledger.send(None, 10) == 0
+    ledger.receive(None, 1, 0)
+    assert ledger.send(None, 10) == 0
+    fifo = Ledger(TaintModel.FIFO, {})
+    fifo.receive(None, 10, 10)
+    assert fifo.send(None, 25) == 10  # all it held of the traced funds, no more
 
 
 # --- traces ------------------------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ address with no labels and no transfers anywhere gets the labels-only report: un
 from __future__ import annotations
 
 import logging
+import secrets
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -16,11 +17,14 @@ from typing import Any
 
 from sqlalchemy import text
 
-from storage import Database, RiskCheckRow
+from storage import STORE_FAULTS, Database, RiskCheckRow, StoreUnavailable
 from tracing.chain.amounts import TransferPrices, UsdLookup, Valuation
+from tracing.chain.config import ChainConfig, load_chains
+from tracing.chain.explorer import ExplorerClient
 from tracing.chain.guard import SOURCE_BUDGET, SourceGuard, guarded, guarded_reader
 from tracing.chain.index import TransferIndex
 from tracing.chain.prices import PriceApi, PriceBook
+from tracing.chain.rpc import RpcSource
 from tracing.chain.tokens import TokenBook, TokenMetaReader, unknown_token_note
 from tracing.chain.transfer import Direction
 from tracing.errors import SourceError
@@ -249,7 +253,23 @@ class Investigator:
             report = report_from_traces(address, chain, labels, outgoing, incoming, coverage, self.policy)
         report = replace(report, coverage=self.with_failed_sources(report.coverage, chain, started))
         if asker is not None:
+            report = self._remembered(report, asker)
+        return report
+
+    def _remembered(self, report: RiskReport, asker: Asker) -> RiskReport:
+        """The report, once its check is remembered (the asker then hears if the address is labelled later). A store
+        that cannot be written does not cost the answer: the report says what was not remembered, and why."""
+        try:
             self.remember_check(report, asker)
+        except StoreUnavailable as fault:
+            ref = secrets.token_hex(4)
+            log.error("remembering a risk check met a store fault (ref %s): %s", ref, fault)
+            STORE_FAULTS.note(fault, ref, "remembering a /risk check")
+            gap = (
+                f"This check could not be remembered ({fault.cause}; reference {ref}): you will not be told if "
+                "this address is labelled later."
+            )
+            report = replace(report, coverage=replace(report.coverage, gaps=report.coverage.gaps + (gap,)))
         return report
 
     def with_failed_sources(self, coverage: Coverage, chain: str, since: float) -> Coverage:
@@ -320,22 +340,21 @@ def _day(timestamp: int | None) -> str:
     return datetime.fromtimestamp(int(timestamp), UTC).date().isoformat()
 
 
+def _configured_chains(env: Mapping[str, str], what: str) -> Mapping[str, ChainConfig]:
+    """The chains configured in the chain variables `env`; none when they are broken (a broken chain variable must
+    not stop the bot: the chain commands report it)."""
+    try:
+        return load_chains(env)
+    except Exception as exc:
+        log.warning("%s not configured: %s", what, exc)
+        return {}
+
+
 def configured_explorers(env: Mapping[str, str]) -> dict[str, Any]:
-    """Explorer clients for the chains configured with `<NAME>_EXPLORER_URL` in the chain variables `env` (none
-    when the explorer module or the chain configuration is unavailable)."""
-    try:
-        from tracing.chain.config import load_chains
-        from tracing.chain.explorer import ExplorerClient
-    except ImportError:
-        return {}
-    try:
-        chains = load_chains(env)
-    except Exception as exc:  # a broken chain variable must not stop the bot; the chain commands report it
-        log.warning("explorers not configured: %s", exc)
-        return {}
+    """Explorer clients for the chains configured with `<NAME>_EXPLORER_URL` in the chain variables `env`."""
     return {
         name: ExplorerClient(cfg.explorer_url, api_key=cfg.explorer_key or "", chain_id=cfg.chain_id, chain=name)
-        for name, cfg in chains.items()
+        for name, cfg in _configured_chains(env, "explorers").items()
         if cfg.explorer_url
     }
 
@@ -343,14 +362,6 @@ def configured_explorers(env: Mapping[str, str]) -> dict[str, Any]:
 def configured_token_readers(env: Mapping[str, str]) -> dict[str, TokenMetaReader]:
     """Per chain configured with an RPC URL in the chain variables `env`, its RPC source, to read tokens' `symbol()`
     and `decimals()`."""
-    try:
-        from tracing.chain.config import load_chains
-        from tracing.chain.rpc import RpcSource
-    except ImportError:
-        return {}
-    try:
-        chains = load_chains(env)
-    except Exception as exc:  # a broken chain variable must not stop the bot; the chain commands report it
-        log.warning("token metadata from RPC not configured: %s", exc)
-        return {}
-    return {name: RpcSource(cfg) for name, cfg in chains.items() if cfg.rpc_urls}
+    return {
+        name: RpcSource(cfg) for name, cfg in _configured_chains(env, "token metadata from RPC").items() if cfg.rpc_urls
+    }

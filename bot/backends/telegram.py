@@ -358,6 +358,8 @@ class TelegramBackend:
         if not actions:
             return None
         ids = self.bot.store_actions(self.platform, chat_id, actions, pressable_by=pressable_by, created_by=created_by)
+        if not ids:
+            return None  # the store could not keep them: the reply goes out without buttons
         rows = [
             [InlineKeyboardButton(action.label[:64], callback_data=f"{CALLBACK_PREFIX}{button_id}")]
             for action, button_id in zip(actions, ids, strict=True)

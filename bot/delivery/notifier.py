@@ -42,7 +42,7 @@ from bot.delivery.pacing import PLATFORM_LIMITS, ChatPacer, RateLimits
 from bot.messages import Reply, Text
 from bot.render.alerts import POSSIBLE_REPEAT, AlertCard, EscalationCard, alert_reply, digest_reply, escalation_reply
 from bot.render.text import render_text
-from storage import Database
+from storage import STORE_FAULTS, Database, StoreUnavailable
 from tracing import (
     Alert,
     AlertBook,
@@ -154,12 +154,21 @@ class Notifier:
         self.lease = lease
         self.lookup_timeout = lookup_timeout
         self.stats = NotifierStats()
+        self._store_fault = False
 
     async def run(self, stop: asyncio.Event, *, idle: float = 1.0) -> None:
         """Drain until `stop` is set, pausing `idle` seconds whenever there was nothing to send."""
         while not stop.is_set():
             try:
                 sent = await self.drain_once()
+                self._store_fault = False
+            except StoreUnavailable as fault:  # logged once until a round works again: not a line a second
+                if not self._store_fault:
+                    ref = secrets.token_hex(4)
+                    log.error("notifier paused (ref %s): %s; retrying every %.0fs", ref, fault, idle)
+                    STORE_FAULTS.note(fault, ref, "the notifier")
+                self._store_fault = True
+                sent = 0
             except Exception:  # a store hiccup must not end delivery; the next round retries
                 log.exception("notifier round failed")
                 sent = 0

@@ -12,7 +12,7 @@ from bot.context import Context
 from bot.grammar import Param
 from bot.messages import Identity, Reply, Text
 from bot.roles import Role
-from storage import utcnow
+from storage import STORE_FAULTS, utcnow
 from tracing import InvalidArgument, NotAllowed, outbox_stats, silence_of, watch_status
 
 _STARTED = time.monotonic()
@@ -48,6 +48,7 @@ async def status_command(ctx: Context, args: object) -> Reply:
         f"You: {message.user.key} ({message.user.display}), role {ctx.role.title}",
         f"This chat: {message.platform}:{message.chat_id}, {allowed}",
         f"Store: {ctx.db.dialect}; default chain {ctx.settings.default_chain}",
+        STORE_FAULTS.summary(),
         "Label sets: " + ("; ".join(f"{s.source} {s.version} ({s.rows} rows)" for s in sets) or "none"),
         f"Team labels: {team}",
     ]

@@ -30,6 +30,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bot.once import Claims
 from bot.web.refusals import Refusals
+from storage import STORE_FAULTS, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,12 @@ class SlackGate:
             return await asyncio.to_thread(
                 self.claims.first, "slack-request", (timestamp, signature.removeprefix("v0=")), REPLAY_MEMORY
             )
+        except StoreUnavailable as fault:  # disk full, read-only, locked: the cause is known, no traceback
+            ref = secrets.token_hex(4)
+            log.error("slack: cannot remember the request in the store (ref %s): %s; it is not run", ref, fault)
+            STORE_FAULTS.note(fault, ref, "remembering a Slack request")
+            cause = fault.cause[0].upper() + fault.cause[1:]
+            raise web.HTTPServiceUnavailable(text=f"{cause}; try again later (reference {ref}).") from None
         except SQLAlchemyError:
             ref = secrets.token_hex(4)
             log.exception("slack: cannot remember the request in the store (ref %s); it is not run", ref)

@@ -6,8 +6,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 
-from storage import Database, KeyValueRow
+from storage import STORE_FAULTS, Database, KeyValueRow, StoreUnavailable
 from tracing.monitor.clock import Clock, SystemClock, sleep_or_stop
 from tracing.monitor.outbox import OpsNotice, OutboxKind, enqueue, outbox_stats
 from tracing.monitor.silence import DEFAULT_STALE_AFTER, silence_of
@@ -25,6 +26,9 @@ class OpsPolicy:
     failed_messages: int = 1
     stale_after: float = DEFAULT_STALE_AFTER
     """Seconds without a good answer from a chain's node before it is announced silent."""
+    store_fault_minutes: int = 15
+    """How long after this process's last store fault the ops channel still hears of it (the notice itself waits in
+    the outbox, in the store, so it goes out once the store takes writes again)."""
 
 
 def parse_ops_chat(text: str) -> tuple[str, str] | None:
@@ -63,6 +67,12 @@ class OpsMonitor:
                 )
             if chain.last_error:
                 found[f"error:{chain.chain}"] = f"Watcher {chain.chain} keeps failing: {chain.last_error[:300]}"
+        fault = STORE_FAULTS.recent(timedelta(minutes=self.policy.store_fault_minutes), now)
+        if fault is not None:
+            found["store"] = (
+                f"The store refused writes: {fault.cause} (last at {fault.at:%Y-%m-%d %H:%M} UTC in {fault.what}, "
+                f"reference {fault.ref}; {STORE_FAULTS.total} fault(s) since start); commands told users so."
+            )
         stats = outbox_stats(self.db)
         if stats.failed >= self.policy.failed_messages:
             found["delivery"] = (
@@ -105,6 +115,8 @@ class OpsMonitor:
             try:
                 for text in self.check():
                     log.warning("ops: %s", text)
+            except StoreUnavailable as fault:  # its notice waits until the store takes writes again
+                log.error("ops monitor check deferred: %s", fault)
             except Exception:
                 log.exception("ops monitor check failed")
             if await sleep_or_stop(self.clock, interval, stop):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import time
 from collections import deque
 from collections.abc import Iterable, Mapping
@@ -28,7 +29,17 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlmodel import col, select
 
-from storage import AlertRow, ChainCursor, Database, LeaderLock, RecentBlock, TransferRow, begin_write
+from storage import (
+    STORE_FAULTS,
+    AlertRow,
+    ChainCursor,
+    Database,
+    LeaderLock,
+    RecentBlock,
+    StoreUnavailable,
+    TransferRow,
+    begin_write,
+)
 from tracing.chain import BlockTransfers, Direction, InternalSource, PriceBook, Transfer, Valuation
 from tracing.errors import SourceError
 from tracing.labels import LabelBook
@@ -243,6 +254,12 @@ class Watcher:
                 if failures:
                     self._record_health(error="")
                 failures = 0
+            except StoreUnavailable as fault:  # the cause is known: one line, and /status and the ops channel hear
+                failures += 1
+                ref = secrets.token_hex(4)
+                log.error("watcher %s: the block was not stored (ref %s): %s (retrying)", self.chain, ref, fault)
+                STORE_FAULTS.note(fault, ref, f"watcher {self.chain}")
+                outcome = Step.IDLE
             except (SourceError, CursorMoved, IntegrityError) as exc:
                 failures += 1
                 log.warning("watcher %s: %s (retrying)", self.chain, exc)
@@ -308,6 +325,8 @@ class Watcher:
         try:
             with self.db.session() as session:
                 session.execute(update(ChainCursor).where(col(ChainCursor.chain) == self.chain).values(**values))
+        except StoreUnavailable as fault:  # counted where the step meets it; the cause needs no traceback
+            log.warning("watcher %s: could not record health: %s", self.chain, fault)
         except Exception:  # health bookkeeping must never stop the watcher
             log.warning("watcher %s: could not record health", self.chain, exc_info=True)
 

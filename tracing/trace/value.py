@@ -117,9 +117,9 @@ class Ledger:
         """The traced value a transfer out of `value` carries (and the ledger after it).
 
         A transfer larger than what the ledger holds (history the source lacks: an index that starts late, an
-        explorer's cut, values that are not conserved, such as amounts in USD at each transfer's day) is carried,
-        beyond what it holds, at the traced share of the last balance that covered a transfer: unknown funds are not
-        made clean."""
+        explorer's cut) carries at most the traced funds the address still holds: traced funds are conserved, so
+        what leaves beyond the known balance is not attributed to them (FIFO: its lots, then the last traced share
+        of the rest, capped the same way)."""
         traced, clean = self.traced.get(asset, 0), self.clean.get(asset, 0)
         if self.model is TaintModel.POISON:
             carried = value if traced else 0
@@ -145,14 +145,14 @@ class Ledger:
                     lot[0] -= left
                     lot[1] -= part
                     left = 0
-            carried = min(value, carried + int(left * self.last.get(asset, Fraction(0))))
+            carried = min(value, traced, carried + int(left * self.last.get(asset, Fraction(0))))
             self.traced[asset] = max(0, traced - carried)
             self.clean[asset] = max(0, clean - (value - carried))
             return carried
         if value <= held:
             carried = value * traced // held
         else:
-            carried = traced + int((value - held) * self.last.get(asset, Fraction(0)))
+            carried = traced  # traced funds are conserved: an overdraft carries no more than the address holds
         self.traced[asset] = max(0, traced - carried)
         self.clean[asset] = max(0, clean - (value - carried))
         return carried

@@ -308,12 +308,11 @@ def select_value_graph(
                     if left:
                         num, den = last.get(tid, (0, 1))
                         carried += left * num // den
-                    carried = min(value, carried)
+                    carried = min(value, t_held, carried)
                 elif value <= held:
                     carried = value * t_held // held
                 else:
-                    num, den = last.get(tid, (0, 1))
-                    carried = t_held + (value - held) * num // den
+                    carried = t_held  # traced funds are conserved: an overdraft carries no more than it holds
                 traced[tid] = max(0, t_held - carried)
                 clean[tid] = max(0, c_held - (value - carried))
         if converted and not carried and tid not in traced_assets:
