@@ -41,6 +41,8 @@ from tests.support.slack_server import (
     slash_command,
 )
 from tests.test_scopes import incident_in
+from tests.test_trace import addr
+from tests.test_trace_commands import disagreeing
 
 LAZARUS = "0x098B716B8Aaf21512996dC57EB0615e2383E2f96"
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
@@ -688,3 +690,15 @@ async def test_label_caches_load_off_the_event_loop_and_before_the_port_opens(
     finally:
         await harness.stop()
         await server.stop()
+
+
+async def test_trace_compare_in_blocks_with_the_models_and_their_disagreement(slack: Slack, app: App) -> None:
+    disagreeing(app.db)
+    app.investigator.graphs.refresh("eth", force=True)  # the bot loaded the graph before these transfers
+    answer = await slack.ask(f"trace {addr(1)} --model compare")
+    blocks = answer.params["blocks"]
+    header = next(b for b in blocks if b["type"] == "header")
+    assert "Outgoing trace from" in header["text"]["text"] and "haircut, poison, fifo" in header["text"]["text"]
+    body = "\n".join(b["text"]["text"] for b in blocks if b["type"] == "section")
+    assert "• fifo: 2 addresses reached" in body and "reached by haircut, poison only" in body
+    assert "haircut 5 ETH ($15,000); poison 10 ETH ($30,000)" in body

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -29,6 +30,8 @@ from storage.models import ButtonRow, utcnow
 from storage.settings import Settings
 from tests.support.telegram_server import TOKEN, Call, FakeTelegram, chat, user
 from tests.test_scopes import incident_in
+from tests.test_trace import addr
+from tests.test_trace_commands import disagreeing
 
 LAZARUS = "0x098B716B8Aaf21512996dC57EB0615e2383E2f96"
 GROUP = chat(-1001234)
@@ -494,3 +497,14 @@ async def test_a_failure_outside_the_command_layer_is_logged_and_the_chat_gets_a
     ref = sorry.params["text"].split("<code>")[1].split("</code>")[0]
     assert sorry.params["text"].startswith("⚠️ Something went wrong on our side") and len(ref) == 8
     assert f"update failed (ref {ref})" in caplog.text
+
+
+async def test_trace_compare_is_html_with_the_models_and_their_disagreement(telegram: Telegram, app: App) -> None:
+    disagreeing(app.db)
+    app.investigator.graphs.refresh("eth", force=True)  # the bot loaded the graph before these transfers
+    text = await telegram.say_one(f"/trace {addr(1)} --model compare")
+    assert text.startswith("<b>⚖️ Outgoing trace from ") and "models compared: haircut, poison, fifo" in text
+    assert "<b>Where they disagree (1 addresses):</b>" in text, text
+    assert "reached by haircut, poison only" in text
+    assert "haircut 5 ETH ($15,000); poison 10 ETH ($30,000)" in text
+    assert set(re.findall(r"</?[a-z]+>", text)) <= {"<b>", "</b>"}  # everything else escaped

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from storage.db import open_database
 from tests.support.cli import run_cli
+from tests.test_trace_commands import store_eth_prices
 from tracing.chain.demo import RONIN_EXPLOITER, RONIN_INTERMEDIARY
 from tracing.risk.outputs import dot_available
 
@@ -72,3 +74,24 @@ def test_command_line_input_errors(cli_env: dict[str, str]) -> None:
     assert bad_direction.returncode == 1 and "use out or in" in bad_direction.stderr
     bad_time = run_cli(["trace", RONIN_EXPLOITER, "--since", "soon"], cli_env)
     assert bad_time.returncode == 1 and "not a date" in bad_time.stderr
+
+
+def test_value_flags_from_the_command_line(cli_env: dict[str, str]) -> None:
+    assert run_cli(["demo"], cli_env).returncode == 0
+    db = open_database(cli_env["DATABASE_URL"])
+    try:
+        store_eth_prices(db)
+    finally:
+        db.dispose()
+    compared = run_cli(
+        ["trace", RONIN_EXPLOITER, "--model", "compare", "--dust", "$1000", "--through", "exchange"], cli_env
+    )
+    assert compared.returncode == 0, compared.stderr
+    assert "models compared: haircut, poison, fifo" in compared.stdout
+    assert "through exchange; dust floor: $1,000 on the transfer's day" in compared.stdout
+    assert all(f"• {model}: " in compared.stdout for model in ("haircut", "poison", "fifo"))
+    minimum = run_cli(["trace", RONIN_EXPLOITER, "--min-value", "$1000", "--model", "fifo"], cli_env)
+    assert minimum.returncode == 0, minimum.stderr
+    assert "fifo taint" in minimum.stdout and "min value $1,000 on the transfer's day" in minimum.stdout
+    refused = run_cli(["trace", RONIN_EXPLOITER, "--model", "compare", "--json"], cli_env)
+    assert refused.returncode != 0 and "take one model" in refused.stderr + refused.stdout

@@ -240,7 +240,7 @@ async def test_trace_command_options_and_errors(bot: TestBackend, app: App) -> N
     for bad, says in [
         (f"/trace {addr(1)} --hops 11", "out of range"),
         (f"/trace {addr(1)} --direction sideways", "not one of"),
-        (f"/trace {addr(1)} --model fifo", "not one of"),
+        (f"/trace {addr(1)} --model lifo", "not one of"),
         (f"/trace {addr(1)} --since yesterday", "not a date"),
         (f"/trace {addr(1)} --since 1970-01-01", "between 2009 and 2100"),
         ("/trace 0x1234", "40 hex digits"),

@@ -182,7 +182,8 @@ def test_most_serious_reason_first() -> None:
 
 
 def test_min_amount_parsing() -> None:
-    assert parse_min_amount("1.50") == Decimal("1.50")
+    assert parse_min_amount("1.50").units == Decimal("1.50")
+    assert parse_min_amount("$500").usd == Decimal(500)
     for bad in ("0", "-1", "abc", "nan", "inf", "1e99"):
         with pytest.raises(InvalidArgument):
             parse_min_amount(bad)

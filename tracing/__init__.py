@@ -32,7 +32,7 @@ from tracing.chain.index import TransferIndex
 from tracing.chain.indexer import BLOCKS_PER_REQUEST, CONCURRENCY, Indexer, IndexReport, fetch_range
 from tracing.chain.prices import PriceApi, PriceBook, PriceImport, PriceTable, import_price_csv, price_api_from_settings
 from tracing.chain.rpc import RpcSource
-from tracing.chain.threshold import USD_NOT_YET, Threshold, foreign_digits, parse_threshold
+from tracing.chain.threshold import Threshold, foreign_digits, parse_threshold
 from tracing.chain.tokens import TokenBook, TokenInfo
 from tracing.chain.transfer import Direction, Transfer, TransferKind, format_amount
 from tracing.errors import InvalidArgument, NotAllowed, NotFound, SourceError, UserError
@@ -95,6 +95,7 @@ from tracing.monitor import (
     watch_status,
 )
 from tracing.monitor.silence import Silence, silence_of, silent_chains
+from tracing.risk.compared import end_amounts
 from tracing.risk.exposure import amounts_of, trace_amounts
 from tracing.risk.outputs import (
     PictureUnavailable,
@@ -125,7 +126,6 @@ from tracing.trace.walk import trace_funds
 __all__ = [
     "configured_chains",
     "use_chain_variables",
-    "USD_NOT_YET",
     "Threshold",
     "foreign_digits",
     "parse_threshold",
@@ -268,6 +268,7 @@ __all__ = [
     "short",
     "sleep_or_stop",
     "to_json_text",
+    "end_amounts",
     "trace_amounts",
     "trace_csv",
     "trace_funds",

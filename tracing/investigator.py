@@ -39,6 +39,7 @@ from tracing.trace.label_cache import LabelCache
 from tracing.trace.model import Trace, with_coverage
 from tracing.trace.params import DEFAULT_HOPS, TraceParams
 from tracing.trace.sources import ExplorerSource, GraphSource, IndexSource, LabelLookup, LayeredSource, TransferSource
+from tracing.trace.taint import TaintModel
 from tracing.trace.usd import days_wanted
 from tracing.trace.walk import trace_funds
 
@@ -162,7 +163,20 @@ class Investigator:
         """The trace of `params` under every taint model, side by side (`--model compare`)."""
         chain = chain or self.default_chain
         prices = self.transfer_prices(chain)
-        return await compare_models(self.source(chain), self.label_lookup(), address, chain, params, prices)
+        started = time.monotonic()
+        found = await compare_models(self.source(chain), self.label_lookup(), address, chain, params, prices)
+        valuation, notes = await self.valuation(chain, list(found.traces.values()), every_transfer=True)
+        index_range, gaps = self.index_summary(chain)
+        traces: dict[TaintModel, Trace] = {}
+        for model, trace in found.traces.items():
+            traced = with_coverage(
+                trace.replace(valuation=valuation),
+                index_range=index_range,
+                label_sets=self.label_sets(),
+                gaps=trace.coverage.gaps + gaps + notes,
+            )
+            traces[model] = traced.replace(coverage=self.with_failed_sources(traced.coverage, chain, started))
+        return replace(found, traces=traces)
 
     def usd_lookup(self, chain: str) -> UsdLookup:
         """USD per transfer for the trace walk: stored prices (and the stablecoin peg) by asset and day, loaded

@@ -117,9 +117,16 @@ def trace(
         raise _fail(str(exc)) from exc
     if png_file is not None and png_file.suffix.lower() != ".png":
         raise _fail(f"--png writes a PNG picture; give a file name ending in .png, not “{png_file.name[:40]}”.")
+    if args.compare and (as_json or csv_file is not None or png_file is not None):
+        raise _fail("--model compare prints the models side by side; --json, --csv and --png take one model.")
     the_app = open_app()
     try:
-        result = asyncio.run(the_app.investigator.trace(args.address, _configured_chain(the_app, args.chain), params))
+        chain = _configured_chain(the_app, args.chain)
+        if args.compare:
+            comparison = asyncio.run(the_app.investigator.compare(args.address, chain, params))
+            typer.echo(render_part(comparison))
+            return
+        result = asyncio.run(the_app.investigator.trace(args.address, chain, params))
         if csv_file is not None:
             _write(csv_file, trace_csv(result).encode("utf-8"))
         if png_file is not None:

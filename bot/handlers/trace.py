@@ -1,9 +1,11 @@
-"""/trace: follow an address's funds forward or backward, with the flow picture and the edge CSV attached."""
+"""/trace: follow an address's funds forward or backward, with the flow picture and the edge CSV attached;
+`--model compare` traces once per taint model and answers with the models side by side."""
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from decimal import Decimal
 
 from bot.chains import configured_chain
 from bot.commands import CommandSpec
@@ -11,9 +13,11 @@ from bot.context import Context
 from bot.grammar import Flag, Param, address_arg, choice_arg, direction_arg, int_arg, threshold_arg, time_arg
 from bot.messages import Action, Attachment, Reply, Text
 from tracing import (
+    DEFAULT_DUST_USD,
     DEFAULT_HOPS,
     MAX_HOPS,
-    USD_NOT_YET,
+    STOPS,
+    Category,
     Direction,
     InvalidArgument,
     PictureUnavailable,
@@ -35,9 +39,25 @@ def token_arg(text: str) -> str:
     return parse_address(text)
 
 
-def taint_model_arg(text: str) -> TaintModel:
-    """The taint models chat offers: haircut or poison (fifo is the library's, not yet the command's)."""
-    return TaintModel(choice_arg(TaintModel.HAIRCUT.value, TaintModel.POISON.value)(text))
+COMPARE = "compare"
+"""`--model compare`: trace once per taint model and show them side by side."""
+
+
+def taint_model_arg(text: str) -> str:
+    """A taint model (haircut, poison, fifo), or `compare` for all of them side by side."""
+    return choice_arg(*(m.value for m in TaintModel), COMPARE)(text)
+
+
+def through_arg(text: str) -> frozenset[Category]:
+    """`mixer,bridge,exchange` (any of them): the kinds of stop the trace goes on past."""
+    kinds = {stop.value: stop for stop in STOPS}
+    found: set[Category] = set()
+    for word in text.split(","):
+        word = word.strip().lower()
+        if word not in kinds:
+            raise InvalidArgument(f"“{word[:20]}” is not a kind of stop: {', '.join(sorted(kinds))}.")
+        found.add(kinds[word])
+    return frozenset(found)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,25 +65,41 @@ class TraceArgs:
     address: str
     direction: Direction = Direction.OUT
     hops: int = DEFAULT_HOPS
-    model: TaintModel = TaintModel.HAIRCUT
+    model: str = TaintModel.HAIRCUT.value
     min_value: Threshold | None = None
+    dust: Threshold | None = None
+    through: frozenset[Category] = frozenset()
     token: str | None = None
     since: int | None = None
     until: int | None = None
     chain: str | None = None
 
+    @property
+    def compare(self) -> bool:
+        return self.model == COMPARE
+
     def params(self) -> TraceParams:
-        """The trace to run. A minimum in US dollars is refused here until prices are known."""
-        if self.min_value is not None and self.min_value.units is None:
-            raise InvalidArgument(USD_NOT_YET)
+        """The trace to run. A dust floor in units applies to the traced token (`--token`, else the native coin)
+        and replaces the USD floor."""
+        dust_usd: Decimal | None = DEFAULT_DUST_USD
+        dust_units: tuple[tuple[str, Decimal], ...] = ()
+        if self.dust is not None:
+            dust_usd = self.dust.usd
+            if self.dust.units is not None:
+                dust_units = ((self.token or "native", self.dust.units),)
+        minimum = self.min_value
         return TraceParams(
             direction=self.direction,
             hops=self.hops,
-            model=self.model,
-            min_value=None if self.min_value is None else self.min_value.units,
+            model=TaintModel.HAIRCUT if self.compare else TaintModel(self.model),
+            min_value=None if minimum is None else minimum.units,
+            min_usd=None if minimum is None else minimum.usd,
             token=self.token,
             since=self.since,
             until=self.until,
+            through=self.through,
+            dust_usd=dust_usd,
+            dust_units=dust_units,
         )
 
 
@@ -71,6 +107,9 @@ async def trace_command(ctx: Context, args: TraceArgs) -> Reply:
     params = args.params()
     chain = configured_chain(ctx, args.chain)
     await ctx.caches_ready(chain)
+    if args.compare:
+        comparison = await ctx.investigator.compare(args.address, chain, params)
+        return Reply((comparison,), actions=(Action("Risk report", f"/risk {args.address}"),))
     result = await ctx.investigator.trace(args.address, chain, params)
     stem = f"trace-{args.address[:10]}-{params.direction.value}-{params.hops}h"
     parts: list[object] = [result]
@@ -101,8 +140,31 @@ SPEC = CommandSpec(
     flags=(
         Flag("direction", direction_arg, "out: where the funds went; in: where they came from", metavar="out|in"),
         Flag("hops", int_arg(1, MAX_HOPS), f"how many hops (1–{MAX_HOPS}, default {DEFAULT_HOPS})", metavar="N"),
-        Flag("model", taint_model_arg, "taint model for the amounts", metavar="haircut|poison"),
-        Flag("min-value", threshold_arg, "ignore transfers below this amount (in ETH or token units)", metavar="V"),
+        Flag(
+            "model",
+            taint_model_arg,
+            "taint model (default haircut); compare: every model side by side, with where they disagree",
+            metavar="haircut|poison|fifo|compare",
+        ),
+        Flag(
+            "min-value",
+            threshold_arg,
+            "ignore transfers below this amount: in the asset's units, or $500 (USD on the transfer's day)",
+            metavar="V|$USD",
+        ),
+        Flag(
+            "dust",
+            threshold_arg,
+            f"dust floor: traced value under it is not followed (default ${DEFAULT_DUST_USD}); in units it applies "
+            "to --token (else the native coin)",
+            metavar="$USD|UNITS",
+        ),
+        Flag(
+            "through",
+            through_arg,
+            "go on past these kinds of stop (identity lost there)",
+            metavar="mixer,bridge,exchange",
+        ),
         Flag("token", token_arg, "follow only this token (contract address, or native)", metavar="TOKEN"),
         Flag("since", time_arg, "only transfers at or after this time", metavar="DATE|UNIX"),
         Flag("until", time_arg, "only transfers at or before this time", metavar="DATE|UNIX"),
@@ -111,6 +173,7 @@ SPEC = CommandSpec(
     examples=(
         "/trace 0x098B716B8Aaf21512996dC57EB0615e2383E2f96 --hops 2",
         "/trace 0x53b6936513e738f44FB50d2b9476730C0Ab3Bfc1 --direction in --model poison",
+        "/trace 0x098B716B8Aaf21512996dC57EB0615e2383E2f96 --model compare --dust $1000",
     ),
 )
 

@@ -15,8 +15,6 @@ from bot.grammar import Flag, Param, address_arg, text_arg, threshold_arg
 from bot.messages import Action, Reply, Text
 from bot.roles import Role
 from tracing import (
-    USD_NOT_YET,
-    InvalidArgument,
     NotFound,
     Threshold,
     Watch,
@@ -34,7 +32,7 @@ def _recipient(ctx: Context, channel: bool) -> str:
 
 def watch_line(watch: Watch) -> str:
     where = "this chat" if watch.channel else "you directly"
-    rules = f"movements of at least {watch.min_amount}" if watch.min_amount is not None else "any movement"
+    rules = f"movements of at least {watch.minimum_text}" if watch.minimum_text else "any movement"
     note = f" — {watch.note}" if watch.note else ""
     return f"{checksum(watch.address)} on {watch.chain}: {rules}, alerts to {where}{note}"
 
@@ -85,8 +83,6 @@ class UnwatchArgs:
 
 async def watch_command(ctx: Context, args: WatchArgs) -> Reply:
     chain = configured_chain(ctx, args.chain)
-    if args.min is not None and args.min.units is None:
-        raise InvalidArgument(USD_NOT_YET)
     watch, created = ctx.watches.watch(
         chain=chain,
         address=args.address,
@@ -96,6 +92,7 @@ async def watch_command(ctx: Context, args: WatchArgs) -> Reply:
         created_by=ctx.message.user.key,
         note=args.note,
         min_amount=None if args.min is None else args.min.units,
+        min_usd=None if args.min is None else args.min.usd,
     )
     flag = " --channel" if watch.channel else ""
     undo = Action("Unwatch", f"/unwatch {watch.address} --chain {watch.chain}{flag}")
@@ -145,8 +142,9 @@ SPECS = [
             Flag(
                 "min",
                 threshold_arg,
-                "only movements of at least this amount, in the moved asset's units",
-                metavar="VALUE",
+                "only movements of at least this amount: in the moved asset's units, or $500 (USD on the day, by "
+                "the stored prices; without a price that day the alert says so)",
+                metavar="VALUE|$USD",
             ),
             _CHANNEL,
         ),

@@ -18,8 +18,8 @@ from bot.messages import Action, ErrorText, Reply, Text
 from bot.render.common import exposure_detail, exposure_line, headline, label_line, lead_line, path_text, totals_line
 from bot.render.invisible import reveal
 from bot.render.objects import HelpListing, HelpTopic, LabelListing
-from bot.render.text import MAX_EXPOSURES, render_part, render_text
-from tracing import Label, RiskReport, amounts_words, checksum
+from bot.render.text import MAX_EXPOSURES, comparison_lines, render_part, render_text
+from tracing import Label, ModelComparison, RiskReport, amounts_words, checksum
 
 Block = dict[str, Any]
 
@@ -209,6 +209,13 @@ def _(report: RiskReport) -> list[Block]:
         notes.append(f"Label sets: {esc('; '.join(cov.label_sets))}")
     notes += [f"Cut: {esc(cut)}" for cut in cov.cuts]
     return blocks + context(notes)
+
+
+@slack_blocks.register
+def _(comparison: ModelComparison) -> list[Block]:
+    """The models side by side: the header names the comparison, the rest is the console text, escaped."""
+    title, *rest = comparison_lines(comparison)
+    return [{"type": "header", "text": plain(title, HEADER_LIMIT)}] + sections([esc(line) for line in rest])
 
 
 def actions_block(actions: Sequence[Action], button_ids: Sequence[str]) -> Block:

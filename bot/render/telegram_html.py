@@ -14,8 +14,8 @@ from bot.messages import ErrorText, Reply, Text
 from bot.render.common import exposure_detail, exposure_line, headline, label_line, lead_line, totals_line
 from bot.render.invisible import reveal
 from bot.render.objects import HelpListing, HelpTopic, LabelListing
-from bot.render.text import MAX_EXPOSURES, render_part
-from tracing import Coverage, Exposure, Label, RiskReport, amounts_words, checksum
+from bot.render.text import MAX_EXPOSURES, comparison_lines, render_part
+from tracing import Coverage, Exposure, Label, ModelComparison, RiskReport, amounts_words, checksum
 
 MESSAGE_LIMIT = 4096
 CAPTION_LIMIT = 1024
@@ -147,6 +147,16 @@ def _coverage(cov: Coverage, history: tuple[str, ...] = ()) -> list[str]:
     lines += [f"cut: {esc(cut)}" for cut in cov.cuts]
     lines += [f"<b>Not covered:</b> {esc(gap)}" for gap in cov.gaps]
     return lines
+
+
+@html_lines.register
+def _(comparison: ModelComparison) -> list[str]:
+    """The models side by side: the console text, escaped, its title and section heads in bold."""
+    heads = ("Per model:", "Where they disagree", "Coverage:")
+    lines = comparison_lines(comparison)
+    return [f"<b>{esc(lines[0])}</b>"] + [
+        f"<b>{esc(line)}</b>" if line.startswith(heads) else esc(line) for line in lines[1:]
+    ]
 
 
 def render_html(reply: Reply, limit: int = MESSAGE_LIMIT) -> list[str]:

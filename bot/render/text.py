@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from functools import singledispatch
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from bot.render.objects import HelpListing, HelpTopic, LabelListing
 from tracing import (
     Coverage,
     Direction,
+    ModelComparison,
     RiskReport,
     Stop,
     TaintModel,
@@ -28,6 +30,7 @@ from tracing import (
     TraceNode,
     amounts_words,
     checksum,
+    end_amounts,
     short,
     trace_amounts,
     trace_words,
@@ -35,6 +38,7 @@ from tracing import (
 
 MAX_EXPOSURES = 15
 MAX_TRACE_LINES = 15
+MAX_DISAGREEMENTS = 15
 
 
 @singledispatch
@@ -119,13 +123,18 @@ def _(report: RiskReport) -> str:
     return "\n".join(lines)
 
 
-def coverage_lines(cov: Coverage, history: tuple[str, ...] = (), settings: str = "") -> list[str]:
+def coverage_lines(
+    cov: Coverage, history: tuple[str, ...] = (), settings: str = "", *, follow_rule: bool = False
+) -> list[str]:
+    """`follow_rule`: state the rule a value-aware trace followed transfers by (a trace's reply, not a report's)."""
     lines = ["Coverage:", f"  chains: {', '.join(cov.chains)}; sources: {', '.join(cov.sources)}"]
     if settings:
         lines.append(f"  {settings}")
     if cov.traced:
         model = f"; amounts: {cov.taint_model} taint" if cov.taint_model else ""
         lines.append(f"  hops: {cov.hop_budget}; index: {cov.index_range or 'n/a'}{model}")
+    if follow_rule and cov.follow_rule:
+        lines.append(f"  follow rule: {cov.follow_rule}")
     if history:
         lines.append(f"  shares of volume are over the covered history: {'; '.join(history)}")
     if cov.label_sets:
@@ -190,7 +199,55 @@ def trace_lines(trace: Trace) -> list[str]:
     if busy:
         lines.append("Not expanded (busy, likely services):")
         lines += [f"  • {short(n.address)}, hop {n.hop}: {n.degree:,} transfers" for n in busy[:5]]
-    lines += coverage_lines(trace.coverage, settings=trace_words(trace))
+    lines += coverage_lines(trace.coverage, settings=trace_words(trace), follow_rule=True)
+    return lines
+
+
+@render_part.register
+def _(comparison: ModelComparison) -> str:
+    return "\n".join(comparison_lines(comparison))
+
+
+def comparison_lines(comparison: ModelComparison) -> list[str]:
+    """The taint models side by side: what each reached and traced to the terminals, and where they disagree."""
+    p = comparison.params
+    way = "Outgoing" if p.direction is Direction.OUT else "Incoming"
+    lines = [
+        f"⚖️ {way} trace from {checksum(comparison.root)} on {comparison.chain}, models compared: "
+        f"{', '.join(m.value for m in comparison.traces)}; up to {p.hops} hops",
+    ]
+    first = next(iter(comparison.traces.values()), None)
+    if first is not None:
+        settings = trace_words(first).split("; ", 1)[-1]  # the model is each line's own below
+        lines.append(f"   {settings}")
+    lines.append("Per model:")
+    for model, trace in comparison.traces.items():
+        reached = len(comparison.reached.get(model, ()))
+        traced = end_amounts(trace)
+        ended = amounts_words(traced, trace.chain) if traced else "nothing"
+        lines.append(
+            f"  • {model.value}: {reached} addresses reached, {len(trace.terminals)} terminals; "
+            f"traced to where the trace ended: {ended}"
+        )
+    lines.append(f"Reached by every model: {len(comparison.agreed)} addresses.")
+    found = comparison.disagreements
+    if found:
+        lines.append(f"Where they disagree ({len(found)} addresses):")
+        for d in found[:MAX_DISAGREEMENTS]:
+            by = ", ".join(m.value for m in d.reached_by)
+            hop = min(d.hops.values(), default=0)
+            amounts = "; ".join(
+                f"{m.value} {amounts_words(trace_amounts(comparison.traces[m], d.address), comparison.chain)}"
+                for m in d.reached_by
+            )
+            lines.append(f"  • {short(d.address)}, hop {hop}: reached by {by} only — {amounts}")
+        if len(found) > MAX_DISAGREEMENTS:
+            lines.append(f"  … and {len(found) - MAX_DISAGREEMENTS} more")
+    else:
+        lines.append("The models reach the same addresses.")
+    if first is not None:
+        compared = replace(first.coverage, taint_model="compared: " + ", ".join(comparison.traces))
+        lines += coverage_lines(compared, follow_rule=True)
     return lines
 
 

@@ -39,14 +39,13 @@ from tracing.chain.prices import (
     price_api_from_settings,
 )
 from tracing.chain.rpc import RpcSource
-from tracing.chain.threshold import USD_NOT_YET, Threshold, foreign_digits, parse_threshold
+from tracing.chain.threshold import Threshold, foreign_digits, parse_threshold
 from tracing.chain.tokens import TokenBook, TokenInfo
 from tracing.chain.transfer import Direction, Transfer, TransferKind, format_amount
 
 __all__ = [
     "configured_chains",
     "use_chain_variables",
-    "USD_NOT_YET",
     "Threshold",
     "foreign_digits",
     "parse_threshold",

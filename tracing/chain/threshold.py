@@ -17,9 +17,6 @@ from tracing.errors import InvalidArgument
 MAX_INTEGER_DIGITS = 30
 MAX_FRACTION_DIGITS = 18
 
-USD_NOT_YET = "A minimum in US dollars cannot be applied yet (no price source); give it in the asset's units."
-"""Until prices are known: the refusal of a USD threshold where only units can be applied."""
-
 _PLAIN = re.compile(rf"[0-9]{{1,{MAX_INTEGER_DIGITS}}}(?:\.[0-9]{{1,{MAX_FRACTION_DIGITS}}})?")
 _USD_PREFIX = re.compile(r"^(?:us)?\$\s*", re.IGNORECASE)
 _USD_SUFFIX = re.compile(r"\s*usd$", re.IGNORECASE)

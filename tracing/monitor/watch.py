@@ -2,13 +2,14 @@
 `WatchMatcher` that finds watched addresses among a block's transfers.
 
 Rules of a watch: any movement in or out — or, with a minimum, only movements of at least that amount (in the
-moved asset's own units); always a counterparty rated high or severe; always a new sanctions or risk label on
-the address (`tracing.monitor.alerts.retro_alerts`).
+moved asset's own units, or in USD on the transfer's day by the stored daily prices: a transfer whose asset has no
+price that day alerts and says so, rather than being dropped); always a counterparty rated high or severe; always
+a new sanctions or risk label on the address (`tracing.monitor.alerts.retro_alerts`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -19,9 +20,7 @@ from sqlalchemy.orm import Session
 from sqlmodel import col, select
 
 from storage import Database, OpsCounter, WatchRow, begin_write
-from tracing.chain import ZERO_ADDRESS, Direction, Transfer
-from tracing.chain.threshold import USD_NOT_YET, parse_threshold
-from tracing.errors import InvalidArgument
+from tracing.chain import ZERO_ADDRESS, Direction, Threshold, Transfer, parse_threshold
 from tracing.monitor.alerts import AlertKind
 from tracing.monitor.clock import Clock, SystemClock
 from tracing.risk.report import Level
@@ -45,6 +44,15 @@ class Watch:
     min_amount: Decimal | None
     active: bool
     created_at: datetime
+    min_usd: Decimal | None = None
+    """A minimum in USD on the transfer's day (stored as `$500` in the row's `min_amount`)."""
+
+    @property
+    def minimum_text(self) -> str:
+        """The minimum as the user gave it: `1.5` (units) or `$500`; empty without one."""
+        if self.min_usd is not None:
+            return f"${self.min_usd:,}"
+        return "" if self.min_amount is None else str(self.min_amount)
 
     @classmethod
     def from_row(cls, row: WatchRow) -> Watch:
@@ -58,18 +66,21 @@ class Watch:
             channel=row.channel,
             created_by=row.created_by,
             note=row.note,
-            min_amount=Decimal(row.min_amount) if row.min_amount else None,
+            min_amount=Decimal(row.min_amount) if row.min_amount and row.min_amount[0] != "$" else None,
             active=row.active,
             created_at=row.created_at,
+            min_usd=Decimal(row.min_amount[1:]) if row.min_amount and row.min_amount[0] == "$" else None,
         )
 
 
-def parse_min_amount(text: str) -> Decimal:
-    """A positive amount in the asset's units (`1.5`, `10000`), read by the one amount grammar."""
-    threshold = parse_threshold(text)
-    if threshold.units is None:
-        raise InvalidArgument(USD_NOT_YET)
-    return threshold.units
+def parse_min_amount(text: str) -> Threshold:
+    """A positive amount in the asset's units (`1.5`, `10000`) or in USD (`$500`), read by the one amount
+    grammar."""
+    return parse_threshold(text)
+
+
+UsdOf = Callable[[Transfer], Decimal | None]
+"""A transfer's USD value on its day (stored prices), None where its asset has no price that day."""
 
 
 # -- rules ---------------------------------------------------------------------------------------------------
@@ -85,13 +96,25 @@ def counterparty_of(transfer: Transfer, address: str) -> str:
     return transfer.to_addr if transfer.from_addr == address else transfer.from_addr
 
 
-def evaluate(watch: Watch, transfer: Transfer, counterparty_level: Level | None) -> list[RuleHit]:
-    """The rules of `watch` that `transfer` (which touches the watched address) sets off; empty when none."""
+def evaluate(
+    watch: Watch, transfer: Transfer, counterparty_level: Level | None, usd_of: UsdOf | None = None
+) -> list[RuleHit]:
+    """The rules of `watch` that `transfer` (which touches the watched address) sets off; empty when none.
+    `usd_of`: the transfer's USD on its day, for a watch with a minimum in USD."""
     hits: list[RuleHit] = []
     if counterparty_level in RISKY_LEVELS:
         assert counterparty_level is not None
         hits.append(RuleHit(AlertKind.COUNTERPARTY_RISK, f"counterparty rated {counterparty_level.value} risk"))
-    if watch.min_amount is None:
+    if watch.min_usd is not None:
+        usd = None if usd_of is None else usd_of(transfer)
+        if usd is None:
+            # No price that day: never a guess, and a missed alert is worse than an extra one.
+            hits.append(
+                RuleHit(AlertKind.THRESHOLD, f"no USD price that day to compare with the minimum {watch.minimum_text}")
+            )
+        elif usd >= watch.min_usd:
+            hits.append(RuleHit(AlertKind.THRESHOLD, f"at least the minimum {watch.minimum_text} (${usd:,.2f})"))
+    elif watch.min_amount is None:
         hits.append(RuleHit(AlertKind.MOVEMENT, "any movement in or out"))
     else:
         amount = transfer.amount()
@@ -143,6 +166,7 @@ class WatchBook:
         created_by: str,
         note: str = "",
         min_amount: Decimal | None = None,
+        min_usd: Decimal | None = None,
     ) -> tuple[Watch, bool]:
         """Watch `address` for `chat`; an existing watch of the same address for the same chat is updated (and
         reactivated). Returns the watch and whether it is new."""
@@ -166,7 +190,10 @@ class WatchBook:
                 row.created_at = now
             row.channel = channel
             row.note = note[:500]
-            row.min_amount = str(min_amount) if min_amount is not None else None
+            if min_usd is not None:
+                row.min_amount = f"${min_usd}"
+            else:
+                row.min_amount = str(min_amount) if min_amount is not None else None
             row.active = True
             row.revision = revision
             row.updated_at = now

@@ -20,6 +20,7 @@ from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from decimal import Decimal
 from enum import StrEnum
 from typing import Protocol
 
@@ -39,7 +40,7 @@ from storage import (
     TransferRow,
     begin_write,
 )
-from tracing.chain import BlockTransfers, Direction, InternalSource
+from tracing.chain import BlockTransfers, Direction, InternalSource, PriceBook, Transfer, Valuation
 from tracing.errors import SourceError
 from tracing.labels import LabelBook
 from tracing.monitor.alerts import (
@@ -210,6 +211,12 @@ class Watcher:
         self._head: int | None = None
         self._warned_internal = False
         self._answer_recorded: datetime | None = None
+        self.prices = PriceBook(db, check_interval=60.0)
+
+    def _usd_of(self, transfer: Transfer) -> Decimal | None:
+        """A transfer's USD on its day by the stored prices (a watch's minimum in USD): no API call at match time."""
+        valuation = Valuation(self.chain, {}, self.prices.table())
+        return valuation.usd(transfer.token, transfer.value, transfer.timestamp, transfer.decimals)
 
     # -- running ------------------------------------------------------------------------------------------
 
@@ -390,7 +397,7 @@ class Watcher:
             known[match.address].add(counterparty)
             level = await self._level(match, levels)
             for watch in address_watches:
-                hits = evaluate(watch, match.transfer, level)
+                hits = evaluate(watch, match.transfer, level, self._usd_of)
                 if hits:
                     plan.rows.append(
                         self._row(

@@ -440,6 +440,8 @@ def trace_words(trace: Trace) -> str:
     filters = []
     if p.min_value is not None:
         filters.append(f"min value {p.min_value}")
+    if p.min_usd is not None:
+        filters.append(f"min value ${p.min_usd:,} on the transfer's day")
     if p.token is not None:
         filters.append("native coin only" if p.token == "native" else f"token {checksum(p.token)}")
     if p.stops:
@@ -456,6 +458,9 @@ def trace_words(trace: Trace) -> str:
         units = ", ".join(f"{v} {'native' if k == 'native' else checksum(k)}" for k, v in p.dust_units)
         dust = f"${p.dust_usd:,} on the transfer's day ({units or 'none in units'} where no USD price)"
         dust += f", or a {p.follow_share:.0%} share of the traced funds"
+    elif p.value_aware and p.dust_units:
+        units = ", ".join(f"{v} {'native' if k == 'native' else checksum(k)}" for k, v in p.dust_units)
+        dust = f"{units} (in units), or a {p.follow_share:.0%} share of the traced funds"
     elif p.value_aware:
         dust = f"none (value walk; follows a {p.follow_share:.0%} share)"
     else:

@@ -124,6 +124,11 @@ def follow_rule(params: TraceParams) -> str:
     units = ", ".join(f"{units} {'native' if key == 'native' else key}" for key, units in params.dust_units)
     share = f"{float(params.follow_share) * 100:g}%"
     crumb = f"{float(params.crumb_share) * 100:g}%"
+    minimum = ""
+    if params.min_usd is not None or params.min_value is not None:
+        limits = [] if params.min_usd is None else [f"${params.min_usd:,} (USD on its day)"]
+        limits += [] if params.min_value is None else [f"{params.min_value} units"]
+        minimum = f"; transfers worth under {' or '.join(limits)} are not followed"
     return (
         f"value-aware ({params.model.value}): a transfer is followed when the traced funds it carries are at least "
         f"{floor}" + (f" (without a USD price: {units})" if units else "") + f", or, when mostly traced funds, {share} "
@@ -131,11 +136,17 @@ def follow_rule(params: TraceParams) -> str:
         f"{CRUMB_CAP} times the floor, a transfer that is less than {float(DILUTED) * 100:g}% traced funds"
         + (f", or carries less than {crumb} of what its address received," if params.crumb_share else "")
         + " is a crumb, not followed"
+        + minimum
     )
 
 
 def value_lines(
-    params: TraceParams, dust: Dust, unfloored: set[Asset], through: Sequence[str]
+    params: TraceParams,
+    dust: Dust,
+    unfloored: set[Asset],
+    through: Sequence[str],
+    *,
+    unpriced_minimum: set[Asset] | None = None,
 ) -> tuple[list[str], list[str]]:
     """(cut lines, gap lines) of a value-aware trace: the transfers it did not follow, summed; the assets it
     followed with no floor; the services it went on past as asked."""
@@ -158,6 +169,12 @@ def value_lines(
     if unfloored:
         names = ", ".join(sorted("native coin" if a is None else a for a in unfloored))
         gaps.append(f"no USD price and no floor in units for {names}: followed at any traced amount")
+    if unpriced_minimum:
+        names = ", ".join(sorted("native coin" if a is None else a for a in unpriced_minimum))
+        gaps.append(
+            f"no USD price on the day of some transfers of {names}: the ${params.min_usd:,} minimum could not be "
+            "applied to them, and they were followed"
+        )
     if through:
         shown = ", ".join(through[:3]) + (f" and {len(through) - 3} more" if len(through) > 3 else "")
         kinds = ", ".join(sorted(c.value for c in params.through))

@@ -51,12 +51,17 @@ class TraceParams:
     the floor that carries less than `crumb_share` of what its address received, or is less than `DILUTED` traced
     funds, is a crumb, not followed (the trace's roots aside: they hold nothing but the traced funds)
     (`tracing.trace.value`). Off, or without `follow_time`, the walk follows the graph: every transfer after the
-    arrival, largest counterparties first."""
+    arrival, largest counterparties first.
+
+    `min_value`: transfers under this many units of their asset are not followed; `min_usd`: nor those worth less
+    than this in USD on their day (value-aware walk only; a transfer whose asset has no price that day cannot be
+    compared, is followed, and the result says so)."""
 
     direction: Direction = Direction.OUT
     hops: int = DEFAULT_HOPS
     model: TaintModel = TaintModel.HAIRCUT
     min_value: Decimal | None = None
+    min_usd: Decimal | None = None
     token: str | None = None
     since: int | None = None
     until: int | None = None
@@ -84,6 +89,8 @@ class TraceParams:
             raise InvalidArgument("--since is after --until.")
         if self.dust_usd is not None and self.dust_usd < 0:
             raise InvalidArgument("The dust floor cannot be negative.")
+        if self.min_usd is not None and not self.value_aware:
+            raise InvalidArgument("A minimum in US dollars needs the value-aware trace.")
         if not 0 <= self.follow_share <= 1:
             raise InvalidArgument("The share of the traced funds to follow must be between 0 and 1.")
         if not 0 <= self.crumb_share <= 1:

@@ -211,6 +211,8 @@ class ValueSelection:
     kept: int
     unpriced_unfloored: set[Asset]
     """Assets followed without any floor (no USD price and no floor in units)."""
+    unpriced_minimum: set[Asset] = field(default_factory=set)
+    """Assets of transfers the USD minimum (`TraceParams.min_usd`) could not be applied to: no price that day."""
 
 
 def _time_key(outgoing: bool, t: Transfer) -> int:
@@ -300,6 +302,7 @@ def _follow(
     floors = dict(params.dust_units)
     dust = Dust()
     unfloored: set[Asset] = set()
+    no_price: set[Asset] = set()
     passing: list[int] = []
     small: list[tuple[int, Decimal | None]] = []
     for i, step in enumerate(steps):
@@ -308,6 +311,12 @@ def _follow(
             continue
         if params.min_value is not None and t.value < _raw(params.min_value, t):
             continue
+        if params.min_usd is not None:
+            whole = prices.usd(t.token, _decimals(t), t.symbol, t.timestamp, t.value)
+            if whole is None:
+                no_price.add(t.token)
+            elif whole < params.min_usd:
+                continue
         usd = None
         if params.dust_usd is not None:
             usd = prices.usd(t.token, _decimals(t), t.symbol, t.timestamp, carried)
@@ -361,7 +370,7 @@ def _follow(
         for i in passing
         if (steps[i].transfer.to_addr if outgoing else steps[i].transfer.from_addr) in keep
     ]
-    return ValueSelection(chosen, dust, len(amounts), len(keep), unfloored)
+    return ValueSelection(chosen, dust, len(amounts), len(keep), unfloored, no_price)
 
 
 def _decimals(t: Transfer) -> int | None:

@@ -371,6 +371,7 @@ def _follow(
     floors = dict(params.dust_units)
     dust = Dust()
     unfloored: set[Asset] = set()
+    no_price: set[Asset] = set()
     passing: list[int] = []
     small: list[tuple[int, Decimal | None]] = []
     token_of, ts_of, lo_of, hi_of = graph.token, graph.ts, graph.value_lo, graph.value_hi
@@ -388,6 +389,12 @@ def _follow(
             if limit is None:
                 limit = min_raw[tid] = int(params.min_value.scaleb(decimals or 0))
             if value < limit:
+                continue
+        if params.min_usd is not None:
+            whole = prices.usd(asset, decimals, symbol, ts_of[e], value)
+            if whole is None:
+                no_price.add(asset)
+            elif whole < params.min_usd:
                 continue
         usd = None
         if params.dust_usd is not None:
@@ -445,7 +452,7 @@ def _follow(
         for i in passing
         if far[steps[i][0]] in keep
     ]
-    return ValueSelection(chosen, dust, len(amounts), len(keep), unfloored)
+    return ValueSelection(chosen, dust, len(amounts), len(keep), unfloored, no_price)
 
 
 def _as_transfer(edge: TraceEdge) -> Any:

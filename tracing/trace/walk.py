@@ -420,6 +420,7 @@ async def _trace_value(
     cuts: dict[tuple[str, str], Cut] = {}
     dust: dict[str, Dust] = {}
     unfloored: set[Asset] = set()
+    no_price: set[Asset] = set()
     errors: list[str] = []
     incomplete: list[str] = []
     used: set[str] = set()
@@ -480,6 +481,7 @@ async def _trace_value(
                     )
                 dust[address] = picked.dust  # the last expansion's account replaces the earlier ones
                 unfloored |= picked.unpriced_unfloored
+                no_price |= picked.unpriced_minimum
                 for reason, kept, dropped in (
                     ("dust", len(picked.chosen), picked.dust.count),
                     ("fan-out", picked.kept, picked.counterparties - picked.kept),
@@ -544,7 +546,9 @@ async def _trace_value(
         used,
         time.perf_counter() - started,
         incomplete,
-        value_lines(params, total, unfloored, [n.address for n in _passed_through(nodes, params)]),
+        value_lines(
+            params, total, unfloored, [n.address for n in _passed_through(nodes, params)], unpriced_minimum=no_price
+        ),
     )
     return trace.with_carried(carried)
 
