@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import secrets
 
+import pytest
+
 from bot.app import App
 from bot.backends.testing import TestBackend
 from tests.support.anvil import AnvilNode, build_scenario
@@ -20,6 +22,7 @@ async def test_fresh_anvil_account_is_unknown_and_a_scenario_account_is_traced(
     anvil: AnvilNode,  # noqa: F811
     app: App,
     bot: TestBackend,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     scenario = build_scenario(anvil)
     async with RpcSource(ChainConfig("anv", None, "ETH", (anvil.url,))) as source:
@@ -32,6 +35,8 @@ async def test_fresh_anvil_account_is_unknown_and_a_scenario_account_is_traced(
     assert anvil.rpc.get_balance(fresh, "latest") == 5 * 10**18
     unknown = await app.investigator.risk(fresh, "anv")
     assert unknown.level is Level.UNKNOWN and not unknown.exposures
+    monkeypatch.setenv("ANV_RPC_URL", anvil.url)
+    app.settings.chains = "eth,anv"  # the chat refuses chains that are not configured
     reply = await bot.say(f"/risk {fresh} --chain anv")
     assert "UNKNOWN" in reply.text and "clean" not in reply.text.lower().replace("not clean", "")
 
