@@ -358,6 +358,10 @@ def test_the_command_line_ends_on_a_store_fault_with_one_line(
         raise _wrapped(sqlite3.OperationalError("database or disk is full"))
 
     monkeypatch.setattr(bot.cli, "app", full)
+    # only pytest's own handlers: a handler an earlier in-process command left on a stream now closed would print
+    # "--- Logging error ---" into the stderr this test reads
+    kept = [h for h in logging.root.handlers if type(h).__module__.startswith("_pytest")]
+    monkeypatch.setattr(logging.root, "handlers", kept)
     with pytest.raises(SystemExit) as ended:
         bot.cli.main()
     assert ended.value.code == 1
