@@ -5,6 +5,7 @@ command line."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
@@ -12,6 +13,7 @@ from bot.app import App
 from bot.backends.testing import TestBackend
 from storage.db import Database
 from tests.support.fake_chain import FakeChain, move
+from tests.test_prices import transfer
 from tests.test_trace import addr, label
 from tracing.chain.demo import RONIN_EXPLOITER, load_demo
 from tracing.chain.index import TransferIndex
@@ -27,7 +29,6 @@ from tracing.trace.params import TraceParams
 ETH = 10**18
 ETH_USD = Decimal(3000)
 WHEN = int(datetime(2022, 1, 3, 12, tzinfo=UTC).timestamp())
-_n = iter(range(1, 10**6))
 
 
 def store_eth_prices(db: Database, first: date = date(2022, 3, 1), days: int = 220) -> None:
@@ -38,22 +39,9 @@ def store_eth_prices(db: Database, first: date = date(2022, 3, 1), days: int = 2
 
 
 def tx(frm: int, to: int, value: int, ts: int, *, token: str | None = None) -> Transfer:
-    n = next(_n)
-    return Transfer(
-        chain="eth",
-        block_number=ts // 12,
-        block_hash="0x" + "00" * 32,
-        timestamp=ts,
-        tx_hash="0x" + f"{n:064x}",
-        kind=TransferKind.ERC20 if token else TransferKind.NATIVE,
-        position=f"log:{n}" if token else "tx",
-        from_addr=addr(frm),
-        to_addr=addr(to),
-        value=value,
-        token=token,
-        decimals=18 if token else None,
-        symbol="ODD" if token else None,
-    )
+    """A transfer with its token's metadata (an 18-decimal token "ODD" without a price)."""
+    plain = transfer(frm, to, value, token=token, ts=ts)
+    return replace(plain, decimals=18, symbol="ODD") if token else plain
 
 
 def disagreeing(db: Database) -> None:
