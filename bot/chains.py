@@ -6,18 +6,23 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from bot.context import Context
-from tracing import get_chain, load_chains, watch_status
+from tracing import chain_for_address, get_chain, load_chains, watch_status
 
 QUIET_WATCHER = timedelta(minutes=15)
 """A watcher whose cursor has not moved for this long is reported as possibly not running."""
 
 
-def configured_chain(ctx: Context, given: str | None) -> str:
-    """The configured chain `given` names (the default chain when None), or UnknownChain naming the configured ones.
+def configured_chain(ctx: Context, given: str | None, address: str | None = None) -> str:
+    """The configured chain `given` names (else the one `address`'s family picks: `T…` → tron, bitcoin → btc;
+    else the default chain), or UnknownChain naming the configured ones; an address of another family than the
+    chain's is refused in one sentence.
 
     Without this a report on a chain nobody configured reads like a finding ("SEVERE … on foo") although no data
     of that chain was ever looked at."""
-    return get_chain(given or ctx.settings.default_chain, load_chains(ctx.settings.chain_variables())).name
+    chains = load_chains(ctx.settings.chain_variables())
+    if address is not None:
+        return chain_for_address(address, given, ctx.settings.default_chain, chains).name
+    return get_chain(given or ctx.settings.default_chain, chains).name
 
 
 def watcher_gap(ctx: Context, chain: str, now: datetime | None = None) -> str | None:

@@ -34,7 +34,7 @@ class LabelRow(SQLModel, table=True):
     )
 
     id: int | None = Field(default=None, sa_column=_id())
-    address: str = Field(sa_column=Column(String(42), nullable=False))
+    address: str = Field(sa_column=Column(String(90), nullable=False))
     chain: str = Field(default=ANY_EVM, sa_column=Column(String(32), nullable=False))
     category: str = Field(sa_column=Column(String(24), nullable=False))
     name: str = Field(sa_column=Column(String(300), nullable=False))
@@ -97,9 +97,9 @@ class TransferRow(SQLModel, table=True):
     tx_hash: str = Field(sa_column=Column(String(66), nullable=False))
     kind: str = Field(sa_column=Column(String(8), nullable=False))
     position: str = Field(sa_column=Column(String(80), nullable=False))
-    token: str | None = Field(default=None, sa_column=Column(String(42), nullable=True))
-    from_addr: str = Field(sa_column=Column(String(42), nullable=False))
-    to_addr: str = Field(sa_column=Column(String(42), nullable=False))
+    token: str | None = Field(default=None, sa_column=Column(String(90), nullable=True))
+    from_addr: str = Field(sa_column=Column(String(90), nullable=False))
+    to_addr: str = Field(sa_column=Column(String(90), nullable=False))
     value: int = Field(sa_column=Column(Uint256(), nullable=False))
     decimals: int | None = None
     symbol: str | None = Field(default=None, sa_column=Column(String(32), nullable=True))
@@ -130,7 +130,7 @@ class RiskCheckRow(SQLModel, table=True):
     __table_args__ = (Index("ix_risk_check_address", "address", "at"),)
 
     id: int | None = Field(default=None, sa_column=_id())
-    address: str = Field(sa_column=Column(String(42), nullable=False))
+    address: str = Field(sa_column=Column(String(90), nullable=False))
     chain: str = Field(sa_column=Column(String(32), nullable=False))
     platform: str = Field(sa_column=Column(String(16), nullable=False))
     chat: str = Field(default="", sa_column=Column(String(120), nullable=False))

@@ -17,7 +17,16 @@ from dotenv import dotenv_values
 from pydantic import Field, PrivateAttr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-CHAIN_SUFFIXES = ("_RPC_URL", "_EXPLORER_URL", "_EXPLORER_KEY", "_CHAIN_ID", "_CONFIRMATIONS", "_SYMBOL")
+CHAIN_SUFFIXES = (
+    "_RPC_URL",
+    "_EXPLORER_URL",
+    "_EXPLORER_KEY",
+    "_CHAIN_ID",
+    "_CONFIRMATIONS",
+    "_SYMBOL",
+    "_FAMILY",
+    "_NETWORK",
+)
 """The per-chain variables: `<NAME>` followed by one of these."""
 
 

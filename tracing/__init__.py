@@ -13,7 +13,7 @@ Wings, each importing only those listed before it:
 `errors` holds every error a user can cause. Nothing here imports `bot`; `storage` is the only package below.
 """
 
-from tracing.chain.address import checksum, parse_address, short
+from tracing.chain.address import Family, checksum, family_of, parse_address, short
 from tracing.chain.amounts import NO_USD, TransferPrices, UsdLookup, Valuation, amount_text, usd_text
 from tracing.chain.chainref import chain_arg
 from tracing.chain.config import (
@@ -21,6 +21,7 @@ from tracing.chain.config import (
     ChainConfig,
     ChainConfigError,
     adhoc_chain,
+    chain_for_address,
     configured_chains,
     get_chain,
     load_chains,
@@ -124,6 +125,9 @@ from tracing.trace.value import PegPrices, UsdPrices
 from tracing.trace.walk import trace_funds
 
 __all__ = [
+    "Family",
+    "family_of",
+    "chain_for_address",
     "configured_chains",
     "use_chain_variables",
     "Threshold",

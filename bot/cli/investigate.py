@@ -27,7 +27,7 @@ from tracing import (
     RONIN_EXPLOITER,
     PictureUnavailable,
     UserError,
-    get_chain,
+    chain_for_address,
     load_chains,
     load_demo,
     remove_demo,
@@ -62,12 +62,12 @@ def _parse(spec: Syntax, words: list[str]) -> Any:
         raise _fail(one_line(str(exc))) from exc
 
 
-def _configured_chain(the_app: App, given: str | None) -> str | None:
-    """`--chain` names a configured chain (as in chat), else the command stops with the configured ones named."""
-    if given is None:
-        return None
+def _configured_chain(the_app: App, given: str | None, address: str) -> str:
+    """`--chain` names a configured chain (as in chat; else the address's family picks one, else the default
+    chain), or the command stops with the configured ones named."""
     try:
-        return get_chain(given, load_chains(the_app.settings.chain_variables())).name
+        chains = load_chains(the_app.settings.chain_variables())
+        return chain_for_address(address, given, the_app.settings.default_chain, chains).name
     except UserError as exc:
         raise _fail(str(exc)) from exc
 
@@ -92,7 +92,7 @@ def risk(
     args: RiskArgs = _parse(RISK, ctx.args)
     the_app = open_app()
     try:
-        chain = _configured_chain(the_app, args.chain)
+        chain = _configured_chain(the_app, args.chain, args.address)
         report = asyncio.run(the_app.investigator.risk(args.address, chain, hops=args.hops or DEFAULT_HOPS))
         typer.echo(to_json_text(risk_json(report)) if as_json else render_part(report), nl=not as_json)
     finally:
@@ -121,7 +121,7 @@ def trace(
         raise _fail("--model compare prints the models side by side; --json, --csv and --png take one model.")
     the_app = open_app()
     try:
-        chain = _configured_chain(the_app, args.chain)
+        chain = _configured_chain(the_app, args.chain, args.address)
         if args.compare:
             comparison = asyncio.run(the_app.investigator.compare(args.address, chain, params))
             typer.echo(render_part(comparison))

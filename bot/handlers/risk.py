@@ -23,7 +23,7 @@ class RiskArgs:
 
 async def risk_command(ctx: Context, args: RiskArgs) -> Reply:
     address = args.address
-    chain = configured_chain(ctx, args.chain)
+    chain = configured_chain(ctx, args.chain, args.address)
     await ctx.caches_ready(chain)
     report = await ctx.investigator.risk(address, chain, asker=ctx.asker, hops=args.hops)
     hops = args.hops or DEFAULT_HOPS

@@ -105,7 +105,7 @@ class TraceArgs:
 
 async def trace_command(ctx: Context, args: TraceArgs) -> Reply:
     params = args.params()
-    chain = configured_chain(ctx, args.chain)
+    chain = configured_chain(ctx, args.chain, args.address)
     await ctx.caches_ready(chain)
     if args.compare:
         comparison = await ctx.investigator.compare(args.address, chain, params)

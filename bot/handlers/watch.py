@@ -82,7 +82,7 @@ class UnwatchArgs:
 
 
 async def watch_command(ctx: Context, args: WatchArgs) -> Reply:
-    chain = configured_chain(ctx, args.chain)
+    chain = configured_chain(ctx, args.chain, args.address)
     watch, created = ctx.watches.watch(
         chain=chain,
         address=args.address,
@@ -107,7 +107,7 @@ async def watch_command(ctx: Context, args: WatchArgs) -> Reply:
 
 
 async def unwatch_command(ctx: Context, args: UnwatchArgs) -> Reply:
-    chain = configured_chain(ctx, args.chain)
+    chain = configured_chain(ctx, args.chain, args.address)
     removed = ctx.watches.unwatch(
         chain=chain, address=args.address, platform=ctx.message.platform, chat=_recipient(ctx, args.channel)
     )

@@ -5,12 +5,18 @@ Other wings import from here (`from tracing.chain import Transfer`), not from th
 
 from tracing.chain.address import (
     ZERO_ADDRESS,
+    Family,
+    btc_network,
+    btc_script_type,
     canonical,
     checksum,
+    family_of,
     is_address,
     normalise_address,
     parse_address,
     short,
+    tron_from_hex,
+    tron_to_hex,
 )
 from tracing.chain.amounts import NO_USD, TransferPrices, UsdLookup, UsdSum, Valuation, amount_text, usd_text
 from tracing.chain.chainref import chain_arg
@@ -19,6 +25,7 @@ from tracing.chain.config import (
     ChainConfig,
     ChainConfigError,
     adhoc_chain,
+    chain_for_address,
     configured_chains,
     get_chain,
     load_chains,
@@ -44,6 +51,13 @@ from tracing.chain.tokens import TokenBook, TokenInfo
 from tracing.chain.transfer import Direction, Transfer, TransferKind, format_amount
 
 __all__ = [
+    "Family",
+    "btc_network",
+    "btc_script_type",
+    "family_of",
+    "tron_from_hex",
+    "tron_to_hex",
+    "chain_for_address",
     "configured_chains",
     "use_chain_variables",
     "Threshold",

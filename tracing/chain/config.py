@@ -12,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from tracing.chain.address import Family, btc_network, family_of
 from tracing.chain.chainref import chain_arg
-from tracing.errors import UnknownChain, UserError
+from tracing.errors import InvalidAddress, UnknownChain, UserError
 
 DEFAULT_CHAINS = "eth"
 
@@ -24,9 +25,12 @@ class ChainConfigError(UserError):
 
 @dataclass(frozen=True, slots=True)
 class KnownChain:
-    chain_id: int
+    chain_id: int | None
     symbol: str
     confirmations: int
+    family: Family = Family.EVM
+    decimals: int = 18
+    network: str = "main"
 
 
 # Confirmation depths: a few minutes of blocks on each chain, enough that a reorg past them is exceptional.
@@ -37,6 +41,11 @@ WELL_KNOWN: dict[str, KnownChain] = {
     "optimism": KnownChain(10, "ETH", 30),
     "polygon": KnownChain(137, "POL", 128),
     "bsc": KnownChain(56, "BNB", 15),
+    # TRON: 0x2b6653dc is what its /jsonrpc answers to eth_chainId; a block is solidified (irreversible) once 19 of
+    # the 27 super representatives have built on it.
+    "tron": KnownChain(0x2B6653DC, "TRX", 19, Family.TRON, 6),
+    # Bitcoin has no chain id; 6 confirmations is the customary depth (a 1-2 block reorg is ordinary).
+    "btc": KnownChain(None, "BTC", 6, Family.BTC, 8),
 }
 
 
@@ -53,6 +62,9 @@ class ChainConfig:
     explorer_key: str | None = field(default=None, repr=False)
     confirmations: int = 0
     decimals: int = 18
+    family: Family = Family.EVM
+    network: str = "main"
+    """Bitcoin only: `main`, `test` (testnet, signet) or `regtest`; which addresses the chain takes."""
 
     @property
     def env_prefix(self) -> str:
@@ -97,7 +109,12 @@ def chain_from_env(name: str, env: Mapping[str, str]) -> ChainConfig:
     prefix = env_prefix(name)
     known = WELL_KNOWN.get(name)
     confirmations = _int(env, f"{prefix}_CONFIRMATIONS", known.confirmations if known else 0)
-    symbol = (env.get(f"{prefix}_SYMBOL") or "").strip() or (known.symbol if known else "ETH")
+    family = _family(env, prefix, known)
+    default_symbol = known.symbol if known else {Family.EVM: "ETH", Family.TRON: "TRX", Family.BTC: "BTC"}[family]
+    symbol = (env.get(f"{prefix}_SYMBOL") or "").strip() or default_symbol
+    network = (env.get(f"{prefix}_NETWORK") or "").strip().lower() or (known.network if known else "main")
+    if network not in ("main", "test", "regtest"):
+        raise ChainConfigError(f"{prefix}_NETWORK must be main, test or regtest, not “{network[:20]}”.")
     return ChainConfig(
         name=name,
         chain_id=_int(env, f"{prefix}_CHAIN_ID", known.chain_id if known else None),
@@ -106,7 +123,68 @@ def chain_from_env(name: str, env: Mapping[str, str]) -> ChainConfig:
         explorer_url=(env.get(f"{prefix}_EXPLORER_URL") or "").strip() or None,
         explorer_key=(env.get(f"{prefix}_EXPLORER_KEY") or "").strip() or None,
         confirmations=confirmations or 0,
+        decimals=known.decimals if known else {Family.EVM: 18, Family.TRON: 6, Family.BTC: 8}[family],
+        family=family,
+        network=network,
     )
+
+
+def _family(env: Mapping[str, str], prefix: str, known: KnownChain | None) -> Family:
+    raw = (env.get(f"{prefix}_FAMILY") or "").strip().lower()
+    if not raw:
+        return known.family if known else Family.EVM
+    try:
+        return Family(raw)
+    except ValueError:
+        raise ChainConfigError(f"{prefix}_FAMILY must be evm, tron or btc, not “{raw[:20]}”.") from None
+
+
+def chain_for_address(address: str, given: str | None, default: str, chains: Mapping[str, ChainConfig]) -> ChainConfig:
+    """The configured chain a command about `address` runs on: the one `given` (`--chain`), else the one the
+    address's family picks (TRON → the first configured TRON chain, bitcoin → the first configured bitcoin chain
+    of the address's network), else `default`. Refuses, in one sentence, a chain of another family than the
+    address's, and a family no configured chain serves."""
+    family = family_of(address)
+    config: ChainConfig | None
+    if given is not None:
+        config = get_chain(given, chains)
+    elif family is Family.EVM:
+        config = get_chain(default, chains)
+    else:
+        wanted = _network_of(address) if family is Family.BTC else None
+        config = next(
+            (c for c in chains.values() if c.family is family and (wanted is None or _networks_match(c, wanted))),
+            None,
+        )
+        if config is None:
+            what = "TRON" if family is Family.TRON else f"bitcoin ({wanted}net)"
+            raise UnknownChain(
+                f"No {what} chain is configured (configured: {', '.join(chains) or 'none'}); add "
+                f"{'tron' if family is Family.TRON else 'btc'} to CHAINS."
+            )
+    if config.family is not family:
+        raise InvalidAddress(
+            f"That is {_FAMILY_NAMES[family]} address, but chain {config.name} is {_FAMILY_NAMES[config.family]} chain."
+        )
+    if family is Family.BTC and not _networks_match(config, _network_of(address)):
+        raise InvalidAddress(
+            f"That is a {_network_of(address)}net bitcoin address; chain {config.name} is {config.network}net."
+        )
+    return config
+
+
+_FAMILY_NAMES = {Family.EVM: "an EVM", Family.TRON: "a TRON", Family.BTC: "a bitcoin"}
+
+
+def _network_of(address: str) -> str:
+    return btc_network(address)
+
+
+def _networks_match(config: ChainConfig, network: str) -> bool:
+    """Base58 test versions serve testnet, signet and regtest alike; bech32 says which (`tb` or `bcrt`)."""
+    if network == "test":
+        return config.network in ("test", "regtest")
+    return config.network == network
 
 
 def load_chains(env: Mapping[str, str]) -> dict[str, ChainConfig]:
@@ -166,4 +244,6 @@ def adhoc_chain(name: str, rpc_urls: tuple[str, ...], env: Mapping[str, str]) ->
         explorer_key=base.explorer_key,
         confirmations=base.confirmations,
         decimals=base.decimals,
+        family=base.family,
+        network=base.network,
     )
