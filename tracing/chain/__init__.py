@@ -49,8 +49,14 @@ from tracing.chain.rpc import RpcSource
 from tracing.chain.threshold import Threshold, foreign_digits, parse_threshold
 from tracing.chain.tokens import TokenBook, TokenInfo
 from tracing.chain.transfer import Direction, Transfer, TransferKind, format_amount
+from tracing.chain.utxo import SATS_PER_BTC, Outpoint, TxInput, TxOutput, UtxoTx
 
 __all__ = [
+    "SATS_PER_BTC",
+    "Outpoint",
+    "TxInput",
+    "TxOutput",
+    "UtxoTx",
     "Family",
     "btc_network",
     "btc_script_type",
