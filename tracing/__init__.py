@@ -109,6 +109,9 @@ from tracing.risk.compared import end_amounts
 from tracing.risk.exposure import amounts_of, trace_amounts
 from tracing.risk.outputs import (
     PictureUnavailable,
+    comparison_csv,
+    comparison_png,
+    comparison_svg,
     risk_csv,
     risk_json,
     to_json_text,
@@ -211,6 +214,9 @@ __all__ = [
     "OutboxStatus",
     "PegPrices",
     "PictureUnavailable",
+    "comparison_csv",
+    "comparison_png",
+    "comparison_svg",
     "PriceApi",
     "PriceBook",
     "price_key",
