@@ -104,6 +104,8 @@ class Measurement:
     runs: list[Run] = field(default_factory=list)
     risk_calls: int | None = None
     """Calls of the investigator's own `/risk` (value-aware), for comparison with its two traces run here."""
+    compare_calls: int | None = None
+    """Calls of `/trace … --model compare` (three value-aware traces sharing the explorer cache)."""
     real_rate: tuple[int, float] | None = None
     """(calls, wall seconds) of the value-aware `/trace` at the real 5 calls/s."""
     absent: bool = False
@@ -177,6 +179,10 @@ async def measure(case_name: str, mix: Mix, hops: int, *, real_rate: bool = True
             await investigator.risk(root, "eth", hops=hops)
             found.risk_calls = len(server.seen)
             await client.aclose()
+            investigator, client = await fresh(UNTHROTTLED)
+            await investigator.compare(root, "eth", TraceParams(Direction.OUT, hops, since=case.incident))
+            found.compare_calls = len(server.seen)
+            await client.aclose()
             after = next(r for r in found.runs if r.command == "/trace" and r.walk.startswith("value"))
             if real_rate and after.calls <= REAL_RATE_MAX_CALLS:
                 investigator, client = await fresh(FREE_TIER)
@@ -249,8 +255,12 @@ def markdown(found: Sequence[Measurement], quick: bool = False) -> str:
                 f" addresses the traced money reached were fetched: {lazy}"
                 f" ({len(after.fetched)} fetched; {len(after.carried_to)} reached by traced value)."
             )
-        if m.risk_calls is not None:
-            lines.append(f"- {m.case}: the investigator's own value-aware `/risk` made {m.risk_calls:,} calls.")
+        if m.risk_calls is not None and m.compare_calls is not None:
+            lines.append(
+                f"- {m.case}: the investigator's own value-aware `/risk` made {m.risk_calls:,} calls;"
+                f" `/trace --model compare` (three models, one explorer cache) {m.compare_calls:,}"
+                f" ({m.compare_calls / FREE_TIER:.1f} s at 5 calls/s)."
+            )
     lines += [
         f"- Unrelated traffic: {found[0].mix.name}.",
         "",
