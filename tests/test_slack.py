@@ -358,6 +358,11 @@ async def test_trace_returns_a_picture_and_a_csv(slack: Slack, app: App) -> None
     assert [n.rsplit(".", 1)[1] for n in names] == ["png", "svg", "csv"]  # the picture, as SVG too, and the CSV
     assert any(raw.startswith(b"\x89PNG") for raw in slack.server.uploads.values())
     assert any(raw.count(b"\n") > 10 and b"0x098b716b" in raw.lower() for raw in slack.server.uploads.values())
+    (svg,) = [raw for raw in slack.server.uploads.values() if raw.startswith(b"<?xml")]
+    drawn = SvgPicture(svg)
+    assert drawn.title[0].startswith(f"Outgoing trace (where the funds went) of {LAZARUS} on eth, up to 2 hops")
+    assert "Lazarus Group" in drawn.box_with("root").text and drawn.arrows
+    assert drawn.legend[0] == "traced address (root)" and "Sanctions" in drawn.legend
 
 
 async def test_429_retry_after_is_honoured(slack: Slack) -> None:

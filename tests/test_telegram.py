@@ -304,6 +304,10 @@ async def test_trace_returns_a_picture_and_a_csv(telegram: Telegram, app: App) -
     svg, document = await telegram.server.wait_for("sendDocument", count=2)
     assert photo.files["photo"].content.startswith(b"\x89PNG") and photo.files["photo"].content_type == "image/png"
     assert svg.files["document"].filename.endswith(".svg") and b"<svg" in svg.files["document"].content
+    drawn = SvgPicture(svg.files["document"].content)
+    assert drawn.title[0].startswith(f"Outgoing trace (where the funds went) of {LAZARUS} on eth, up to 2 hops")
+    assert "Lazarus Group" in drawn.box_with("root").text and drawn.arrows
+    assert drawn.legend[0] == "traced address (root)" and "Sanctions" in drawn.legend
     assert document.files["document"].filename.endswith(".csv")
     rows = document.files["document"].content.decode().splitlines()
     assert len(rows) > 10 and any("0x098b716b8aaf21512996dc57eb0615e2383e2f96" in row.lower() for row in rows)
