@@ -1,19 +1,21 @@
 """Traces and risk reports through a block explorer instead of the local index (issue #12): what they cost in API
 calls, and in seconds at the free tier's rate limit.
 
-One MFTracer laundering case in its unrelated traffic (`tests/support/cases.py`, reduced size) is served by the
-local Etherscan-compatible server (`tests/support/explorer_server.py`: `txlist`, `tokentx`, `txlistinternal`,
-paged as Etherscan pages). The store holds the world's labels and daily prices but no transfer: every history
-comes from the explorer. From the case source with the most laundering transfers out, a 3-hop `/trace` (forward,
-from the incident on) and the two traces of a 3-hop `/risk` (out and in, all history) run through the
-investigator, each on a fresh explorer cache, once with the graph walk (`follow_value=False`: the behaviour before
-issue #12, which fetches the history of every address it follows) and once with the value-aware default.
+Each of a few MFTracer laundering cases (`--explorer-cases`, default XScam, HB, Atomic) in its unrelated traffic
+(`tests/support/cases.py`, reduced size) is served by the local Etherscan-compatible server
+(`tests/support/explorer_server.py`: `txlist`, `tokentx`, `txlistinternal`, paged as Etherscan pages). The store
+holds the world's labels and daily prices but no transfer: every history comes from the explorer. From the case
+source with the most laundering transfers out, a 3-hop `/trace` (forward, from the incident on) and the two traces
+of a 3-hop `/risk` (out and in, all history) run through the investigator, each on a fresh explorer cache, once
+with the graph walk (`follow_value=False`: the behaviour before issue #12, which fetches the history of every
+address it follows) and once with the value-aware default; then the investigator's own `/risk` and `/trace …
+--model compare` (value-aware), to count theirs.
 
 Calls are counted by the server. Seconds at the free tier are calls / 5 (its limit, 5 calls per second per key;
-the client's limiter lets no second see more), not slept; the run itself goes through an unthrottled limiter,
-and one value-aware `/trace` is also run at the real 5 calls/s and timed, to check the computed figure. Each
-value-aware run is checked to have fetched only the root and addresses the traced money reached (the far end of
-a transfer carrying traced value); the graph walk's extra fetches are counted.
+the client's limiter lets no second see more), not slept; the runs themselves go through an unthrottled limiter,
+and the value-aware `/trace` is also run at the real 5 calls/s and timed (when it needs at most
+`REAL_RATE_MAX_CALLS`), to check the computed figure. Each value-aware run is checked to have fetched only the root
+and addresses the traced money reached (the far end of a transfer carrying traced value).
 
 The ground truth is research data without a licence (../shared/data): read, never copied; without it the
 section says so.
