@@ -880,8 +880,9 @@ def comparison_dot(
 ) -> str:
     """The models' traces in one flow graph: every address any model reached, with the traced funds each model
     says reached it; an edge drawn solid when every model followed it, dashed and named when only some did; the
-    addresses where the models disagree outlined in red (and kept, with their paths, however small). Folded,
-    titled and with a legend as `trace_dot`."""
+    addresses where the models disagree outlined in red (kept, with their paths, however small, as labelled
+    addresses are: before the largest flows, while there is room). Folded, titled and with a legend as
+    `trace_dot`."""
     union, carried = _union(comparison)
     policy = picture_policy(union, policy)
     models = tuple(comparison.traces)
