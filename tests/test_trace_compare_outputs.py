@@ -15,7 +15,8 @@ from bot.backends.testing import TestBackend
 from storage.db import Database
 from tests.support.pictures import SvgPicture
 from tests.test_trace import addr, tx
-from tests.test_trace_commands import WHEN, disagreeing
+from tests.test_trace_commands import ETH, WHEN, disagreeing
+from tests.test_trace_commands import tx as ttx
 from tracing.chain.address import checksum
 from tracing.chain.index import TransferIndex
 from tracing.investigator import Investigator
@@ -160,3 +161,22 @@ async def test_trace_compare_without_graphviz_says_so_and_still_attaches_the_csv
     assert reply.reply is not None and not reply.is_error
     assert "picture unavailable: Graphviz 'dot' is not installed" in reply.text
     assert [a.mime for a in reply.reply.attachments] == ["text/csv"]
+
+
+@needs_dot
+async def test_where_the_models_disagree_is_kept_before_larger_flows(db: Database) -> None:
+    """With room for three boxes, the address the models disagree on (and its path) is drawn and the larger flows
+    of the root to 6 and 7 are folded: the disagreement is what the picture is about."""
+    disagreeing(db)
+    TransferIndex(db).add([ttx(1, 6, 50 * ETH, WHEN + 10), ttx(1, 7, 40 * ETH, WHEN + 20)])
+    comparison = await Investigator(db, check_interval=0).compare(addr(1), "eth")
+    assert [d.address for d in comparison.disagreements] == [addr(3)]
+    picture = SvgPicture(comparison_svg(comparison, max_nodes=3))
+    kept = {box.lines[0] for box in picture.addresses.values() if not box.lines[0].endswith("(folded)")}
+    assert kept == {box_name(1), box_name(2), box_name(3)}
+    assert picture.box_with(box_name(3)).stroke == "#d62728"
+    folds = sorted(box.lines[:2] for box in picture.folded.values())
+    assert folds == [  # one folded box beside each kept address the folded ones hang from
+        ("+1 more address (folded)", "1 transfer, 10 ETH ($30,000)"),
+        ("+2 more addresses (folded)", "2 transfers, 90 ETH ($270,000)"),
+    ]

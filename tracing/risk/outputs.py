@@ -599,7 +599,8 @@ class _Layout:
             moved = [e for (a, b), group in groups.items() if f"fold:{anchor}" in (a, b) for e in group]
             total = _edges_total(moved, trace)
             what = f"{len(fold.addresses):,} more address{'es' if len(fold.addresses) != 1 else ''}"
-            lines = [f"{len(moved):,} transfers, {total}" if moved else "no transfer shown"]
+            count = f"{len(moved):,} transfer{'s' if len(moved) != 1 else ''}"
+            lines = [f"{count}, {total}" if moved else "no transfer shown"]
             if fold.dust:
                 lines.append(f"{fold.dust:,} under the dust floor")
             fold_nodes.append(
