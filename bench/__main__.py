@@ -1,9 +1,10 @@
 """`python -m bench [--only NAME,…] [--quick] [--out FILE] [trace/risk options]`: every benchmark figure, written
 to BENCHMARKS.md (see there). Figures: trace (bench.trace_risk), watch (bench.watch_match), ingest (bench.ingest),
 fanout (bench.fanout), latency (bench.alert_latency),
-commands (bench.commands), cases (bench.cases: the laundering-case evaluation, its own section at the end). Without
-`trace` in --only, the trace/risk part of the existing file is kept as it is; without `cases`, the case section;
-without any system figure, the system figures."""
+commands (bench.commands), explorer (bench.explorer: traces and risk reports through an explorer, API calls and
+seconds at the free tier, its own section), cases (bench.cases: the laundering-case evaluation, its own section at
+the end). Without `trace` in --only, the trace/risk part of the existing file is kept as it is; without `explorer`
+or `cases`, their sections; without any system figure, the system figures."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from bench import alert_latency, cases, commands, fanout, ingest, watch_match
+from bench import alert_latency, cases, commands, explorer, fanout, ingest, watch_match
 from bench import trace_risk as trace_module
 from bench.common import TABLE_HEAD, Figure, log, machine_line
 
@@ -26,7 +27,7 @@ FIGURES = {
     "latency": (alert_latency.add_arguments, alert_latency.from_args),
     "commands": (commands.add_arguments, commands.from_args),
 }
-ALL = ("trace", *FIGURES, "cases")
+ALL = ("trace", *FIGURES, "explorer", "cases")
 
 HOW = [
     "- **Watch matching**: random 20-byte addresses; about one endpoint in a thousand is watched. Each block is"
@@ -80,6 +81,7 @@ def parse(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--runs-slow", type=int, default=3, help="runs of the slow figures (ingest, fan-out)")
     for add, _ in FIGURES.values():
         add(parser)
+    explorer.add_arguments(parser)
     cases.add_arguments(parser)
     args, rest = parser.parse_known_args(argv)
     if args.quick:
@@ -130,6 +132,9 @@ def main(argv: Sequence[str]) -> int:
     seconds: dict[str, float] = {}
     old_text = args.out.read_text(encoding="utf-8") if args.out.exists() else ""
     old_cases = cases.MARKER + old_text.split(cases.MARKER, 1)[1] if cases.MARKER in old_text else ""
+    old_explorer = ""
+    if explorer.MARKER in old_text:
+        old_explorer = explorer.MARKER + old_text.split(explorer.MARKER, 1)[1].split(cases.MARKER)[0]
     if "trace" in chosen:
         began = time.perf_counter()
         trace_args = trace_module.parse([*rest, *(["--quick"] if args.quick else []), "--out", str(args.out)])
@@ -137,7 +142,7 @@ def main(argv: Sequence[str]) -> int:
         seconds["trace"] = time.perf_counter() - began
     else:
         old = args.out.read_text(encoding="utf-8") if args.out.exists() else "# Benchmarks\n"
-        head = old.split(MARKER)[0].split(cases.MARKER)[0]
+        head = old.split(MARKER)[0].split(explorer.MARKER)[0].split(cases.MARKER)[0]
     figures: list[Figure] = []
     for name, (_, run) in FIGURES.items():
         if name in chosen:
@@ -149,12 +154,18 @@ def main(argv: Sequence[str]) -> int:
     else:  # `--only trace`: keep the system figures of the last run that measured them
         old = args.out.read_text(encoding="utf-8") if args.out.exists() else ""
         tail = MARKER + old.split(MARKER, 1)[1] if MARKER in old else system_section([], seconds, args.quick, True)
-        tail = tail.split(cases.MARKER)[0]  # the case section is added below, kept or new
+        tail = tail.split(explorer.MARKER)[0].split(cases.MARKER)[0]  # those sections are added below, kept or new
+    if "explorer" in chosen:
+        began = time.perf_counter()
+        old_explorer = explorer.section(args)
+        seconds["explorer"] = time.perf_counter() - began
     if "cases" in chosen:
         began = time.perf_counter()
         old_cases = cases.section(args)
         seconds["cases"] = time.perf_counter() - began
     text = head.rstrip("\n") + "\n\n" + tail.lstrip("\n")
+    if old_explorer:
+        text = text.rstrip("\n") + "\n\n" + old_explorer.strip("\n") + "\n"
     if old_cases:
         text = text.rstrip("\n") + "\n\n" + old_cases.strip("\n") + "\n"
     args.out.write_text(text, encoding="utf-8")

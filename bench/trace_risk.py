@@ -729,7 +729,8 @@ def markdown(r: Results) -> str:
         "",
         "## Not measured",
         "",
-        "- Explorer-backed traces (network-bound), PostgreSQL, concurrent requests, traces of 4+ hops.",
+        "- Explorer-backed traces here (their API calls and seconds at the free tier are in the explorer section),"
+        " PostgreSQL, concurrent requests, traces of 4+ hops.",
         "- Loading the full 10M-transfer store into the graph was not timed (only the sample above; loading is "
         "linear in rows).",
     ]

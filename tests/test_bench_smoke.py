@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from bench import alert_latency, cases, commands, fanout, ingest, watch_match
+from bench import alert_latency, cases, commands, explorer, fanout, ingest, watch_match
 from bench.__main__ import MARKER, main
 from tests.support.anvil import ANVIL_MISSING, anvil_available
+from tests.support.cases import ground_truth_folder
 
 
 def test_watch_matching_agrees_with_a_plain_set() -> None:
@@ -59,3 +60,20 @@ def test_main_writes_the_case_section_once_and_keeps_the_others(tmp_path: Path) 
     assert text.startswith("# Benchmarks\n\ntrace figures kept") and "system figures kept" in text
     assert text.count(cases.MARKER) == 1 and text.index(MARKER) < text.index(cases.MARKER)
     assert "| LIFI |" in text or "absent" in text
+
+
+def test_main_writes_the_explorer_section_between_the_system_figures_and_the_cases(tmp_path: Path) -> None:
+    out = tmp_path / "BENCH.md"
+    kept = f"# Benchmarks\n\ntrace figures kept\n\n{MARKER}\n\nsystem figures kept\n\n{cases.MARKER}\n\ncases kept\n"
+    out.write_text(kept, encoding="utf-8")
+    for _ in range(2):  # rewriting replaces the explorer section, never appends
+        assert main(["--quick", "--only", "explorer", "--explorer-cases", "HB", "--out", str(out)]) == 0
+    text = out.read_text(encoding="utf-8")
+    assert text.startswith("# Benchmarks\n\ntrace figures kept") and "system figures kept" in text
+    assert text.count(explorer.MARKER) == 1 and text.rstrip().endswith("cases kept")
+    assert text.index(MARKER) < text.index(explorer.MARKER) < text.index(cases.MARKER)
+    if ground_truth_folder() is None:
+        assert "absent" in text
+        return
+    assert "| HB (" in text and "graph walk (before #12)" in text and "value-aware (after #12)" in text
+    assert "were fetched: yes" in text and "were fetched: NO" not in text

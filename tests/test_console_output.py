@@ -17,7 +17,11 @@ from bot.render.telegram_html import render_html
 from bot.render.text import render_text
 from storage.db import Database
 from tests.support.cli import run_cli
+from tests.support.pictures import SvgPicture
 from tests.test_cli import env_for
+from tests.test_trace import addr
+from tests.test_trace_commands import disagreeing
+from tests.test_trace_compare_outputs import box_name
 from tracing.chain.index import TransferIndex
 from tracing.chain.transfer import Transfer, TransferKind
 
@@ -39,6 +43,24 @@ async def test_the_console_writes_attachments_under_exports_and_prints_their_pat
     assert "[attachment" not in out.getvalue()
     csv = next(p for p in saved if p.name.endswith(".csv"))
     assert csv.read_text().startswith("chain,") or "," in csv.read_text().splitlines()[0]
+
+
+async def test_the_console_writes_the_compare_picture_and_csv_and_prints_their_paths(app: App) -> None:
+    disagreeing(app.db)
+    out = io.StringIO()
+    console = ConsoleBackend(app.bot, stdin=io.StringIO(f"/trace {addr(1)} --model compare\n"), stdout=out)
+    await console.serve()
+    text = out.getvalue()
+    assert "models compared: haircut, poison, fifo" in text and "Where they disagree (1 addresses):" in text
+    saved = {p.suffix: p for p in (app.settings.data_dir / "exports").iterdir()}
+    assert set(saved) == {".png", ".svg", ".csv"}
+    for path in saved.values():
+        assert f"compare-{addr(1)[:10]}-out-3h" in path.name and str(path.resolve()) in text
+    assert saved[".png"].read_bytes().startswith(b"\x89PNG")
+    drawn = SvgPicture(saved[".svg"].read_bytes())
+    assert len(drawn.addresses) == 4 and "models disagree" in drawn.box_with(box_name(3)).text
+    rows = saved[".csv"].read_text().splitlines()
+    assert len(rows) == 4 and rows[0].startswith("hop,from,to,") and "poison_taint" in rows[0]
 
 
 def test_say_writes_attachments_too(tmp_path: Path, prepared_database_url: str) -> None:

@@ -8,6 +8,7 @@ import itertools
 import secrets
 import time
 from collections.abc import Sequence
+from decimal import Decimal
 
 import pytest
 
@@ -349,3 +350,44 @@ async def test_a_history_cut_without_transfers_in_the_direction_is_still_reporte
 class NoLabels:
     def for_addresses(self, addresses: Sequence[str], chain: str | None = None) -> dict[str, list[Label]]:
         return {}
+
+
+async def test_the_value_aware_walk_reads_only_the_addresses_the_traced_money_reached(db: Database) -> None:
+    """Through the explorer with no local index, the value-aware trace reads the history of the root and of the
+    addresses the traced funds were followed to, no other: dust the root and its recipients paid out is not
+    followed and so never read, and the address at the hop budget is reached but not read. The graph walk (before
+    issue #12) reads every address it follows, dust recipients included."""
+    hop1, hop2, hop3 = address(0xA1), address(0xB2), address(0xC3)
+    dusted, dusted_too, elsewhere, funder = address(0xD4), address(0xE5), address(0xF6), address(0xF0)
+    ether = 10**18
+    rows = [
+        native_row(10, 1, funder, ME, 100 * ether),
+        native_row(20, 2, ME, hop1, 10 * ether),
+        native_row(20, 3, ME, dusted, ether // 100),  # 0.01 ETH: under the floor
+        native_row(30, 4, hop1, hop2, 99 * ether // 10),
+        native_row(30, 5, hop1, dusted_too, ether // 20),
+        native_row(40, 6, hop2, hop3, 9 * ether),
+        native_row(50, 7, dusted, elsewhere, ether // 100),
+        native_row(50, 8, dusted_too, elsewhere, ether // 20),
+        native_row(60, 9, hop3, elsewhere, 9 * ether),
+    ]
+    floor = (("native", Decimal("0.5")),)
+    async with FakeExplorer(rows={"txlist": rows, "tokentx": [], "txlistinternal": []}) as explorer:
+        fetched: dict[bool, set[str]] = {}
+        traces = {}
+        for follow in (True, False):
+            explorer.seen.clear()
+            async with client(explorer) as c:  # a fresh explorer cache per walk
+                investigator = Investigator(db, explorers={"eth": c}, check_interval=0)
+                params = TraceParams(hops=3, dust_units=floor, follow_value=follow)
+                traces[follow] = await investigator.trace(ME, "eth", params)
+            fetched[follow] = explorer.addresses_asked()
+    value = traces[True]
+    assert value.value_aware and value.coverage.sources == ("explorer",)
+    money = {value.near_far(edge)[1] for edge in value.edges if value.carried(edge)}
+    assert money == {hop1, hop2, hop3}
+    assert fetched[True] <= money | {ME}
+    assert fetched[True] == {ME, hop1, hop2}  # hop3 is at the hop budget: reached, not read
+    assert {dusted, dusted_too} <= fetched[False]  # the graph walk read the dust recipients too
+    assert not {dusted, dusted_too} & {n.address for n in value.nodes}
+    assert len(explorer.seen) == 3 * len(fetched[False])  # three actions per address read

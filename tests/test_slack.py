@@ -29,6 +29,7 @@ from bot.context import Context
 from bot.messages import Action, Attachment, Identity, IncomingMessage, Reply, Text
 from storage.audit import AuditLog
 from storage.settings import Settings
+from tests.support.pictures import SvgPicture
 from tests.support.slack_server import (
     BOT_USER_ID,
     ApiCall,
@@ -357,6 +358,11 @@ async def test_trace_returns_a_picture_and_a_csv(slack: Slack, app: App) -> None
     assert [n.rsplit(".", 1)[1] for n in names] == ["png", "svg", "csv"]  # the picture, as SVG too, and the CSV
     assert any(raw.startswith(b"\x89PNG") for raw in slack.server.uploads.values())
     assert any(raw.count(b"\n") > 10 and b"0x098b716b" in raw.lower() for raw in slack.server.uploads.values())
+    (svg,) = [raw for raw in slack.server.uploads.values() if raw.startswith(b"<?xml")]
+    drawn = SvgPicture(svg)
+    assert drawn.title[0].startswith(f"Outgoing trace (where the funds went) of {LAZARUS} on eth, up to 2 hops")
+    assert "Lazarus Group" in drawn.box_with("root").text and drawn.arrows
+    assert drawn.legend[0] == "traced address (root)" and "Sanctions" in drawn.legend
 
 
 async def test_429_retry_after_is_honoured(slack: Slack) -> None:
@@ -702,3 +708,16 @@ async def test_trace_compare_in_blocks_with_the_models_and_their_disagreement(sl
     body = "\n".join(b["text"]["text"] for b in blocks if b["type"] == "section")
     assert "• fifo: 2 addresses reached" in body and "reached by haircut, poison only" in body
     assert "haircut 5 ETH ($15,000); poison 10 ETH ($30,000)" in body
+    # then the picture of every model's flows (PNG and SVG) and the CSV, uploaded to the channel
+    completed = await slack.server.wait_for("files.completeUploadExternal", count=3)
+    assert {c.params["channel_id"] for c in completed} == {CHANNEL}
+    names = [u.params["filename"] for u in slack.server.sent("files.getUploadURLExternal")]
+    stem = f"compare-{addr(1)[:10]}-out-3h"
+    assert names == [f"{stem}.png", f"{stem}.svg", f"{stem}.csv"]
+    uploads = list(slack.server.uploads.values())
+    assert any(raw.startswith(b"\x89PNG") for raw in uploads)
+    (svg,) = [raw for raw in uploads if raw.startswith(b"<?xml")]
+    drawn = SvgPicture(svg)
+    assert len(drawn.addresses) == 4 and drawn.box_with("models disagree").stroke == "#d62728"
+    (table,) = [raw.decode() for raw in uploads if raw.startswith(b"hop,")]
+    assert len(table.splitlines()) == 4 and "fifo_taint_amount" in table.splitlines()[0]

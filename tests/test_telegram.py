@@ -28,6 +28,7 @@ from bot.messages import Action, Attachment, ErrorText, Identity, IncomingMessag
 from storage.audit import AuditLog
 from storage.models import ButtonRow, utcnow
 from storage.settings import Settings
+from tests.support.pictures import SvgPicture
 from tests.support.telegram_server import TOKEN, Call, FakeTelegram, chat, user
 from tests.test_scopes import incident_in
 from tests.test_trace import addr
@@ -303,6 +304,10 @@ async def test_trace_returns_a_picture_and_a_csv(telegram: Telegram, app: App) -
     svg, document = await telegram.server.wait_for("sendDocument", count=2)
     assert photo.files["photo"].content.startswith(b"\x89PNG") and photo.files["photo"].content_type == "image/png"
     assert svg.files["document"].filename.endswith(".svg") and b"<svg" in svg.files["document"].content
+    drawn = SvgPicture(svg.files["document"].content)
+    assert drawn.title[0].startswith(f"Outgoing trace (where the funds went) of {LAZARUS} on eth, up to 2 hops")
+    assert "Lazarus Group" in drawn.box_with("root").text and drawn.arrows
+    assert drawn.legend[0] == "traced address (root)" and "Sanctions" in drawn.legend
     assert document.files["document"].filename.endswith(".csv")
     rows = document.files["document"].content.decode().splitlines()
     assert len(rows) > 10 and any("0x098b716b8aaf21512996dc57eb0615e2383e2f96" in row.lower() for row in rows)
@@ -508,3 +513,15 @@ async def test_trace_compare_is_html_with_the_models_and_their_disagreement(tele
     assert "reached by haircut, poison only" in text
     assert "haircut 5 ETH ($15,000); poison 10 ETH ($30,000)" in text
     assert set(re.findall(r"</?[a-z]+>", text)) <= {"<b>", "</b>"}  # everything else escaped
+    # then the picture of every model's flows as a photo, and its SVG and the CSV as documents
+    [photo] = await telegram.server.wait_for("sendPhoto")
+    svg, table = await telegram.server.wait_for("sendDocument", count=2)
+    picture = photo.files["photo"]
+    assert picture.content.startswith(b"\x89PNG") and picture.filename == f"compare-{addr(1)[:10]}-out-3h.png"
+    assert photo.params["caption"].startswith("Flow graph of every taint model")
+    drawn = SvgPicture(svg.files["document"].content)
+    assert drawn.title[0].endswith("the models disagree on 1 address (outlined in red)")
+    assert len(drawn.addresses) == 4 and "red border: the models disagree on this address" in drawn.legend
+    rows = table.files["document"].content.decode().splitlines()
+    assert table.files["document"].filename.endswith(".csv") and len(rows) == 4
+    assert "haircut_taint_usd" in rows[0] and ",haircut;poison," in rows[2]

@@ -12,6 +12,7 @@ import pytest
 
 from storage.db import open_database
 from tests.support.cli import run_cli
+from tests.support.pictures import SvgPicture
 from tests.test_trace_commands import store_eth_prices
 from tracing.chain.demo import RONIN_EXPLOITER, RONIN_INTERMEDIARY
 from tracing.risk.outputs import dot_available
@@ -83,15 +84,26 @@ def test_value_flags_from_the_command_line(cli_env: dict[str, str]) -> None:
         store_eth_prices(db)
     finally:
         db.dispose()
+    folder = Path(cli_env["DATA_DIR"]).parent
+    table, picture = folder / "compared.csv", folder / "compared.svg"
     compared = run_cli(
-        ["trace", RONIN_EXPLOITER, "--model", "compare", "--dust", "$1000", "--through", "exchange"], cli_env
+        ["trace", RONIN_EXPLOITER, "--model", "compare", "--dust", "$1000", "--through", "exchange"]
+        + ["--csv", str(table)]
+        + (["--svg", str(picture)] if dot_available() else []),
+        cli_env,
     )
     assert compared.returncode == 0, compared.stderr
     assert "models compared: haircut, poison, fifo" in compared.stdout
+    assert f"wrote {table}" in compared.stdout
+    header = table.read_text().splitlines()[0].split(",")
+    assert {"followed_by", "haircut_taint_usd", "poison_taint_usd", "fifo_taint_usd"} <= set(header)
+    if dot_available():
+        drawn = SvgPicture(picture.read_bytes())
+        assert "taint models compared (haircut, poison, fifo)" in drawn.title[0] and drawn.addresses
     assert "through exchange; dust floor: $1,000 on the transfer's day" in compared.stdout
     assert all(f"• {model}: " in compared.stdout for model in ("haircut", "poison", "fifo"))
     minimum = run_cli(["trace", RONIN_EXPLOITER, "--min-value", "$1000", "--model", "fifo"], cli_env)
     assert minimum.returncode == 0, minimum.stderr
     assert "fifo taint" in minimum.stdout and "min value $1,000 on the transfer's day" in minimum.stdout
     refused = run_cli(["trace", RONIN_EXPLOITER, "--model", "compare", "--json"], cli_env)
-    assert refused.returncode != 0 and "take one model" in refused.stderr + refused.stdout
+    assert refused.returncode != 0 and "--json takes one model" in refused.stderr + refused.stdout

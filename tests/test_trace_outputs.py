@@ -14,6 +14,7 @@ from bot.app import App
 from bot.backends.testing import TestBackend
 from bot.render.text import render_part
 from storage.db import Database
+from tests.support.pictures import SvgPicture
 from tests.test_trace import ETH, USDT, addr, label, tx
 from tracing.chain.address import checksum
 from tracing.chain.demo import RONIN_EXPLOITER, load_demo
@@ -249,3 +250,43 @@ async def test_trace_command_options_and_errors(bot: TestBackend, app: App) -> N
         assert reply.is_error and says in reply.text, (bad, reply.text)
     listing = await bot.say("/help")
     assert "/trace ADDRESS" in listing.text
+
+
+@pytest.mark.skipif(not dot_available(), reason="Graphviz dot not installed")
+async def test_the_svg_picture_shows_boxes_folding_edges_legend_and_a_title(db: Database) -> None:
+    """The picture as drawn (the SVG read back): about 60 boxes, the rest folded into one box with its count and
+    total, an edge with amount and date to every box, the legend's entries and a title with the settings."""
+    TransferIndex(db).add([tx(1, 1000 + i, 1 + i / 1000, 100 + i) for i in range(150)])
+    LabelBook(db).add(label(1000, Category.EXCHANGE, "Binance 14"))
+    params = TraceParams(hops=1, fanout=200, min_value=Decimal("0.5"), since=50, until=4_000_000_000)
+    result = await Investigator(db, check_interval=0).trace(addr(1), params=params)
+    picture = SvgPicture(trace_svg(result))
+    assert len(picture.addresses) == 61  # the root, 59 flows and one folded box
+    ((name, folded),) = picture.folded.items()
+    assert folded.lines[:2] == ("+91 more addresses (folded)", "91 transfers, 95.186 ETH (no USD price)")
+    assert folded.dashed
+    root = picture.box_with(f"{checksum(addr(1))[:8]}…{checksum(addr(1))[-4:]}")
+    assert root.lines[-1] == "root" and root.stroke_width == 3
+    assert picture.box_with("Binance 14").lines[1:3] == ("Exchange: Binance 14", "hop 1 · stop: service")
+    assert len(picture.arrows) == 60 and all(a.tail == root.name for a in picture.arrows)
+    assert all(re.fullmatch(r"\d{4}-\d{2}-\d{2}", a.lines[-1]) for a in picture.arrows if a.head != name)
+    assert picture.arrow(root, folded).lines == ("95.186 ETH (no USD price)", "91 tx, 1970-01-01")
+    assert picture.legend == (
+        "traced address (root)",
+        "Exchange",
+        "unlabelled",
+        "+N more: folded dust and small flows",
+        "edge: amount moved; transfers, dates (UTC)",
+    )
+    assert picture.clusters["cluster_legend"] == ("Legend",)
+    title = "\n".join(picture.title)
+    assert picture.title[0] == f"Outgoing trace (where the funds went) of {checksum(addr(1))} on eth, up to 1 hops"
+    for words in (
+        "model: haircut taint",
+        "filters: min value 0.5",
+        "dust floor: $100 on the transfer's day",
+        "time window: 1970-01-01 – 2096-10-02",
+        "folded below the dust floor: $100",
+        "60 of 151 addresses shown; 91 folded into 1 node",
+    ):
+        assert words in title, words

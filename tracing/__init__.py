@@ -29,9 +29,19 @@ from tracing.chain.config import (
 )
 from tracing.chain.demo import RONIN_EXPLOITER, ensure_demo_data, load_demo, remove_demo
 from tracing.chain.etl_import import EtlFileKind, EtlFileResult, EtlImportResult, import_etl_files
+from tracing.chain.explorer import DEFAULT_CALLS_PER_SECOND, ExplorerClient, ExplorerRateLimit
 from tracing.chain.index import TransferIndex
 from tracing.chain.indexer import BLOCKS_PER_REQUEST, CONCURRENCY, Indexer, IndexReport, fetch_range
-from tracing.chain.prices import PriceApi, PriceBook, PriceImport, PriceTable, import_price_csv, price_api_from_settings
+from tracing.chain.prices import (
+    PriceApi,
+    PriceBook,
+    PriceImport,
+    PriceTable,
+    day_of,
+    import_price_csv,
+    price_api_from_settings,
+    price_key,
+)
 from tracing.chain.rpc import RpcSource
 from tracing.chain.threshold import Threshold, foreign_digits, parse_threshold
 from tracing.chain.tokens import TokenBook, TokenInfo
@@ -100,6 +110,9 @@ from tracing.risk.compared import end_amounts
 from tracing.risk.exposure import amounts_of, trace_amounts
 from tracing.risk.outputs import (
     PictureUnavailable,
+    comparison_csv,
+    comparison_png,
+    comparison_svg,
     risk_csv,
     risk_json,
     to_json_text,
@@ -151,6 +164,7 @@ __all__ = [
     "Clock",
     "Coverage",
     "DEFAULT_DUST_USD",
+    "DEFAULT_CALLS_PER_SECOND",
     "DEFAULT_HOPS",
     "Direction",
     "Disagreement",
@@ -161,6 +175,8 @@ __all__ = [
     "EtlFileKind",
     "EtlFileResult",
     "EtlImportResult",
+    "ExplorerClient",
+    "ExplorerRateLimit",
     "Exposure",
     "GraphCache",
     "GraphSource",
@@ -202,8 +218,13 @@ __all__ = [
     "OutboxStatus",
     "PegPrices",
     "PictureUnavailable",
+    "comparison_csv",
+    "comparison_png",
+    "comparison_svg",
     "PriceApi",
     "PriceBook",
+    "price_key",
+    "day_of",
     "PriceImport",
     "PriceTable",
     "RONIN_EXPLOITER",

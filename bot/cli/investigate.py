@@ -8,6 +8,7 @@ the same input is accepted or refused, with the same sentence, in chat and here;
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,9 @@ from tracing import (
     PictureUnavailable,
     UserError,
     chain_for_address,
+    comparison_csv,
+    comparison_png,
+    comparison_svg,
     load_chains,
     load_demo,
     remove_demo,
@@ -117,30 +121,22 @@ def trace(
         raise _fail(str(exc)) from exc
     if png_file is not None and png_file.suffix.lower() != ".png":
         raise _fail(f"--png writes a PNG picture; give a file name ending in .png, not “{png_file.name[:40]}”.")
-    if args.compare and (as_json or csv_file is not None or png_file is not None):
-        raise _fail("--model compare prints the models side by side; --json, --csv and --png take one model.")
+    if args.compare and as_json:
+        raise _fail(
+            "--model compare prints the models side by side; --json takes one model (--csv, --png and --svg write "
+            "the comparison's files)."
+        )
     the_app = open_app()
     try:
         chain = _configured_chain(the_app, args.chain, args.address)
         if args.compare:
             comparison = asyncio.run(the_app.investigator.compare(args.address, chain, params))
-            typer.echo(render_part(comparison))
+            _write_files(csv_file, png_file, svg_file, comparison_csv, comparison_png, comparison_svg, comparison)
+            written = [str(p) for p in (csv_file, png_file, svg_file) if p is not None]
+            typer.echo(render_part(comparison) + (f"\n\nwrote {', '.join(written)}" if written else ""))
             return
         result = asyncio.run(the_app.investigator.trace(args.address, chain, params))
-        if csv_file is not None:
-            _write(csv_file, trace_csv(result).encode("utf-8"))
-        if png_file is not None:
-            try:
-                picture = trace_png(result)
-            except PictureUnavailable as exc:
-                raise _fail(str(exc), 3) from exc
-            _write(png_file, picture)
-        if svg_file is not None:
-            try:
-                scalable = trace_svg(result)
-            except PictureUnavailable as exc:
-                raise _fail(str(exc), 3) from exc
-            _write(svg_file, scalable)
+        _write_files(csv_file, png_file, svg_file, trace_csv, trace_png, trace_svg, result)
         if as_json:
             typer.echo(to_json_text(trace_json(result)), nl=False)
         elif csv_file is None and png_file is None and svg_file is None:
@@ -150,6 +146,28 @@ def trace(
             typer.echo(f"{len(result.nodes) - 1} addresses, {len(result.edges)} transfers; wrote {', '.join(written)}")
     finally:
         the_app.close()
+
+
+def _write_files(
+    csv_file: Path | None,
+    png_file: Path | None,
+    svg_file: Path | None,
+    table: Callable[[Any], str],
+    png: Callable[[Any], bytes],
+    svg: Callable[[Any], bytes],
+    subject: object,
+) -> None:
+    """Write the CSV and the pictures asked for (a missing Graphviz ends the command with status 3)."""
+    if csv_file is not None:
+        _write(csv_file, table(subject).encode("utf-8"))
+    for path, draw in ((png_file, png), (svg_file, svg)):
+        if path is None:
+            continue
+        try:
+            picture = draw(subject)
+        except PictureUnavailable as exc:
+            raise _fail(str(exc), 3) from exc
+        _write(path, picture)
 
 
 @app.command()

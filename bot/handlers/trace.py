@@ -25,6 +25,9 @@ from tracing import (
     Threshold,
     TraceParams,
     chain_arg,
+    comparison_csv,
+    comparison_png,
+    comparison_svg,
     parse_address,
     trace_csv,
     trace_png,
@@ -108,8 +111,7 @@ async def trace_command(ctx: Context, args: TraceArgs) -> Reply:
     chain = configured_chain(ctx, args.chain, args.address)
     await ctx.caches_ready(chain)
     if args.compare:
-        comparison = await ctx.investigator.compare(args.address, chain, params)
-        return Reply((comparison,), actions=(Action("Risk report", f"/risk {args.address}"),))
+        return await _compared(ctx, args, chain, params)
     result = await ctx.investigator.trace(args.address, chain, params)
     stem = f"trace-{args.address[:10]}-{params.direction.value}-{params.hops}h"
     parts: list[object] = [result]
@@ -128,6 +130,28 @@ async def trace_command(ctx: Context, args: TraceArgs) -> Reply:
         Action(f"Trace {other}", f"/trace {args.address} --direction {other} --hops {params.hops}"),
     )
     return Reply(tuple(parts), actions=actions, attachments=tuple(attachments))
+
+
+async def _compared(ctx: Context, args: TraceArgs, chain: str, params: TraceParams) -> Reply:
+    """`--model compare`: the models side by side in words, one picture of every model's flows (which models
+    followed each edge, the disagreements outlined) and one CSV with each model's traced amount per transfer."""
+    comparison = await ctx.investigator.compare(args.address, chain, params)
+    stem = f"compare-{args.address[:10]}-{params.direction.value}-{params.hops}h"
+    parts: list[object] = [comparison]
+    attachments: list[Attachment] = []
+    try:
+        picture = await asyncio.to_thread(comparison_png, comparison)
+        caption = "Flow graph of every taint model (dashed: followed by some models only; red: they disagree)"
+        attachments.append(Attachment(f"{stem}.png", picture, "image/png", caption))
+        scalable = await asyncio.to_thread(comparison_svg, comparison)
+        attachments.append(Attachment(f"{stem}.svg", scalable, "image/svg+xml", "The same flow graph, as SVG"))
+    except PictureUnavailable as exc:
+        parts.append(Text(str(exc)))
+    table = comparison_csv(comparison).encode()
+    attachments.append(Attachment(f"{stem}.csv", table, "text/csv", "One row per transfer, each model's traced amount"))
+    return Reply(
+        tuple(parts), actions=(Action("Risk report", f"/risk {args.address}"),), attachments=tuple(attachments)
+    )
 
 
 SPEC = CommandSpec(

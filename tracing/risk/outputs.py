@@ -15,7 +15,7 @@ import json
 import shutil
 import subprocess
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -27,8 +27,11 @@ from tracing.labels import Category, Label
 from tracing.risk.exposure import amounts_of
 from tracing.risk.policy import DEFAULT_POLICY, RiskPolicy
 from tracing.risk.report import Amount, Exposure, RiskReport, amounts_words, native_symbol
+from tracing.trace.compare import ModelComparison
 from tracing.trace.coverage import Coverage
-from tracing.trace.model import Trace, TraceEdge, TraceNode
+from tracing.trace.flows import Asset
+from tracing.trace.model import Trace, TraceEdge, TraceNode, edge_order, parents_of
+from tracing.trace.taint import TaintModel
 from tracing.trace.usd import edge_usd, received_with_usd, token_meta, usd_received
 
 PICTURE_NODES = 60
@@ -245,41 +248,79 @@ def trace_csv(trace: Trace) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(TRACE_CSV_COLUMNS)
-    valuation = trace.valuation
     for index, edge in enumerate(trace.edges):
-        decimals, symbol = (
-            valuation.meta(edge.token, edge.decimals, edge.symbol)
-            if valuation is not None
-            else (
-                18 if edge.token is None else edge.decimals,
-                edge.symbol or ("" if edge.token else native_symbol(trace.chain)),
-            )
-        )
-        writer.writerow(
-            [
-                edge.hop,
-                edge.from_addr,
-                edge.to_addr,
-                edge.tx_hash,
-                edge.block,
-                edge.timestamp,
-                datetime.fromtimestamp(edge.timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S"),
-                edge.token or "",
-                symbol or "",
-                "" if decimals is None else decimals,
-                str(edge.value),
-                _human(edge.value, decimals),
-                _usd_cell(edge_usd(trace, edge)) or NO_USD,
-                trace.taint.model.value,
-                str(trace.taint.edges[index]),
-                _usd_cell(edge_usd(trace, edge, trace.taint.edges[index])) or NO_USD,
-                edge.kind.value,
-                edge.position,
-                edge.source,
-                _labels_cell(trace.node(edge.from_addr)),
-                _labels_cell(trace.node(edge.to_addr)),
-            ]
-        )
+        before, after = _edge_cells(trace, edge)
+        taint = trace.taint.edges[index]
+        model = [trace.taint.model.value, str(taint), _usd_cell(edge_usd(trace, edge, taint)) or NO_USD]
+        writer.writerow([*before, *model, *after])
+    return out.getvalue()
+
+
+def _edge_cells(trace: Trace, edge: TraceEdge) -> tuple[list[object], list[object]]:
+    """The cells of an edge's CSV row before the taint columns (hop … usd) and after them (kind … to_labels)."""
+    decimals, symbol = _edge_meta(trace, edge)
+    before: list[object] = [
+        edge.hop,
+        edge.from_addr,
+        edge.to_addr,
+        edge.tx_hash,
+        edge.block,
+        edge.timestamp,
+        datetime.fromtimestamp(edge.timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S"),
+        edge.token or "",
+        symbol or "",
+        "" if decimals is None else decimals,
+        str(edge.value),
+        _human(edge.value, decimals),
+        _usd_cell(edge_usd(trace, edge)) or NO_USD,
+    ]
+    after: list[object] = [
+        edge.kind.value,
+        edge.position,
+        edge.source,
+        _labels_cell(trace.node(edge.from_addr)),
+        _labels_cell(trace.node(edge.to_addr)),
+    ]
+    return before, after
+
+
+def _edge_meta(trace: Trace, edge: TraceEdge) -> tuple[int | None, str | None]:
+    if trace.valuation is not None:
+        return trace.valuation.meta(edge.token, edge.decimals, edge.symbol)
+    return (
+        18 if edge.token is None else edge.decimals,
+        edge.symbol or ("" if edge.token else native_symbol(trace.chain)),
+    )
+
+
+def comparison_csv_columns(models: Sequence[TaintModel]) -> tuple[str, ...]:
+    """A comparison's CSV columns: the trace CSV's, with `followed_by` and, per model, the traced amount it found on
+    the transfer (raw, in units, in USD on the transfer's day) in place of the one model's taint columns."""
+    per_model = tuple(f"{m.value}_{what}" for m in models for what in ("taint", "taint_amount", "taint_usd"))
+    head, tail = TRACE_CSV_COLUMNS[:13], TRACE_CSV_COLUMNS[16:]
+    return (*head, "followed_by", *per_model, *tail)
+
+
+def comparison_csv(comparison: ModelComparison) -> str:
+    """One row per transfer any model followed, with the models that followed it and each one's traced amount in
+    raw units, in units and in USD on the transfer's day (empty where that model did not follow it)."""
+    union, carried = _union(comparison)
+    models = tuple(comparison.traces)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(comparison_csv_columns(models))
+    for edge in union.edges:
+        before, after = _edge_cells(union, edge)
+        found = carried.get(edge.key, {})
+        decimals = _edge_meta(union, edge)[0]
+        cells: list[object] = [";".join(m.value for m in models if m in found)]
+        for model in models:
+            if model not in found:
+                cells += ["", "", ""]
+                continue
+            taint = found[model]
+            cells += [str(taint), _human(taint, decimals), _usd_cell(edge_usd(union, edge, taint)) or NO_USD]
+        writer.writerow([*before, *cells, *after])
     return out.getvalue()
 
 
@@ -389,6 +430,8 @@ CATEGORY_COLOURS: dict[Category | None, str] = {
 }
 _DARK = frozenset({Category.SANCTIONS, Category.MIXER, Category.DARKNET, Category.RANSOMWARE, Category.EXCHANGE})
 FOLDED_COLOUR = "#eeeeee"
+DISAGREE_COLOUR = "#d62728"
+SOME_MODELS_COLOUR = "#e6550d"
 
 
 @dataclass(frozen=True, slots=True)
@@ -400,6 +443,8 @@ class _PicNode:
     root: bool = False
     dashed: bool = False
     folded: bool = False
+    outlined: bool = False
+    """Drawn with a thick red border (a comparison: the models disagree on this address)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -407,6 +452,8 @@ class _PicEdge:
     near: str
     far: str
     text: str
+    some: bool = False
+    """Followed by only some of the models compared (drawn dashed, in `SOME_MODELS_COLOUR`)."""
 
 
 @dataclass
@@ -493,60 +540,86 @@ def trace_dot(trace: Trace, max_nodes: int = PICTURE_NODES, policy: RiskPolicy =
     received = _received(trace)
     weights = {address: policy.floors(amounts, trace.chain) for address, amounts in received.items()}
     keep = _kept(trace, weights, max_nodes)
-    folds: dict[str, _Fold] = {}
-    home: dict[str, str] = {}
-    for node in trace.nodes[1:]:
-        if node.address in keep:
-            continue
-        anchor = _parent(trace, node.address)
-        while anchor is not None and anchor not in keep:
-            anchor = _parent(trace, anchor)
-        anchor = anchor or trace.root
-        fold = folds.setdefault(anchor, _Fold(set()))
-        fold.addresses.add(node.address)
-        weight = weights.get(node.address)
-        fold.dust += weight is not None and weight < 1
-        home[node.address] = f"fold:{anchor}"
+    layout = _Layout.of(trace, keep, weights)
     nodes = [_trace_node(trace, trace.node(address), received) for address in _ordered(trace, keep)]
-    groups: dict[tuple[str, str], list[TraceEdge]] = defaultdict(list)
-    for edge in trace.edges:
-        near, far = trace.near_far(edge)
-        a, b = home.get(near, near), home.get(far, far)
-        if a != b:
-            groups[(a, b) if edge.from_addr == near else (b, a)].append(edge)
-    for anchor, fold in folds.items():
-        moved = [e for (a, b), group in groups.items() if f"fold:{anchor}" in (a, b) for e in group]
-        total = _edges_total(moved, trace)
-        what = f"{len(fold.addresses):,} more address{'es' if len(fold.addresses) != 1 else ''}"
-        lines = [f"{len(moved):,} transfers, {total}" if moved else "no transfer shown"]
-        if fold.dust:
-            lines.append(f"{fold.dust:,} under the dust floor")
-        nodes.append(_PicNode(f"fold:{anchor}", f"+{what} (folded)", tuple(lines), None, dashed=True, folded=True))
+    nodes += layout.fold_nodes
     edges = [
         _PicEdge(a, b, _edge_text(group, trace))
-        for (a, b), group in sorted(groups.items(), key=lambda item: -len(item[1]))
+        for (a, b), group in sorted(layout.groups.items(), key=lambda item: -len(item[1]))
     ]
-    folded = sum(len(f.addresses) for f in folds.values())
-    dust = sum(f.dust for f in folds.values())
-    way = (
-        "Outgoing trace (where the funds went)"
-        if trace.direction.value == "out"
-        else "Incoming trace (where the funds came from)"
-    )
-    shown = f"{len(keep):,} of {len(trace.nodes):,} addresses shown"
-    if folded:
-        nodes_word = f"{len(folds)} node{'s' if len(folds) != 1 else ''}"
-        shown += (
-            f"; {folded:,} folded into {nodes_word} ({dust:,} under the dust floor, {folded - dust:,} smaller flows)"
-        )
     title = [
-        f"{way} of {checksum(trace.root)} on {trace.chain}, up to {trace.params.hops} hops",
+        f"{_way(trace)} of {checksum(trace.root)} on {trace.chain}, up to {trace.params.hops} hops",
         trace_words(trace),
         f"folded below the dust floor: {policy.dust_words(trace.chain)}",
-        _window_words(trace) + "; " + shown,
+        _window_words(trace) + "; " + layout.shown(len(keep), len(trace.nodes)),
     ]
     categories = sorted({n.category for n in nodes if n.category is not None}, key=list(Category).index)
-    return _dot("\n".join(title), nodes, edges, categories, bool(folds))
+    return _dot("\n".join(title), nodes, edges, _legend(categories, bool(layout.folds)))
+
+
+def _way(trace: Trace) -> str:
+    if trace.direction.value == "out":
+        return "Outgoing trace (where the funds went)"
+    return "Incoming trace (where the funds came from)"
+
+
+@dataclass
+class _Layout:
+    """What a picture folds: per kept address, the addresses folded next to it (`folds`), each folded address's
+    fold node (`home`), the transfers between boxes grouped per pair of boxes (`groups`), and the fold nodes."""
+
+    folds: dict[str, _Fold]
+    groups: dict[tuple[str, str], list[TraceEdge]]
+    fold_nodes: list[_PicNode]
+
+    @classmethod
+    def of(cls, trace: Trace, keep: set[str], weights: Mapping[str, float | None]) -> _Layout:
+        folds: dict[str, _Fold] = {}
+        home: dict[str, str] = {}
+        for node in trace.nodes[1:]:
+            if node.address in keep:
+                continue
+            anchor = _parent(trace, node.address)
+            while anchor is not None and anchor not in keep:
+                anchor = _parent(trace, anchor)
+            anchor = anchor or trace.root
+            fold = folds.setdefault(anchor, _Fold(set()))
+            fold.addresses.add(node.address)
+            weight = weights.get(node.address)
+            fold.dust += weight is not None and weight < 1
+            home[node.address] = f"fold:{anchor}"
+        groups: dict[tuple[str, str], list[TraceEdge]] = defaultdict(list)
+        for edge in trace.edges:
+            near, far = trace.near_far(edge)
+            a, b = home.get(near, near), home.get(far, far)
+            if a != b:
+                groups[(a, b) if edge.from_addr == near else (b, a)].append(edge)
+        fold_nodes = []
+        for anchor, fold in folds.items():
+            moved = [e for (a, b), group in groups.items() if f"fold:{anchor}" in (a, b) for e in group]
+            total = _edges_total(moved, trace)
+            what = f"{len(fold.addresses):,} more address{'es' if len(fold.addresses) != 1 else ''}"
+            count = f"{len(moved):,} transfer{'s' if len(moved) != 1 else ''}"
+            lines = [f"{count}, {total}" if moved else "no transfer shown"]
+            if fold.dust:
+                lines.append(f"{fold.dust:,} under the dust floor")
+            fold_nodes.append(
+                _PicNode(f"fold:{anchor}", f"+{what} (folded)", tuple(lines), None, dashed=True, folded=True)
+            )
+        return cls(folds, groups, fold_nodes)
+
+    def shown(self, kept: int, reached: int) -> str:
+        """`60 of 151 addresses shown; 91 folded into 1 node (…)`: the title's account of the folding."""
+        shown = f"{kept:,} of {reached:,} addresses shown"
+        folded = sum(len(f.addresses) for f in self.folds.values())
+        if folded:
+            dust = sum(f.dust for f in self.folds.values())
+            nodes_word = f"{len(self.folds)} node{'s' if len(self.folds) != 1 else ''}"
+            shown += (
+                f"; {folded:,} folded into {nodes_word} ({dust:,} under the dust floor, {folded - dust:,} smaller"
+                " flows)"
+            )
+        return shown
 
 
 def _window_words(trace: Trace) -> str:
@@ -557,9 +630,9 @@ def _window_words(trace: Trace) -> str:
     return f"transfers shown from {first}" + (f" to {last}" if last != first else "")
 
 
-def _kept(trace: Trace, weights: Mapping[str, float | None], limit: int) -> set[str]:
-    """The root, the labelled and terminal addresses with their paths, then the largest flows above the dust floor
-    (at most `limit` addresses; folded nodes come on top of them)."""
+def _kept(trace: Trace, weights: Mapping[str, float | None], limit: int, marked_too: Collection[str] = ()) -> set[str]:
+    """The root, the labelled and terminal addresses (and `marked_too`) with their paths, then the largest flows
+    above the dust floor (at most `limit` addresses; folded nodes come on top of them)."""
     keep: list[str] = [trace.root]
     seen = {trace.root}
 
@@ -573,7 +646,7 @@ def _kept(trace: Trace, weights: Mapping[str, float | None], limit: int) -> set[
         return -1.0 if found is None else found
 
     marked = sorted(
-        (node for node in trace.nodes[1:] if node.terminal or node.categories),
+        (node for node in trace.nodes[1:] if node.terminal or node.categories or node.address in marked_too),
         key=lambda node: (-weight(node.address), node.hop, node.address),
     )
     for node in marked:
@@ -651,13 +724,7 @@ def _quote(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
-def _dot(
-    title: str,
-    nodes: Sequence[_PicNode],
-    edges: Iterable[_PicEdge],
-    categories: Sequence[Category] = (),
-    folded: bool = False,
-) -> str:
+def _dot(title: str, nodes: Sequence[_PicNode], edges: Iterable[_PicEdge], legend: Sequence[str]) -> str:
     lines = [
         "digraph trace {",
         "  graph [rankdir=LR, fontname=Helvetica, fontsize=12, labelloc=t, labeljust=l, nodesep=0.15, "
@@ -672,20 +739,26 @@ def _dot(
         style = "rounded,filled" + (",dashed" if node.dashed else "") + (",bold" if node.root else "")
         font = "#ffffff" if node.category in _DARK else "#000000"
         text = "\n".join((node.title, *node.lines))
+        border = f", color={_quote(DISAGREE_COLOUR)}, penwidth=4" if node.outlined else ""
+        border = border or (", penwidth=3" if node.root else "")
         lines.append(
             f"  n{index} [label={_quote(text)}, fillcolor={_quote(colour)}, fontcolor={_quote(font)}, "
-            f"style={_quote(style)}{', penwidth=3' if node.root else ''}];"
+            f"style={_quote(style)}{border}];"
         )
     for edge in edges:
         if edge.near in ids and edge.far in ids:
-            lines.append(f"  {ids[edge.near]} -> {ids[edge.far]} [label={_quote(edge.text)}];")
-    lines += _legend(categories, folded)
+            some = f", style=dashed, color={_quote(SOME_MODELS_COLOUR)}" if edge.some else ""
+            lines.append(f"  {ids[edge.near]} -> {ids[edge.far]} [label={_quote(edge.text)}{some}];")
+    lines += legend
     lines.append("}")
     return "\n".join(lines) + "\n"
 
 
-def _legend(categories: Sequence[Category], folded: bool) -> list[str]:
-    """A boxed legend: the colours used, the root, folded nodes, and how to read an edge."""
+def _legend(
+    categories: Sequence[Category], folded: bool, extra: Sequence[tuple[str, str, str, str, str]] = ()
+) -> list[str]:
+    """A boxed legend: the colours used, the root, folded nodes, how to read an edge, and `extra` entries (key,
+    text, fill colour, style, border colour), each drawn as a box in its own style."""
     lines = [
         "  subgraph cluster_legend {",
         '    label="Legend"; fontsize=11; style=rounded; color="#999999";',
@@ -705,8 +778,15 @@ def _legend(categories: Sequence[Category], folded: bool) -> list[str]:
             f"    {key} [label={_quote(text)}, fillcolor={_quote(colour)}, style={_quote(style)}, "
             f"fontcolor={_quote(font)}, fontsize=9];"
         )
-    chain = " -> ".join(key for key, *_ in items)
-    lines.append(f"    {chain} [style=invis];")
+    for key, text, colour, style, border in extra:
+        lines.append(
+            f"    {key} [label={_quote(text)}, fillcolor={_quote(colour)}, style={_quote(style)}, "
+            f"color={_quote(border)}, penwidth=3, fontsize=9];"
+        )
+    items += [(key, text, colour, style, "#000000") for key, text, colour, style, _ in extra]
+    keys = [key for key, *_ in items]
+    lines.append(f"    {{rank=same; {'; '.join(keys)}}}")  # one column beside the flows (the graph runs left to right)
+    lines.append(f"    {' -> '.join(reversed(keys))} [style=invis];")  # read top to bottom in this order
     lines.append("  }")
     return lines
 
@@ -744,3 +824,163 @@ def trace_png(trace: Trace, *, max_nodes: int = PICTURE_NODES, binary: str = "do
 def trace_svg(trace: Trace, *, max_nodes: int = PICTURE_NODES, binary: str = "dot") -> bytes:
     """The same picture as `trace_png`, as SVG (scales in a report; its text can be searched and copied)."""
     return render_picture(trace_dot(trace, max_nodes), fmt="svg", binary=binary)
+
+
+# --- taint models compared -------------------------------------------------------------------------------------------
+
+
+def _union(comparison: ModelComparison) -> tuple[Trace, dict[tuple[str, str, str], dict[TaintModel, int]]]:
+    """The models' traces as one (each address at the fewest hops a model reached it in, each transfer once, the
+    first model's valuation and coverage), and per transfer the traced amount each model that followed it found."""
+    traces = comparison.traces
+    first = next(iter(traces.values()))
+    nodes: dict[str, TraceNode] = {}
+    edges: dict[tuple[str, str, str], TraceEdge] = {}
+    carried: dict[tuple[str, str, str], dict[TaintModel, int]] = {}
+    totals: dict[str, Mapping[Asset, int]] = {}
+    for model, trace in traces.items():
+        taint = trace.taint.edges
+        for node in trace.nodes:
+            known = nodes.get(node.address)
+            if known is None or node.hop < known.hop:
+                nodes[node.address] = node
+        for index, edge in enumerate(trace.edges):
+            seen = edges.get(edge.key)
+            if seen is None or edge.hop < seen.hop:
+                edges[edge.key] = edge
+            carried.setdefault(edge.key, {})[model] = taint[index]
+        for address, moved in trace.totals.items():
+            totals.setdefault(address, moved)
+    root = comparison.root
+    ordered = tuple(sorted(nodes.values(), key=lambda n: (n.hop, n.address != root, n.address)))
+    flows = tuple(sorted(edges.values(), key=edge_order))
+    union = Trace(
+        root,
+        comparison.chain,
+        first.params,
+        ordered,
+        flows,
+        (),
+        first.coverage,
+        totals,
+        parents_of(ordered, flows, first.direction),
+    )
+    union.valuation = first.valuation
+    return union, carried
+
+
+def comparison_words(comparison: ModelComparison) -> str:
+    """`model: compared (haircut, poison, fifo); filters: …; dust floor: …; time window: …`."""
+    first = next(iter(comparison.traces.values()))
+    models = ", ".join(m.value for m in comparison.traces)
+    return f"model: compared ({models}); " + trace_words(first).split("; ", 1)[1]
+
+
+def comparison_dot(
+    comparison: ModelComparison, max_nodes: int = PICTURE_NODES, policy: RiskPolicy = DEFAULT_POLICY
+) -> str:
+    """The models' traces in one flow graph: every address any model reached, with the traced funds each model
+    says reached it; an edge drawn solid when every model followed it, dashed and named when only some did; the
+    addresses where the models disagree outlined in red (kept, with their paths, however small, as labelled
+    addresses are: before the largest flows, while there is room). Folded, titled and with a legend as
+    `trace_dot`."""
+    union, carried = _union(comparison)
+    policy = picture_policy(union, policy)
+    models = tuple(comparison.traces)
+    received = {model: _received(trace) for model, trace in comparison.traces.items()}
+    weights: dict[str, float | None] = {}
+    for by_address in received.values():
+        for address, amounts in by_address.items():
+            weight, known = policy.floors(amounts, union.chain), weights.get(address)
+            weights[address] = weight if known is None else known if weight is None else max(weight, known)
+    disagree = {d.address for d in comparison.disagreements}
+    keep = _kept(union, weights, max_nodes, marked_too=disagree)
+    layout = _Layout.of(union, keep, weights)
+    nodes = [_compared_node(union, address, received, models, address in disagree) for address in _ordered(union, keep)]
+    nodes += layout.fold_nodes
+    edges = []
+    for (a, b), group in sorted(layout.groups.items(), key=lambda item: -len(item[1])):
+        followed = {m: sum(1 for e in group if m in carried.get(e.key, {})) for m in models}
+        some = any(count < len(group) for count in followed.values())
+        text = _edge_text(group, union)
+        if some:
+            who = [
+                m.value if n == len(group) else f"{m.value} ({n} of {len(group)} tx)" for m, n in followed.items() if n
+            ]
+            text += "\nfollowed by: " + ", ".join(who)
+        edges.append(_PicEdge(a, b, text, some=some))
+    names = ", ".join(m.value for m in models)
+    if disagree:
+        count = f"{len(disagree)} address{'es' if len(disagree) != 1 else ''}"
+        verdict = f"the models disagree on {count} (outlined in red)"
+    else:
+        verdict = "the models reach the same addresses"
+    title = [
+        f"{_way(union)} of {checksum(union.root)} on {union.chain}, up to {union.params.hops} hops: taint models"
+        f" compared ({names}); {verdict}",
+        comparison_words(comparison),
+        f"folded below the dust floor: {policy.dust_words(union.chain)}",
+        _window_words(union) + "; " + layout.shown(len(keep), len(union.nodes)),
+    ]
+    extra = [
+        ("legend_models", f"box: what each model ({names}) says reached the address", "#ffffff", "filled", "#999999"),
+        ("legend_all_models", "solid edge: followed by every model", "#ffffff", "filled", "#555555"),
+    ]
+    if any(edge.some for edge in edges):
+        extra.append(
+            (
+                "legend_some_models",
+                "dashed orange edge: followed by some models only (named on it)",
+                "#ffffff",
+                "filled,dashed",
+                SOME_MODELS_COLOUR,
+            )
+        )
+    if disagree:
+        extra.append(
+            ("legend_disagree", "red border: the models disagree on this address", "#ffffff", "filled", DISAGREE_COLOUR)
+        )
+    categories = sorted({n.category for n in nodes if n.category is not None}, key=list(Category).index)
+    return _dot("\n".join(title), nodes, edges, _legend(categories, bool(layout.folds), extra))
+
+
+def _compared_node(
+    union: Trace,
+    address: str,
+    received: Mapping[TaintModel, Mapping[str, tuple[Amount, ...]]],
+    models: Sequence[TaintModel],
+    disagree: bool,
+) -> _PicNode:
+    node = union.node(address)
+    assert node is not None  # a kept address is a node of the union
+    label = next((lb for lb in node.labels if lb.active), None)
+    lines = [f"{label.category.display}: {label.name[:40]}"] if label else []
+    lines.append("root" if node.hop == 0 else f"hop {node.hop}" + (" · stop: service" if node.terminal else ""))
+    if node.hop:
+        for model in models:
+            amounts = received[model].get(address)
+            if amounts is None:
+                lines.append(f"{model.value}: not reached")
+            else:
+                lines.append(f"{model.value}: {amounts_words(amounts, union.chain) if amounts else 'nothing traced'}")
+    if disagree:
+        lines.append("models disagree")
+    if node.stop.value in ("busy", "node budget", "source error"):
+        lines.append(f"not expanded: {node.stop.value}")
+    return _PicNode(
+        address,
+        _short(address),
+        tuple(lines),
+        node.categories[0] if node.categories else None,
+        root=node.hop == 0,
+        dashed=node.stop.value == "busy",
+        outlined=disagree,
+    )
+
+
+def comparison_png(comparison: ModelComparison, *, max_nodes: int = PICTURE_NODES, binary: str = "dot") -> bytes:
+    return render_png(comparison_dot(comparison, max_nodes), binary=binary)
+
+
+def comparison_svg(comparison: ModelComparison, *, max_nodes: int = PICTURE_NODES, binary: str = "dot") -> bytes:
+    return render_picture(comparison_dot(comparison, max_nodes), fmt="svg", binary=binary)
