@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from sqlmodel import col, select
 
 from storage import ANY_EVM, Database, KeyValueRow, LabelRow, LabelSetRow, utcnow
+from tracing.chain import Family, family_of
 from tracing.labels.model import Label, LabelFact, LabelSet, LabelSetInfo, sort_labels
 
 LabelHook = Callable[[Session, set[LabelFact], set[LabelFact]], object]
@@ -45,6 +46,8 @@ class LabelBook:
                 if chain is not None:
                     query = query.where(or_(col(LabelRow.chain) == chain, col(LabelRow.chain) == ANY_EVM))
                 for row in session.scalars(query):
+                    if chain is not None and row.chain == ANY_EVM and family_of(row.address) is not Family.EVM:
+                        continue  # an "every EVM chain" label on a TRON or bitcoin address is nobody's label
                     found[row.address].append(Label.from_row(row))
         return {addr: sort_labels(labels) for addr, labels in found.items()}
 
