@@ -56,7 +56,7 @@ def import_labels(
             except UserError as exc:
                 typer.echo(f"error: {exc}", err=True)
                 raise typer.Exit(1) from exc
-            the_app.investigator.labels.replace_set(result.label_set, result.labels)
+            result.save(the_app.investigator.labels)
             active = sum(1 for label in result.labels if label.active)
             note = f" ({'; '.join(result.notes)})" if result.notes else ""
             typer.echo(f"{path}: {active} labels from {result.label_set.source} [{result.label_set.version}]{note}")

@@ -19,6 +19,8 @@ class Category(StrEnum):
     SCAM = "scam"
     RANSOMWARE = "ransomware"
     DARKNET = "darknet"
+    FROZEN = "frozen"
+    """Frozen by a stablecoin's issuer (Tether's blacklist): its tokens cannot move."""
     GAMBLING = "gambling"
     EXCHANGE = "exchange"
     BRIDGE = "bridge"
@@ -50,6 +52,7 @@ _TITLES = {
     Category.SCAM: "Scam/phishing",
     Category.RANSOMWARE: "Ransomware",
     Category.DARKNET: "Darknet market",
+    Category.FROZEN: "Frozen by issuer",
     Category.GAMBLING: "Gambling",
     Category.EXCHANGE: "Exchange",
     Category.BRIDGE: "Bridge",
@@ -67,9 +70,19 @@ _ALIASES: dict[str, Category] = {c.value: c for c in Category} | {
     "phish-hack": Category.SCAM,
     "cex": Category.EXCHANGE,
     "dark-market": Category.DARKNET,
+    "blacklisted": Category.FROZEN,
+    "frozen-by-tether": Category.FROZEN,
 }
 ILLICIT = frozenset(
-    {Category.SANCTIONS, Category.MIXER, Category.HACK, Category.SCAM, Category.RANSOMWARE, Category.DARKNET}
+    {
+        Category.SANCTIONS,
+        Category.MIXER,
+        Category.HACK,
+        Category.SCAM,
+        Category.RANSOMWARE,
+        Category.DARKNET,
+        Category.FROZEN,  # an issuer freezes for hacks, scams and sanctions: a new freeze alerts like a new label
+    }
 )
 SERVICES = frozenset({Category.EXCHANGE, Category.MIXER, Category.BRIDGE, Category.SANCTIONS})
 """Where a trace stops: funds entering a service lose their identity there."""

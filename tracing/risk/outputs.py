@@ -380,6 +380,7 @@ CATEGORY_COLOURS: dict[Category | None, str] = {
     Category.SCAM: "#e377c2",
     Category.RANSOMWARE: "#8c564b",
     Category.DARKNET: "#7f3f00",
+    Category.FROZEN: "#1b9e77",
     Category.GAMBLING: "#bcbd22",
     Category.EXCHANGE: "#1f77b4",
     Category.BRIDGE: "#17becf",
