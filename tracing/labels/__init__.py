@@ -6,6 +6,8 @@ Other wings import from here (`from tracing.labels import Label`), not from the 
 
 from tracing.labels.book import LabelBook, LabelHook
 from tracing.labels.bundled import BUNDLED_PREFIX, ensure_bundled_labels, is_bundled
+from tracing.labels.freeze_reader import FreezeScan, collect_freezes
+from tracing.labels.freeze_reader import read_cursor as freeze_cursor
 from tracing.labels.freezes import (
     USDT_TRC20,
     FreezeEvent,
@@ -38,6 +40,9 @@ __all__ = [
     "FreezeKind",
     "FreezeLogError",
     "FreezeRecord",
+    "FreezeScan",
+    "collect_freezes",
+    "freeze_cursor",
     "USDT_TRC20",
     "decode_freeze_log",
     "freeze_labels",

@@ -357,6 +357,8 @@ class FreezeRecord:
     """Addresses whose label is current (frozen now, as far as the events read say)."""
     lifted: int
     """Addresses whose freeze was lifted: kept as history."""
+    labels: tuple[Label, ...] = ()
+    """The labels written."""
 
 
 def record_freezes(book: LabelBook, events: Iterable[FreezeEvent], chain: str = CHAIN) -> FreezeRecord:
@@ -380,4 +382,5 @@ def record_freezes(book: LabelBook, events: Iterable[FreezeEvent], chain: str = 
         addresses=len(labels),
         frozen=sum(1 for lb in labels if lb.active),
         lifted=sum(1 for lb in labels if not lb.active),
+        labels=tuple(labels),
     )
