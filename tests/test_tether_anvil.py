@@ -18,8 +18,8 @@ from tests.support.anvil import AnvilNode
 from tests.support.cli import run_cli
 from tests.support.contracts import Contract, deploy
 from tests.support.fixtures import anvil  # noqa: F401
-from tracing.chain import tron_from_hex
-from tracing.labels import Category, collect_freezes, freeze_cursor
+from tracing.chain import tron_from_hex, tron_to_hex
+from tracing.labels import USDT_TRC20, Category, collect_freezes, freeze_cursor
 
 
 def mined(node: AnvilNode, tx_hash: str) -> dict:
@@ -144,3 +144,34 @@ def _no_real_chains(monkeypatch: pytest.MonkeyPatch) -> None:
     for key in list(os.environ):
         if key.startswith(("TRON_", "CHAINS")):
             monkeypatch.delenv(key)
+
+
+def test_indexing_a_tron_chain_reads_the_usdt_contracts_freezes_of_the_same_blocks(
+    anvil: AnvilNode,  # noqa: F811
+    tmp_path: Path,
+    prepared_database_url: str,
+) -> None:
+    """`chainsleuth index --chain tron` hooks the freeze reader onto the blocks it indexed. Anvil plays TRON here:
+    the test token's code is put at USDT-TRC20's own 20 bytes, so the default contract is read."""
+    owner, alice = anvil.accounts()[:2]
+    model = deploy(anvil.rpc, "TetherLikeToken", "Tether USD", "USDT", 6, sender=owner)
+    usdt = tron_to_hex(USDT_TRC20)
+    anvil.rpc.call("anvil_setCode", usdt, anvil.rpc.get_code(model.address))
+    anvil.rpc.call("anvil_setStorageAt", usdt, "0x4", "0x" + owner[2:].rjust(64, "0"))  # slot 4: owner
+    token = Contract(anvil.rpc, usdt, model.artifact)
+    first = anvil.rpc.block_number() + 1
+    frozen = mined(anvil, token.transact("addBlackList", alice, sender=owner))
+    last = anvil.rpc.block_number()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "SLACK_", "CHAINS", "ETH_", "TRON_"))}
+    env |= {"DATA_DIR": str(tmp_path / "data"), "DATABASE_URL": prepared_database_url, "DEMO_DATA": "false"}
+    env |= {"CHAINS": "eth,tron", "TRON_RPC_URL": anvil.url, "TRON_CHAIN_ID": str(anvil.chain_id)}
+    indexed = run_cli(
+        ["index", "--chain", "tron", "--from-block", str(first), "--to-block", str(last), "--no-progress"], env
+    )
+    assert indexed.returncode == 0, indexed.stderr
+    assert (
+        f"tron: blocks {first}-{last} of {USDT_TRC20}: 1 blacklist event, 1 address (1 frozen, 0 lifted)"
+        in indexed.stdout
+    )
+    listed = run_cli(["labels", "list", tron_from_hex(alice)], env)
+    assert f"frozen at block {block_of(frozen):,}" in listed.stdout and "tether-blacklist" in listed.stdout

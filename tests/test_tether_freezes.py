@@ -229,3 +229,21 @@ def test_cli_imports_freezes_and_risk_reports_them(cli_env: dict[str, str], tmp_
     assert f"frozen at block 100 on 2024-05-01 12:00:03 UTC, tx {TX1[2:]}" in listed.stdout
     assert f"lifted at block 200 on 2024-06-01 00:00:09 UTC, tx {TX2[2:]}" in listed.stdout
     assert "LIFTED 2024-06-01" in listed.stdout
+
+
+def test_a_new_freeze_alerts_whoever_checked_the_address(db: Database) -> None:
+    from storage.models import RiskCheckRow
+    from tracing.monitor.alerts import AlertBook, AlertKind, retro_alerts
+    from tracing.monitor.clock import ManualClock
+
+    clock = ManualClock()
+    with db.session() as session:
+        session.add(RiskCheckRow(address=FROZEN, chain="tron", platform="slack", chat="C1", actor="slack:U1"))
+        session.add(RiskCheckRow(address=OTHER, chain="eth", platform="slack", chat="C2", actor="slack:U2"))
+    book = LabelBook(db, hooks=[lambda s, b, a: retro_alerts(db, b, a, session=s, clock=clock)])
+    record_freezes(book, [event(FreezeKind.ADDED, 100, TX1, T0), event(FreezeKind.ADDED, 101, TX3, T0, OTHER)])
+    record_freezes(book, [event(FreezeKind.DESTROYED, 150, TX3, T0, amount=5)])  # still frozen: nothing new
+    record_freezes(book, [event(FreezeKind.REMOVED, 200, TX2, T0 + 86400)])  # lifted: no alert either
+    (alert,) = AlertBook(db).all()  # OTHER was checked on eth: a TRON label is not its business
+    assert (alert.kind, alert.address, alert.chat) == (AlertKind.LABEL_CHANGE, FROZEN, "C1")
+    assert "Frozen by Tether" in alert.reasons[0]
