@@ -247,3 +247,23 @@ def test_a_new_freeze_alerts_whoever_checked_the_address(db: Database) -> None:
     (alert,) = AlertBook(db).all()  # OTHER was checked on eth: a TRON label is not its business
     assert (alert.kind, alert.address, alert.chat) == (AlertKind.LABEL_CHANGE, FROZEN, "C1")
     assert "Frozen by Tether" in alert.reasons[0]
+
+
+def test_funds_to_a_frozen_counterparty_are_graded_and_before_the_freeze_weighed_down() -> None:
+    from tracing.chain.transfer import Direction
+    from tracing.risk.policy import rate
+    from tracing.risk.report import Amount, Exposure, Rule, Timing
+
+    (label,) = freeze_labels([event(FreezeKind.ADDED, 100, TX1, T0)])  # frozen 2024-05-01
+    usdt = (Amount(50_000 * 10**6, USDT_TRC20, "USDT", 6, None),)
+
+    def to_frozen(day: int) -> Exposure:
+        return Exposure(Category.FROZEN, Direction.OUT, 1, FROZEN, (label,), usdt, None, (), first_at=day, last_at=day)
+
+    after = rate(to_frozen(T0 + 86400), "tron")
+    before = rate(to_frozen(T0 - 10 * 86400), "tron")
+    assert (
+        after.rule is Rule.GRADED and after.timing is Timing.AFTER and after.score == 60
+    )  # 70 × 0.85 (200 dust floors)
+    assert before.rule is Rule.PREDATES_LISTING and before.timing is Timing.BEFORE and before.score == 30  # × 0.5
+    assert "10 days before: labelled since 2024-05-01" in before.timing_note

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from bot.app import App
+from bot.backends.testing import TestBackend
 from storage.settings import Settings
 from tests.support.slack_server import ApiCall, FakeSlack
 from tests.support.telegram_server import FakeTelegram
@@ -77,6 +78,14 @@ async def slack(app: App, freezes: None) -> AsyncIterator[Slack]:
     finally:
         await harness.stop()
         await server.stop()
+
+
+async def test_a_team_label_on_a_tron_address_is_found_on_tron(bot: TestBackend) -> None:
+    saved = await bot.say(f'/label {LIFTED} scam "Fake USDT airdrop"')
+    assert not saved.is_error, saved.text
+    report = await bot.say(f"/risk {LIFTED}")
+    assert "Scam/phishing: Fake USDT airdrop — team:" in report.text and "chain tron" in report.text
+    assert "HIGH risk" in report.text.split("\n")[0]
 
 
 async def telegram_text(telegram: Telegram, command: str) -> str:

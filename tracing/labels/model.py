@@ -9,6 +9,7 @@ from datetime import date, datetime
 from enum import StrEnum
 
 from storage import ANY_EVM, LabelRow, utcnow
+from tracing.chain import Family, family_of
 from tracing.errors import InvalidArgument
 
 
@@ -102,6 +103,14 @@ class Label:
     created_by: str = "system"
     created_at: datetime | None = None
     details: dict[str, object] = field(default_factory=dict, hash=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # "Every EVM chain" means nothing for a TRON or bitcoin address: such a label belongs to its family's chain
+        # (a team label on a T… address is a `tron` label), or no lookup would ever find it.
+        if self.chain == ANY_EVM and self.address[:2] != "0x":
+            family = family_of(self.address)
+            if family is not Family.EVM:
+                object.__setattr__(self, "chain", family.value)
 
     @property
     def active(self) -> bool:
