@@ -177,6 +177,12 @@ def test_a_newer_ofac_list_delists_against_the_bundled_one(tmp_path: Path) -> No
     # gone from the 2026-01-15 list: the entity name comes from the bundled 2025-11-19 list
     assert labels[LAZARUS].name == "Lazarus Group" and labels[LAZARUS].delisted_on == date(2026, 1, 15)
     assert labels[POOL_10_ETH].delisted_on == TORNADO_DELISTED_ON
+    garantex = labels[GARANTEX_TRON]  # a TRON address gone from the newer list: delisted, still a tron label
+    assert (garantex.delisted_on, garantex.chain, garantex.name) == (
+        date(2026, 1, 15),
+        "tron",
+        "GARANTEX EUROPE OU GARANTEX EUROPE OÜ",
+    )
     assert (
         "2026-01-15" in result.label_set.version and "history from 2024-09-27, 2025-11-19" in result.label_set.version
     )

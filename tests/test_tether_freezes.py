@@ -267,3 +267,21 @@ def test_funds_to_a_frozen_counterparty_are_graded_and_before_the_freeze_weighed
     )  # 70 × 0.85 (200 dust floors)
     assert before.rule is Rule.PREDATES_LISTING and before.timing is Timing.BEFORE and before.score == 30  # × 0.5
     assert "10 days before: labelled since 2024-05-01" in before.timing_note
+
+
+def test_risk_json_carries_the_freeze_evidence(cli_env: dict[str, str], tmp_path: Path) -> None:
+    path = tmp_path / "freezes.csv"
+    path.write_text(
+        "address,block,date,tx,event\n"
+        f"{OTHER},100,2024-05-01T12:00:03Z,{TX1},AddedBlackList\n"
+        f"{OTHER},200,2024-06-01T00:00:09Z,{TX2},RemovedBlackList\n"
+    )
+    assert run_cli(["labels", "import", str(path), "--format", "tether-csv"], cli_env).returncode == 0
+    result = run_cli(["risk", OTHER, "--json"], cli_env | {"CHAINS": "eth,tron"})
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    (frozen,) = [lb for lb in report["labels"] if lb["category"] == "frozen"]
+    assert (frozen["active"], frozen["chain"], frozen["delisted_on"]) == (False, "tron", "2024-06-01")
+    assert frozen["freeze"]["frozen_tx"] == TX1[2:] and frozen["freeze"]["removed_block"] == 200
+    assert [e["kind"] for e in frozen["freeze"]["events"]] == ["added", "removed"]
+    assert any("TRON_RPC_URL" in gap for gap in report["coverage"]["gaps"])
