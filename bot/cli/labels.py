@@ -163,7 +163,7 @@ def _block(text: str, option: str) -> int | None:
 
 
 @labels_app.command("list")
-def list_labels(address: str = typer.Argument(..., help="an EVM address")) -> None:
+def list_labels(address: str = typer.Argument(..., help="an address (EVM 0x…, TRON T…, bitcoin)")) -> None:
     """Every label of an address, with its source."""
     try:
         canonical = parse_address(address)
