@@ -265,14 +265,8 @@ def freeze_label(address: str, events: Sequence[FreezeEvent], chain: str = CHAIN
     removed = [e for e in history if e.kind is FreezeKind.REMOVED]
     last_add = frozen[-1] if frozen else None
     last_removal = removed[-1] if removed else None
-    active = last_removal is None or (
-        last_add is not None
-        and (last_add.block, last_add.log_index)
-        > (
-            last_removal.block,
-            last_removal.log_index,
-        )
-    )
+    # frozen unless the last word was a removal (a burn needs a frozen address: it counts as frozen)
+    active = last_removal is None or (last_add is not None and history.index(last_add) > history.index(last_removal))
     details: dict[str, object] = {
         "contract": (last_add or history[-1]).contract,
         "token": "USDT",

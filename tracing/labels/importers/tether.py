@@ -19,7 +19,7 @@ import csv
 import json
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -109,7 +109,9 @@ def _timestamp(value: object) -> int:
 class _Read:
     events: list[FreezeEvent]
     skipped: int
-    notes: list[str]
+    problems: list[str]
+    """The first bad rows, `file:line: reason` (at most MAX_NOTES)."""
+    notes: list[str] = field(default_factory=list)
 
 
 def _import(read: _Read, what: str) -> LabelImport:
@@ -117,9 +119,9 @@ def _import(read: _Read, what: str) -> LabelImport:
     events = read.events
     kinds = {kind: sum(1 for e in events if e.kind is kind) for kind in FreezeKind}
     summary = ", ".join(f"{count} {kind.event_name}" for kind, count in kinds.items() if count)
-    notes = [f"{what}: {summary or 'no blacklist events'}", *read.notes]
-    if read.skipped > len(read.notes):
-        notes.append(f"{read.skipped - len(read.notes)} more rows skipped")
+    notes = [f"{what}: {summary or 'no blacklist events'}", *read.notes, *read.problems]
+    if read.skipped > len(read.problems):
+        notes.append(f"{read.skipped - len(read.problems)} more rows skipped")
 
     def store(book: LabelBook) -> int:
         return record_freezes(book, events).addresses
@@ -243,9 +245,8 @@ def read_trongrid_export(path: Path) -> _Read:
             other += 1
         else:
             events.append(event)
-    if other:
-        notes.append(f"{other} other events (not USDT-TRC20 blacklist events) ignored")
-    return _Read(events, skipped, notes)
+    ignored = [f"{other} other events (not USDT-TRC20 blacklist events) ignored"] if other else []
+    return _Read(events, skipped, notes, ignored)
 
 
 @register("tether-trongrid")
