@@ -157,9 +157,13 @@ def test_evm_and_tron_labels_never_answer_for_each_other(db: Database) -> None:
     same_bytes = tron_to_hex(GARANTEX_TRON)  # the TRON address's 20 bytes as an EVM address: another account
     book.add(Label(GARANTEX_TRON, Category.SANCTIONS, "Garantex", "test", chain="tron"))
     book.add(Label(same_bytes, Category.SCAM, "EVM twin", "test"))
-    with db.session() as session:  # a row an older version could have written: "every EVM chain" on a T… address
-        session.add(LabelRow(address=GARANTEX_TRON, chain=ANY_EVM, category="scam", name="any-EVM", source="old"))
     assert [lb.name for lb in book.for_address(GARANTEX_TRON, "tron")] == ["Garantex"]
+    with db.session() as session:  # a team label an older version wrote as "every EVM chain" on a T… address
+        session.add(LabelRow(address=GARANTEX_TRON, chain=ANY_EVM, category="scam", name="team", source="team:x"))
+    assert [(lb.name, lb.chain) for lb in book.for_address(GARANTEX_TRON, "tron")] == [
+        ("Garantex", "tron"),
+        ("team", "tron"),  # read as what it can only be: a label of the TRON address
+    ]
     assert Label(GARANTEX_TRON, Category.SCAM, "team note", "team:console").chain == "tron"  # defaults to its family
     assert [lb.name for lb in book.for_address(same_bytes, "eth")] == ["EVM twin"]
     assert book.for_address(GARANTEX_TRON, "eth") == []

@@ -14,7 +14,6 @@ from sqlalchemy.orm import Session
 from sqlmodel import col, select
 
 from storage import ANY_EVM, Database, KeyValueRow, LabelRow, LabelSetRow, utcnow
-from tracing.chain import Family, family_of
 from tracing.labels.model import Label, LabelFact, LabelSet, LabelSetInfo, sort_labels
 
 LabelHook = Callable[[Session, set[LabelFact], set[LabelFact]], object]
@@ -46,9 +45,9 @@ class LabelBook:
                 if chain is not None:
                     query = query.where(or_(col(LabelRow.chain) == chain, col(LabelRow.chain) == ANY_EVM))
                 for row in session.scalars(query):
-                    if chain is not None and row.chain == ANY_EVM and family_of(row.address) is not Family.EVM:
-                        continue  # an "every EVM chain" label on a TRON or bitcoin address is nobody's label
-                    found[row.address].append(Label.from_row(row))
+                    label = Label.from_row(row)  # an "every EVM chain" row on a T… address reads as a tron label
+                    if chain is None or label.chain in (chain, ANY_EVM):
+                        found[row.address].append(label)
         return {addr: sort_labels(labels) for addr, labels in found.items()}
 
     def add(self, label: Label) -> None:
