@@ -223,7 +223,10 @@ def test_cli_imports_freezes_and_risk_reports_them(cli_env: dict[str, str], tmp_
     assert "1 labels from tether-blacklist" in result.stdout and "1 AddedBlackList" in result.stdout
     lifted = tmp_path / "lifted.csv"
     lifted.write_text(f"address,block,date,tx,event\n{OTHER},200,2024-06-01T00:00:09Z,{TX2},RemovedBlackList\n")
-    assert run_cli(["labels", "import", str(lifted), "--format", "tether-csv"], cli_env).returncode == 0
+    again = run_cli(["labels", "import", str(lifted), "--format", "tether-csv", "--version", "export 2024-06"], cli_env)
+    assert again.returncode == 0, again.stderr
+    stats = run_cli(["labels", "stats"], cli_env)
+    assert "tether-blacklist" in stats.stdout and "export 2024-06" in stats.stdout
     listed = run_cli(["labels", "list", OTHER], cli_env)
     assert "Frozen by issuer: Frozen by Tether (USDT-TRC20) — tether-blacklist" in listed.stdout
     assert f"frozen at block 100 on 2024-05-01 12:00:03 UTC, tx {TX1[2:]}" in listed.stdout

@@ -355,9 +355,11 @@ class FreezeRecord:
     """The labels written."""
 
 
-def record_freezes(book: LabelBook, events: Iterable[FreezeEvent], chain: str = CHAIN) -> FreezeRecord:
+def record_freezes(
+    book: LabelBook, events: Iterable[FreezeEvent], chain: str = CHAIN, *, label_set: LabelSet = LABEL_SET
+) -> FreezeRecord:
     """Merge `events` into the freeze labels the store holds (their history kept) and write the labels of every
-    address they concern, in one transaction."""
+    address they concern, in one transaction; the set's bookkeeping records `label_set`'s version."""
     given = _ordered(events)
     addresses = sorted({e.address for e in given})
     held = book.for_addresses(addresses, chain) if addresses else {}
@@ -370,7 +372,7 @@ def record_freezes(book: LabelBook, events: Iterable[FreezeEvent], chain: str = 
                 merged[address].extend(stored_events(label))
     labels = [freeze_label(address, merged[address], chain) for address in addresses]
     if labels:
-        book.merge_set(LABEL_SET, labels)
+        book.merge_set(label_set, labels)
     return FreezeRecord(
         events=len(given),
         addresses=len(labels),

@@ -39,6 +39,7 @@ from tracing.labels.freezes import (
     tx_id,
 )
 from tracing.labels.importers import LabelImport, register
+from tracing.labels.model import LabelSet
 
 CSV_COLUMNS = ("address", "block", "date", "tx", "event")
 MAX_NOTES = 5
@@ -123,8 +124,8 @@ def _import(read: _Read, what: str) -> LabelImport:
     if read.skipped > len(read.problems):
         notes.append(f"{read.skipped - len(read.problems)} more rows skipped")
 
-    def store(book: LabelBook) -> int:
-        return record_freezes(book, events).addresses
+    def store(book: LabelBook, label_set: LabelSet) -> int:
+        return record_freezes(book, events, label_set=label_set).addresses
 
     # `labels` shows what the file alone says; `store` merges it with the history the store holds
     preview = freeze_labels(events)
