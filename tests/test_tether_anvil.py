@@ -119,6 +119,9 @@ def test_the_command_line_reads_freezes_and_resumes(
     env |= {"DATA_DIR": str(tmp_path / "data"), "DATABASE_URL": prepared_database_url, "DEMO_DATA": "false"}
     env |= {"CHAINS": "eth,tron", "TRON_RPC_URL": anvil.url}
     base = ["labels", "tether-freezes", "--contract", story.contract]
+    testnet = run_cli([*base, "--from-block", str(story.first)], env)  # anvil is not TRON mainnet (0x2b6653dc)
+    assert testnet.returncode == 1 and "answers chain id 31337, not 728126428 (tron)" in testnet.stderr
+    env["TRON_CHAIN_ID"] = str(anvil.chain_id)
     refused = run_cli(base, env)
     assert refused.returncode == 1 and "--from-block is needed" in refused.stderr
     middle = block_of(story.burnt)

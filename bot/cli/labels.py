@@ -124,7 +124,16 @@ def tether_freezes(
                     raise UserError("--from-block is needed: no freezes were read on this chain before.")
                 first = done + 1
             scan = asyncio.run(
-                collect_freezes(book, config.rpc_urls, first, last, chain=config.name, contract=token, step=step)
+                collect_freezes(
+                    book,
+                    config.rpc_urls,
+                    first,
+                    last,
+                    chain=config.name,
+                    contract=token,
+                    step=step,
+                    chain_id=config.chain_id,
+                )
             )
         except (UserError, SourceError) as exc:
             typer.echo(f"error: {exc}", err=True)
@@ -142,7 +151,9 @@ def tether_freezes_after_index(config: ChainConfig, first: int, last: int) -> No
     the_app = open_app()
     try:
         book = the_app.investigator.labels
-        scan = asyncio.run(collect_freezes(book, config.rpc_urls, first, last, chain=config.name))
+        scan = asyncio.run(
+            collect_freezes(book, config.rpc_urls, first, last, chain=config.name, chain_id=config.chain_id)
+        )
         typer.echo(scan.words())
         for note in scan.notes:
             typer.echo(f"note: {note}", err=True)

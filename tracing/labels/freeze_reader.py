@@ -16,7 +16,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from storage import KeyValueRow, utcnow
 from tracing.chain import tron_to_hex
-from tracing.chain.rpc import JsonRpcClient
+from tracing.chain.rpc import ChainIdMismatch, JsonRpcClient
 from tracing.labels.book import LabelBook
 from tracing.labels.freezes import (
     CHAIN,
@@ -168,13 +168,21 @@ async def collect_freezes(
     contract: str = USDT_TRC20,
     step: int = STEP,
     rpc_timeout: float = 30.0,
+    chain_id: int | None = None,
     progress: Callable[[int], object] | None = None,
 ) -> FreezeScan:
     """Read the blacklist events of `contract` in blocks `first`..`last` (None: the head) from the JSON-RPC node(s)
     and record them as labels of `chain`, `step` blocks at a time; the cursor moves after each part, so an
-    interrupted read goes on from there."""
+    interrupted read goes on from there. With `chain_id`, a node that answers another chain id is refused
+    (`ChainIdMismatch`) before anything is read."""
     client = JsonRpcClient(rpc_urls, timeout=rpc_timeout)
     try:
+        if chain_id is not None:  # a testnet's (or another chain's) freezes must not become this chain's labels
+            answered = int(str(await client.call("eth_chainId", [])), 16)
+            if answered != chain_id:
+                raise ChainIdMismatch(
+                    f"The node answers chain id {answered}, not {chain_id} ({chain}): no freezes were read."
+                )
         end = await head(client) if last is None else last
         scan = FreezeScan(chain, contract, first, end)
         for start in range(first, end + 1, max(1, step)):
