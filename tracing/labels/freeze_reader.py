@@ -17,6 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from storage import KeyValueRow, utcnow
 from tracing.chain import tron_to_hex
 from tracing.chain.rpc import ChainIdMismatch, JsonRpcClient
+from tracing.errors import SourceError
 from tracing.labels.book import LabelBook
 from tracing.labels.freezes import (
     CHAIN,
@@ -105,7 +106,7 @@ async def fetch_freezes(
         where=f"blocks {first}-{last}",
     )
     if not isinstance(logs, list):
-        raise FreezeLogError(f"eth_getLogs for blocks {first}-{last} did not answer a list")
+        raise SourceError(f"eth_getLogs for blocks {first}-{last} did not answer a list of logs.")
     untimed = {_block(log) for log in logs if isinstance(log, dict) and _untimed(log)}
     times = await _block_times(client, sorted(b for b in untimed if b is not None))
     events: list[FreezeEvent] = []
