@@ -288,3 +288,18 @@ def test_risk_json_carries_the_freeze_evidence(cli_env: dict[str, str], tmp_path
     assert frozen["freeze"]["frozen_tx"] == TX1[2:] and frozen["freeze"]["removed_block"] == 200
     assert [e["kind"] for e in frozen["freeze"]["events"]] == ["added", "removed"]
     assert any("TRON_RPC_URL" in gap for gap in report["coverage"]["gaps"])
+
+
+def test_tether_freezes_from_a_dead_node_is_one_error_line(cli_env: dict[str, str]) -> None:
+    import socket
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = cli_env | {"CHAINS": "eth,tron", "TRON_RPC_URL": f"http://127.0.0.1:{port}"}
+    result = run_cli(["labels", "tether-freezes", "--from-block", "1", "--to-block", "10"], env)
+    assert result.returncode == 1 and result.stderr.startswith("error: ") and "Traceback" not in result.stderr
+    assert "no usable answer" in result.stderr
+    assert run_cli(["labels", "tether-freezes", "--from-block", "x1"], env).returncode == 2
+    unconfigured = run_cli(["labels", "tether-freezes", "--from-block", "1"], cli_env | {"CHAINS": "eth,tron"})
+    assert unconfigured.returncode == 2 and "TRON_RPC_URL" in unconfigured.stderr

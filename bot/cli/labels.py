@@ -110,6 +110,9 @@ def tether_freezes(
         if not token.startswith("T"):
             raise UserError("--contract must be a TRON address (T… or 41… hex).")
         last = _block(to_block, "--to-block")
+        first = _block(from_block, "--from-block") if from_block.strip() else None
+        if first is None and from_block.strip():
+            raise UserError("--from-block must be a block number.")
     except UserError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
@@ -117,7 +120,6 @@ def tether_freezes(
     try:
         book = the_app.investigator.labels
         try:
-            first = _block(from_block, "--from-block") if from_block.strip() else None
             if first is None:
                 done = freeze_cursor(book, config.name, token)
                 if done is None:
