@@ -23,7 +23,7 @@ ROUTER = "0xd90e2f925DA726b50C4Ed8D0Fb90Ad053324F31b"
 POOL_10_ETH = "0x910Cbd523D972eb0a6f4cAe4618aD62622b39DbF"
 MULTI_CHAIN_POOL = "0x1E34A77868E19A6647b1f2F47B51ed72dEDE95DD"
 PHISHER = "0x80d7bb18521acbef32d7906502ebe94928690e93"  # Fake_Phishing1772 in Forta's Etherscan list
-EXPECTED = {"ofac-sdn": 171, "tornado-cash": 93, "etherscan": 2_888, "forta": 7_469}
+EXPECTED = {"ofac-sdn": 279, "tornado-cash": 93, "etherscan": 2_888, "forta": 7_469}
 EXAMPLE_PACK = Path(__file__).resolve().parent.parent / "examples" / "tagpack-example.yaml"
 
 
@@ -123,8 +123,8 @@ def test_cli_imports_a_tagpack_rejects_a_bad_one_and_shows_stats(cli_env: dict[s
         assert f"{source:<{width}} bundled  {rows:>7} labels" in stats.stdout
     assert f"{'tagpack:acme-fiu-drainer-watch':<{width}} imported {3:>7} labels" in stats.stdout
     assert "tagpack:t " not in stats.stdout
-    assert "labels per category (10624 in all):" in stats.stdout
-    assert "  sanctions        171  Sanctions" in stats.stdout
+    assert "labels per category (10732 in all):" in stats.stdout
+    assert "  sanctions        279  Sanctions" in stats.stdout
     listed = cli(["labels", "list", ROUTER], cli_env)
     assert listed.returncode == 0, listed.stderr
     for source in ("— tornado-cash,", "— etherscan,", "— ofac-sdn,"):

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from storage.db import Database
-from storage.models import ANY_EVM
+from storage.models import ANY_EVM, LabelRow
 from tracing.errors import InvalidArgument
 from tracing.labels import Category, LabelBook
 from tracing.labels.importers import load_formats
@@ -103,7 +103,7 @@ def test_ofac_keeps_delisted_tornado_addresses_as_history() -> None:
     labels = {lb.address: lb for lb in result.labels}
     active = [lb for lb in result.labels if lb.active]
     delisted = [lb for lb in result.labels if not lb.active]
-    assert (len(active), len(delisted)) == (81, 90)
+    assert (len(active), len(delisted)) == (81 + 108, 90)
     assert all(lb.category is Category.SANCTIONS for lb in result.labels)
     lazarus = labels[LAZARUS]
     assert lazarus.active and lazarus.name == "Lazarus Group" and lazarus.details["listed_by"] == "2024-09-27"
@@ -115,6 +115,58 @@ def test_ofac_keeps_delisted_tornado_addresses_as_history() -> None:
     assert names == {("Tornado Cash", date(2025, 3, 21)): 63, ("OFAC SDN (delisted)", date(2025, 11, 19)): 27}
     assert {lb.address for lb in delisted if lb.name == "Tornado Cash"} <= tornado_addresses()
     assert "90 addresses of earlier lists kept as delisted" in result.notes
+
+
+GARANTEX_TRON = "TFwjPScaJRCbSWVAywE1S1WgaUgSnyYUbD"  # TRX, GARANTEX EUROPE OU, SDN profile 36025
+
+
+def test_ofac_tron_addresses_are_labels_of_chain_tron_only() -> None:
+    result = read_ofac_csv(BUNDLED_CSV)
+    tron = [lb for lb in result.labels if lb.chain == "tron"]
+    assert len(tron) == 108 and all(lb.address.startswith("T") and len(lb.address) == 34 for lb in tron)
+    assert all(lb.active and lb.category is Category.SANCTIONS for lb in tron)
+    assert not [lb for lb in result.labels if lb.chain == ANY_EVM and not lb.address.startswith("0x")]
+    garantex = next(lb for lb in tron if lb.address == GARANTEX_TRON)  # kept in its case-sensitive T… form
+    assert garantex.name == "GARANTEX EUROPE OU GARANTEX EUROPE OÜ" and garantex.details["assets"] == ["TRX"]
+    assert garantex.source_url.endswith("id=36025") and garantex.first_seen == date(2022, 4, 5)
+    assets = Counter(asset for lb in tron for asset in lb.details["assets"])  # type: ignore[union-attr]
+    assert assets == {"USDT": 78, "TRX": 29, "XBT": 1}  # OFAC files one TRON address under XBT
+    assert "108 TRON addresses" in result.notes
+
+
+def test_ofac_refuses_a_tron_address_with_a_broken_checksum(tmp_path: Path) -> None:
+    listed = tmp_path / "sdn.csv"
+    broken = GARANTEX_TRON[:-1] + ("E" if GARANTEX_TRON[-1] != "E" else "F")
+    listed.write_text(
+        "asset,address,sdn_profile_id,sdn_primary_name,party_type,programs,entity_first_listed\n"
+        f"TRX,{GARANTEX_TRON},36025,Garantex,Entity,CYBER4,2022-04-05\n"
+        f"TRX,{broken},36025,Garantex,Entity,CYBER4,2022-04-05\n"
+        f"USDT,{GARANTEX_TRON.lower()},36025,Garantex,Entity,CYBER4,2022-04-05\n"
+    )
+    result = read_ofac(listed, version="2026-01-15")
+    current = [lb for lb in result.labels if lb.active]
+    assert [(lb.address, lb.chain) for lb in current] == [(GARANTEX_TRON, "tron")]
+    assert result.skipped == 2
+
+
+def test_evm_and_tron_labels_never_answer_for_each_other(db: Database) -> None:
+    from tracing.chain import tron_to_hex
+    from tracing.labels import Label
+
+    book = LabelBook(db)
+    same_bytes = tron_to_hex(GARANTEX_TRON)  # the TRON address's 20 bytes as an EVM address: another account
+    book.add(Label(GARANTEX_TRON, Category.SANCTIONS, "Garantex", "test", chain="tron"))
+    book.add(Label(same_bytes, Category.SCAM, "EVM twin", "test"))
+    assert [lb.name for lb in book.for_address(GARANTEX_TRON, "tron")] == ["Garantex"]
+    with db.session() as session:  # a team label an older version wrote as "every EVM chain" on a T… address
+        session.add(LabelRow(address=GARANTEX_TRON, chain=ANY_EVM, category="scam", name="team", source="team:x"))
+    assert [(lb.name, lb.chain) for lb in book.for_address(GARANTEX_TRON, "tron")] == [
+        ("Garantex", "tron"),
+        ("team", "tron"),  # read as what it can only be: a label of the TRON address
+    ]
+    assert Label(GARANTEX_TRON, Category.SCAM, "team note", "team:console").chain == "tron"  # defaults to its family
+    assert [lb.name for lb in book.for_address(same_bytes, "eth")] == ["EVM twin"]
+    assert book.for_address(GARANTEX_TRON, "eth") == []
 
 
 def test_a_newer_ofac_list_delists_against_the_bundled_one(tmp_path: Path) -> None:
@@ -129,6 +181,12 @@ def test_a_newer_ofac_list_delists_against_the_bundled_one(tmp_path: Path) -> No
     # gone from the 2026-01-15 list: the entity name comes from the bundled 2025-11-19 list
     assert labels[LAZARUS].name == "Lazarus Group" and labels[LAZARUS].delisted_on == date(2026, 1, 15)
     assert labels[POOL_10_ETH].delisted_on == TORNADO_DELISTED_ON
+    garantex = labels[GARANTEX_TRON]  # a TRON address gone from the newer list: delisted, still a tron label
+    assert (garantex.delisted_on, garantex.chain, garantex.name) == (
+        date(2026, 1, 15),
+        "tron",
+        "GARANTEX EUROPE OU GARANTEX EUROPE OÜ",
+    )
     assert (
         "2026-01-15" in result.label_set.version and "history from 2024-09-27, 2025-11-19" in result.label_set.version
     )

@@ -19,7 +19,7 @@ from sqlalchemy import text
 
 from storage import STORE_FAULTS, Database, RiskCheckRow, StoreUnavailable
 from tracing.chain.amounts import TransferPrices, UsdLookup, Valuation
-from tracing.chain.config import ChainConfig, load_chains
+from tracing.chain.config import ChainConfig, configured_chains, load_chains
 from tracing.chain.explorer import ExplorerClient
 from tracing.chain.guard import SOURCE_BUDGET, SourceGuard, guarded, guarded_reader
 from tracing.chain.index import TransferIndex
@@ -27,7 +27,7 @@ from tracing.chain.prices import PriceApi, PriceBook
 from tracing.chain.rpc import RpcSource
 from tracing.chain.tokens import TokenBook, TokenMetaReader, unknown_token_note
 from tracing.chain.transfer import Direction
-from tracing.errors import SourceError
+from tracing.errors import SourceError, UserError
 from tracing.labels import Label, LabelBook
 from tracing.risk.exposure import merged_coverage, report_from_traces
 from tracing.risk.policy import DEFAULT_POLICY, RiskPolicy, labels_only_report
@@ -245,7 +245,9 @@ class Investigator:
                 for g in found.coverage.gaps
                 if g.startswith((INCOMPLETE_HISTORY, SOURCE_ERROR))
             )
-            report = replace(report, coverage=replace(report.coverage, gaps=report.coverage.gaps + (gap, *cut)))
+            unread = self.unread_chain_gap(chain)
+            gaps = (*report.coverage.gaps, gap, *cut, *((unread,) if unread else ()))
+            report = replace(report, coverage=replace(report.coverage, gaps=gaps))
         else:
             index_range, gaps = self.index_summary(chain)
             coverage = merged_coverage(outgoing, incoming, index_range=index_range, label_sets=self.label_sets())
@@ -255,6 +257,20 @@ class Investigator:
         if asker is not None:
             report = self._remembered(report, asker)
         return report
+
+    def unread_chain_gap(self, chain: str) -> str | None:
+        """For a configured chain that nothing reads transfers from (no RPC URL, no explorer), the sentence that
+        says so; None otherwise. A chain without chain data answers from labels alone: that is a gap, never clean."""
+        try:
+            config = configured_chains().get(chain)
+        except UserError:
+            return None  # broken chain variables: the chain commands report them
+        if config is None or config.rpc_urls or config.explorer_url or chain in self.explorers:
+            return None
+        return (
+            f"No RPC URL or explorer is configured for chain {chain} (set {config.env_prefix}_RPC_URL): its "
+            "transfers are not read, so exposure on it is unknown, not none."
+        )
 
     def _remembered(self, report: RiskReport, asker: Asker) -> RiskReport:
         """The report, once its check is remembered (the asker then hears if the address is labelled later). A store

@@ -14,9 +14,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColum
 from rich.text import Text
 
 from bot.cli.base import app, setup_logging
+from bot.cli.labels import tether_freezes_after_index
 from storage import Database, StoreError, get_settings, open_database
 from tracing import (
     ChainConfig,
+    Family,
     Indexer,
     IndexReport,
     RpcSource,
@@ -112,6 +114,8 @@ def index_command(
         db.dispose()
     if report is not None:
         _print_report(report)
+        if config.family is Family.TRON:  # the USDT contract's freezes of the same blocks become labels
+            tether_freezes_after_index(config, report.first, report.last)
 
 
 async def _index(

@@ -1,9 +1,10 @@
-"""`chainsleuth labels import|list|stats`."""
+"""`chainsleuth labels import|list|stats|tether-freezes`."""
 
 from __future__ import annotations
 
 import asyncio
 import inspect
+import re
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import replace
@@ -15,19 +16,29 @@ import typer
 from bot.cli.base import app, open_app
 from bot.render.objects import LabelListing
 from bot.render.text import render_part
+from storage import get_settings
 from tracing import (
     BUNDLED_PREFIX,
+    USDT_TRC20,
     Category,
+    ChainConfig,
+    Family,
     LabelImport,
     Reader,
+    SourceError,
     UserError,
+    adhoc_chain,
     checksum,
+    collect_freezes,
+    freeze_cursor,
+    get_chain,
     is_bundled,
+    load_chains,
     load_formats,
     parse_address,
 )
 
-labels_app = typer.Typer(help="Address labels: import, list, stats.", no_args_is_help=True)
+labels_app = typer.Typer(help="Address labels: import, list, stats, Tether freezes.", no_args_is_help=True)
 app.add_typer(labels_app, name="labels")
 
 
@@ -56,7 +67,7 @@ def import_labels(
             except UserError as exc:
                 typer.echo(f"error: {exc}", err=True)
                 raise typer.Exit(1) from exc
-            the_app.investigator.labels.replace_set(result.label_set, result.labels)
+            result.save(the_app.investigator.labels)
             active = sum(1 for label in result.labels if label.active)
             note = f" ({'; '.join(result.notes)})" if result.notes else ""
             typer.echo(f"{path}: {active} labels from {result.label_set.source} [{result.label_set.version}]{note}")
@@ -75,8 +86,97 @@ def _read(reader: Reader, path: Path, version: str | None) -> LabelImport:
     return replace(result, label_set=replace(result.label_set, version=version))
 
 
+@labels_app.command("tether-freezes")
+def tether_freezes(
+    chain: str = typer.Option("tron", "--chain", "-c", help="a TRON chain (CHAINS, with <NAME>_RPC_URL)"),
+    rpc_url: list[str] = typer.Option([], "--rpc-url", help="JSON-RPC URL(s) instead of <NAME>_RPC_URL"),
+    from_block: str = typer.Option(
+        "", "--from-block", help="first block (default: after the last block read before, else required)"
+    ),
+    to_block: str = typer.Option("latest", "--to-block", help="last block, or latest"),
+    contract: str = typer.Option(USDT_TRC20, "--contract", help="the USDT-TRC20 contract (T… or 41… hex)"),
+    step: int = typer.Option(2000, "--step", min=1, help="blocks per eth_getLogs call"),
+) -> None:
+    """Read Tether's freezes (AddedBlackList, RemovedBlackList, DestroyedBlackFunds of the USDT contract) from a
+    TRON node's /jsonrpc and record them as `frozen` labels (source tether-blacklist), history kept."""
+    try:
+        urls = tuple(u.strip() for url in rpc_url for u in url.split(",") if u.strip())
+        variables = get_settings().chain_variables()
+        config = adhoc_chain(chain, urls, variables) if urls else get_chain(chain, load_chains(variables))
+        config.require_rpc()
+        if config.family is not Family.TRON:
+            raise UserError(f"Chain {config.name} is not a TRON chain (set {config.env_prefix}_FAMILY=tron).")
+        token = parse_address(contract)
+        if not token.startswith("T"):
+            raise UserError("--contract must be a TRON address (T… or 41… hex).")
+        last = _block(to_block, "--to-block")
+        first = _block(from_block, "--from-block") if from_block.strip() else None
+        if first is None and from_block.strip():
+            raise UserError("--from-block must be a block number.")
+    except UserError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    the_app = open_app()
+    try:
+        book = the_app.investigator.labels
+        try:
+            if first is None:
+                done = freeze_cursor(book, config.name, token)
+                if done is None:
+                    raise UserError("--from-block is needed: no freezes were read on this chain before.")
+                first = done + 1
+            scan = asyncio.run(
+                collect_freezes(
+                    book,
+                    config.rpc_urls,
+                    first,
+                    last,
+                    chain=config.name,
+                    contract=token,
+                    step=step,
+                    chain_id=config.chain_id,
+                )
+            )
+        except (UserError, SourceError) as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from exc
+        typer.echo(scan.words())
+        for note in scan.notes:
+            typer.echo(f"note: {note}", err=True)
+    finally:
+        the_app.close()
+
+
+def tether_freezes_after_index(config: ChainConfig, first: int, last: int) -> None:
+    """`chainsleuth index` on a TRON chain: read Tether's freezes over the blocks just indexed, so the freeze labels
+    keep pace with the index. A failure is reported and does not undo the index."""
+    the_app = open_app()
+    try:
+        book = the_app.investigator.labels
+        scan = asyncio.run(
+            collect_freezes(book, config.rpc_urls, first, last, chain=config.name, chain_id=config.chain_id)
+        )
+        typer.echo(scan.words())
+        for note in scan.notes:
+            typer.echo(f"note: {note}", err=True)
+    except (UserError, SourceError) as exc:
+        typer.echo(f"warning: Tether freezes not read for blocks {first}-{last}: {exc}", err=True)
+    finally:
+        the_app.close()
+
+
+def _block(text: str, option: str) -> int | None:
+    """A block number, or None for `latest`."""
+    raw = text.strip()
+    if raw.lower() == "latest":
+        return None
+    if not re.fullmatch(r"[0-9]{1,16}", raw, re.ASCII):
+        raise UserError(f"{option} must be a block number or latest, not “{text[:30]}”.")
+    return int(raw)
+
+
 @labels_app.command("list")
-def list_labels(address: str = typer.Argument(..., help="an EVM address")) -> None:
+def list_labels(address: str = typer.Argument(..., help="an address (EVM 0x…, TRON T…, bitcoin)")) -> None:
     """Every label of an address, with its source."""
     try:
         canonical = parse_address(address)

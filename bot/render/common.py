@@ -5,6 +5,7 @@ from __future__ import annotations
 from bot.render.invisible import reveal
 from tracing import (
     Amount,
+    Category,
     Exposure,
     Label,
     Level,
@@ -14,6 +15,7 @@ from tracing import (
     amounts_words,
     checksum,
     day_words,
+    freeze_words,
     lead_words,
     programs_of,
 )
@@ -31,6 +33,8 @@ def headline(report: RiskReport) -> str:
     if report.level is Level.UNKNOWN:
         return f"{LEVEL_MARK[report.level]} UNKNOWN risk — {checksum(report.address)} on {report.chain}"
     state = " — SANCTIONED" if report.sanctioned else ""
+    if any(lb.active and lb.category is Category.FROZEN for lb in report.labels):
+        state += " — FROZEN"
     return (
         f"{LEVEL_MARK[report.level]} {report.level.value.upper()} risk ({report.score}/100){state} — "
         f"{checksum(report.address)} on {report.chain}"
@@ -51,8 +55,11 @@ def label_line(label: Label) -> str:
     list_date = label.details.get("list_date")
     if list_date:
         bits.append(f"list of {list_date}")
+    evidence = freeze_words(label)
+    if evidence:
+        bits.append(evidence)
     if label.delisted_on:
-        bits.append(f"DELISTED {label.delisted_on.isoformat()}")
+        bits.append(f"{'LIFTED' if evidence else 'DELISTED'} {label.delisted_on.isoformat()}")
     if label.chain != "*":
         bits.append(f"chain {label.chain}")
     return reveal(f"{label.category.display}: {label.name} — " + ", ".join(bits))

@@ -1,10 +1,24 @@
 """Labels with their provenance: the label domain (`model`), the store-backed book (`book`), the bundled sets
-(`bundled`), the importers of published sets (`importers/`) and the sanctions helpers (`ofac`).
+(`bundled`), the importers of published sets (`importers/`), the sanctions helpers (`ofac`) and Tether's freezes
+read from the chain (`freezes`).
 
 Other wings import from here (`from tracing.labels import Label`), not from the modules."""
 
 from tracing.labels.book import LabelBook, LabelHook
 from tracing.labels.bundled import BUNDLED_PREFIX, ensure_bundled_labels, is_bundled
+from tracing.labels.freeze_reader import FreezeScan, collect_freezes
+from tracing.labels.freeze_reader import read_cursor as freeze_cursor
+from tracing.labels.freezes import (
+    USDT_TRC20,
+    FreezeEvent,
+    FreezeKind,
+    FreezeLogError,
+    FreezeRecord,
+    decode_freeze_log,
+    freeze_labels,
+    freeze_words,
+    record_freezes,
+)
 from tracing.labels.importers import LabelImport, Reader, load_formats
 from tracing.labels.model import (
     ILLICIT,
@@ -22,6 +36,18 @@ from tracing.labels.ofac import programs_of
 __all__ = [
     "BUNDLED_PREFIX",
     "Category",
+    "FreezeEvent",
+    "FreezeKind",
+    "FreezeLogError",
+    "FreezeRecord",
+    "FreezeScan",
+    "collect_freezes",
+    "freeze_cursor",
+    "USDT_TRC20",
+    "decode_freeze_log",
+    "freeze_labels",
+    "freeze_words",
+    "record_freezes",
     "ILLICIT",
     "Label",
     "LabelBook",

@@ -45,30 +45,67 @@ class LabelBook:
                 if chain is not None:
                     query = query.where(or_(col(LabelRow.chain) == chain, col(LabelRow.chain) == ANY_EVM))
                 for row in session.scalars(query):
-                    found[row.address].append(Label.from_row(row))
+                    label = Label.from_row(row)  # an "every EVM chain" row on a T… address reads as a tron label
+                    if chain is None or label.chain in (chain, ANY_EVM):
+                        found[row.address].append(label)
         return {addr: sort_labels(labels) for addr, labels in found.items()}
 
     def add(self, label: Label) -> None:
         """Add or update one label (same address, chain, source, category and name)."""
         with self.db.session() as session:
-            existing = session.scalars(
-                select(LabelRow).where(
-                    col(LabelRow.address) == label.address,
-                    col(LabelRow.chain) == label.chain,
-                    col(LabelRow.source) == label.source,
-                    col(LabelRow.category) == label.category.value,
-                    col(LabelRow.name) == label.name[:300],
-                )
-            ).first()
-            before = {_fact(existing.model_dump())} if existing is not None and existing.delisted_on is None else set()
-            if existing is None:
-                session.add(LabelRow(**label.to_row()))  # type: ignore[arg-type]
-            else:
-                for key, value in label.to_row().items():
-                    setattr(existing, key, value)
-            after = {_fact(label.to_row())} if label.active else set()
+            before, after = self._upsert(session, label)
             self._changed(session, before, after)
             bump_revision(session, self.db.dialect)
+
+    def merge_set(self, label_set: LabelSet, labels: Iterable[Label]) -> int:
+        """Add or update `labels` of one source in one transaction, keeping the source's other labels (a set that
+        grows by parts, such as freezes read block range by block range); the set's bookkeeping then counts every
+        label the source has. Returns how many labels were written."""
+        wanted = list(labels)
+        with self.db.session() as session:
+            before: set[LabelFact] = set()
+            after: set[LabelFact] = set()
+            for label in wanted:
+                if label.source != label_set.source:
+                    raise ValueError(f"label from {label.source} given to set {label_set.source}")
+                was, now = self._upsert(session, label)
+                before |= was
+                after |= now
+            session.flush()
+            rows = session.scalar(
+                select(func.count()).select_from(LabelRow).where(col(LabelRow.source) == label_set.source)
+            )
+            info = session.get(LabelSetRow, label_set.source) or LabelSetRow(source=label_set.source)
+            info.version = label_set.version
+            info.source_url = label_set.source_url
+            info.licence = label_set.licence
+            info.row_count = int(rows or 0)
+            info.imported_at = utcnow()
+            session.add(info)
+            self._changed(session, before, after)
+            bump_revision(session, self.db.dialect)
+        return len(wanted)
+
+    @staticmethod
+    def _upsert(session: Session, label: Label) -> tuple[set[LabelFact], set[LabelFact]]:
+        """Write one label; its active fact before and after."""
+        existing = session.scalars(
+            select(LabelRow).where(
+                col(LabelRow.address) == label.address,
+                col(LabelRow.chain) == label.chain,
+                col(LabelRow.source) == label.source,
+                col(LabelRow.category) == label.category.value,
+                col(LabelRow.name) == label.name[:300],
+            )
+        ).first()
+        before = {_fact(existing.model_dump())} if existing is not None and existing.delisted_on is None else set()
+        if existing is None:
+            session.add(LabelRow(**label.to_row()))  # type: ignore[arg-type]
+        else:
+            for key, value in label.to_row().items():
+                setattr(existing, key, value)
+        after = {_fact(label.to_row())} if label.active else set()
+        return before, after
 
     def replace_set(self, label_set: LabelSet, labels: Iterable[Label]) -> int:
         """Replace every label of one source with `labels` in one transaction; returns the row count."""

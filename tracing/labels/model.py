@@ -9,6 +9,7 @@ from datetime import date, datetime
 from enum import StrEnum
 
 from storage import ANY_EVM, LabelRow, utcnow
+from tracing.chain import Family, family_of
 from tracing.errors import InvalidArgument
 
 
@@ -19,6 +20,8 @@ class Category(StrEnum):
     SCAM = "scam"
     RANSOMWARE = "ransomware"
     DARKNET = "darknet"
+    FROZEN = "frozen"
+    """Frozen by a stablecoin's issuer (Tether's blacklist): its tokens cannot move."""
     GAMBLING = "gambling"
     EXCHANGE = "exchange"
     BRIDGE = "bridge"
@@ -50,6 +53,7 @@ _TITLES = {
     Category.SCAM: "Scam/phishing",
     Category.RANSOMWARE: "Ransomware",
     Category.DARKNET: "Darknet market",
+    Category.FROZEN: "Frozen by issuer",
     Category.GAMBLING: "Gambling",
     Category.EXCHANGE: "Exchange",
     Category.BRIDGE: "Bridge",
@@ -67,9 +71,19 @@ _ALIASES: dict[str, Category] = {c.value: c for c in Category} | {
     "phish-hack": Category.SCAM,
     "cex": Category.EXCHANGE,
     "dark-market": Category.DARKNET,
+    "blacklisted": Category.FROZEN,
+    "frozen-by-tether": Category.FROZEN,
 }
 ILLICIT = frozenset(
-    {Category.SANCTIONS, Category.MIXER, Category.HACK, Category.SCAM, Category.RANSOMWARE, Category.DARKNET}
+    {
+        Category.SANCTIONS,
+        Category.MIXER,
+        Category.HACK,
+        Category.SCAM,
+        Category.RANSOMWARE,
+        Category.DARKNET,
+        Category.FROZEN,  # an issuer freezes for hacks, scams and sanctions: a new freeze alerts like a new label
+    }
 )
 SERVICES = frozenset({Category.EXCHANGE, Category.MIXER, Category.BRIDGE, Category.SANCTIONS})
 """Where a trace stops: funds entering a service lose their identity there."""
@@ -89,6 +103,14 @@ class Label:
     created_by: str = "system"
     created_at: datetime | None = None
     details: dict[str, object] = field(default_factory=dict, hash=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # "Every EVM chain" means nothing for a TRON or bitcoin address: such a label belongs to its family's chain
+        # (a team label on a T… address is a `tron` label), or no lookup would ever find it.
+        if self.chain == ANY_EVM and self.address[:2] != "0x":
+            family = family_of(self.address)
+            if family is not Family.EVM:
+                object.__setattr__(self, "chain", family.value)
 
     @property
     def active(self) -> bool:

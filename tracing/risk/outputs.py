@@ -48,7 +48,7 @@ DOT_MISSING = "graph picture unavailable: Graphviz 'dot' is not installed"
 
 
 def label_json(label: Label) -> dict[str, Any]:
-    return {
+    found: dict[str, Any] = {
         "category": label.category.value,
         "name": label.name,
         "source": label.source,
@@ -56,6 +56,14 @@ def label_json(label: Label) -> dict[str, Any]:
         "confidence": label.confidence,
         "active": label.active,
     }
+    if label.category is Category.FROZEN and label.details.get("events"):
+        # the evidence of a freeze: its block, time and transaction, a lift's, and every blacklist event
+        keys = ("frozen_block", "frozen_at", "frozen_tx", "removed_block", "removed_at", "removed_tx", "contract")
+        found["chain"] = label.chain
+        found["delisted_on"] = label.delisted_on.isoformat() if label.delisted_on else None
+        found["freeze"] = {key: label.details[key] for key in keys if key in label.details}
+        found["freeze"]["events"] = label.details["events"]
+    return found
 
 
 def amount_json(amount: Amount) -> dict[str, Any]:
@@ -421,6 +429,7 @@ CATEGORY_COLOURS: dict[Category | None, str] = {
     Category.SCAM: "#e377c2",
     Category.RANSOMWARE: "#8c564b",
     Category.DARKNET: "#7f3f00",
+    Category.FROZEN: "#1b9e77",
     Category.GAMBLING: "#bcbd22",
     Category.EXCHANGE: "#1f77b4",
     Category.BRIDGE: "#17becf",

@@ -3,7 +3,9 @@
 Every number is a field of `RiskPolicy` (the defaults below; `Settings` can change the dust floor), and the README's
 "How risk is rated" says the same in words. The rules, in order:
 
-1. Own labels: a sanctioned address is severe; other labels score by category, scaled by confidence.
+1. Own labels: a sanctioned address is severe; an address its stablecoin's issuer froze (Tether's blacklist) is at
+   least high, and the reason names the freeze's block, date and transaction (a lifted freeze is history, not a
+   current freeze); other labels score by category, scaled by confidence.
 2. A labelled service (exchange, bridge, mixer, DeFi, gambling) is rated by what it is. Its counterparties'
    activity is listed as *leads* (which of its transfers touched what, how much, when), not as its own risk.
 3. Sending to a sanctioned address, directly, after it was listed: severe at any amount.
@@ -26,7 +28,7 @@ from decimal import Decimal
 
 from tracing.chain.address import checksum
 from tracing.chain.transfer import Direction, format_amount
-from tracing.labels import Category, Label
+from tracing.labels import Category, Label, freeze_words
 from tracing.risk.report import (
     Amount,
     Exposure,
@@ -45,6 +47,7 @@ OWN_CATEGORY_SCORE: Mapping[Category, tuple[int, Level]] = {
     Category.RANSOMWARE: (90, Level.HIGH),
     Category.DARKNET: (85, Level.HIGH),
     Category.HACK: (85, Level.HIGH),
+    Category.FROZEN: (85, Level.HIGH),
     Category.MIXER: (80, Level.HIGH),
     Category.SCAM: (75, Level.HIGH),
     Category.GAMBLING: (45, Level.MEDIUM),
@@ -61,6 +64,7 @@ EXPOSURE_WEIGHT: Mapping[Category, int] = {
     Category.HACK: 80,
     Category.MIXER: 75,
     Category.SCAM: 70,
+    Category.FROZEN: 70,
     Category.GAMBLING: 35,
 }
 """Score of a direct exposure of a large value; hops, a small value and predating the listing lower it. Categories
@@ -101,6 +105,9 @@ class RiskPolicy:
     """Weight when the value cannot be put in dust floors (no USD price and no floor in units for the asset)."""
     predates_weight: float = 0.5
     """Funds that moved before the counterparty was listed or labelled count this much."""
+    frozen_level: Level = Level.HIGH
+    """The least level of an address whose stablecoin issuer froze it (whatever the label's confidence): Tether
+    freezes addresses tied to hacks, scams and sanctions, and the USDT held there cannot move."""
     severe_score: int = 95
     dusting_score: int = 15
     severe_at: int = 90
@@ -115,6 +122,10 @@ class RiskPolicy:
         if score >= self.medium_at:
             return Level.MEDIUM
         return Level.LOW
+
+    def lowest_score(self, level: Level) -> int:
+        """The least score of `level`."""
+        return {Level.SEVERE: self.severe_at, Level.HIGH: self.high_at, Level.MEDIUM: self.medium_at}.get(level, 0)
 
     def hop_weight(self, hops: int) -> float:
         if hops <= len(self.hop_weights):
@@ -165,7 +176,15 @@ def score_own_labels(labels: Sequence[Label], policy: RiskPolicy = DEFAULT_POLIC
     """Score from the address's own active labels (highest wins, scaled by confidence; sanctions always severe)."""
     score, level, reasons = 0, Level.UNKNOWN, []
     for label in labels:
+        frozen = label.category is Category.FROZEN
+        evidence = freeze_words(label)
         if not label.active:
+            if frozen:
+                reasons.append(
+                    f"Was frozen: {label.name} ({label.source}), {evidence or 'dates unknown'} — the freeze was "
+                    f"lifted on {label.delisted_on}: history, not a current freeze."
+                )
+                continue
             reasons.append(
                 f"Was labelled {label.category.display} “{label.name}” by {label.source} until {label.delisted_on}."
             )
@@ -175,6 +194,13 @@ def score_own_labels(labels: Sequence[Label], policy: RiskPolicy = DEFAULT_POLIC
         this = base if sanctioned else round(base * label.confidence)
         if sanctioned:
             reasons.append(f"The address itself is sanctioned: {label.name} ({label.source}).")
+        elif frozen:
+            reasons.append(
+                f"The address itself is frozen: {label.name} ({label.source}"
+                + (f"; {evidence}" if evidence else "")
+                + "). An issuer freezes addresses tied to hacks, scams and sanctions, and the tokens there cannot "
+                f"move: a strong signal, rated at least {policy.frozen_level.value}."
+            )
         elif label.category.illicit:
             reasons.append(f"The address itself is labelled {label.category.display}: {label.name} ({label.source}).")
         else:
@@ -184,6 +210,9 @@ def score_own_labels(labels: Sequence[Label], policy: RiskPolicy = DEFAULT_POLIC
             level = base_level if sanctioned else policy.level(score)
             if label.category.illicit and level is Level.LOW:
                 level = Level.MEDIUM
+        if frozen and _LEVEL_ORDER.index(level) < _LEVEL_ORDER.index(policy.frozen_level):
+            level = policy.frozen_level  # even at a low confidence: the score follows the level
+            score = max(score, policy.lowest_score(level))
     return score, level, reasons
 
 
@@ -340,6 +369,7 @@ _ENTITY = {
     Category.SCAM: "scam address",
     Category.RANSOMWARE: "ransomware address",
     Category.DARKNET: "darknet market",
+    Category.FROZEN: "issuer-frozen address",
     Category.GAMBLING: "gambling service",
     Category.EXCHANGE: "exchange",
     Category.BRIDGE: "bridge",

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tracing.labels.book import LabelBook
 from tracing.labels.model import Label, LabelSet
 
 
@@ -18,6 +19,16 @@ class LabelImport:
     labels: list[Label]
     skipped: int = 0
     notes: list[str] = field(default_factory=list)
+    store: Callable[[LabelBook, LabelSet], int] | None = None
+    """For a set that arrives in parts (Tether's freezes): how to merge this part, recorded as `label_set`, into
+    what the store holds, returning the labels written. None: the import is the whole set and replaces the stored
+    one."""
+
+    def save(self, book: LabelBook) -> int:
+        """Store the import: merged by `store` when it has one, else replacing its set."""
+        if self.store is not None:
+            return self.store(book, self.label_set)
+        return book.replace_set(self.label_set, self.labels)
 
 
 Reader = Callable[[Path], LabelImport]

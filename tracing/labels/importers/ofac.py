@@ -1,7 +1,10 @@
-"""OFAC SDN digital-currency addresses → sanctions labels on every EVM chain, with their listing history.
+"""OFAC SDN digital-currency addresses → sanctions labels on every EVM chain and on TRON, with their listing
+history.
 
-Reads the per-(asset, address, SDN profile) CSV derived from `sdn_advanced.xml`. Only EVM-shaped addresses
-(ETH, USDT/USDC on Ethereum, ARB, BSC, ETC, ...) become labels; TRON, Bitcoin and the rest are counted and skipped.
+Reads the per-(asset, address, SDN profile) CSV derived from `sdn_advanced.xml`. EVM-shaped addresses (ETH,
+USDT/USDC on Ethereum, ARB, BSC, ETC, ...) become labels on every EVM chain; TRON addresses (TRX, and USDT-TRC20
+listed under USDT), checked against their Base58Check checksum, become labels of chain `tron` only. Bitcoin and
+the rest are counted and skipped.
 
 A list is the whole SDN list of its date, so an address that an earlier list carried and this one does not was
 delisted: it stays, as a sanctions label with `delisted_on` set, so that `/risk` can say it *was* sanctioned. The
@@ -18,8 +21,9 @@ from datetime import date
 from functools import cache
 from pathlib import Path
 
-from tracing.chain import is_address
-from tracing.errors import InvalidArgument
+from storage import ANY_EVM
+from tracing.chain import Family, family_of, is_address, parse_address
+from tracing.errors import InvalidArgument, UserError
 from tracing.labels.importers import LabelImport, register
 from tracing.labels.importers.tornado import tornado_addresses
 from tracing.labels.model import Category, Label, LabelSet
@@ -36,6 +40,8 @@ SNAPSHOT_URL = (
     "https://github.com/0xB10C/ofac-sanctioned-digital-currency-addresses/tree/f2aee2265956bf28ce71824c2c2c8cab02c2e173"
 )
 LICENCE = "U.S. government publication"
+TRON_CHAIN = "tron"
+"""The chain a TRON address's label belongs to: TRON labels never match an EVM chain's lookups, nor EVM ones TRON's."""
 COLUMNS = ("asset", "address", "sdn_profile_id", "sdn_primary_name", "party_type", "programs", "entity_first_listed")
 
 # Treasury removed Tornado Cash (and with it every one of its contract addresses) from the SDN list on 2025-03-21,
@@ -53,11 +59,12 @@ ADDRESS_LISTINGS_CSV = BUNDLED_DIR / "address_listings.csv"
 
 @cache
 def address_listings() -> dict[str, tuple[date, str]]:
-    """Address (lower case) → (the day OFAC listed it, the notice that says so)."""
+    """Address (stored form, see `label_key`) → (the day OFAC listed it, the notice that says so)."""
     with ADDRESS_LISTINGS_CSV.open(newline="", encoding="utf-8") as handle:
         return {
-            row["address"].strip().lower(): (date.fromisoformat(row["listed_on"].strip()), row["source_url"].strip())
+            key: (date.fromisoformat(row["listed_on"].strip()), row["source_url"].strip())
             for row in csv.DictReader(handle)
+            if (key := label_key(row["address"])) is not None
         }
 
 
@@ -71,14 +78,35 @@ class EarlierList:
     source_url: str
 
 
+def label_key(text: str) -> str | None:
+    """The stored form of an address the SDN list carries, or None for one we do not label: an EVM address in
+    lower case, a TRON address as its `T…` Base58Check form (case-sensitive; its checksum must hold)."""
+    raw = text.strip()
+    if is_address(raw):
+        return raw.lower()
+    if raw[:1] == "T" and len(raw) == 34:
+        try:
+            found = parse_address(raw)
+        except UserError:
+            return None
+        return found if family_of(found) is Family.TRON else None
+    return None
+
+
+def chain_of(key: str) -> str:
+    """The label chain of a stored address: `tron` for a TRON address, every EVM chain otherwise."""
+    return TRON_CHAIN if family_of(key) is Family.TRON else ANY_EVM
+
+
 def _snapshot_addresses(directory: Path) -> set[str]:
     found: set[str] = set()
     if not directory.is_dir():
         return found
     for path in directory.glob("sanctioned_addresses_*.txt"):
         for line in path.read_text(encoding="utf-8").splitlines():
-            if is_address(line):
-                found.add(line.strip().lower())
+            key = label_key(line)
+            if key is not None:
+                found.add(key)
     return found
 
 
@@ -111,11 +139,10 @@ def _read_rows(path: Path) -> tuple[dict[str, dict[str, str]], dict[str, set[str
         assets: dict[str, set[str]] = defaultdict(set)
         skipped = 0
         for row in reader:
-            address = (row["address"] or "").strip()
-            if not is_address(address):
+            key = label_key(row["address"] or "")
+            if key is None:
                 skipped += 1
                 continue
-            key = address.lower()
             assets[key].add(row["asset"].strip())
             by_address.setdefault(key, row)
     return by_address, assets, skipped
@@ -148,6 +175,7 @@ def _delisted_labels(current: set[str], list_date: date) -> list[Label]:
                 source=SOURCE,
                 source_url=last.source_url,
                 confidence=1.0,
+                chain=chain_of(address),
                 delisted_on=TORNADO_DELISTED_ON if documented else list_date,
                 details=details,
             )
@@ -156,10 +184,12 @@ def _delisted_labels(current: set[str], list_date: date) -> list[Label]:
 
 
 def list_version(list_date: date, path: Path) -> str:
-    """`SDN 2025-11-19 (file.csv) + history from 2024-09-27`: what a loaded list is, for `label_set.version`."""
+    """`SDN 2025-11-19 EVM+TRON (file.csv) + history from 2024-09-27 + 1 dated`: what a loaded list is, for
+    `label_set.version` (a new wording makes stores holding the older bundle load this one)."""
     earlier = ", ".join(e.listed_on.isoformat() for e in earlier_lists(list_date))
-    dated = f" + {len(address_listings())} address listing date(s)"
-    return f"SDN {list_date.isoformat()} ({path.name})" + (f" + history from {earlier}" if earlier else "") + dated
+    dated = f" + {len(address_listings())} dated"
+    history = f" + history from {earlier}" if earlier else ""
+    return f"SDN {list_date.isoformat()} EVM+TRON ({path.name}){history}{dated}"
 
 
 def read_ofac_csv(path: Path, list_date: date | None = None) -> LabelImport:
@@ -191,13 +221,15 @@ def read_ofac_csv(path: Path, list_date: date | None = None) -> LabelImport:
                 source=SOURCE,
                 source_url=PROFILE_URL.format(row["sdn_profile_id"]),
                 confidence=1.0,
+                chain=chain_of(key),
                 first_seen=date.fromisoformat(first) if first else None,
                 details=details,
             )
         )
     delisted = _delisted_labels(set(by_address), list_date)
     label_set = LabelSet(source=SOURCE, version=list_version(list_date, path), source_url=SOURCE_URL, licence=LICENCE)
-    notes = [f"{skipped} non-EVM rows skipped"]
+    tron = sum(1 for key in by_address if chain_of(key) == TRON_CHAIN)
+    notes = [f"{tron} TRON addresses", f"{skipped} rows of other chains (bitcoin, ...) skipped"]
     if delisted:
         notes.append(f"{len(delisted)} addresses of earlier lists kept as delisted")
     return LabelImport(label_set=label_set, labels=labels + delisted, skipped=skipped, notes=notes)
