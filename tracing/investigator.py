@@ -18,15 +18,17 @@ from typing import Any
 from sqlalchemy import text
 
 from storage import STORE_FAULTS, Database, RiskCheckRow, StoreUnavailable
+from tracing.chain.address import Family, family_of
 from tracing.chain.amounts import TransferPrices, UsdLookup, Valuation
 from tracing.chain.config import ChainConfig, load_chains
 from tracing.chain.explorer import ExplorerClient
 from tracing.chain.guard import SOURCE_BUDGET, SourceGuard, guarded, guarded_reader
 from tracing.chain.index import TransferIndex
 from tracing.chain.prices import PriceApi, PriceBook
-from tracing.chain.rpc import RpcSource
 from tracing.chain.tokens import TokenBook, TokenMetaReader, unknown_token_note
 from tracing.chain.transfer import Direction
+from tracing.chain.tron import TRON_GAPS, rpc_source
+from tracing.chain.trongrid import TronGridClient
 from tracing.errors import SourceError
 from tracing.labels import Label, LabelBook
 from tracing.risk.exposure import merged_coverage, report_from_traces
@@ -153,7 +155,7 @@ class Investigator:
             result.replace(valuation=valuation),
             index_range=index_range,
             label_sets=self.label_sets(),
-            gaps=result.coverage.gaps + gaps + notes,
+            gaps=result.coverage.gaps + gaps + notes + family_gaps(address),
         )
         return traced.replace(coverage=self.with_failed_sources(traced.coverage, chain, started))
 
@@ -173,7 +175,7 @@ class Investigator:
                 trace.replace(valuation=valuation),
                 index_range=index_range,
                 label_sets=self.label_sets(),
-                gaps=trace.coverage.gaps + gaps + notes,
+                gaps=trace.coverage.gaps + gaps + notes + family_gaps(address),
             )
             traces[model] = traced.replace(coverage=self.with_failed_sources(traced.coverage, chain, started))
         return replace(found, traces=traces)
@@ -245,11 +247,12 @@ class Investigator:
                 for g in found.coverage.gaps
                 if g.startswith((INCOMPLETE_HISTORY, SOURCE_ERROR))
             )
-            report = replace(report, coverage=replace(report.coverage, gaps=report.coverage.gaps + (gap, *cut)))
+            gaps = (gap, *cut, *family_gaps(address))
+            report = replace(report, coverage=replace(report.coverage, gaps=report.coverage.gaps + gaps))
         else:
             index_range, gaps = self.index_summary(chain)
             coverage = merged_coverage(outgoing, incoming, index_range=index_range, label_sets=self.label_sets())
-            coverage = replace(coverage, gaps=coverage.gaps + gaps + notes)
+            coverage = replace(coverage, gaps=coverage.gaps + gaps + notes + family_gaps(address))
             report = report_from_traces(address, chain, labels, outgoing, incoming, coverage, self.policy)
         report = replace(report, coverage=self.with_failed_sources(report.coverage, chain, started))
         if asker is not None:
@@ -334,6 +337,11 @@ class Investigator:
             )
 
 
+def family_gaps(address: str) -> tuple[str, ...]:
+    """What no source of the address's chain family covers, said in every report on such an address."""
+    return TRON_GAPS if family_of(address) is Family.TRON else ()
+
+
 def _day(timestamp: int | None) -> str:
     if timestamp is None:
         return "?"
@@ -351,17 +359,26 @@ def _configured_chains(env: Mapping[str, str], what: str) -> Mapping[str, ChainC
 
 
 def configured_explorers(env: Mapping[str, str]) -> dict[str, Any]:
-    """Explorer clients for the chains configured with `<NAME>_EXPLORER_URL` in the chain variables `env`."""
-    return {
-        name: ExplorerClient(cfg.explorer_url, api_key=cfg.explorer_key or "", chain_id=cfg.chain_id, chain=name)
-        for name, cfg in _configured_chains(env, "explorers").items()
-        if cfg.explorer_url
-    }
+    """Account-history clients for the chains configured with one in the chain variables `env`: an Etherscan-compatible
+    explorer (`<NAME>_EXPLORER_URL`), or TronGrid for a TRON chain (`<NAME>_API_URL`, key `<NAME>_API_KEY`)."""
+    found: dict[str, Any] = {}
+    for name, cfg in _configured_chains(env, "explorers").items():
+        if not cfg.explorer_url:
+            continue
+        if cfg.family is Family.TRON:
+            found[name] = TronGridClient(cfg.explorer_url, api_key=cfg.explorer_key or "", chain=name)
+        elif cfg.family is Family.EVM:
+            found[name] = ExplorerClient(
+                cfg.explorer_url, api_key=cfg.explorer_key or "", chain_id=cfg.chain_id, chain=name
+            )
+    return found
 
 
 def configured_token_readers(env: Mapping[str, str]) -> dict[str, TokenMetaReader]:
     """Per chain configured with an RPC URL in the chain variables `env`, its RPC source, to read tokens' `symbol()`
     and `decimals()`."""
     return {
-        name: RpcSource(cfg) for name, cfg in _configured_chains(env, "token metadata from RPC").items() if cfg.rpc_urls
+        name: rpc_source(cfg)
+        for name, cfg in _configured_chains(env, "token metadata from RPC").items()
+        if cfg.rpc_urls and cfg.family in (Family.EVM, Family.TRON)
     }

@@ -17,9 +17,9 @@ from bot.cli.base import app, setup_logging
 from storage import Database, StoreError, get_settings, open_database
 from tracing import (
     ChainConfig,
+    Family,
     Indexer,
     IndexReport,
-    RpcSource,
     SourceError,
     Transfer,
     TransferIndex,
@@ -31,6 +31,7 @@ from tracing import (
     get_chain,
     load_chains,
     parse_address,
+    rpc_source,
 )
 
 
@@ -111,7 +112,7 @@ def index_command(
     finally:
         db.dispose()
     if report is not None:
-        _print_report(report)
+        _print_report(report, config.family)
 
 
 async def _index(
@@ -124,7 +125,7 @@ async def _index(
     rpc_timeout: float,
     show_progress: bool,
 ) -> IndexReport | None:
-    async with RpcSource(config, timeout=rpc_timeout) as source:
+    async with rpc_source(config, timeout=rpc_timeout) as source:
         chain_id = await source.connect()
         head = await source.head()
         if last is None:
@@ -154,7 +155,7 @@ async def _index(
             return await indexer.run(first, last, progress=lambda n: bar.advance(task, n))
 
 
-def _print_report(r: IndexReport) -> None:
+def _print_report(r: IndexReport, family: Family = Family.EVM) -> None:
     if not r.blocks_indexed:
         typer.echo(f"{r.chain}: blocks {r.first}-{r.last} were already indexed; nothing to do")
         return
@@ -164,7 +165,13 @@ def _print_report(r: IndexReport) -> None:
         f"{r.transfers_seen} transfers, {r.transfers_added} new; internal transfers from {internal}; "
         f"{r.seconds:.1f}s ({r.blocks_per_second:.0f} blocks/s)"
     )
-    if "unavailable" in r.internal:
+    if family is Family.TRON:
+        typer.echo(
+            "note: TRON's /jsonrpc has no trace methods: internal TRX transfers (TRX paid out by contracts) are NOT "
+            "in the index; nor are TRC-10 transfers",
+            err=True,
+        )
+    elif "unavailable" in r.internal:
         typer.echo(
             "warning: the node offers neither debug_traceBlockByNumber nor trace_block for some blocks: their "
             "internal (contract-to-address) transfers are NOT in the index",
