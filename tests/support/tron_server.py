@@ -39,7 +39,8 @@ answered from `ledger`, a list of TRX and TRC-20 transfers:
   `require_key` False a missing key is served at the anonymous limit); past `frequency_limit` requests a second per
   key, 403 `{"success": false, "error": "The key exceeds the frequency limit(15), and the query server is suspended
   for 30s", "statusCode": 403}` and no service for `penalty` seconds (TronGrid: 30; tests shorten it);
-- scripted faults, once each: HTTP 429 (with Retry-After), 503, a truncated body.
+- scripted faults, once each: HTTP 429 (with Retry-After), 503, a truncated body, and the frequency-limit answer
+  with the key suspended for `penalty` seconds.
 
 Wording we could not find documented and chose ourselves: the 400 text for a bad address or limit, and the 401 text.
 """
@@ -249,7 +250,7 @@ def trc20_row(entry: Trc20Transfer) -> dict[str, Any]:
 class Fault:
     """Answered instead of the next request to an endpoint (`transactions`, `trc20`, or any when None)."""
 
-    kind: str  # "429", "503", "truncated"
+    kind: str  # "429", "503", "truncated", "suspend" (the frequency-limit answer, and the key suspended)
     endpoint: str | None = None
     retry_after: str | None = None
 
@@ -396,11 +397,14 @@ class TronServer:
         query = dict(request.query)
         now = time.monotonic()
         self.grid_requests.append((now, request.path, query))
+        key = request.headers.get("TRON-PRO-API-KEY", "")
         for fault in list(self.faults):
             if fault.endpoint in (None, endpoint):
                 self.faults.remove(fault)
+                if fault.kind == "suspend":
+                    self._suspended[key or "anonymous"] = now + self.penalty
+                    return _grid_error(403, _suspension(self.frequency_limit, self.penalty))
                 return _fault(fault)
-        key = request.headers.get("TRON-PRO-API-KEY", "")
         if key and key not in self.keys:
             return _grid_error(401, "ApiKey not exists")
         if not key and self.require_key:

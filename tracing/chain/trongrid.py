@@ -31,7 +31,7 @@ import logging
 import re
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from email.utils import parsedate_to_datetime
 from enum import StrEnum
 from typing import Any
@@ -81,6 +81,8 @@ class TronGridFetch:
     complete: bool
     notes: tuple[str, ...] = ()
     cuts: tuple[str, ...] = ()
+    blocks: Mapping[str, int] = field(default_factory=dict)
+    """`transactions` only: the block of every transaction listed, by hash (with or without value)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,7 +186,7 @@ class TronGridClient:
         transactions, trc20 = await asyncio.gather(
             self.fetch(TronGridAction.TRANSACTIONS, canonical), self.fetch(TronGridAction.TRC20, canonical)
         )
-        blocks = {t.tx_hash: (t.block_number, t.block_hash) for t in transactions.transfers}
+        blocks = transactions.blocks
         unplaced = 0
         placed: list[Transfer] = []
         for t in trc20.transfers:
@@ -193,7 +195,7 @@ class TronGridClient:
                 unplaced += 1
                 placed.append(t)
             else:
-                placed.append(_with_block(t, *where))
+                placed.append(replace(t, block_number=where))
         notes = trc20.notes
         if unplaced:
             notes += (
@@ -241,11 +243,12 @@ class TronGridClient:
                     "this address were not fetched"
                 )
                 break
+        blocks: dict[str, int] = {}
         if action is TronGridAction.TRANSACTIONS:
-            transfers, notes = _map_transactions(self.chain, rows)
+            transfers, notes = _map_transactions(self.chain, rows, blocks)
         else:
             transfers, notes = _map_trc20(self.chain, rows)
-        return TronGridFetch(action, transfers, len(rows), requests, complete, (*cuts, *notes), tuple(cuts))
+        return TronGridFetch(action, transfers, len(rows), requests, complete, (*cuts, *notes), tuple(cuts), blocks)
 
     # --- one page, with retries ---
 
@@ -381,12 +384,11 @@ def _int(value: object, what: str, where: str) -> int:
     return number
 
 
-def _with_block(transfer: Transfer, number: int, block_hash: str) -> Transfer:
-    return replace(transfer, block_number=number, block_hash=block_hash)
-
-
-def _map_transactions(chain: str, rows: Sequence[Mapping[str, Any]]) -> tuple[tuple[Transfer, ...], tuple[str, ...]]:
-    """TRX transfers of `/transactions` rows, and notes on the rows not used."""
+def _map_transactions(
+    chain: str, rows: Sequence[Mapping[str, Any]], blocks: dict[str, int]
+) -> tuple[tuple[Transfer, ...], tuple[str, ...]]:
+    """TRX transfers of `/transactions` rows, and notes on the rows not used; `blocks` gets every transaction's
+    block number."""
     out: dict[str, Transfer] = {}
     internal = failed = other = 0
     kinds: dict[str, int] = {}
@@ -396,6 +398,7 @@ def _map_transactions(chain: str, rows: Sequence[Mapping[str, Any]]) -> tuple[tu
             continue
         tx_hash = _tx_hash(row.get("txID"), "a transaction row")
         where = f"transaction {tx_hash[2:]}"
+        blocks[tx_hash] = _int(row.get("blockNumber"), "blockNumber", where)
         contracts = (row.get("raw_data") or {}).get("contract") or []
         if not isinstance(contracts, list) or not contracts or not isinstance(contracts[0], dict):
             raise ExplorerResponseError(f"TronGrid {where}: raw_data.contract is missing")
@@ -421,7 +424,7 @@ def _map_transactions(chain: str, rows: Sequence[Mapping[str, Any]]) -> tuple[tu
             continue
         out[tx_hash] = Transfer(
             chain=chain,
-            block_number=_int(row.get("blockNumber"), "blockNumber", where),
+            block_number=blocks[tx_hash],
             block_hash="",
             timestamp=_int(row.get("block_timestamp"), "block_timestamp", where) // 1000,
             tx_hash=tx_hash,
