@@ -28,6 +28,7 @@ from tracing.chain.prices import PriceApi, PriceBook
 from tracing.chain.tokens import TokenBook, TokenMetaReader, unknown_token_note
 from tracing.chain.transfer import Direction
 from tracing.chain.tron import TRON_GAPS, rpc_source
+from tracing.chain.trongrid import SOURCE as TRONGRID_SOURCE
 from tracing.chain.trongrid import TronGridClient
 from tracing.errors import SourceError
 from tracing.labels import Label, LabelBook
@@ -91,7 +92,8 @@ class Investigator:
         self.graphs = GraphCache(db, check_interval=check_interval)
         self.label_cache = LabelCache(db, check_interval=check_interval)
         self.explorers = {
-            chain: ExplorerSource(guarded(client, explorer_budget)) for chain, client in (explorers or {}).items()
+            chain: ExplorerSource(_guarded_history(client, explorer_budget), name=_history_source_name(client))
+            for chain, client in (explorers or {}).items()
         }
         self.tokens = TokenBook(db)
         self.token_readers = {
@@ -335,6 +337,19 @@ class Investigator:
                     level=report.level.value,
                 )
             )
+
+
+def _guarded_history(client: Any, budget: float) -> Any:
+    """An account-history client behind its guard, named for what it is (`TronGrid host`, `explorer host`)."""
+    guard = guarded(client, budget)
+    if isinstance(client, TronGridClient) and guard.name.startswith("explorer "):
+        guard.name = "TronGrid " + guard.name.removeprefix("explorer ")
+    return guard
+
+
+def _history_source_name(client: Any) -> str:
+    """`trongrid` for TronGrid (the name its transfers carry), `explorer` for anything else."""
+    return TRONGRID_SOURCE if isinstance(client, TronGridClient) else "explorer"
 
 
 def family_gaps(address: str) -> tuple[str, ...]:

@@ -194,7 +194,7 @@ def _print_report(r: IndexReport, family: Family = Family.EVM) -> None:
 
 @app.command("transfers")
 def transfers_command(
-    address: str = typer.Argument(..., help="an EVM address"),
+    address: str = typer.Argument(..., help="an address (EVM 0x…, TRON T…)"),
     chain: str = typer.Option("", "--chain", "-c", help="only this chain"),
     as_json: bool = typer.Option(False, "--json", help="a JSON list (raw integer values as decimal strings)"),
     limit: int = typer.Option(1000, "--limit", min=0, help="at most this many, oldest first (0: all)"),
