@@ -14,7 +14,7 @@ import pytest
 from bot.app import App, build_app
 from bot.backends.testing import TestBackend
 from storage.settings import Settings
-from tests.support.tron_server import Trc20Transfer, TronServer, TrxTransfer
+from tests.support.tron_server import Fault, Trc20Transfer, TronServer, TrxTransfer
 from tracing.chain.transfer import Direction
 from tracing.chain.tron import TRON_GAPS
 from tracing.labels import Category, Label, LabelBook
@@ -153,3 +153,28 @@ async def test_the_cost_of_a_3_hop_tron_trace(
         )
     )
     assert calls >= 2 * (1 + 4 + 16)  # every address with outgoing funds was asked for both endpoints
+
+
+async def test_a_trongrid_that_does_not_answer_is_named_failed_in_the_coverage(
+    tmp_path: Path, prepared_database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """TronGrid answering 503 again and again: the trace answers within the budget and its coverage names TronGrid
+    as FAILED, with the TRON gaps still stated; unknown is never clean."""
+    async with TronServer(ledger=list(flows())) as server:
+        server.faults.extend(Fault("503") for _ in range(50))
+        monkeypatch.setenv("TRON_API_URL", server.url)
+        settings = Settings(  # type: ignore[call-arg]
+            _env_file=None, data_dir=tmp_path / "data", demo_data=False, chains="eth,tron", explorer_budget=1.0
+        )
+        app = build_app(settings, database_url=prepared_database_url)
+        try:
+            started = time.monotonic()
+            reply = await TestBackend(app.bot).say(f"/risk {ROOT}")
+            took = time.monotonic() - started
+        finally:
+            app.close()
+    assert took < 8
+    text = reply.text
+    assert "FAILED" in text and "TronGrid 127.0.0.1" in text, text
+    assert "UNKNOWN risk" in text and "Unknown is not clean" in text
+    assert TRON_GAPS[0] in text
