@@ -105,6 +105,22 @@ async def test_a_trc20_token_and_trx_read_through_tron_jsonrpc_show_t_addresses(
     # No trace method was asked (TRON has none), and the block says its internal transfers are not covered.
     assert not [m for m in tron.rpc_calls if m.startswith(("trace_", "debug_"))]
     assert token_block.coverage.internal is InternalSource.UNAVAILABLE
+    assert source.untyped_blocks == 1 and tron.wallet_calls == 0  # no wallet API given: the TRX block is unchecked
+
+
+async def test_a_value_that_is_not_trx_is_not_counted_as_trx(tron_chain: TronChain, tron: TronServer) -> None:
+    """TRON's /jsonrpc shows a TRC-10 transfer like a TRX transfer; the full node's HTTP API names its type, and
+    only TransferContract and TriggerSmartContract values count as TRX."""
+    async with TronRpcSource(tron_config(tron.jsonrpc_url), wallet_url=tron.url) as source:
+        kept = await source.fetch_block(tron_chain.trx_block)
+        tron.contract_types[tron_chain.trx_tx[2:]] = "TransferAssetContract"
+        dropped = await source.fetch_block(tron_chain.trx_block + 0)  # the same block, now typed as TRC-10
+        token = await source.fetch_block(tron_chain.token_block)
+    assert [t.value for t in kept.transfers] == [7 * SUN]
+    assert dropped.transfers == ()
+    assert any("TransferAssetContract 1" in note and "not counted" in note for note in dropped.coverage.notes)
+    assert len(token.transfers) == 1 and tron.wallet_calls == 2  # a block without TRX values is not asked about
+    assert source.untyped_blocks == 0
 
 
 async def test_the_tron_server_answers_as_tron_does(tron: TronServer) -> None:
@@ -188,6 +204,7 @@ async def test_the_index_command_indexes_tron(
     assert done.returncode == 0, done.stderr
     assert f"tron: blocks {tron_chain.first}-{tron_chain.last}" in done.stdout
     assert "internal TRX transfers (TRX paid out by contracts) are NOT in the index" in done.stderr
+    assert "1 block(s) hold TRX amounts that were not checked against their transactions' types" in done.stderr
     listed = await asyncio.to_thread(run_cli, ["transfers", t(tron_chain.bob), "--chain", "tron"], env)
     assert listed.returncode == 0, listed.stderr
     assert t(tron_chain.alice) in listed.stdout and "25 USDT" in listed.stdout and "7 TRX" in listed.stdout

@@ -73,6 +73,7 @@ async def tron() -> AsyncIterator[Tron]:
 @pytest.fixture
 def tron_app(tron: Tron, tmp_path: Path, prepared_database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[App]:
     monkeypatch.setenv("TRON_RPC_URL", tron.server.jsonrpc_url)
+    monkeypatch.setenv("TRON_API_URL", tron.server.url)  # types the TRX values through /wallet/getblockbynum
     settings = Settings(  # type: ignore[call-arg]
         _env_file=None,
         data_dir=tmp_path / "data",
@@ -156,3 +157,4 @@ async def test_a_watched_tron_address_moving_usdt_alerts_on_telegram_and_slack_i
     for text in (text_of(tg_posts[1]), slack_posts[1].text):
         assert "Received 7 TRX" in text and tron.bob in text, text
     assert not [m for m in tron.server.rpc_calls if m.startswith(("trace_", "debug_"))]
+    assert tron.server.wallet_calls >= 1  # the TRX value was checked against its transaction's type

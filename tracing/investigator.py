@@ -20,14 +20,14 @@ from sqlalchemy import text
 from storage import STORE_FAULTS, Database, RiskCheckRow, StoreUnavailable
 from tracing.chain.address import Family, family_of
 from tracing.chain.amounts import TransferPrices, UsdLookup, Valuation
-from tracing.chain.config import ChainConfig, load_chains
+from tracing.chain.config import ChainConfig, configured_chains, load_chains
 from tracing.chain.explorer import ExplorerClient
 from tracing.chain.guard import SOURCE_BUDGET, SourceGuard, guarded, guarded_reader
 from tracing.chain.index import TransferIndex
 from tracing.chain.prices import PriceApi, PriceBook
 from tracing.chain.tokens import TokenBook, TokenMetaReader, unknown_token_note
 from tracing.chain.transfer import Direction
-from tracing.chain.tron import TRON_GAPS, rpc_source
+from tracing.chain.tron import TRON_GAPS, UNTYPED, rpc_source
 from tracing.chain.trongrid import SOURCE as TRONGRID_SOURCE
 from tracing.chain.trongrid import TronGridClient
 from tracing.errors import SourceError
@@ -157,7 +157,7 @@ class Investigator:
             result.replace(valuation=valuation),
             index_range=index_range,
             label_sets=self.label_sets(),
-            gaps=result.coverage.gaps + gaps + notes + family_gaps(address),
+            gaps=result.coverage.gaps + gaps + notes + family_gaps(address, chain),
         )
         return traced.replace(coverage=self.with_failed_sources(traced.coverage, chain, started))
 
@@ -177,7 +177,7 @@ class Investigator:
                 trace.replace(valuation=valuation),
                 index_range=index_range,
                 label_sets=self.label_sets(),
-                gaps=trace.coverage.gaps + gaps + notes + family_gaps(address),
+                gaps=trace.coverage.gaps + gaps + notes + family_gaps(address, chain),
             )
             traces[model] = traced.replace(coverage=self.with_failed_sources(traced.coverage, chain, started))
         return replace(found, traces=traces)
@@ -249,12 +249,12 @@ class Investigator:
                 for g in found.coverage.gaps
                 if g.startswith((INCOMPLETE_HISTORY, SOURCE_ERROR))
             )
-            gaps = (gap, *cut, *family_gaps(address))
+            gaps = (gap, *cut, *family_gaps(address, chain))
             report = replace(report, coverage=replace(report.coverage, gaps=report.coverage.gaps + gaps))
         else:
             index_range, gaps = self.index_summary(chain)
             coverage = merged_coverage(outgoing, incoming, index_range=index_range, label_sets=self.label_sets())
-            coverage = replace(coverage, gaps=coverage.gaps + gaps + notes + family_gaps(address))
+            coverage = replace(coverage, gaps=coverage.gaps + gaps + notes + family_gaps(address, chain))
             report = report_from_traces(address, chain, labels, outgoing, incoming, coverage, self.policy)
         report = replace(report, coverage=self.with_failed_sources(report.coverage, chain, started))
         if asker is not None:
@@ -352,9 +352,17 @@ def _history_source_name(client: Any) -> str:
     return TRONGRID_SOURCE if isinstance(client, TronGridClient) else "explorer"
 
 
-def family_gaps(address: str) -> tuple[str, ...]:
-    """What no source of the address's chain family covers, said in every report on such an address."""
-    return TRON_GAPS if family_of(address) is Family.TRON else ()
+def family_gaps(address: str, chain: str) -> tuple[str, ...]:
+    """What no source of the address's chain family covers, said in every report on such an address; on a TRON chain
+    whose node is configured without TRON_API_URL, also that its TRX amounts were not checked against their types."""
+    if family_of(address) is not Family.TRON:
+        return ()
+    try:
+        config = configured_chains().get(chain)
+    except Exception:  # a broken chain variable is reported by the chain commands, not here
+        config = None
+    untyped = config is not None and bool(config.rpc_urls) and not config.explorer_url
+    return (*TRON_GAPS, UNTYPED) if untyped else TRON_GAPS
 
 
 def _day(timestamp: int | None) -> str:

@@ -142,17 +142,31 @@ async def _index(
             TransferIndex(db), source, config.name, chain_id=chain_id, batch_size=batch_size, concurrency=concurrency
         )
         if not show_progress:
-            return await indexer.run(first, last)
-        columns = (
-            TextColumn(f"{config.name} blocks"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            _Speed(),
-            TimeRemainingColumn(),
-        )
-        with Progress(*columns, console=Console(stderr=True), transient=False) as bar:
-            task = bar.add_task("index", total=last - first + 1)
-            return await indexer.run(first, last, progress=lambda n: bar.advance(task, n))
+            report = await indexer.run(first, last)
+        else:
+            report = await _run_with_progress(indexer, config.name, first, last)
+        untyped = getattr(source, "untyped_blocks", 0)
+        if untyped:
+            typer.echo(
+                f"warning: {untyped} block(s) hold TRX amounts that were not checked against their transactions' "
+                f"types (set {config.env_prefix}_API_URL, TronGrid or a full node's HTTP API): TRON's /jsonrpc shows a "
+                "TRC-10 transfer or a staking operation like a TRX transfer",
+                err=True,
+            )
+        return report
+
+
+async def _run_with_progress(indexer: Indexer, name: str, first: int, last: int) -> IndexReport:
+    columns = (
+        TextColumn(f"{name} blocks"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        _Speed(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=Console(stderr=True), transient=False) as bar:
+        task = bar.add_task("index", total=last - first + 1)
+        return await indexer.run(first, last, progress=lambda n: bar.advance(task, n))
 
 
 def _print_report(r: IndexReport, family: Family = Family.EVM) -> None:
