@@ -142,6 +142,12 @@ async def test_a_watched_tron_address_moving_usdt_alerts_on_telegram_and_slack_i
         )
         await telegram.wait_for("sendMessage", lambda c: trx_tx in text_of(c), within=60)
         await slack.wait_for("chat.postMessage", lambda c: trx_tx in c.text, within=60)
+        # TRON's solidified depth: 18 blocks on top leave the USDT alert provisional, the 19th confirms it
+        await asyncio.to_thread(tron.node.rpc.mine, 17)
+        await asyncio.sleep(1.0)
+        assert not [c for c in telegram.sent("editMessageText") if "✅ confirmed" in text_of(c)]
+        await asyncio.to_thread(tron.node.rpc.mine, 2)
+        await telegram.wait_for("editMessageText", lambda c: usdt_tx in text_of(c) and "✅ confirmed" in text_of(c))
         await asyncio.sleep(1.0)  # anything extra would show up now
     finally:
         stop.set()
@@ -151,7 +157,7 @@ async def test_a_watched_tron_address_moving_usdt_alerts_on_telegram_and_slack_i
     slack_posts = slack.sent("chat.postMessage")
     assert len(tg_posts) == 2 and len(slack_posts) == 2
     for text in (text_of(tg_posts[0]), slack_posts[0].text):
-        assert "Sent 25 USDT ($25.00) to" in text, text
+        assert "Sent 25 USDT ($25.00) to" in text and "provisional" in text, text
         assert tron.bob in text and usdt_tx in text
         assert "0x" + tron_to_hex(tron.bob)[2:6] not in text  # never the hex form
     for text in (text_of(tg_posts[1]), slack_posts[1].text):
