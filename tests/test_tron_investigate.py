@@ -18,7 +18,7 @@ from tests.support.tron_server import Fault, Trc20Transfer, TronServer, TrxTrans
 from tracing.chain.transfer import Direction
 from tracing.chain.tron import TRON_GAPS
 from tracing.labels import Category, Label, LabelBook
-from tracing.risk.outputs import risk_json, to_json_text
+from tracing.risk.outputs import risk_json, to_json_text, trace_json
 from tracing.trace.params import TraceParams
 
 USDT_UNIT = 10**6
@@ -86,6 +86,9 @@ async def test_trace_on_tron_follows_usdt_through_trongrid_with_t_addresses(tron
     [trx_csv] = [a for a in trx_only.reply.attachments if a.filename.endswith(".csv")] if trx_only.reply else []
     assert B in trx_csv.content.decode() and A not in trx_csv.content.decode()
     assert grid.requests_to("trc20") >= 4  # root, A, B, C asked of TronGrid
+    traced = await tron_app.investigator.trace(ROOT, "tron", TraceParams(Direction.OUT, 3))
+    as_json = to_json_text(trace_json(traced))
+    assert all(address in as_json for address in (ROOT, A, C, D)) and "TRC-10" in as_json
 
 
 async def test_risk_on_tron_rates_the_path_to_a_sanctioned_address(tron_app: App) -> None:

@@ -117,3 +117,15 @@ async def test_only_tron_addresses_and_at_most_200_a_page() -> None:
         assert empty.transfers == () and empty.complete
         with pytest.raises(ValueError):
             client(server, page_size=201)
+
+
+async def test_a_history_past_the_row_cap_is_cut_and_says_where() -> None:
+    async with TronServer(ledger=ledger(trc20=450, trx=0)) as server:
+        async with client(server, max_rows=200) as grid:
+            history = await grid.transfers_of(ALICE)
+    assert not history.complete and len([t for t in history.transfers if t.kind is TransferKind.ERC20]) == 200
+    assert (
+        "TronGrid transactions/trc20: stopped after 200 rows (cap 200); later transfers of this address were not "
+        "fetched"
+    ) in history.cuts  # and /transactions (alice's 225 calls of the token) is cut the same way
+    assert len(history.cuts) == 2

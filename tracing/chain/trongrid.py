@@ -58,6 +58,9 @@ PAGE_LIMIT = 200
 DEFAULT_CALLS_PER_SECOND = 10.0
 """Under TronGrid's per-key frequency limit (15 a second in its documentation) with room for other clients."""
 KEY_HEADER = "TRON-PRO-API-KEY"
+MAX_ROWS = 5_000
+"""Rows read per endpoint and address: 25 pages, about 5 s for both endpoints at the default rate, inside a command's
+budget; a longer history (an exchange's wallet) is cut there, oldest rows first, and the history says so."""
 
 _SUSPENDED = re.compile(r"suspended for (\d+(?:\.\d+)?)\s*s", re.IGNORECASE)
 _FREQUENCY = re.compile(r"frequency limit|rate limit|too many requests", re.IGNORECASE)
@@ -139,7 +142,7 @@ class TronGridClient:
         chain: str = "tron",
         calls_per_second: float = DEFAULT_CALLS_PER_SECOND,
         page_size: int = PAGE_LIMIT,
-        max_rows: int = 100_000,
+        max_rows: int = MAX_ROWS,
         max_retries: int = 5,
         backoff: float = 1.0,
         max_backoff: float = 30.0,
