@@ -25,9 +25,11 @@ from tracing.chain.index import TransferIndex
 from tracing.chain.indexer import Indexer
 from tracing.chain.mappers import ContractLogs, InternalSource
 from tracing.chain.rpc import RpcError
-from tracing.chain.transfer import TransferKind
-from tracing.chain.tron import TronRpcSource, rpc_source
+from tracing.chain.transfer import Direction, TransferKind
+from tracing.chain.tron import TRON_GAPS, TronRpcSource, rpc_source
 from tracing.errors import SourceError
+from tracing.investigator import Investigator
+from tracing.trace.params import TraceParams
 
 pytestmark = pytest.mark.anvil
 
@@ -183,6 +185,14 @@ async def test_the_indexer_stores_t_addresses_and_hands_over_the_contract_logs(
     assert sum(len(c.logs) for c in seen) == 3 and all(c.contracts == (token,) for c in seen)
     with pytest.raises(ValueError):
         Indexer(TransferIndex(db), source, "tron", watched_contracts=[token])
+
+    # The indexed TRON transfers are traced from the store (graph and SQL alike), T… addresses throughout.
+    for use_graph in (True, False):
+        investigator = Investigator(db, default_chain="eth", use_graph=use_graph)
+        traced = await investigator.trace(t(tron_chain.alice), "tron", TraceParams(Direction.OUT, 2))
+        reached = {node.address for node in traced.nodes}
+        assert t(tron_chain.bob) in reached and all(a.startswith("T") for a in reached), reached
+        assert TRON_GAPS[0] in traced.coverage.gaps
 
 
 async def test_the_index_command_indexes_tron(
