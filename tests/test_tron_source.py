@@ -219,3 +219,13 @@ async def test_the_index_command_indexes_tron(
     assert listed.returncode == 0, listed.stderr
     assert t(tron_chain.alice) in listed.stdout and "25 USDT" in listed.stdout and "7 TRX" in listed.stdout
     assert "0x" + tron_chain.alice[2:].lower() not in listed.stdout.lower()
+
+
+def test_a_tron_look_alike_is_told_by_what_tron_wallets_show() -> None:
+    """USDT-TRC20 address poisoning plants addresses sharing the characters right after the `T` and the last ones."""
+    from tracing.monitor.alerts import looks_alike
+
+    real = "TR7NHqjeKQxGTCi8q8ZY4pL8otSzgjLj6t"
+    assert looks_alike("TR7NHXXXXXXXXXXXXXXXXXXXXXXXXjLj6t", real)
+    assert not looks_alike("TX7NHXXXXXXXXXXXXXXXXXXXXXXXXjLj6t", real)  # the second character differs
+    assert not looks_alike("TLCuBEirVzB6V4menLZKw1jfBTFMZbuKq7", real)
