@@ -2,7 +2,8 @@
 anvil chain that answers as TRON (its chain id, and TRON's `/jsonrpc` rules through `tests/support/tron_server.py`),
 with the test token's code placed at USDT-TRC20's own 20 bytes (TR7NHqjeKQxGTCi8q8ZY4pL8otSzgjLj6t). The watcher and
 the notifier run for real and the recording chat servers get one alert each: the amount in units and USD
-("25 USDT ($25.00)"), the counterparty as `T…`, the transaction hash."""
+("25 USDT ($25.00)"), the counterparty as `T…`, the transaction hash; confirmed at TRON's solidified depth (19
+blocks), and one incident holds both alerts."""
 
 from __future__ import annotations
 
@@ -80,7 +81,7 @@ def tron_app(tron: Tron, tmp_path: Path, prepared_database_url: str, monkeypatch
         demo_data=False,
         chains="eth,tron",
         allowed_chats=[f"telegram:{TG_CHAT}", f"slack:{SLACK_CHAT}"],
-        analysts=["telegram:5", "slack:U5"],
+        officers=["telegram:5", "slack:U5"],
     )
     the_app = build_app(settings, database_url=prepared_database_url)
     yield the_app
@@ -162,5 +163,9 @@ async def test_a_watched_tron_address_moving_usdt_alerts_on_telegram_and_slack_i
         assert "0x" + tron_to_hex(tron.bob)[2:6] not in text  # never the hex form
     for text in (text_of(tg_posts[1]), slack_posts[1].text):
         assert "Received 7 TRX" in text and tron.bob in text, text
+    incidents = await TestBackend(tron_app.bot, platform="telegram", chat_id=TG_CHAT, user_id="5").say(
+        "/incidents", user=Identity("telegram", "5", "anna")
+    )
+    assert "Activity of watched " + tron.heidi[:5] in incidents.text and "on tron (2 alerts)" in incidents.text
     assert not [m for m in tron.server.rpc_calls if m.startswith(("trace_", "debug_"))]
     assert tron.server.wallet_calls >= 1  # the TRX value was checked against its transaction's type
