@@ -37,6 +37,8 @@ def settings_secrets(settings: Settings) -> list[str]:
         settings.slack_bot_token,
         settings.slack_signing_secret,
         settings.slack_app_token,
+        # explorer and TronGrid keys (`<NAME>_EXPLORER_KEY`, `<NAME>_API_KEY`)
+        *(value for key, value in settings.chain_variables().items() if key.upper().endswith("_KEY")),
     ]
 
 

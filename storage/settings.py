@@ -21,6 +21,8 @@ CHAIN_SUFFIXES = (
     "_RPC_URL",
     "_EXPLORER_URL",
     "_EXPLORER_KEY",
+    "_API_URL",
+    "_API_KEY",
     "_CHAIN_ID",
     "_CONFIRMATIONS",
     "_SYMBOL",

@@ -32,6 +32,7 @@ from tracing.chain.etl_import import EtlFileKind, EtlFileResult, EtlImportResult
 from tracing.chain.explorer import DEFAULT_CALLS_PER_SECOND, ExplorerClient, ExplorerRateLimit
 from tracing.chain.index import TransferIndex
 from tracing.chain.indexer import BLOCKS_PER_REQUEST, CONCURRENCY, Indexer, IndexReport, fetch_range
+from tracing.chain.mappers import ContractLogs, RawLog
 from tracing.chain.prices import (
     PriceApi,
     PriceBook,
@@ -46,6 +47,8 @@ from tracing.chain.rpc import RpcSource
 from tracing.chain.threshold import Threshold, foreign_digits, parse_threshold
 from tracing.chain.tokens import TokenBook, TokenInfo
 from tracing.chain.transfer import Direction, Transfer, TransferKind, format_amount
+from tracing.chain.tron import TRON_GAPS, TronRpcSource, rpc_source
+from tracing.chain.trongrid import TronGridClient
 from tracing.errors import InvalidArgument, NotAllowed, NotFound, SourceError, UserError
 from tracing.investigator import Asker, Investigator, configured_explorers, configured_token_readers
 from tracing.labels import (
@@ -235,6 +238,12 @@ __all__ = [
     "Reader",
     "RiskReport",
     "RpcSource",
+    "ContractLogs",
+    "RawLog",
+    "TRON_GAPS",
+    "TronGridClient",
+    "TronRpcSource",
+    "rpc_source",
     "STOPS",
     "SentMessage",
     "SourceError",

@@ -18,15 +18,18 @@ from typing import Any
 from sqlalchemy import text
 
 from storage import STORE_FAULTS, Database, RiskCheckRow, StoreUnavailable
+from tracing.chain.address import Family, family_of
 from tracing.chain.amounts import TransferPrices, UsdLookup, Valuation
 from tracing.chain.config import ChainConfig, configured_chains, load_chains
 from tracing.chain.explorer import ExplorerClient
 from tracing.chain.guard import SOURCE_BUDGET, SourceGuard, guarded, guarded_reader
 from tracing.chain.index import TransferIndex
 from tracing.chain.prices import PriceApi, PriceBook
-from tracing.chain.rpc import RpcSource
 from tracing.chain.tokens import TokenBook, TokenMetaReader, unknown_token_note
 from tracing.chain.transfer import Direction
+from tracing.chain.tron import TRON_GAPS, UNTYPED, rpc_source
+from tracing.chain.trongrid import SOURCE as TRONGRID_SOURCE
+from tracing.chain.trongrid import TronGridClient
 from tracing.errors import SourceError, UserError
 from tracing.labels import Label, LabelBook
 from tracing.risk.exposure import merged_coverage, report_from_traces
@@ -89,7 +92,8 @@ class Investigator:
         self.graphs = GraphCache(db, check_interval=check_interval)
         self.label_cache = LabelCache(db, check_interval=check_interval)
         self.explorers = {
-            chain: ExplorerSource(guarded(client, explorer_budget)) for chain, client in (explorers or {}).items()
+            chain: ExplorerSource(_guarded_history(client, explorer_budget), name=_history_source_name(client))
+            for chain, client in (explorers or {}).items()
         }
         self.tokens = TokenBook(db)
         self.token_readers = {
@@ -153,7 +157,7 @@ class Investigator:
             result.replace(valuation=valuation),
             index_range=index_range,
             label_sets=self.label_sets(),
-            gaps=result.coverage.gaps + gaps + notes,
+            gaps=result.coverage.gaps + gaps + notes + family_gaps(address, chain),
         )
         return traced.replace(coverage=self.with_failed_sources(traced.coverage, chain, started))
 
@@ -173,7 +177,7 @@ class Investigator:
                 trace.replace(valuation=valuation),
                 index_range=index_range,
                 label_sets=self.label_sets(),
-                gaps=trace.coverage.gaps + gaps + notes,
+                gaps=trace.coverage.gaps + gaps + notes + family_gaps(address, chain),
             )
             traces[model] = traced.replace(coverage=self.with_failed_sources(traced.coverage, chain, started))
         return replace(found, traces=traces)
@@ -246,12 +250,12 @@ class Investigator:
                 if g.startswith((INCOMPLETE_HISTORY, SOURCE_ERROR))
             )
             unread = self.unread_chain_gap(chain)
-            gaps = (*report.coverage.gaps, gap, *cut, *((unread,) if unread else ()))
-            report = replace(report, coverage=replace(report.coverage, gaps=gaps))
+            gaps = (gap, *cut, *family_gaps(address, chain), *((unread,) if unread else ()))
+            report = replace(report, coverage=replace(report.coverage, gaps=report.coverage.gaps + gaps))
         else:
             index_range, gaps = self.index_summary(chain)
             coverage = merged_coverage(outgoing, incoming, index_range=index_range, label_sets=self.label_sets())
-            coverage = replace(coverage, gaps=coverage.gaps + gaps + notes)
+            coverage = replace(coverage, gaps=coverage.gaps + gaps + notes + family_gaps(address, chain))
             report = report_from_traces(address, chain, labels, outgoing, incoming, coverage, self.policy)
         report = replace(report, coverage=self.with_failed_sources(report.coverage, chain, started))
         if asker is not None:
@@ -350,6 +354,32 @@ class Investigator:
             )
 
 
+def _guarded_history(client: Any, budget: float) -> Any:
+    """An account-history client behind its guard, named for what it is (`TronGrid host`, `explorer host`)."""
+    guard = guarded(client, budget)
+    if isinstance(client, TronGridClient) and guard.name.startswith("explorer "):
+        guard.name = "TronGrid " + guard.name.removeprefix("explorer ")
+    return guard
+
+
+def _history_source_name(client: Any) -> str:
+    """`trongrid` for TronGrid (the name its transfers carry), `explorer` for anything else."""
+    return TRONGRID_SOURCE if isinstance(client, TronGridClient) else "explorer"
+
+
+def family_gaps(address: str, chain: str) -> tuple[str, ...]:
+    """What no source of the address's chain family covers, said in every report on such an address; on a TRON chain
+    whose node is configured without TRON_API_URL, also that its TRX amounts were not checked against their types."""
+    if family_of(address) is not Family.TRON:
+        return ()
+    try:
+        config = configured_chains().get(chain)
+    except Exception:  # a broken chain variable is reported by the chain commands, not here
+        config = None
+    untyped = config is not None and bool(config.rpc_urls) and not config.explorer_url
+    return (*TRON_GAPS, UNTYPED) if untyped else TRON_GAPS
+
+
 def _day(timestamp: int | None) -> str:
     if timestamp is None:
         return "?"
@@ -367,17 +397,26 @@ def _configured_chains(env: Mapping[str, str], what: str) -> Mapping[str, ChainC
 
 
 def configured_explorers(env: Mapping[str, str]) -> dict[str, Any]:
-    """Explorer clients for the chains configured with `<NAME>_EXPLORER_URL` in the chain variables `env`."""
-    return {
-        name: ExplorerClient(cfg.explorer_url, api_key=cfg.explorer_key or "", chain_id=cfg.chain_id, chain=name)
-        for name, cfg in _configured_chains(env, "explorers").items()
-        if cfg.explorer_url
-    }
+    """Account-history clients for the chains configured with one in the chain variables `env`: an Etherscan-compatible
+    explorer (`<NAME>_EXPLORER_URL`), or TronGrid for a TRON chain (`<NAME>_API_URL`, key `<NAME>_API_KEY`)."""
+    found: dict[str, Any] = {}
+    for name, cfg in _configured_chains(env, "explorers").items():
+        if not cfg.explorer_url:
+            continue
+        if cfg.family is Family.TRON:
+            found[name] = TronGridClient(cfg.explorer_url, api_key=cfg.explorer_key or "", chain=name)
+        elif cfg.family is Family.EVM:
+            found[name] = ExplorerClient(
+                cfg.explorer_url, api_key=cfg.explorer_key or "", chain_id=cfg.chain_id, chain=name
+            )
+    return found
 
 
 def configured_token_readers(env: Mapping[str, str]) -> dict[str, TokenMetaReader]:
     """Per chain configured with an RPC URL in the chain variables `env`, its RPC source, to read tokens' `symbol()`
     and `decimals()`."""
     return {
-        name: RpcSource(cfg) for name, cfg in _configured_chains(env, "token metadata from RPC").items() if cfg.rpc_urls
+        name: rpc_source(cfg)
+        for name, cfg in _configured_chains(env, "token metadata from RPC").items()
+        if cfg.rpc_urls and cfg.family in (Family.EVM, Family.TRON)
     }

@@ -21,7 +21,6 @@ from tracing import (
     Family,
     Indexer,
     IndexReport,
-    RpcSource,
     SourceError,
     Transfer,
     TransferIndex,
@@ -33,6 +32,7 @@ from tracing import (
     get_chain,
     load_chains,
     parse_address,
+    rpc_source,
 )
 
 
@@ -113,7 +113,7 @@ def index_command(
     finally:
         db.dispose()
     if report is not None:
-        _print_report(report)
+        _print_report(report, config.family)
         if config.family is Family.TRON:  # the USDT contract's freezes of the same blocks become labels
             tether_freezes_after_index(config, report.first, report.last)
 
@@ -128,7 +128,7 @@ async def _index(
     rpc_timeout: float,
     show_progress: bool,
 ) -> IndexReport | None:
-    async with RpcSource(config, timeout=rpc_timeout) as source:
+    async with rpc_source(config, timeout=rpc_timeout) as source:
         chain_id = await source.connect()
         head = await source.head()
         if last is None:
@@ -145,20 +145,34 @@ async def _index(
             TransferIndex(db), source, config.name, chain_id=chain_id, batch_size=batch_size, concurrency=concurrency
         )
         if not show_progress:
-            return await indexer.run(first, last)
-        columns = (
-            TextColumn(f"{config.name} blocks"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            _Speed(),
-            TimeRemainingColumn(),
-        )
-        with Progress(*columns, console=Console(stderr=True), transient=False) as bar:
-            task = bar.add_task("index", total=last - first + 1)
-            return await indexer.run(first, last, progress=lambda n: bar.advance(task, n))
+            report = await indexer.run(first, last)
+        else:
+            report = await _run_with_progress(indexer, config.name, first, last)
+        untyped = getattr(source, "untyped_blocks", 0)
+        if untyped:
+            typer.echo(
+                f"warning: {untyped} block(s) hold TRX amounts that were not checked against their transactions' "
+                f"types (set {config.env_prefix}_API_URL, TronGrid or a full node's HTTP API): TRON's /jsonrpc shows a "
+                "TRC-10 transfer or a staking operation like a TRX transfer",
+                err=True,
+            )
+        return report
 
 
-def _print_report(r: IndexReport) -> None:
+async def _run_with_progress(indexer: Indexer, name: str, first: int, last: int) -> IndexReport:
+    columns = (
+        TextColumn(f"{name} blocks"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        _Speed(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=Console(stderr=True), transient=False) as bar:
+        task = bar.add_task("index", total=last - first + 1)
+        return await indexer.run(first, last, progress=lambda n: bar.advance(task, n))
+
+
+def _print_report(r: IndexReport, family: Family = Family.EVM) -> None:
     if not r.blocks_indexed:
         typer.echo(f"{r.chain}: blocks {r.first}-{r.last} were already indexed; nothing to do")
         return
@@ -168,7 +182,13 @@ def _print_report(r: IndexReport) -> None:
         f"{r.transfers_seen} transfers, {r.transfers_added} new; internal transfers from {internal}; "
         f"{r.seconds:.1f}s ({r.blocks_per_second:.0f} blocks/s)"
     )
-    if "unavailable" in r.internal:
+    if family is Family.TRON:
+        typer.echo(
+            "note: TRON's /jsonrpc has no trace methods: internal TRX transfers (TRX paid out by contracts) are NOT "
+            "in the index; nor are TRC-10 transfers",
+            err=True,
+        )
+    elif "unavailable" in r.internal:
         typer.echo(
             "warning: the node offers neither debug_traceBlockByNumber nor trace_block for some blocks: their "
             "internal (contract-to-address) transfers are NOT in the index",
@@ -191,7 +211,7 @@ def _print_report(r: IndexReport) -> None:
 
 @app.command("transfers")
 def transfers_command(
-    address: str = typer.Argument(..., help="an EVM address"),
+    address: str = typer.Argument(..., help="an address (EVM 0x…, TRON T…)"),
     chain: str = typer.Option("", "--chain", "-c", help="only this chain"),
     as_json: bool = typer.Option(False, "--json", help="a JSON list (raw integer values as decimal strings)"),
     limit: int = typer.Option(1000, "--limit", min=0, help="at most this many, oldest first (0: all)"),

@@ -6,12 +6,23 @@ rows were bad, with file:line. Exits 1 when nothing could be imported.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import typer
 
 from bot.cli.base import app, open_app
-from tracing import EtlFileKind, EtlFileResult, EtlImportResult, UserError, chain_arg, import_etl_files
+from tracing import (
+    WELL_KNOWN,
+    EtlFileKind,
+    EtlFileResult,
+    EtlImportResult,
+    Family,
+    UserError,
+    chain_arg,
+    import_etl_files,
+    load_chains,
+)
 
 import_app = typer.Typer(help="Import chain data from files.", no_args_is_help=True)
 app.add_typer(import_app, name="import")
@@ -24,7 +35,8 @@ def import_transfers(
         exists=True,
         dir_okay=True,
         readable=True,
-        help="ethereum-etl CSV files (transactions, token_transfers, traces, blocks) or directories of them",
+        help="ethereum-etl CSV files (transactions, token_transfers, traces, blocks) or directories of them; "
+        "tronetl's for a TRON chain",
     ),
     chain: str | None = typer.Option(None, "--chain", "-c", help="the files' chain [default: DEFAULT_CHAIN]"),
     errors_shown: int = typer.Option(5, "--errors", min=0, help="row errors shown per file"),
@@ -37,7 +49,7 @@ def import_transfers(
         except UserError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from exc
-        result = import_etl_files(the_app.db, files, name)
+        result = import_etl_files(the_app.db, files, name, family=_family_of(name, the_app.settings.chain_variables()))
     finally:
         the_app.close()
     for file in result.files:
@@ -79,3 +91,15 @@ def _summary(result: EtlImportResult) -> str:
         f"{result.transfers_added} transfers added, {result.error_count} bad rows, "
         f"{result.seconds:.1f}s ({result.rows_per_second:,.0f} rows/s)"
     )
+
+
+def _family_of(name: str, env: Mapping[str, str]) -> Family:
+    """The family of the chain the files belong to: its configuration, else its well-known name, else EVM."""
+    try:
+        configured = load_chains(env).get(name)
+    except UserError:
+        configured = None
+    if configured is not None:
+        return configured.family
+    known = WELL_KNOWN.get(name)
+    return known.family if known is not None else Family.EVM

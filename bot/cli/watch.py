@@ -33,7 +33,6 @@ from tracing import (
     InvestigatorRisk,
     OpsMonitor,
     OpsPolicy,
-    RpcSource,
     SourceError,
     SystemClock,
     UserError,
@@ -41,6 +40,7 @@ from tracing import (
     get_chain,
     load_chains,
     parse_ops_chat,
+    rpc_source,
     watch_chains,
 )
 
@@ -65,7 +65,7 @@ async def run_watch(
     """Watch `chains` (each needs an RPC URL), escalate incidents and, with `backends`, drain the outbox through
     them — until `stop_event` is set. Without backends alerts wait in the outbox for a process that has them."""
     clock = clock or SystemClock()
-    sources = [RpcSource(chain) for chain in chains]
+    sources = [rpc_source(chain) for chain in chains]
     try:
         for source in sources:
             await source.connect()

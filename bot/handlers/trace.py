@@ -36,8 +36,8 @@ from tracing import (
 
 
 def token_arg(text: str) -> str:
-    """`native` or a token contract address."""
-    if text.strip().lower() in ("native", "eth"):
+    """`native` (also `eth`, `trx`: the chain's own coin) or a token contract address (0x… or TRC-20 T…)."""
+    if text.strip().lower() in ("native", "eth", "trx"):
         return "native"
     return parse_address(text)
 

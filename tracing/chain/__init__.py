@@ -36,7 +36,7 @@ from tracing.chain.etl_import import EtlFileKind, EtlFileResult, EtlImportResult
 from tracing.chain.explorer import ExplorerClient, ExplorerRateLimit
 from tracing.chain.index import IndexedRange, TransferIndex, from_row
 from tracing.chain.indexer import BLOCKS_PER_REQUEST, CONCURRENCY, Indexer, IndexReport, fetch_range
-from tracing.chain.mappers import BlockTransfers, InternalSource
+from tracing.chain.mappers import BlockTransfers, ContractLogs, InternalSource, RawLog
 from tracing.chain.prices import (
     PriceApi,
     PriceBook,
@@ -49,6 +49,8 @@ from tracing.chain.rpc import RpcSource
 from tracing.chain.threshold import Threshold, foreign_digits, parse_threshold
 from tracing.chain.tokens import TokenBook, TokenInfo
 from tracing.chain.transfer import Direction, Transfer, TransferKind, format_amount
+from tracing.chain.tron import TRON_GAPS, TronRpcSource, rpc_source, tron_transfer
+from tracing.chain.trongrid import TronGridClient, TronGridHistory
 from tracing.chain.utxo import SATS_PER_BTC, Outpoint, TxInput, TxOutput, UtxoTx
 
 __all__ = [
@@ -57,6 +59,14 @@ __all__ = [
     "TxInput",
     "TxOutput",
     "UtxoTx",
+    "ContractLogs",
+    "RawLog",
+    "TRON_GAPS",
+    "TronGridClient",
+    "TronGridHistory",
+    "TronRpcSource",
+    "rpc_source",
+    "tron_transfer",
     "Family",
     "btc_network",
     "btc_script_type",

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from tracing.chain.address import checksum
+from tracing.chain.address import canonical, checksum
 from tracing.chain.prices import DAY, EMPTY, RENAMED, STABLE_KEYS, PriceTable, day_of, native_price_key, price_key
 from tracing.chain.tokens import TokenInfo, listed_token
 from tracing.chain.transfer import format_amount
@@ -98,7 +98,7 @@ class Valuation:
         token metadata."""
         if token is None:
             return NATIVE_DECIMALS, self.native
-        info = self.tokens.get(token.lower()) or listed_token(self.chain, token)
+        info = self.tokens.get(canonical(token)) or listed_token(self.chain, token)
         if info is not None:
             decimals = decimals if decimals is not None else info.decimals
             symbol = symbol or info.symbol

@@ -59,6 +59,7 @@ class ChainConfig:
     symbol: str
     rpc_urls: tuple[str, ...] = ()
     explorer_url: str | None = None
+    """The account-history API: an Etherscan-compatible explorer, or TronGrid for a TRON chain."""
     explorer_key: str | None = field(default=None, repr=False)
     confirmations: int = 0
     decimals: int = 18
@@ -120,13 +121,27 @@ def chain_from_env(name: str, env: Mapping[str, str]) -> ChainConfig:
         chain_id=_int(env, f"{prefix}_CHAIN_ID", known.chain_id if known else None),
         symbol=symbol,
         rpc_urls=_urls(env.get(f"{prefix}_RPC_URL")),
-        explorer_url=(env.get(f"{prefix}_EXPLORER_URL") or "").strip() or None,
-        explorer_key=(env.get(f"{prefix}_EXPLORER_KEY") or "").strip() or None,
+        # A TRON chain's account history comes from TronGrid: `<NAME>_API_URL` / `<NAME>_API_KEY` name it.
+        explorer_url=_first(env, f"{prefix}_API_URL", f"{prefix}_EXPLORER_URL")
+        if family is Family.TRON
+        else _first(env, f"{prefix}_EXPLORER_URL"),
+        explorer_key=_first(env, f"{prefix}_API_KEY", f"{prefix}_EXPLORER_KEY")
+        if family is Family.TRON
+        else _first(env, f"{prefix}_EXPLORER_KEY"),
         confirmations=confirmations or 0,
         decimals=known.decimals if known else {Family.EVM: 18, Family.TRON: 6, Family.BTC: 8}[family],
         family=family,
         network=network,
     )
+
+
+def _first(env: Mapping[str, str], *keys: str) -> str | None:
+    """The first of these variables that is set (not blank), stripped."""
+    for key in keys:
+        value = (env.get(key) or "").strip()
+        if value:
+            return value
+    return None
 
 
 def _family(env: Mapping[str, str], prefix: str, known: KnownChain | None) -> Family:

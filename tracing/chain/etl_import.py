@@ -10,6 +10,14 @@ transfer from two sources is stored once:
   the top level (the top-level trace is the transaction itself), DELEGATECALL/CALLCODE/STATICCALL left out;
 - blocks.csv: block timestamps (and hashes) for the others; only `number` and `timestamp` are required.
 
+For a TRON chain the same files as written by tronetl (c0mm4nd/tronetl, whose SCHEMA.md keeps ethereum-etl's
+columns) are read: addresses as `T…` (or `41…` hex), transaction and block hashes with or without `0x` (stored with
+it, as TRON's `/jsonrpc` gives them), timestamps in seconds or milliseconds (its two schema documents disagree; a
+TRON timestamp past 10^11 is taken as milliseconds), a transaction's `status` (`SUCCESS`, `REVERT`, …) instead of
+`receipt_status`, and of its transactions only TRX transfers (TransferContract) and TRX sent with contract calls
+(TriggerSmartContract) where `transaction_type` says which; its trc10.csv and internal_transactions.csv are not
+read (TRC-10 and internal TRX are not covered on TRON).
+
 Files are recognised by header (or by name when the header lacks columns, to say which). blocks.csv is read
 first and transactions.csv next whatever the argument order, because both give the block times that token
 transfers and traces lack; blocks already in the index are looked up too. A bad row is reported with file and
@@ -33,9 +41,10 @@ from pathlib import Path
 from sqlmodel import col, select
 
 from storage import Database, TransferRow
-from tracing.chain.address import normalise_address
+from tracing.chain.address import Family, normalise_address, parse_address, tron_from_hex
 from tracing.chain.index import TransferIndex
 from tracing.chain.transfer import Transfer, TransferKind
+from tracing.errors import UserError
 
 SOURCE = "etl"
 BATCH_SIZE = 20_000
@@ -210,6 +219,36 @@ def _tx_hash(text: str, what: str) -> str:
     raise _BadRow(f"{what} {text[:70]!r} is not a transaction hash" if text else f"{what} is empty")
 
 
+_TRON_ADDRESS = re.compile(r"T[1-9A-HJ-NP-Za-km-z]{33}|(0x)?41[0-9a-fA-F]{40}")
+_BARE_HASH = re.compile(r"[0-9a-fA-F]{64}")
+_TRON_VALUE_TYPES = frozenset({"TransferContract", "TriggerSmartContract"})
+_TRON_OK = frozenset({"", "SUCCESS", "1"})
+_MILLISECONDS = 10**11
+"""A unix time in seconds past this is after the year 5000: it is in milliseconds."""
+
+
+def _tron_address(text: str, what: str) -> str:
+    """A tronetl address column (`T…`, checked, or `41…` hex) in `T…` form."""
+    if _TRON_ADDRESS.fullmatch(text):
+        try:
+            return parse_address(text) if text[:1] == "T" else tron_from_hex(text)
+        except (UserError, ValueError):
+            pass
+    raise _BadRow(f"{what} {text[:50]!r} is not a TRON address" if text else f"{what} is empty")
+
+
+def _tron_hash(text: str, what: str) -> str:
+    """A TRON transaction or block hash, with or without `0x`, as `0x` + 64 lower-case hex."""
+    if _BARE_HASH.fullmatch(text):
+        return "0x" + text.lower()
+    return _tx_hash(text, what)
+
+
+def _tron_timestamp(text: str, what: str) -> int:
+    seconds = _timestamp(text, what)
+    return seconds // 1000 if seconds > _MILLISECONDS else seconds
+
+
 def _kind_of(path: Path, header: Sequence[str]) -> EtlFileKind | None:
     """By header when it holds every required column of a kind, else by the file's name."""
     names = set(header)
@@ -273,14 +312,20 @@ def expand_paths(paths: Sequence[Path]) -> list[Path]:
 
 
 def import_etl_files(
-    db: Database, paths: Sequence[Path], chain: str = "eth", *, batch_size: int = BATCH_SIZE
+    db: Database,
+    paths: Sequence[Path],
+    chain: str = "eth",
+    *,
+    batch_size: int = BATCH_SIZE,
+    family: Family = Family.EVM,
 ) -> EtlImportResult:
-    """Import ethereum-etl CSV files (or directories of them) into the transfer index of `chain`."""
+    """Import ethereum-etl CSV files (or directories of them; tronetl's for a TRON chain) into the transfer index
+    of `chain`."""
     began = time.perf_counter()
     files = [_File(path) for path in expand_paths(paths)]
     for state in files:
         _classify(state)
-    importer = _Importer(db, chain, batch_size)
+    importer = _Importer(db, chain, batch_size, family)
     for kind in _ORDER:
         for state in files:
             if state.kind is kind and state.file_error is None:
@@ -323,9 +368,13 @@ def _set_field_limit() -> None:
 
 
 class _Importer:
-    def __init__(self, db: Database, chain: str, batch_size: int) -> None:
+    def __init__(self, db: Database, chain: str, batch_size: int, family: Family = Family.EVM) -> None:
         self.db = db
         self.chain = chain
+        self.tron = family is Family.TRON
+        self._address = _tron_address if self.tron else _column_address
+        self._hash = _tron_hash if self.tron else _tx_hash
+        self._time = _tron_timestamp if self.tron else _timestamp
         self.index = TransferIndex(db)
         self.batch_size = batch_size
         self.blocks: dict[int, tuple[int, str]] = {}
@@ -402,8 +451,8 @@ class _Importer:
         for line, fields in self._rows(state):
             try:
                 number = _uint(fields[number_at], "number")
-                timestamp = _timestamp(fields[timestamp_at], "timestamp")
-                block_hash = fields[hash_at].lower() if hash_at is not None else ""
+                timestamp = self._time(fields[timestamp_at], "timestamp")
+                block_hash = self._block_hash(fields[hash_at]) if hash_at is not None else ""
             except _BadRow as exc:
                 state.error(line, str(exc))
                 continue
@@ -474,6 +523,11 @@ class _Importer:
     # --- one row of each kind: a parser per file (column positions looked up once) that returns a Transfer,
     # a skip reason, or raises _BadRow ---
 
+    def _block_hash(self, text: str) -> str:
+        if self.tron and _BARE_HASH.fullmatch(text):
+            return "0x" + text.lower()
+        return text.lower()
+
     def _block_time_reader(self, columns: Mapping[str, int]) -> Callable[[list[str], int], tuple[int, str]]:
         """The row's own block_timestamp/block_hash when it has them (remembered for the other files), else
         what blocks.csv or transactions.csv said, else unknown for now (looked up in the index at the flush)."""
@@ -482,15 +536,15 @@ class _Importer:
 
         def block_time(fields: list[str], number: int) -> tuple[int, str]:
             if ts_at is not None and fields[ts_at]:
-                timestamp = _timestamp(fields[ts_at], "block_timestamp")
-                block_hash = fields[hash_at].lower() if hash_at is not None else ""
+                timestamp = self._time(fields[ts_at], "block_timestamp")
+                block_hash = self._block_hash(fields[hash_at]) if hash_at is not None else ""
                 if number not in blocks:
                     blocks[number] = (timestamp, block_hash)
                 return timestamp, block_hash
             known = blocks.get(number)
             if known is not None:
                 return known
-            return _UNKNOWN, fields[hash_at].lower() if hash_at is not None else ""
+            return _UNKNOWN, self._block_hash(fields[hash_at]) if hash_at is not None else ""
 
         return block_time
 
@@ -499,12 +553,19 @@ class _Importer:
         block_at, hash_at, value_at = columns["block_number"], columns["hash"], columns["value"]
         from_at, to_at = columns["from_address"], columns["to_address"]
         status_at, created_at = columns.get("receipt_status"), columns.get("receipt_contract_address")
+        address, tx_hash = self._address, self._hash
+        tron_status_at = columns.get("status") if self.tron else None
+        tron_type_at = columns.get("transaction_type") if self.tron else None
 
         def parse(fields: list[str]) -> Transfer | str:
             block = _uint(fields[block_at], "block_number")
             timestamp, block_hash = block_time(fields, block)  # also for skipped rows: other files need it
             if status_at is not None and fields[status_at] == "0":
                 return "failed transaction (receipt_status 0)"
+            if tron_status_at is not None and fields[tron_status_at].upper() not in _TRON_OK:
+                return f"failed transaction (status {fields[tron_status_at][:20]})"
+            if tron_type_at is not None and fields[tron_type_at] not in _TRON_VALUE_TYPES:
+                return f"{fields[tron_type_at][:40] or 'untyped'} transaction (only TRX transfers are covered on TRON)"
             value = _uint(fields[value_at], "value")
             if value == 0:
                 return "zero value"
@@ -516,11 +577,11 @@ class _Importer:
                 block_number=block,
                 block_hash=block_hash,
                 timestamp=timestamp,
-                tx_hash=_tx_hash(fields[hash_at], "hash"),
+                tx_hash=tx_hash(fields[hash_at], "hash"),
                 kind=TransferKind.NATIVE,
                 position="tx",
-                from_addr=_column_address(fields[from_at], "from_address"),
-                to_addr=_column_address(to_text, "to_address"),
+                from_addr=address(fields[from_at], "from_address"),
+                to_addr=address(to_text, "to_address"),
                 value=value,
                 source=SOURCE,
             )
@@ -536,6 +597,7 @@ class _Importer:
             columns["token_address"],
             columns["log_index"],
         )
+        address, tx_hash = self._address, self._hash
 
         def parse(fields: list[str]) -> Transfer | str:
             block = _uint(fields[block_at], "block_number")
@@ -545,13 +607,13 @@ class _Importer:
                 block_number=block,
                 block_hash=block_hash,
                 timestamp=timestamp,
-                tx_hash=_tx_hash(fields[hash_at], "transaction_hash"),
+                tx_hash=tx_hash(fields[hash_at], "transaction_hash"),
                 kind=TransferKind.ERC20,
                 position=f"log:{_uint(fields[log_at], 'log_index')}",
-                from_addr=_column_address(fields[from_at], "from_address"),
-                to_addr=_column_address(fields[to_at], "to_address"),
+                from_addr=address(fields[from_at], "from_address"),
+                to_addr=address(fields[to_at], "to_address"),
                 value=_uint(fields[value_at], "value"),
-                token=_column_address(fields[token_at], "token_address"),
+                token=address(fields[token_at], "token_address"),
                 source=SOURCE,
             )
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from tracing.chain.index import IndexedRange, TransferIndex
-from tracing.chain.mappers import BlockTransfers, InternalSource
+from tracing.chain.mappers import BlockTransfers, ContractLogs, InternalSource, RawLog
 from tracing.errors import SourceError
 
 log = logging.getLogger(__name__)
@@ -32,6 +32,12 @@ class BlockSource(Protocol):
     """What the indexer needs from a chain source (`tracing.chain.rpc.RpcSource` is one)."""
 
     async def fetch_block(self, number: int, *, token_meta: bool = True) -> BlockTransfers: ...
+
+
+class LogSource(Protocol):
+    """A source that also gives the raw logs of some contracts over a block range (`RpcSource.logs`)."""
+
+    async def logs(self, contracts: Sequence[str], first: int, last: int) -> list[RawLog]: ...
 
 
 async def fetch_range(
@@ -161,6 +167,11 @@ class Indexer:
     `batch_size` blocks are fetched at a time with at most `concurrency` in flight, `blocks_per_request` per
     request where the source can (see `fetch_range`); each batch is written (and its range marked) in a worker
     thread while the next one is fetched.
+
+    `watched_contracts` and `on_logs`: for each stored batch, every log of those contracts in its blocks is read
+    (`eth_getLogs`, through `source.logs`) and handed to `on_logs` as `ContractLogs` before the range is marked,
+    so a contract's other events (a stablecoin's blacklist, say) are seen for exactly the blocks indexed; an error
+    in `on_logs` leaves the range unmarked.
     """
 
     def __init__(
@@ -173,7 +184,13 @@ class Indexer:
         batch_size: int = 100,
         concurrency: int = CONCURRENCY,
         blocks_per_request: int = BLOCKS_PER_REQUEST,
+        watched_contracts: Sequence[str] = (),
+        on_logs: Callable[[ContractLogs], None] | None = None,
     ) -> None:
+        if (watched_contracts and on_logs is None) or (on_logs is not None and not watched_contracts):
+            raise ValueError("watched_contracts and on_logs go together")
+        if watched_contracts and not callable(getattr(source, "logs", None)):
+            raise ValueError("the source gives no contract logs (it has no `logs` method)")
         if batch_size < 1 or concurrency < 1 or blocks_per_request < 1:
             raise ValueError("batch_size, concurrency and blocks_per_request must be at least 1")
         self.index = index
@@ -183,6 +200,8 @@ class Indexer:
         self.batch_size = batch_size
         self.concurrency = concurrency
         self.blocks_per_request = blocks_per_request
+        self.watched_contracts = tuple(watched_contracts)
+        self.on_logs = on_logs
 
     def todo(self, first: int, last: int) -> list[tuple[int, int]]:
         """The sub-ranges of [first, last] not yet indexed for this chain."""
@@ -208,9 +227,10 @@ class Indexer:
                 for batch_start in range(start, end + 1, self.batch_size):
                     batch_end = min(end, batch_start + self.batch_size - 1)
                     blocks, error = await self._fetch(batch_start, batch_end)
+                    logs = await self._contract_logs(blocks)
                     if writing is not None:
                         tally.count(pending, await writing)
-                    pending, writing = blocks, asyncio.create_task(self._store_async(blocks, progress))
+                    pending, writing = blocks, asyncio.create_task(self._store_async(blocks, progress, logs))
                     if error is not None:
                         tally.count(pending, await writing)
                         writing = None
@@ -246,17 +266,34 @@ class Indexer:
             self.source, first, last, concurrency=self.concurrency, blocks_per_request=self.blocks_per_request
         )
 
-    async def _store_async(self, blocks: Sequence[BlockTransfers], progress: Callable[[int], None] | None) -> int:
-        added = await asyncio.to_thread(self._store, blocks)
+    async def _contract_logs(self, blocks: Sequence[BlockTransfers]) -> ContractLogs | None:
+        """The watched contracts' logs in the blocks' range (None when no contract is watched or no block came)."""
+        if not self.watched_contracts or not blocks:
+            return None
+        source: LogSource = self.source  # type: ignore[assignment]  # checked in __init__
+        first, last = blocks[0].number, blocks[-1].number
+        found = await source.logs(self.watched_contracts, first, last)
+        return ContractLogs(self.chain, first, last, self.watched_contracts, tuple(found))
+
+    async def _store_async(
+        self,
+        blocks: Sequence[BlockTransfers],
+        progress: Callable[[int], None] | None,
+        logs: ContractLogs | None = None,
+    ) -> int:
+        added = await asyncio.to_thread(self._store, blocks, logs)
         if progress is not None and blocks:
             progress(len(blocks))
         return added
 
-    def _store(self, blocks: Sequence[BlockTransfers]) -> int:
-        """Write the transfers of consecutive blocks, then mark their range (so a crash leaves it unmarked)."""
+    def _store(self, blocks: Sequence[BlockTransfers], logs: ContractLogs | None = None) -> int:
+        """Write the transfers of consecutive blocks, hand over the watched contracts' logs, then mark their range
+        (so a crash, or a failing `on_logs`, leaves it unmarked)."""
         if not blocks:
             return 0
         added = self.index.add(t for b in blocks for t in b.transfers)
+        if logs is not None and self.on_logs is not None:
+            self.on_logs(logs)
         self.index.mark_indexed(
             self.chain,
             SOURCE,

@@ -101,6 +101,57 @@ class TokenMeta:
 
 
 @dataclass(frozen=True, slots=True)
+class RawLog:
+    """One event log as the node gave it (`eth_getLogs`), its emitting contract in the chain's canonical form;
+    topics and data stay raw hex for whoever decodes them."""
+
+    chain: str
+    block_number: int
+    block_hash: str
+    tx_hash: str
+    log_index: int
+    address: str
+    topics: tuple[str, ...]
+    data: str
+    timestamp: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ContractLogs:
+    """Every log of some contracts in blocks `first`..`last` of a chain (what the indexer hands to a watcher of
+    those contracts' other events, e.g. a stablecoin's blacklist), oldest first."""
+
+    chain: str
+    first: int
+    last: int
+    contracts: tuple[str, ...]
+    logs: tuple[RawLog, ...]
+
+
+def map_log(chain: str, log: Mapping[str, Any], address: str) -> RawLog:
+    """A `eth_getLogs` item as a RawLog; `address` is the emitting contract already in canonical form."""
+    if not isinstance(log, Mapping):
+        raise MalformedPayload("a log is not an object")
+    where = f"log of tx {str(log.get('transactionHash'))[:70]}"
+    topics = log.get("topics") or []
+    data = log.get("data") or "0x"
+    if not isinstance(topics, list) or not all(isinstance(t, str) for t in topics) or not isinstance(data, str):
+        raise MalformedPayload(f"{where}: topics or data are not hex strings")
+    stamp = log.get("blockTimestamp")
+    return RawLog(
+        chain=chain,
+        block_number=quantity(_field(log, "blockNumber", where), f"{where} blockNumber"),
+        block_hash=str(_field(log, "blockHash", where)).lower(),
+        tx_hash=str(_field(log, "transactionHash", where)).lower(),
+        log_index=quantity(_field(log, "logIndex", where), f"{where} logIndex"),
+        address=address,
+        topics=tuple(t.lower() for t in topics),
+        data=data.lower(),
+        timestamp=quantity(stamp, f"{where} blockTimestamp") if stamp is not None else None,
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class Traces:
     """A block's call traces as the node returned them, and which method produced them."""
 

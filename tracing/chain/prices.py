@@ -29,6 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
 from storage import Database, PriceRow, utcnow
+from tracing.chain.address import canonical
 from tracing.chain.config import WELL_KNOWN
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,8 @@ STABLECOINS: dict[tuple[str, str], str] = {
     ("base", "0x833589fcd6edb6e08f4c7c32d4f71b54bda02913"): "USDC",
     ("base", "0xfde4c96c8593536e31f229ea8f37b2ada2699bb2"): "USDT",
     ("base", "0x50c5725949a6f0c72e6c4a641f24049a917db0cb"): "DAI",
+    ("tron", "TR7NHqjeKQxGTCi8q8ZY4pL8otSzgjLj6t"): "USDT",
+    ("tron", "TEkxiTehnzSmSe2XqrBj4w32RUN966rdz8"): "USDC",
 }
 STABLE_KEYS = frozenset(STABLECOINS.values())
 
@@ -115,7 +118,7 @@ def price_key(chain: str, token: str | None) -> str:
     """The price key of an asset of a chain (`token` None: the native coin)."""
     if token is None:
         return native_price_key(chain)
-    token = token.lower()
+    token = canonical(token)
     return STABLECOINS.get((chain, token)) or WRAPPED.get((chain, token)) or f"{chain}:{token}"
 
 
@@ -124,7 +127,10 @@ def parse_price_key(text: str) -> str:
     text = text.strip()
     if ":" in text:
         chain, _, address = text.partition(":")
-        address = address.strip().lower()
+        address = address.strip()
+        if address[:1] == "T" and len(address) == 34 and address.isalnum():
+            return f"{chain.strip().lower()}:{address}"  # a TRC-20 token (Base58 is case-sensitive)
+        address = address.lower()
         if not chain.strip() or not address.startswith("0x") or len(address) != 42:
             raise ValueError(f"“{text[:60]}” is not SYMBOL or chain:0xTOKEN")
         return f"{chain.strip().lower()}:{address}"
@@ -411,6 +417,7 @@ PLATFORMS: dict[str, str] = {
     "arbitrum": "arbitrum-one",
     "optimism": "optimistic-ethereum",
     "base": "base",
+    "tron": "tron",
 }
 """The API's platform id of each chain, for token prices by contract address."""
 

@@ -29,16 +29,19 @@ from urllib.parse import urlsplit
 import aiohttp
 from eth_utils import function_signature_to_4byte_selector
 
+from tracing.chain.address import normalise_address
 from tracing.chain.config import ChainConfig
 from tracing.chain.mappers import (
     BlockTransfers,
     InternalSource,
     MalformedPayload,
+    RawLog,
     TokenMeta,
     Traces,
     decode_decimals,
     decode_symbol,
     map_block,
+    map_log,
     quantity,
     transactions_from_traces,
     with_token_meta,
@@ -53,6 +56,15 @@ BATCH_LIMIT = 100
 """Calls per JSON-RPC batch (providers cap batches at 100-1000)."""
 LEAN_MISSES = 8
 """Blocks in a row whose traces could not give their transactions' values before full blocks are read at once."""
+LOGS_MAX_BLOCKS = 5_000
+"""Blocks per `eth_getLogs` call: TRON's `maxBlockRange` default, and within what most EVM providers allow."""
+
+_TOO_MANY_LOGS = re.compile(
+    r"exceed max block range|more than \d+ results|too many results|query returned more than|block range"
+    r"|response size|limit exceeded|range too large|exceed.* limit",
+    re.IGNORECASE,
+)
+"""What nodes answer to an `eth_getLogs` over too many blocks or with too many results (the range is then split)."""
 
 _MISSING_METHOD = re.compile(
     r"method not found|not supported|unsupported|does not exist|not available|unknown method|not implemented"
@@ -573,6 +585,59 @@ class RpcSource:
             return Traces(method, payload)
         reason = "; ".join(notes) or "the node offers neither debug_traceBlockByNumber nor trace_block"
         return Traces(InternalSource.UNAVAILABLE, (), note=f"internal transfers unavailable ({reason})")
+
+    async def logs(
+        self, contracts: Sequence[str], first: int, last: int, *, topics: Sequence[Any] | None = None
+    ) -> list[RawLog]:
+        """Every log of `contracts` (canonical addresses) in blocks first..last, oldest first, with `eth_getLogs`:
+        at most LOGS_MAX_BLOCKS blocks a call, and a range the node refuses as too large or too rich in results
+        (TRON: `exceed max block range`, -32005 for more than 10,000 results) split in halves until it answers.
+        A single block the node still refuses raises a SourceError naming it."""
+        if first > last or not contracts:
+            return []
+        wanted = sorted({self._node_address(c) for c in contracts})
+        found: list[RawLog] = []
+        for start in range(first, last + 1, LOGS_MAX_BLOCKS):
+            found.extend(await self._logs_range(wanted, start, min(last, start + LOGS_MAX_BLOCKS - 1), topics))
+        found.sort(key=lambda item: (item.block_number, item.log_index))
+        return found
+
+    async def _logs_range(
+        self, contracts: list[str], first: int, last: int, topics: Sequence[Any] | None
+    ) -> list[RawLog]:
+        where = f"blocks {first}-{last}"
+        query: dict[str, Any] = {"fromBlock": hex(first), "toBlock": hex(last), "address": contracts}
+        if topics is not None:
+            query["topics"] = list(topics)
+        try:
+            answer = await self.client.call("eth_getLogs", [query], where=where)
+        except RpcError as exc:
+            if first < last and (exc.code == -32005 or _TOO_MANY_LOGS.search(exc.rpc_message)):
+                middle = (first + last) // 2
+                return [
+                    *await self._logs_range(contracts, first, middle, topics),
+                    *await self._logs_range(contracts, middle + 1, last, topics),
+                ]
+            raise
+        if not isinstance(answer, list):
+            raise MalformedPayload(f"eth_getLogs ({where}): the answer is not a list of logs")
+        out = []
+        for item in answer:
+            if not isinstance(item, dict):
+                raise MalformedPayload(f"eth_getLogs ({where}): a log is not an object")
+            out.append(map_log(self.chain.name, item, self._chain_address(item.get("address"), where)))
+        return out
+
+    def _node_address(self, address: str) -> str:
+        """An address as this chain's node takes it in a request (EVM: as it is)."""
+        return address
+
+    def _chain_address(self, value: object, where: str) -> str:
+        """An address from this chain's node in canonical form (EVM: lower-case hex)."""
+        address = normalise_address(value, hex_digits=False)
+        if address is None:
+            raise MalformedPayload(f"{where}: {str(value)[:50]!r} is not an address")
+        return address
 
     async def token_meta(self, tokens: Iterable[str]) -> dict[str, TokenMeta]:
         """decimals() and symbol() of each token, read once per token and cached (None where a call reverts)."""

@@ -21,11 +21,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
 from storage import Database, TokenRow, utcnow
+from tracing.chain.address import canonical
 from tracing.chain.config import WELL_KNOWN
 
 log = logging.getLogger(__name__)
 
 TOKEN_LIST = Path(__file__).parent / "data" / "tokens" / "evm_erc20_tokens.csv"
+TRON_TOKEN_LIST = Path(__file__).parent / "data" / "tokens" / "tron_trc20_tokens.csv"
 _NATIVE_PLACEHOLDERS = {"0x" + "e" * 40, "0x" + "0" * 40}
 
 
@@ -52,8 +54,8 @@ class TokenMetaReader(Protocol):
 
 @cache
 def bundled_tokens() -> dict[int, dict[str, TokenInfo]]:
-    """The bundled token list by chain id and lower-case address (rows without decimals and native placeholders
-    skipped; the first of duplicate rows wins)."""
+    """The bundled token lists (ERC-20 on EVM chains, TRC-20 on TRON) by chain id and canonical address (rows
+    without decimals and native placeholders skipped; the first of duplicate rows wins)."""
     found: dict[int, dict[str, TokenInfo]] = {}
     with TOKEN_LIST.open(newline="", encoding="utf-8") as handle:
         for row in csv.DictReader(handle):
@@ -65,6 +67,15 @@ def bundled_tokens() -> dict[int, dict[str, TokenInfo]]:
             tokens.setdefault(
                 address, TokenInfo(address, row["symbol"].strip()[:32] or None, int(digits), "token list")
             )
+    tron = WELL_KNOWN["tron"].chain_id
+    assert tron is not None
+    with TRON_TOKEN_LIST.open(newline="", encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            address, digits = row["address"].strip(), row["decimals"].strip()
+            if digits.isdigit():
+                found.setdefault(tron, {}).setdefault(
+                    address, TokenInfo(address, row["symbol"].strip()[:32] or None, int(digits), "token list")
+                )
     return found
 
 
@@ -87,7 +98,7 @@ def listed_token(chain: str, token: str) -> TokenInfo | None:
     chain_id = chain_id_of(chain)
     if chain_id is None:
         return None
-    return bundled_tokens().get(chain_id, {}).get(token.lower())
+    return bundled_tokens().get(chain_id, {}).get(canonical(token))
 
 
 class TokenBook:
@@ -101,7 +112,7 @@ class TokenBook:
     def known(self, chain: str, tokens: Iterable[str]) -> dict[str, TokenInfo]:
         """What the store and the bundled list know of these tokens, without asking the chain. A store row that
         found nothing is returned too (source `rpc`, symbol and decimals None): the contract was asked already."""
-        wanted = {t.lower() for t in tokens}
+        wanted = {canonical(t) for t in tokens}
         found = {t: self._seen[(chain, t)] for t in wanted if (chain, t) in self._seen}
         unseen = wanted - found.keys()
         if unseen:
@@ -124,7 +135,7 @@ class TokenBook:
     ) -> dict[str, TokenInfo]:
         """Metadata for every token given: known ones from the store and list, the rest read from the contracts
         through `reader` (the chain's RPC source) and cached. Tokens found nowhere map to an unknown `TokenInfo`."""
-        wanted = {t.lower() for t in tokens}
+        wanted = {canonical(t) for t in tokens}
         found = self.known(chain, wanted)
         missing = sorted(t for t in wanted if t not in found)
         if missing and reader is not None:

@@ -149,8 +149,10 @@ def label_dedup_key(address: str, label: LabelIdentity, recipient: str) -> str:
 
 
 def looks_alike(a: str, b: str, head: int = LOOKALIKE_HEAD, tail: int = LOOKALIKE_TAIL) -> bool:
-    """Different addresses that share the characters a wallet shows: `0x1234…abcd`."""
-    return a != b and a[2 : 2 + head] == b[2 : 2 + head] and a[-tail:] == b[-tail:]
+    """Different addresses that share the characters a wallet shows: `0x1234…abcd`, `TR7NH…Lj6t` (after the
+    prefix every address of the family shares: `0x`, TRON's `T`)."""
+    start = 2 if a[:2] == "0x" else 1 if a[:1] == "T" else 0
+    return a != b and a[start : start + head] == b[start : start + head] and a[-tail:] == b[-tail:]
 
 
 class PoisonReason(StrEnum):

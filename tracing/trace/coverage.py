@@ -42,7 +42,10 @@ def trace_coverage(
     transfers: int,
 ) -> Coverage:
     """The coverage statement of one trace: `used` source names, `provenance` the edges' own sources."""
-    named = sorted(provenance)
+    # An edge read from a fallback source (the explorer, TronGrid) names that source already: only what the index
+    # itself was filled from (rpc, an import, an explorer earlier) goes in brackets after it.
+    fallbacks = {name.lower() for name in used if name != "local index"}
+    named = sorted(p for p in provenance if p.lower() not in fallbacks)
     sources = [f"{name} ({', '.join(named)})" if name == "local index" and named else name for name in sorted(used)]
     return Coverage(
         chains=(chain,),

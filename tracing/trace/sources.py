@@ -125,7 +125,9 @@ class ExplorerSource:
 
     name = "explorer"
 
-    def __init__(self, client: Any, *, concurrency: int = 4, ttl: float = 600.0) -> None:
+    def __init__(self, client: Any, *, concurrency: int = 4, ttl: float = 600.0, name: str = "explorer") -> None:
+        self.name = name
+        """How coverage names the source: `explorer`, or `trongrid` for TRON's account API."""
         self.client = client
         self.ttl = ttl
         self._semaphore = asyncio.Semaphore(concurrency)

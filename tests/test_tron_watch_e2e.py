@@ -1,0 +1,171 @@
+"""End to end on TRON (issue 14): `/watch` a `T…` address from Telegram and from Slack, then move USDT on a real
+anvil chain that answers as TRON (its chain id, and TRON's `/jsonrpc` rules through `tests/support/tron_server.py`),
+with the test token's code placed at USDT-TRC20's own 20 bytes (TR7NHqjeKQxGTCi8q8ZY4pL8otSzgjLj6t). The watcher and
+the notifier run for real and the recording chat servers get one alert each: the amount in units and USD
+("25 USDT ($25.00)"), the counterparty as `T…`, the transaction hash; confirmed at TRON's solidified depth (19
+blocks), and one incident holds both alerts."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from bot.app import App, build_app
+from bot.backends.base import Backend
+from bot.backends.slack import SlackBackend
+from bot.backends.telegram import TelegramBackend
+from bot.backends.testing import TestBackend
+from bot.cli.watch import run_watch
+from bot.messages import Identity
+from storage.settings import Settings
+from tests.support.anvil import AnvilNode
+from tests.support.contracts import CONTRACTS_DIR, Contract, load_artifact
+from tests.support.fixtures import require_anvil
+from tests.support.slack_server import FakeSlack
+from tests.support.telegram_server import TOKEN, Call, FakeTelegram
+from tests.support.tron_server import TRON_CHAIN_ID, USDT, TronServer
+from tracing.chain.address import tron_from_hex, tron_to_hex
+from tracing.chain.config import get_chain, load_chains
+
+pytestmark = pytest.mark.anvil
+
+SUN = 10**6
+TG_CHAT = "-1007"
+SLACK_CHAT = "C0TRON"
+
+
+@dataclass
+class Tron:
+    node: AnvilNode
+    server: TronServer
+    usdt: Contract
+    heidi: str
+    bob: str
+
+
+def put_usdt(node: AnvilNode) -> Contract:
+    """The test token's runtime code at USDT-TRC20's address, with symbol "USDT" and 6 decimals in its storage
+    (slots 1 and 2 of TestToken's layout: a short string holds its bytes and twice its length in the last byte)."""
+    address = tron_to_hex(USDT)
+    runtime = json.loads((CONTRACTS_DIR / "TestToken.json").read_text())["deployedBytecode"]
+    rpc = node.rpc
+    rpc.call("anvil_setCode", address, runtime)
+    rpc.call("anvil_setStorageAt", address, "0x1", "0x" + (b"USDT".ljust(31, b"\0") + bytes([8])).hex())
+    rpc.call("anvil_setStorageAt", address, "0x2", "0x" + f"{6:064x}")
+    return Contract(rpc, address, load_artifact("TestToken"))
+
+
+@pytest.fixture
+async def tron() -> AsyncIterator[Tron]:
+    require_anvil()
+    with AnvilNode(chain_id=TRON_CHAIN_ID) as node:
+        usdt = put_usdt(node)
+        heidi, bob = node.rpc.accounts()[:2]
+        node.rpc.wait_receipt(usdt.transact("mint", heidi, 1_000 * SUN, sender=heidi))
+        async with TronServer(upstream=node.url) as server:
+            yield Tron(node, server, usdt, tron_from_hex(heidi), tron_from_hex(bob))
+
+
+@pytest.fixture
+def tron_app(tron: Tron, tmp_path: Path, prepared_database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[App]:
+    monkeypatch.setenv("TRON_RPC_URL", tron.server.jsonrpc_url)
+    monkeypatch.setenv("TRON_API_URL", tron.server.url)  # types the TRX values through /wallet/getblockbynum
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None,
+        data_dir=tmp_path / "data",
+        demo_data=False,
+        chains="eth,tron",
+        allowed_chats=[f"telegram:{TG_CHAT}", f"slack:{SLACK_CHAT}"],
+        officers=["telegram:5", "slack:U5"],
+    )
+    the_app = build_app(settings, database_url=prepared_database_url)
+    yield the_app
+    the_app.close()
+
+
+@pytest.fixture
+async def backends(tron_app: App) -> AsyncIterator[tuple[FakeTelegram, FakeSlack, dict[str, Backend]]]:
+    telegram, slack = FakeTelegram(), FakeSlack()
+    await telegram.start()
+    await slack.start()
+    settings = tron_app.settings.model_copy(
+        update={
+            "telegram_bot_token": TOKEN,
+            "telegram_base_url": telegram.base_url,
+            "slack_bot_token": "xoxb-test",
+            "slack_signing_secret": "not-used-for-sending",
+            "slack_api_base_url": slack.api_url,
+        }
+    )
+    tg_backend = TelegramBackend(tron_app.bot, settings)
+    await tg_backend.application.initialize()
+    try:
+        yield telegram, slack, {"telegram": tg_backend, "slack": SlackBackend(tron_app.bot, settings)}
+    finally:
+        await tg_backend.application.shutdown()
+        await slack.stop()
+        await telegram.stop()
+
+
+def text_of(call: Call) -> str:
+    return str(call.params.get("text", ""))
+
+
+async def test_a_watched_tron_address_moving_usdt_alerts_on_telegram_and_slack_in_units_and_usd(
+    tron: Tron, tron_app: App, backends: tuple[FakeTelegram, FakeSlack, dict[str, Backend]]
+) -> None:
+    telegram, slack, chat_backends = backends
+    for platform, chat, user in (("telegram", TG_CHAT, "5"), ("slack", SLACK_CHAT, "U5")):
+        front = TestBackend(tron_app.bot, platform=platform, chat_id=chat, user_id=user)
+        said = await front.say(f"/watch {tron.heidi} --channel", user=Identity(platform, user, "anna"))
+        assert "tron" in said.text and tron.heidi in said.text, said.text
+    chain = get_chain("tron", load_chains(tron_app.settings.chain_variables()))
+    assert chain.confirmations == 19 and chain.rpc_urls == (tron.server.jsonrpc_url,)
+    start = tron.node.rpc.mine()
+    stop = asyncio.Event()
+    task = asyncio.create_task(
+        run_watch(tron_app, [chain], stop, backends=chat_backends, poll_interval=0.1, start_block=start)
+    )
+    try:
+        usdt_tx = await asyncio.to_thread(
+            tron.usdt.transact, "transfer", tron_to_hex(tron.bob), 25 * SUN, sender=tron_to_hex(tron.heidi)
+        )
+        await telegram.wait_for("sendMessage", lambda c: usdt_tx in text_of(c), within=60)
+        await slack.wait_for("chat.postMessage", lambda c: usdt_tx in c.text, within=60)
+        trx_tx = await asyncio.to_thread(
+            tron.node.rpc.send_transaction,
+            {"from": tron_to_hex(tron.bob), "to": tron_to_hex(tron.heidi), "value": 7 * SUN, "gas": 21_000},
+        )
+        await telegram.wait_for("sendMessage", lambda c: trx_tx in text_of(c), within=60)
+        await slack.wait_for("chat.postMessage", lambda c: trx_tx in c.text, within=60)
+        # TRON's solidified depth: 18 blocks on top leave the USDT alert provisional, the 19th confirms it
+        await asyncio.to_thread(tron.node.rpc.mine, 17)
+        await asyncio.sleep(1.0)
+        assert not [c for c in telegram.sent("editMessageText") if "✅ confirmed" in text_of(c)]
+        await asyncio.to_thread(tron.node.rpc.mine, 2)
+        await telegram.wait_for("editMessageText", lambda c: usdt_tx in text_of(c) and "✅ confirmed" in text_of(c))
+        await asyncio.sleep(1.0)  # anything extra would show up now
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+
+    tg_posts = [c for c in telegram.sent("sendMessage") if c.result is not None]
+    slack_posts = slack.sent("chat.postMessage")
+    assert len(tg_posts) == 2 and len(slack_posts) == 2
+    for text in (text_of(tg_posts[0]), slack_posts[0].text):
+        assert "Sent 25 USDT ($25.00) to" in text and "provisional" in text, text
+        assert tron.bob in text and usdt_tx in text
+        assert "0x" + tron_to_hex(tron.bob)[2:6] not in text  # never the hex form
+    for text in (text_of(tg_posts[1]), slack_posts[1].text):
+        assert "Received 7 TRX" in text and tron.bob in text, text
+    incidents = await TestBackend(tron_app.bot, platform="telegram", chat_id=TG_CHAT, user_id="5").say(
+        "/incidents", user=Identity("telegram", "5", "anna")
+    )
+    assert "Activity of watched " + tron.heidi[:5] in incidents.text and "on tron (2 alerts)" in incidents.text
+    assert not [m for m in tron.server.rpc_calls if m.startswith(("trace_", "debug_"))]
+    assert tron.server.wallet_calls >= 1  # the TRX value was checked against its transaction's type
