@@ -50,6 +50,15 @@ from tracing.chain.threshold import Threshold, foreign_digits, parse_threshold
 from tracing.chain.tokens import TokenBook, TokenInfo
 from tracing.chain.transfer import Direction, Transfer, TransferKind, format_amount
 from tracing.chain.utxo import SATS_PER_BTC, Outpoint, TxInput, TxOutput, UtxoTx
+from tracing.chain.utxo_mappers import (
+    UtxoBlock,
+    map_core_block,
+    map_core_transaction,
+    outputs_of,
+    resolve_inputs,
+    satoshis,
+    unresolved,
+)
 
 __all__ = [
     "SATS_PER_BTC",
@@ -57,6 +66,13 @@ __all__ = [
     "TxInput",
     "TxOutput",
     "UtxoTx",
+    "UtxoBlock",
+    "map_core_block",
+    "map_core_transaction",
+    "outputs_of",
+    "resolve_inputs",
+    "satoshis",
+    "unresolved",
     "Family",
     "btc_network",
     "btc_script_type",
