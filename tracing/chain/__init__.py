@@ -59,6 +59,8 @@ from tracing.chain.utxo_mappers import (
     satoshis,
     unresolved,
 )
+from tracing.chain.utxo_store import UtxoStore
+from tracing.chain.utxo_transfers import Allocation, UtxoTransfers, derive_transfers, transfers_of
 
 __all__ = [
     "SATS_PER_BTC",
@@ -67,6 +69,11 @@ __all__ = [
     "TxOutput",
     "UtxoTx",
     "UtxoBlock",
+    "UtxoStore",
+    "UtxoTransfers",
+    "Allocation",
+    "derive_transfers",
+    "transfers_of",
     "map_core_block",
     "map_core_transaction",
     "outputs_of",
