@@ -27,6 +27,7 @@ from tracing.chain.config import (
     load_chains,
     use_chain_variables,
 )
+from tracing.chain.core_blocks import CoreBlockSource
 from tracing.chain.demo import RONIN_EXPLOITER, ensure_demo_data, load_demo, remove_demo
 from tracing.chain.etl_import import EtlFileKind, EtlFileResult, EtlImportResult, import_etl_files
 from tracing.chain.index import TransferIndex
@@ -210,6 +211,7 @@ __all__ = [
     "Reader",
     "RiskReport",
     "RpcSource",
+    "CoreBlockSource",
     "STOPS",
     "SentMessage",
     "SourceError",

@@ -31,6 +31,7 @@ from tracing.chain.config import (
     load_chains,
     use_chain_variables,
 )
+from tracing.chain.core_blocks import CoreBlockSource, NetworkMismatch
 from tracing.chain.demo import RONIN_EXPLOITER, ensure_demo_data, load_demo, remove_demo
 from tracing.chain.etl_import import EtlFileKind, EtlFileResult, EtlImportResult, import_etl_files
 from tracing.chain.explorer import ExplorerClient, ExplorerRateLimit
@@ -114,6 +115,8 @@ __all__ = [
     "PriceTable",
     "RONIN_EXPLOITER",
     "RpcSource",
+    "CoreBlockSource",
+    "NetworkMismatch",
     "TokenBook",
     "TokenInfo",
     "Transfer",

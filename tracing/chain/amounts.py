@@ -96,8 +96,8 @@ class Valuation:
     ) -> tuple[int | None, str | None]:
         """(decimals, symbol) of an asset: the native coin's, else what the transfer said, completed from the
         token metadata."""
-        if token is None:
-            return NATIVE_DECIMALS, self.native
+        if token is None:  # a bitcoin chain's coin has 8 decimals, and its transfers say so
+            return (decimals if decimals is not None else NATIVE_DECIMALS), self.native
         info = self.tokens.get(token.lower()) or listed_token(self.chain, token)
         if info is not None:
             decimals = decimals if decimals is not None else info.decimals
