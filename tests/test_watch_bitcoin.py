@@ -4,17 +4,22 @@ it (same height, so only the tip check sees it), its return in a later block, co
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from sqlmodel import select
 
+from bot.app import App, build_app
+from bot.backends.testing import TestBackend
 from storage.db import Database
 from storage.ops_models import IncidentRow, OutboxMessage
+from storage.settings import Settings
 from tests.support.bitcoind import BitcoinNode
 from tests.support.fixtures import bitcoin_node  # noqa: F401
 from tracing.chain.address import Family
-from tracing.chain.config import ChainConfig
+from tracing.chain.config import ChainConfig, load_chains
 from tracing.chain.core_blocks import CoreBlockSource, NetworkMismatch
 from tracing.chain.transfer import Direction, TransferKind
 from tracing.chain.utxo import Outpoint, TxInput, TxOutput, UtxoTx
@@ -201,3 +206,35 @@ async def test_a_node_of_another_network_is_refused(bitcoin_node: BitcoinNode) -
             await source.connect()
     finally:
         await source.aclose()
+
+
+# -- /watch with a bitcoin address --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def btc_app(tmp_path: Path, prepared_database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[App]:
+    """A deployment with one regtest chain `btcreg` (CHAINS=eth,btcreg; BTCREG_FAMILY=btc; no RPC URL yet)."""
+    monkeypatch.setenv("BTCREG_FAMILY", "btc")
+    monkeypatch.setenv("BTCREG_NETWORK", "regtest")
+    monkeypatch.delenv("BTCREG_RPC_URL", raising=False)
+    settings = Settings(_env_file=None, data_dir=tmp_path / "data", demo_data=False, chains="eth,btcreg")  # type: ignore[call-arg]
+    the_app = build_app(settings, database_url=prepared_database_url)
+    yield the_app
+    the_app.close()
+
+
+async def test_watch_takes_the_bitcoin_chain_from_the_address_and_says_when_nothing_follows_it(
+    btc_app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    console = TestBackend(btc_app.bot)
+    unset = await console.say(f"/watch {W} --channel")
+    assert f"Now watching {W} on btcreg" in unset.text
+    assert "BTCREG_RPC_URL is not set, so no alert can come" in unset.text
+    assert load_chains(btc_app.settings.chain_variables())["btcreg"].confirmations == 6  # bitcoin's depth
+    monkeypatch.setenv("BTCREG_RPC_URL", "http://127.0.0.1:1")
+    never = await console.say(f"/watch {W} --channel --min 0.5")
+    assert "No watcher has followed btcreg yet" in never.text and "at least 0.5" in never.text
+    [watch] = WatchBook(btc_app.db).for_chats("console", [console.chat_id])
+    assert (watch.chain, watch.address, watch.min_amount) == ("btcreg", W, Decimal("0.5"))
+    mainnet = await console.say("/watch 1BvBMSEYstWetqTFn5Au4m4GFg7xJaNVN2")
+    assert "No bitcoin (mainnet) chain is configured" in mainnet.text

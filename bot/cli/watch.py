@@ -29,7 +29,9 @@ from tracing import (
     ChainConfigError,
     ChainFeed,
     Clock,
+    CoreBlockSource,
     Escalator,
+    Family,
     InvestigatorRisk,
     OpsMonitor,
     OpsPolicy,
@@ -65,7 +67,9 @@ async def run_watch(
     """Watch `chains` (each needs an RPC URL), escalate incidents and, with `backends`, drain the outbox through
     them — until `stop_event` is set. Without backends alerts wait in the outbox for a process that has them."""
     clock = clock or SystemClock()
-    sources = [RpcSource(chain) for chain in chains]
+    sources: list[RpcSource | CoreBlockSource] = [
+        CoreBlockSource(chain) if chain.family is Family.BTC else RpcSource(chain) for chain in chains
+    ]
     try:
         for source in sources:
             await source.connect()
@@ -76,6 +80,7 @@ async def run_watch(
                 confirmations=chain.confirmations,
                 poll_interval=poll_interval,
                 start_block=start_block,
+                symbol=chain.symbol,
             )
             for chain, source in zip(chains, sources, strict=True)
         ]

@@ -108,8 +108,10 @@ def chain_from_env(name: str, env: Mapping[str, str]) -> ChainConfig:
     name = chain_arg(name)
     prefix = env_prefix(name)
     known = WELL_KNOWN.get(name)
-    confirmations = _int(env, f"{prefix}_CONFIRMATIONS", known.confirmations if known else 0)
     family = _family(env, prefix, known)
+    # Another name for a TRON or bitcoin chain (a testnet, a regtest) keeps its family's depth: reorgs are the same.
+    depth = known.confirmations if known else (0 if family is Family.EVM else WELL_KNOWN[family.value].confirmations)
+    confirmations = _int(env, f"{prefix}_CONFIRMATIONS", depth)
     default_symbol = known.symbol if known else {Family.EVM: "ETH", Family.TRON: "TRX", Family.BTC: "BTC"}[family]
     symbol = (env.get(f"{prefix}_SYMBOL") or "").strip() or default_symbol
     network = (env.get(f"{prefix}_NETWORK") or "").strip().lower() or (known.network if known else "main")
