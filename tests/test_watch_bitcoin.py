@@ -165,6 +165,36 @@ async def test_a_payment_alerts_once_is_reorged_out_comes_back_and_confirms(
     assert posts.count("alert") == 1 and posts.count("alert_edit") == 3  # reorged out, back, confirmed
 
 
+async def test_a_payment_in_both_branches_of_a_reorg_stays_one_alert_on_the_new_block(
+    db: Database,
+    bitcoin_node: BitcoinNode,  # noqa: F811
+) -> None:
+    node = bitcoin_node
+    watched = node.rpc("getnewaddress")
+    WatchBook(db).watch(
+        chain="btcreg", address=watched, platform="slack", chat="C1", channel=True, created_by="slack:U1"
+    )
+    source = CoreBlockSource(regtest_chain(node), backoff=0.01)
+    try:
+        watcher = Watcher(db, ChainFeed("btcreg", source, start_block=node.rpc("getblockcount")), clock=ManualClock())
+        txid = node.rpc("sendtoaddress", watched, Decimal("0.5"))
+        node.wait_journal()
+        [first] = node.mine(1)
+        await watcher.catch_up()
+        node.rpc("invalidateblock", first)  # the ordinary bitcoin reorg: the competing branch mined it too
+        node.wait_journal()
+        other = node.mine(2)
+        assert txid in node.rpc("getblock", other[0], 1)["tx"]
+        await watcher.catch_up()
+    finally:
+        await source.aclose()
+    [alert] = alerts(db)
+    assert (alert.status, alert.block_hash, alert.block_number) == (AlertStatus.PROVISIONAL, other[0], 102)
+    with db.session() as session:
+        kinds = [m.kind for m in session.scalars(select(OutboxMessage)) if m.alert_id == alert.id]
+    assert kinds == ["alert", "alert_edit", "alert_edit"]  # posted once; reorged out, then back in block 102
+
+
 async def test_a_spend_from_the_watched_address_alerts_what_it_sent(
     db: Database,
     bitcoin_node: BitcoinNode,  # noqa: F811
