@@ -19,6 +19,7 @@ from tracing.chain.address import (
     tron_to_hex,
 )
 from tracing.chain.amounts import NO_USD, TransferPrices, UsdLookup, UsdSum, Valuation, amount_text, usd_text
+from tracing.chain.btc_rpc import CoreRpcSource
 from tracing.chain.chainref import chain_arg
 from tracing.chain.config import (
     WELL_KNOWN,
@@ -114,6 +115,7 @@ __all__ = [
     "PriceTable",
     "RONIN_EXPLOITER",
     "RpcSource",
+    "CoreRpcSource",
     "TokenBook",
     "TokenInfo",
     "Transfer",
