@@ -21,6 +21,7 @@ CHAIN_SUFFIXES = (
     "_RPC_URL",
     "_EXPLORER_URL",
     "_EXPLORER_KEY",
+    "_ESPLORA_URL",
     "_CHAIN_ID",
     "_CONFIRMATIONS",
     "_SYMBOL",

@@ -19,8 +19,9 @@ from storage.settings import Settings
 from tests.support.bitcoind import BitcoinNode
 from tests.support.fixtures import bitcoin_node  # noqa: F401
 from tracing.chain.address import Family
+from tracing.chain.btc_rpc import CoreRpcSource
 from tracing.chain.config import ChainConfig, load_chains
-from tracing.chain.core_blocks import CoreBlockSource, NetworkMismatch
+from tracing.chain.rpc import ChainIdMismatch
 from tracing.chain.transfer import Direction, TransferKind
 from tracing.chain.utxo import Outpoint, TxInput, TxOutput, UtxoTx
 from tracing.chain.utxo_mappers import UtxoBlock
@@ -116,9 +117,10 @@ async def test_a_payment_alerts_once_is_reorged_out_comes_back_and_confirms(
         chain="btcreg", address=watched, platform="telegram", chat=CHAT, channel=True, created_by="telegram:7"
     )
     clock = ManualClock()
-    source = CoreBlockSource(regtest_chain(node), backoff=0.01)
+    source = CoreRpcSource(regtest_chain(node), backoff=0.01)
     try:
-        assert await source.connect() == "regtest"
+        await source.connect()
+        assert source.network == "regtest"
         feed = ChainFeed("btcreg", source, confirmations=2, start_block=node.rpc("getblockcount"))
         watcher = Watcher(db, feed, clock=clock)
         txid = node.rpc("sendtoaddress", watched, Decimal("1.25"))
@@ -174,7 +176,7 @@ async def test_a_payment_in_both_branches_of_a_reorg_stays_one_alert_on_the_new_
     WatchBook(db).watch(
         chain="btcreg", address=watched, platform="slack", chat="C1", channel=True, created_by="slack:U1"
     )
-    source = CoreBlockSource(regtest_chain(node), backoff=0.01)
+    source = CoreRpcSource(regtest_chain(node), backoff=0.01)
     try:
         watcher = Watcher(db, ChainFeed("btcreg", source, start_block=node.rpc("getblockcount")), clock=ManualClock())
         txid = node.rpc("sendtoaddress", watched, Decimal("0.5"))
@@ -214,7 +216,7 @@ async def test_a_spend_from_the_watched_address_alerts_what_it_sent(
     WatchBook(db).watch(
         chain="btcreg", address=watched, platform="telegram", chat=CHAT, channel=True, created_by="telegram:7"
     )
-    source = CoreBlockSource(regtest_chain(node), backoff=0.01, recent_txs=0)  # the funding is read from the node
+    source = CoreRpcSource(regtest_chain(node), backoff=0.01)
     try:
         start = node.rpc("getblockcount") + 1
         node.wait_journal()
@@ -230,9 +232,9 @@ async def test_a_spend_from_the_watched_address_alerts_what_it_sent(
 
 async def test_a_node_of_another_network_is_refused(bitcoin_node: BitcoinNode) -> None:  # noqa: F811
     mainnet = ChainConfig("btc", None, "BTC", (bitcoin_node.url,), decimals=8, family=Family.BTC, network="main")
-    source = CoreBlockSource(mainnet, backoff=0.01)
+    source = CoreRpcSource(mainnet, backoff=0.01)
     try:
-        with pytest.raises(NetworkMismatch, match="regtest.*BTC_NETWORK"):
+        with pytest.raises(ChainIdMismatch, match="regtest.*BTC_NETWORK"):
             await source.connect()
     finally:
         await source.aclose()

@@ -15,6 +15,7 @@ Wings, each importing only those listed before it:
 
 from tracing.chain.address import Family, checksum, family_of, parse_address, short
 from tracing.chain.amounts import NO_USD, TransferPrices, UsdLookup, Valuation, amount_text, usd_text
+from tracing.chain.btc_rpc import CoreRpcSource
 from tracing.chain.chainref import chain_arg
 from tracing.chain.config import (
     WELL_KNOWN,
@@ -27,7 +28,6 @@ from tracing.chain.config import (
     load_chains,
     use_chain_variables,
 )
-from tracing.chain.core_blocks import CoreBlockSource
 from tracing.chain.demo import RONIN_EXPLOITER, ensure_demo_data, load_demo, remove_demo
 from tracing.chain.etl_import import EtlFileKind, EtlFileResult, EtlImportResult, import_etl_files
 from tracing.chain.index import TransferIndex
@@ -37,6 +37,7 @@ from tracing.chain.rpc import RpcSource
 from tracing.chain.threshold import Threshold, foreign_digits, parse_threshold
 from tracing.chain.tokens import TokenBook, TokenInfo
 from tracing.chain.transfer import Direction, Transfer, TransferKind, format_amount
+from tracing.chain.utxo_store import UtxoStore
 from tracing.errors import InvalidArgument, NotAllowed, NotFound, SourceError, UserError
 from tracing.investigator import Asker, Investigator, configured_explorers, configured_token_readers
 from tracing.labels import (
@@ -211,7 +212,8 @@ __all__ = [
     "Reader",
     "RiskReport",
     "RpcSource",
-    "CoreBlockSource",
+    "CoreRpcSource",
+    "UtxoStore",
     "STOPS",
     "SentMessage",
     "SourceError",

@@ -29,7 +29,7 @@ from tracing import (
     ChainConfigError,
     ChainFeed,
     Clock,
-    CoreBlockSource,
+    CoreRpcSource,
     Escalator,
     Family,
     InvestigatorRisk,
@@ -67,8 +67,8 @@ async def run_watch(
     """Watch `chains` (each needs an RPC URL), escalate incidents and, with `backends`, drain the outbox through
     them — until `stop_event` is set. Without backends alerts wait in the outbox for a process that has them."""
     clock = clock or SystemClock()
-    sources: list[RpcSource | CoreBlockSource] = [
-        CoreBlockSource(chain) if chain.family is Family.BTC else RpcSource(chain) for chain in chains
+    sources: list[RpcSource | CoreRpcSource] = [
+        CoreRpcSource(chain) if chain.family is Family.BTC else RpcSource(chain) for chain in chains
     ]
     try:
         for source in sources:

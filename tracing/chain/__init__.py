@@ -19,6 +19,7 @@ from tracing.chain.address import (
     tron_to_hex,
 )
 from tracing.chain.amounts import NO_USD, TransferPrices, UsdLookup, UsdSum, Valuation, amount_text, usd_text
+from tracing.chain.btc_rpc import CoreRpcSource
 from tracing.chain.chainref import chain_arg
 from tracing.chain.config import (
     WELL_KNOWN,
@@ -31,7 +32,6 @@ from tracing.chain.config import (
     load_chains,
     use_chain_variables,
 )
-from tracing.chain.core_blocks import CoreBlockSource, NetworkMismatch
 from tracing.chain.demo import RONIN_EXPLOITER, ensure_demo_data, load_demo, remove_demo
 from tracing.chain.etl_import import EtlFileKind, EtlFileResult, EtlImportResult, import_etl_files
 from tracing.chain.explorer import ExplorerClient, ExplorerRateLimit
@@ -115,8 +115,7 @@ __all__ = [
     "PriceTable",
     "RONIN_EXPLOITER",
     "RpcSource",
-    "CoreBlockSource",
-    "NetworkMismatch",
+    "CoreRpcSource",
     "TokenBook",
     "TokenInfo",
     "Transfer",

@@ -65,6 +65,8 @@ class ChainConfig:
     family: Family = Family.EVM
     network: str = "main"
     """Bitcoin only: `main`, `test` (testnet, signet) or `regtest`; which addresses the chain takes."""
+    esplora_url: str | None = None
+    """Bitcoin only: an Esplora REST API (`<NAME>_ESPLORA_URL`) for addresses the index does not cover."""
 
     @property
     def env_prefix(self) -> str:
@@ -128,7 +130,15 @@ def chain_from_env(name: str, env: Mapping[str, str]) -> ChainConfig:
         decimals=known.decimals if known else {Family.EVM: 18, Family.TRON: 6, Family.BTC: 8}[family],
         family=family,
         network=network,
+        esplora_url=_esplora(env, prefix),
     )
+
+
+def _esplora(env: Mapping[str, str], prefix: str) -> str | None:
+    url = (env.get(f"{prefix}_ESPLORA_URL") or "").strip().rstrip("/")
+    if url and not url.startswith(("http://", "https://")):
+        raise ChainConfigError(f"{prefix}_ESPLORA_URL “{url[:60]}” must start with http:// or https://.")
+    return url or None
 
 
 def _family(env: Mapping[str, str], prefix: str, known: KnownChain | None) -> Family:

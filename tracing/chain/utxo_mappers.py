@@ -152,6 +152,9 @@ def map_core_block(block: Mapping[str, Any], chain: str) -> UtxoBlock:
     raw_txs = block.get("tx")
     if not isinstance(raw_txs, list) or not all(isinstance(t, Mapping) for t in raw_txs):
         raise MalformedPayload(f"getblock {block_hash}: `tx` must hold transaction objects (verbosity 2 or 3)")
+    count = block_tx_count(block)
+    if count is not None and count != len(raw_txs):
+        raise MalformedPayload(f"getblock {block_hash}: {len(raw_txs)} transaction objects for {count} transactions")
     txs = [
         map_core_transaction(t, chain, block_height=number, block_hash=block_hash, timestamp=timestamp, position=k)
         for k, t in enumerate(raw_txs)
@@ -164,6 +167,12 @@ def map_core_block(block: Mapping[str, Any], chain: str) -> UtxoBlock:
         timestamp=timestamp,
         txs=tuple(resolve_inputs(txs, outputs_of(txs))),
     )
+
+
+def block_tx_count(block: Mapping[str, Any]) -> int | None:
+    """The transaction count a block states (`nTx`, or `num_tx` on Bitcoin SV), if it states one."""
+    count = block.get("nTx", block.get("num_tx"))
+    return count if isinstance(count, int) and not isinstance(count, bool) else None
 
 
 def outputs_of(txs: Iterable[UtxoTx]) -> dict[Outpoint, TxOutput]:

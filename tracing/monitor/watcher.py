@@ -2,8 +2,9 @@
 (`tracing.chain.rpc.RpcSource`), finds watched addresses among them, applies the watch rules and writes the alerts,
 their incidents, their outbox messages and the chain cursor in one transaction.
 
-Bitcoin chains come as `UtxoBlock`s (`tracing.chain.core_blocks.CoreBlockSource`): each transaction's net value to
-or from each watched address it touches is the movement (`tracing.monitor.utxo_watch`).
+Bitcoin blocks (`tracing.chain.btc_rpc.CoreRpcSource`) carry their transactions (`utxo_txs`): each transaction's net
+value to or from each watched address it touches is the movement (`tracing.monitor.utxo_watch`), and a block with
+an input whose spent output could not be read is retried, never passed over (it could hide a watched spend).
 
 Reorgs: the hashes of recent blocks are kept in the store; a block whose parent hash is not the stored hash of
 the block before it means the chain was replaced. A source that can name the hash at a height (`HashSource`, the
@@ -46,7 +47,16 @@ from storage import (
     TransferRow,
     begin_write,
 )
-from tracing.chain import BlockTransfers, Direction, InternalSource, PriceBook, Transfer, UtxoBlock, Valuation
+from tracing.chain import (
+    BlockTransfers,
+    Direction,
+    InternalSource,
+    PriceBook,
+    Transfer,
+    UtxoBlock,
+    Valuation,
+    unresolved,
+)
 from tracing.errors import SourceError
 from tracing.labels import LabelBook
 from tracing.monitor.alerts import (
@@ -74,12 +84,12 @@ MAX_COUNTERPARTIES = 20
 
 
 class BlockSource(Protocol):
-    """What the watcher needs from a chain source; `tracing.chain.rpc.RpcSource` (EVM: transfers) and
-    `tracing.chain.core_blocks.CoreBlockSource` (bitcoin: transactions) are two."""
+    """What the watcher needs from a chain source; `tracing.chain.rpc.RpcSource` (EVM) and
+    `tracing.chain.btc_rpc.CoreRpcSource` (bitcoin) are two."""
 
     async def head(self) -> int: ...
 
-    async def fetch_block(self, number: int, *, token_meta: bool = True) -> BlockTransfers | UtxoBlock: ...
+    async def fetch_block(self, number: int, *, token_meta: bool = True) -> BlockTransfers: ...
 
 
 @runtime_checkable
@@ -392,11 +402,18 @@ class Watcher:
 
     # -- one block ----------------------------------------------------------------------------------------
 
-    async def _plan(self, block: BlockTransfers | UtxoBlock) -> _Plan:
+    async def _plan(self, block: BlockTransfers) -> _Plan:
         """Match the block's transfers, drop poisoning, apply the rules: the alert rows to write."""
         started = time.perf_counter()
-        if isinstance(block, UtxoBlock):
-            matches = utxo_matches(self.matcher, block, self.feed.symbol)
+        if block.coverage.internal is InternalSource.UTXO:
+            missing = unresolved(block.utxo_txs)
+            if missing:
+                raise SourceError(
+                    f"{self.chain} block {block.number}: the outputs {len(missing)} inputs spend could not be read "
+                    f"(first {missing[0].txid}:{missing[0].vout}); the node needs -txindex=1 or getblock verbosity 3"
+                )
+            utxo = UtxoBlock(block.chain, block.number, block.hash, block.parent_hash, block.timestamp, block.utxo_txs)
+            matches = utxo_matches(self.matcher, utxo, self.feed.symbol)
         else:
             if block.coverage.internal is InternalSource.UNAVAILABLE and not self._warned_internal:
                 self._warned_internal = True
@@ -444,7 +461,7 @@ class Watcher:
 
     def _row(
         self,
-        block: BlockTransfers | UtxoBlock,
+        block: BlockTransfers,
         match: Match,
         watch: Watch,
         counterparty: str,
@@ -484,7 +501,7 @@ class Watcher:
             details=details,
         )
 
-    def _commit(self, cursor: _Cursor, block: BlockTransfers | UtxoBlock, plan: _Plan) -> None:
+    def _commit(self, cursor: _Cursor, block: BlockTransfers, plan: _Plan) -> None:
         """The block's alerts, incidents, outbox rows, recent-block hash, confirmations and the cursor: one
         transaction."""
         now = self.clock.now()
