@@ -21,10 +21,12 @@ from tests.support.fixtures import bitcoin_node  # noqa: F401
 from tracing.chain.address import Family
 from tracing.chain.btc_rpc import CoreRpcSource
 from tracing.chain.config import ChainConfig, load_chains
+from tracing.chain.mappers import BlockCoverage, BlockTransfers, InternalSource
 from tracing.chain.rpc import ChainIdMismatch
 from tracing.chain.transfer import Direction, TransferKind
 from tracing.chain.utxo import Outpoint, TxInput, TxOutput, UtxoTx
 from tracing.chain.utxo_mappers import UtxoBlock
+from tracing.errors import SourceError
 from tracing.monitor.alerts import Alert, AlertBook, AlertStatus
 from tracing.monitor.clock import ManualClock
 from tracing.monitor.utxo_watch import net_match, utxo_matches
@@ -270,3 +272,33 @@ async def test_watch_takes_the_bitcoin_chain_from_the_address_and_says_when_noth
     assert (watch.chain, watch.address, watch.min_amount) == ("btcreg", W, Decimal("0.5"))
     mainnet = await console.say("/watch 1BvBMSEYstWetqTFn5Au4m4GFg7xJaNVN2")
     assert "No bitcoin (mainnet) chain is configured" in mainnet.text
+
+
+class OneBlock:
+    """A bitcoin source whose block 8 has a transaction whose spent output the node could not give (no -txindex)."""
+
+    def __init__(self) -> None:
+        blind = tx([(W, BTC)], [(X, BTC)])
+        blind = UtxoTx(blind.chain, blind.txid, (TxInput(Outpoint("02" * 32, 0)),), blind.outputs)
+        self.blocks = {
+            n: BlockTransfers(
+                "btcreg", n, f"{n:064x}", f"{n - 1:064x}", 1_700_000_000, 1, (),
+                BlockCoverage(internal=InternalSource.UTXO), utxo_txs=(blind,) if n == 8 else (),
+            )
+            for n in (7, 8)
+        }  # fmt: skip
+
+    async def head(self) -> int:
+        return 8
+
+    async def fetch_block(self, number: int, *, token_meta: bool = True) -> BlockTransfers:
+        return self.blocks[number]
+
+
+async def test_a_block_with_an_unknown_spent_output_is_retried_not_passed_over(db: Database) -> None:
+    WatchBook(db).watch(chain="btcreg", address=W, platform="telegram", chat=CHAT, channel=True, created_by="t:7")
+    watcher = Watcher(db, ChainFeed("btcreg", OneBlock(), start_block=7), clock=ManualClock())
+    assert await watcher.step() is Step.BLOCK
+    with pytest.raises(SourceError, match=r"block 8: 1 spent output\(s\) could not be read.*-txindex"):
+        await watcher.step()
+    assert watcher.cursor() == (7, f"{7:064x}")

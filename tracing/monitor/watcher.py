@@ -409,7 +409,7 @@ class Watcher:
             missing = unresolved(block.utxo_txs)
             if missing:
                 raise SourceError(
-                    f"{self.chain} block {block.number}: the outputs {len(missing)} inputs spend could not be read "
+                    f"{self.chain} block {block.number}: {len(missing)} spent output(s) could not be read "
                     f"(first {missing[0].txid}:{missing[0].vout}); the node needs -txindex=1 or getblock verbosity 3"
                 )
             utxo = UtxoBlock(block.chain, block.number, block.hash, block.parent_hash, block.timestamp, block.utxo_txs)
