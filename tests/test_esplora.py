@@ -5,9 +5,12 @@ the mempool ones, retries on 429/5xx, and a trace and a risk report on a bitcoin
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import os
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -20,8 +23,10 @@ from tracing.chain.btc_rpc import CoreRpcSource
 from tracing.chain.config import chain_from_env
 from tracing.chain.esplora import EsploraClient
 from tracing.chain.explorer import ExplorerError, ExplorerResponseError
+from tracing.chain.prices import import_price_csv
 from tracing.chain.transfer import Direction
 from tracing.investigator import Investigator, configured_explorers
+from tracing.risk.outputs import trace_csv
 from tracing.trace.params import TraceParams
 
 PAGED, MEMPOOL = 30, 2
@@ -108,6 +113,10 @@ def test_trace_and_risk_through_esplora_for_an_address_the_index_lacks(
     )
     assert isinstance(explorers["btc"], EsploraClient)
     investigator = Investigator(db, "btc", explorers=explorers, use_graph=False)
+    day = datetime.fromtimestamp(asyncio.run(client(server).transaction(s.txids["hop1"])).timestamp or 0, UTC).date()
+    prices = tmp_path / "btc.csv"
+    prices.write_text(f"date,asset,usd\n{day.isoformat()},BTC,50000\n")
+    assert import_price_csv(db, prices).stored_total == 1
     server.answer("/blocks/tip/height")  # the local server reads the node's chain once: not the client's time
     server.calls.clear()
     started = time.perf_counter()
@@ -119,9 +128,15 @@ def test_trace_and_risk_through_esplora_for_an_address_the_index_lacks(
     assert (reached[a["H1"]], reached[a["H2"]], reached[a["H3"]]) == (1, 2, 3)
     assert trace.coverage.sources, trace.coverage
     assert "explorer" in trace.coverage.sources and "local index (esplora)" in trace.coverage.sources
+    rows = {(r["from"], r["to"]): r for r in csv.DictReader(io.StringIO(trace_csv(trace)))}
+    first_hop = rows[(a["SRC"], a["H1"])]
+    assert (first_hop["symbol"], first_hop["decimals"], first_hop["amount"], first_hop["usd"]) == (
+        "BTC", "8", "15", "750000.00"
+    )  # fmt: skip
     assert any("proportional allocation" in gap for gap in trace.coverage.gaps)
     assert 0 < calls <= 12
     report = asyncio.run(investigator.risk(a["H2"], "btc"))
     assert report.level.value == "low" and "explorer" in report.coverage.sources  # low, not clean: it says why
+    assert [amount.text("btc") for amount in report.volume_in] == ["10 BTC ($500,000)"]
     assert any("mempool" in gap for gap in report.coverage.gaps)
     assert any("proportional allocation" in gap for gap in report.coverage.gaps)

@@ -23,6 +23,7 @@ from typing import Any
 
 from tracing.chain.address import checksum
 from tracing.chain.amounts import NO_USD, UsdSum
+from tracing.chain.prices import native_decimals
 from tracing.labels import Category, Label
 from tracing.risk.exposure import amounts_of
 from tracing.risk.policy import DEFAULT_POLICY, RiskPolicy
@@ -251,7 +252,7 @@ def trace_csv(trace: Trace) -> str:
             valuation.meta(edge.token, edge.decimals, edge.symbol)
             if valuation is not None
             else (
-                18 if edge.token is None else edge.decimals,
+                native_decimals(trace.chain) if edge.token is None else edge.decimals,
                 edge.symbol or ("" if edge.token else native_symbol(trace.chain)),
             )
         )
@@ -625,7 +626,7 @@ def _edges_total(edges: Sequence[TraceEdge], trace: Trace) -> str:
         first, usd = group[0], UsdSum()
         for edge in group:
             usd.add(edge_usd(trace, edge))
-        decimals, symbol = (18 if token is None else first.decimals), first.symbol
+        decimals, symbol = (native_decimals(trace.chain) if token is None else first.decimals), first.symbol
         if trace.valuation is not None:
             decimals, symbol = trace.valuation.meta(token, first.decimals, first.symbol)
         total = Amount(sum(e.value for e in group), token, symbol, decimals, usd.usd, usd.partial)
