@@ -5,6 +5,7 @@ it (same height, so only the tip check sees it), its return in a later block, co
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from sqlmodel import select
 
 from bot.app import App, build_app
 from bot.backends.testing import TestBackend
+from bot.render.alerts import AlertCard
 from storage.db import Database
 from storage.ops_models import IncidentRow, OutboxMessage
 from storage.settings import Settings
@@ -230,6 +232,9 @@ async def test_a_spend_from_the_watched_address_alerts_what_it_sent(
     [alert] = alerts(db)
     assert alert.tx_hash == spend and alert.direction is Direction.OUT and alert.counterparty == payee
     assert alert.value == 100_010_000  # 1 BTC paid and the 0.0001 BTC fee
+    assert f"Sent 1.0001 BTC (no USD price) to {payee} (bitcoin transaction)" in str(AlertCard(alert, None))
+    crowd = replace(alert, details={"counterparties": [payee, W, X], "counterparty_count": 3})
+    assert f"to {payee} and 2 other addresses (bitcoin transaction)" in str(AlertCard(crowd, None))
 
 
 async def test_a_node_of_another_network_is_refused(bitcoin_node: BitcoinNode) -> None:  # noqa: F811
