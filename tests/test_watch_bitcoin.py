@@ -1,6 +1,8 @@
 """Watching bitcoin addresses (issue 15): the net value a transaction moves to or from a watched address, and the
 watcher following a real regtest node (tests/support/bitcoind.py) through a payment, a one-block reorg that drops
-it (same height, so only the tip check sees it), its return in a later block, confirmations and a restart."""
+it (same height, so only the tip check sees it), its return in a later block, confirmations and a restart; a
+reorg whose new branch holds the payment too; a chain that got shorter; a block whose spent outputs are unknown;
+and /watch with a bitcoin address."""
 
 from __future__ import annotations
 
@@ -199,6 +201,30 @@ async def test_a_payment_in_both_branches_of_a_reorg_stays_one_alert_on_the_new_
     with db.session() as session:
         kinds = [m.kind for m in session.scalars(select(OutboxMessage)) if m.alert_id == alert.id]
     assert kinds == ["alert", "alert_edit", "alert_edit"]  # posted once; reorged out, then back in block 102
+
+
+async def test_a_chain_that_got_shorter_reorgs_out_the_alert_before_any_new_block(
+    db: Database,
+    bitcoin_node: BitcoinNode,  # noqa: F811
+) -> None:
+    node = bitcoin_node
+    watched = node.rpc("getnewaddress")
+    WatchBook(db).watch(chain="btcreg", address=watched, platform="slack", chat="C1", channel=True, created_by="s:U1")
+    source = CoreRpcSource(regtest_chain(node), backoff=0.01)
+    try:
+        watcher = Watcher(db, ChainFeed("btcreg", source, start_block=node.rpc("getblockcount")), clock=ManualClock())
+        node.rpc("sendtoaddress", watched, Decimal("0.1"))
+        node.wait_journal()
+        [tip] = node.mine(1)
+        await watcher.catch_up()
+        node.rpc("invalidateblock", tip)
+        assert node.rpc("getblockcount") == 101
+        assert await watcher.step() is Step.REORG
+        assert await watcher.step() is Step.IDLE
+    finally:
+        await source.aclose()
+    [alert] = alerts(db)
+    assert alert.status is AlertStatus.REORGED_OUT and watcher.cursor() == (101, node.rpc("getbestblockhash"))
 
 
 async def test_a_spend_from_the_watched_address_alerts_what_it_sent(
