@@ -15,7 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from bot.app import build_app
+from bot.backends.testing import TestBackend
 from storage.db import Database
+from storage.settings import Settings
 from tests.support.bitcoind import BITCOIND_MISSING, BitcoinNode, bitcoind_available
 from tests.support.btc_scenario import BtcScenario, build_btc_scenario
 from tests.support.esplora_server import EsploraServer
@@ -140,3 +143,32 @@ def test_trace_and_risk_through_esplora_for_an_address_the_index_lacks(
     assert [amount.text("btc") for amount in report.volume_in] == ["10 BTC ($500,000)"]
     assert any("mempool" in gap for gap in report.coverage.gaps)
     assert any("proportional allocation" in gap for gap in report.coverage.gaps)
+
+
+async def test_chat_risk_and_trace_on_a_bitcoin_address_with_btc_esplora_url(
+    esplora: tuple[BitcoinNode, BtcScenario, EsploraServer],
+    tmp_path: Path,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _, s, server = esplora
+    monkeypatch.setenv("BTC_ESPLORA_URL", server.url)
+    monkeypatch.setenv("BTC_NETWORK", "regtest")
+    settings = Settings(_env_file=None, data_dir=tmp_path / "data", demo_data=False, chains="btc", default_chain="btc")  # type: ignore[call-arg]
+    app = build_app(settings, database_url=database_url)
+    try:
+        bot = TestBackend(app.bot)
+        traced = await bot.say(f"/trace {s.addresses['SRC']} --hops 3")
+        assert "Reached 5 addresses" in traced.text and "sources: explorer, local index (esplora)" in traced.text
+        assert "proportional allocation" in traced.text and "mempool" in traced.text
+        assert traced.reply is not None
+        files = {a.filename.rsplit(".", 1)[1]: a.content for a in traced.reply.attachments}
+        assert sorted(files) == ["csv", "png", "svg"] and files["png"].startswith(b"\x89PNG")
+        rows = list(csv.DictReader(io.StringIO(files["csv"].decode())))
+        assert {(r["to"], r["symbol"], r["amount"]) for r in rows} >= {
+            (s.addresses["H1"], "BTC", "15"), (s.addresses["H2"], "BTC", "10"), (s.addresses["H3"], "BTC", "9.9997")
+        }  # fmt: skip
+        risk = await bot.say(f"/risk {s.addresses['H2']}")
+        assert "LOW risk" in risk.text and "Low is not clean" in risk.text and "mempool" in risk.text, risk.text
+    finally:
+        app.close()

@@ -348,9 +348,8 @@ def bitcoin_notes(address: str) -> tuple[str, ...]:
     """What a bitcoin answer states about its amounts and what it leaves out (nothing for other addresses)."""
     if family_of(address) is not Family.BTC:
         return ()
-    rule = Allocation.PROPORTIONAL.rule
     return (
-        rule[0].upper() + rule[1:] + ".",
+        f"Which input paid which output is not on the chain: {Allocation.PROPORTIONAL.rule}.",
         "Unconfirmed (mempool) bitcoin transactions are not covered; coinbase rewards and outputs without an "
         "address (OP_RETURN, bare multisig) are not transfers.",
     )
