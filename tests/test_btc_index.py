@@ -5,6 +5,7 @@ range as coverage; resumable and idempotent like the EVM index."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from decimal import Decimal
 from pathlib import Path
@@ -81,6 +82,13 @@ def test_index_btc_stores_transactions_spends_and_transfers(
         )
     finally:
         db.dispose()
+
+    traced = run_cli(["trace", a["SRC"], "--hops", "3", "--json"], env)  # from the index, over the graph
+    assert traced.returncode == 0, traced.stderr
+    body = json.loads(traced.stdout)
+    edges = {(e["from"], e["to"]): e for e in body["edges"]}
+    assert edges[(a["H2"], a["H3"])]["value"] == "999970000" and edges[(a["H2"], a["H3"])]["decimals"] == 8
+    assert any("proportional allocation" in gap for gap in body["coverage"]["gaps"])
 
 
 def test_the_source_checks_the_network_and_reads_blocks_with_their_previous_outputs(

@@ -25,7 +25,9 @@ from tests.support.esplora_server import EsploraServer
 from tracing.chain.btc_rpc import CoreRpcSource
 from tracing.chain.config import chain_from_env
 from tracing.chain.esplora import EsploraClient
+from tracing.chain.esplora_mappers import map_esplora_tx
 from tracing.chain.explorer import ExplorerError, ExplorerResponseError
+from tracing.chain.mappers import MalformedPayload
 from tracing.chain.prices import import_price_csv
 from tracing.chain.transfer import Direction
 from tracing.investigator import Investigator, configured_explorers
@@ -172,3 +174,31 @@ async def test_chat_risk_and_trace_on_a_bitcoin_address_with_btc_esplora_url(
         assert "LOW risk" in risk.text and "Low is not clean" in risk.text and "mempool" in risk.text, risk.text
     finally:
         app.close()
+
+
+def test_the_esplora_mapper_reads_segwit_taproot_and_coinbase_shapes() -> None:
+    taproot = "bc1p5cyxnuxmeuwuvkwfem96lqzszd02n6xdcjrs20cac6yqjjwudpxqkedrcr"
+    wpkh = "bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4"
+    status = {"confirmed": True, "block_height": 800000, "block_hash": "00" * 32, "block_time": 1690168629}
+    tx = {
+        "txid": "AB" * 32, "version": 2, "locktime": 0, "fee": 455, "status": status,
+        "vin": [{"txid": "cd" * 32, "vout": 1, "is_coinbase": False, "sequence": 4294967293, "witness": ["00"],
+                 "prevout": {"scriptpubkey_type": "v1_p2tr", "scriptpubkey_address": taproot, "value": 100_455}}],
+        "vout": [{"scriptpubkey_type": "v0_p2wpkh", "scriptpubkey_address": wpkh.upper(), "value": 100_000},
+                 {"scriptpubkey_type": "op_return", "value": 0}],
+    }  # fmt: skip
+    mapped = map_esplora_tx(tx, "btc")
+    assert mapped.txid == "ab" * 32 and (mapped.block_height, mapped.timestamp) == (800000, 1690168629)
+    assert [(i.address, i.value, i.script_type) for i in mapped.inputs] == [(taproot, 100_455, "witness_v1_taproot")]
+    assert [(o.address, o.script_type) for o in mapped.outputs] == [(wpkh, "witness_v0_keyhash"), (None, "nulldata")]
+    assert mapped.fee == 455
+    coinbase = {
+        "txid": "ef" * 32, "version": 1, "locktime": 0, "status": {"confirmed": False},
+        "vin": [{"txid": "0" * 64, "vout": 4294967295, "is_coinbase": True, "prevout": None, "sequence": 0}],
+        "vout": [{"scriptpubkey_type": "p2pkh", "scriptpubkey_address": "1BgGZ9tcN4rm9KBzDn7KprQz87SZ26SAMH",
+                  "value": 625_000_000}],
+    }  # fmt: skip
+    unconfirmed = map_esplora_tx(coinbase, "btc")
+    assert unconfirmed.coinbase and unconfirmed.block_height is None and unconfirmed.fee is None
+    with pytest.raises(MalformedPayload, match="whole satoshis"):
+        map_esplora_tx({**tx, "vout": [{"scriptpubkey_type": "p2pkh", "value": 1.5}]}, "btc")

@@ -4,7 +4,8 @@ confirmed history of one address, a transaction, a block's transactions, the tip
 History paging as Esplora does it: `/address/:a/txs` answers up to 50 mempool transactions and then the newest 25
 confirmed ones; `/address/:a/txs/chain/:last_seen_txid` the 25 confirmed ones before `last_seen_txid`, until a
 page holds fewer than 25. Mempool transactions are left out (they may never confirm) and the history says how many.
-`max_txs` caps the history (a service's address has millions): the newest are kept and the history says it was cut.
+`max_txs` (500: 20 pages, a few seconds against a public Esplora, inside `EXPLORER_BUDGET`) caps the history (a
+service's address has millions): the newest are kept and the history says it was cut.
 
 Calls go through an `ExplorerRateLimit` (per base URL), and HTTP 429 (honouring Retry-After), 5xx and dropped
 connections are retried with back-off; after the retries the error is an `ExplorerError` (a guard rests the source),
@@ -86,7 +87,7 @@ class EsploraClient:
         chain: str = "btc",
         symbol: str = "BTC",
         calls_per_second: float = DEFAULT_CALLS_PER_SECOND,
-        max_txs: int = 2_500,
+        max_txs: int = 500,
         max_retries: int = 4,
         backoff: float = 0.5,
         max_backoff: float = 8.0,
