@@ -86,6 +86,9 @@ def test_a_spend_with_change_is_sent_net_of_the_change_fee_included() -> None:
 def test_paying_itself_back_in_full_is_a_move_to_itself_and_untouched_addresses_do_not_match() -> None:
     match = net_match(tx([(W, BTC), (X, BTC)], [(W, BTC), (Y, BTC - 300)]), W, block_of())
     assert match is not None and match.direction is Direction.SELF and match.transfer.value == BTC
+    consolidation = net_match(tx([(W, BTC), (W, 2 * BTC)], [(W, 3 * BTC - 400)]), W, block_of())
+    assert consolidation is not None and consolidation.direction is Direction.SELF
+    assert consolidation.transfer.value == 3 * BTC - 400 and consolidation.transfer.to_addr == W
     assert net_match(tx([(X, BTC)], [(Y, BTC)]), W, block_of()) is None
 
 

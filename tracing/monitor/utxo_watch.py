@@ -4,9 +4,10 @@ A bitcoin transaction has no one sender and one recipient: it spends outputs (ea
 creates outputs. For a watched address the movement is its *net* value in the transaction: what the outputs pay
 it minus what its spent outputs held. More in than out is "received" (from the addresses that paid in, the
 largest first), more out than in is "sent" (to the other addresses paid, the largest first; the fee is part of
-what the address lost), and a transaction that pays the address back exactly what it spent moved coins to itself.
-Each becomes one `Match` with a `Transfer` (kind `utxo`) of that net value (position `net`, so one alert per transaction
-per watch), and the watcher's rules, alerts, confirmations and reorgs take it from there.
+what the address lost), and a transaction that pays only the address (a consolidation: the fee aside) or pays it
+back exactly what it spent moved coins to itself. Each becomes one `Match` with a `Transfer` (kind `utxo`) of that
+net value (position `net`, so one alert per transaction per watch), and the watcher's rules, alerts, confirmations
+and reorgs take it from there.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ def net_match(tx: UtxoTx, address: str, block: UtxoBlock, symbol: str = "BTC") -
         others = _ranked((i.address or NO_ADDRESS, i.value or 0) for i in tx.inputs if i.address != address)
         if tx.coinbase:
             others = [COINBASE]
-    elif net < 0:
+    elif net < 0 and any(o.address != address for o in tx.outputs):
         direction = Direction.OUT
         others = _ranked((o.address or NO_ADDRESS, o.value) for o in tx.outputs if o.address != address)
     else:
