@@ -23,6 +23,7 @@ CHAIN_SUFFIXES = (
     "_EXPLORER_KEY",
     "_API_URL",
     "_API_KEY",
+    "_ESPLORA_URL",
     "_CHAIN_ID",
     "_CONFIRMATIONS",
     "_SYMBOL",

@@ -15,6 +15,7 @@ Wings, each importing only those listed before it:
 
 from tracing.chain.address import Family, checksum, family_of, parse_address, short
 from tracing.chain.amounts import NO_USD, TransferPrices, UsdLookup, Valuation, amount_text, usd_text
+from tracing.chain.btc_rpc import CoreRpcSource
 from tracing.chain.chainref import chain_arg
 from tracing.chain.config import (
     WELL_KNOWN,
@@ -49,6 +50,7 @@ from tracing.chain.tokens import TokenBook, TokenInfo
 from tracing.chain.transfer import Direction, Transfer, TransferKind, format_amount
 from tracing.chain.tron import TRON_GAPS, TronRpcSource, rpc_source
 from tracing.chain.trongrid import TronGridClient
+from tracing.chain.utxo_store import UtxoStore
 from tracing.errors import InvalidArgument, NotAllowed, NotFound, SourceError, UserError
 from tracing.investigator import Asker, Investigator, configured_explorers, configured_token_readers
 from tracing.labels import (
@@ -244,6 +246,8 @@ __all__ = [
     "TronGridClient",
     "TronRpcSource",
     "rpc_source",
+    "CoreRpcSource",
+    "UtxoStore",
     "STOPS",
     "SentMessage",
     "SourceError",

@@ -21,6 +21,7 @@ from storage import STORE_FAULTS, Database, RiskCheckRow, StoreUnavailable
 from tracing.chain.address import Family, family_of
 from tracing.chain.amounts import TransferPrices, UsdLookup, Valuation
 from tracing.chain.config import ChainConfig, configured_chains, load_chains
+from tracing.chain.esplora import EsploraClient
 from tracing.chain.explorer import ExplorerClient
 from tracing.chain.guard import SOURCE_BUDGET, SourceGuard, guarded, guarded_reader
 from tracing.chain.index import TransferIndex
@@ -30,6 +31,7 @@ from tracing.chain.transfer import Direction
 from tracing.chain.tron import TRON_GAPS, UNTYPED, rpc_source
 from tracing.chain.trongrid import SOURCE as TRONGRID_SOURCE
 from tracing.chain.trongrid import TronGridClient
+from tracing.chain.utxo_transfers import Allocation
 from tracing.errors import SourceError, UserError
 from tracing.labels import Label, LabelBook
 from tracing.risk.exposure import merged_coverage, report_from_traces
@@ -369,7 +371,10 @@ def _history_source_name(client: Any) -> str:
 
 def family_gaps(address: str, chain: str) -> tuple[str, ...]:
     """What no source of the address's chain family covers, said in every report on such an address; on a TRON chain
-    whose node is configured without TRON_API_URL, also that its TRX amounts were not checked against their types."""
+    whose node is configured without TRON_API_URL, also that its TRX amounts were not checked against their types;
+    on bitcoin, how amounts are allocated and what is left out (`bitcoin_notes`)."""
+    if family_of(address) is Family.BTC:
+        return bitcoin_notes(address)
     if family_of(address) is not Family.TRON:
         return ()
     try:
@@ -386,6 +391,17 @@ def _day(timestamp: int | None) -> str:
     return datetime.fromtimestamp(int(timestamp), UTC).date().isoformat()
 
 
+def bitcoin_notes(address: str) -> tuple[str, ...]:
+    """What a bitcoin answer states about its amounts and what it leaves out (nothing for other addresses)."""
+    if family_of(address) is not Family.BTC:
+        return ()
+    return (
+        f"Which input paid which output is not on the chain: {Allocation.PROPORTIONAL.rule}.",
+        "Unconfirmed (mempool) bitcoin transactions are not covered; coinbase rewards and outputs without an "
+        "address (OP_RETURN, bare multisig) are not transfers.",
+    )
+
+
 def _configured_chains(env: Mapping[str, str], what: str) -> Mapping[str, ChainConfig]:
     """The chains configured in the chain variables `env`; none when they are broken (a broken chain variable must
     not stop the bot: the chain commands report it)."""
@@ -398,9 +414,13 @@ def _configured_chains(env: Mapping[str, str], what: str) -> Mapping[str, ChainC
 
 def configured_explorers(env: Mapping[str, str]) -> dict[str, Any]:
     """Account-history clients for the chains configured with one in the chain variables `env`: an Etherscan-compatible
-    explorer (`<NAME>_EXPLORER_URL`), or TronGrid for a TRON chain (`<NAME>_API_URL`, key `<NAME>_API_KEY`)."""
+    explorer (`<NAME>_EXPLORER_URL`), TronGrid for a TRON chain (`<NAME>_API_URL`, key `<NAME>_API_KEY`), or
+    Esplora for a bitcoin chain (`<NAME>_ESPLORA_URL`)."""
     found: dict[str, Any] = {}
     for name, cfg in _configured_chains(env, "explorers").items():
+        if cfg.family is Family.BTC and cfg.esplora_url:
+            found[name] = EsploraClient(cfg.esplora_url, chain=name, symbol=cfg.symbol)
+            continue
         if not cfg.explorer_url:
             continue
         if cfg.family is Family.TRON:

@@ -29,10 +29,13 @@ from tracing import (
     ChainConfigError,
     ChainFeed,
     Clock,
+    CoreRpcSource,
     Escalator,
+    Family,
     InvestigatorRisk,
     OpsMonitor,
     OpsPolicy,
+    RpcSource,
     SourceError,
     SystemClock,
     UserError,
@@ -65,7 +68,9 @@ async def run_watch(
     """Watch `chains` (each needs an RPC URL), escalate incidents and, with `backends`, drain the outbox through
     them — until `stop_event` is set. Without backends alerts wait in the outbox for a process that has them."""
     clock = clock or SystemClock()
-    sources = [rpc_source(chain) for chain in chains]
+    sources: list[CoreRpcSource | RpcSource] = [
+        CoreRpcSource(chain) if chain.family is Family.BTC else rpc_source(chain) for chain in chains
+    ]
     try:
         for source in sources:
             await source.connect()
@@ -76,6 +81,7 @@ async def run_watch(
                 confirmations=chain.confirmations,
                 poll_interval=poll_interval,
                 start_block=start_block,
+                symbol=chain.symbol,
             )
             for chain, source in zip(chains, sources, strict=True)
         ]

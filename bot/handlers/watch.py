@@ -135,7 +135,7 @@ SPECS = [
         summary="Watch an address: alerts on its movements, risky counterparties and new risk labels.",
         handler=watch_command,
         arguments=WatchArgs,
-        params=(Param("address", address_arg, "an EVM address (0x…)"),),
+        params=(Param("address", address_arg, "an address: EVM (0x…), TRON (T…) or bitcoin"),),
         flags=(
             _CHAIN,
             Flag("note", text_arg(200), "why it is watched (shown in alerts)", metavar="TEXT"),
@@ -159,7 +159,7 @@ SPECS = [
         summary="Stop watching an address.",
         handler=unwatch_command,
         arguments=UnwatchArgs,
-        params=(Param("address", address_arg, "an EVM address (0x…)"),),
+        params=(Param("address", address_arg, "an address: EVM (0x…), TRON (T…) or bitcoin"),),
         flags=(_CHAIN, _CHANNEL),
         role=Role.ANALYST,
         examples=("/unwatch 0x098B716B8Aaf21512996dC57EB0615e2383E2f96 --channel",),

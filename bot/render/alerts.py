@@ -72,10 +72,16 @@ def incident_line(incident: Incident | None) -> str:
 
 
 def movement_line(alert: Alert, usd: Decimal | None = None) -> str:
-    kind = {"native": "transfer", "erc20": "token transfer", "internal": "internal transfer"}.get(
-        alert.transfer_kind or "", "transfer"
-    )
+    kind = {
+        "native": "transfer",
+        "erc20": "token transfer",
+        "internal": "internal transfer",
+        "utxo": "bitcoin transaction",
+    }.get(alert.transfer_kind or "", "transfer")
     counterparty = checksum(alert.counterparty) if alert.counterparty else "?"
+    count = alert.details.get("counterparty_count")
+    if isinstance(count, int) and count > 1:  # a bitcoin transaction's other addresses, the largest named
+        counterparty += f" and {count - 1} other address{'es' if count > 2 else ''}"
     if alert.direction is Direction.OUT:
         return f"Sent {alert_amount(alert, usd)} to {counterparty} ({kind})"
     if alert.direction is Direction.IN:

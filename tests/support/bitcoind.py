@@ -150,6 +150,22 @@ class BitcoinNode:
         """Mine `blocks` blocks to `address` (a fresh wallet address when None); their hashes."""
         return list(self.rpc("generatetoaddress", blocks, address or self.rpc("getnewaddress")))
 
+    def wait_journal(self, size: int | None = None, within: float = 10.0) -> None:
+        """Wait until the block assembler will mine `size` mempool transactions (default: all of them).
+
+        Bitcoin SV's journaling block assembler takes new mempool transactions in on its own thread: a block mined
+        right after `sendtoaddress` can leave the payment out. `getmempoolinfo`'s `journalsize` says what it holds
+        (a transaction whose fee `prioritisetransaction` lowered below the mining minimum is left out of it)."""
+        deadline = time.monotonic() + within
+        while True:
+            info = self.rpc("getmempoolinfo")
+            if info["journalsize"] == (info["size"] if size is None else size):
+                return
+            if time.monotonic() >= deadline:
+                held = f"{info['journalsize']} of {info['size']}"
+                raise BitcoinNodeError(f"the block assembler holds {held} mempool transactions")
+            time.sleep(0.02)
+
     def log_text(self) -> str:
         if self._log is None:
             return ""

@@ -66,6 +66,8 @@ class ChainConfig:
     family: Family = Family.EVM
     network: str = "main"
     """Bitcoin only: `main`, `test` (testnet, signet) or `regtest`; which addresses the chain takes."""
+    esplora_url: str | None = None
+    """Bitcoin only: an Esplora REST API (`<NAME>_ESPLORA_URL`) for addresses the index does not cover."""
 
     @property
     def env_prefix(self) -> str:
@@ -109,8 +111,10 @@ def chain_from_env(name: str, env: Mapping[str, str]) -> ChainConfig:
     name = chain_arg(name)
     prefix = env_prefix(name)
     known = WELL_KNOWN.get(name)
-    confirmations = _int(env, f"{prefix}_CONFIRMATIONS", known.confirmations if known else 0)
     family = _family(env, prefix, known)
+    # Another name for a TRON or bitcoin chain (a testnet, a regtest) keeps its family's depth: reorgs are the same.
+    depth = known.confirmations if known else (0 if family is Family.EVM else WELL_KNOWN[family.value].confirmations)
+    confirmations = _int(env, f"{prefix}_CONFIRMATIONS", depth)
     default_symbol = known.symbol if known else {Family.EVM: "ETH", Family.TRON: "TRX", Family.BTC: "BTC"}[family]
     symbol = (env.get(f"{prefix}_SYMBOL") or "").strip() or default_symbol
     network = (env.get(f"{prefix}_NETWORK") or "").strip().lower() or (known.network if known else "main")
@@ -132,6 +136,7 @@ def chain_from_env(name: str, env: Mapping[str, str]) -> ChainConfig:
         decimals=known.decimals if known else {Family.EVM: 18, Family.TRON: 6, Family.BTC: 8}[family],
         family=family,
         network=network,
+        esplora_url=_esplora(env, prefix),
     )
 
 
@@ -142,6 +147,13 @@ def _first(env: Mapping[str, str], *keys: str) -> str | None:
         if value:
             return value
     return None
+
+
+def _esplora(env: Mapping[str, str], prefix: str) -> str | None:
+    url = (env.get(f"{prefix}_ESPLORA_URL") or "").strip().rstrip("/")
+    if url and not url.startswith(("http://", "https://")):
+        raise ChainConfigError(f"{prefix}_ESPLORA_URL “{url[:60]}” must start with http:// or https://.")
+    return url or None
 
 
 def _family(env: Mapping[str, str], prefix: str, known: KnownChain | None) -> Family:

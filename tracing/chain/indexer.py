@@ -16,6 +16,7 @@ from typing import Protocol
 
 from tracing.chain.index import IndexedRange, TransferIndex
 from tracing.chain.mappers import BlockTransfers, ContractLogs, InternalSource, RawLog
+from tracing.chain.utxo_store import UtxoStore
 from tracing.errors import SourceError
 
 log = logging.getLogger(__name__)
@@ -291,6 +292,9 @@ class Indexer:
         (so a crash, or a failing `on_logs`, leaves it unmarked)."""
         if not blocks:
             return 0
+        utxo_txs = [tx for b in blocks for tx in b.utxo_txs]
+        if utxo_txs:
+            UtxoStore(self.index.db).add(utxo_txs, source=SOURCE)
         added = self.index.add(t for b in blocks for t in b.transfers)
         if logs is not None and self.on_logs is not None:
             self.on_logs(logs)

@@ -47,6 +47,8 @@ class TransferKind(StrEnum):
     NATIVE = "native"
     ERC20 = "erc20"
     INTERNAL = "internal"
+    UTXO = "utxo"
+    """A bitcoin transaction's value from an input address to an output address (`tracing.chain.utxo_transfers`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +87,10 @@ class Transfer:
 
     def amount(self, native_decimals: int = 18) -> Decimal | None:
         """Human amount when the decimals are known."""
-        decimals = native_decimals if self.token is None else self.decimals
+        if self.token is None:  # the native coin: 18 decimals unless the transfer says (bitcoin's 8)
+            decimals: int | None = self.decimals if self.decimals is not None else native_decimals
+        else:
+            decimals = self.decimals
         if decimals is None:
             return None
         return Decimal(self.value).scaleb(-decimals)

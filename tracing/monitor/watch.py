@@ -126,10 +126,19 @@ def evaluate(
     return sorted(hits, key=lambda hit: -hit.kind.rank)
 
 
+COINBASE = "coinbase"
+"""The counterparty of newly mined bitcoin (a coinbase transaction spends nothing)."""
+NO_ADDRESS = "(no address)"
+"""The counterparty when the other side is only scripts without an address (OP_RETURN, bare multisig, …)."""
+NOT_ADDRESSES = frozenset({ZERO_ADDRESS, COINBASE, NO_ADDRESS})
+"""Counterparties that are no one: mints and burns, newly mined bitcoin, scripts without an address."""
+
+
 def needs_risk(transfer: Transfer, address: str) -> str | None:
-    """The counterparty whose risk the rules need, or None (the zero address of mints and burns has none)."""
+    """The counterparty whose risk the rules need, or None (the zero address of mints and burns, a coinbase, an
+    output without an address have none)."""
     counterparty = counterparty_of(transfer, address)
-    return None if counterparty in (ZERO_ADDRESS, address) else counterparty
+    return None if counterparty in NOT_ADDRESSES or counterparty == address else counterparty
 
 
 # -- the store -----------------------------------------------------------------------------------------------
@@ -325,6 +334,9 @@ class Match:
     transfer: Transfer
     address: str
     direction: Direction
+    counterparties: tuple[str, ...] = ()
+    """Every counterparty, largest first, where there can be several (a bitcoin transaction's other addresses);
+    empty: just the transfer's other end."""
 
 
 class WatchMatcher:

@@ -2,9 +2,16 @@
 (`tracing.chain.rpc.RpcSource`), finds watched addresses among them, applies the watch rules and writes the alerts,
 their incidents, their outbox messages and the chain cursor in one transaction.
 
+Bitcoin blocks (`tracing.chain.btc_rpc.CoreRpcSource`) carry their transactions (`utxo_txs`): each transaction's net
+value to or from each watched address it touches is the movement (`tracing.monitor.utxo_watch`), and a block with
+an input whose spent output could not be read is retried, never passed over (it could hide a watched spend).
+
 Reorgs: the hashes of recent blocks are kept in the store; a block whose parent hash is not the stored hash of
-the block before it means the chain was replaced. The cursor goes back to the common ancestor, alerts from the
-orphaned blocks become `reorged_out` (their messages are edited) and the new branch is processed like any other.
+the block before it means the chain was replaced. A source that can name the hash at a height (`HashSource`, the
+bitcoin one) is also asked, while the watcher waits at the head, whether the block it stands on is still there: a
+branch of the same height or a shorter one replaces it without a new block to notice it by. The cursor goes back
+to the common ancestor, alerts from the orphaned blocks become `reorged_out` (their messages are edited) and the
+new branch is processed like any other.
 Alerts go out `provisional` at the head and are edited to `confirmed` once `confirmations` blocks are on top.
 
 Everything is in the store, and every step is idempotent: a watcher killed at any point resumes at its cursor.
@@ -22,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from sqlalchemy import delete, update
 from sqlalchemy.exc import IntegrityError
@@ -40,7 +47,16 @@ from storage import (
     TransferRow,
     begin_write,
 )
-from tracing.chain import BlockTransfers, Direction, InternalSource, PriceBook, Transfer, Valuation
+from tracing.chain import (
+    BlockTransfers,
+    Direction,
+    InternalSource,
+    PriceBook,
+    Transfer,
+    UtxoBlock,
+    Valuation,
+    unresolved,
+)
 from tracing.errors import SourceError
 from tracing.labels import LabelBook
 from tracing.monitor.alerts import (
@@ -54,6 +70,7 @@ from tracing.monitor.alerts import (
 from tracing.monitor.clock import Clock, SystemClock, sleep_or_stop
 from tracing.monitor.counters import OpsCount, bump
 from tracing.monitor.incidents import DEFAULT_WINDOW
+from tracing.monitor.utxo_watch import utxo_matches
 from tracing.monitor.watch import Match, Watch, WatchBook, WatchMatcher, counterparty_of, evaluate, needs_risk
 from tracing.risk.policy import score_own_labels
 from tracing.risk.report import Level, RiskReport
@@ -62,14 +79,24 @@ log = logging.getLogger(__name__)
 
 MATCH_SAMPLES = 10_000
 """Matching times kept for the stats (the latest ones)."""
+MAX_COUNTERPARTIES = 20
+"""Counterparties an alert keeps by name (a bitcoin transaction can have thousands); the count is kept too."""
 
 
 class BlockSource(Protocol):
-    """What the watcher needs from a chain source; `tracing.chain.rpc.RpcSource` is one."""
+    """What the watcher needs from a chain source; `tracing.chain.rpc.RpcSource` (EVM) and
+    `tracing.chain.btc_rpc.CoreRpcSource` (bitcoin) are two."""
 
     async def head(self) -> int: ...
 
     async def fetch_block(self, number: int, *, token_meta: bool = True) -> BlockTransfers: ...
+
+
+@runtime_checkable
+class HashSource(Protocol):
+    """A source that names the hash of the block at a height cheaply (None above its tip)."""
+
+    async def block_hash(self, number: int) -> str | None: ...
 
 
 class CounterpartyRisk(Protocol):
@@ -147,6 +174,8 @@ class ChainFeed:
     """Where a watcher without a cursor starts; None: at the current head."""
     keep_blocks: int = 64
     """Recent block hashes kept for reorg detection (the deepest reorg handled exactly)."""
+    symbol: str = "BTC"
+    """The native coin's symbol where the block does not carry it (bitcoin blocks)."""
 
 
 class Step(StrEnum):
@@ -301,6 +330,10 @@ class Watcher:
                 self._answer_recorded = now
             self._head = head
         if cursor.number >= self._head:
+            if cursor.hash and isinstance(self.feed.source, HashSource):
+                if await self.feed.source.block_hash(cursor.number) != cursor.hash:
+                    await self._rewind(cursor)
+                    return Step.REORG
             return Step.IDLE
         block = await self.feed.source.fetch_block(cursor.number + 1)
         if cursor.hash and block.parent_hash.lower() != cursor.hash:
@@ -371,11 +404,23 @@ class Watcher:
 
     async def _plan(self, block: BlockTransfers) -> _Plan:
         """Match the block's transfers, drop poisoning, apply the rules: the alert rows to write."""
-        if block.coverage.internal is InternalSource.UNAVAILABLE and not self._warned_internal:
-            self._warned_internal = True
-            log.warning("watcher %s: the node gives no traces; contract-internal movements are not seen", self.chain)
         started = time.perf_counter()
-        matches = self.matcher.matches(self.chain, block.transfers)
+        if block.coverage.internal is InternalSource.UTXO:
+            missing = unresolved(block.utxo_txs)
+            if missing:
+                raise SourceError(
+                    f"{self.chain} block {block.number}: {len(missing)} spent output(s) could not be read "
+                    f"(first {missing[0].txid}:{missing[0].vout}); the node needs -txindex=1 or getblock verbosity 3"
+                )
+            utxo = UtxoBlock(block.chain, block.number, block.hash, block.parent_hash, block.timestamp, block.utxo_txs)
+            matches = utxo_matches(self.matcher, utxo, self.feed.symbol)
+        else:
+            if block.coverage.internal is InternalSource.UNAVAILABLE and not self._warned_internal:
+                self._warned_internal = True
+                log.warning(
+                    "watcher %s: the node gives no traces; contract-internal movements are not seen", self.chain
+                )
+            matches = self.matcher.matches(self.chain, block.transfers)
         self.stats.match_seconds.append(time.perf_counter() - started)
         plan = _Plan()
         if not matches:
@@ -428,6 +473,9 @@ class Watcher:
         details: dict[str, object] = {"note": watch.note} if watch.note else {}
         if level is not None:
             details["counterparty_level"] = level.value
+        if len(match.counterparties) > 1:
+            details["counterparties"] = list(match.counterparties[:MAX_COUNTERPARTIES])
+            details["counterparty_count"] = len(match.counterparties)
         return AlertRow(
             dedup_key=transfer_dedup_key(t, watch.id),
             kind=kind,
@@ -510,11 +558,7 @@ class Watcher:
             ).all()
         ancestor: _Cursor | None = None
         for kept in recent:
-            try:
-                canonical = await self.feed.source.fetch_block(kept.number, token_meta=False)
-            except SourceError:
-                continue  # the new chain is shorter than this block
-            if canonical.hash.lower() == kept.hash:
+            if await self._hash_at(kept.number) == kept.hash:
                 ancestor = _Cursor(kept.number, kept.hash)
                 break
         if ancestor is None:
@@ -550,6 +594,16 @@ class Watcher:
             ancestor.number,
             len(orphaned),
         )
+
+    async def _hash_at(self, number: int) -> str | None:
+        """The hash of the chain's block at `number` now; None when the chain is shorter."""
+        source = self.feed.source
+        if isinstance(source, HashSource):
+            return await source.block_hash(number)
+        try:
+            return (await source.fetch_block(number, token_meta=False)).hash.lower()
+        except SourceError:
+            return None
 
     def cursor(self) -> tuple[int, str] | None:
         """The stored (block, hash) this watcher has finished, if it has started."""

@@ -23,6 +23,7 @@ from typing import Any
 
 from tracing.chain.address import checksum
 from tracing.chain.amounts import NO_USD, UsdSum
+from tracing.chain.prices import native_decimals
 from tracing.labels import Category, Label
 from tracing.risk.exposure import amounts_of
 from tracing.risk.policy import DEFAULT_POLICY, RiskPolicy
@@ -141,8 +142,8 @@ def trace_json(trace: Trace) -> dict[str, Any]:
                 "block": edge.block,
                 "timestamp": edge.timestamp,
                 "token": edge.token,
-                "symbol": edge.symbol,
-                "decimals": edge.decimals,
+                "symbol": edge_meta(trace, edge)[1],
+                "decimals": edge_meta(trace, edge)[0],
                 "value": str(edge.value),
                 "usd": _usd_cell(edge_usd(trace, edge)),
                 "hop": edge.hop,
@@ -251,6 +252,16 @@ TRACE_CSV_COLUMNS = (
 )
 
 
+def edge_meta(trace: Trace, edge: TraceEdge) -> tuple[int | None, str | None]:
+    """(decimals, symbol) of an edge's asset: the valuation's, else the edge's own, the native coin's by its chain."""
+    if trace.valuation is not None:
+        return trace.valuation.meta(edge.token, edge.decimals, edge.symbol)
+    return (
+        native_decimals(trace.chain) if edge.token is None else edge.decimals,
+        edge.symbol or ("" if edge.token else native_symbol(trace.chain)),
+    )
+
+
 def trace_csv(trace: Trace) -> str:
     """One row per edge of the trace."""
     out = io.StringIO()
@@ -266,7 +277,7 @@ def trace_csv(trace: Trace) -> str:
 
 def _edge_cells(trace: Trace, edge: TraceEdge) -> tuple[list[object], list[object]]:
     """The cells of an edge's CSV row before the taint columns (hop … usd) and after them (kind … to_labels)."""
-    decimals, symbol = _edge_meta(trace, edge)
+    decimals, symbol = edge_meta(trace, edge)
     before: list[object] = [
         edge.hop,
         edge.from_addr,
@@ -292,15 +303,6 @@ def _edge_cells(trace: Trace, edge: TraceEdge) -> tuple[list[object], list[objec
     return before, after
 
 
-def _edge_meta(trace: Trace, edge: TraceEdge) -> tuple[int | None, str | None]:
-    if trace.valuation is not None:
-        return trace.valuation.meta(edge.token, edge.decimals, edge.symbol)
-    return (
-        18 if edge.token is None else edge.decimals,
-        edge.symbol or ("" if edge.token else native_symbol(trace.chain)),
-    )
-
-
 def comparison_csv_columns(models: Sequence[TaintModel]) -> tuple[str, ...]:
     """A comparison's CSV columns: the trace CSV's, with `followed_by` and, per model, the traced amount it found on
     the transfer (raw, in units, in USD on the transfer's day) in place of the one model's taint columns."""
@@ -320,7 +322,7 @@ def comparison_csv(comparison: ModelComparison) -> str:
     for edge in union.edges:
         before, after = _edge_cells(union, edge)
         found = carried.get(edge.key, {})
-        decimals = _edge_meta(union, edge)[0]
+        decimals = edge_meta(union, edge)[0]
         cells: list[object] = [";".join(m.value for m in models if m in found)]
         for model in models:
             if model not in found:
@@ -707,7 +709,7 @@ def _edges_total(edges: Sequence[TraceEdge], trace: Trace) -> str:
         first, usd = group[0], UsdSum()
         for edge in group:
             usd.add(edge_usd(trace, edge))
-        decimals, symbol = (18 if token is None else first.decimals), first.symbol
+        decimals, symbol = (native_decimals(trace.chain) if token is None else first.decimals), first.symbol
         if trace.valuation is not None:
             decimals, symbol = trace.valuation.meta(token, first.decimals, first.symbol)
         total = Amount(sum(e.value for e in group), token, symbol, decimals, usd.usd, usd.partial)
