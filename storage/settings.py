@@ -22,6 +22,7 @@ CHAIN_SUFFIXES = (
     "_EXPLORER_URL",
     "_EXPLORER_KEY",
     "_ESPLORA_URL",
+    "_ALLOCATION",
     "_CHAIN_ID",
     "_CONFIRMATIONS",
     "_SYMBOL",

@@ -159,3 +159,23 @@ async def test_verbosity_3_prevouts_need_no_previous_transactions() -> None:
         ("bc1qw5", "bc1qrp"): 799_999, ("bc1p5c", "bc1qrp"): 400_001,
         ("bc1qw5", "3J98t1"): 199_333, ("bc1p5c", "3J98t1"): 99_667,
     }  # fmt: skip
+
+
+def test_fifo_allocation_by_configuration_is_the_rule_a_trace_states(
+    regtest: tuple[BitcoinNode, BtcScenario], tmp_path: Path
+) -> None:
+    node, s = regtest
+    env = {**btc_env(tmp_path, f"sqlite:///{tmp_path / 'fifo.sqlite3'}", node), "BTC_ALLOCATION": "fifo"}
+    indexed = run_cli(["index", "--chain", "btc", "--from-block", str(s.first_block), "--no-progress"], env)
+    assert indexed.returncode == 0, indexed.stderr
+    traced = run_cli(["trace", s.addresses["SRC"], "--hops", "3", "--json"], env)
+    assert traced.returncode == 0, traced.stderr
+    body = json.loads(traced.stdout)
+    edges = {(e["from"], e["to"]): e for e in body["edges"]}
+    # the join's inputs in order: H1B 4.9998 pays first, SRC's 4.9999 the rest of 9.9990 (and the fee)
+    assert edges[(s.addresses["SRC"], s.addresses["JOIN"])]["value"] == "499920000"
+    assert edges[(s.addresses["SRC"], s.addresses["JOIN"])]["position"] == "f:1:0"
+    gaps = " ".join(body["coverage"]["gaps"])
+    assert "fifo allocation" in gaps and "proportional" not in gaps
+    bad = run_cli(["index", "--chain", "btc", "--from-block", "1"], {**env, "BTC_ALLOCATION": "lifo"})
+    assert bad.returncode == 1 and "BTC_ALLOCATION must be proportional or fifo, not “lifo”." in bad.stderr

@@ -28,7 +28,7 @@ from tracing.chain.index import TransferIndex
 from tracing.chain.prices import PriceApi, PriceBook
 from tracing.chain.rpc import RpcSource
 from tracing.chain.tokens import TokenBook, TokenMetaReader, unknown_token_note
-from tracing.chain.transfer import Direction
+from tracing.chain.transfer import Direction, TransferKind
 from tracing.chain.utxo_transfers import Allocation
 from tracing.errors import SourceError
 from tracing.labels import Label, LabelBook
@@ -156,7 +156,7 @@ class Investigator:
             result.replace(valuation=valuation),
             index_range=index_range,
             label_sets=self.label_sets(),
-            gaps=result.coverage.gaps + gaps + notes + bitcoin_notes(address),
+            gaps=result.coverage.gaps + gaps + notes + bitcoin_notes(address, [result]),
         )
         return traced.replace(coverage=self.with_failed_sources(traced.coverage, chain, started))
 
@@ -176,7 +176,7 @@ class Investigator:
                 trace.replace(valuation=valuation),
                 index_range=index_range,
                 label_sets=self.label_sets(),
-                gaps=trace.coverage.gaps + gaps + notes + bitcoin_notes(address),
+                gaps=trace.coverage.gaps + gaps + notes + bitcoin_notes(address, [trace]),
             )
             traces[model] = traced.replace(coverage=self.with_failed_sources(traced.coverage, chain, started))
         return replace(found, traces=traces)
@@ -253,7 +253,9 @@ class Investigator:
         else:
             index_range, gaps = self.index_summary(chain)
             coverage = merged_coverage(outgoing, incoming, index_range=index_range, label_sets=self.label_sets())
-            coverage = replace(coverage, gaps=coverage.gaps + gaps + notes + bitcoin_notes(address))
+            coverage = replace(
+                coverage, gaps=coverage.gaps + gaps + notes + bitcoin_notes(address, [outgoing, incoming])
+            )
             report = report_from_traces(address, chain, labels, outgoing, incoming, coverage, self.policy)
         report = replace(report, coverage=self.with_failed_sources(report.coverage, chain, started))
         if asker is not None:
@@ -344,12 +346,21 @@ def _day(timestamp: int | None) -> str:
     return datetime.fromtimestamp(int(timestamp), UTC).date().isoformat()
 
 
-def bitcoin_notes(address: str) -> tuple[str, ...]:
-    """What a bitcoin answer states about its amounts and what it leaves out (nothing for other addresses)."""
+def bitcoin_notes(address: str, traces: Sequence[Trace] = ()) -> tuple[str, ...]:
+    """What a bitcoin answer states about its amounts (the allocation rule of the transfers it followed, read from
+    their positions) and what it leaves out; nothing for other addresses."""
     if family_of(address) is not Family.BTC:
         return ()
+    rules = sorted(
+        {
+            rule
+            for trace in traces
+            for edge in trace.edges
+            if edge.kind is TransferKind.UTXO and (rule := Allocation.of_position(edge.position)) is not None
+        }
+    )
     return (
-        f"Which input paid which output is not on the chain: {Allocation.PROPORTIONAL.rule}.",
+        *(f"Which input paid which output is not on the chain: {rule.rule}." for rule in rules),
         "Unconfirmed (mempool) bitcoin transactions are not covered; coinbase rewards and outputs without an "
         "address (OP_RETURN, bare multisig) are not transfers.",
     )
@@ -371,7 +382,9 @@ def configured_explorers(env: Mapping[str, str]) -> dict[str, Any]:
     found: dict[str, Any] = {}
     for name, cfg in _configured_chains(env, "explorers").items():
         if cfg.family is Family.BTC and cfg.esplora_url:
-            found[name] = EsploraClient(cfg.esplora_url, chain=name, symbol=cfg.symbol)
+            found[name] = EsploraClient(
+                cfg.esplora_url, chain=name, symbol=cfg.symbol, allocation=Allocation(cfg.allocation)
+            )
         elif cfg.explorer_url:
             found[name] = ExplorerClient(
                 cfg.explorer_url, api_key=cfg.explorer_key or "", chain_id=cfg.chain_id, chain=name
