@@ -24,6 +24,7 @@ CHAIN_SUFFIXES = (
     "_API_URL",
     "_API_KEY",
     "_ESPLORA_URL",
+    "_ALLOCATION",
     "_CHAIN_ID",
     "_CONFIRMATIONS",
     "_SYMBOL",

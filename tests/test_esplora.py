@@ -22,6 +22,7 @@ from storage.settings import Settings
 from tests.support.bitcoind import BITCOIND_MISSING, BitcoinNode, bitcoind_available
 from tests.support.btc_scenario import BtcScenario, build_btc_scenario
 from tests.support.esplora_server import EsploraServer
+from tests.support.hanging_server import HangingServer
 from tracing.chain.btc_rpc import CoreRpcSource
 from tracing.chain.config import chain_from_env
 from tracing.chain.esplora import EsploraClient
@@ -202,3 +203,14 @@ def test_the_esplora_mapper_reads_segwit_taproot_and_coinbase_shapes() -> None:
     assert unconfirmed.coinbase and unconfirmed.block_height is None and unconfirmed.fee is None
     with pytest.raises(MalformedPayload, match="whole satoshis"):
         map_esplora_tx({**tx, "vout": [{"scriptpubkey_type": "p2pkh", "value": 1.5}]}, "btc")
+
+
+async def test_a_hanging_esplora_fails_a_trace_within_the_budget_and_is_named(db: Database) -> None:
+    hanging = HangingServer()
+    async with hanging.running() as url:
+        explorers = configured_explorers({"CHAINS": "btc", "BTC_ESPLORA_URL": url})
+        investigator = Investigator(db, "btc", explorers=explorers, use_graph=False, explorer_budget=0.5)
+        report = await investigator.risk("bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4", "btc")
+    port = url.rsplit(":", 1)[1]
+    assert report.level.value == "unknown" and hanging.connections >= 1
+    assert f"explorer 127.0.0.1:{port} FAILED (no answer within 0.5 s)" in " ".join(report.coverage.sources)

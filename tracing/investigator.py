@@ -27,7 +27,7 @@ from tracing.chain.guard import SOURCE_BUDGET, SourceGuard, guarded, guarded_rea
 from tracing.chain.index import TransferIndex
 from tracing.chain.prices import PriceApi, PriceBook
 from tracing.chain.tokens import TokenBook, TokenMetaReader, unknown_token_note
-from tracing.chain.transfer import Direction
+from tracing.chain.transfer import Direction, TransferKind
 from tracing.chain.tron import TRON_GAPS, UNTYPED, rpc_source
 from tracing.chain.trongrid import SOURCE as TRONGRID_SOURCE
 from tracing.chain.trongrid import TronGridClient
@@ -159,7 +159,7 @@ class Investigator:
             result.replace(valuation=valuation),
             index_range=index_range,
             label_sets=self.label_sets(),
-            gaps=result.coverage.gaps + gaps + notes + family_gaps(address, chain),
+            gaps=result.coverage.gaps + gaps + notes + family_gaps(address, chain, [result]),
         )
         return traced.replace(coverage=self.with_failed_sources(traced.coverage, chain, started))
 
@@ -179,7 +179,7 @@ class Investigator:
                 trace.replace(valuation=valuation),
                 index_range=index_range,
                 label_sets=self.label_sets(),
-                gaps=trace.coverage.gaps + gaps + notes + family_gaps(address, chain),
+                gaps=trace.coverage.gaps + gaps + notes + family_gaps(address, chain, [trace]),
             )
             traces[model] = traced.replace(coverage=self.with_failed_sources(traced.coverage, chain, started))
         return replace(found, traces=traces)
@@ -257,7 +257,9 @@ class Investigator:
         else:
             index_range, gaps = self.index_summary(chain)
             coverage = merged_coverage(outgoing, incoming, index_range=index_range, label_sets=self.label_sets())
-            coverage = replace(coverage, gaps=coverage.gaps + gaps + notes + family_gaps(address, chain))
+            coverage = replace(
+                coverage, gaps=coverage.gaps + gaps + notes + family_gaps(address, chain, [outgoing, incoming])
+            )
             report = report_from_traces(address, chain, labels, outgoing, incoming, coverage, self.policy)
         report = replace(report, coverage=self.with_failed_sources(report.coverage, chain, started))
         if asker is not None:
@@ -369,12 +371,12 @@ def _history_source_name(client: Any) -> str:
     return TRONGRID_SOURCE if isinstance(client, TronGridClient) else "explorer"
 
 
-def family_gaps(address: str, chain: str) -> tuple[str, ...]:
+def family_gaps(address: str, chain: str, traces: Sequence[Trace] = ()) -> tuple[str, ...]:
     """What no source of the address's chain family covers, said in every report on such an address; on a TRON chain
     whose node is configured without TRON_API_URL, also that its TRX amounts were not checked against their types;
     on bitcoin, how amounts are allocated and what is left out (`bitcoin_notes`)."""
     if family_of(address) is Family.BTC:
-        return bitcoin_notes(address)
+        return bitcoin_notes(address, traces)
     if family_of(address) is not Family.TRON:
         return ()
     try:
@@ -391,12 +393,21 @@ def _day(timestamp: int | None) -> str:
     return datetime.fromtimestamp(int(timestamp), UTC).date().isoformat()
 
 
-def bitcoin_notes(address: str) -> tuple[str, ...]:
-    """What a bitcoin answer states about its amounts and what it leaves out (nothing for other addresses)."""
+def bitcoin_notes(address: str, traces: Sequence[Trace] = ()) -> tuple[str, ...]:
+    """What a bitcoin answer states about its amounts (the allocation rule of the transfers it followed, read from
+    their positions) and what it leaves out; nothing for other addresses."""
     if family_of(address) is not Family.BTC:
         return ()
+    rules = sorted(
+        {
+            rule
+            for trace in traces
+            for edge in trace.edges
+            if edge.kind is TransferKind.UTXO and (rule := Allocation.of_position(edge.position)) is not None
+        }
+    )
     return (
-        f"Which input paid which output is not on the chain: {Allocation.PROPORTIONAL.rule}.",
+        *(f"Which input paid which output is not on the chain: {rule.rule}." for rule in rules),
         "Unconfirmed (mempool) bitcoin transactions are not covered; coinbase rewards and outputs without an "
         "address (OP_RETURN, bare multisig) are not transfers.",
     )
@@ -419,7 +430,9 @@ def configured_explorers(env: Mapping[str, str]) -> dict[str, Any]:
     found: dict[str, Any] = {}
     for name, cfg in _configured_chains(env, "explorers").items():
         if cfg.family is Family.BTC and cfg.esplora_url:
-            found[name] = EsploraClient(cfg.esplora_url, chain=name, symbol=cfg.symbol)
+            found[name] = EsploraClient(
+                cfg.esplora_url, chain=name, symbol=cfg.symbol, allocation=Allocation(cfg.allocation)
+            )
             continue
         if not cfg.explorer_url:
             continue

@@ -68,6 +68,8 @@ class ChainConfig:
     """Bitcoin only: `main`, `test` (testnet, signet) or `regtest`; which addresses the chain takes."""
     esplora_url: str | None = None
     """Bitcoin only: an Esplora REST API (`<NAME>_ESPLORA_URL`) for addresses the index does not cover."""
+    allocation: str = "proportional"
+    """Bitcoin only: how transfers are derived from transactions (`<NAME>_ALLOCATION`: proportional or fifo)."""
 
     @property
     def env_prefix(self) -> str:
@@ -137,6 +139,7 @@ def chain_from_env(name: str, env: Mapping[str, str]) -> ChainConfig:
         family=family,
         network=network,
         esplora_url=_esplora(env, prefix),
+        allocation=_allocation(env, prefix),
     )
 
 
@@ -147,6 +150,13 @@ def _first(env: Mapping[str, str], *keys: str) -> str | None:
         if value:
             return value
     return None
+
+
+def _allocation(env: Mapping[str, str], prefix: str) -> str:
+    rule = (env.get(f"{prefix}_ALLOCATION") or "").strip().lower() or "proportional"
+    if rule not in ("proportional", "fifo"):
+        raise ChainConfigError(f"{prefix}_ALLOCATION must be proportional or fifo, not “{rule[:20]}”.")
+    return rule
 
 
 def _esplora(env: Mapping[str, str], prefix: str) -> str | None:
