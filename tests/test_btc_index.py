@@ -12,8 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from bot.app import App
-from bot.cli.watch import run_watch
 from storage.db import open_database
 from tests.support.bitcoind import BitcoinNode
 from tests.support.btc_scenario import BtcScenario
@@ -133,14 +131,6 @@ def test_unknown_previous_transactions_are_said_not_guessed(regtest: tuple[Bitco
             assert any("their transfers are missing" in note for note in block.coverage.notes)
 
     asyncio.run(run())
-
-
-async def test_the_watcher_leaves_bitcoin_alone_and_says_so(app: App, caplog: pytest.LogCaptureFixture) -> None:
-    stop = asyncio.Event()
-    stop.set()
-    btc = chain_from_env("btc", {"BTC_RPC_URL": "http://user:pass@127.0.0.1:1", "BTC_NETWORK": "regtest"})
-    await run_watch(app, [btc], stop)  # would otherwise ask a bitcoin node for eth_chainId and stop the bot
-    assert "not following btc: watching bitcoin blocks is not supported yet" in caplog.text
 
 
 async def test_verbosity_3_prevouts_need_no_previous_transactions() -> None:
