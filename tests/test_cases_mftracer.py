@@ -45,6 +45,7 @@ SHORT_OF_GOAL: dict[tuple[str, str], str] = {
     ("XScam", "recall"): "value-aware default: worst recall 0.22 at full size (gift cards bought in $10-50 amounts)",
     ("LIFI", "recall"): "value-aware default: worst recall 0.91 at full size",
     ("54m", "precision"): "value-aware default: worst precision 0.90 at full size, below it on reduced traffic",
+    ("HB", "precision"): "value-aware default: worst precision 0.896 on reduced traffic (0.92 at full size)",
 }
 """Goals the default walk does not meet yet, with the figure measured; remove an entry when its test XPASSes."""
 

@@ -29,11 +29,11 @@ followed is counted and summed (`Dust`), never hidden. Backward traces run the s
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
-from typing import NamedTuple, Protocol
+from typing import NamedTuple, Protocol, TypeVar
 
 from tracing.chain.prices import STABLE_KEYS, price_key
 from tracing.chain.transfer import Transfer
@@ -158,6 +158,24 @@ class Ledger:
         return carried
 
 
+K = TypeVar("K", bound=Hashable)
+
+
+def shortfall(opening: Mapping[K, int], moves: Iterable[tuple[K, int]]) -> dict[K, int]:
+    """Per asset, the most an address's transfers run ahead of what it is known to hold: `moves` are (asset, value
+    in or, negative, out) in the ledger's order from `opening`. The ground truth of a case, an index that starts late
+    or an explorer's cut leave out money an address had; the ledger takes that money to have been there from the
+    start, clean (its origin unknown), so traced funds are conserved and shared out over all its transfers, not
+    used up by the first ones with nothing left for the rest."""
+    held = {asset: max(0, value) for asset, value in opening.items()}
+    lacking: dict[K, int] = {}
+    for asset, value in moves:
+        now = held[asset] = held.get(asset, 0) + value
+        if now < -lacking.get(asset, 0):
+            lacking[asset] = -now
+    return lacking
+
+
 class Step(NamedTuple):
     """One transfer out of an address the value walk looked at: the traced value it carries, and what became of it."""
 
@@ -236,7 +254,6 @@ def select_value(
     transfer into it carries, by (tx hash, kind, position); `root`: the trace's root holds nothing but traced funds.
     Backward, "sends" are the transfers into the address and time runs the other way."""
     outgoing = params.direction.value == "out"
-    ledger = Ledger(params.model, opening)
     swaps = _swap_txs(sends, receives)
     # in time order (backward: reversed), arrivals before departures at the same time but a swap's proceeds,
     # which come back after what was sent; then in a fixed order, whatever order the source gave them in
@@ -246,6 +263,10 @@ def select_value(
     for t in sends:
         events.append((_time_key(outgoing, t), 1, _key(t), t))
     events.sort(key=lambda e: (e[0], e[1], e[2]))
+    if not root:  # money its transfers need that its history does not show: there from the start, clean
+        lacking = shortfall(opening, ((t.token, -t.value if phase == 1 else t.value) for _, phase, _, t in events))
+        opening = {**opening, **{a: max(0, opening.get(a, 0)) + v for a, v in lacking.items()}}
+    ledger = Ledger(params.model, opening)
     received: dict[Asset, int] = {}
     if root:
         for t in sends:

@@ -21,7 +21,17 @@ from tracing.trace.graph import TransferGraph
 from tracing.trace.model import TraceEdge, graph_edge
 from tracing.trace.params import TraceParams
 from tracing.trace.taint import TaintModel
-from tracing.trace.value import CRUMB_CAP, DILUTED, PURITY, Dust, Step, UsdPrices, ValueSelection, asset_key
+from tracing.trace.value import (
+    CRUMB_CAP,
+    DILUTED,
+    PURITY,
+    Dust,
+    Step,
+    UsdPrices,
+    ValueSelection,
+    asset_key,
+    shortfall,
+)
 
 _PURE_NUM, _PURE_DEN = PURITY.numerator, PURITY.denominator
 _DILUTED_NUM, _DILUTED_DEN = DILUTED.numerator, DILUTED.denominator
@@ -241,6 +251,13 @@ def select_value_graph(
 
     traced: dict[int, int] = {}
     clean: dict[int, int] = {tid: max(0, v) for tid, v in found.opening.items()}
+    lo_of, hi_of = graph.value_lo, graph.value_hi
+    if not root:  # money its transfers need that its history does not show: there from the start, clean
+        signed = (-1 if phase == 1 else 1 for _, phase, _ in events)
+        values = (graph.value(e) if hi_of[e] else lo_of[e] for _, _, e in events)
+        moves = ((token_of[e], sign * value) for (_, _, e), sign, value in zip(events, signed, values, strict=True))
+        for tid, lacking in shortfall(clean, moves).items():
+            clean[tid] = clean.get(tid, 0) + lacking
     lots: dict[int, list[list[int]]] = {}
     heads: dict[int, int] = {}
     if fifo:
@@ -258,7 +275,6 @@ def select_value_graph(
     converted = not root and bool(traced_assets) and not traced_assets & {token_of[e] for e in sends}
     swap_share: dict[str, tuple[int, int]] = {}
     steps: list[tuple[int, int, bool]] = []  # (edge, traced value carried, into a swap)
-    lo_of, hi_of = graph.value_lo, graph.value_hi
     for _, phase, e in events:
         tid = token_of[e]
         value = graph.value(e) if hi_of[e] else lo_of[e]
