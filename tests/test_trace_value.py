@@ -128,6 +128,16 @@ async def test_an_address_own_spending_with_a_trace_of_the_funds_is_not_followed
     assert set(hops_of(result)) == {addr(1), addr(2)}  # under 1% of each payment was traced
 
 
+async def test_other_money_with_a_trace_of_the_funds_is_not_followed_at_any_amount(db: Database) -> None:
+    # a peel chain (2) holding $280,000 of its own takes a $400 payment of the traced funds and moves on: $399 of
+    # traced value ride along, over the floor and over 3x it, but 0.14 % of the transfer: someone else's money
+    TransferIndex(db).add([usd(9, 2, 280_000, 50), usd(1, 2, 400, 100), usd(2, 3, 280_000, 110)])
+    result, _ = await both(db, 1, TraceParams(hops=2))
+    assert set(hops_of(result)) == {addr(1), addr(2)}
+    (line,) = [c for c in result.coverage.cuts if "not followed" in c]
+    assert line.startswith("1 transfer carrying traced funds") and "$399" in line
+
+
 async def test_a_sanctioned_wallet_is_not_a_stop_a_service_is_and_through_goes_past(db: Database) -> None:
     TransferIndex(db).add([usd(1, 2, 5_000, 100), usd(2, 3, 5_000, 110), usd(3, 4, 5_000, 120), usd(4, 5, 5_000, 130)])
     book = LabelBook(db)

@@ -23,18 +23,16 @@ from tracing.trace.params import TraceParams
 from tracing.trace.taint import TaintModel
 from tracing.trace.value import (
     CRUMB_CAP,
-    DILUTED,
-    PURITY,
     Dust,
     Step,
     UsdPrices,
     ValueSelection,
+    Verdict,
     asset_key,
+    judge,
     shortfall,
+    spread_followed,
 )
-
-_PURE_NUM, _PURE_DEN = PURITY.numerator, PURITY.denominator
-_DILUTED_NUM, _DILUTED_DEN = DILUTED.numerator, DILUTED.denominator
 
 
 @dataclass
@@ -381,9 +379,7 @@ def _follow(
     root: bool,
 ) -> ValueSelection:
     share = Fraction(params.follow_share)
-    s_num, s_den = share.numerator, share.denominator
     crumb = Fraction(params.crumb_share)
-    c_num, c_den = crumb.numerator, crumb.denominator
     floors = dict(params.dust_units)
     dust = Dust()
     unfloored: set[Asset] = set()
@@ -416,25 +412,22 @@ def _follow(
         if params.dust_usd is not None:
             usd = prices.usd(asset, decimals, symbol, ts_of[e], carried)
         total = received.get(tid, 0)
-        crumb_of = not root and (
-            (total > 0 and carried * c_den < c_num * total) or carried * _DILUTED_DEN < _DILUTED_NUM * value
-        )
         if usd is not None and params.dust_usd is not None:
-            big = usd >= params.dust_usd and not (crumb_of and usd < params.dust_usd * CRUMB_CAP)
+            over_floor, over_cap = usd >= params.dust_usd, usd >= params.dust_usd * CRUMB_CAP
         else:
             if tid not in floor_raw:
                 floor = floors.get(asset_key(asset))
                 floor_raw[tid] = None if floor is None else int(floor.scaleb(decimals or 0))
             raw_floor = floor_raw[tid]
             if raw_floor is None:
-                big = True
+                over_floor = over_cap = True
                 unfloored.add(asset)
             else:
-                big = carried >= raw_floor and not (crumb_of and carried < raw_floor * CRUMB_CAP)
-        pure = carried * _PURE_DEN >= _PURE_NUM * value
-        if big or (pure and total and carried * s_den >= s_num * total):
+                over_floor, over_cap = carried >= raw_floor, carried >= raw_floor * CRUMB_CAP
+        verdict = judge(carried, value, total, over_floor, over_cap, root, share, crumb)
+        if verdict is Verdict.FOLLOW:
             passing.append(i)
-        elif pure:
+        elif verdict is Verdict.SMALL:
             small.append((i, usd))
         else:
             _dust(dust, graph, e, carried, usd)
@@ -444,8 +437,7 @@ def _follow(
         spread[tid] = spread.get(tid, 0) + steps[i][1]
     for i, usd in small:
         e, carried, _ = steps[i]
-        total = received.get(token_of[e], 0)
-        if total and spread[token_of[e]] * s_den >= s_num * total:
+        if spread_followed(spread[token_of[e]], received.get(token_of[e], 0), share):
             passing.append(i)
         else:
             _dust(dust, graph, e, carried, usd)
