@@ -5,7 +5,10 @@ from their sources over several seeds and proportions; recall and precision per 
 Walks, all in the same run: the graph walk without value-awareness (`follow_value=False`: the baseline), issue
 #12's "$50 flat filter" reference walk, the product's value-aware trace with its default settings under each taint
 model, the same (haircut) over a grid of (dust floor, follow share) for the choice of the default, and the
-harness's own value-aware reference with a floor into labelled services (`tests.support.cases.value_walk`).
+harness's own value-aware reference with a floor into labelled services (`tests.support.cases.value_walk`). Beside
+them: the default trace on each case alone (`ALONE`: nothing around the case's own addresses, so its misses are the
+case's shape), how far each case's ground truth runs short of what its addresses send (`ground_truth_gaps`), and the
+follow-rule variants tried during development (`RULE_VARIANTS`, as measured: rules are code, not settings).
 The ground truth is read from ../shared/data (research data, no licence: never copied); without it the section
 says so.
 """
