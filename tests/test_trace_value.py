@@ -86,6 +86,9 @@ async def test_traced_funds_are_shared_out_over_transfers_beyond_the_known_balan
     carried = {e.to_addr: result.carried(e) for e in result.edges if e.from_addr == addr(2)}
     assert carried == {addr(3): 831_932_773, addr(4): 168_067_227}  # 1,000 / 1,190 of each
     assert sum(carried.values()) <= 1_000 * 10**6  # conserved
+    fifo, _ = await both(db, 1, TraceParams(hops=2, model=TaintModel.FIFO))  # the traced lot leaves first
+    carried = {e.to_addr: fifo.carried(e) for e in fifo.edges if e.from_addr == addr(2)}
+    assert carried == {addr(3): 990 * 10**6}  # the $10 left for 4 is dust
 
 
 async def test_a_cut_history_does_not_make_a_little_traced_money_a_fortune(db: Database) -> None:

@@ -14,9 +14,11 @@ asset received, in the proportion the asset sent carried them; the transfer into
 An address that sends on none of the traced assets it received, but sends others, converted them where the source
 does not show it: its transfers of the other assets carry its traced share (as the taint models count a swap).
 
-Money an address's transfers need beyond what its history shows (a swap return or a sale the source does not list,
-an index that starts late, amounts in USD at each transfer's day) was there from the start, clean (`shortfall`): the
-traced funds stay conserved, and are shared over all its transfers rather than used up by the first ones.
+Under haircut, money an address's transfers need beyond what its history shows (a swap return or a sale the source
+does not list, an index that starts late, amounts in USD at each transfer's day) was there from the start, clean
+(`shortfall`): the traced funds stay conserved, and are shared over all its transfers rather than used up by the
+first ones. FIFO keeps the order it knows (such money, of unknown time, is taken when it is needed: the traced lots
+leave first), poison does not count it.
 
 A transfer is followed by one rule (`judge`, then `spread_followed` for the small ones): never when it is less than
 `DILUTED` traced funds, at any amount (other money with a trace of them: a peel chain that took a payment of the
@@ -269,7 +271,9 @@ def select_value(
     for t in sends:
         events.append((_time_key(outgoing, t), 1, _key(t), t))
     events.sort(key=lambda e: (e[0], e[1], e[2]))
-    if not root:  # money its transfers need that its history does not show: there from the start, clean
+    # money its transfers need that its history does not show: there from the start, clean (haircut; FIFO keeps the
+    # order it knows and takes such money when it is needed, poison does not count it)
+    if not root and params.model is TaintModel.HAIRCUT:
         lacking = shortfall(opening, ((t.token, -t.value if phase == 1 else t.value) for _, phase, _, t in events))
         opening = {**opening, **{a: max(0, opening.get(a, 0)) + v for a, v in lacking.items()}}
     ledger = Ledger(params.model, opening)

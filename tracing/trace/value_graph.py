@@ -250,7 +250,9 @@ def select_value_graph(
     traced: dict[int, int] = {}
     clean: dict[int, int] = {tid: max(0, v) for tid, v in found.opening.items()}
     lo_of, hi_of = graph.value_lo, graph.value_hi
-    if not root:  # money its transfers need that its history does not show: there from the start, clean
+    # money its transfers need that its history does not show: there from the start, clean (haircut; FIFO keeps the
+    # order it knows and takes such money when it is needed, poison does not count it)
+    if not root and model is TaintModel.HAIRCUT:
         signed = (-1 if phase == 1 else 1 for _, phase, _ in events)
         values = (graph.value(e) if hi_of[e] else lo_of[e] for _, _, e in events)
         moves = ((token_of[e], sign * value) for (_, _, e), sign, value in zip(events, signed, values, strict=True))
