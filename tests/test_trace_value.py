@@ -19,7 +19,7 @@ from tracing.trace.compare import compare_models
 from tracing.trace.params import Direction, TraceParams
 from tracing.trace.sources import IndexSource
 from tracing.trace.taint import TaintModel
-from tracing.trace.value import Ledger
+from tracing.trace.value import Ledger, shortfall
 from tracing.trace.walk import trace_funds
 
 
@@ -67,7 +67,35 @@ def test_traced_funds_are_conserved_beyond_the_known_balance() -> None:
     assert fifo.send(None, 25) == 10  # all it held of the traced funds, no more
 
 
+def test_money_the_history_does_not_show_was_there_from_the_start() -> None:
+    # in 1,000, out 600, out 600: it lacked 200 (a swap return the source omits, an index that starts late)
+    assert shortfall({None: 0}, [(None, 1_000), (None, -600), (None, -600)]) == {None: 200}
+    assert shortfall({None: 300}, [(None, 1_000), (None, -600), (None, -600)]) == {}
+    assert shortfall({}, [("usdt", -5), (None, 2), ("usdt", 3), ("usdt", -10)]) == {"usdt": 12}
+
+
 # --- traces ------------------------------------------------------------------------------------------------------
+
+
+async def test_traced_funds_are_shared_out_over_transfers_beyond_the_known_balance(db: Database) -> None:
+    # 2 gets $1,000 of the traced funds and sends $990, then $200 it is not known to have: the $190 it lacked was
+    # there from the start, so the $200 carries its share of the traced funds (not the $10 left after the first)
+    TransferIndex(db).add([usd(1, 2, 1_000, 100), usd(2, 3, 990, 110), usd(2, 4, 200, 120)])
+    result, _ = await both(db, 1, TraceParams(hops=2))
+    assert hops_of(result) == {addr(1): 0, addr(2): 1, addr(3): 2, addr(4): 2}
+    carried = {e.to_addr: result.carried(e) for e in result.edges if e.from_addr == addr(2)}
+    assert carried == {addr(3): 831_932_773, addr(4): 168_067_227}  # 1,000 / 1,190 of each
+    assert sum(carried.values()) <= 1_000 * 10**6  # conserved
+    fifo, _ = await both(db, 1, TraceParams(hops=2, model=TaintModel.FIFO))  # the traced lot leaves first
+    carried = {e.to_addr: fifo.carried(e) for e in fifo.edges if e.from_addr == addr(2)}
+    assert carried == {addr(3): 990 * 10**6}  # the $10 left for 4 is dust
+
+
+async def test_a_cut_history_does_not_make_a_little_traced_money_a_fortune(db: Database) -> None:
+    # 2 (a busy wallet whose history the source cut) gets $1,000 traced and sends $1,000,000 in ten transfers
+    TransferIndex(db).add([usd(1, 2, 1_000, 100)] + [usd(2, 10 + i, 100_000, 110 + i) for i in range(10)])
+    result, _ = await both(db, 1, TraceParams(hops=2))
+    assert set(hops_of(result)) == {addr(1), addr(2)}  # $100 of $100,000 each: diluted, summed as not followed
 
 
 async def test_dust_from_an_address_that_received_millions_is_summed_not_followed(db: Database) -> None:
@@ -101,6 +129,16 @@ async def test_an_address_own_spending_with_a_trace_of_the_funds_is_not_followed
     TransferIndex(db).add([usd(9, 2, 10_000, 50), usd(1, 2, 40, 100), usd(2, 3, 60, 110), usd(2, 4, 50, 120)])
     result, _ = await both(db, 1, TraceParams(hops=2))
     assert set(hops_of(result)) == {addr(1), addr(2)}  # under 1% of each payment was traced
+
+
+async def test_other_money_with_a_trace_of_the_funds_is_not_followed_at_any_amount(db: Database) -> None:
+    # a peel chain (2) holding $280,000 of its own takes a $400 payment of the traced funds and moves on: $399 of
+    # traced value ride along, over the floor and over 3x it, but 0.14 % of the transfer: someone else's money
+    TransferIndex(db).add([usd(9, 2, 280_000, 50), usd(1, 2, 400, 100), usd(2, 3, 280_000, 110)])
+    result, _ = await both(db, 1, TraceParams(hops=2))
+    assert set(hops_of(result)) == {addr(1), addr(2)}
+    (line,) = [c for c in result.coverage.cuts if "not followed" in c]
+    assert line.startswith("1 transfer carrying traced funds") and "$399" in line
 
 
 async def test_a_sanctioned_wallet_is_not_a_stop_a_service_is_and_through_goes_past(db: Database) -> None:

@@ -135,10 +135,13 @@ def follow_rule(params: TraceParams) -> str:
     return (
         f"value-aware ({params.model.value}): a transfer is followed when the traced funds it carries are at least "
         f"{floor}" + (f" (without a USD price: {units})" if units else "") + f", or, when mostly traced funds, {share} "
-        "of what its address received (alone or with its other small transfers); under "
-        f"{CRUMB_CAP} times the floor, a transfer that is less than {float(DILUTED) * 100:g}% traced funds"
-        + (f", or carries less than {crumb} of what its address received," if params.crumb_share else "")
-        + " is a crumb, not followed"
+        f"of what its address received (alone or with its other small transfers); a transfer less than "
+        f"{float(DILUTED) * 100:g}% traced funds is not followed at any amount"
+        + (
+            f", nor, under {CRUMB_CAP} times the floor, one carrying less than {crumb} of what its address received"
+            if params.crumb_share
+            else ""
+        )
         + minimum
     )
 
@@ -164,14 +167,17 @@ def value_lines(
             decimals, symbol = dust.meta.get(asset, (None, None))
             parts.append(format_amount(raw, decimals, symbol or asset))
         cuts.append(
-            f"{dust.count:,} transfers carrying traced funds {floor} (and under "
+            f"{dust.count:,} transfer{'s' if dust.count != 1 else ''} carrying traced funds {floor} (and under "
             f"{params.follow_share * 100:g}% of what their address received, or under {CRUMB_CAP}× the floor and a "
-            "crumb of it) not followed: "
+            f"crumb of it), or less than {float(DILUTED) * 100:g}% traced funds, not followed: "
             f"{' and '.join(parts)} in all"
         )
     if unfloored:
         names = ", ".join(sorted("native coin" if a is None else a for a in unfloored))
-        gaps.append(f"no USD price and no floor in units for {names}: followed at any traced amount")
+        gaps.append(
+            f"no USD price and no floor in units for {names}: followed at any traced amount (but not other money "
+            "with a trace of them)"
+        )
     if unpriced_minimum:
         names = ", ".join(sorted("native coin" if a is None else a for a in unpriced_minimum))
         gaps.append(

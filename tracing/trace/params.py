@@ -47,11 +47,12 @@ class TraceParams:
     `model` and follows a transfer only when the traced value it carries is at least `dust_usd` (in USD on the
     transfer's day; where the asset has no USD price, the floor in units of `dust_units`, keyed by `native` or the
     token address; with neither, no floor) or when it, or all its address's transfers under the floor together,
-    carry at least `follow_share` of the traced funds the address received; but a transfer under `CRUMB_CAP` times
-    the floor that carries less than `crumb_share` of what its address received, or is less than `DILUTED` traced
-    funds, is a crumb, not followed (the trace's roots aside: they hold nothing but the traced funds)
-    (`tracing.trace.value`). Off, or without `follow_time`, the walk follows the graph: every transfer after the
-    arrival, largest counterparties first.
+    carry at least `follow_share` of the traced funds the address received; but a transfer less than `DILUTED`
+    traced funds is not followed at any amount, nor one under `CRUMB_CAP` times the floor that carries less than
+    `crumb_share` of what its address received (a crumb), the trace's roots aside: they hold nothing but the traced
+    funds (`tracing.trace.value.judge`). Under haircut, money an address sends beyond what its history shows
+    was there from the start, clean (`tracing.trace.value.shortfall`). Off, or without `follow_time`, the walk
+    follows the graph: every transfer after the arrival, largest counterparties first.
 
     `min_value`: transfers under this many units of their asset are not followed; `min_usd`: nor those worth less
     than this in USD on their day (value-aware walk only; a transfer whose asset has no price that day cannot be

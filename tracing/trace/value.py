@@ -14,26 +14,34 @@ asset received, in the proportion the asset sent carried them; the transfer into
 An address that sends on none of the traced assets it received, but sends others, converted them where the source
 does not show it: its transfers of the other assets carry its traced share (as the taint models count a swap).
 
-A transfer is followed when the traced value it carries is at least the dust floor (`TraceParams.dust_usd` in USD,
-or a floor in units of its asset where no USD price is known) and, if under `CRUMB_CAP` times the floor, it is no
-crumb: at least `TraceParams.crumb_share` of the traced funds its address received (a crumb of a fortune is
-spending: an everyday payment or exchange deposit of an address the funds passed through, not the funds moving on)
-and at least `DILUTED` traced funds (not other money with a trace of them: a peel chain that took a payment of the
-traced funds and moves on with its own). It is also followed when it is mostly traced funds (`PURITY`) and it,
-or all such small transfers of its address together, carry at least `TraceParams.follow_share` of the traced funds
-the address received: laundering that moves in many small amounts is still followed; a few dollars sent on by an
-address that received millions, or an address's own spending with a trace of the funds in it, is not. What is not
-followed is counted and summed (`Dust`), never hidden. Backward traces run the same rules with time and flow reversed.
+Under haircut, money an address's transfers need beyond what its history shows (a swap return or a sale the source
+does not list, an index that starts late, amounts in USD at each transfer's day) was there from the start, clean
+(`shortfall`): the traced funds stay conserved, and are shared over all its transfers rather than used up by the
+first ones. FIFO keeps the order it knows (such money, of unknown time, is taken when it is needed: the traced lots
+leave first), poison does not count it.
+
+A transfer is followed by one rule (`judge`, then `spread_followed` for the small ones): never when it is less than
+`DILUTED` traced funds, at any amount (other money with a trace of them: a peel chain that took a payment of the
+traced funds and moves on with its own); when the traced value it carries is at least the dust floor
+(`TraceParams.dust_usd` in USD, or a floor in units of its asset where no USD price is known) and, if under
+`CRUMB_CAP` times the floor, it is no crumb: at least `TraceParams.crumb_share` of the traced funds its address
+received (a crumb of a fortune is spending: an everyday payment or exchange deposit of an address the funds passed
+through, not the funds moving on). It is also followed when it is mostly traced funds (`PURITY`) and it, or all such
+small transfers of its address together, carry at least `TraceParams.follow_share` of the traced funds the address
+received: laundering that moves in many small amounts is still followed; a few dollars sent on by an address that
+received millions, or an address's own spending with a trace of the funds in it, is not. What is not followed is
+counted and summed (`Dust`), never hidden. Backward traces run the same rules with time and flow reversed.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from enum import IntEnum
 from fractions import Fraction
-from typing import NamedTuple, Protocol
+from typing import NamedTuple, Protocol, TypeVar
 
 from tracing.chain.prices import STABLE_KEYS, price_key
 from tracing.chain.transfer import Transfer
@@ -51,9 +59,8 @@ CRUMB_CAP = 3
 funds it is (`TraceParams.crumb_share`)."""
 
 DILUTED = Fraction(1, 20)
-"""Under `CRUMB_CAP` times the floor, a transfer whose value is less than this part traced funds is not followed
-either: other money carrying a trace of them (a peel chain that took a payment of the traced funds moves on with
-its own)."""
+"""A transfer whose value is less than this part traced funds is not followed, whatever the amount: other money
+carrying a trace of them (a peel chain that took a $400 payment of the traced funds moves $280,000 of its own on)."""
 
 
 class UsdPrices(Protocol):
@@ -119,7 +126,8 @@ class Ledger:
         A transfer larger than what the ledger holds (history the source lacks: an index that starts late, an
         explorer's cut) carries at most the traced funds the address still holds: traced funds are conserved, so
         what leaves beyond the known balance is not attributed to them (FIFO: its lots, then the last traced share
-        of the rest, capped the same way)."""
+        of the rest, capped the same way). `select_value` opens the ledger with what the address lacked
+        (`shortfall`), so its own transfers never run beyond it."""
         traced, clean = self.traced.get(asset, 0), self.clean.get(asset, 0)
         if self.model is TaintModel.POISON:
             carried = value if traced else 0
@@ -156,6 +164,24 @@ class Ledger:
         self.traced[asset] = max(0, traced - carried)
         self.clean[asset] = max(0, clean - (value - carried))
         return carried
+
+
+K = TypeVar("K", bound=Hashable)
+
+
+def shortfall(opening: Mapping[K, int], moves: Iterable[tuple[K, int]]) -> dict[K, int]:
+    """Per asset, the most an address's transfers run ahead of what it is known to hold: `moves` are (asset, value
+    in or, negative, out) in the ledger's order from `opening`. The ground truth of a case, an index that starts late
+    or an explorer's cut leave out money an address had; the ledger takes that money to have been there from the
+    start, clean (its origin unknown), so traced funds are conserved and shared out over all its transfers, not
+    used up by the first ones with nothing left for the rest."""
+    held = {asset: max(0, value) for asset, value in opening.items()}
+    lacking: dict[K, int] = {}
+    for asset, value in moves:
+        now = held[asset] = held.get(asset, 0) + value
+        if now < -lacking.get(asset, 0):
+            lacking[asset] = -now
+    return lacking
 
 
 class Step(NamedTuple):
@@ -236,7 +262,6 @@ def select_value(
     transfer into it carries, by (tx hash, kind, position); `root`: the trace's root holds nothing but traced funds.
     Backward, "sends" are the transfers into the address and time runs the other way."""
     outgoing = params.direction.value == "out"
-    ledger = Ledger(params.model, opening)
     swaps = _swap_txs(sends, receives)
     # in time order (backward: reversed), arrivals before departures at the same time but a swap's proceeds,
     # which come back after what was sent; then in a fixed order, whatever order the source gave them in
@@ -246,6 +271,12 @@ def select_value(
     for t in sends:
         events.append((_time_key(outgoing, t), 1, _key(t), t))
     events.sort(key=lambda e: (e[0], e[1], e[2]))
+    # money its transfers need that its history does not show: there from the start, clean (haircut; FIFO keeps the
+    # order it knows and takes such money when it is needed, poison does not count it)
+    if not root and params.model is TaintModel.HAIRCUT:
+        lacking = shortfall(opening, ((t.token, -t.value if phase == 1 else t.value) for _, phase, _, t in events))
+        opening = {**opening, **{a: max(0, opening.get(a, 0)) + v for a, v in lacking.items()}}
+    ledger = Ledger(params.model, opening)
     received: dict[Asset, int] = {}
     if root:
         for t in sends:
@@ -294,6 +325,60 @@ def _swap_txs(sends: Sequence[Transfer], receives: Sequence[Transfer]) -> dict[s
     return found
 
 
+class Verdict(IntEnum):
+    """What the follow rule makes of one transfer (`judge`)."""
+
+    FOLLOW = 0
+    SMALL = 1
+    """Under the floor but mostly traced funds: followed if its address's small transfers together carry enough
+    (`spread_followed`)."""
+    DUST = 2
+
+
+def judge(
+    carried: int,
+    value: int,
+    received: int,
+    over_floor: bool,
+    over_cap: bool,
+    root: bool,
+    share: Fraction,
+    crumb: Fraction,
+) -> Verdict:
+    """The follow rule for one transfer out of an address (the one place it is decided: `select_value` and
+    `tracing.trace.value_graph` both ask here).
+
+    `carried`: the traced value it carries, `value`: its whole value, `received`: the traced funds its address
+    received (both in units of its asset); `over_floor`, `over_cap`: whether `carried` reaches the dust floor and
+    `CRUMB_CAP` times it (both True where the asset has no floor); `root`: the trace's root (nothing but traced funds);
+    `share`: `TraceParams.follow_share`; `crumb`: `TraceParams.crumb_share`.
+
+    1. Less than `DILUTED` traced funds: not followed, whatever the amount (other money carrying a trace of them: a
+       peel chain moving $280,000 of its own after a $400 payment of the traced funds reached it).
+    2. At least the floor: followed, unless it is a crumb under `CRUMB_CAP` times the floor (less than `crumb` of
+       what its address received: a payment out of a fortune).
+    3. Under the floor (or a crumb) and at least `PURITY` traced funds: followed if it alone carries `share` of
+       what its address received, else weighed with its address's other such transfers (`SMALL`).
+    4. Otherwise not followed (`DUST`: summed, never hidden)."""
+    if not root and carried * DILUTED.denominator < DILUTED.numerator * value:
+        return Verdict.DUST
+    crumb_of = not root and received > 0 and carried * crumb.denominator < crumb.numerator * received
+    if over_floor and (over_cap or not crumb_of):
+        return Verdict.FOLLOW
+    if carried * PURITY.denominator < PURITY.numerator * value:
+        return Verdict.DUST
+    if received and carried * share.denominator >= share.numerator * received:
+        return Verdict.FOLLOW
+    return Verdict.SMALL
+
+
+def spread_followed(spread: int, received: int, share: Fraction) -> bool:
+    """Whether an address's `SMALL` transfers of one asset, carrying `spread` of the traced funds together, are
+    followed: when they carry `share` of the traced funds it `received` (the funds moving on in small amounts: a
+    payout, gift cards bought one by one), not when they are a few dollars out of much more."""
+    return bool(received) and spread * share.denominator >= share.numerator * received
+
+
 def _follow(
     steps: list[Step], received: Mapping[Asset, int], params: TraceParams, prices: UsdPrices, outgoing: bool, root: bool
 ) -> ValueSelection:
@@ -321,24 +406,20 @@ def _follow(
         if params.dust_usd is not None:
             usd = prices.usd(t.token, _decimals(t), t.symbol, t.timestamp, carried)
         total = received.get(t.token, 0)
-        # a crumb: over the floor but under CRUMB_CAP times it, and a negligible part of what the address received
-        crumb_of = not root and (
-            (total > 0 and Fraction(carried, total) < crumb) or Fraction(carried, t.value) < DILUTED
-        )
         if usd is not None and params.dust_usd is not None:
-            big = usd >= params.dust_usd and not (crumb_of and usd < params.dust_usd * CRUMB_CAP)
+            over_floor, over_cap = usd >= params.dust_usd, usd >= params.dust_usd * CRUMB_CAP
         else:
             floor = floors.get(asset_key(t.token))
             if floor is None:
-                big = True
+                over_floor = over_cap = True
                 unfloored.add(t.token)
             else:
                 raw_floor = _raw(floor, t)
-                big = carried >= raw_floor and not (crumb_of and carried < raw_floor * CRUMB_CAP)
-        pure = Fraction(carried, t.value) >= PURITY
-        if big or (pure and total and Fraction(carried, total) >= share):
+                over_floor, over_cap = carried >= raw_floor, carried >= raw_floor * CRUMB_CAP
+        verdict = judge(carried, t.value, total, over_floor, over_cap, root, share, crumb)
+        if verdict is Verdict.FOLLOW:
             passing.append(i)
-        elif pure:
+        elif verdict is Verdict.SMALL:
             small.append((i, usd))
         else:
             dust.add(t, carried, usd)
@@ -349,8 +430,7 @@ def _follow(
         spread[steps[i].transfer.token] = spread.get(steps[i].transfer.token, 0) + steps[i].carried
     for i, usd in small:
         t = steps[i].transfer
-        total = received.get(t.token, 0)
-        if total and Fraction(spread[t.token], total) >= share:
+        if spread_followed(spread[t.token], received.get(t.token, 0), share):
             passing.append(i)
         else:
             dust.add(t, steps[i].carried, usd)

@@ -22,10 +22,18 @@ from tracing.trace.graph import TransferGraph
 from tracing.trace.model import TraceEdge, graph_edge
 from tracing.trace.params import TraceParams
 from tracing.trace.taint import TaintModel
-from tracing.trace.value import CRUMB_CAP, DILUTED, PURITY, Dust, Step, UsdPrices, ValueSelection, asset_key
-
-_PURE_NUM, _PURE_DEN = PURITY.numerator, PURITY.denominator
-_DILUTED_NUM, _DILUTED_DEN = DILUTED.numerator, DILUTED.denominator
+from tracing.trace.value import (
+    CRUMB_CAP,
+    Dust,
+    Step,
+    UsdPrices,
+    ValueSelection,
+    Verdict,
+    asset_key,
+    judge,
+    shortfall,
+    spread_followed,
+)
 
 
 @dataclass
@@ -242,6 +250,15 @@ def select_value_graph(
 
     traced: dict[int, int] = {}
     clean: dict[int, int] = {tid: max(0, v) for tid, v in found.opening.items()}
+    lo_of, hi_of = graph.value_lo, graph.value_hi
+    # money its transfers need that its history does not show: there from the start, clean (haircut; FIFO keeps the
+    # order it knows and takes such money when it is needed, poison does not count it)
+    if not root and model is TaintModel.HAIRCUT:
+        signed = (-1 if phase == 1 else 1 for _, phase, _ in events)
+        values = (graph.value(e) if hi_of[e] else lo_of[e] for _, _, e in events)
+        moves = ((token_of[e], sign * value) for (_, _, e), sign, value in zip(events, signed, values, strict=True))
+        for tid, lacking in shortfall(clean, moves).items():
+            clean[tid] = clean.get(tid, 0) + lacking
     lots: dict[int, list[list[int]]] = {}
     heads: dict[int, int] = {}
     if fifo:
@@ -259,7 +276,6 @@ def select_value_graph(
     converted = not root and bool(traced_assets) and not traced_assets & {token_of[e] for e in sends}
     swap_share: dict[str, tuple[int, int]] = {}
     steps: list[tuple[int, int, bool]] = []  # (edge, traced value carried, into a swap)
-    lo_of, hi_of = graph.value_lo, graph.value_hi
     for _, phase, e in events:
         tid = token_of[e]
         value = graph.value(e) if hi_of[e] else lo_of[e]
@@ -366,9 +382,7 @@ def _follow(
     root: bool,
 ) -> ValueSelection:
     share = Fraction(params.follow_share)
-    s_num, s_den = share.numerator, share.denominator
     crumb = Fraction(params.crumb_share)
-    c_num, c_den = crumb.numerator, crumb.denominator
     floors = dict(params.dust_units)
     dust = Dust()
     unfloored: set[Asset] = set()
@@ -401,25 +415,22 @@ def _follow(
         if params.dust_usd is not None:
             usd = prices.usd(asset, decimals, symbol, ts_of[e], carried)
         total = received.get(tid, 0)
-        crumb_of = not root and (
-            (total > 0 and carried * c_den < c_num * total) or carried * _DILUTED_DEN < _DILUTED_NUM * value
-        )
         if usd is not None and params.dust_usd is not None:
-            big = usd >= params.dust_usd and not (crumb_of and usd < params.dust_usd * CRUMB_CAP)
+            over_floor, over_cap = usd >= params.dust_usd, usd >= params.dust_usd * CRUMB_CAP
         else:
             if tid not in floor_raw:
                 floor = floors.get(asset_key(asset))
                 floor_raw[tid] = None if floor is None else int(floor.scaleb(decimals or 0))
             raw_floor = floor_raw[tid]
             if raw_floor is None:
-                big = True
+                over_floor = over_cap = True
                 unfloored.add(asset)
             else:
-                big = carried >= raw_floor and not (crumb_of and carried < raw_floor * CRUMB_CAP)
-        pure = carried * _PURE_DEN >= _PURE_NUM * value
-        if big or (pure and total and carried * s_den >= s_num * total):
+                over_floor, over_cap = carried >= raw_floor, carried >= raw_floor * CRUMB_CAP
+        verdict = judge(carried, value, total, over_floor, over_cap, root, share, crumb)
+        if verdict is Verdict.FOLLOW:
             passing.append(i)
-        elif pure:
+        elif verdict is Verdict.SMALL:
             small.append((i, usd))
         else:
             _dust(dust, graph, e, carried, usd)
@@ -429,8 +440,7 @@ def _follow(
         spread[tid] = spread.get(tid, 0) + steps[i][1]
     for i, usd in small:
         e, carried, _ = steps[i]
-        total = received.get(token_of[e], 0)
-        if total and spread[token_of[e]] * s_den >= s_num * total:
+        if spread_followed(spread[token_of[e]], received.get(token_of[e], 0), share):
             passing.append(i)
         else:
             _dust(dust, graph, e, carried, usd)
