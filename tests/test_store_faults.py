@@ -93,6 +93,8 @@ class SmallDisk:
 
     def fill(self, engine: Engine) -> None:
         with engine.connect() as conn:  # an empty WAL: the next commit must grow a file on the full disk
+            if not self.mounted:  # no free pages inside the file either (a migration that copies tables leaves some)
+                conn.exec_driver_sql("VACUUM")
             conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
         if self.mounted:
             fd = os.open(self.filler, os.O_WRONLY | os.O_CREAT)
