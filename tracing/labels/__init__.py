@@ -7,6 +7,7 @@ from tracing.labels.book import LabelBook, LabelHook
 from tracing.labels.bundled import BUNDLED_PREFIX, ensure_bundled_labels, is_bundled
 from tracing.labels.importers import LabelImport, Reader, load_formats
 from tracing.labels.model import (
+    ANY_BTC,
     ILLICIT,
     SERVICES,
     Category,
@@ -15,11 +16,13 @@ from tracing.labels.model import (
     LabelIdentity,
     LabelSet,
     LabelSetInfo,
+    label_applies,
     sort_labels,
 )
 from tracing.labels.ofac import programs_of
 
 __all__ = [
+    "ANY_BTC",
     "BUNDLED_PREFIX",
     "Category",
     "ILLICIT",
@@ -35,6 +38,7 @@ __all__ = [
     "SERVICES",
     "ensure_bundled_labels",
     "is_bundled",
+    "label_applies",
     "load_formats",
     "programs_of",
     "sort_labels",

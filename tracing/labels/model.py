@@ -9,7 +9,11 @@ from datetime import date, datetime
 from enum import StrEnum
 
 from storage import ANY_EVM, LabelRow, utcnow
+from tracing.chain.address import Family, family_of
 from tracing.errors import InvalidArgument
+
+ANY_BTC = "btc"
+"""The chain of a bitcoin label: it applies on every configured bitcoin chain (whatever its name), never elsewhere."""
 
 
 class Category(StrEnum):
@@ -153,6 +157,18 @@ _RANK = {c: i for i, c in enumerate(Category)}
 def sort_labels(labels: Iterable[Label]) -> list[Label]:
     """Most serious first, then most confident."""
     return sorted(labels, key=lambda lb: (not lb.active, _RANK[lb.category], -lb.confidence, lb.source, lb.name))
+
+
+def label_applies(label_chain: str, address: str, chain: str) -> bool:
+    """Whether a label of `label_chain` on `address` counts when asking on `chain`: a label of that very chain, an
+    "every EVM chain" label on an EVM address, a bitcoin label on a bitcoin address. A bitcoin label never matches
+    an EVM or TRON address, nor an EVM label a bitcoin or TRON one."""
+    if label_chain == chain:
+        return True
+    family = family_of(address)
+    if label_chain == ANY_EVM:
+        return family is Family.EVM
+    return label_chain == ANY_BTC and family is Family.BTC
 
 
 LabelIdentity = tuple[str, str, str, str]

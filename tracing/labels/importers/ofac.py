@@ -1,7 +1,11 @@
-"""OFAC SDN digital-currency addresses → sanctions labels on every EVM chain, with their listing history.
+"""OFAC SDN digital-currency addresses → sanctions labels on every EVM chain and on bitcoin, with their listing
+history.
 
-Reads the per-(asset, address, SDN profile) CSV derived from `sdn_advanced.xml`. Only EVM-shaped addresses
-(ETH, USDT/USDC on Ethereum, ARB, BSC, ETC, ...) become labels; TRON, Bitcoin and the rest are counted and skipped.
+Reads the per-(asset, address, SDN profile) CSV derived from `sdn_advanced.xml`. EVM-shaped addresses (ETH,
+USDT/USDC on Ethereum, ARB, BSC, ETC, ...) become labels on every EVM chain; bitcoin addresses listed under XBT,
+checked against their checksum, become labels of chain `btc` only (never matched on another family's chain). Other
+assets (TRON, Litecoin, Bitcoin Cash, Monero, ...) are counted and skipped; a legacy `1…` address listed under BCH
+or BSV is not a bitcoin label.
 
 A list is the whole SDN list of its date, so an address that an earlier list carried and this one does not was
 delisted: it stays, as a sanctions label with `delisted_on` set, so that `/risk` can say it *was* sanctioned. The
@@ -18,8 +22,9 @@ from datetime import date
 from functools import cache
 from pathlib import Path
 
-from tracing.chain import is_address
-from tracing.errors import InvalidArgument
+from storage import ANY_EVM
+from tracing.chain import Family, family_of, is_address, parse_address
+from tracing.errors import InvalidArgument, UserError
 from tracing.labels.importers import LabelImport, register
 from tracing.labels.importers.tornado import tornado_addresses
 from tracing.labels.model import Category, Label, LabelSet
@@ -36,6 +41,9 @@ SNAPSHOT_URL = (
     "https://github.com/0xB10C/ofac-sanctioned-digital-currency-addresses/tree/f2aee2265956bf28ce71824c2c2c8cab02c2e173"
 )
 LICENCE = "U.S. government publication"
+BTC_CHAIN = "btc"
+"""The chain a bitcoin address's label belongs to (labels of chain `btc` match on every configured bitcoin chain)."""
+BTC_ASSET = "XBT"
 COLUMNS = ("asset", "address", "sdn_profile_id", "sdn_primary_name", "party_type", "programs", "entity_first_listed")
 
 # Treasury removed Tornado Cash (and with it every one of its contract addresses) from the SDN list on 2025-03-21,
@@ -56,8 +64,9 @@ def address_listings() -> dict[str, tuple[date, str]]:
     """Address (lower case) → (the day OFAC listed it, the notice that says so)."""
     with ADDRESS_LISTINGS_CSV.open(newline="", encoding="utf-8") as handle:
         return {
-            row["address"].strip().lower(): (date.fromisoformat(row["listed_on"].strip()), row["source_url"].strip())
+            key: (date.fromisoformat(row["listed_on"].strip()), row["source_url"].strip())
             for row in csv.DictReader(handle)
+            if (key := label_key(row["address"]) or label_key(row["address"], BTC_ASSET)) is not None
         }
 
 
@@ -71,14 +80,36 @@ class EarlierList:
     source_url: str
 
 
+def label_key(text: str, asset: str = "") -> str | None:
+    """The stored form of an address the SDN list carries under `asset`, or None for one we do not label: an EVM
+    address in lower case; under XBT, a bitcoin mainnet address in its canonical form (its checksum must hold)."""
+    raw = text.strip()
+    if is_address(raw):
+        return raw.lower()
+    if asset.strip().upper() != BTC_ASSET:
+        return None
+    try:
+        found = parse_address(raw)
+    except UserError:
+        return None
+    return found if family_of(found) is Family.BTC else None
+
+
+def chain_of(key: str) -> str:
+    """The label chain of a stored address: `btc` for a bitcoin address, every EVM chain otherwise."""
+    return BTC_CHAIN if family_of(key) is Family.BTC else ANY_EVM
+
+
 def _snapshot_addresses(directory: Path) -> set[str]:
     found: set[str] = set()
     if not directory.is_dir():
         return found
     for path in directory.glob("sanctioned_addresses_*.txt"):
+        asset = path.stem.removeprefix("sanctioned_addresses_")
         for line in path.read_text(encoding="utf-8").splitlines():
-            if is_address(line):
-                found.add(line.strip().lower())
+            key = label_key(line, asset)
+            if key is not None:
+                found.add(key)
     return found
 
 
@@ -111,11 +142,10 @@ def _read_rows(path: Path) -> tuple[dict[str, dict[str, str]], dict[str, set[str
         assets: dict[str, set[str]] = defaultdict(set)
         skipped = 0
         for row in reader:
-            address = (row["address"] or "").strip()
-            if not is_address(address):
+            key = label_key(row["address"] or "", row["asset"] or "")
+            if key is None:
                 skipped += 1
                 continue
-            key = address.lower()
             assets[key].add(row["asset"].strip())
             by_address.setdefault(key, row)
     return by_address, assets, skipped
@@ -148,6 +178,7 @@ def _delisted_labels(current: set[str], list_date: date) -> list[Label]:
                 source=SOURCE,
                 source_url=last.source_url,
                 confidence=1.0,
+                chain=chain_of(address),
                 delisted_on=TORNADO_DELISTED_ON if documented else list_date,
                 details=details,
             )
@@ -159,7 +190,8 @@ def list_version(list_date: date, path: Path) -> str:
     """`SDN 2025-11-19 (file.csv) + history from 2024-09-27`: what a loaded list is, for `label_set.version`."""
     earlier = ", ".join(e.listed_on.isoformat() for e in earlier_lists(list_date))
     dated = f" + {len(address_listings())} address listing date(s)"
-    return f"SDN {list_date.isoformat()} ({path.name})" + (f" + history from {earlier}" if earlier else "") + dated
+    history = f" + history from {earlier}" if earlier else ""
+    return f"SDN {list_date.isoformat()} EVM+BTC ({path.name}){history}{dated}"
 
 
 def read_ofac_csv(path: Path, list_date: date | None = None) -> LabelImport:
@@ -191,13 +223,15 @@ def read_ofac_csv(path: Path, list_date: date | None = None) -> LabelImport:
                 source=SOURCE,
                 source_url=PROFILE_URL.format(row["sdn_profile_id"]),
                 confidence=1.0,
+                chain=chain_of(key),
                 first_seen=date.fromisoformat(first) if first else None,
                 details=details,
             )
         )
     delisted = _delisted_labels(set(by_address), list_date)
     label_set = LabelSet(source=SOURCE, version=list_version(list_date, path), source_url=SOURCE_URL, licence=LICENCE)
-    notes = [f"{skipped} non-EVM rows skipped"]
+    bitcoin = sum(1 for key in by_address if chain_of(key) == BTC_CHAIN)
+    notes = [f"{bitcoin} bitcoin addresses", f"{skipped} rows of other chains (TRON, Litecoin, ...) skipped"]
     if delisted:
         notes.append(f"{len(delisted)} addresses of earlier lists kept as delisted")
     return LabelImport(label_set=label_set, labels=labels + delisted, skipped=skipped, notes=notes)
