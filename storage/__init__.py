@@ -23,6 +23,9 @@ from storage.models import (
     RiskCheckRow,
     TokenRow,
     TransferRow,
+    UtxoInputRow,
+    UtxoOutputRow,
+    UtxoTxRow,
     utcnow,
 )
 from storage.ops_models import (
@@ -71,6 +74,9 @@ __all__ = [
     "StoreUnavailable",
     "TokenRow",
     "TransferRow",
+    "UtxoInputRow",
+    "UtxoOutputRow",
+    "UtxoTxRow",
     "WatchRow",
     "audit_row",
     "begin_write",

@@ -198,4 +198,65 @@ class PriceRow(SQLModel, table=True):
     fetched_at: datetime = Field(default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False))
 
 
+
+class UtxoTxRow(SQLModel, table=True):
+    """A mined bitcoin transaction: where it is and its totals in satoshis. `fee` and `input_value` are None for a
+    coinbase and while an input's value is unknown. Its inputs and outputs are `utxo_input` and `utxo_output`."""
+
+    __tablename__ = "utxo_tx"
+    __table_args__ = (Index("ix_utxo_tx_block", "chain", "block_height"),)
+
+    chain: str = Field(sa_column=Column(String(32), primary_key=True))
+    txid: str = Field(sa_column=Column(String(64), primary_key=True))
+    block_height: int = Field(sa_column=Column(BigInteger, nullable=False))
+    block_hash: str = Field(sa_column=Column(String(64), nullable=False))
+    timestamp: int = Field(sa_column=Column(BigInteger, nullable=False))
+    position: int = 0
+    version: int = Field(default=1, sa_column=Column(BigInteger, nullable=False))
+    locktime: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    input_value: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    output_value: int = Field(sa_column=Column(BigInteger, nullable=False))
+    fee: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    coinbase: bool = Field(default=False, sa_column=Column(Boolean, nullable=False))
+    source: str = Field(default="rpc", sa_column=Column(String(16), nullable=False))
+
+
+class UtxoInputRow(SQLModel, table=True):
+    """Input `idx` of a bitcoin transaction: the outpoint it spends (None for a coinbase) and, where known, that
+    output's address, value and script type."""
+
+    __tablename__ = "utxo_input"
+    __table_args__ = (Index("ix_utxo_input_spends", "chain", "spent_txid", "spent_vout"),)
+
+    chain: str = Field(sa_column=Column(String(32), primary_key=True))
+    txid: str = Field(sa_column=Column(String(64), primary_key=True))
+    idx: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    spent_txid: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
+    spent_vout: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    address: str | None = Field(default=None, sa_column=Column(String(90), nullable=True))
+    value: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    script_type: str | None = Field(default=None, sa_column=Column(String(32), nullable=True))
+    sequence: int = Field(default=0xFFFFFFFF, sa_column=Column(BigInteger, nullable=False))
+
+
+class UtxoOutputRow(SQLModel, table=True):
+    """Output `n` of a bitcoin transaction and, once the store holds the transaction that spent it, that
+    transaction and input (`spent_by_txid`, `spent_by_input`): how a trace follows an output to its spender."""
+
+    __tablename__ = "utxo_output"
+    __table_args__ = (
+        Index("ix_utxo_output_address", "chain", "address"),
+        Index("ix_utxo_output_spent_by", "chain", "spent_by_txid"),
+    )
+
+    chain: str = Field(sa_column=Column(String(32), primary_key=True))
+    txid: str = Field(sa_column=Column(String(64), primary_key=True))
+    n: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    value: int = Field(sa_column=Column(BigInteger, nullable=False))
+    address: str | None = Field(default=None, sa_column=Column(String(90), nullable=True))
+    script_type: str = Field(default="nonstandard", sa_column=Column(String(32), nullable=False))
+    spent_by_txid: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
+    spent_by_input: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+
+
 import storage.ops_models  # noqa: E402, F401  (watch, alert, incident and outbox tables)

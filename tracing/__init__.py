@@ -15,6 +15,7 @@ Wings, each importing only those listed before it:
 
 from tracing.chain.address import Family, checksum, family_of, parse_address, short
 from tracing.chain.amounts import NO_USD, TransferPrices, UsdLookup, Valuation, amount_text, usd_text
+from tracing.chain.btc_rpc import CoreRpcSource
 from tracing.chain.chainref import chain_arg
 from tracing.chain.config import (
     WELL_KNOWN,
@@ -36,6 +37,7 @@ from tracing.chain.rpc import RpcSource
 from tracing.chain.threshold import Threshold, foreign_digits, parse_threshold
 from tracing.chain.tokens import TokenBook, TokenInfo
 from tracing.chain.transfer import Direction, Transfer, TransferKind, format_amount
+from tracing.chain.utxo_store import UtxoStore
 from tracing.errors import InvalidArgument, NotAllowed, NotFound, SourceError, UserError
 from tracing.investigator import Asker, Investigator, configured_explorers, configured_token_readers
 from tracing.labels import (
@@ -210,6 +212,8 @@ __all__ = [
     "Reader",
     "RiskReport",
     "RpcSource",
+    "CoreRpcSource",
+    "UtxoStore",
     "STOPS",
     "SentMessage",
     "SourceError",

@@ -17,6 +17,8 @@ from bot.cli.base import app, setup_logging
 from storage import Database, StoreError, get_settings, open_database
 from tracing import (
     ChainConfig,
+    CoreRpcSource,
+    Family,
     Indexer,
     IndexReport,
     RpcSource,
@@ -24,6 +26,7 @@ from tracing import (
     Transfer,
     TransferIndex,
     UserError,
+    UtxoStore,
     adhoc_chain,
     chain_arg,
     checksum,
@@ -124,7 +127,13 @@ async def _index(
     rpc_timeout: float,
     show_progress: bool,
 ) -> IndexReport | None:
-    async with RpcSource(config, timeout=rpc_timeout) as source:
+    bitcoin = config.family is Family.BTC
+    opened = (
+        CoreRpcSource(config, timeout=rpc_timeout, store=UtxoStore(db))
+        if bitcoin
+        else RpcSource(config, timeout=rpc_timeout)
+    )
+    async with opened as source:
         chain_id = await source.connect()
         head = await source.head()
         if last is None:
@@ -157,6 +166,16 @@ async def _index(
 def _print_report(r: IndexReport) -> None:
     if not r.blocks_indexed:
         typer.echo(f"{r.chain}: blocks {r.first}-{r.last} were already indexed; nothing to do")
+        return
+    if r.internal == ("utxo",):
+        typer.echo(
+            f"{r.chain}: blocks {r.first}-{r.last}: {r.blocks_indexed} indexed, {r.blocks_skipped} already indexed; "
+            f"{r.transfers_seen} transfers, {r.transfers_added} new (bitcoin transactions stored with their inputs "
+            f"and outputs; transfers by proportional allocation, fees and change are not transfers); "
+            f"{r.seconds:.1f}s ({r.blocks_per_second:.0f} blocks/s)"
+        )
+        for note in r.notes:
+            typer.echo(f"note: {note}", err=True)
         return
     internal = ", ".join(r.internal)
     typer.echo(

@@ -15,6 +15,7 @@ import pytest
 
 from tests.support.anvil import ANVIL_MISSING, AnvilNode, anvil_available
 from tests.support.bitcoind import BITCOIND_MISSING, BitcoinNode, bitcoind_available
+from tests.support.btc_scenario import BtcScenario, build_btc_scenario
 
 AnvilFactory = Callable[..., AnvilNode]
 
@@ -69,5 +70,20 @@ def bitcoin_node() -> Iterator[BitcoinNode]:
     try:
         node.mine(101)
         yield node
+    finally:
+        node.stop()
+
+
+@pytest.fixture(scope="module")
+def btc_scenario() -> Iterator[tuple[BitcoinNode, BtcScenario]]:
+    """One regtest node per test module holding `tests.support.btc_scenario`'s history (read it, do not extend it)."""
+    if not bitcoind_available():
+        if os.environ.get("CHAINSLEUTH_REQUIRE_BITCOIND") == "1":
+            pytest.fail(f"{BITCOIND_MISSING} (CI requires it)")
+        pytest.skip(BITCOIND_MISSING)
+    node = BitcoinNode().start()
+    try:
+        node.mine(101)
+        yield node, build_btc_scenario(node)
     finally:
         node.stop()

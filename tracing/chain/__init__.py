@@ -19,6 +19,7 @@ from tracing.chain.address import (
     tron_to_hex,
 )
 from tracing.chain.amounts import NO_USD, TransferPrices, UsdLookup, UsdSum, Valuation, amount_text, usd_text
+from tracing.chain.btc_rpc import CoreRpcSource
 from tracing.chain.chainref import chain_arg
 from tracing.chain.config import (
     WELL_KNOWN,
@@ -50,6 +51,17 @@ from tracing.chain.threshold import Threshold, foreign_digits, parse_threshold
 from tracing.chain.tokens import TokenBook, TokenInfo
 from tracing.chain.transfer import Direction, Transfer, TransferKind, format_amount
 from tracing.chain.utxo import SATS_PER_BTC, Outpoint, TxInput, TxOutput, UtxoTx
+from tracing.chain.utxo_mappers import (
+    UtxoBlock,
+    map_core_block,
+    map_core_transaction,
+    outputs_of,
+    resolve_inputs,
+    satoshis,
+    unresolved,
+)
+from tracing.chain.utxo_store import UtxoStore
+from tracing.chain.utxo_transfers import Allocation, UtxoTransfers, derive_transfers, transfers_of
 
 __all__ = [
     "SATS_PER_BTC",
@@ -57,6 +69,18 @@ __all__ = [
     "TxInput",
     "TxOutput",
     "UtxoTx",
+    "UtxoBlock",
+    "UtxoStore",
+    "UtxoTransfers",
+    "Allocation",
+    "derive_transfers",
+    "transfers_of",
+    "map_core_block",
+    "map_core_transaction",
+    "outputs_of",
+    "resolve_inputs",
+    "satoshis",
+    "unresolved",
     "Family",
     "btc_network",
     "btc_script_type",
@@ -91,6 +115,7 @@ __all__ = [
     "PriceTable",
     "RONIN_EXPLOITER",
     "RpcSource",
+    "CoreRpcSource",
     "TokenBook",
     "TokenInfo",
     "Transfer",

@@ -16,6 +16,7 @@ from typing import Protocol
 
 from tracing.chain.index import IndexedRange, TransferIndex
 from tracing.chain.mappers import BlockTransfers, InternalSource
+from tracing.chain.utxo_store import UtxoStore
 from tracing.errors import SourceError
 
 log = logging.getLogger(__name__)
@@ -256,6 +257,9 @@ class Indexer:
         """Write the transfers of consecutive blocks, then mark their range (so a crash leaves it unmarked)."""
         if not blocks:
             return 0
+        utxo_txs = [tx for b in blocks for tx in b.utxo_txs]
+        if utxo_txs:
+            UtxoStore(self.index.db).add(utxo_txs, source=SOURCE)
         added = self.index.add(t for b in blocks for t in b.transfers)
         self.index.mark_indexed(
             self.chain,

@@ -26,6 +26,7 @@ from eth_utils import keccak
 
 from tracing.chain.address import normalise_address
 from tracing.chain.transfer import Transfer, TransferKind
+from tracing.chain.utxo import UtxoTx
 from tracing.errors import SourceError
 
 TRANSFER_TOPIC = "0x" + keccak(text="Transfer(address,address,uint256)").hex()
@@ -51,6 +52,8 @@ class InternalSource(StrEnum):
     CALL_TRACER = "callTracer"
     TRACE_BLOCK = "trace_block"
     UNAVAILABLE = "unavailable"
+    UTXO = "utxo"
+    """Bitcoin: no internal transfers exist; every movement is in the transaction's inputs and outputs."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +88,8 @@ class BlockTransfers:
     tx_count: int
     transfers: tuple[Transfer, ...]
     coverage: BlockCoverage
+    utxo_txs: tuple[UtxoTx, ...] = ()
+    """Bitcoin: the block's transactions, which the indexer stores beside the transfers derived from them."""
 
     @property
     def tokens(self) -> set[str]:

@@ -124,7 +124,9 @@ class JsonRpcClient:
         backoff: float = 0.25,
         max_backoff: float = 8.0,
         max_connections: int = 32,
+        parse_float: Callable[[str], Any] | None = None,
     ) -> None:
+        """`parse_float`: how JSON numbers with a fraction are read (`decimal.Decimal` for bitcoin amounts)."""
         if not urls:
             raise ValueError("at least one RPC URL is needed")
         self.urls = tuple(urls)
@@ -136,6 +138,7 @@ class JsonRpcClient:
         self._ids = itertools.count(1)
         self._batches = True
         self._max_connections = max_connections
+        self._parse_float = parse_float
         self._session: aiohttp.ClientSession | None = None
         self._session_loop: asyncio.AbstractEventLoop | None = None
 
@@ -237,7 +240,7 @@ class JsonRpcClient:
                     last = f"{redact(url)}: {type(exc).__name__} {str(exc).replace(url, redact(url))}".strip()
                     continue
                 try:
-                    data = json.loads(content)
+                    data = json.loads(content, parse_float=self._parse_float)
                 except ValueError as exc:
                     if status >= 400:
                         last = f"{redact(url)} answered HTTP {status}"

@@ -47,6 +47,8 @@ class TransferKind(StrEnum):
     NATIVE = "native"
     ERC20 = "erc20"
     INTERNAL = "internal"
+    UTXO = "utxo"
+    """A bitcoin transaction's value from an input address to an output address (`tracing.chain.utxo_transfers`)."""
 
 
 @dataclass(frozen=True, slots=True)
