@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import text
 
 from storage import STORE_FAULTS, Database, RiskCheckRow, StoreUnavailable
+from tracing.chain.address import Family, family_of
 from tracing.chain.amounts import TransferPrices, UsdLookup, Valuation
 from tracing.chain.config import ChainConfig, load_chains
 from tracing.chain.explorer import ExplorerClient
@@ -27,8 +28,9 @@ from tracing.chain.prices import PriceApi, PriceBook
 from tracing.chain.rpc import RpcSource
 from tracing.chain.tokens import TokenBook, TokenMetaReader, unknown_token_note
 from tracing.chain.transfer import Direction
+from tracing.chain.utxo_store import UtxoStore
 from tracing.errors import SourceError
-from tracing.labels import Label, LabelBook
+from tracing.labels import Category, Label, LabelBook
 from tracing.risk.exposure import merged_coverage, report_from_traces
 from tracing.risk.policy import DEFAULT_POLICY, RiskPolicy, labels_only_report
 from tracing.risk.report import RiskReport
@@ -41,6 +43,8 @@ from tracing.trace.params import DEFAULT_HOPS, TraceParams
 from tracing.trace.sources import ExplorerSource, GraphSource, IndexSource, LabelLookup, LayeredSource, TransferSource
 from tracing.trace.taint import TaintModel
 from tracing.trace.usd import days_wanted
+from tracing.trace.utxo import DEFAULT_HEURISTICS, Heuristics
+from tracing.trace.utxo.trace import CoinJoinStops, StoredTxs, find_heuristics, wrap_source
 from tracing.trace.walk import trace_funds
 
 log = logging.getLogger(__name__)
@@ -135,15 +139,27 @@ class Investigator:
         *,
         with_roots: Sequence[str] = (),
     ) -> Trace:
-        """`with_roots`: more addresses whose funds are traced with `address`'s as one (a case's sources)."""
+        """`with_roots`: more addresses whose funds are traced with `address`'s as one (a case's sources).
+
+        On bitcoin the heuristics of `params.heuristics` (the default set when it names none) apply: CoinJoins stop
+        the walk as mixers do, and the coverage states the heuristics and what they found."""
         chain = chain or self.default_chain
+        params = params or TraceParams()
         started = time.monotonic()
+        source = self.source(chain)
+        bitcoin: tuple[StoredTxs, Heuristics] | None = None
+        if family_of(address) is Family.BTC:
+            heuristics = params.heuristics or DEFAULT_HEURISTICS
+            params = replace(params, heuristics=heuristics)
+            txs = StoredTxs(UtxoStore(self.db), chain)
+            source = wrap_source(source, txs, heuristics, Category.MIXER in params.through)
+            bitcoin = (txs, heuristics)
         result = await trace_funds(
-            self.source(chain),
+            source,
             self.label_lookup(),
             address,
             chain,
-            params or TraceParams(),
+            params,
             self.transfer_prices(chain),
             with_roots=with_roots,
         )
@@ -155,7 +171,21 @@ class Investigator:
             label_sets=self.label_sets(),
             gaps=result.coverage.gaps + gaps + notes,
         )
-        return traced.replace(coverage=self.with_failed_sources(traced.coverage, chain, started))
+        coverage = self.with_failed_sources(traced.coverage, chain, started)
+        if bitcoin is not None:
+            txs, heuristics = bitcoin
+            stops = source.coinjoin_stops() if isinstance(source, CoinJoinStops) else ()
+            found = find_heuristics(
+                txs,
+                address,
+                params.direction,
+                [edge.tx_hash for edge in traced.edges],
+                [node.address for node in traced.nodes],
+                heuristics,
+                stops,
+            )
+            coverage = replace(coverage, findings=found.lines())
+        return traced.replace(coverage=coverage)
 
     async def compare(
         self, address: str, chain: str | None = None, params: TraceParams | None = None
