@@ -20,7 +20,7 @@ from sqlalchemy import text
 from storage import STORE_FAULTS, Database, RiskCheckRow, StoreUnavailable
 from tracing.chain.address import Family, family_of
 from tracing.chain.amounts import TransferPrices, UsdLookup, Valuation
-from tracing.chain.config import ChainConfig, load_chains
+from tracing.chain.config import ChainConfig, configured_chains, load_chains
 from tracing.chain.explorer import ExplorerClient
 from tracing.chain.guard import SOURCE_BUDGET, SourceGuard, guarded, guarded_reader
 from tracing.chain.index import TransferIndex
@@ -29,7 +29,7 @@ from tracing.chain.rpc import RpcSource
 from tracing.chain.tokens import TokenBook, TokenMetaReader, unknown_token_note
 from tracing.chain.transfer import Direction
 from tracing.chain.utxo_store import UtxoStore
-from tracing.errors import SourceError
+from tracing.errors import SourceError, UserError
 from tracing.labels import Category, Label, LabelBook
 from tracing.risk.exposure import merged_coverage, report_from_traces
 from tracing.risk.policy import DEFAULT_POLICY, RiskPolicy, labels_only_report
@@ -282,9 +282,32 @@ class Investigator:
             coverage = replace(coverage, gaps=coverage.gaps + gaps + notes)
             report = report_from_traces(address, chain, labels, outgoing, incoming, coverage, self.policy)
         report = replace(report, coverage=self.with_failed_sources(report.coverage, chain, started))
+        unread = self.btc_data_gap(address, chain, traced=report.coverage.traced)
+        if unread is not None:
+            report = replace(report, coverage=replace(report.coverage, gaps=(unread, *report.coverage.gaps)))
         if asker is not None:
             report = self._remembered(report, asker)
         return report
+
+    def btc_data_gap(self, address: str, chain: str, *, traced: bool) -> str | None:
+        """For a bitcoin address on a chain nothing reads transactions from (no RPC URL, no Esplora API), the
+        sentence that says so; None otherwise. Labels still answer: that is a gap, never clean."""
+        if family_of(address) is not Family.BTC:
+            return None
+        try:
+            config = configured_chains().get(chain)
+        except UserError:
+            return None  # broken chain variables: the chain commands report them
+        # `esplora_url` is the bitcoin chains' explorer (read where the configuration has it)
+        if config is None or config.rpc_urls or config.explorer_url or getattr(config, "esplora_url", None):
+            return None
+        prefix = config.env_prefix
+        held = "the local index only" if traced else "labels only"
+        return (
+            f"No bitcoin data source is configured for chain {chain} (set {prefix}_RPC_URL to a bitcoind's JSON-RPC, "
+            f"or {prefix}_ESPLORA_URL to an Esplora API): this answer is from {held}; transactions not indexed "
+            "were not read, so exposure is unknown, not none."
+        )
 
     def _remembered(self, report: RiskReport, asker: Asker) -> RiskReport:
         """The report, once its check is remembered (the asker then hears if the address is labelled later). A store

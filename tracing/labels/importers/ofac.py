@@ -189,7 +189,7 @@ def _delisted_labels(current: set[str], list_date: date) -> list[Label]:
 def list_version(list_date: date, path: Path) -> str:
     """`SDN 2025-11-19 (file.csv) + history from 2024-09-27`: what a loaded list is, for `label_set.version`."""
     earlier = ", ".join(e.listed_on.isoformat() for e in earlier_lists(list_date))
-    dated = f" + {len(address_listings())} address listing date(s)"
+    dated = f" + {len(address_listings())} dated"  # the store keeps 120 characters
     history = f" + history from {earlier}" if earlier else ""
     return f"SDN {list_date.isoformat()} EVM+BTC ({path.name}){history}{dated}"
 
