@@ -3,10 +3,15 @@ chains along the change, clustering with evidence and never across a CoinJoin, a
 
 from __future__ import annotations
 
+import json
+from decimal import Decimal
+
 import pytest
 
+from tests.conftest import shared_data
 from tracing.chain.base58 import b58check_encode, segwit_encode
 from tracing.chain.utxo import Outpoint, TxInput, TxOutput, UtxoTx
+from tracing.chain.utxo_mappers import map_core_block, map_core_transaction, outputs_of, resolve_inputs
 from tracing.errors import InvalidArgument
 from tracing.trace.utxo import (
     CoinJoinKind,
@@ -213,3 +218,30 @@ def test_heuristics_parse_and_name_what_is_on() -> None:
     for bad, words in (("magic", "Unknown heuristic “magic”"), ("none,change", "cannot be combined"), ("", "commas")):
         with pytest.raises(InvalidArgument, match=words):
             Heuristics.parse(bad)
+
+
+# --- recorded mainnet transactions --------------------------------------------------------------------------------
+
+
+def test_recorded_mainnet_transactions_of_2009_2010_are_no_coinjoins() -> None:
+    """bitcoin-etl's recorded blocks predate CoinJoin (2013): a detector that flags one of them is wrong."""
+    root = shared_data("bitcoin-etl-rpc-fixtures", "test_export_blocks_job", "bitcoin")
+    txs: list[UtxoTx] = []
+    previous: list[UtxoTx] = []
+    for case in sorted(p for p in root.iterdir() if p.is_dir()):
+        for path in sorted(case.glob("rpc_response_getblock_*_2.json")):
+            txs.extend(map_core_block(json.loads(path.read_text(), parse_float=Decimal), "btc").txs)
+        for path in case.glob("rpc_response_getrawtransaction_*.json"):
+            previous.append(map_core_transaction(json.loads(path.read_text(), parse_float=Decimal), "btc"))
+    txs = resolve_inputs(txs, outputs_of(previous))
+    assert len([tx for tx in txs if not tx.coinbase]) == 4  # few, and old: a precision guard, not a benchmark
+    assert [tx.txid for tx in txs if detect_coinjoin(tx) is not None] == []
+    result = cluster_addresses(txs)
+    assert result.left_out == ()
+    for cluster in result.clusters:  # every join is backed by a transaction that spent those addresses together
+        for link in cluster.links:
+            spent = next(tx for tx in txs if tx.txid == link.txid).input_addresses()
+            assert set(link.addresses) == set(spent) and len(spent) >= 2
+    for tx in txs:
+        guess = find_change(tx)
+        assert guess.change is None or guess.change in tx.outputs  # never an output of another transaction
