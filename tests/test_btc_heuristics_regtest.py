@@ -96,6 +96,8 @@ async def test_trace_follows_the_peel_chain_along_the_change_and_stops_at_the_co
     changes = _lines(reply, "heuristic change:")
     assert any(f"{t['pay']} → output 1 (18.4999 BTC to {a['C1']})" in c and "round-payment" in c for c in changes)
     assert not _lines(reply, "heuristic cluster:")  # clustering is off unless asked
+    risk = (await bot.say(f"/risk {a['C4']}")).text
+    assert "No bitcoin data source" not in risk and "LOW" in risk  # BTC_RPC_URL is set; nothing labelled near
 
 
 async def test_clustering_joins_the_consolidation_and_never_the_coinjoin(
@@ -123,6 +125,8 @@ async def test_through_mixer_goes_on_past_the_coinjoin_and_none_turns_the_heuris
     off, crossed = await _trace(bot, f"/trace {a['S0']} --hops 8 --heuristics none")
     assert "bitcoin heuristics: none (off: change, coinjoin, peel, cluster)" in off
     assert a["J1"] in crossed and not _lines(off, "heuristic")  # nothing applied: the walk crosses the mix
+    back, came = await _trace(bot, f"/trace {a['J1']} --direction in --hops 4")
+    assert came == set() and f"stopped at CoinJoin {t['mix']}: 5 BTC came out of it to {a['J1']}" in back
     refused = (await bot.say("/trace 0x098B716B8Aaf21512996dC57EB0615e2383E2f96 --heuristics cluster")).text
     assert refused == "Error: --heuristics applies to bitcoin addresses only."
 

@@ -146,14 +146,7 @@ class Investigator:
         chain = chain or self.default_chain
         params = params or TraceParams()
         started = time.monotonic()
-        source = self.source(chain)
-        bitcoin: tuple[StoredTxs, Heuristics] | None = None
-        if family_of(address) is Family.BTC:
-            heuristics = params.heuristics or DEFAULT_HEURISTICS
-            params = replace(params, heuristics=heuristics)
-            txs = StoredTxs(UtxoStore(self.db), chain)
-            source = wrap_source(source, txs, heuristics, Category.MIXER in params.through)
-            bitcoin = (txs, heuristics)
+        source, params, bitcoin = self.bitcoin_source(address, chain, params)
         result = await trace_funds(
             source,
             self.label_lookup(),
@@ -187,6 +180,19 @@ class Investigator:
             coverage = replace(coverage, findings=found.lines())
         return traced.replace(coverage=coverage)
 
+    def bitcoin_source(
+        self, address: str, chain: str, params: TraceParams
+    ) -> tuple[TransferSource, TraceParams, tuple[StoredTxs, Heuristics] | None]:
+        """The source and parameters a trace of `address` walks: on bitcoin, with the heuristics of `params` (the
+        default set when it names none) and CoinJoins stopping the walk; elsewhere as they are."""
+        source = self.source(chain)
+        if family_of(address) is not Family.BTC:
+            return source, params, None
+        heuristics = params.heuristics or DEFAULT_HEURISTICS
+        txs = StoredTxs(UtxoStore(self.db), chain)
+        wrapped = wrap_source(source, txs, heuristics, Category.MIXER in params.through)
+        return wrapped, replace(params, heuristics=heuristics), (txs, heuristics)
+
     async def compare(
         self, address: str, chain: str | None = None, params: TraceParams | None = None
     ) -> ModelComparison:
@@ -194,7 +200,8 @@ class Investigator:
         chain = chain or self.default_chain
         prices = self.transfer_prices(chain)
         started = time.monotonic()
-        found = await compare_models(self.source(chain), self.label_lookup(), address, chain, params, prices)
+        source, params, _ = self.bitcoin_source(address, chain, params or TraceParams())
+        found = await compare_models(source, self.label_lookup(), address, chain, params, prices)
         valuation, notes = await self.valuation(chain, list(found.traces.values()), every_transfer=True)
         index_range, gaps = self.index_summary(chain)
         traces: dict[TaintModel, Trace] = {}
@@ -255,12 +262,15 @@ class Investigator:
     ) -> RiskReport:
         chain = chain or self.default_chain
         hops = hops or DEFAULT_HOPS
-        source, lookup = self.source(chain), self.label_lookup()
+        lookup = self.label_lookup()
         labels = self.labels.for_address(address, chain)  # from the store: a label added a moment ago counts
         prices = self.transfer_prices(chain)  # the value-aware walk's dust floor in USD
         started = time.monotonic()
-        outgoing = await trace_funds(source, lookup, address, chain, TraceParams(Direction.OUT, hops), prices)
-        incoming = await trace_funds(source, lookup, address, chain, TraceParams(Direction.IN, hops), prices)
+        # on bitcoin, exposure stops at CoinJoins as at mixers (the default heuristics)
+        source, out_params, _ = self.bitcoin_source(address, chain, TraceParams(Direction.OUT, hops))
+        outgoing = await trace_funds(source, lookup, address, chain, out_params, prices)
+        source, in_params, _ = self.bitcoin_source(address, chain, TraceParams(Direction.IN, hops))
+        incoming = await trace_funds(source, lookup, address, chain, in_params, prices)
         valuation, notes = await self.valuation(chain, [outgoing, incoming])
         outgoing, incoming = outgoing.replace(valuation=valuation), incoming.replace(valuation=valuation)
         if not outgoing.root_node.degree and not incoming.root_node.degree:

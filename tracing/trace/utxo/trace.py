@@ -89,13 +89,20 @@ class CoinJoinStop:
     address: str
     coinjoin: CoinJoin
     value: int
-    """Satoshis of the address's coins the CoinJoin spent (0 on a backward trace: it paid the address)."""
+    """Satoshis of the address's coins the CoinJoin spent (an outgoing trace)."""
+    paid: int = 0
+    """Satoshis the CoinJoin paid the address (an incoming trace: the funds came out of it)."""
 
     @property
     def reason(self) -> str:
+        moved = (
+            f"{btc(self.value)} from {self.address} went into it"
+            if self.value or not self.paid
+            else f"{btc(self.paid)} came out of it to {self.address}"
+        )
         return (
-            f"stopped at CoinJoin {self.coinjoin.txid}: {btc(self.value)} from {self.address} went into it. "
-            f"{self.coinjoin.reason} A mixer stop (--through mixer goes on; identity is lost there)."
+            f"stopped at CoinJoin {self.coinjoin.txid}: {moved}. {self.coinjoin.reason} A mixer stop (--through "
+            "mixer goes on; identity is lost there)."
         )
 
 
@@ -119,7 +126,8 @@ class CoinJoinStops:
             if key not in self.stops:
                 tx = self.txs.get(mix.txid)
                 spent = sum(i.value or 0 for i in tx.inputs if i.address == address) if tx is not None else 0
-                self.stops[key] = CoinJoinStop(address, mix, spent)
+                paid = sum(o.value for o in tx.outputs if o.address == address) if tx is not None else 0
+                self.stops[key] = CoinJoinStop(address, mix, spent, paid)
         return tuple(kept)
 
     async def flows(self, chain: str, query: FlowQuery, requests: Sequence[FlowRequest]) -> list[Flows]:
