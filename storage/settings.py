@@ -21,6 +21,8 @@ CHAIN_SUFFIXES = (
     "_RPC_URL",
     "_EXPLORER_URL",
     "_EXPLORER_KEY",
+    "_ESPLORA_URL",
+    "_ALLOCATION",
     "_CHAIN_ID",
     "_CONFIRMATIONS",
     "_SYMBOL",

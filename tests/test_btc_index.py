@@ -5,17 +5,22 @@ range as coverage; resumable and idempotent like the EVM index."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
+from bot.app import App
+from bot.cli.watch import run_watch
 from storage.db import open_database
 from tests.support.bitcoind import BitcoinNode
 from tests.support.btc_scenario import BtcScenario
 from tests.support.cli import run_cli
 from tests.support.fixtures import btc_scenario  # noqa: F401
+from tests.support.replay import ReplayNode
+from tests.test_utxo_mappers import SEGWIT_TAPROOT_BLOCK
 from tracing.chain.btc_rpc import CoreRpcSource
 from tracing.chain.config import chain_from_env
 from tracing.chain.index import TransferIndex
@@ -82,6 +87,13 @@ def test_index_btc_stores_transactions_spends_and_transfers(
     finally:
         db.dispose()
 
+    traced = run_cli(["trace", a["SRC"], "--hops", "3", "--json"], env)  # from the index, over the graph
+    assert traced.returncode == 0, traced.stderr
+    body = json.loads(traced.stdout)
+    edges = {(e["from"], e["to"]): e for e in body["edges"]}
+    assert edges[(a["H2"], a["H3"])]["value"] == "999970000" and edges[(a["H2"], a["H3"])]["decimals"] == 8
+    assert any("proportional allocation" in gap for gap in body["coverage"]["gaps"])
+
 
 def test_the_source_checks_the_network_and_reads_blocks_with_their_previous_outputs(
     regtest: tuple[BitcoinNode, BtcScenario],
@@ -121,3 +133,49 @@ def test_unknown_previous_transactions_are_said_not_guessed(regtest: tuple[Bitco
             assert any("their transfers are missing" in note for note in block.coverage.notes)
 
     asyncio.run(run())
+
+
+async def test_the_watcher_leaves_bitcoin_alone_and_says_so(app: App, caplog: pytest.LogCaptureFixture) -> None:
+    stop = asyncio.Event()
+    stop.set()
+    btc = chain_from_env("btc", {"BTC_RPC_URL": "http://user:pass@127.0.0.1:1", "BTC_NETWORK": "regtest"})
+    await run_watch(app, [btc], stop)  # would otherwise ask a bitcoin node for eth_chainId and stop the bot
+    assert "not following btc: watching bitcoin blocks is not supported yet" in caplog.text
+
+
+async def test_verbosity_3_prevouts_need_no_previous_transactions() -> None:
+    block = json.loads(json.dumps(SEGWIT_TAPROOT_BLOCK, default=float))  # as Core sends it: numbers
+    async with ReplayNode() as replay:
+        replay.add("getblockhash", [800000], block["hash"])
+        replay.add("getblock", [block["hash"], 3], block)
+        replay.add("getrawtransaction", ["cc" * 32, 1], None)
+        config = chain_from_env("btc", {"BTC_RPC_URL": replay.url})
+        async with CoreRpcSource(config) as source:
+            mapped = await source.fetch_block(800000)
+    assert source.verbosity == 3 and replay.calls["getrawtransaction"] == 0
+    assert mapped.utxo_txs[1].fee == 455 and mapped.coverage.notes == ()
+    got = {(t.from_addr[:6], t.to_addr[:6]): t.value for t in mapped.transfers}
+    assert got == {  # 0.012 and 0.00299 split 1,000,000 : 500,001; the bare multisig's 546 sat has no address
+        ("bc1qw5", "bc1qrp"): 799_999, ("bc1p5c", "bc1qrp"): 400_001,
+        ("bc1qw5", "3J98t1"): 199_333, ("bc1p5c", "3J98t1"): 99_667,
+    }  # fmt: skip
+
+
+def test_fifo_allocation_by_configuration_is_the_rule_a_trace_states(
+    regtest: tuple[BitcoinNode, BtcScenario], tmp_path: Path
+) -> None:
+    node, s = regtest
+    env = {**btc_env(tmp_path, f"sqlite:///{tmp_path / 'fifo.sqlite3'}", node), "BTC_ALLOCATION": "fifo"}
+    indexed = run_cli(["index", "--chain", "btc", "--from-block", str(s.first_block), "--no-progress"], env)
+    assert indexed.returncode == 0, indexed.stderr
+    traced = run_cli(["trace", s.addresses["SRC"], "--hops", "3", "--json"], env)
+    assert traced.returncode == 0, traced.stderr
+    body = json.loads(traced.stdout)
+    edges = {(e["from"], e["to"]): e for e in body["edges"]}
+    # the join's inputs in order: H1B 4.9998 pays first, SRC's 4.9999 the rest of 9.9990 (and the fee)
+    assert edges[(s.addresses["SRC"], s.addresses["JOIN"])]["value"] == "499920000"
+    assert edges[(s.addresses["SRC"], s.addresses["JOIN"])]["position"] == "f:1:0"
+    gaps = " ".join(body["coverage"]["gaps"])
+    assert "fifo allocation" in gaps and "proportional" not in gaps
+    bad = run_cli(["index", "--chain", "btc", "--from-block", "1"], {**env, "BTC_ALLOCATION": "lifo"})
+    assert bad.returncode == 1 and "BTC_ALLOCATION must be proportional or fifo, not “lifo”." in bad.stderr

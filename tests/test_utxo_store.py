@@ -85,6 +85,10 @@ def test_no_transfers_from_a_coinbase_or_from_unknown_input_values() -> None:
     assert derive_transfers(FUND).transfers == () and derive_transfers(FUND).fee is None
     blind = mined("3" * 64, [spend("a" * 64, 0)], [out(0, 10, C)])
     assert derive_transfers(blind).transfers == () and derive_transfers(blind).missing == "1 input value(s) unknown"
+    overdrawn = mined("6" * 64, [spend("a" * 64, 0, A, 5)], [out(0, 6, C)])
+    assert derive_transfers(overdrawn).transfers == () and derive_transfers(overdrawn).missing == (
+        "outputs exceed inputs by 1 sat"
+    )
     with pytest.raises(ValueError, match="not mined"):
         derive_transfers(UtxoTx("btc", "4" * 64, (spend("a" * 64, 0, A, 5),), (out(0, 4, C),)))
 

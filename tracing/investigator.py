@@ -21,14 +21,16 @@ from storage import STORE_FAULTS, Database, RiskCheckRow, StoreUnavailable
 from tracing.chain.address import Family, family_of
 from tracing.chain.amounts import TransferPrices, UsdLookup, Valuation
 from tracing.chain.config import ChainConfig, configured_chains, load_chains
+from tracing.chain.esplora import EsploraClient
 from tracing.chain.explorer import ExplorerClient
 from tracing.chain.guard import SOURCE_BUDGET, SourceGuard, guarded, guarded_reader
 from tracing.chain.index import TransferIndex
 from tracing.chain.prices import PriceApi, PriceBook
 from tracing.chain.rpc import RpcSource
 from tracing.chain.tokens import TokenBook, TokenMetaReader, unknown_token_note
-from tracing.chain.transfer import Direction
+from tracing.chain.transfer import Direction, TransferKind
 from tracing.chain.utxo_store import UtxoStore
+from tracing.chain.utxo_transfers import Allocation
 from tracing.errors import SourceError, UserError
 from tracing.labels import Category, Label, LabelBook
 from tracing.risk.exposure import merged_coverage, report_from_traces
@@ -162,7 +164,7 @@ class Investigator:
             result.replace(valuation=valuation),
             index_range=index_range,
             label_sets=self.label_sets(),
-            gaps=result.coverage.gaps + gaps + notes,
+            gaps=result.coverage.gaps + gaps + notes + bitcoin_notes(address, [result]),
         )
         coverage = self.with_failed_sources(traced.coverage, chain, started)
         if bitcoin is not None:
@@ -210,7 +212,7 @@ class Investigator:
                 trace.replace(valuation=valuation),
                 index_range=index_range,
                 label_sets=self.label_sets(),
-                gaps=trace.coverage.gaps + gaps + notes,
+                gaps=trace.coverage.gaps + gaps + notes + bitcoin_notes(address, [trace]),
             )
             traces[model] = traced.replace(coverage=self.with_failed_sources(traced.coverage, chain, started))
         return replace(found, traces=traces)
@@ -285,11 +287,14 @@ class Investigator:
                 for g in found.coverage.gaps
                 if g.startswith((INCOMPLETE_HISTORY, SOURCE_ERROR))
             )
-            report = replace(report, coverage=replace(report.coverage, gaps=report.coverage.gaps + (gap, *cut)))
+            gaps_here = (gap, *cut, *bitcoin_notes(address))
+            report = replace(report, coverage=replace(report.coverage, gaps=report.coverage.gaps + gaps_here))
         else:
             index_range, gaps = self.index_summary(chain)
             coverage = merged_coverage(outgoing, incoming, index_range=index_range, label_sets=self.label_sets())
-            coverage = replace(coverage, gaps=coverage.gaps + gaps + notes)
+            coverage = replace(
+                coverage, gaps=coverage.gaps + gaps + notes + bitcoin_notes(address, [outgoing, incoming])
+            )
             report = report_from_traces(address, chain, labels, outgoing, incoming, coverage, self.policy)
         report = replace(report, coverage=self.with_failed_sources(report.coverage, chain, started))
         unread = self.btc_data_gap(address, chain, traced=report.coverage.traced)
@@ -308,8 +313,7 @@ class Investigator:
             config = configured_chains().get(chain)
         except UserError:
             return None  # broken chain variables: the chain commands report them
-        # `esplora_url` is the bitcoin chains' explorer (read where the configuration has it)
-        if config is None or config.rpc_urls or config.explorer_url or getattr(config, "esplora_url", None):
+        if config is None or config.rpc_urls or config.explorer_url or config.esplora_url:
             return None
         prefix = config.env_prefix
         held = "the local index only" if traced else "labels only"
@@ -403,6 +407,26 @@ def _day(timestamp: int | None) -> str:
     return datetime.fromtimestamp(int(timestamp), UTC).date().isoformat()
 
 
+def bitcoin_notes(address: str, traces: Sequence[Trace] = ()) -> tuple[str, ...]:
+    """What a bitcoin answer states about its amounts (the allocation rule of the transfers it followed, read from
+    their positions) and what it leaves out; nothing for other addresses."""
+    if family_of(address) is not Family.BTC:
+        return ()
+    rules = sorted(
+        {
+            rule
+            for trace in traces
+            for edge in trace.edges
+            if edge.kind is TransferKind.UTXO and (rule := Allocation.of_position(edge.position)) is not None
+        }
+    )
+    return (
+        *(f"Which input paid which output is not on the chain: {rule.rule}." for rule in rules),
+        "Unconfirmed (mempool) bitcoin transactions are not covered; coinbase rewards and outputs without an "
+        "address (OP_RETURN, bare multisig) are not transfers.",
+    )
+
+
 def _configured_chains(env: Mapping[str, str], what: str) -> Mapping[str, ChainConfig]:
     """The chains configured in the chain variables `env`; none when they are broken (a broken chain variable must
     not stop the bot: the chain commands report it)."""
@@ -414,12 +438,19 @@ def _configured_chains(env: Mapping[str, str], what: str) -> Mapping[str, ChainC
 
 
 def configured_explorers(env: Mapping[str, str]) -> dict[str, Any]:
-    """Explorer clients for the chains configured with `<NAME>_EXPLORER_URL` in the chain variables `env`."""
-    return {
-        name: ExplorerClient(cfg.explorer_url, api_key=cfg.explorer_key or "", chain_id=cfg.chain_id, chain=name)
-        for name, cfg in _configured_chains(env, "explorers").items()
-        if cfg.explorer_url
-    }
+    """Explorer clients for the chains configured with `<NAME>_EXPLORER_URL` in the chain variables `env`, and for
+    bitcoin chains with `<NAME>_ESPLORA_URL`, an Esplora client."""
+    found: dict[str, Any] = {}
+    for name, cfg in _configured_chains(env, "explorers").items():
+        if cfg.family is Family.BTC and cfg.esplora_url:
+            found[name] = EsploraClient(
+                cfg.esplora_url, chain=name, symbol=cfg.symbol, allocation=Allocation(cfg.allocation)
+            )
+        elif cfg.explorer_url:
+            found[name] = ExplorerClient(
+                cfg.explorer_url, api_key=cfg.explorer_key or "", chain_id=cfg.chain_id, chain=name
+            )
+    return found
 
 
 def configured_token_readers(env: Mapping[str, str]) -> dict[str, TokenMetaReader]:

@@ -30,6 +30,7 @@ from tracing import (
     ChainFeed,
     Clock,
     Escalator,
+    Family,
     InvestigatorRisk,
     OpsMonitor,
     OpsPolicy,
@@ -65,6 +66,10 @@ async def run_watch(
     """Watch `chains` (each needs an RPC URL), escalate incidents and, with `backends`, drain the outbox through
     them — until `stop_event` is set. Without backends alerts wait in the outbox for a process that has them."""
     clock = clock or SystemClock()
+    bitcoin = [chain.name for chain in chains if chain.family is Family.BTC]
+    if bitcoin:  # its blocks are indexed (`index --chain btc`) and traced, not followed by this watcher
+        log.warning("not following %s: watching bitcoin blocks is not supported yet", ", ".join(bitcoin))
+        chains = [chain for chain in chains if chain.family is not Family.BTC]
     sources = [RpcSource(chain) for chain in chains]
     try:
         for source in sources:

@@ -7,6 +7,9 @@
                join:  H1B 4.9998 + SRC 4.9999 → JOIN 9.9990                             (fee 0.0007)
 
 A 3-hop trace from SRC reaches H1, H2, H3 (and JOIN through H1B and SRC's change). Amounts are whole satoshis.
+
+`paged=N` adds, after that, N transactions each paying PAGED 0.01 (a chain of change from another coinbase, a block
+every 10), and `mempool=M` M more left unconfirmed: an address whose history spans pages of 25.
 """
 
 from __future__ import annotations
@@ -35,8 +38,8 @@ def pay(node: BitcoinNode, inputs: list[tuple[str, int]], outputs: dict[str, Dec
     return str(node.rpc("sendrawtransaction", signed["hex"]))
 
 
-def build_btc_scenario(node: BitcoinNode) -> BtcScenario:
-    names = ("MINER", "SRC", "H1", "H2", "H3", "H1B", "JOIN")
+def build_btc_scenario(node: BitcoinNode, *, paged: int = 0, mempool: int = 0) -> BtcScenario:
+    names = ("MINER", "SRC", "H1", "H2", "H3", "H1B", "JOIN", "PAGED", "CHANGE")
     a = {name: str(node.rpc("getnewaddress")) for name in names}
     first = int(node.rpc("getblockcount")) + 1
     coin = min(
@@ -54,7 +57,20 @@ def build_btc_scenario(node: BitcoinNode) -> BtcScenario:
     tx["join"] = pay(node, [(tx["hop2"], 1), (tx["hop1"], 1)], {a["JOIN"]: Decimal("9.9990")})
     node.mine(1, a["MINER"])
     fees = {"fund": 10_000, "hop1": 10_000, "hop2": 20_000, "hop3": 30_000, "join": 70_000}
-    return BtcScenario(first, first + 3, a, tx, fees)
+    if paged or mempool:
+        coins = sorted(
+            (u for u in node.rpc("listunspent", 100) if u["amount"] == Decimal(50) and u["txid"] != coin["txid"]),
+            key=lambda u: (-u["confirmations"], u["txid"]),
+        )
+        spend, left = (coins[0]["txid"], coins[0]["vout"]), Decimal(50)
+        for k in range(paged + mempool):
+            left -= Decimal("0.0101")
+            txid = pay(node, [spend], {a["PAGED"]: Decimal("0.01"), a["CHANGE"]: left})
+            tx[f"paged{k}"], spend = txid, (txid, 1)
+            if k < paged and (k % 10 == 9 or k == paged - 1):
+                node.mine(1, a["MINER"])
+    last = int(node.rpc("getblockcount"))
+    return BtcScenario(first, last, a, tx, fees)
 
 
 @dataclass

@@ -12,7 +12,17 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from tracing.chain.address import checksum
-from tracing.chain.prices import DAY, EMPTY, RENAMED, STABLE_KEYS, PriceTable, day_of, native_price_key, price_key
+from tracing.chain.prices import (
+    DAY,
+    EMPTY,
+    RENAMED,
+    STABLE_KEYS,
+    PriceTable,
+    day_of,
+    native_decimals,
+    native_price_key,
+    price_key,
+)
 from tracing.chain.tokens import TokenInfo, listed_token
 from tracing.chain.transfer import format_amount
 
@@ -97,7 +107,7 @@ class Valuation:
         """(decimals, symbol) of an asset: the native coin's, else what the transfer said, completed from the
         token metadata."""
         if token is None:
-            return NATIVE_DECIMALS, self.native
+            return native_decimals(self.chain), self.native
         info = self.tokens.get(token.lower()) or listed_token(self.chain, token)
         if info is not None:
             decimals = decimals if decimals is not None else info.decimals
@@ -176,7 +186,7 @@ class UsdLookup:
                 listed = listed_token(self.valuation.chain, token)
                 decimals = listed.decimals if listed is not None else None
         if token is None:
-            decimals = NATIVE_DECIMALS
+            decimals = native_decimals(self.valuation.chain)
         if decimals is None:
             found: tuple[dict[int, float], float | None] = ({}, None)
         else:

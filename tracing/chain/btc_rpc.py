@@ -55,14 +55,15 @@ class CoreRpcSource:
         backoff: float = 0.25,
         client: JsonRpcClient | None = None,
         store: UtxoStore | None = None,
-        allocation: Allocation = Allocation.PROPORTIONAL,
+        allocation: Allocation | None = None,
     ) -> None:
+        """`allocation`: how transfers are derived (default: the chain's `<NAME>_ALLOCATION`, proportional)."""
         self.chain = chain
         self.client = client or JsonRpcClient(
             chain.require_rpc(), timeout=timeout, attempts=attempts, backoff=backoff, parse_float=Decimal
         )
         self.store = store
-        self.allocation = allocation
+        self.allocation = allocation or Allocation(chain.allocation)
         self.verbosity = 3
         self.network: str | None = None
 

@@ -65,6 +65,10 @@ class ChainConfig:
     family: Family = Family.EVM
     network: str = "main"
     """Bitcoin only: `main`, `test` (testnet, signet) or `regtest`; which addresses the chain takes."""
+    esplora_url: str | None = None
+    """Bitcoin only: an Esplora REST API (`<NAME>_ESPLORA_URL`) for addresses the index does not cover."""
+    allocation: str = "proportional"
+    """Bitcoin only: how transfers are derived from transactions (`<NAME>_ALLOCATION`: proportional or fifo)."""
 
     @property
     def env_prefix(self) -> str:
@@ -126,7 +130,23 @@ def chain_from_env(name: str, env: Mapping[str, str]) -> ChainConfig:
         decimals=known.decimals if known else {Family.EVM: 18, Family.TRON: 6, Family.BTC: 8}[family],
         family=family,
         network=network,
+        esplora_url=_esplora(env, prefix),
+        allocation=_allocation(env, prefix),
     )
+
+
+def _allocation(env: Mapping[str, str], prefix: str) -> str:
+    rule = (env.get(f"{prefix}_ALLOCATION") or "").strip().lower() or "proportional"
+    if rule not in ("proportional", "fifo"):
+        raise ChainConfigError(f"{prefix}_ALLOCATION must be proportional or fifo, not “{rule[:20]}”.")
+    return rule
+
+
+def _esplora(env: Mapping[str, str], prefix: str) -> str | None:
+    url = (env.get(f"{prefix}_ESPLORA_URL") or "").strip().rstrip("/")
+    if url and not url.startswith(("http://", "https://")):
+        raise ChainConfigError(f"{prefix}_ESPLORA_URL “{url[:60]}” must start with http:// or https://.")
+    return url or None
 
 
 def _family(env: Mapping[str, str], prefix: str, known: KnownChain | None) -> Family:

@@ -111,6 +111,21 @@ def native_price_key(chain: str) -> str:
     return configured.symbol if configured is not None else "ETH"
 
 
+def native_decimals(chain: str) -> int:
+    """Decimals of a chain's native coin: 18 on EVM chains, 6 for TRX, 8 for BTC (by its well-known name or its
+    configuration)."""
+    known = WELL_KNOWN.get(chain)
+    if known is not None:
+        return known.decimals
+    try:
+        from tracing.chain.config import configured_chains
+
+        configured = configured_chains().get(chain)
+    except Exception:  # a broken chain variable is reported by the chain commands, not here
+        configured = None
+    return configured.decimals if configured is not None else 18
+
+
 def price_key(chain: str, token: str | None) -> str:
     """The price key of an asset of a chain (`token` None: the native coin)."""
     if token is None:

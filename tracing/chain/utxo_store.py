@@ -38,14 +38,22 @@ class UtxoStore:
         tx_rows = [_tx_values(tx, source) for tx in txs]
         input_rows = [_input_values(tx, k, i) for tx in txs for k, i in enumerate(tx.inputs)]
         output_rows = [_output_values(tx, o) for tx in txs for o in tx.outputs]
+        chain = txs[0].chain
+        if any(tx.chain != chain for tx in txs):
+            raise ValueError("transactions of several chains in one add; add each chain's separately")
+        wanted = sorted({tx.txid for tx in txs})
         with self.db.session() as session:
-            before = _count(session, UtxoTxRow)
+            stored: set[str] = set()
+            for start in range(0, len(wanted), CHUNK):
+                query = select(UtxoTxRow.txid).where(
+                    col(UtxoTxRow.chain) == chain, col(UtxoTxRow.txid).in_(wanted[start : start + CHUNK])
+                )
+                stored.update(str(t) for t in session.scalars(query))
             self._insert(session, UtxoTxRow, tx_rows)
             self._insert(session, UtxoInputRow, input_rows)
             self._insert(session, UtxoOutputRow, output_rows)
-            added = _count(session, UtxoTxRow) - before
             self._link(session, txs)
-        return added
+        return len(set(wanted) - stored)
 
     def _insert(self, session: Any, model: Any, rows: Sequence[dict[str, object]]) -> None:
         if not rows:

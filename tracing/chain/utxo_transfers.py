@@ -86,6 +86,8 @@ def derive_transfers(
     if not tx.inputs_known:
         unknown = sum(1 for i in tx.inputs if i.value is None)
         return UtxoTransfers(tx, allocation, (), None, missing=f"{unknown} input value(s) unknown")
+    if (tx.fee or 0) < 0:  # a source's error: no allocation of money that was not there
+        return UtxoTransfers(tx, allocation, (), tx.fee, missing=f"outputs exceed inputs by {-(tx.fee or 0)} sat")
     cells = _proportional(tx) if allocation is Allocation.PROPORTIONAL else _fifo(tx)
     pairs: dict[tuple[str, str], list[int]] = {}  # (from, to) → [value, first input, first output]
     unaddressed = 0

@@ -35,7 +35,7 @@ def amounts_of(
     ordered = sorted(values.items(), key=lambda item: (item[0] is not None, item[0] or ""))
     result = []
     for asset, value in ordered:
-        decimals, symbol = (18, None) if asset is None else meta.get(asset, (None, None))
+        decimals, symbol = meta.get(None, (18, None)) if asset is None else meta.get(asset, (None, None))
         priced = (usd or {}).get(asset)
         result.append(
             Amount(

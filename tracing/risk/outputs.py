@@ -23,6 +23,7 @@ from typing import Any
 
 from tracing.chain.address import checksum
 from tracing.chain.amounts import NO_USD, UsdSum
+from tracing.chain.prices import native_decimals
 from tracing.labels import Category, Label
 from tracing.risk.exposure import amounts_of
 from tracing.risk.policy import DEFAULT_POLICY, RiskPolicy
@@ -130,8 +131,8 @@ def trace_json(trace: Trace) -> dict[str, Any]:
                 "block": edge.block,
                 "timestamp": edge.timestamp,
                 "token": edge.token,
-                "symbol": edge.symbol,
-                "decimals": edge.decimals,
+                "symbol": edge_meta(trace, edge)[1],
+                "decimals": edge_meta(trace, edge)[0],
                 "value": str(edge.value),
                 "usd": _usd_cell(edge_usd(trace, edge)),
                 "hop": edge.hop,
@@ -240,21 +241,23 @@ TRACE_CSV_COLUMNS = (
 )
 
 
+def edge_meta(trace: Trace, edge: TraceEdge) -> tuple[int | None, str | None]:
+    """(decimals, symbol) of an edge's asset: the valuation's, else the edge's own, the native coin's by its chain."""
+    if trace.valuation is not None:
+        return trace.valuation.meta(edge.token, edge.decimals, edge.symbol)
+    return (
+        native_decimals(trace.chain) if edge.token is None else edge.decimals,
+        edge.symbol or ("" if edge.token else native_symbol(trace.chain)),
+    )
+
+
 def trace_csv(trace: Trace) -> str:
     """One row per edge of the trace."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(TRACE_CSV_COLUMNS)
-    valuation = trace.valuation
     for index, edge in enumerate(trace.edges):
-        decimals, symbol = (
-            valuation.meta(edge.token, edge.decimals, edge.symbol)
-            if valuation is not None
-            else (
-                18 if edge.token is None else edge.decimals,
-                edge.symbol or ("" if edge.token else native_symbol(trace.chain)),
-            )
-        )
+        decimals, symbol = edge_meta(trace, edge)
         writer.writerow(
             [
                 edge.hop,
@@ -626,7 +629,7 @@ def _edges_total(edges: Sequence[TraceEdge], trace: Trace) -> str:
         first, usd = group[0], UsdSum()
         for edge in group:
             usd.add(edge_usd(trace, edge))
-        decimals, symbol = (18 if token is None else first.decimals), first.symbol
+        decimals, symbol = (native_decimals(trace.chain) if token is None else first.decimals), first.symbol
         if trace.valuation is not None:
             decimals, symbol = trace.valuation.meta(token, first.decimals, first.symbol)
         total = Amount(sum(e.value for e in group), token, symbol, decimals, usd.usd, usd.partial)

@@ -25,6 +25,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 
 from tracing.chain.address import checksum
+from tracing.chain.prices import native_decimals
 from tracing.chain.transfer import Direction, format_amount
 from tracing.labels import Category, Label
 from tracing.risk.report import (
@@ -148,7 +149,7 @@ class RiskPolicy:
                 continue
             symbol = native_symbol(chain) if amount.token is None else (amount.symbol or "")
             floor = self.dust_units.get(symbol.upper())
-            decimals = 18 if amount.token is None else amount.decimals
+            decimals = native_decimals(chain) if amount.token is None else amount.decimals
             if floor is None or decimals is None or floor <= 0:
                 continue
             found.append(float(Decimal(amount.value).scaleb(-decimals) / floor))
@@ -579,5 +580,5 @@ def floor_words(amount: Amount, policy: RiskPolicy, chain: str = "eth") -> str:
     floor = policy.dust_units.get(symbol.upper())
     if floor is None:
         return f"none for {symbol or checksum(amount.token or '')} (no USD price, no floor in units)"
-    decimals = 18 if amount.token is None else (amount.decimals or 0)
+    decimals = native_decimals(chain) if amount.token is None else (amount.decimals or 0)
     return format_amount(int(floor.scaleb(decimals)), decimals, symbol) + " (no USD price)"

@@ -150,7 +150,7 @@ def select_flows(
         totals[t.token] += t.value
         threshold = thresholds.get(t.token)
         if threshold is None:
-            decimals = NATIVE_DECIMALS if t.token is None else t.decimals
+            decimals = (NATIVE_DECIMALS if t.decimals is None else t.decimals) if t.token is None else t.decimals
             threshold = thresholds[t.token] = raw_threshold(query.min_value, decimals)
         if t.value < threshold:
             continue

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, NamedTuple
 
+from tracing.chain.prices import native_decimals
 from tracing.chain.transfer import Direction, Transfer, TransferKind
 from tracing.trace.flows import (
-    NATIVE_DECIMALS,
     Asset,
     FlowQuery,
     FlowRequest,
@@ -312,10 +312,11 @@ class TransferGraph:
         cached = self._walk_columns.get(key)
         if cached is not None:
             return cached
-        decimals = array("i", [NATIVE_DECIMALS])
+        native = native_decimals(self.chain)
+        decimals = array("i", [native])
         decimals.extend(d if d <= 19 else -1 for d in ((meta[0] or 0) for meta in self.token_meta))
         limits = [
-            raw_threshold(min_value, NATIVE_DECIMALS if tid < 0 else self.token_meta[tid][0])
+            raw_threshold(min_value, native if tid < 0 else self.token_meta[tid][0])
             for tid in range(-1, len(self.tokens))
         ]
         limits = [min(limit, (1 << 128) - 1) for limit in limits]
@@ -452,7 +453,7 @@ class TransferGraph:
                 totals[tid] = totals.get(tid, 0) + value
                 threshold = thresholds.get(tid)
                 if threshold is None:
-                    decimals = NATIVE_DECIMALS if tid < 0 else self.token_meta[tid][0]
+                    decimals = native_decimals(self.chain) if tid < 0 else self.token_meta[tid][0]
                     threshold = thresholds[tid] = raw_threshold(query.min_value, decimals)
                 if value < threshold:
                     continue

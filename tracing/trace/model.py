@@ -394,7 +394,7 @@ class Trace:
 
 def weight_of(t: Transfer | TraceEdge) -> float:
     """A transfer's size in human units of its asset (raw units when decimals are unknown), for ordering only."""
-    return t.value / 10 ** (18 if t.token is None else (t.decimals or 0))
+    return t.value / 10 ** ((18 if t.decimals is None else t.decimals) if t.token is None else (t.decimals or 0))
 
 
 def graph_edge(graph: TransferGraph, edge: int, hop: int) -> TraceEdge:

@@ -114,4 +114,6 @@ def token_meta(trace: Trace) -> dict[Asset, tuple[int | None, str | None]]:
     meta = trace.token_meta()
     if trace.valuation is None:
         return meta
-    return {token: trace.valuation.meta(token, *meta.get(token, (None, None))) for token in meta}
+    found = {token: trace.valuation.meta(token, *meta.get(token, (None, None))) for token in meta}
+    found[None] = trace.valuation.meta(None)  # the native coin's decimals and symbol, for its amounts
+    return found

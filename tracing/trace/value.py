@@ -374,7 +374,7 @@ def _follow(
 
 
 def _decimals(t: Transfer) -> int | None:
-    return NATIVE_DECIMALS if t.token is None else t.decimals
+    return (NATIVE_DECIMALS if t.decimals is None else t.decimals) if t.token is None else t.decimals
 
 
 def _raw(units: Decimal, t: Transfer) -> int:

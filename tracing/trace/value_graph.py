@@ -16,7 +16,8 @@ from itertools import accumulate
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from tracing.trace.flows import NATIVE_DECIMALS, Asset, FlowQuery, HistoryRequest, rank_counterparties, scan_slice
+from tracing.chain.prices import native_decimals
+from tracing.trace.flows import Asset, FlowQuery, HistoryRequest, rank_counterparties, scan_slice
 from tracing.trace.graph import TransferGraph
 from tracing.trace.model import TraceEdge, graph_edge
 from tracing.trace.params import TraceParams
@@ -383,7 +384,7 @@ def _follow(
             continue
         tid = token_of[e]
         value = graph.value(e) if hi_of[e] else lo_of[e]
-        asset, decimals, symbol = (None, NATIVE_DECIMALS, None) if tid < 0 else (tokens[tid], *meta[tid])
+        asset, decimals, symbol = (None, native_decimals(graph.chain), None) if tid < 0 else (tokens[tid], *meta[tid])
         if params.min_value is not None:
             limit = min_raw.get(tid)
             if limit is None:
@@ -467,7 +468,7 @@ def _dust(dust: Dust, graph: TransferGraph, e: int, carried: int, usd: Decimal |
         asset = None if tid < 0 else graph.tokens[tid]
         dust.unpriced[asset] = dust.unpriced.get(asset, 0) + carried
         if asset not in dust.meta:
-            decimals, symbol = (NATIVE_DECIMALS, "native") if tid < 0 else graph.token_meta[tid]
+            decimals, symbol = (native_decimals(graph.chain), "native") if tid < 0 else graph.token_meta[tid]
             dust.meta[asset] = (decimals, symbol)
     else:
         dust.usd += usd

@@ -16,6 +16,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
+from tracing.chain.prices import native_decimals
 from tracing.chain.transfer import TransferKind
 from tracing.labels import Label
 from tracing.trace import compiled
@@ -321,7 +322,7 @@ def trace_graph_python(
 
 def _edge_weight(graph: TransferGraph, edge: int) -> float:
     tid = graph.token[edge]
-    decimals = 18 if tid < 0 else (graph.token_meta[tid][0] or 0)
+    decimals = native_decimals(graph.chain) if tid < 0 else (graph.token_meta[tid][0] or 0)
     return graph.value(edge) / 10**decimals
 
 
@@ -514,7 +515,8 @@ async def _trace_value(
                         edge_arrivals[far][step.edge] = step.carried
                     else:
                         arrivals[far][key] = step.carried
-                    weight = step.carried / 10 ** (18 if t.token is None else (t.decimals or 0))  # `weight_of`
+                    native = 18 if t.decimals is None else t.decimals
+                    weight = step.carried / 10 ** (native if t.token is None else (t.decimals or 0))  # `weight_of`
                     if seen.hop == hop + 1 and weight > seen.weight:
                         seen.weight = weight
                     if far in expanded and expanded[far] <= REVISITS and not seen.terminal:
