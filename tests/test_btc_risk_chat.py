@@ -65,3 +65,10 @@ async def test_risk_over_telegram(telegram: Telegram) -> None:  # noqa: F811
 async def test_an_unlabelled_bitcoin_address_without_data_is_unknown_not_clean(bot: TestBackend) -> None:
     reply = (await bot.say(f"/risk {UNKNOWN}")).text
     assert "UNKNOWN" in reply and "Unknown is not clean" in reply and NO_SOURCE in reply and "labels only" in reply
+
+
+async def test_a_bitcoin_trace_without_data_says_what_it_could_not_see(bot: TestBackend) -> None:
+    reply = (await bot.say(f"/trace {NETWALKER} --heuristics default,cluster")).text
+    assert "bitcoin heuristics: change, coinjoin, peel, cluster" in reply and NO_SOURCE in reply
+    assert "the local index only" in reply
+    assert "heuristic cluster: no stored transaction of the traced addresses, so nothing to cluster" in reply

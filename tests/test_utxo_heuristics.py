@@ -92,6 +92,8 @@ def test_no_change_when_signals_disagree_or_none_fire() -> None:
     assert {s.name for s in guess.signals} == {"round-payment", "fresh-address"}
     plain = tx("t6", [(p2pkh(1), 2 * BTC)], [(p2pkh(2), 123_456_789), (p2pkh(3), 76_533_211)])
     assert find_change(plain).change is None and "no change signal" in find_change(plain).reason
+    batch = tx("t8", [(p2pkh(1), 2 * BTC)], [(p2pkh(2), 12_345_678), (p2pkh(3), 23_456_789), (p2pkh(4), 9_999)])
+    assert "3 outputs (two-outputs: signals but address reuse need two)" in find_change(batch).reason
     sweep = tx("t7", [(p2pkh(1), 2 * BTC)], [(p2pkh(2), 199_990_000)])
     assert find_change(sweep).change is None and "one output" in find_change(sweep).reason
     assert find_change(split, coinjoin=True).change is None

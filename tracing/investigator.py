@@ -180,6 +180,9 @@ class Investigator:
                 stops,
             )
             coverage = replace(coverage, findings=found.lines())
+            unread = self.btc_data_gap(address, chain, traced=True)
+            if unread is not None:
+                coverage = replace(coverage, gaps=(unread, *coverage.gaps))
         return traced.replace(coverage=coverage)
 
     def bitcoin_source(

@@ -109,7 +109,9 @@ def find_change(tx: UtxoTx, seen_before: SeenBefore | None = None, *, coinjoin: 
 
 def _decide(tx: UtxoTx, outputs: list[TxOutput], signals: tuple[Signal, ...], checked: tuple[str, ...]) -> ChangeGuess:
     if not signals:
-        many = "" if len(outputs) == 2 else f"; {len(outputs)} outputs (signals but address reuse need two)"
+        many = (
+            "" if len(outputs) == 2 else f"; {len(outputs)} outputs ({TWO_OUTPUTS}: signals but address reuse need two)"
+        )
         return _none(tx, f"no change signal fired{many}", signals, checked)
     votes = {o.n: sum(s.votes for s in signals if s.output == o.n) for o in outputs}
     best = max(votes.values())

@@ -162,6 +162,8 @@ class BtcFindings:
     changes: tuple[ChangeGuess, ...] = ()
     peels: tuple[PeelChain, ...] = ()
     clustering: Clustering | None = None
+    clustered: int = 0
+    """Stored transactions the clustering read."""
 
     def lines(self) -> tuple[str, ...]:
         """The findings in words, most telling first (each kind capped at `MAX_LINES`)."""
@@ -185,8 +187,16 @@ class BtcFindings:
         if self.clustering is not None:
             clusters = self.clustering.clusters
             lines += [f"cluster: {c.reason}" for c in clusters[:MAX_LINES]]
-            if not clusters:
-                lines.append("cluster: no two traced addresses' coins were spent together")
+            if not self.clustered:
+                lines.append(
+                    "cluster: no stored transaction of the traced addresses, so nothing to cluster (not: no "
+                    "common owner)"
+                )
+            elif not clusters:
+                lines.append(
+                    f"cluster: in the {self.clustered} stored transaction(s) of the traced addresses, no two "
+                    "addresses' coins were spent together"
+                )
             lines += [f"cluster: {txid} {why}" for txid, why in self.clustering.left_out[:MAX_LINES]]
         return tuple(lines)
 
@@ -226,9 +236,10 @@ def find_heuristics(
             if chain.is_chain:
                 found.append(chain)
         peels = tuple(found)
-    clustering = None
+    clustering, clustered = None, 0
     if heuristics.cluster:
         around = [tx for address in list(dict.fromkeys(nodes))[:MAX_CLUSTER_NODES] for tx in txs.of_address(address)]
         unique = list({tx.txid: tx for tx in around}.values())
         clustering = cluster_addresses(unique, coinjoin=lambda tx: txs.coinjoin(tx.txid))  # with or without `coinjoin`
-    return BtcFindings(heuristics, tuple(stops), passed, changes, peels, clustering)
+        clustered = len(unique)
+    return BtcFindings(heuristics, tuple(stops), passed, changes, peels, clustering, clustered)
