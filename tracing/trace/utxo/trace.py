@@ -164,10 +164,17 @@ class BtcFindings:
     clustering: Clustering | None = None
     clustered: int = 0
     """Stored transactions the clustering read."""
+    unstored: tuple[str, ...] = ()
+    """Followed transactions the store does not hold (an explorer's): no heuristic could judge them."""
 
     def lines(self) -> tuple[str, ...]:
         """The findings in words, most telling first (each kind capped at `MAX_LINES`)."""
         lines: list[str] = []
+        if self.unstored:
+            lines.append(
+                f"unchecked: {len(self.unstored)} followed transaction(s) are not in the index (read from an explorer, "
+                f"e.g. {self.unstored[0]}): no CoinJoin check, change or cluster for them; index the blocks to judge"
+            )
         lines += [f"coinjoin: {stop.reason}" for stop in self.coinjoins]
         lines += [f"coinjoin: went through {mix.txid} (--through mixer): {mix.reason}" for mix in self.passed]
         for chain in self.peels:
@@ -212,6 +219,8 @@ def find_heuristics(
 ) -> BtcFindings:
     """The findings of a bitcoin trace from `root` whose edges came from `edge_txids` and reached `nodes`."""
     traced = txs.many(edge_txids)
+    held = {tx.txid for tx in traced}
+    unstored = tuple(t for t in dict.fromkeys(edge_txids) if t not in held)
     passed: tuple[CoinJoin, ...] = ()
     if heuristics.coinjoin:
         passed = tuple(mix for tx in traced if (mix := txs.coinjoin(tx.txid)) is not None)
@@ -242,4 +251,4 @@ def find_heuristics(
         unique = list({tx.txid: tx for tx in around}.values())
         clustering = cluster_addresses(unique, coinjoin=lambda tx: txs.coinjoin(tx.txid))  # with or without `coinjoin`
         clustered = len(unique)
-    return BtcFindings(heuristics, tuple(stops), passed, changes, peels, clustering, clustered)
+    return BtcFindings(heuristics, tuple(stops), passed, changes, peels, clustering, clustered, unstored)
