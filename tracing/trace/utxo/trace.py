@@ -45,6 +45,7 @@ class StoredTxs:
         return self._txs[txid]
 
     def many(self, txids: Iterable[str]) -> list[UtxoTx]:
+        txids = list(txids)
         wanted = [t for t in dict.fromkeys(txids) if t not in self._txs]
         for tx in self.store.transactions(self.chain, wanted):
             self._txs[tx.txid] = tx
@@ -132,12 +133,14 @@ class CoinJoinStops:
 
     async def flows(self, chain: str, query: FlowQuery, requests: Sequence[FlowRequest]) -> list[Flows]:
         found = await self.inner.flows(chain, query, requests)
+        self.txs.many(t.tx_hash for f in found for t in f.transfers)  # one read for the batch
         return [replace(f, transfers=self._keep(f.address, f.transfers)) for f in found]
 
     async def histories(self, chain: str, query: FlowQuery, requests: Sequence[HistoryRequest]) -> list[History]:
         if not isinstance(self.inner, HistorySource):
             raise TypeError(f"{self.inner.name} gives no histories")
         found = await self.inner.histories(chain, query, requests)
+        self.txs.many(t.tx_hash for h in found for t in h.sends)  # one read for the batch
         return [replace(h, sends=self._keep(h.address, h.sends)) for h in found]
 
     def coinjoin_stops(self) -> tuple[CoinJoinStop, ...]:
