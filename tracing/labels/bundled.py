@@ -18,7 +18,7 @@ from pathlib import Path
 
 from tracing.labels.book import LabelBook
 from tracing.labels.importers import LabelImport, etherscan, forta, ofac, receipts, tagpack, tornado
-from tracing.labels.model import Category
+from tracing.labels.model import ANY_BTC, Category
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,9 @@ def _pack_title(path: Path) -> str:
 def _graphsense_pack(path: Path) -> BundledSet:
     def read() -> LabelImport:
         result = tagpack.read_tagpack(path)
-        labels = result.labels
+        # bitcoin tags only: EVM addresses have their bundled sets (OFAC, Etherscan, Forta), and one more "other"
+        # label on the Ronin exploiter would only add a line to every report that meets it
+        labels = [lb for lb in result.labels if lb.chain == ANY_BTC]
         recategorised = GRAPHSENSE_CATEGORIES.get(path.name)
         if recategorised is not None:
             labels = [replace(lb, category=recategorised) for lb in labels]
