@@ -8,10 +8,13 @@ from decimal import Decimal
 
 import pytest
 
+from storage.db import Database
 from tests.conftest import shared_data
 from tracing.chain.base58 import b58check_encode, segwit_encode
+from tracing.chain.transfer import Direction
 from tracing.chain.utxo import Outpoint, TxInput, TxOutput, UtxoTx
 from tracing.chain.utxo_mappers import map_core_block, map_core_transaction, outputs_of, resolve_inputs
+from tracing.chain.utxo_store import UtxoStore
 from tracing.errors import InvalidArgument
 from tracing.trace.utxo import (
     CoinJoinKind,
@@ -23,6 +26,7 @@ from tracing.trace.utxo import (
     peel_step,
     whirlpool_tx0,
 )
+from tracing.trace.utxo.trace import StoredTxs, find_heuristics
 
 BTC = 100_000_000
 
@@ -247,3 +251,45 @@ def test_recorded_mainnet_transactions_of_2009_2010_are_no_coinjoins() -> None:
     for tx in txs:
         guess = find_change(tx)
         assert guess.change is None or guess.change in tx.outputs  # never an output of another transaction
+
+
+# --- findings over the store --------------------------------------------------------------------------------------
+
+
+def _mined(t: UtxoTx, height: int) -> UtxoTx:
+    return UtxoTx(t.chain, t.txid, t.inputs, t.outputs, height, f"{height:064x}", 1_600_000_000 + height * 600)
+
+
+def test_findings_name_a_whirlpool_tx0_and_leave_its_mix_out_of_clusters(db: Database) -> None:
+    tx0 = _mined(
+        tx(
+            "a0" * 32,
+            [(p2wpkh(1), 10_000_000)],
+            [(None, 0), (p2wpkh(2), 42_500), (p2wpkh(3), 1_000_300), (p2wpkh(4), 1_000_300), (p2wpkh(5), 7_950_000)],
+            spends=[Outpoint("f0" * 32, 0)],
+        ),
+        200,
+    )
+    others = [(p2wpkh(30 + i), 1_000_300) for i in range(4)]
+    mix = _mined(
+        tx(
+            "b0" * 32,
+            [(p2wpkh(3), 1_000_300), *others],
+            [(p2wpkh(40 + i), 1_000_000) for i in range(5)],
+            spends=[Outpoint(tx0.txid, 2), *(Outpoint(f"e{i}" * 32, 0) for i in range(4))],
+        ),
+        201,
+    )
+    UtxoStore(db).add([tx0, mix])
+    txs = StoredTxs(UtxoStore(db), "btc")
+    found = find_heuristics(
+        txs, p2wpkh(1), Direction.OUT, [tx0.txid, mix.txid, "c0" * 32], [p2wpkh(1), p2wpkh(3)], Heuristics.parse("all")
+    )
+    lines = found.lines()
+    assert any(f"coinjoin: {tx0.txid} is a Whirlpool Tx0: 2 premix output(s) for the 0.01 BTC pool" in x for x in lines)
+    assert any(f"went through {mix.txid}" in x and "Whirlpool CoinJoin" in x for x in lines)
+    assert found.clustering is not None and found.clustering.clusters == ()
+    assert found.clustering.left_out[0][0] == mix.txid  # five owners: never one cluster
+    assert lines[0].startswith("unchecked: 1 followed transaction(s) are not in the index")
+    [tx0_change] = [g for g in found.changes if g.txid == tx0.txid]
+    assert tx0_change.change is None  # five outputs: only address reuse could tell

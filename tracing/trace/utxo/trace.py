@@ -20,7 +20,7 @@ from tracing.trace.sources import HistorySource, TransferSource
 from tracing.trace.utxo.amounts import btc
 from tracing.trace.utxo.change import ChangeGuess, find_change
 from tracing.trace.utxo.cluster import Clustering, cluster_addresses
-from tracing.trace.utxo.coinjoin import CoinJoin, detect_coinjoin
+from tracing.trace.utxo.coinjoin import CoinJoin, Tx0, detect_coinjoin, whirlpool_tx0
 from tracing.trace.utxo.peel import PeelChain, follow_peel, peel_step
 from tracing.trace.utxo.settings import Heuristics
 
@@ -162,6 +162,8 @@ class BtcFindings:
     coinjoins: tuple[CoinJoinStop, ...] = ()
     passed: tuple[CoinJoin, ...] = ()
     """CoinJoins the trace went through (`--through mixer`)."""
+    entries: tuple[Tx0, ...] = ()
+    """Whirlpool Tx0s the trace followed: the funds were split into premix outputs, the entry to a mix."""
     changes: tuple[ChangeGuess, ...] = ()
     peels: tuple[PeelChain, ...] = ()
     clustering: Clustering | None = None
@@ -180,6 +182,7 @@ class BtcFindings:
             )
         lines += [f"coinjoin: {stop.reason}" for stop in self.coinjoins]
         lines += [f"coinjoin: went through {mix.txid} (--through mixer): {mix.reason}" for mix in self.passed]
+        lines += [f"coinjoin: {entry.txid} is a {entry.reason}" for entry in self.entries]
         for chain in self.peels:
             lines.append(f"peel: {chain.reason}")
             for n, step in enumerate(chain.steps[:MAX_LINES], start=1):
@@ -225,8 +228,10 @@ def find_heuristics(
     held = {tx.txid for tx in traced}
     unstored = tuple(t for t in dict.fromkeys(edge_txids) if t not in held)
     passed: tuple[CoinJoin, ...] = ()
+    entries: tuple[Tx0, ...] = ()
     if heuristics.coinjoin:
         passed = tuple(mix for tx in traced if (mix := txs.coinjoin(tx.txid)) is not None)
+        entries = tuple(entry for tx in traced if (entry := whirlpool_tx0(tx)) is not None)
     changes: tuple[ChangeGuess, ...] = ()
     if heuristics.change:
         changes = tuple(
@@ -254,4 +259,4 @@ def find_heuristics(
         unique = list({tx.txid: tx for tx in around}.values())
         clustering = cluster_addresses(unique, coinjoin=lambda tx: txs.coinjoin(tx.txid))  # with or without `coinjoin`
         clustered = len(unique)
-    return BtcFindings(heuristics, tuple(stops), passed, changes, peels, clustering, clustered, unstored)
+    return BtcFindings(heuristics, tuple(stops), passed, entries, changes, peels, clustering, clustered, unstored)
