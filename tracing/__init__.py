@@ -143,10 +143,13 @@ from tracing.trace.model import Stop, Trace, TraceNode
 from tracing.trace.params import DEFAULT_DUST_USD, DEFAULT_HOPS, MAX_HOPS, STOPS, TraceParams
 from tracing.trace.sources import GraphSource
 from tracing.trace.taint import TaintModel
+from tracing.trace.utxo import DEFAULT_HEURISTICS, Heuristics
 from tracing.trace.value import PegPrices, UsdPrices
 from tracing.trace.walk import trace_funds
 
 __all__ = [
+    "DEFAULT_HEURISTICS",
+    "Heuristics",
     "Family",
     "family_of",
     "chain_for_address",

@@ -21,6 +21,7 @@ from tracing.labels.freezes import (
 )
 from tracing.labels.importers import LabelImport, Reader, load_formats
 from tracing.labels.model import (
+    ANY_BTC,
     ILLICIT,
     SERVICES,
     Category,
@@ -29,11 +30,13 @@ from tracing.labels.model import (
     LabelIdentity,
     LabelSet,
     LabelSetInfo,
+    label_applies,
     sort_labels,
 )
 from tracing.labels.ofac import programs_of
 
 __all__ = [
+    "ANY_BTC",
     "BUNDLED_PREFIX",
     "Category",
     "FreezeEvent",
@@ -61,6 +64,7 @@ __all__ = [
     "SERVICES",
     "ensure_bundled_labels",
     "is_bundled",
+    "label_applies",
     "load_formats",
     "programs_of",
     "sort_labels",

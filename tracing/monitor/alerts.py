@@ -21,9 +21,9 @@ from sqlalchemy import exists
 from sqlalchemy.orm import Session
 from sqlmodel import col, select
 
-from storage import ANY_EVM, AlertRow, Database, RiskCheckRow, WatchRow
+from storage import AlertRow, Database, RiskCheckRow, WatchRow
 from tracing.chain import Direction, Transfer, short
-from tracing.labels import Category, LabelFact, LabelHook, LabelIdentity
+from tracing.labels import Category, LabelFact, LabelHook, LabelIdentity, label_applies
 from tracing.monitor.clock import Clock, SystemClock
 from tracing.monitor.counters import OpsCount, bump
 from tracing.monitor.incidents import DEFAULT_WINDOW, attach_alert, note_alert_change
@@ -307,7 +307,7 @@ def _retro(session: Session, new: Sequence[LabelFact], now: datetime, memory: ti
     for address, label in new:
         label_chain, source, category, name = label
         for recipient in recipients.get(address, ()):
-            if label_chain not in (ANY_EVM, recipient.chain):
+            if not label_applies(label_chain, address, recipient.chain):
                 continue
             title = Category(category).display
             row = AlertRow(

@@ -524,7 +524,8 @@ def trace_words(trace: Trace) -> str:
     else:
         dust = "none (graph walk: every transfer after the funds arrived)"
     shown = ", ".join(filters) or "none"
-    return f"model: {p.model.value} taint; filters: {shown}; dust floor: {dust}; time window: {window}"
+    heuristics = f"; bitcoin heuristics: {p.heuristics.words()}" if p.heuristics is not None else ""
+    return f"model: {p.model.value} taint{heuristics}; filters: {shown}; dust floor: {dust}; time window: {window}"
 
 
 def _received(trace: Trace) -> dict[str, tuple[Amount, ...]]:
