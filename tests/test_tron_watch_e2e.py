@@ -2,8 +2,8 @@
 anvil chain that answers as TRON (its chain id, and TRON's `/jsonrpc` rules through `tests/support/tron_server.py`),
 with the test token's code placed at USDT-TRC20's own 20 bytes (TR7NHqjeKQxGTCi8q8ZY4pL8otSzgjLj6t). The watcher and
 the notifier run for real and the recording chat servers get one alert each: the amount in units and USD
-("25 USDT ($25.00)"), the counterparty as `T…`, the transaction hash; confirmed at TRON's solidified depth (19
-blocks), and one incident holds both alerts."""
+("25 USDT ($25.00)"), the counterparty as `T…`, the transaction id in TRON's form (no `0x`); confirmed at TRON's
+solidified depth (19 blocks), and one incident holds both alerts."""
 
 from __future__ import annotations
 
@@ -135,20 +135,21 @@ async def test_a_watched_tron_address_moving_usdt_alerts_on_telegram_and_slack_i
         usdt_tx = await asyncio.to_thread(
             tron.usdt.transact, "transfer", tron_to_hex(tron.bob), 25 * SUN, sender=tron_to_hex(tron.heidi)
         )
-        await telegram.wait_for("sendMessage", lambda c: usdt_tx in text_of(c), within=60)
-        await slack.wait_for("chat.postMessage", lambda c: usdt_tx in c.text, within=60)
+        usdt_id = usdt_tx.removeprefix("0x")  # TRON's transaction id, as Tronscan shows it
+        await telegram.wait_for("sendMessage", lambda c: usdt_id in text_of(c), within=60)
+        await slack.wait_for("chat.postMessage", lambda c: usdt_id in c.text, within=60)
         trx_tx = await asyncio.to_thread(
             tron.node.rpc.send_transaction,
             {"from": tron_to_hex(tron.bob), "to": tron_to_hex(tron.heidi), "value": 7 * SUN, "gas": 21_000},
         )
-        await telegram.wait_for("sendMessage", lambda c: trx_tx in text_of(c), within=60)
-        await slack.wait_for("chat.postMessage", lambda c: trx_tx in c.text, within=60)
+        await telegram.wait_for("sendMessage", lambda c: trx_tx[2:] in text_of(c), within=60)
+        await slack.wait_for("chat.postMessage", lambda c: trx_tx[2:] in c.text, within=60)
         # TRON's solidified depth: 18 blocks on top leave the USDT alert provisional, the 19th confirms it
         await asyncio.to_thread(tron.node.rpc.mine, 17)
         await asyncio.sleep(1.0)
         assert not [c for c in telegram.sent("editMessageText") if "✅ confirmed" in text_of(c)]
         await asyncio.to_thread(tron.node.rpc.mine, 2)
-        await telegram.wait_for("editMessageText", lambda c: usdt_tx in text_of(c) and "✅ confirmed" in text_of(c))
+        await telegram.wait_for("editMessageText", lambda c: usdt_id in text_of(c) and "✅ confirmed" in text_of(c))
         await asyncio.sleep(1.0)  # anything extra would show up now
     finally:
         stop.set()
@@ -159,8 +160,10 @@ async def test_a_watched_tron_address_moving_usdt_alerts_on_telegram_and_slack_i
     assert len(tg_posts) == 2 and len(slack_posts) == 2
     for text in (text_of(tg_posts[0]), slack_posts[0].text):
         assert "Sent 25 USDT ($25.00) to" in text and "provisional" in text, text
-        assert tron.bob in text and usdt_tx in text
+        assert tron.bob in text and f"tx {usdt_id} in block" in text
         assert "0x" + tron_to_hex(tron.bob)[2:6] not in text  # never the hex form
+    shown = (text_of(tg_posts[0]), json.dumps([slack_posts[0].params.get(k) for k in ("text", "blocks")]))
+    assert all("0x" + usdt_id not in text for text in shown)  # (the Slack post's metadata keeps the stored form)
     for text in (text_of(tg_posts[1]), slack_posts[1].text):
         assert "Received 7 TRX" in text and tron.bob in text, text
     incidents = await TestBackend(tron_app.bot, platform="telegram", chat_id=TG_CHAT, user_id="5").say(
@@ -169,3 +172,4 @@ async def test_a_watched_tron_address_moving_usdt_alerts_on_telegram_and_slack_i
     assert "Activity of watched " + tron.heidi[:5] in incidents.text and "on tron (2 alerts)" in incidents.text
     assert not [m for m in tron.server.rpc_calls if m.startswith(("trace_", "debug_"))]
     assert tron.server.wallet_calls >= 1  # the TRX value was checked against its transaction's type
+

@@ -13,7 +13,7 @@ Wings, each importing only those listed before it:
 `errors` holds every error a user can cause. Nothing here imports `bot`; `storage` is the only package below.
 """
 
-from tracing.chain.address import Family, checksum, family_of, parse_address, short
+from tracing.chain.address import Family, checksum, family_of, parse_address, short, show_tx
 from tracing.chain.amounts import NO_USD, TransferPrices, UsdLookup, Valuation, amount_text, usd_text
 from tracing.chain.chainref import chain_arg
 from tracing.chain.config import (
@@ -308,6 +308,7 @@ __all__ = [
     "risk_csv",
     "risk_json",
     "short",
+    "show_tx",
     "sleep_or_stop",
     "to_json_text",
     "end_amounts",

@@ -33,6 +33,7 @@ from tracing import (
     load_chains,
     parse_address,
     rpc_source,
+    show_tx,
 )
 
 
@@ -254,7 +255,7 @@ def transfer_json(t: Transfer) -> dict[str, object]:
         "chain": t.chain,
         "block": t.block_number,
         "timestamp": t.timestamp,
-        "tx_hash": t.tx_hash,
+        "tx_hash": show_tx(t.tx_hash, t.from_addr),
         "position": t.position,
         "kind": t.kind.value,
         "token": t.token,
@@ -276,4 +277,5 @@ def _transfer_line(t: Transfer, subject: str, symbols: dict[str, str]) -> str:
     other = checksum(t.to_addr if t.from_addr == subject else t.from_addr)
     arrow = "→" if direction == "out" else "←"
     block = f"block {t.block_number}" if t.block_number else "block ?"  # 0: the source gave no block number
-    return f"{t.chain} {block} {when} {direction} {t.kind.value:<8} {amount} {arrow} {other}  tx {t.tx_hash}"
+    tx = show_tx(t.tx_hash, t.from_addr)  # a TRON transaction id as Tronscan shows it
+    return f"{t.chain} {block} {when} {direction} {t.kind.value:<8} {amount} {arrow} {other}  tx {tx}"
