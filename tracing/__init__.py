@@ -55,6 +55,7 @@ from tracing.labels import (
     BUNDLED_PREFIX,
     USDT_TRC20,
     Category,
+    FreezeScan,
     Label,
     LabelBook,
     LabelImport,
@@ -67,6 +68,7 @@ from tracing.labels import (
     is_bundled,
     load_formats,
     programs_of,
+    record_freeze_logs,
 )
 from tracing.monitor import (
     Actor,
@@ -301,6 +303,8 @@ __all__ = [
     "freeze_words",
     "USDT_TRC20",
     "collect_freezes",
+    "FreezeScan",
+    "record_freeze_logs",
     "freeze_cursor",
     "record_alert",
     "remove_demo",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import typer
@@ -14,13 +15,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColum
 from rich.text import Text
 
 from bot.cli.base import app, setup_logging
-from bot.cli.labels import tether_freezes_after_index
 from storage import Database, StoreError, get_settings, open_database
 from tracing import (
+    USDT_TRC20,
     ChainConfig,
+    ContractLogs,
     Family,
+    FreezeScan,
     Indexer,
     IndexReport,
+    LabelBook,
     SourceError,
     Transfer,
     TransferIndex,
@@ -32,6 +36,8 @@ from tracing import (
     get_chain,
     load_chains,
     parse_address,
+    record_freeze_logs,
+    retro_alert_hook,
     rpc_source,
     show_tx,
 )
@@ -103,8 +109,9 @@ def index_command(
     except UserError as exc:
         raise _fail(str(exc)) from exc
     db = _open_store()
+    freezes = _FreezeTally(db, config) if config.family is Family.TRON else None
     try:
-        report = asyncio.run(_index(db, config, first, last, batch_size, concurrency, timeout, progress))
+        report = asyncio.run(_index(db, config, first, last, batch_size, concurrency, timeout, progress, freezes))
     except (SourceError, UserError) as exc:
         raise _fail(str(exc)) from exc
     except KeyboardInterrupt:
@@ -112,11 +119,39 @@ def index_command(
             "interrupted; the blocks done so far are stored, run the same command again to resume", 130
         ) from None
     finally:
+        if freezes is not None:
+            freezes.print()
         db.dispose()
     if report is not None:
         _print_report(report, config.family)
-        if config.family is Family.TRON:  # the USDT contract's freezes of the same blocks become labels
-            tether_freezes_after_index(config, report.first, report.last)
+
+
+class _FreezeTally:
+    """On a TRON chain, Tether's freezes among the USDT contract's logs the indexer hands over (the same read as
+    the blocks' transfers) become labels batch by batch, with their alerts and the freeze cursor; this sums them."""
+
+    def __init__(self, db: Database, config: ChainConfig) -> None:
+        self.book = LabelBook(db, hooks=[retro_alert_hook(db)])  # a new freeze of a checked address alerts
+        self.chain = config.name
+        self.scan: FreezeScan | None = None
+
+    def __call__(self, logs: ContractLogs) -> None:
+        part = record_freeze_logs(self.book, logs, USDT_TRC20)
+        if self.scan is None:
+            self.scan = part
+            return
+        self.scan.last = part.last
+        self.scan.events += part.events
+        self.scan.skipped += part.skipped
+        self.scan.notes.extend(part.notes[: max(0, 5 - len(self.scan.notes))])
+        self.scan.states.update(part.states)
+
+    def print(self) -> None:
+        if self.scan is None:
+            return
+        typer.echo(self.scan.words())
+        for note in self.scan.notes:
+            typer.echo(f"note: {note}", err=True)
 
 
 async def _index(
@@ -128,6 +163,7 @@ async def _index(
     concurrency: int,
     rpc_timeout: float,
     show_progress: bool,
+    freezes: Callable[[ContractLogs], None] | None = None,
 ) -> IndexReport | None:
     async with rpc_source(config, timeout=rpc_timeout) as source:
         chain_id = await source.connect()
@@ -143,7 +179,14 @@ async def _index(
             )
             return None
         indexer = Indexer(
-            TransferIndex(db), source, config.name, chain_id=chain_id, batch_size=batch_size, concurrency=concurrency
+            TransferIndex(db),
+            source,
+            config.name,
+            chain_id=chain_id,
+            batch_size=batch_size,
+            concurrency=concurrency,
+            watched_contracts=(USDT_TRC20,) if freezes is not None else (),
+            on_logs=freezes,
         )
         if not show_progress:
             report = await indexer.run(first, last)

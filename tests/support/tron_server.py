@@ -570,5 +570,19 @@ def _receipt(receipt: dict[str, Any]) -> dict[str, Any]:
     return shaped
 
 
+_LOG_FIELDS = (
+    "address",
+    "topics",
+    "data",
+    "blockHash",
+    "blockNumber",
+    "transactionHash",
+    "transactionIndex",
+    "logIndex",
+    "removed",
+)
+"""What java-tron's `/jsonrpc` puts in a log (its LogFilterElement): no `blockTimestamp`, which anvil adds."""
+
+
 def _log(item: dict[str, Any]) -> dict[str, Any]:
-    return dict(item)
+    return {k: item[k] for k in _LOG_FIELDS if k in item}

@@ -6,7 +6,7 @@ Other wings import from here (`from tracing.labels import Label`), not from the 
 
 from tracing.labels.book import LabelBook, LabelHook
 from tracing.labels.bundled import BUNDLED_PREFIX, ensure_bundled_labels, is_bundled
-from tracing.labels.freeze_reader import FreezeScan, collect_freezes
+from tracing.labels.freeze_reader import FreezeScan, collect_freezes, record_freeze_logs
 from tracing.labels.freeze_reader import read_cursor as freeze_cursor
 from tracing.labels.freezes import (
     USDT_TRC20,
@@ -42,6 +42,7 @@ __all__ = [
     "FreezeRecord",
     "FreezeScan",
     "collect_freezes",
+    "record_freeze_logs",
     "freeze_cursor",
     "USDT_TRC20",
     "decode_freeze_log",

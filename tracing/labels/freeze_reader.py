@@ -1,6 +1,12 @@
 """Reading Tether's freezes from a chain: the USDT contract's blacklist logs of a block range, over JSON-RPC
 `eth_getLogs` (TRON's `/jsonrpc`, or any EVM node such as anvil in the tests), decoded by `labels.freezes` and
 recorded as labels part by part, with a cursor in the store so that the next run goes on where this one stopped.
+The logs a caller already holds (the indexer's `ContractLogs` of the blocks it indexed, the watcher's of the blocks
+it confirmed) are recorded the same way by `record_freeze_logs`, without reading them again.
+
+The cursor is the last block of an unbroken run of blocks whose freezes were read: a read that starts after a gap
+(or ends before the cursor) leaves it where it is, so `chainsleuth labels tether-freezes` without `--from-block`
+never skips blocks that nobody read.
 
 TRON's `/jsonrpc` speaks Ethereum's shapes: 20-byte `0x` addresses (the contract's `T…` form is sent as its 20
 bytes, and the addresses in the logs come back as `T…`), block times in `eth_getBlockByNumber`.
@@ -8,14 +14,14 @@ bytes, and the addresses in the logs come back as `T…`), block times in `eth_g
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy.dialects import postgresql, sqlite
 
 from storage import KeyValueRow, utcnow
-from tracing.chain import tron_to_hex
+from tracing.chain import ContractLogs, RawLog, tron_to_hex
 from tracing.chain.rpc import ChainIdMismatch, JsonRpcClient
 from tracing.errors import SourceError
 from tracing.labels.book import LabelBook
@@ -81,6 +87,16 @@ def read_cursor(book: LabelBook, chain: str, contract: str = USDT_TRC20) -> int 
         row = session.get(KeyValueRow, cursor_key(chain, contract))
         value = row.value.get("last_block") if row is not None else None
         return int(str(value)) if value is not None else None
+
+
+def advance_cursor(book: LabelBook, chain: str, contract: str, first: int, last: int) -> int | None:
+    """Record that blocks `first`..`last` were read: the cursor moves to `last` when the range joins the unbroken run
+    it ends (or there is no cursor yet); a range after a gap, or within the run, leaves it. Returns the cursor."""
+    held = read_cursor(book, chain, contract)
+    if held is not None and (first > held + 1 or last <= held):
+        return held
+    _write_cursor(book, chain, contract, last)
+    return last
 
 
 def _write_cursor(book: LabelBook, chain: str, contract: str, last: int) -> None:
@@ -195,9 +211,58 @@ async def collect_freezes(
             if events:
                 recorded = record_freezes(book, events, chain)
                 scan.states.update({label.address: label.active for label in recorded.labels})
-            _write_cursor(book, chain, contract, stop)
+            advance_cursor(book, chain, contract, start, stop)
             if progress is not None:
                 progress(stop - start + 1)
         return scan
     finally:
         await client.aclose()
+
+
+def _log_json(log: RawLog) -> dict[str, Any]:
+    """A RawLog in `eth_getLogs`'s shape, for `decode_freeze_log`."""
+    found: dict[str, Any] = {
+        "topics": list(log.topics),
+        "data": log.data,
+        "blockNumber": hex(log.block_number),
+        "transactionHash": log.tx_hash,
+        "logIndex": hex(log.log_index),
+    }
+    if log.timestamp is not None:
+        found["blockTimestamp"] = hex(log.timestamp)
+    return found
+
+
+def freezes_in_logs(logs: Iterable[RawLog], contract: str) -> tuple[list[FreezeEvent], int, list[str]]:
+    """The blacklist events among `logs` emitted by `contract` (a `T…` address; other contracts' logs and other
+    events are passed over), with the count of unreadable blacklist logs and notes on them."""
+    events: list[FreezeEvent] = []
+    notes: list[str] = []
+    skipped = 0
+    for log in logs:
+        if log.address != contract:
+            continue
+        try:
+            event = decode_freeze_log(_log_json(log))
+        except FreezeLogError as exc:
+            skipped += 1
+            if len(notes) < MAX_NOTES:
+                notes.append(f"block {log.block_number}: {exc}")
+            continue
+        if event is not None:
+            events.append(replace(event, contract=contract))
+    return events, skipped, notes
+
+
+def record_freeze_logs(book: LabelBook, logs: ContractLogs, contract: str = USDT_TRC20) -> FreezeScan:
+    """Record the blacklist events of `contract` among logs already read for blocks `logs.first`..`logs.last` (the
+    indexer's or the watcher's, one read of the chain) as labels of `logs.chain`, and move the freeze cursor as
+    `collect_freezes` does. Each log needs its block time (`RawLog.timestamp`); one without is skipped and noted."""
+    scan = FreezeScan(logs.chain, contract, logs.first, logs.last)
+    events, scan.skipped, scan.notes = freezes_in_logs(logs.logs, contract)
+    scan.events = len(events)
+    if events:
+        recorded = record_freezes(book, events, logs.chain)
+        scan.states.update({label.address: label.active for label in recorded.labels})
+    advance_cursor(book, logs.chain, contract, logs.first, logs.last)
+    return scan
