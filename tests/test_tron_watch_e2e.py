@@ -3,7 +3,8 @@ anvil chain that answers as TRON (its chain id, and TRON's `/jsonrpc` rules thro
 with the test token's code placed at USDT-TRC20's own 20 bytes (TR7NHqjeKQxGTCi8q8ZY4pL8otSzgjLj6t). The watcher and
 the notifier run for real and the recording chat servers get one alert each: the amount in units and USD
 ("25 USDT ($25.00)"), the counterparty as `T…`, the transaction id in TRON's form (no `0x`); confirmed at TRON's
-solidified depth (19 blocks), and one incident holds both alerts."""
+solidified depth (19 blocks), and one incident holds both alerts. Then Tether freezes an address someone checked:
+the watcher makes the freeze a label once its block is solidified, and the check's chat gets a label alert."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -22,15 +24,18 @@ from bot.backends.telegram import TelegramBackend
 from bot.backends.testing import TestBackend
 from bot.cli.watch import run_watch
 from bot.messages import Identity
+from storage import KeyValueRow
 from storage.settings import Settings
 from tests.support.anvil import AnvilNode
-from tests.support.contracts import CONTRACTS_DIR, Contract, load_artifact
+from tests.support.contracts import CONTRACTS_DIR, Contract, deploy, load_artifact
 from tests.support.fixtures import require_anvil
 from tests.support.slack_server import FakeSlack
 from tests.support.telegram_server import TOKEN, Call, FakeTelegram
 from tests.support.tron_server import TRON_CHAIN_ID, USDT, TronServer
 from tracing.chain.address import tron_from_hex, tron_to_hex
 from tracing.chain.config import get_chain, load_chains
+from tracing.labels import Category, freeze_cursor
+from tracing.monitor.alerts import AlertBook, AlertKind
 
 pytestmark = pytest.mark.anvil
 
@@ -173,3 +178,95 @@ async def test_a_watched_tron_address_moving_usdt_alerts_on_telegram_and_slack_i
     assert not [m for m in tron.server.rpc_calls if m.startswith(("trace_", "debug_"))]
     assert tron.server.wallet_calls >= 1  # the TRX value was checked against its transaction's type
 
+
+@dataclass
+class Frozen:
+    node: AnvilNode
+    server: TronServer
+    usdt: Contract
+    owner: str
+    heidi: str
+
+
+@pytest.fixture
+async def frozen() -> AsyncIterator[Frozen]:
+    """Tether's contract at USDT-TRC20's 20 bytes: the TetherLikeToken's code, its owner in slot 4."""
+    require_anvil()
+    with AnvilNode(chain_id=TRON_CHAIN_ID) as node:
+        owner, heidi = node.rpc.accounts()[:2]
+        model = deploy(node.rpc, "TetherLikeToken", "Tether USD", "USDT", 6, sender=owner)
+        usdt = tron_to_hex(USDT)
+        node.rpc.call("anvil_setCode", usdt, node.rpc.get_code(model.address))
+        node.rpc.call("anvil_setStorageAt", usdt, "0x4", "0x" + owner[2:].rjust(64, "0"))
+        token = Contract(node.rpc, usdt, model.artifact)
+        node.rpc.wait_receipt(token.transact("issue", heidi, 100 * SUN, sender=owner))
+        async with TronServer(upstream=node.url) as server:
+            yield Frozen(node, server, token, owner, tron_from_hex(heidi))
+
+
+def freeze_mark(app: App) -> int | None:
+    with app.db.session() as session:
+        row = session.get(KeyValueRow, "watch-freezes:tron")
+        return int(str(row.value["last_block"])) if row is not None else None
+
+
+async def solidified(app: App, node: AnvilNode, within: float = 30) -> int:
+    """Wait until the watcher has recorded the freezes of every block 19 under the head; that block."""
+    wanted = node.rpc.block_number() - 19
+    deadline = asyncio.get_running_loop().time() + within
+    while freeze_mark(app) != wanted:
+        assert asyncio.get_running_loop().time() < deadline, f"freezes recorded to {freeze_mark(app)}, not {wanted}"
+        await asyncio.sleep(0.1)
+    return wanted
+
+
+async def test_a_freeze_becomes_a_label_when_its_block_is_solidified_and_alerts_who_checked_the_address(
+    frozen: Frozen, tmp_path: Path, prepared_database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TRON_RPC_URL", frozen.server.jsonrpc_url)
+    monkeypatch.setenv("TRON_API_URL", frozen.server.url)
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None,
+        data_dir=tmp_path / "data",
+        demo_data=False,
+        chains="eth,tron",
+        allowed_chats=[f"telegram:{TG_CHAT}"],
+    )
+    app = build_app(settings, database_url=prepared_database_url)
+    try:
+        front = TestBackend(app.bot, platform="telegram", chat_id=TG_CHAT, user_id="5")
+        checked = await front.say(f"/risk {frozen.heidi}", user=Identity("telegram", "5", "anna"))
+        assert "FROZEN" not in checked.text, checked.text
+        chain = get_chain("tron", load_chains(app.settings.chain_variables()))
+        stop = asyncio.Event()
+        task = asyncio.create_task(run_watch(app, [chain], stop, poll_interval=0.1, start_block=frozen.node.rpc.mine()))
+        try:
+            freeze = await asyncio.to_thread(
+                frozen.usdt.transact, "addBlackList", tron_to_hex(frozen.heidi), sender=frozen.owner
+            )
+            block = int((await asyncio.to_thread(frozen.node.rpc.wait_receipt, freeze))["blockNumber"], 16)
+            await asyncio.to_thread(frozen.node.rpc.mine, 18)  # 18 on top: not solidified, no label yet
+            assert await solidified(app, frozen.node) == block - 1
+            assert not app.investigator.labels.for_address(frozen.heidi, "tron")
+            await asyncio.to_thread(frozen.node.rpc.mine, 1)
+            assert await solidified(app, frozen.node) == block
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 30)
+
+        (label,) = app.investigator.labels.for_address(frozen.heidi, "tron")
+        assert label.category is Category.FROZEN and label.active and label.chain == "tron"
+        assert label.details["frozen_block"] == block and label.details["frozen_tx"] == freeze[2:]
+        stamp = int(frozen.node.rpc.get_block(block)["timestamp"], 16)  # the block's time: TRON's logs carry none
+        assert label.details["frozen_at"] == datetime.fromtimestamp(stamp, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        assert label.source_url == f"https://tronscan.org/#/transaction/{freeze[2:]}"
+        assert freeze_cursor(app.investigator.labels, "tron") == block  # `labels tether-freezes` goes on after it
+        (alert,) = [a for a in AlertBook(app.db).all() if a.kind is AlertKind.LABEL_CHANGE]
+        assert (alert.address, alert.platform, alert.chat) == (frozen.heidi, "telegram", TG_CHAT)
+        assert "Frozen by Tether (USDT-TRC20) (tether-blacklist)" in alert.reasons[0]
+        again = await front.say(f"/risk {frozen.heidi}", user=Identity("telegram", "5", "anna"))
+        assert "FROZEN" in again.text and freeze[2:] in again.text and freeze not in again.text
+        logs = [m for m in frozen.server.rpc_calls if m == "eth_getLogs"]
+        assert logs, "the freezes came from eth_getLogs"
+    finally:
+        app.close()

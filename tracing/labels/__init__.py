@@ -9,6 +9,9 @@ from tracing.labels.bundled import BUNDLED_PREFIX, ensure_bundled_labels, is_bun
 from tracing.labels.freeze_reader import FreezeScan, collect_freezes, record_freeze_logs
 from tracing.labels.freeze_reader import read_cursor as freeze_cursor
 from tracing.labels.freezes import (
+    TOPICS as FREEZE_TOPICS,
+)
+from tracing.labels.freezes import (
     USDT_TRC20,
     FreezeEvent,
     FreezeKind,
@@ -36,6 +39,7 @@ from tracing.labels.ofac import programs_of
 __all__ = [
     "BUNDLED_PREFIX",
     "Category",
+    "FREEZE_TOPICS",
     "FreezeEvent",
     "FreezeKind",
     "FreezeLogError",
