@@ -4,7 +4,8 @@ with the test token's code placed at USDT-TRC20's own 20 bytes (TR7NHqjeKQxGTCi8
 the notifier run for real and the recording chat servers get one alert each: the amount in units and USD
 ("25 USDT ($25.00)"), the counterparty as `T…`, the transaction id in TRON's form (no `0x`); confirmed at TRON's
 solidified depth (19 blocks), and one incident holds both alerts. Then Tether freezes an address someone checked:
-the watcher makes the freeze a label once its block is solidified, and the check's chat gets a label alert."""
+the watcher makes the freeze a label once its block is solidified, and the check's chat gets a label alert; a node
+whose logs name another block than the one followed gets its freeze recorded only once it agrees."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from bot.backends.telegram import TelegramBackend
 from bot.backends.testing import TestBackend
 from bot.cli.watch import run_watch
 from bot.messages import Identity
-from storage import KeyValueRow
+from storage import Database, KeyValueRow
 from storage.settings import Settings
 from tests.support.anvil import AnvilNode
 from tests.support.contracts import CONTRACTS_DIR, Contract, deploy, load_artifact
@@ -33,9 +34,11 @@ from tests.support.slack_server import FakeSlack
 from tests.support.telegram_server import TOKEN, Call, FakeTelegram
 from tests.support.tron_server import TRON_CHAIN_ID, USDT, TronServer
 from tracing.chain.address import tron_from_hex, tron_to_hex
-from tracing.chain.config import get_chain, load_chains
-from tracing.labels import Category, freeze_cursor
+from tracing.chain.config import WELL_KNOWN, ChainConfig, get_chain, load_chains
+from tracing.chain.tron import rpc_source
+from tracing.labels import Category, LabelBook, freeze_cursor
 from tracing.monitor.alerts import AlertBook, AlertKind
+from tracing.monitor.watcher import ChainFeed, Watcher, watch_status
 
 pytestmark = pytest.mark.anvil
 
@@ -270,3 +273,34 @@ async def test_a_freeze_becomes_a_label_when_its_block_is_solidified_and_alerts_
         assert logs, "the freezes came from eth_getLogs"
     finally:
         app.close()
+
+
+async def test_a_freeze_log_from_another_branch_than_the_blocks_followed_is_not_recorded(
+    frozen: Frozen, db: Database
+) -> None:
+    """A node whose logs say another block hash than the block the watcher followed (a pool of nodes on two branches):
+    the freeze waits, the watcher says why in its status, and it is recorded once the node agrees."""
+    known = WELL_KNOWN["tron"]
+    config = ChainConfig("tron", TRON_CHAIN_ID, "TRX", (frozen.server.jsonrpc_url,), decimals=6, family=known.family)
+    book = LabelBook(db)
+    async with rpc_source(config) as source:
+        await source.connect()
+        feed = ChainFeed("tron", source, confirmations=19, start_block=frozen.node.rpc.mine(), freeze_contracts=(USDT,))
+        watcher = Watcher(db, feed, labels=book)
+        freeze = await asyncio.to_thread(
+            frozen.usdt.transact, "addBlackList", tron_to_hex(frozen.heidi), sender=frozen.owner
+        )
+        block = int((await asyncio.to_thread(frozen.node.rpc.wait_receipt, freeze))["blockNumber"], 16)
+        await asyncio.to_thread(frozen.node.rpc.mine, 19)  # solidified
+        frozen.server.log_block_hash = "0x" + "ee" * 32
+        await watcher.catch_up()
+        assert not book.for_address(frozen.heidi, "tron")
+        (status,) = watch_status(db)
+        assert f"freezes of blocks {block}-{block} not read" in status.last_error
+        assert "not from the block followed" in status.last_error
+        frozen.server.log_block_hash = None
+        await asyncio.to_thread(frozen.node.rpc.mine, 1)
+        await watcher.catch_up()
+    (label,) = book.for_address(frozen.heidi, "tron")
+    assert label.details["frozen_block"] == block and label.details["frozen_tx"] == freeze[2:]
+    assert watch_status(db)[0].last_error == ""
