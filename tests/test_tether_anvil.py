@@ -201,3 +201,11 @@ async def test_indexing_a_tron_chain_records_the_freezes_of_the_logs_it_read_onc
         )  # goes on after the last block of the unbroken run: the gap is read, not skipped
         assert rest.returncode == 0, rest.stderr
         assert f"tron: blocks {last + 1}-{later} of {USDT_TRC20}: 1 blacklist event" in rest.stdout
+
+        anvil.rpc.mine(3)
+        end = anvil.rpc.block_number()
+        holes = await asyncio.to_thread(run_cli, [*index, str(first), "--to-block", str(end)], env)
+        assert holes.returncode == 0, holes.stderr  # only the two holes are indexed, and said so
+        assert f"tron: blocks {last + 1}-{end} of {USDT_TRC20}: 0 blacklist events" in holes.stdout
+        said = f"({later - gap} of them indexed before: `labels tether-freezes --from-block` reads those)"
+        assert said in holes.stdout

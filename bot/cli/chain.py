@@ -109,7 +109,8 @@ def index_command(
     except UserError as exc:
         raise _fail(str(exc)) from exc
     db = _open_store()
-    freezes = _FreezeTally(db, config) if config.family is Family.TRON else None
+    freezes = _FreezeTally(db) if config.family is Family.TRON else None
+    report: IndexReport | None = None
     try:
         report = asyncio.run(_index(db, config, first, last, batch_size, concurrency, timeout, progress, freezes))
     except (SourceError, UserError) as exc:
@@ -119,24 +120,27 @@ def index_command(
             "interrupted; the blocks done so far are stored, run the same command again to resume", 130
         ) from None
     finally:
-        if freezes is not None:
+        if freezes is not None and report is None:  # stopped (or nothing to do): the freezes recorded so far
             freezes.print()
         db.dispose()
     if report is not None:
         _print_report(report, config.family)
+        if freezes is not None:
+            freezes.print()
 
 
 class _FreezeTally:
     """On a TRON chain, Tether's freezes among the USDT contract's logs the indexer hands over (the same read as
     the blocks' transfers) become labels batch by batch, with their alerts and the freeze cursor; this sums them."""
 
-    def __init__(self, db: Database, config: ChainConfig) -> None:
+    def __init__(self, db: Database) -> None:
         self.book = LabelBook(db, hooks=[retro_alert_hook(db)])  # a new freeze of a checked address alerts
-        self.chain = config.name
         self.scan: FreezeScan | None = None
+        self.blocks = 0
 
     def __call__(self, logs: ContractLogs) -> None:
         part = record_freeze_logs(self.book, logs, USDT_TRC20)
+        self.blocks += logs.last - logs.first + 1
         if self.scan is None:
             self.scan = part
             return
@@ -149,7 +153,9 @@ class _FreezeTally:
     def print(self) -> None:
         if self.scan is None:
             return
-        typer.echo(self.scan.words())
+        span = self.scan.last - self.scan.first + 1
+        skipped = f" ({span - self.blocks} of them indexed before: `labels tether-freezes --from-block` reads those)"
+        typer.echo(self.scan.words() + (skipped if self.blocks < span else ""))
         for note in self.scan.notes:
             typer.echo(f"note: {note}", err=True)
 
