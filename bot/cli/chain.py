@@ -139,16 +139,8 @@ class _FreezeTally:
         self.blocks = 0
 
     def __call__(self, logs: ContractLogs) -> None:
-        part = record_freeze_logs(self.book, logs, USDT_TRC20)
+        self.scan = record_freeze_logs(self.book, logs, USDT_TRC20, scan=self.scan)
         self.blocks += logs.last - logs.first + 1
-        if self.scan is None:
-            self.scan = part
-            return
-        self.scan.last = part.last
-        self.scan.events += part.events
-        self.scan.skipped += part.skipped
-        self.scan.notes.extend(part.notes[: max(0, 5 - len(self.scan.notes))])
-        self.scan.states.update(part.states)
 
     def print(self) -> None:
         if self.scan is None:

@@ -14,7 +14,7 @@ bytes, and the addresses in the logs come back as `T…`), block times in `eth_g
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -125,6 +125,12 @@ async def fetch_freezes(
         raise SourceError(f"eth_getLogs for blocks {first}-{last} did not answer a list of logs.")
     untimed = {_block(log) for log in logs if isinstance(log, dict) and _untimed(log)}
     times = await _block_times(client, sorted(b for b in untimed if b is not None))
+    return _decode_logs(logs, times)
+
+
+def _decode_logs(logs: Sequence[object], times: Mapping[int, int]) -> tuple[list[FreezeEvent], int, list[str]]:
+    """The freeze events of `eth_getLogs` items (`times`: block times for those without their own), with the count
+    of unreadable blacklist logs and notes on them."""
     events: list[FreezeEvent] = []
     notes: list[str] = []
     skipped = 0
@@ -159,7 +165,7 @@ def _block(log: dict[str, Any]) -> int | None:
         return None
 
 
-def _decode(log: dict[str, Any], times: dict[int, int]) -> FreezeEvent | None:
+def _decode(log: dict[str, Any], times: Mapping[int, int]) -> FreezeEvent | None:
     number = _block(log)
     return decode_freeze_log(log, times.get(number) if number is not None else None)
 
@@ -204,14 +210,7 @@ async def collect_freezes(
         scan = FreezeScan(chain, contract, first, end)
         for start in range(first, end + 1, max(1, step)):
             stop = min(end, start + max(1, step) - 1)
-            events, skipped, notes = await fetch_freezes(client, contract, start, stop)
-            scan.skipped += skipped
-            scan.notes.extend(notes[: max(0, MAX_NOTES - len(scan.notes))])
-            scan.events += len(events)
-            if events:
-                recorded = record_freezes(book, events, chain)
-                scan.states.update({label.address: label.active for label in recorded.labels})
-            advance_cursor(book, chain, contract, start, stop)
+            _record(book, scan, await fetch_freezes(client, contract, start, stop), start, stop)
             if progress is not None:
                 progress(stop - start + 1)
         return scan
@@ -236,33 +235,33 @@ def _log_json(log: RawLog) -> dict[str, Any]:
 def freezes_in_logs(logs: Iterable[RawLog], contract: str) -> tuple[list[FreezeEvent], int, list[str]]:
     """The blacklist events among `logs` emitted by `contract` (a `T…` address; other contracts' logs and other
     events are passed over), with the count of unreadable blacklist logs and notes on them."""
-    events: list[FreezeEvent] = []
-    notes: list[str] = []
-    skipped = 0
-    for log in logs:
-        if log.address != contract:
-            continue
-        try:
-            event = decode_freeze_log(_log_json(log))
-        except FreezeLogError as exc:
-            skipped += 1
-            if len(notes) < MAX_NOTES:
-                notes.append(f"block {log.block_number}: {exc}")
-            continue
-        if event is not None:
-            events.append(replace(event, contract=contract))
-    return events, skipped, notes
+    events, skipped, notes = _decode_logs([_log_json(log) for log in logs if log.address == contract], {})
+    return [replace(event, contract=contract) for event in events], skipped, notes
 
 
-def record_freeze_logs(book: LabelBook, logs: ContractLogs, contract: str = USDT_TRC20) -> FreezeScan:
+def _record(
+    book: LabelBook, scan: FreezeScan, part: tuple[list[FreezeEvent], int, list[str]], first: int, last: int
+) -> None:
+    """Record one part's events as labels, add it to `scan` and move the cursor over blocks `first`..`last`."""
+    events, skipped, notes = part
+    scan.skipped += skipped
+    scan.notes.extend(notes[: max(0, MAX_NOTES - len(scan.notes))])
+    scan.events += len(events)
+    if events:
+        recorded = record_freezes(book, events, scan.chain)
+        scan.states.update({label.address: label.active for label in recorded.labels})
+    advance_cursor(book, scan.chain, scan.contract, first, last)
+
+
+def record_freeze_logs(
+    book: LabelBook, logs: ContractLogs, contract: str = USDT_TRC20, *, scan: FreezeScan | None = None
+) -> FreezeScan:
     """Record the blacklist events of `contract` among logs already read for blocks `logs.first`..`logs.last` (the
     indexer's or the watcher's, one read of the chain) as labels of `logs.chain`, and move the freeze cursor as
-    `collect_freezes` does. Each log needs its block time (`RawLog.timestamp`); one without is skipped and noted."""
-    scan = FreezeScan(logs.chain, contract, logs.first, logs.last)
-    events, scan.skipped, scan.notes = freezes_in_logs(logs.logs, contract)
-    scan.events = len(events)
-    if events:
-        recorded = record_freezes(book, events, logs.chain)
-        scan.states.update({label.address: label.active for label in recorded.labels})
-    advance_cursor(book, logs.chain, contract, logs.first, logs.last)
+    `collect_freezes` does. Each log needs its block time (`RawLog.timestamp`); one without is skipped and noted.
+    With `scan` (of earlier, lower blocks), this part is added to it and its span stretched to `logs.last`."""
+    if scan is None:
+        scan = FreezeScan(logs.chain, contract, logs.first, logs.last)
+    scan.last = max(scan.last, logs.last)
+    _record(book, scan, freezes_in_logs(logs.logs, contract), logs.first, logs.last)
     return scan
