@@ -6,8 +6,11 @@ Other wings import from here (`from tracing.labels import Label`), not from the 
 
 from tracing.labels.book import LabelBook, LabelHook
 from tracing.labels.bundled import BUNDLED_PREFIX, ensure_bundled_labels, is_bundled
-from tracing.labels.freeze_reader import FreezeScan, collect_freezes
+from tracing.labels.freeze_reader import FreezeScan, collect_freezes, record_freeze_logs
 from tracing.labels.freeze_reader import read_cursor as freeze_cursor
+from tracing.labels.freezes import (
+    TOPICS as FREEZE_TOPICS,
+)
 from tracing.labels.freezes import (
     USDT_TRC20,
     FreezeEvent,
@@ -39,12 +42,14 @@ __all__ = [
     "ANY_BTC",
     "BUNDLED_PREFIX",
     "Category",
+    "FREEZE_TOPICS",
     "FreezeEvent",
     "FreezeKind",
     "FreezeLogError",
     "FreezeRecord",
     "FreezeScan",
     "collect_freezes",
+    "record_freeze_logs",
     "freeze_cursor",
     "USDT_TRC20",
     "decode_freeze_log",
