@@ -198,7 +198,6 @@ class PriceRow(SQLModel, table=True):
     fetched_at: datetime = Field(default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False))
 
 
-
 class UtxoTxRow(SQLModel, table=True):
     """A mined bitcoin transaction: where it is and its totals in satoshis. `fee` and `input_value` are None for a
     coinbase and while an input's value is unknown. Its inputs and outputs are `utxo_input` and `utxo_output`."""

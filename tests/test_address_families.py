@@ -115,3 +115,14 @@ def test_the_chain_comes_from_the_address_unless_given() -> None:
     tron = chains["tron"]
     assert (tron.family, tron.symbol, tron.decimals, tron.confirmations) == (Family.TRON, "TRX", 6, 19)
     assert (chains["btc"].family, chains["btc"].decimals) == (Family.BTC, 8)
+
+
+def test_a_tron_transaction_id_is_shown_without_0x_and_is_not_taken_for_an_address() -> None:
+    from tracing.chain.address import show_tx
+
+    tx = "0x" + "ab" * 32  # as stored (the node's form)
+    assert show_tx(tx, "TR7NHqjeKQxGTCi8q8ZY4pL8otSzgjLj6t") == "ab" * 32  # Tronscan's and TronGrid's form
+    assert show_tx(tx, "0x" + "11" * 20) == tx  # EVM keeps its 0x
+    for pasted in (tx, "AB" * 32):  # a transaction id in either form, pasted where an address goes
+        with pytest.raises(InvalidAddress, match="transaction"):
+            parse_address(pasted)

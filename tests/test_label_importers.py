@@ -103,7 +103,9 @@ def test_ofac_keeps_delisted_tornado_addresses_as_history() -> None:
     labels = {lb.address: lb for lb in result.labels}
     active = [lb for lb in result.labels if lb.active]
     delisted = [lb for lb in result.labels if not lb.active]
-    assert (len(active), len(delisted)) == (81 + 108, 90)
+    assert (len(active), len(delisted)) == (81 + 108 + 516, 90)
+    # EVM on every EVM chain, TRON on tron, XBT on bitcoin
+    assert Counter(lb.chain for lb in active) == {"*": 81, "tron": 108, "btc": 516}
     assert all(lb.category is Category.SANCTIONS for lb in result.labels)
     lazarus = labels[LAZARUS]
     assert lazarus.active and lazarus.name == "Lazarus Group" and lazarus.details["listed_by"] == "2024-09-27"

@@ -5,6 +5,7 @@ command line, and `/risk` on the frozen address."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,6 +19,7 @@ from tests.support.anvil import AnvilNode
 from tests.support.cli import run_cli
 from tests.support.contracts import Contract, deploy
 from tests.support.fixtures import anvil  # noqa: F401
+from tests.support.tron_server import TronServer
 from tracing.chain import tron_from_hex, tron_to_hex
 from tracing.labels import USDT_TRC20, Category, collect_freezes, freeze_cursor
 
@@ -149,14 +151,17 @@ def _no_real_chains(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(key)
 
 
-def test_indexing_a_tron_chain_reads_the_usdt_contracts_freezes_of_the_same_blocks(
+async def test_indexing_a_tron_chain_records_the_freezes_of_the_logs_it_read_once(
     anvil: AnvilNode,  # noqa: F811
     tmp_path: Path,
     prepared_database_url: str,
 ) -> None:
-    """`chainsleuth index --chain tron` hooks the freeze reader onto the blocks it indexed. Anvil plays TRON here:
-    the test token's code is put at USDT-TRC20's own 20 bytes, so the default contract is read."""
-    owner, alice = anvil.accounts()[:2]
+    """`chainsleuth index --chain tron` records the freezes among the USDT contract's logs the indexer read for the
+    blocks it indexed: one `eth_getLogs` a batch, through TRON's /jsonrpc rules (no block time in a log: the block's
+    is used). The freeze cursor follows an unbroken run of blocks read: a range indexed after a gap leaves it, so
+    `labels tether-freezes` without --from-block still reads the gap. Anvil plays TRON: the test token's code is put
+    at USDT-TRC20's own 20 bytes, so the default contract is read."""
+    owner, alice, bob = anvil.accounts()[:3]
     model = deploy(anvil.rpc, "TetherLikeToken", "Tether USD", "USDT", 6, sender=owner)
     usdt = tron_to_hex(USDT_TRC20)
     anvil.rpc.call("anvil_setCode", usdt, anvil.rpc.get_code(model.address))
@@ -165,16 +170,42 @@ def test_indexing_a_tron_chain_reads_the_usdt_contracts_freezes_of_the_same_bloc
     first = anvil.rpc.block_number() + 1
     frozen = mined(anvil, token.transact("addBlackList", alice, sender=owner))
     last = anvil.rpc.block_number()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "SLACK_", "CHAINS", "ETH_", "TRON_"))}
-    env |= {"DATA_DIR": str(tmp_path / "data"), "DATABASE_URL": prepared_database_url, "DEMO_DATA": "false"}
-    env |= {"CHAINS": "eth,tron", "TRON_RPC_URL": anvil.url, "TRON_CHAIN_ID": str(anvil.chain_id)}
-    indexed = run_cli(
-        ["index", "--chain", "tron", "--from-block", str(first), "--to-block", str(last), "--no-progress"], env
-    )
-    assert indexed.returncode == 0, indexed.stderr
-    assert (
-        f"tron: blocks {first}-{last} of {USDT_TRC20}: 1 blacklist event, 1 address (1 frozen, 0 lifted)"
-        in indexed.stdout
-    )
-    listed = run_cli(["labels", "list", tron_from_hex(alice)], env)
-    assert f"frozen at block {block_of(frozen):,}" in listed.stdout and "tether-blacklist" in listed.stdout
+    anvil.rpc.mine(5)
+    gap = anvil.rpc.block_number()  # blocks last+1 .. gap are not indexed
+    frozen_bob = mined(anvil, token.transact("addBlackList", bob, sender=owner))
+    later = anvil.rpc.block_number()
+    async with TronServer(upstream=anvil.url) as tron:
+        env = {
+            k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "SLACK_", "CHAINS", "ETH_", "TRON_"))
+        }
+        env |= {"DATA_DIR": str(tmp_path / "data"), "DATABASE_URL": prepared_database_url, "DEMO_DATA": "false"}
+        env |= {"CHAINS": "eth,tron", "TRON_RPC_URL": tron.jsonrpc_url, "TRON_CHAIN_ID": str(anvil.chain_id)}
+        index = ["index", "--chain", "tron", "--no-progress", "--from-block"]
+        indexed = await asyncio.to_thread(run_cli, [*index, str(first), "--to-block", str(last)], env)
+        assert indexed.returncode == 0, indexed.stderr
+        assert (
+            f"tron: blocks {first}-{last} of {USDT_TRC20}: 1 blacklist event, 1 address (1 frozen, 0 lifted)"
+            in indexed.stdout
+        )
+        assert tron.rpc_calls.count("eth_getLogs") == 1  # the indexer's read, not a second one for the freezes
+        listed = await asyncio.to_thread(run_cli, ["labels", "list", tron_from_hex(alice)], env)
+        assert f"frozen at block {block_of(frozen):,} on {block_day(anvil, block_of(frozen))}" in listed.stdout
+
+        after_gap = await asyncio.to_thread(run_cli, [*index, str(gap + 1), "--to-block", str(later)], env)
+        assert after_gap.returncode == 0, after_gap.stderr
+        assert "1 blacklist event, 1 address (1 frozen, 0 lifted)" in after_gap.stdout
+        bob_listed = await asyncio.to_thread(run_cli, ["labels", "list", tron_from_hex(bob)], env)
+        assert f"frozen at block {block_of(frozen_bob):,}" in bob_listed.stdout
+        rest = await asyncio.to_thread(
+            run_cli, ["labels", "tether-freezes", "--to-block", str(later)], env
+        )  # goes on after the last block of the unbroken run: the gap is read, not skipped
+        assert rest.returncode == 0, rest.stderr
+        assert f"tron: blocks {last + 1}-{later} of {USDT_TRC20}: 1 blacklist event" in rest.stdout
+
+        anvil.rpc.mine(3)
+        end = anvil.rpc.block_number()
+        holes = await asyncio.to_thread(run_cli, [*index, str(first), "--to-block", str(end)], env)
+        assert holes.returncode == 0, holes.stderr  # only the two holes are indexed, and said so
+        assert f"tron: blocks {last + 1}-{end} of {USDT_TRC20}: 0 blacklist events" in holes.stdout
+        said = f"({later - gap} of them indexed before: `labels tether-freezes --from-block` reads those)"
+        assert said in holes.stdout

@@ -13,7 +13,7 @@ import pytest
 
 from storage.db import Database
 from tests.support.cli import run_cli
-from tracing.chain import tron_to_hex
+from tracing.chain import ContractLogs, RawLog, tron_to_hex
 from tracing.labels import (
     USDT_TRC20,
     Category,
@@ -23,7 +23,9 @@ from tracing.labels import (
     Label,
     LabelBook,
     decode_freeze_log,
+    freeze_cursor,
     freeze_labels,
+    record_freeze_logs,
     record_freezes,
 )
 from tracing.labels.freezes import SOURCE, TOPICS
@@ -119,6 +121,43 @@ def test_events_recorded_part_by_part_keep_the_history(db: Database) -> None:
     assert book.for_address(OTHER, "tron")[0].active
     assert book.for_address(FROZEN, "eth") == []  # a TRON label answers for TRON only
     assert {i.source: i.rows for i in book.sets()}[SOURCE] == 2
+
+
+def rawlog(kind: FreezeKind, block: int, *, at: int | None = T0, contract: str = USDT_TRC20) -> RawLog:
+    hex20 = word(tron_to_hex(FROZEN))
+    return RawLog("tron", block, "0x" + "0" * 64, TX1, 0, contract, (TOPIC[kind], "0x" + hex20), "0x", at)
+
+
+def test_logs_already_read_become_labels_and_move_the_cursor_only_along_an_unbroken_run(db: Database) -> None:
+    """The indexer's (or the watcher's) logs: the USDT contract's blacklist events become labels, other contracts'
+    logs are passed over, a log without its block time is noted; the cursor follows blocks read without a gap."""
+    book = LabelBook(db)
+    other = "TXLAQ63Xg1NAzckPwKHvzw7CSEmLMEqcdj"
+    scan = record_freeze_logs(
+        book,
+        ContractLogs(
+            "tron",
+            100,
+            199,
+            (USDT_TRC20, other),
+            (rawlog(FreezeKind.ADDED, 150), rawlog(FreezeKind.REMOVED, 160, contract=other)),
+        ),
+    )
+    assert (scan.events, scan.frozen, scan.skipped) == (1, 1, 0)
+    assert book.for_address(FROZEN, "tron")[0].details["frozen_block"] == 150
+    assert freeze_cursor(book, "tron") == 199  # no cursor yet: where reading started
+    untimed = record_freeze_logs(
+        book, ContractLogs("tron", 200, 299, (USDT_TRC20,), (rawlog(FreezeKind.REMOVED, 250, at=None),))
+    )
+    assert untimed.skipped == 1 and "block 250: no block time" in untimed.notes[0]
+    assert book.for_address(FROZEN, "tron")[0].active  # the removal was not recorded
+    assert freeze_cursor(book, "tron") == 299  # joins the run
+    record_freeze_logs(book, ContractLogs("tron", 400, 499, (USDT_TRC20,), ()))
+    assert freeze_cursor(book, "tron") == 299  # after a gap (300-399 unread): left where it was
+    record_freeze_logs(book, ContractLogs("tron", 120, 180, (USDT_TRC20,), ()))
+    assert freeze_cursor(book, "tron") == 299  # within the run: never back
+    record_freeze_logs(book, ContractLogs("tron", 250, 420, (USDT_TRC20,), ()))
+    assert freeze_cursor(book, "tron") == 420
 
 
 def test_the_policy_rates_a_freeze_at_least_high_and_says_why() -> None:

@@ -89,6 +89,11 @@ async def test_trace_on_tron_follows_usdt_through_trongrid_with_t_addresses(tron
     traced = await tron_app.investigator.trace(ROOT, "tron", TraceParams(Direction.OUT, 3))
     as_json = to_json_text(trace_json(traced))
     assert all(address in as_json for address in (ROOT, A, C, D)) and "TRC-10" in as_json
+    # transaction ids as TRON shows them (64 hex, no 0x) in the CSV and the JSON
+    c_to_d = f"{5:064x}"
+    assert c_to_d in table and "0x" + c_to_d not in table
+    edges = json.loads(as_json)["edges"]
+    assert c_to_d in {edge["tx_hash"] for edge in edges} and not [e for e in edges if e["tx_hash"].startswith("0x")]
 
 
 async def test_risk_on_tron_rates_the_path_to_a_sanctioned_address(tron_app: App) -> None:
@@ -101,6 +106,9 @@ async def test_risk_on_tron_rates_the_path_to_a_sanctioned_address(tron_app: App
     assert set(TRON_GAPS) <= set(report.coverage.gaps)
     as_json = json.loads(to_json_text(risk_json(report)))
     assert as_json["address"] == ROOT and D in json.dumps(as_json) and "TRC-10" in json.dumps(as_json)
+    path = f"{2:064x} → {4:064x} → {5:064x}"  # root → A → C → D, as Tronscan writes the ids
+    assert path in text and "0x" + f"{2:064x}" not in text
+    assert "0x" + f"{5:064x}" not in json.dumps(as_json) and f"{5:064x}" in json.dumps(as_json)
 
 
 async def test_the_cost_of_a_3_hop_tron_trace(

@@ -6,6 +6,7 @@ contracts' raw logs, and `chainsleuth index --chain tron`."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from storage import Database
+from storage import Database, open_database
 from tests.support.anvil import AnvilNode
 from tests.support.cli import run_cli
 from tests.support.contracts import Contract, deploy
@@ -219,6 +220,16 @@ async def test_the_index_command_indexes_tron(
     assert listed.returncode == 0, listed.stderr
     assert t(tron_chain.alice) in listed.stdout and "25 USDT" in listed.stdout and "7 TRX" in listed.stdout
     assert "0x" + tron_chain.alice[2:].lower() not in listed.stdout.lower()
+    # TRON transaction ids as Tronscan shows them (64 hex, no 0x), in text and JSON; the store keeps 0x + 64 hex
+    assert f"tx {tron_chain.token_tx[2:]}" in listed.stdout and tron_chain.token_tx not in listed.stdout
+    as_json = await asyncio.to_thread(run_cli, ["transfers", t(tron_chain.bob), "--chain", "tron", "--json"], env)
+    assert {row["tx_hash"] for row in json.loads(as_json.stdout)} == {tron_chain.token_tx[2:], tron_chain.trx_tx[2:]}
+    store = open_database(prepared_database_url)
+    try:
+        stored = TransferIndex(store).for_address(t(tron_chain.bob), "tron")
+    finally:
+        store.dispose()
+    assert {s.tx_hash for s in stored} == {tron_chain.token_tx, tron_chain.trx_tx}
 
 
 def test_a_tron_look_alike_is_told_by_what_tron_wallets_show() -> None:

@@ -202,6 +202,24 @@ def test_lookalike_shares_head_and_tail_only() -> None:
     assert not looks_alike(REAL, "0x1235" + "9" * 32 + "abcd")
 
 
+def test_a_bitcoin_look_alike_is_told_by_what_bitcoin_wallets_show() -> None:
+    """After what every address of its kind shares: a Base58 version character (`1`, `3`), a bech32 hrp with its
+    `1` and witness version (`bc1q`); never on the prefix alone."""
+    genesis = "1A1zP1eP5QGefi2DMPTfTL5SLmv7DivfNa"
+    assert looks_alike("1A1zPxxxxxxxxxxxxxxxxxxxxxxxxDivfNa", genesis)  # the 4 after `1` and the last 4
+    assert not looks_alike("1A1zQ1eP5QGefi2DMPTfTL5SLmv7DivfNa", genesis)  # only 3 after the `1` agree
+    assert not looks_alike("3A1zP1eP5QGefi2DMPTfTL5SLmv7DivfNa", genesis)  # P2SH, not P2PKH: another prefix
+    segwit = "bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4"  # BIP 173's example
+    assert looks_alike("bc1qw508xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxv8f3t4", segwit)
+    assert not looks_alike("bc1qxy2kgdygjrsqtzq2n0yrf2493p83kkfjhx0wlh"[:-4] + "f3t4", segwit)  # only `bc1q` agrees
+    assert not looks_alike("bc1pw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4", segwit)  # taproot, not v0
+    assert not looks_alike("tb1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4", segwit)  # testnet
+    dust = transfer("bc1qw508xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxv8f3t4", W, 1)
+    assert poisoning(dust, W, "bc1qw508xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxv8f3t4", {segwit}) is PoisonReason.LOOKALIKE
+    other = "bc1qxy2kgdygjrsqtzq2n0yrf2493p83kkfjhx0wlh"
+    assert poisoning(transfer(other, W, 1), W, other, {segwit}) is None
+
+
 def test_zero_value_token_transfer_is_poisoning() -> None:
     zero = transfer(W, FAKE, 0, kind=TransferKind.ERC20, position="log:3", token=TOKEN, decimals=6)
     assert poisoning(zero, W, FAKE, set()) is PoisonReason.ZERO_VALUE

@@ -13,7 +13,7 @@ Wings, each importing only those listed before it:
 `errors` holds every error a user can cause. Nothing here imports `bot`; `storage` is the only package below.
 """
 
-from tracing.chain.address import Family, checksum, family_of, parse_address, short
+from tracing.chain.address import Family, checksum, family_of, parse_address, short, show_tx
 from tracing.chain.amounts import NO_USD, TransferPrices, UsdLookup, Valuation, amount_text, usd_text
 from tracing.chain.btc_rpc import CoreRpcSource
 from tracing.chain.chainref import chain_arg
@@ -57,6 +57,7 @@ from tracing.labels import (
     BUNDLED_PREFIX,
     USDT_TRC20,
     Category,
+    FreezeScan,
     Label,
     LabelBook,
     LabelImport,
@@ -69,6 +70,7 @@ from tracing.labels import (
     is_bundled,
     load_formats,
     programs_of,
+    record_freeze_logs,
 )
 from tracing.monitor import (
     Actor,
@@ -143,10 +145,13 @@ from tracing.trace.model import Stop, Trace, TraceNode
 from tracing.trace.params import DEFAULT_DUST_USD, DEFAULT_HOPS, MAX_HOPS, STOPS, TraceParams
 from tracing.trace.sources import GraphSource
 from tracing.trace.taint import TaintModel
+from tracing.trace.utxo import DEFAULT_HEURISTICS, Heuristics
 from tracing.trace.value import PegPrices, UsdPrices
 from tracing.trace.walk import trace_funds
 
 __all__ = [
+    "DEFAULT_HEURISTICS",
+    "Heuristics",
     "Family",
     "family_of",
     "chain_for_address",
@@ -305,6 +310,8 @@ __all__ = [
     "freeze_words",
     "USDT_TRC20",
     "collect_freezes",
+    "FreezeScan",
+    "record_freeze_logs",
     "freeze_cursor",
     "record_alert",
     "remove_demo",
@@ -312,6 +319,7 @@ __all__ = [
     "risk_csv",
     "risk_json",
     "short",
+    "show_tx",
     "sleep_or_stop",
     "to_json_text",
     "end_amounts",

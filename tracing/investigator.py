@@ -31,9 +31,10 @@ from tracing.chain.transfer import Direction, TransferKind
 from tracing.chain.tron import TRON_GAPS, UNTYPED, rpc_source
 from tracing.chain.trongrid import SOURCE as TRONGRID_SOURCE
 from tracing.chain.trongrid import TronGridClient
+from tracing.chain.utxo_store import UtxoStore
 from tracing.chain.utxo_transfers import Allocation
 from tracing.errors import SourceError, UserError
-from tracing.labels import Label, LabelBook
+from tracing.labels import Category, Label, LabelBook
 from tracing.risk.exposure import merged_coverage, report_from_traces
 from tracing.risk.policy import DEFAULT_POLICY, RiskPolicy, labels_only_report
 from tracing.risk.report import RiskReport
@@ -46,6 +47,8 @@ from tracing.trace.params import DEFAULT_HOPS, TraceParams
 from tracing.trace.sources import ExplorerSource, GraphSource, IndexSource, LabelLookup, LayeredSource, TransferSource
 from tracing.trace.taint import TaintModel
 from tracing.trace.usd import days_wanted
+from tracing.trace.utxo import DEFAULT_HEURISTICS, Heuristics
+from tracing.trace.utxo.trace import CoinJoinStops, StoredTxs, find_heuristics, wrap_source
 from tracing.trace.walk import trace_funds
 
 log = logging.getLogger(__name__)
@@ -141,15 +144,20 @@ class Investigator:
         *,
         with_roots: Sequence[str] = (),
     ) -> Trace:
-        """`with_roots`: more addresses whose funds are traced with `address`'s as one (a case's sources)."""
+        """`with_roots`: more addresses whose funds are traced with `address`'s as one (a case's sources).
+
+        On bitcoin the heuristics of `params.heuristics` (the default set when it names none) apply: CoinJoins stop
+        the walk as mixers do, and the coverage states the heuristics and what they found."""
         chain = chain or self.default_chain
+        params = params or TraceParams()
         started = time.monotonic()
+        source, params, bitcoin = self.bitcoin_source(address, chain, params)
         result = await trace_funds(
-            self.source(chain),
+            source,
             self.label_lookup(),
             address,
             chain,
-            params or TraceParams(),
+            params,
             self.transfer_prices(chain),
             with_roots=with_roots,
         )
@@ -161,7 +169,37 @@ class Investigator:
             label_sets=self.label_sets(),
             gaps=result.coverage.gaps + gaps + notes + family_gaps(address, chain, [result]),
         )
-        return traced.replace(coverage=self.with_failed_sources(traced.coverage, chain, started))
+        coverage = self.with_failed_sources(traced.coverage, chain, started)
+        if bitcoin is not None:
+            txs, heuristics = bitcoin
+            stops = source.coinjoin_stops() if isinstance(source, CoinJoinStops) else ()
+            found = find_heuristics(
+                txs,
+                address,
+                params.direction,
+                [edge.tx_hash for edge in traced.edges],
+                [node.address for node in traced.nodes],
+                heuristics,
+                stops,
+            )
+            coverage = replace(coverage, findings=found.lines())
+            unread = self.btc_data_gap(address, chain, traced=True)
+            if unread is not None:
+                coverage = replace(coverage, gaps=(unread, *coverage.gaps))
+        return traced.replace(coverage=coverage)
+
+    def bitcoin_source(
+        self, address: str, chain: str, params: TraceParams
+    ) -> tuple[TransferSource, TraceParams, tuple[StoredTxs, Heuristics] | None]:
+        """The source and parameters a trace of `address` walks: on bitcoin, with the heuristics of `params` (the
+        default set when it names none) and CoinJoins stopping the walk; elsewhere as they are."""
+        source = self.source(chain)
+        if family_of(address) is not Family.BTC:
+            return source, params, None
+        heuristics = params.heuristics or DEFAULT_HEURISTICS
+        txs = StoredTxs(UtxoStore(self.db), chain)
+        wrapped = wrap_source(source, txs, heuristics, Category.MIXER in params.through)
+        return wrapped, replace(params, heuristics=heuristics), (txs, heuristics)
 
     async def compare(
         self, address: str, chain: str | None = None, params: TraceParams | None = None
@@ -170,7 +208,8 @@ class Investigator:
         chain = chain or self.default_chain
         prices = self.transfer_prices(chain)
         started = time.monotonic()
-        found = await compare_models(self.source(chain), self.label_lookup(), address, chain, params, prices)
+        source, params, _ = self.bitcoin_source(address, chain, params or TraceParams())
+        found = await compare_models(source, self.label_lookup(), address, chain, params, prices)
         valuation, notes = await self.valuation(chain, list(found.traces.values()), every_transfer=True)
         index_range, gaps = self.index_summary(chain)
         traces: dict[TaintModel, Trace] = {}
@@ -231,12 +270,15 @@ class Investigator:
     ) -> RiskReport:
         chain = chain or self.default_chain
         hops = hops or DEFAULT_HOPS
-        source, lookup = self.source(chain), self.label_lookup()
+        lookup = self.label_lookup()
         labels = self.labels.for_address(address, chain)  # from the store: a label added a moment ago counts
         prices = self.transfer_prices(chain)  # the value-aware walk's dust floor in USD
         started = time.monotonic()
-        outgoing = await trace_funds(source, lookup, address, chain, TraceParams(Direction.OUT, hops), prices)
-        incoming = await trace_funds(source, lookup, address, chain, TraceParams(Direction.IN, hops), prices)
+        # on bitcoin, exposure stops at CoinJoins as at mixers (the default heuristics)
+        source, out_params, _ = self.bitcoin_source(address, chain, TraceParams(Direction.OUT, hops))
+        outgoing = await trace_funds(source, lookup, address, chain, out_params, prices)
+        source, in_params, _ = self.bitcoin_source(address, chain, TraceParams(Direction.IN, hops))
+        incoming = await trace_funds(source, lookup, address, chain, in_params, prices)
         valuation, notes = await self.valuation(chain, [outgoing, incoming])
         outgoing, incoming = outgoing.replace(valuation=valuation), incoming.replace(valuation=valuation)
         if not outgoing.root_node.degree and not incoming.root_node.degree:
@@ -251,7 +293,7 @@ class Investigator:
                 for g in found.coverage.gaps
                 if g.startswith((INCOMPLETE_HISTORY, SOURCE_ERROR))
             )
-            unread = self.unread_chain_gap(chain)
+            unread = self.unread_chain_gap(chain, address)
             gaps = (gap, *cut, *family_gaps(address, chain), *((unread,) if unread else ()))
             report = replace(report, coverage=replace(report.coverage, gaps=report.coverage.gaps + gaps))
         else:
@@ -262,13 +304,19 @@ class Investigator:
             )
             report = report_from_traces(address, chain, labels, outgoing, incoming, coverage, self.policy)
         report = replace(report, coverage=self.with_failed_sources(report.coverage, chain, started))
+        unread = self.btc_data_gap(address, chain, traced=report.coverage.traced)
+        if unread is not None:
+            report = replace(report, coverage=replace(report.coverage, gaps=(unread, *report.coverage.gaps)))
         if asker is not None:
             report = self._remembered(report, asker)
         return report
 
-    def unread_chain_gap(self, chain: str) -> str | None:
+    def unread_chain_gap(self, chain: str, address: str) -> str | None:
         """For a configured chain that nothing reads transfers from (no RPC URL, no explorer), the sentence that
-        says so; None otherwise. A chain without chain data answers from labels alone: that is a gap, never clean."""
+        says so; None otherwise (and for bitcoin, whose gap `btc_data_gap` words). A chain without chain data
+        answers from labels alone: that is a gap, never clean."""
+        if family_of(address) is Family.BTC:
+            return None
         try:
             config = configured_chains().get(chain)
         except UserError:
@@ -278,6 +326,25 @@ class Investigator:
         return (
             f"No RPC URL or explorer is configured for chain {chain} (set {config.env_prefix}_RPC_URL): its "
             "transfers are not read, so exposure on it is unknown, not none."
+        )
+
+    def btc_data_gap(self, address: str, chain: str, *, traced: bool) -> str | None:
+        """For a bitcoin address on a chain nothing reads transactions from (no RPC URL, no Esplora API), the
+        sentence that says so; None otherwise. Labels still answer: that is a gap, never clean."""
+        if family_of(address) is not Family.BTC:
+            return None
+        try:
+            config = configured_chains().get(chain)
+        except UserError:
+            return None  # broken chain variables: the chain commands report them
+        if config is None or config.rpc_urls or config.explorer_url or config.esplora_url:
+            return None
+        prefix = config.env_prefix
+        held = "the local index only" if traced else "labels only"
+        return (
+            f"No bitcoin data source is configured for chain {chain} (set {prefix}_RPC_URL to a bitcoind's JSON-RPC, "
+            f"or {prefix}_ESPLORA_URL to an Esplora API): this answer is from {held}; transactions not indexed "
+            "were not read, so exposure is unknown, not none."
         )
 
     def _remembered(self, report: RiskReport, asker: Asker) -> RiskReport:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import typer
@@ -14,14 +15,17 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColum
 from rich.text import Text
 
 from bot.cli.base import app, setup_logging
-from bot.cli.labels import tether_freezes_after_index
 from storage import Database, StoreError, get_settings, open_database
 from tracing import (
+    USDT_TRC20,
     ChainConfig,
+    ContractLogs,
     CoreRpcSource,
     Family,
+    FreezeScan,
     Indexer,
     IndexReport,
+    LabelBook,
     SourceError,
     Transfer,
     TransferIndex,
@@ -34,7 +38,10 @@ from tracing import (
     get_chain,
     load_chains,
     parse_address,
+    record_freeze_logs,
+    retro_alert_hook,
     rpc_source,
+    show_tx,
 )
 
 
@@ -104,8 +111,10 @@ def index_command(
     except UserError as exc:
         raise _fail(str(exc)) from exc
     db = _open_store()
+    freezes = _FreezeTally(db) if config.family is Family.TRON else None
+    report: IndexReport | None = None
     try:
-        report = asyncio.run(_index(db, config, first, last, batch_size, concurrency, timeout, progress))
+        report = asyncio.run(_index(db, config, first, last, batch_size, concurrency, timeout, progress, freezes))
     except (SourceError, UserError) as exc:
         raise _fail(str(exc)) from exc
     except KeyboardInterrupt:
@@ -113,11 +122,36 @@ def index_command(
             "interrupted; the blocks done so far are stored, run the same command again to resume", 130
         ) from None
     finally:
+        if freezes is not None and report is None:  # stopped (or nothing to do): the freezes recorded so far
+            freezes.print()
         db.dispose()
     if report is not None:
         _print_report(report, config.family)
-        if config.family is Family.TRON:  # the USDT contract's freezes of the same blocks become labels
-            tether_freezes_after_index(config, report.first, report.last)
+        if freezes is not None:
+            freezes.print()
+
+
+class _FreezeTally:
+    """On a TRON chain, Tether's freezes among the USDT contract's logs the indexer hands over (the same read as
+    the blocks' transfers) become labels batch by batch, with their alerts and the freeze cursor; this sums them."""
+
+    def __init__(self, db: Database) -> None:
+        self.book = LabelBook(db, hooks=[retro_alert_hook(db)])  # a new freeze of a checked address alerts
+        self.scan: FreezeScan | None = None
+        self.blocks = 0
+
+    def __call__(self, logs: ContractLogs) -> None:
+        self.scan = record_freeze_logs(self.book, logs, USDT_TRC20, scan=self.scan)
+        self.blocks += logs.last - logs.first + 1
+
+    def print(self) -> None:
+        if self.scan is None:
+            return
+        span = self.scan.last - self.scan.first + 1
+        skipped = f" ({span - self.blocks} of them indexed before: `labels tether-freezes --from-block` reads those)"
+        typer.echo(self.scan.words() + (skipped if self.blocks < span else ""))
+        for note in self.scan.notes:
+            typer.echo(f"note: {note}", err=True)
 
 
 async def _index(
@@ -129,6 +163,7 @@ async def _index(
     concurrency: int,
     rpc_timeout: float,
     show_progress: bool,
+    freezes: Callable[[ContractLogs], None] | None = None,
 ) -> IndexReport | None:
     bitcoin = config.family is Family.BTC
     opened = (
@@ -150,7 +185,14 @@ async def _index(
             )
             return None
         indexer = Indexer(
-            TransferIndex(db), source, config.name, chain_id=chain_id, batch_size=batch_size, concurrency=concurrency
+            TransferIndex(db),
+            source,
+            config.name,
+            chain_id=chain_id,
+            batch_size=batch_size,
+            concurrency=concurrency,
+            watched_contracts=(USDT_TRC20,) if freezes is not None else (),
+            on_logs=freezes,
         )
         if not show_progress:
             report = await indexer.run(first, last)
@@ -272,7 +314,7 @@ def transfer_json(t: Transfer) -> dict[str, object]:
         "chain": t.chain,
         "block": t.block_number,
         "timestamp": t.timestamp,
-        "tx_hash": t.tx_hash,
+        "tx_hash": show_tx(t.tx_hash, t.from_addr),
         "position": t.position,
         "kind": t.kind.value,
         "token": t.token,
@@ -294,4 +336,5 @@ def _transfer_line(t: Transfer, subject: str, symbols: dict[str, str]) -> str:
     other = checksum(t.to_addr if t.from_addr == subject else t.from_addr)
     arrow = "→" if direction == "out" else "←"
     block = f"block {t.block_number}" if t.block_number else "block ?"  # 0: the source gave no block number
-    return f"{t.chain} {block} {when} {direction} {t.kind.value:<8} {amount} {arrow} {other}  tx {t.tx_hash}"
+    tx = show_tx(t.tx_hash, t.from_addr)  # a TRON transaction id as Tronscan shows it
+    return f"{t.chain} {block} {when} {direction} {t.kind.value:<8} {amount} {arrow} {other}  tx {tx}"

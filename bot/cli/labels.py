@@ -21,7 +21,6 @@ from tracing import (
     BUNDLED_PREFIX,
     USDT_TRC20,
     Category,
-    ChainConfig,
     Family,
     LabelImport,
     Reader,
@@ -143,24 +142,6 @@ def tether_freezes(
         typer.echo(scan.words())
         for note in scan.notes:
             typer.echo(f"note: {note}", err=True)
-    finally:
-        the_app.close()
-
-
-def tether_freezes_after_index(config: ChainConfig, first: int, last: int) -> None:
-    """`chainsleuth index` on a TRON chain: read Tether's freezes over the blocks just indexed, so the freeze labels
-    keep pace with the index. A failure is reported and does not undo the index."""
-    the_app = open_app()
-    try:
-        book = the_app.investigator.labels
-        scan = asyncio.run(
-            collect_freezes(book, config.rpc_urls, first, last, chain=config.name, chain_id=config.chain_id)
-        )
-        typer.echo(scan.words())
-        for note in scan.notes:
-            typer.echo(f"note: {note}", err=True)
-    except (UserError, SourceError) as exc:
-        typer.echo(f"warning: Tether freezes not read for blocks {first}-{last}: {exc}", err=True)
     finally:
         the_app.close()
 

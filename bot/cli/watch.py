@@ -25,6 +25,7 @@ from bot.delivery.notifier import Notifier
 from bot.grammar import decimal_number, whole_number
 from storage import get_settings
 from tracing import (
+    USDT_TRC20,
     ChainConfig,
     ChainConfigError,
     ChainFeed,
@@ -82,12 +83,14 @@ async def run_watch(
                 poll_interval=poll_interval,
                 start_block=start_block,
                 symbol=chain.symbol,
+                # Tether's freezes on a TRON chain become labels as their blocks are solidified
+                freeze_contracts=(USDT_TRC20,) if chain.family is Family.TRON else (),
             )
             for chain, source in zip(chains, sources, strict=True)
         ]
         risk = InvestigatorRisk(app.investigator)
         tasks = [
-            watch_chains(app.db, feeds, stop_event, risk=risk, clock=clock),
+            watch_chains(app.db, feeds, stop_event, risk=risk, clock=clock, labels=app.investigator.labels),
             Escalator(app.db, clock).run_escalations(stop_event),
         ]
         if backends:

@@ -19,6 +19,8 @@ from tracing import (
     STOPS,
     Category,
     Direction,
+    Family,
+    Heuristics,
     InvalidArgument,
     PictureUnavailable,
     TaintModel,
@@ -28,6 +30,7 @@ from tracing import (
     comparison_csv,
     comparison_png,
     comparison_svg,
+    family_of,
     parse_address,
     trace_csv,
     trace_png,
@@ -63,6 +66,11 @@ def through_arg(text: str) -> frozenset[Category]:
     return frozenset(found)
 
 
+def heuristics_arg(text: str) -> Heuristics:
+    """`change,coinjoin,peel,cluster` (any of them), `none`, `default` or `all`: the bitcoin heuristics applied."""
+    return Heuristics.parse(text)
+
+
 @dataclass(frozen=True, slots=True)
 class TraceArgs:
     address: str
@@ -76,6 +84,7 @@ class TraceArgs:
     since: int | None = None
     until: int | None = None
     chain: str | None = None
+    heuristics: Heuristics | None = None
 
     @property
     def compare(self) -> bool:
@@ -103,10 +112,13 @@ class TraceArgs:
             through=self.through,
             dust_usd=dust_usd,
             dust_units=dust_units,
+            heuristics=self.heuristics,
         )
 
 
 async def trace_command(ctx: Context, args: TraceArgs) -> Reply:
+    if args.heuristics is not None and family_of(args.address) is not Family.BTC:
+        raise InvalidArgument("--heuristics applies to bitcoin addresses only.")
     params = args.params()
     chain = configured_chain(ctx, args.chain, args.address)
     await ctx.caches_ready(chain)
@@ -193,6 +205,13 @@ SPEC = CommandSpec(
         Flag("since", time_arg, "only transfers at or after this time", metavar="DATE|UNIX"),
         Flag("until", time_arg, "only transfers at or before this time", metavar="DATE|UNIX"),
         Flag("chain", chain_arg, "chain name (default: the configured default)", metavar="NAME"),
+        Flag(
+            "heuristics",
+            heuristics_arg,
+            "bitcoin: which heuristics apply (default change,coinjoin,peel; cluster adds common-input clustering; "
+            "none; all)",
+            metavar="change,coinjoin,peel,cluster",
+        ),
     ),
     examples=(
         "/trace 0x098B716B8Aaf21512996dC57EB0615e2383E2f96 --hops 2",

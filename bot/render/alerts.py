@@ -19,6 +19,7 @@ from tracing import (
     amount_text,
     checksum,
     short,
+    show_tx,
 )
 
 POSSIBLE_REPEAT = (
@@ -112,7 +113,7 @@ class AlertCard:
             )
         else:
             lines.append(movement_line(a, self.usd))
-            lines.append(f"tx {a.tx_hash} in block {a.block_number}")
+            lines.append(f"tx {show_tx(a.tx_hash, a.address) if a.tx_hash else '?'} in block {a.block_number}")
             lines.append(_STATUS_TEXT[a.status])
             if a.reasons:
                 lines.append("Why: " + "; ".join(a.reasons))

@@ -125,5 +125,5 @@ def totals_line(report: RiskReport) -> str:
 
 def path_text(exposure: Exposure) -> str:
     if exposure.path:
-        return " → ".join(exposure.path)
+        return " → ".join(exposure.shown_path)
     return exposure.evidence_note or "no transaction hashes in the source data"

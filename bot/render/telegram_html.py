@@ -96,7 +96,7 @@ def _(part: LabelListing) -> list[str]:
 
 def _path(exposure: Exposure) -> str:
     if exposure.path:
-        return "    path: " + " → ".join(f"<code>{esc(tx)}</code>" for tx in exposure.path)
+        return "    path: " + " → ".join(f"<code>{esc(tx)}</code>" for tx in exposure.shown_path)
     return f"    path: {esc(exposure.evidence_note or 'no transaction hashes in the source data')}"
 
 

@@ -141,6 +141,8 @@ def coverage_lines(
         lines.append(f"  label sets: {'; '.join(cov.label_sets)}")
     for cut in cov.cuts:
         lines.append(f"  cut: {cut}")
+    for finding in cov.findings:
+        lines.append(f"  heuristic {finding}")
     for gap in cov.gaps:
         lines.append(f"  not covered: {gap}")
     return lines

@@ -282,6 +282,9 @@ class TronServer:
     """(time.monotonic, path, query) of every TronGrid request."""
     contract_types: dict[str, str] = field(default_factory=dict)
     """txID (64 hex, no 0x) → contract type `/wallet/getblockbynum` reports instead of the guessed one."""
+    log_block_hash: str | None = None
+    """Put in every `eth_getLogs` item as its `blockHash`: a node (or a pool behind one URL) whose logs come from
+    another branch than its blocks."""
     wallet_calls: int = 0
     rpc_calls: list[str] = field(default_factory=list)
     """Every `/jsonrpc` method called (batch members one by one)."""
@@ -361,6 +364,8 @@ class TronServer:
             answer["result"] = _tron_shape(method, answer["result"])
             if method == "eth_getLogs" and len(answer["result"]) > self.max_results:
                 return error(-32005, f"query returned more than {self.max_results} results")
+            if method == "eth_getLogs" and self.log_block_hash is not None:
+                answer["result"] = [{**item, "blockHash": self.log_block_hash} for item in answer["result"]]
         return answer
 
     async def _check_logs(self, params: Sequence[Any]) -> tuple[int, str] | None:
@@ -570,5 +575,19 @@ def _receipt(receipt: dict[str, Any]) -> dict[str, Any]:
     return shaped
 
 
+_LOG_FIELDS = (
+    "address",
+    "topics",
+    "data",
+    "blockHash",
+    "blockNumber",
+    "transactionHash",
+    "transactionIndex",
+    "logIndex",
+    "removed",
+)
+"""What java-tron's `/jsonrpc` puts in a log (its LogFilterElement): no `blockTimestamp`, which anvil adds."""
+
+
 def _log(item: dict[str, Any]) -> dict[str, Any]:
-    return dict(item)
+    return {k: item[k] for k in _LOG_FIELDS if k in item}

@@ -15,6 +15,7 @@ from tracing.chain.address import (
     normalise_address,
     parse_address,
     short,
+    show_tx,
     tron_from_hex,
     tron_to_hex,
 )
@@ -157,5 +158,6 @@ __all__ = [
     "price_api_from_settings",
     "remove_demo",
     "short",
+    "show_tx",
     "usd_text",
 ]

@@ -7,7 +7,9 @@ Canonical forms (what the store, the graph and the labels hold):
 - Bitcoin: Base58Check `1…`/`3…` (testnet/regtest `m…`/`n…`/`2…`) as given, bech32/bech32m `bc1…`/`tb1…`/`bcrt1…`
   in lower case.
 
-`family_of` tells a canonical address's family from its shape alone, so display needs no chain.
+`family_of` tells a canonical address's family from its shape alone, so display needs no chain. Transaction hashes
+are stored as their source gives them (EVM and TRON `0x` + 64 hex); `show_tx` shows one as its chain does (TRON: the
+64 hex digits without `0x`, as Tronscan and TronGrid write a transaction id).
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ _BASE58 = re.compile(r"^[1-9A-HJ-NP-Za-km-z]{25,44}$")
 _BECH32_LIKE = re.compile(r"^(bc|tb|bcrt)1[0-9a-z]{6,87}$", re.IGNORECASE)
 _TRON = re.compile(r"^T[1-9A-HJ-NP-Za-km-z]{33}$")
 _TRON_HEX = re.compile(r"^(0[xX])?41[0-9a-fA-F]{40}$")
+_TX_ID = re.compile(r"^[0-9a-fA-F]{64}$")
 _SOLANA = re.compile(r"^[1-9A-HJ-NP-Za-km-z]{32,44}$")
 _TRAILING = ".,;:!?)]}>'\"`"
 _LEADING = "([{<'\"`"
@@ -88,6 +91,14 @@ def short(address: str) -> str:
     if c[:2] == "0x":
         return f"{c[:6]}…{c[-4:]}"
     return f"{c[:5]}…{c[-4:]}"
+
+
+def show_tx(tx_hash: str, address: str) -> str:
+    """A transaction hash as the chain of `address` (any address of the transaction's chain, canonical) shows it:
+    on TRON the 64 hex digits without `0x` (Tronscan's and TronGrid's transaction id); elsewhere unchanged."""
+    if family_of(address) is Family.TRON and len(tx_hash) == 66 and tx_hash[:2] == "0x":
+        return tx_hash[2:]
+    return tx_hash
 
 
 def tron_from_hex(hex_address: str) -> str:
@@ -160,6 +171,8 @@ def parse_address(text: str) -> str:
         return tron_from_hex(raw)
     if _HEXISH.match(raw):
         return _bad_hex(raw)
+    if _TX_ID.match(raw):
+        raise InvalidAddress("That looks like a transaction id, not an address (64 hex digits).")
     if _TRON.match(raw):
         return _tron(raw)
     if _BECH32_LIKE.match(raw):

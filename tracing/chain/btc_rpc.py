@@ -141,8 +141,9 @@ class CoreRpcSource:
     async def _blocks(self, hashes: Sequence[str], where: str) -> list[Any]:
         if not hashes:
             return []
-        answers = await self.client.batch([("getblock", [h, self.verbosity]) for h in hashes], where=where)
-        if self.verbosity == 3 and any(_refused_verbosity(a) for a in answers):
+        asked = self.verbosity  # batches run concurrently: judge the answers by what this one asked for
+        answers = await self.client.batch([("getblock", [h, asked]) for h in hashes], where=where)
+        if asked == 3 and any(_refused_verbosity(a) for a in answers):
             log.info("%s: the node refuses getblock verbosity 3; reading verbosity 2 and previous transactions", where)
             self.verbosity = 2
             answers = await self.client.batch([("getblock", [h, 2]) for h in hashes], where=where)

@@ -11,7 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from tracing.chain.index import IndexedRange, TransferIndex
@@ -170,9 +170,9 @@ class Indexer:
     thread while the next one is fetched.
 
     `watched_contracts` and `on_logs`: for each stored batch, every log of those contracts in its blocks is read
-    (`eth_getLogs`, through `source.logs`) and handed to `on_logs` as `ContractLogs` before the range is marked,
-    so a contract's other events (a stablecoin's blacklist, say) are seen for exactly the blocks indexed; an error
-    in `on_logs` leaves the range unmarked.
+    (`eth_getLogs`, through `source.logs`), given its block's time, and handed to `on_logs` as `ContractLogs` before
+    the range is marked, batch after batch in block order, so a contract's other events (a stablecoin's blacklist,
+    say) are seen for exactly the blocks indexed; an error in `on_logs` leaves the range unmarked.
     """
 
     def __init__(
@@ -274,7 +274,13 @@ class Indexer:
         source: LogSource = self.source  # type: ignore[assignment]  # checked in __init__
         first, last = blocks[0].number, blocks[-1].number
         found = await source.logs(self.watched_contracts, first, last)
-        return ContractLogs(self.chain, first, last, self.watched_contracts, tuple(found))
+        # each log gets its block's time from the blocks just fetched (TRON's /jsonrpc puts none in a log)
+        times = {b.number: b.timestamp for b in blocks}
+        timed = (
+            item if item.timestamp is not None else replace(item, timestamp=times.get(item.block_number))
+            for item in found
+        )
+        return ContractLogs(self.chain, first, last, self.watched_contracts, tuple(timed))
 
     async def _store_async(
         self,

@@ -9,12 +9,12 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 
 import sqlalchemy as sa
-from sqlalchemy import delete, func, insert, or_, text
+from sqlalchemy import delete, func, insert, text
 from sqlalchemy.orm import Session
 from sqlmodel import col, select
 
 from storage import ANY_EVM, Database, KeyValueRow, LabelRow, LabelSetRow, utcnow
-from tracing.labels.model import Label, LabelFact, LabelSet, LabelSetInfo, sort_labels
+from tracing.labels.model import ANY_BTC, Label, LabelFact, LabelSet, LabelSetInfo, label_applies, sort_labels
 
 LabelHook = Callable[[Session, set[LabelFact], set[LabelFact]], object]
 """Called inside a label change's transaction with the active labels it touched, before and after the change
@@ -43,11 +43,10 @@ class LabelBook:
                 chunk = unique[start : start + 500]
                 query = select(LabelRow).where(col(LabelRow.address).in_(chunk))
                 if chain is not None:
-                    query = query.where(or_(col(LabelRow.chain) == chain, col(LabelRow.chain) == ANY_EVM))
+                    query = query.where(col(LabelRow.chain).in_((chain, ANY_EVM, ANY_BTC)))
                 for row in session.scalars(query):
-                    label = Label.from_row(row)  # an "every EVM chain" row on a T… address reads as a tron label
-                    if chain is None or label.chain in (chain, ANY_EVM):
-                        found[row.address].append(label)
+                    if chain is None or label_applies(row.chain, row.address, chain):
+                        found[row.address].append(Label.from_row(row))
         return {addr: sort_labels(labels) for addr, labels in found.items()}
 
     def add(self, label: Label) -> None:

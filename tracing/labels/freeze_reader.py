@@ -1,6 +1,12 @@
 """Reading Tether's freezes from a chain: the USDT contract's blacklist logs of a block range, over JSON-RPC
 `eth_getLogs` (TRON's `/jsonrpc`, or any EVM node such as anvil in the tests), decoded by `labels.freezes` and
 recorded as labels part by part, with a cursor in the store so that the next run goes on where this one stopped.
+The logs a caller already holds (the indexer's `ContractLogs` of the blocks it indexed, the watcher's of the blocks
+it confirmed) are recorded the same way by `record_freeze_logs`, without reading them again.
+
+The cursor is the last block of an unbroken run of blocks whose freezes were read: a read that starts after a gap
+(or ends before the cursor) leaves it where it is, so `chainsleuth labels tether-freezes` without `--from-block`
+never skips blocks that nobody read.
 
 TRON's `/jsonrpc` speaks Ethereum's shapes: 20-byte `0x` addresses (the contract's `T…` form is sent as its 20
 bytes, and the addresses in the logs come back as `T…`), block times in `eth_getBlockByNumber`.
@@ -8,14 +14,14 @@ bytes, and the addresses in the logs come back as `T…`), block times in `eth_g
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy.dialects import postgresql, sqlite
 
 from storage import KeyValueRow, utcnow
-from tracing.chain import tron_to_hex
+from tracing.chain import ContractLogs, RawLog, tron_to_hex
 from tracing.chain.rpc import ChainIdMismatch, JsonRpcClient
 from tracing.errors import SourceError
 from tracing.labels.book import LabelBook
@@ -83,6 +89,16 @@ def read_cursor(book: LabelBook, chain: str, contract: str = USDT_TRC20) -> int 
         return int(str(value)) if value is not None else None
 
 
+def advance_cursor(book: LabelBook, chain: str, contract: str, first: int, last: int) -> int | None:
+    """Record that blocks `first`..`last` were read: the cursor moves to `last` when the range joins the unbroken run
+    it ends (or there is no cursor yet); a range after a gap, or within the run, leaves it. Returns the cursor."""
+    held = read_cursor(book, chain, contract)
+    if held is not None and (first > held + 1 or last <= held):
+        return held
+    _write_cursor(book, chain, contract, last)
+    return last
+
+
 def _write_cursor(book: LabelBook, chain: str, contract: str, last: int) -> None:
     table = KeyValueRow.__table__  # type: ignore[attr-defined]
     stmt = (postgresql if book.db.dialect == "postgresql" else sqlite).insert(table)
@@ -109,6 +125,12 @@ async def fetch_freezes(
         raise SourceError(f"eth_getLogs for blocks {first}-{last} did not answer a list of logs.")
     untimed = {_block(log) for log in logs if isinstance(log, dict) and _untimed(log)}
     times = await _block_times(client, sorted(b for b in untimed if b is not None))
+    return _decode_logs(logs, times)
+
+
+def _decode_logs(logs: Sequence[object], times: Mapping[int, int]) -> tuple[list[FreezeEvent], int, list[str]]:
+    """The freeze events of `eth_getLogs` items (`times`: block times for those without their own), with the count
+    of unreadable blacklist logs and notes on them."""
     events: list[FreezeEvent] = []
     notes: list[str] = []
     skipped = 0
@@ -143,7 +165,7 @@ def _block(log: dict[str, Any]) -> int | None:
         return None
 
 
-def _decode(log: dict[str, Any], times: dict[int, int]) -> FreezeEvent | None:
+def _decode(log: dict[str, Any], times: Mapping[int, int]) -> FreezeEvent | None:
     number = _block(log)
     return decode_freeze_log(log, times.get(number) if number is not None else None)
 
@@ -188,16 +210,58 @@ async def collect_freezes(
         scan = FreezeScan(chain, contract, first, end)
         for start in range(first, end + 1, max(1, step)):
             stop = min(end, start + max(1, step) - 1)
-            events, skipped, notes = await fetch_freezes(client, contract, start, stop)
-            scan.skipped += skipped
-            scan.notes.extend(notes[: max(0, MAX_NOTES - len(scan.notes))])
-            scan.events += len(events)
-            if events:
-                recorded = record_freezes(book, events, chain)
-                scan.states.update({label.address: label.active for label in recorded.labels})
-            _write_cursor(book, chain, contract, stop)
+            _record(book, scan, await fetch_freezes(client, contract, start, stop), start, stop)
             if progress is not None:
                 progress(stop - start + 1)
         return scan
     finally:
         await client.aclose()
+
+
+def _log_json(log: RawLog) -> dict[str, Any]:
+    """A RawLog in `eth_getLogs`'s shape, for `decode_freeze_log`."""
+    found: dict[str, Any] = {
+        "topics": list(log.topics),
+        "data": log.data,
+        "blockNumber": hex(log.block_number),
+        "transactionHash": log.tx_hash,
+        "logIndex": hex(log.log_index),
+    }
+    if log.timestamp is not None:
+        found["blockTimestamp"] = hex(log.timestamp)
+    return found
+
+
+def freezes_in_logs(logs: Iterable[RawLog], contract: str) -> tuple[list[FreezeEvent], int, list[str]]:
+    """The blacklist events among `logs` emitted by `contract` (a `T…` address; other contracts' logs and other
+    events are passed over), with the count of unreadable blacklist logs and notes on them."""
+    events, skipped, notes = _decode_logs([_log_json(log) for log in logs if log.address == contract], {})
+    return [replace(event, contract=contract) for event in events], skipped, notes
+
+
+def _record(
+    book: LabelBook, scan: FreezeScan, part: tuple[list[FreezeEvent], int, list[str]], first: int, last: int
+) -> None:
+    """Record one part's events as labels, add it to `scan` and move the cursor over blocks `first`..`last`."""
+    events, skipped, notes = part
+    scan.skipped += skipped
+    scan.notes.extend(notes[: max(0, MAX_NOTES - len(scan.notes))])
+    scan.events += len(events)
+    if events:
+        recorded = record_freezes(book, events, scan.chain)
+        scan.states.update({label.address: label.active for label in recorded.labels})
+    advance_cursor(book, scan.chain, scan.contract, first, last)
+
+
+def record_freeze_logs(
+    book: LabelBook, logs: ContractLogs, contract: str = USDT_TRC20, *, scan: FreezeScan | None = None
+) -> FreezeScan:
+    """Record the blacklist events of `contract` among logs already read for blocks `logs.first`..`logs.last` (the
+    indexer's or the watcher's, one read of the chain) as labels of `logs.chain`, and move the freeze cursor as
+    `collect_freezes` does. Each log needs its block time (`RawLog.timestamp`); one without is skipped and noted.
+    With `scan` (of earlier, lower blocks), this part is added to it and its span stretched to `logs.last`."""
+    if scan is None:
+        scan = FreezeScan(logs.chain, contract, logs.first, logs.last)
+    scan.last = max(scan.last, logs.last)
+    _record(book, scan, freezes_in_logs(logs.logs, contract), logs.first, logs.last)
+    return scan

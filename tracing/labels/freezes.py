@@ -122,7 +122,7 @@ class FreezeEvent:
         return (tx_id(self.tx_hash), self.log_index, self.kind.value)
 
     def words(self) -> str:
-        """`AddedBlackList at block 1,234 on 2024-05-01 12:00:03 UTC, tx 0xabc…`."""
+        """`AddedBlackList at block 1,234 on 2024-05-01 12:00:03 UTC, tx abc…` (the transaction id as TRON shows it)."""
         burnt = f" of {usdt_units(self.amount)} USDT" if self.amount is not None else ""
         return f"{self.kind.event_name}{burnt} at block {self.block:,} on {self.when}, tx {self.tx_hash}"
 

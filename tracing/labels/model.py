@@ -12,6 +12,9 @@ from storage import ANY_EVM, LabelRow, utcnow
 from tracing.chain import Family, family_of
 from tracing.errors import InvalidArgument
 
+ANY_BTC = "btc"
+"""The chain of a bitcoin label: it applies on every configured bitcoin chain (whatever its name), never elsewhere."""
+
 
 class Category(StrEnum):
     SANCTIONS = "sanctions"
@@ -175,6 +178,21 @@ _RANK = {c: i for i, c in enumerate(Category)}
 def sort_labels(labels: Iterable[Label]) -> list[Label]:
     """Most serious first, then most confident."""
     return sorted(labels, key=lambda lb: (not lb.active, _RANK[lb.category], -lb.confidence, lb.source, lb.name))
+
+
+def label_applies(label_chain: str, address: str, chain: str) -> bool:
+    """Whether a label of `label_chain` on `address` counts when asking on `chain`: a label of that very chain, an
+    "every EVM chain" label on an EVM address, a bitcoin label on a bitcoin address (of any bitcoin chain). A bitcoin
+    label never matches an EVM or TRON address, nor an EVM label a bitcoin or TRON one; an "every EVM chain" row on
+    a TRON or bitcoin address (a team label made before families existed) counts as that family's label."""
+    family = family_of(address)
+    if label_chain == ANY_EVM and family is not Family.EVM:
+        label_chain = family.value  # an "every EVM chain" row on a T… or bitcoin address is that family's label
+    if label_chain == chain:
+        return True
+    if label_chain == ANY_EVM:
+        return family is Family.EVM
+    return label_chain == ANY_BTC and family is Family.BTC
 
 
 LabelIdentity = tuple[str, str, str, str]

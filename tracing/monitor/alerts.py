@@ -21,9 +21,9 @@ from sqlalchemy import exists
 from sqlalchemy.orm import Session
 from sqlmodel import col, select
 
-from storage import ANY_EVM, AlertRow, Database, RiskCheckRow, WatchRow
+from storage import AlertRow, Database, RiskCheckRow, WatchRow
 from tracing.chain import Direction, Transfer, short
-from tracing.labels import Category, LabelFact, LabelHook, LabelIdentity
+from tracing.labels import Category, LabelFact, LabelHook, LabelIdentity, label_applies
 from tracing.monitor.clock import Clock, SystemClock
 from tracing.monitor.counters import OpsCount, bump
 from tracing.monitor.incidents import DEFAULT_WINDOW, attach_alert, note_alert_change
@@ -36,7 +36,8 @@ RISK_CHECK_MEMORY = timedelta(days=90)
 
 LOOKALIKE_HEAD = 4
 LOOKALIKE_TAIL = 4
-"""Hex digits after `0x` and at the end that wallets show (`0x1234…abcd`) and poisoners copy."""
+"""Characters after an address's common prefix and at its end that wallets show (`0x1234…abcd`) and poisoners
+copy."""
 
 
 class AlertKind(StrEnum):
@@ -149,10 +150,22 @@ def label_dedup_key(address: str, label: LabelIdentity, recipient: str) -> str:
 
 
 def looks_alike(a: str, b: str, head: int = LOOKALIKE_HEAD, tail: int = LOOKALIKE_TAIL) -> bool:
-    """Different addresses that share the characters a wallet shows: `0x1234…abcd`, `TR7NH…Lj6t` (after the
-    prefix every address of the family shares: `0x`, TRON's `T`)."""
-    start = 2 if a[:2] == "0x" else 1 if a[:1] == "T" else 0
-    return a != b and a[start : start + head] == b[start : start + head] and a[-tail:] == b[-tail:]
+    """Different addresses that share the characters a wallet shows: `0x1234…abcd`, `TR7NH…Lj6t`, `bc1qxy2k…0wlh`.
+    The head is compared after what every address of its kind shares (`0x`; TRON's `T`; a bitcoin Base58 version
+    character `1`, `3`, `m`, `n`, `2`; a bech32 hrp, its `1` and the witness version, as in `bc1q`), which must be
+    the same too."""
+    start = _shared_prefix(a)
+    return a != b and a[: start + head] == b[: start + head] and a[-tail:] == b[-tail:]
+
+
+def _shared_prefix(address: str) -> int:
+    """How many leading characters `address` shares with every address of its kind (see `looks_alike`)."""
+    if address[:2] == "0x":
+        return 2
+    hrp, separator, _ = address.rpartition("1") if address[:1] in "bt" else ("", "", "")
+    if separator and hrp in ("bc", "tb", "bcrt"):
+        return len(hrp) + 2  # hrp, `1`, witness version
+    return 1  # TRON's `T`, a Base58 version character
 
 
 class PoisonReason(StrEnum):
@@ -307,7 +320,7 @@ def _retro(session: Session, new: Sequence[LabelFact], now: datetime, memory: ti
     for address, label in new:
         label_chain, source, category, name = label
         for recipient in recipients.get(address, ()):
-            if label_chain not in (ANY_EVM, recipient.chain):
+            if not label_applies(label_chain, address, recipient.chain):
                 continue
             title = Category(category).display
             row = AlertRow(

@@ -14,6 +14,11 @@ to the common ancestor, alerts from the orphaned blocks become `reorged_out` (th
 new branch is processed like any other.
 Alerts go out `provisional` at the head and are edited to `confirmed` once `confirmations` blocks are on top.
 
+Freezes: on a feed with `freeze_contracts` (TRON's USDT), the blacklist events of each block become freeze labels
+once the block is confirmed (`confirmations` deep: solidified on TRON, where no reorg can undo it), so no freeze
+label has to be taken back; a log whose block hash is not the one the watcher followed is not recorded. The label
+book's hooks raise the label alerts of a newly frozen address someone watches or checked.
+
 Everything is in the store, and every step is idempotent: a watcher killed at any point resumes at its cursor.
 """
 
@@ -24,12 +29,12 @@ import logging
 import secrets
 import time
 from collections import deque
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from sqlalchemy import delete, update
 from sqlalchemy.exc import IntegrityError
@@ -41,24 +46,28 @@ from storage import (
     AlertRow,
     ChainCursor,
     Database,
+    KeyValueRow,
     LeaderLock,
     RecentBlock,
     StoreUnavailable,
     TransferRow,
     begin_write,
+    utcnow,
 )
 from tracing.chain import (
     BlockTransfers,
+    ContractLogs,
     Direction,
     InternalSource,
     PriceBook,
+    RawLog,
     Transfer,
     UtxoBlock,
     Valuation,
     unresolved,
 )
 from tracing.errors import SourceError
-from tracing.labels import LabelBook
+from tracing.labels import FREEZE_TOPICS, LabelBook, record_freeze_logs
 from tracing.monitor.alerts import (
     AlertStatus,
     known_counterparties,
@@ -97,6 +106,18 @@ class HashSource(Protocol):
     """A source that names the hash of the block at a height cheaply (None above its tip)."""
 
     async def block_hash(self, number: int) -> str | None: ...
+
+
+class LogSource(Protocol):
+    """A block source that also gives contracts' logs (`RpcSource.logs`), for a feed with `freeze_contracts`."""
+
+    async def logs(
+        self, contracts: Sequence[str], first: int, last: int, *, topics: Sequence[Any] | None = None
+    ) -> list[RawLog]: ...
+
+
+FREEZE_SPAN = 1_000
+"""At most this many confirmed blocks' freeze logs read in one step (a watcher catching up reads them in parts)."""
 
 
 class CounterpartyRisk(Protocol):
@@ -176,6 +197,9 @@ class ChainFeed:
     """Recent block hashes kept for reorg detection (the deepest reorg handled exactly)."""
     symbol: str = "BTC"
     """The native coin's symbol where the block does not carry it (bitcoin blocks)."""
+    freeze_contracts: tuple[str, ...] = ()
+    """Contracts (canonical addresses) whose blacklist events become freeze labels as their blocks are confirmed
+    (TRON: USDT-TRC20); the source must have `logs` and the watcher a label book."""
 
 
 class Step(StrEnum):
@@ -227,8 +251,12 @@ class Watcher:
         risk: CounterpartyRisk | None = None,
         clock: Clock | None = None,
         incident_window: timedelta = DEFAULT_WINDOW,
+        labels: LabelBook | None = None,
     ) -> None:
+        if feed.freeze_contracts and (labels is None or not callable(getattr(feed.source, "logs", None))):
+            raise ValueError("freeze_contracts need a label book and a source with `logs`")
         self.db = db
+        self.labels = labels
         self.feed = feed
         self.chain = feed.chain
         self.book = WatchBook(db)
@@ -240,6 +268,7 @@ class Watcher:
         self._head: int | None = None
         self._warned_internal = False
         self._answer_recorded: datetime | None = None
+        self._freezes_failing = False
         self.prices = PriceBook(db, check_interval=60.0)
 
     def _usd_of(self, transfer: Transfer) -> Decimal | None:
@@ -341,6 +370,8 @@ class Watcher:
             return Step.REORG
         plan = await self._plan(block)
         self._commit(cursor, block, plan)
+        if self.feed.freeze_contracts:
+            await self._freezes(block.number - self.feed.confirmations)
         return Step.BLOCK
 
     # -- cursor -------------------------------------------------------------------------------------------
@@ -546,6 +577,72 @@ class Watcher:
         self.stats.alerts += created
         self.stats.poisoning_dropped += plan.dropped
 
+    # -- freezes ------------------------------------------------------------------------------------------
+
+    def _freeze_key(self) -> str:
+        return f"watch-freezes:{self.chain}"
+
+    def _freeze_mark(self) -> int | None:
+        """The last confirmed block whose freeze logs this chain's watcher recorded (None: none yet)."""
+        with self.db.session() as session:
+            row = session.get(KeyValueRow, self._freeze_key())
+            value = row.value.get("last_block") if row is not None else None
+            return int(str(value)) if value is not None else None
+
+    async def _freezes(self, confirmed: int) -> None:
+        """Record the freeze contracts' blacklist events of the blocks confirmed since the last call (the first time:
+        only `confirmed`, the watcher's start). A failure is logged and the same blocks are read again next step;
+        it never holds up the blocks' alerts."""
+        done = self._freeze_mark()
+        first = confirmed if done is None else done + 1
+        if first > confirmed or confirmed < 0:
+            return
+        last = min(confirmed, first + FREEZE_SPAN - 1)
+        source: LogSource = self.feed.source  # type: ignore[assignment]  # checked in __init__
+        assert self.labels is not None
+        try:
+            found = await source.logs(self.feed.freeze_contracts, first, last, topics=[list(FREEZE_TOPICS)])
+            logs = await self._checked_logs(found)
+        except SourceError as exc:
+            log.warning("watcher %s: freezes of blocks %d-%d not read (%s); retrying", self.chain, first, last, exc)
+            self._record_health(error=f"freezes of blocks {first}-{last} not read: {exc}")
+            self._freezes_failing = True
+            return
+        if self._freezes_failing:  # /status no longer shows the old failure
+            self._record_health(error="")
+            self._freezes_failing = False
+        for contract in self.feed.freeze_contracts:
+            scan = record_freeze_logs(
+                self.labels, ContractLogs(self.chain, first, last, self.feed.freeze_contracts, logs), contract
+            )
+            if scan.events or scan.skipped:
+                log.info("watcher %s: %s", self.chain, scan.words())
+        with self.db.session() as session:
+            session.merge(KeyValueRow(key=self._freeze_key(), value={"last_block": last}, updated_at=utcnow()))
+
+    async def _checked_logs(self, found: Sequence[RawLog]) -> tuple[RawLog, ...]:
+        """The logs with their block times, each from the block the watcher followed: a log whose block hash is not
+        the kept hash of its height (or the node's block there now) is refused (SourceError), not recorded."""
+        with self.db.session() as session:
+            numbers = sorted({item.block_number for item in found})
+            kept = {
+                row.number: row.hash
+                for row in session.scalars(
+                    select(RecentBlock).where(
+                        col(RecentBlock.chain) == self.chain, col(RecentBlock.number).in_(numbers)
+                    )
+                )
+            }
+        blocks = {n: await self.feed.source.fetch_block(n, token_meta=False) for n in numbers}
+        out = []
+        for item in found:
+            block = blocks[item.block_number]
+            hashes = {block.hash.lower(), kept.get(item.block_number, block.hash.lower())}
+            if hashes != {item.block_hash.lower()}:
+                raise SourceError(f"a log of block {item.block_number} is not from the block followed (reorg?)")
+            out.append(item if item.timestamp is not None else replace(item, timestamp=block.timestamp))
+        return tuple(out)
+
     # -- reorgs -------------------------------------------------------------------------------------------
 
     async def _rewind(self, cursor: _Cursor) -> None:
@@ -689,9 +786,11 @@ async def watch_chains(
     risk: CounterpartyRisk | None = None,
     clock: Clock | None = None,
     matcher: WatchMatcher | None = None,
+    labels: LabelBook | None = None,
 ) -> Mapping[str, Watcher]:
-    """Run one watcher per feed (sharing one matcher) until `stop` is set; returns the watchers."""
+    """Run one watcher per feed (sharing one matcher) until `stop` is set; returns the watchers. `labels` records
+    the freezes of feeds with `freeze_contracts` (its hooks raise their label alerts)."""
     shared = matcher or WatchMatcher()
-    watchers = {feed.chain: Watcher(db, feed, matcher=shared, risk=risk, clock=clock) for feed in feeds}
+    watchers = {feed.chain: Watcher(db, feed, matcher=shared, risk=risk, clock=clock, labels=labels) for feed in feeds}
     await asyncio.gather(*(w.run(stop) for w in watchers.values()))
     return watchers

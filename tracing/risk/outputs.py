@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from tracing.chain.address import checksum
+from tracing.chain.address import checksum, show_tx
 from tracing.chain.amounts import NO_USD, UsdSum
 from tracing.chain.prices import native_decimals
 from tracing.labels import Category, Label
@@ -138,7 +138,7 @@ def trace_json(trace: Trace) -> dict[str, Any]:
             {
                 "from": edge.from_addr,
                 "to": edge.to_addr,
-                "tx_hash": edge.tx_hash,
+                "tx_hash": show_tx(edge.tx_hash, edge.from_addr),
                 "block": edge.block,
                 "timestamp": edge.timestamp,
                 "token": edge.token,
@@ -202,7 +202,7 @@ def exposure_json(exposure: Exposure) -> dict[str, Any]:
         "labels": [label_json(label) for label in exposure.labels],
         "amount": [amount_json(a) for a in exposure.amounts],
         "share": exposure.share,
-        "path": list(exposure.path),
+        "path": list(exposure.shown_path),
         "path_addresses": list(exposure.path_addresses),
         "evidence_note": exposure.evidence_note,
         "first_at": exposure.first_at,
@@ -282,7 +282,7 @@ def _edge_cells(trace: Trace, edge: TraceEdge) -> tuple[list[object], list[objec
         edge.hop,
         edge.from_addr,
         edge.to_addr,
-        edge.tx_hash,
+        show_tx(edge.tx_hash, edge.from_addr),
         edge.block,
         edge.timestamp,
         datetime.fromtimestamp(edge.timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S"),
@@ -379,7 +379,7 @@ def risk_csv(report: RiskReport) -> str:
                 "; ".join(f"{a.value} {a.token or 'native'}" for a in e.amounts),
                 "; ".join(_usd_amount_cell(a) for a in e.amounts),
                 "" if e.share is None else f"{e.share:.6f}",
-                " ".join(e.path),
+                " ".join(e.shown_path),
                 " ".join(e.path_addresses),
                 e.evidence_note,
                 _utc(e.first_at),
@@ -524,7 +524,8 @@ def trace_words(trace: Trace) -> str:
     else:
         dust = "none (graph walk: every transfer after the funds arrived)"
     shown = ", ".join(filters) or "none"
-    return f"model: {p.model.value} taint; filters: {shown}; dust floor: {dust}; time window: {window}"
+    heuristics = f"; bitcoin heuristics: {p.heuristics.words()}" if p.heuristics is not None else ""
+    return f"model: {p.model.value} taint{heuristics}; filters: {shown}; dust floor: {dust}; time window: {window}"
 
 
 def _received(trace: Trace) -> dict[str, tuple[Amount, ...]]:

@@ -10,6 +10,7 @@ from datetime import date
 from decimal import Decimal
 from enum import StrEnum
 
+from tracing.chain import show_tx
 from tracing.chain.amounts import amount_text
 from tracing.chain.transfer import Direction
 from tracing.labels import Category, Label
@@ -115,6 +116,11 @@ class Exposure:
     counted: bool = True
     """Whether its amount is in the report's totals (False: the same funds are counted on another line)."""
     counted_note: str = ""
+
+    @property
+    def shown_path(self) -> tuple[str, ...]:
+        """`path` as the chain shows its transaction ids (TRON's without `0x`)."""
+        return tuple(show_tx(tx, self.counterparty) for tx in self.path)
 
     @property
     def direct(self) -> bool:

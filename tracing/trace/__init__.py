@@ -13,7 +13,9 @@ Modules, each importing only those above it:
 - `value`: the value-aware walk's ledger per address and its follow rule (dust floor, share of the traced funds);
 - `compiled`: the compiled walk (`_walk.c`) and its compact result;
 - `walk`: `trace_funds`, the walk's entry: the value-aware walk, the Python reference graph walk;
-- `compare`: one trace under every taint model (`compare_models`).
+- `compare`: one trace under every taint model (`compare_models`);
+- `utxo/`: the bitcoin heuristics over `UtxoTx` (change, CoinJoin, peel chains, clustering) and `Heuristics`, the
+  settings saying which are on.
 """
 
 from tracing.trace.cache import GraphCache
@@ -42,11 +44,37 @@ from tracing.trace.sources import (
     TransferSource,
 )
 from tracing.trace.taint import Taint, TaintModel, compute_taint
+from tracing.trace.utxo import (
+    DEFAULT_HEURISTICS,
+    ChangeGuess,
+    Cluster,
+    Clustering,
+    CoinJoin,
+    Heuristic,
+    Heuristics,
+    PeelChain,
+    cluster_addresses,
+    detect_coinjoin,
+    find_change,
+    follow_peel,
+)
 from tracing.trace.value import PegPrices, UsdPrices
 from tracing.trace.walk import trace_funds
 
 __all__ = [
     "Asset",
+    "ChangeGuess",
+    "Cluster",
+    "Clustering",
+    "CoinJoin",
+    "DEFAULT_HEURISTICS",
+    "Heuristic",
+    "Heuristics",
+    "PeelChain",
+    "cluster_addresses",
+    "detect_coinjoin",
+    "find_change",
+    "follow_peel",
     "compare_models",
     "compute_taint",
     "Coverage",

@@ -30,6 +30,8 @@ class Coverage:
     """Transfers the traces followed."""
     follow_rule: str = ""
     """How a value-aware trace chose the transfers it followed (empty: it followed the graph)."""
+    findings: tuple[str, ...] = ()
+    """Bitcoin: what the heuristics found (CoinJoin stops, change outputs, peel chains, clusters), one line each."""
 
 
 def trace_coverage(

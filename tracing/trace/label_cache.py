@@ -12,8 +12,8 @@ from typing import Any, NamedTuple
 from sqlalchemy import text
 from sqlmodel import select
 
-from storage import ANY_EVM, Database, LabelRow
-from tracing.labels import Category, Label, sort_labels
+from storage import Database, LabelRow
+from tracing.labels import Category, Label, label_applies, sort_labels
 from tracing.trace.graph import TransferGraph
 
 LABEL_FINGERPRINT = text(
@@ -79,7 +79,7 @@ class LabelCache:
             node = ids.get(address)
             if node is None:
                 continue
-            wanted = [lb for lb in mine if lb.chain in (chain, ANY_EVM)]
+            wanted = [lb for lb in mine if label_applies(lb.chain, address, chain)]
             if wanted:
                 marks[node] = 2 if any(lb.active and lb.category in stop_at for lb in wanted) else 1
         if any(m.snapshot is not labels or m.n_nodes != n_nodes for m in per_graph.values()):
@@ -117,7 +117,7 @@ def lookup_labels(
         mine = labels.get(address)
         if mine:
             if chain is not None:
-                mine = [lb for lb in mine if lb.chain in (chain, ANY_EVM)]
+                mine = [lb for lb in mine if label_applies(lb.chain, address, chain)]
             if mine:
                 found[address] = mine
     return found

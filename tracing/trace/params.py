@@ -10,6 +10,7 @@ from tracing.errors import InvalidArgument
 from tracing.labels import Category
 from tracing.trace.flows import FlowQuery
 from tracing.trace.taint import TaintModel
+from tracing.trace.utxo.settings import Heuristics
 
 DEFAULT_HOPS = 3
 MAX_HOPS = 10
@@ -78,6 +79,9 @@ class TraceParams:
     dust_units: tuple[tuple[str, Decimal], ...] = ()
     follow_share: Decimal = DEFAULT_FOLLOW_SHARE
     crumb_share: Decimal = DEFAULT_CRUMB_SHARE
+    heuristics: Heuristics | None = None
+    """Bitcoin only: the heuristics applied (`tracing.trace.utxo`); None on other chains, and for a bitcoin trace
+    that names none (the investigator applies the default set)."""
 
     def __post_init__(self) -> None:
         if self.direction not in Direction.ways():

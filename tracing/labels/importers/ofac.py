@@ -1,10 +1,12 @@
-"""OFAC SDN digital-currency addresses → sanctions labels on every EVM chain and on TRON, with their listing
-history.
+"""OFAC SDN digital-currency addresses → sanctions labels on every EVM chain, on TRON and on bitcoin, with their
+listing history.
 
 Reads the per-(asset, address, SDN profile) CSV derived from `sdn_advanced.xml`. EVM-shaped addresses (ETH,
 USDT/USDC on Ethereum, ARB, BSC, ETC, ...) become labels on every EVM chain; TRON addresses (TRX, and USDT-TRC20
-listed under USDT), checked against their Base58Check checksum, become labels of chain `tron` only. Bitcoin and
-the rest are counted and skipped.
+listed under USDT), checked against their Base58Check checksum, become labels of chain `tron` only; bitcoin
+addresses listed under XBT, checked against their checksum, become labels of chain `btc` only (never matched on
+another family's chain). Other assets (Litecoin, Bitcoin Cash, Monero, ...) are counted and skipped; a legacy `1…`
+address listed under BCH or BSV is not a bitcoin label.
 
 A list is the whole SDN list of its date, so an address that an earlier list carried and this one does not was
 delisted: it stays, as a sanctions label with `delisted_on` set, so that `/risk` can say it *was* sanctioned. The
@@ -42,6 +44,9 @@ SNAPSHOT_URL = (
 LICENCE = "U.S. government publication"
 TRON_CHAIN = "tron"
 """The chain a TRON address's label belongs to: TRON labels never match an EVM chain's lookups, nor EVM ones TRON's."""
+BTC_CHAIN = "btc"
+"""The chain a bitcoin address's label belongs to (labels of chain `btc` match on every configured bitcoin chain)."""
+BTC_ASSET = "XBT"
 COLUMNS = ("asset", "address", "sdn_profile_id", "sdn_primary_name", "party_type", "programs", "entity_first_listed")
 
 # Treasury removed Tornado Cash (and with it every one of its contract addresses) from the SDN list on 2025-03-21,
@@ -64,7 +69,7 @@ def address_listings() -> dict[str, tuple[date, str]]:
         return {
             key: (date.fromisoformat(row["listed_on"].strip()), row["source_url"].strip())
             for row in csv.DictReader(handle)
-            if (key := label_key(row["address"])) is not None
+            if (key := label_key(row["address"]) or label_key(row["address"], BTC_ASSET)) is not None
         }
 
 
@@ -78,9 +83,10 @@ class EarlierList:
     source_url: str
 
 
-def label_key(text: str) -> str | None:
-    """The stored form of an address the SDN list carries, or None for one we do not label: an EVM address in
-    lower case, a TRON address as its `T…` Base58Check form (case-sensitive; its checksum must hold)."""
+def label_key(text: str, asset: str = "") -> str | None:
+    """The stored form of an address the SDN list carries under `asset`, or None for one we do not label: an EVM
+    address in lower case, a TRON address as its `T…` Base58Check form (case-sensitive; its checksum must hold);
+    under XBT, a bitcoin mainnet address in its canonical form (its checksum must hold)."""
     raw = text.strip()
     if is_address(raw):
         return raw.lower()
@@ -90,12 +96,22 @@ def label_key(text: str) -> str | None:
         except UserError:
             return None
         return found if family_of(found) is Family.TRON else None
-    return None
+    if asset.strip().upper() != BTC_ASSET:
+        return None
+    try:
+        found = parse_address(raw)
+    except UserError:
+        return None
+    return found if family_of(found) is Family.BTC else None
 
 
 def chain_of(key: str) -> str:
-    """The label chain of a stored address: `tron` for a TRON address, every EVM chain otherwise."""
-    return TRON_CHAIN if family_of(key) is Family.TRON else ANY_EVM
+    """The label chain of a stored address: `tron` for a TRON address, `btc` for a bitcoin one, every EVM chain
+    otherwise."""
+    family = family_of(key)
+    if family is Family.TRON:
+        return TRON_CHAIN
+    return BTC_CHAIN if family is Family.BTC else ANY_EVM
 
 
 def _snapshot_addresses(directory: Path) -> set[str]:
@@ -103,8 +119,9 @@ def _snapshot_addresses(directory: Path) -> set[str]:
     if not directory.is_dir():
         return found
     for path in directory.glob("sanctioned_addresses_*.txt"):
+        asset = path.stem.removeprefix("sanctioned_addresses_")
         for line in path.read_text(encoding="utf-8").splitlines():
-            key = label_key(line)
+            key = label_key(line, asset)
             if key is not None:
                 found.add(key)
     return found
@@ -139,7 +156,7 @@ def _read_rows(path: Path) -> tuple[dict[str, dict[str, str]], dict[str, set[str
         assets: dict[str, set[str]] = defaultdict(set)
         skipped = 0
         for row in reader:
-            key = label_key(row["address"] or "")
+            key = label_key(row["address"] or "", row["asset"] or "")
             if key is None:
                 skipped += 1
                 continue
@@ -187,9 +204,9 @@ def list_version(list_date: date, path: Path) -> str:
     """`SDN 2025-11-19 EVM+TRON (file.csv) + history from 2024-09-27 + 1 dated`: what a loaded list is, for
     `label_set.version` (a new wording makes stores holding the older bundle load this one)."""
     earlier = ", ".join(e.listed_on.isoformat() for e in earlier_lists(list_date))
-    dated = f" + {len(address_listings())} dated"
+    dated = f" + {len(address_listings())} dated"  # the store keeps 120 characters
     history = f" + history from {earlier}" if earlier else ""
-    return f"SDN {list_date.isoformat()} EVM+TRON ({path.name}){history}{dated}"
+    return f"SDN {list_date.isoformat()} EVM+TRON+BTC ({path.name}){history}{dated}"
 
 
 def read_ofac_csv(path: Path, list_date: date | None = None) -> LabelImport:
@@ -229,7 +246,12 @@ def read_ofac_csv(path: Path, list_date: date | None = None) -> LabelImport:
     delisted = _delisted_labels(set(by_address), list_date)
     label_set = LabelSet(source=SOURCE, version=list_version(list_date, path), source_url=SOURCE_URL, licence=LICENCE)
     tron = sum(1 for key in by_address if chain_of(key) == TRON_CHAIN)
-    notes = [f"{tron} TRON addresses", f"{skipped} rows of other chains (bitcoin, ...) skipped"]
+    bitcoin = sum(1 for key in by_address if chain_of(key) == BTC_CHAIN)
+    notes = [
+        f"{tron} TRON addresses",
+        f"{bitcoin} bitcoin addresses",
+        f"{skipped} rows of other chains (Litecoin, Monero, ...) skipped",
+    ]
     if delisted:
         notes.append(f"{len(delisted)} addresses of earlier lists kept as delisted")
     return LabelImport(label_set=label_set, labels=labels + delisted, skipped=skipped, notes=notes)

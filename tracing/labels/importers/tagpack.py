@@ -8,6 +8,12 @@ Validation is strict and all-or-nothing: a pack with any invalid entry is reject
 invalid entry (file, entry or line, what is wrong). A team's curated labels are evidence; importing the good half of
 a pack silently would hide the mistake that broke the other half. Each pack is its own label set,
 `tagpack:<title-slug>`, so re-importing one pack replaces that pack only. See examples/tagpack-example.yaml.
+
+GraphSense's public packs (graphsense/graphsense-tagpacks) read as they are: a pack that names a `currency` is one
+of theirs. Its concepts (`category`, `abuse`; an abuse wins) map to our categories and its confidence ids to numbers
+(`importers.graphsense`); `label` is the name; each tag's `source` is its source link; BTC tags become bitcoin labels
+(chain `btc`, the address checked against its checksum), ETH tags EVM labels, and tags of other currencies are
+skipped and counted. A published pack repeats a few tags: exact repeats are merged, not refused.
 """
 
 from __future__ import annotations
@@ -25,10 +31,10 @@ from typing import TypeVar
 import yaml
 
 from storage import ANY_EVM
-from tracing.chain import chain_arg, normalise_address, parse_address
+from tracing.chain import Family, chain_arg, family_of, normalise_address, parse_address
 from tracing.errors import InvalidArgument, UserError
-from tracing.labels.importers import LabelImport, register
-from tracing.labels.model import Category, Label, LabelSet
+from tracing.labels.importers import LabelImport, graphsense, register
+from tracing.labels.model import ANY_BTC, Category, Label, LabelSet
 
 SOURCE_PREFIX = "tagpack:"
 DEFAULT_LICENCE = "private"
@@ -36,6 +42,12 @@ HEADER_KEYS = frozenset(
     {"title", "creator", "source", "description", "licence", "license", "lastmod", "confidence", "category", "chain"}
 )
 TAG_KEYS = frozenset({"address", "name", "label", "category", "chain", "confidence", "source", "first_seen", "notes"})
+GRAPHSENSE_HEADER_KEYS = frozenset(
+    {"currency", "abuse", "label", "actor", "is_cluster_definer", "network", "owner", "is_public"}
+)
+GRAPHSENSE_TAG_KEYS = frozenset(
+    {"currency", "abuse", "actor", "context", "is_cluster_definer", "network", "lastmod", "tag_type", "concepts"}
+)
 REQUIRED_HEADER = ("title", "creator", "source")
 MAX_NAME = 300
 _URL = re.compile(r"^https?://[^\s/$.?#][^\s]*$", re.IGNORECASE)
@@ -53,15 +65,20 @@ class TagPackError(InvalidArgument):
         super().__init__(f"{file}: {count}, nothing imported:\n  " + "\n  ".join(problems))
 
 
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that leaves integers and booleans as text: YAML 1.1 reads an unquoted `0x…` address as a number
-    (and `0x12` would become a valid-looking address once padded), and a name like `No` as False."""
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """SafeLoader (libyaml's where PyYAML has it: GraphSense's packs run to megabytes) that leaves integers and
+    booleans as text: YAML 1.1 reads an unquoted `0x…` address as a number (and `0x12` would become a valid-looking
+    address once padded), and a name like `No` as False."""
 
 
 _Loader.yaml_implicit_resolvers = {
     first: [(tag, rx) for tag, rx in resolvers if tag not in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:bool")]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.copy().items()
 }
+
+
+class _Skipped(Exception):
+    """A GraphSense tag of a currency we do not label (LTC, BCH, TRX, ...)."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +91,13 @@ class Header:
     confidence: float | None
     category: Category | None
     chain: str | None
+    graphsense: bool = False
+    """A GraphSense pack (it names a currency): their keys, concepts and confidence ids are read."""
+    currency: str = ""
+    abuse: Category | None = None
+    name: str = ""
+    """The pack's default label (GraphSense `label`)."""
+    abuse_text: str = ""
 
 
 def slug(title: str) -> str:
@@ -91,6 +115,9 @@ def _text(value: object) -> str:
 def _confidence(value: object) -> float:
     if isinstance(value, bool):
         raise InvalidArgument(f"confidence must be a number from 0 to 1, not {value!r}")
+    named = graphsense.confidence_of(_text(value))
+    if named is not None:
+        return named
     try:
         number = float(_text(value))
     except ValueError as exc:
@@ -127,6 +154,14 @@ def _tag_address(value: object) -> str:
     return parse_address(text)
 
 
+def _btc_address(value: object) -> str:
+    text = _text(value)
+    found = parse_address(text)
+    if family_of(found) is not Family.BTC:
+        raise InvalidArgument(f"“{text[:50]}” is not a bitcoin address")
+    return found
+
+
 def _parsed(value: object, parse: Callable[[object], T], problems: list[str], prefix: str = "") -> T | None:
     """`parse(value)`, or None when the value is absent or invalid (then the problem is recorded)."""
     if not _text(value):
@@ -142,12 +177,28 @@ def _category(value: object) -> Category:
     return Category.parse(_text(value))
 
 
-def _header(raw: dict[str, object], problems: list[str], fallback_version: str) -> Header | None:
-    unknown = sorted(str(k) for k in raw if k not in HEADER_KEYS and k != "tags")
+def _concept(value: object) -> Category:
+    """A GraphSense concept id (`mixing_service`, `ransomware`, ...) or one of our categories."""
+    found = graphsense.category_of(_text(value))
+    if found is not None:
+        return found
+    try:
+        return Category.parse(_text(value))
+    except InvalidArgument:
+        raise InvalidArgument(
+            f"GraphSense concept “{_text(value)[:40]}” has no category here; set category: to one of ours"
+        ) from None
+
+
+def _header(
+    raw: dict[str, object], problems: list[str], fallback_version: str, *, is_graphsense: bool = False
+) -> Header | None:
+    allowed = HEADER_KEYS | GRAPHSENSE_HEADER_KEYS if is_graphsense else HEADER_KEYS
+    unknown = sorted(str(k) for k in raw if k not in allowed and k != "tags")
     if unknown:
-        problems.append(f"header: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(HEADER_KEYS))}")
+        problems.append(f"header: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
     for key in REQUIRED_HEADER:
-        if not _text(raw.get(key)):
+        if not _text(raw.get(key)) and not (is_graphsense and key == "source"):  # theirs may source each tag
             problems.append(f"header: {key} is missing")
     source = _text(raw.get("source"))
     if source and not _URL.match(source):
@@ -156,7 +207,11 @@ def _header(raw: dict[str, object], problems: list[str], fallback_version: str) 
     if title and not slug(title):
         problems.append("header: title needs letters or digits")
     confidence = _parsed(raw.get("confidence"), _confidence, problems, "header: default ")
-    category = _parsed(raw.get("category"), _category, problems, "header: default ")
+    category = _parsed(raw.get("category"), _concept if is_graphsense else _category, problems, "header: default ")
+    abuse_text = _text(raw.get("abuse"))
+    if abuse_text.lower() == graphsense.SANCTION:
+        abuse_text = ""  # sanctions come from OFAC's list only
+    abuse = _parsed(abuse_text, _concept, problems, "header: ") if is_graphsense else None
     chain = _parsed(raw.get("chain"), _chain, problems, "header: default ")
     if problems:
         return None
@@ -169,25 +224,45 @@ def _header(raw: dict[str, object], problems: list[str], fallback_version: str) 
         confidence=confidence,
         category=category,
         chain=chain,
+        graphsense=is_graphsense,
+        currency=_text(raw.get("currency")).upper(),
+        abuse=abuse,
+        name=_text(raw.get("label")),
+        abuse_text=_text(raw.get("abuse")),
     )
 
 
 def _tag(raw: dict[str, object], header: Header) -> Label:
     """One tag → a Label; raises InvalidArgument with every problem of this tag joined by '; '."""
     problems: list[str] = []
-    unknown = sorted(str(k) for k in raw if k not in TAG_KEYS)
+    allowed = TAG_KEYS | GRAPHSENSE_TAG_KEYS if header.graphsense else TAG_KEYS
+    unknown = sorted(str(k) for k in raw if k not in allowed)
     if unknown:
         problems.append(f"unknown key(s) {', '.join(unknown)}")
-    address = _parsed(raw.get("address"), _tag_address, problems)
+    currency = (_text(raw.get("currency")) or header.currency).upper() if header.graphsense else ""
+    if header.graphsense and currency not in graphsense.CURRENCIES:
+        raise _Skipped(currency or "no currency")
+    bitcoin = currency == "BTC"
+    address = _parsed(raw.get("address"), _btc_address if bitcoin else _tag_address, problems)
     if not _text(raw.get("address")):
         problems.append("address is missing")
-    name = _text(raw.get("name") or raw.get("label"))
+    name = _text(raw.get("name") or raw.get("label")) or header.name
     if not name:
         problems.append("name is missing")
     elif len(name) > MAX_NAME:
         problems.append(f"name is longer than {MAX_NAME} characters")
-    category = _parsed(raw.get("category"), _category, problems) or header.category
-    if category is None and not _text(raw.get("category")):
+    if header.graphsense:  # an abuse (the tag's, else the pack's) says more than what the entity is
+        abuse_text = _text(raw.get("abuse"))
+        abuse = None if abuse_text.lower() == graphsense.SANCTION else _parsed(abuse_text, _concept, problems)
+        abuse = abuse or (None if abuse_text else header.abuse)
+        category = abuse or _parsed(raw.get("category"), _concept, problems) or header.category
+        given = _text(raw.get("category")) or _text(raw.get("abuse"))
+    else:
+        category = _parsed(raw.get("category"), _category, problems) or header.category
+        given = _text(raw.get("category"))
+    if category is None and not given and header.graphsense:
+        category = Category.OTHER  # GraphSense's category is optional: a tag that names none is just an entity
+    if category is None and not given:
         problems.append("category is missing (and the header sets no default)")
     confidence = _parsed(raw.get("confidence"), _confidence, problems)
     if confidence is None and not _text(raw.get("confidence")):
@@ -195,15 +270,25 @@ def _tag(raw: dict[str, object], header: Header) -> Label:
         if confidence is None:
             problems.append("confidence is missing (and the header sets no default)")
     chain = _parsed(raw.get("chain"), _chain, problems) or header.chain or ANY_EVM
+    if bitcoin:
+        chain = ANY_BTC
     first_seen = _parsed(raw.get("first_seen"), _first_seen, problems)
     source = _text(raw.get("source")) or header.source
     if len(source) > 500:
         problems.append("source is longer than 500 characters")
+    if not source:
+        problems.append("source is missing (and the header sets none)")
     if problems or address is None or category is None or confidence is None:
         raise InvalidArgument("; ".join(problems))
     details: dict[str, object] = {"tagpack": header.title}
     if _text(raw.get("notes")):
         details["notes"] = _text(raw["notes"])
+    if header.graphsense:
+        for key in ("actor", "context", "confidence", "abuse"):
+            if _text(raw.get(key)):
+                details[key] = _text(raw[key])
+        if "abuse" not in details and header.abuse_text:
+            details["abuse"] = header.abuse_text
     return Label(
         address=address,
         category=category,
@@ -259,7 +344,7 @@ def _csv_pack(text: str, file: str) -> tuple[dict[str, object], list[tuple[str, 
     reader = csv.DictReader(io.StringIO("".join(lines[start:])))
     columns = [c.strip() for c in reader.fieldnames or []]
     reader.fieldnames = columns
-    unknown = [c for c in columns if c not in TAG_KEYS]
+    unknown = [c for c in columns if c not in TAG_KEYS | GRAPHSENSE_TAG_KEYS]
     if not columns or "address" not in columns:
         problems.append("no column row with an `address` column after the `# key: value` header")
     if unknown:
@@ -282,16 +367,24 @@ def _csv_pack(text: str, file: str) -> tuple[dict[str, object], list[tuple[str, 
     return header, entries
 
 
+def _is_graphsense(raw_header: dict[str, object], entries: list[tuple[str, object]]) -> bool:
+    """A GraphSense pack names a currency (in its header or in its tags)."""
+    return "currency" in raw_header or any(isinstance(raw, dict) and "currency" in raw for _, raw in entries[:50])
+
+
 def read_tagpack_text(text: str, file: str, *, csv_format: bool, version: str | None = None) -> LabelImport:
     """Parse and validate a whole pack; raises `TagPackError` listing every invalid entry."""
     raw_header, entries = _csv_pack(text, file) if csv_format else _yaml_pack(text, file)
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
     problems: list[str] = []
-    header = _header(raw_header, problems, version or f"{file} sha256:{digest}")
+    is_graphsense = _is_graphsense(raw_header, entries)
+    header = _header(raw_header, problems, version or f"{file} sha256:{digest}", is_graphsense=is_graphsense)
     if header is None:
         raise TagPackError(file, problems)
     labels: list[Label] = []
     seen: dict[tuple[str, str, Category, str], str] = {}
+    skipped: dict[str, int] = {}
+    merged = 0
     for where, raw in entries:
         if not isinstance(raw, dict):
             problems.append(f"{where}: expected a mapping of {', '.join(sorted(TAG_KEYS))}")
@@ -299,10 +392,16 @@ def read_tagpack_text(text: str, file: str, *, csv_format: bool, version: str | 
         address = _text(raw.get("address"))[:14]
         try:
             label = _tag(raw, header)
+        except _Skipped as other:
+            skipped[str(other)] = skipped.get(str(other), 0) + 1
+            continue
         except UserError as exc:
             problems.append(f"{where}{f' ({address}…)' if address else ''}: {exc}")
             continue
         key = (label.address, label.chain, label.category, label.name)
+        if key in seen and header.graphsense:
+            merged += 1  # a published pack's repeat: the same label again (the first one's source is kept)
+            continue
         if key in seen:
             problems.append(f"{where}: repeats {seen[key]} (same address, chain, category and name)")
             continue
@@ -311,9 +410,16 @@ def read_tagpack_text(text: str, file: str, *, csv_format: bool, version: str | 
     if problems:
         raise TagPackError(file, problems)
     version = (version or header.version)[:120]
-    label_set = LabelSet(source_of(header.title), version, header.source, header.licence[:120])
+    url = header.source or (graphsense.GRAPHSENSE_URL if header.graphsense else "")
+    label_set = LabelSet(source_of(header.title), version, url, header.licence[:120])
     notes = [f"pack “{header.title}” by {header.creator}"]
-    return LabelImport(label_set=label_set, labels=labels, notes=notes)
+    if header.graphsense:
+        notes.append("GraphSense pack: concepts and confidence ids mapped")
+    if merged:
+        notes.append(f"{merged} repeated tag(s) merged")
+    for currency, count in sorted(skipped.items()):
+        notes.append(f"{count} tag(s) of {currency} skipped (no chain of it here)")
+    return LabelImport(label_set=label_set, labels=labels, skipped=sum(skipped.values()), notes=notes)
 
 
 @register("tagpack")
@@ -327,3 +433,21 @@ def read_tagpack(path: Path, version: str | None = None) -> LabelImport:
     except UnicodeDecodeError as exc:
         raise InvalidArgument(f"{path.name}: not UTF-8 text.") from exc
     return read_tagpack_text(text, path.name, csv_format=suffix == ".csv", version=version)
+
+
+def write_csv_pack(yaml_path: Path, csv_path: Path) -> int:
+    """Write a YAML pack as the same pack in CSV (`# key: value` header lines, one row per tag, the columns its tags
+    use), which reads back into the same labels many times faster. Returns the number of tags written. Made for
+    bundling GraphSense's large packs; the test suite checks the bundled copy still equals its YAML."""
+    raw, entries = _yaml_pack(yaml_path.read_text(encoding="utf-8"), yaml_path.name)
+    tags = [tag for _, tag in entries if isinstance(tag, dict)]
+    columns = list(dict.fromkeys(str(key) for tag in tags for key in tag))
+    with csv_path.open("w", newline="", encoding="utf-8") as handle:
+        for key, value in raw.items():
+            if key != "tags":
+                handle.write(f"# {key}: {_text(value)}\n")
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(columns)
+        for tag in tags:
+            writer.writerow([_text(tag.get(column)) for column in columns])
+    return len(tags)
