@@ -18,8 +18,10 @@ from decimal import Decimal
 
 import pytest
 
+from tests.test_trace_walk import SnapshotCache, varied_labels
 from tracing.chain.transfer import Transfer, TransferKind
 from tracing.labels import Category, Label
+from tracing.risk.exposure import merged_coverage, report_from_traces
 from tracing.trace import compiled
 from tracing.trace.compiled import ValueParts
 from tracing.trace.flows import NATIVE_DECIMALS, Asset
@@ -268,3 +270,31 @@ async def test_unbuilt_or_unsupported_graphs_run_the_python_walk(monkeypatch: py
     monkeypatch.setenv("CHAINSLEUTH_REQUIRE_COMPILED_WALK", "1")  # CI: a missing extension is an error
     with pytest.raises(RuntimeError, match="not built"):
         await trace_funds(GraphSource(hashes), Labels({}), addr(1), "eth", TraceParams(hops=2))
+
+
+@pytest.mark.parametrize("seed", range(8))
+async def test_node_marks_give_the_value_trace_and_report_of_the_label_lookups(seed: int) -> None:
+    """Over a `LabelCache` the compiled value walk reads labels as node marks (no callback): the same traces and
+    risk reports as the Python walk's look-ups (labels on other chains, delisted, several on one address)."""
+    rng = random.Random(4000 + seed)
+    graph, _, n = random_graph(rng)
+    cache = SnapshotCache(varied_labels(rng, graph))
+    source, prices = GraphSource(graph), Prices(rng)
+    for _ in range(4):
+        params = replace(random_params(rng, rng.choice(list(TaintModel))), token=None, max_nodes=2000)
+        root = rng.choice(graph.addresses)
+        reports = []
+        for pure in (False, True):
+            if pure:
+                os.environ["CHAINSLEUTH_PURE_WALK"] = "1"
+            try:
+                out = await trace_funds(source, cache, root, "eth", replace(params, direction=Direction.OUT), prices)
+                back = await trace_funds(source, cache, root, "eth", replace(params, direction=Direction.IN), prices)
+            finally:
+                os.environ.pop("CHAINSLEUTH_PURE_WALK", None)
+            assert isinstance(out._parts, ValueParts) != pure and isinstance(back._parts, ValueParts) != pure
+            report = report_from_traces(
+                root, "eth", cache.for_address(root, "eth"), out, back, merged_coverage(out, back)
+            )
+            reports.append((report, everything(out), everything(back)))
+        assert reports[0] == reports[1], (seed, params, root)
