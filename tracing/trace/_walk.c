@@ -1,5 +1,6 @@
-/* The bounded trace walk of `tracing.trace.walk.trace_graph_python`, compiled: the same walk over the transfer graph's
- * adjacency arrays, by node and edge ids, with the same selection per address as `TransferGraph.select`.
+/* The bounded trace walks, compiled: `walk`, the walk of `tracing.trace.walk.trace_graph_python` (following the graph)
+ * over the transfer graph's adjacency arrays, by node and edge ids, with the same selection per address as
+ * `TransferGraph.select`; and `value_walk` (further down), the value-aware walk of `tracing.trace.walk._trace_value`.
  *
  * Optional: `tracing.trace.compiled` falls back to the pure-Python walk when this module is not built, and for graphs or
  * parameters it does not handle (it returns None then). Labels are looked up through a Python callback once per hop,

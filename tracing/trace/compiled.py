@@ -1,6 +1,9 @@
-"""The compiled trace walk over the in-memory graph (`tracing.trace._walk`, a C extension built by `pip install`), and
-the compact result it leaves: node and edge ids in arrays, materialised as `TraceNode`s and `TraceEdge`s only when
-a caller reads them.
+"""The compiled trace walks over the in-memory graph (`tracing.trace._walk`, a C extension built by `pip install`), and
+the compact results they leave: node and edge ids in arrays, materialised as `TraceNode`s and `TraceEdge`s only when
+a caller reads them. The walk that follows the graph (`compiled_trace`, `GraphParts`) is described first; the
+value-aware walk (`compiled_value_trace`, `ValueParts`; its reference is the Python value walk of
+`tracing.trace.walk._trace_value` over `tracing.trace.value_graph`, checked by `tests/test_trace_value_compiled.py`)
+below.
 
 The walk is the one of `tracing.trace.walk.trace_graph_python` (the reference, used when the extension is not built,
 when `CHAINSLEUTH_PURE_WALK` is set, for graphs with transfers appended since the last `compact`, and when the
