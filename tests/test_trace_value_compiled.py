@@ -19,6 +19,8 @@ from decimal import Decimal
 import pytest
 
 from tests.test_trace_walk import SnapshotCache, varied_labels
+from tracing.chain.amounts import TransferPrices, Valuation
+from tracing.chain.prices import PriceTable, price_key
 from tracing.chain.transfer import Transfer, TransferKind
 from tracing.labels import Category, Label
 from tracing.risk.exposure import merged_coverage, report_from_traces
@@ -30,6 +32,7 @@ from tracing.trace.model import Trace
 from tracing.trace.params import Direction, TraceParams
 from tracing.trace.sources import GraphSource
 from tracing.trace.taint import TaintModel
+from tracing.trace.value import PegPrices
 from tracing.trace.walk import trace_funds
 
 if not compiled.available() and os.environ.get("CHAINSLEUTH_REQUIRE_COMPILED_WALK"):
@@ -298,3 +301,15 @@ async def test_node_marks_give_the_value_trace_and_report_of_the_label_lookups(s
             )
             reports.append((report, everything(out), everything(back)))
         assert reports[0] == reports[1], (seed, params, root)
+
+
+def test_prices_say_when_an_asset_has_no_price_on_any_day() -> None:
+    # the compiled walk then stops asking day by day: this must never hide a price that exists
+    usdc = "0xa0b86991c6218b36c1d19d4a2e9eb0ce3606eb48"  # USDC on Ethereum: at its peg
+    table = PriceTable({(price_key("eth", None), 19_000): Decimal(2000)})
+    stored = TransferPrices(Valuation("eth", {}, table))
+    for prices in (stored, PegPrices("eth"), TransferPrices(Valuation("eth"))):
+        for asset in (None, usdc, TKB[0]):
+            days = [prices.usd(asset, 18 if asset != usdc else 6, None, day * DAY, 10**18) for day in (18_999, 19_000)]
+            assert prices.never_priced(asset) == all(usd is None for usd in days), (prices, asset)
+    assert not stored.never_priced(None) and stored.never_priced(TKB[0]) and not stored.never_priced(usdc)

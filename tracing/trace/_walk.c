@@ -1149,6 +1149,8 @@ typedef struct {
     Vec nodes, labelled, followed, followed_hop, carried, cuts, totals, dust, prices, pending[MAX_HOPS_V + 1];
     Map index, seen, cut_at, price_at, mark;
     uint8_t *unfloored, *no_price; /* per token + 1 */
+    uint8_t *never;                /* per token + 1: no price on any day (the price callback said so) */
+    PriceRec unpriced;             /* what `price_of` answers for those */
     uint8_t sources[256];
     int unsupported;
     /* per selection (reused) */
@@ -1250,6 +1252,7 @@ static Slot *slot_of(VW *w, int32_t tid) {
 static int64_t day_of_ts(int64_t ts) { return ts >= 0 ? ts / 86400 : -((-ts + 86399) / 86400); }
 
 static PriceRec *price_of(VW *w, int32_t tid, int64_t ts) {
+    if (w->never[tid + 1]) return &w->unpriced;
     int64_t day = day_of_ts(ts);
     int32_t key = (int32_t)(((uint32_t)(tid + 1) << 16) ^ (uint32_t)(day & 0xFFFF));
     int32_t at = map_get(&w->price_at, key, -1);
@@ -1263,6 +1266,11 @@ static PriceRec *price_of(VW *w, int32_t tid, int64_t ts) {
     memset(&rec, 0, sizeof rec);
     rec.tid = tid;
     rec.day = day;
+    if (res == Py_False) { /* never priced: no more calls for this token */
+        Py_DECREF(res);
+        w->never[tid + 1] = 1;
+        return &w->unpriced;
+    }
     if (res != Py_None) {
         unsigned long long f_lo, f_hi, c_lo, c_hi, m_lo, m_hi;
         if (!PyArg_ParseTuple(res, "KKKKKK", &f_lo, &f_hi, &c_lo, &c_hi, &m_lo, &m_hi)) {
@@ -2153,7 +2161,8 @@ static PyObject *value_walk(PyObject *self, PyObject *args) {
     w.small = (Vec){NULL, 0, 0, 2 * sizeof(int64_t)};
     w.unfloored = calloc((size_t)w.n_tokens + 1, 1);
     w.no_price = calloc((size_t)w.n_tokens + 1, 1);
-    if (!w.unfloored || !w.no_price || map_init(&w.index, 1024) < 0 || map_init(&w.seen, 1024) < 0 ||
+    w.never = calloc((size_t)w.n_tokens + 1, 1);
+    if (!w.unfloored || !w.no_price || !w.never || map_init(&w.index, 1024) < 0 || map_init(&w.seen, 1024) < 0 ||
         map_init(&w.cut_at, 256) < 0 || map_init(&w.price_at, 256) < 0 || map_init(&w.mark, 256) < 0 ||
         map_init(&w.parties, 256) < 0) {
         PyErr_NoMemory();
@@ -2172,7 +2181,7 @@ static PyObject *value_walk(PyObject *self, PyObject *args) {
         int64_t *best_ts = malloc(sizeof(int64_t) * (size_t)(n ? n : 1));
         Vec node = VEC(int32_t), hop = VEC(int32_t), arrived = VEC(int64_t), degree = VEC(int64_t),
             stop = VEC(int8_t), parent = VEC(int32_t), fol = VEC(int32_t), fol_hop = VEC(int32_t),
-            c_lo = VEC(uint64_t), c_hi = VEC(uint64_t);
+            c_lo = VEC(uint64_t), c_hi = VEC(uint64_t), carrying = VEC(uint8_t);
         int ok = best && best_ts;
         for (Py_ssize_t i = 0; i < n && ok; i++) {
             int32_t none = -1;
@@ -2209,8 +2218,13 @@ static PyObject *value_walk(PyObject *self, PyObject *args) {
                 if (AT(w.followed_hop, int32_t, k) != h) continue;
                 u128 c = AT(w.carried, u128, k);
                 uint64_t lo = (uint64_t)c, hi = (uint64_t)(c >> 64);
-                ok = vec_push(&fol, &AT(w.followed, int32_t, k)) == 0 && vec_push(&fol_hop, &h) == 0 &&
-                     vec_push(&c_lo, &lo) == 0 && vec_push(&c_hi, &hi) == 0;
+                /* it carries traced value into its far end when that end is one hop further than its near end */
+                int32_t e = AT(w.followed, int32_t, k);
+                int32_t fi = map_get(&w.index, w.far[e], -1), ni = map_get(&w.index, w.near[e], -1);
+                uint8_t flag = c && fi >= 0 && ni >= 0 && AT(w.nodes, VNode, fi).hop == h &&
+                               AT(w.nodes, VNode, ni).hop == h - 1;
+                ok = vec_push(&fol, &e) == 0 && vec_push(&fol_hop, &h) == 0 && vec_push(&c_lo, &lo) == 0 &&
+                     vec_push(&c_hi, &hi) == 0 && vec_push(&carrying, &flag) == 0;
             }
         PyObject *cuts = ok ? PyList_New(0) : NULL;
         for (Py_ssize_t i = 0; cuts && i < w.cuts.len; i++) {
@@ -2264,12 +2278,12 @@ static PyObject *value_walk(PyObject *self, PyObject *args) {
         PyObject *unfloored = dust ? flags_of(w.unfloored, w.n_tokens + 1) : NULL;
         PyObject *no_price = unfloored ? flags_of(w.no_price, w.n_tokens + 1) : NULL;
         if (no_price && ok)
-            out = Py_BuildValue("(NNNNNNNNNNNNNNNLLNN)", bytes_of(&node), bytes_of(&hop), bytes_of(&arrived),
+            out = Py_BuildValue("(NNNNNNNNNNNNNNNLLNNN)", bytes_of(&node), bytes_of(&hop), bytes_of(&arrived),
                                 bytes_of(&degree), bytes_of(&stop), bytes_of(&parent), bytes_of(&fol),
                                 bytes_of(&fol_hop), cuts, totals, sources,
                                 w.marks ? bytes_of(&w.labelled) : Py_NewRef(Py_None), bytes_of(&c_lo),
                                 bytes_of(&c_hi), dust, (long long)dust_count, (long long)dust_priced, unfloored,
-                                no_price);
+                                no_price, bytes_of(&carrying));
         else {
             Py_XDECREF(cuts);
             Py_XDECREF(totals);
@@ -2289,6 +2303,7 @@ static PyObject *value_walk(PyObject *self, PyObject *args) {
         free(fol_hop.data);
         free(c_lo.data);
         free(c_hi.data);
+        free(carrying.data);
     }
 fail:
     for (int i = 0; i < got; i++) PyBuffer_Release(&views[i]);
@@ -2303,6 +2318,7 @@ fail:
     for (int k = 0; k < MAX_SLOTS; k++) free(w.slots[k].lots.data);
     free(w.unfloored);
     free(w.no_price);
+    free(w.never);
     Map *maps[] = {&w.index, &w.seen, &w.cut_at, &w.price_at, &w.mark, &w.parties};
     for (size_t i = 0; i < sizeof maps / sizeof maps[0]; i++)
         if (maps[i]->keys || maps[i]->vals || maps[i]->gens) map_free(maps[i]);

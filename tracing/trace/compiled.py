@@ -17,9 +17,10 @@ import os
 import time
 from array import array
 from bisect import bisect_left
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from fractions import Fraction
+from itertools import compress
 from typing import Any
 from weakref import WeakKeyDictionary
 
@@ -563,7 +564,8 @@ def compiled_value_trace(
 
     USD reaches the walk as raw thresholds per (token, day): the smallest raw amount worth the dust floor, three
     times it and the USD minimum at that day's price of one raw unit (`prices.usd(…, raw=1)`; prices are linear in
-    the amount), so the comparisons stay exact integers."""
+    the amount), so the comparisons stay exact integers. Prices that can tell an asset has no price on any day
+    (`never_priced(asset)`, as `PegPrices` and `TransferPrices` do) are asked once per asset, not once per day."""
     names = graph.addresses
     root_ids = [graph.ids.get(root) for root in roots]
     if _walk is None or graph.pending or graph.tx_other or any(r is None or r >= len(names) for r in root_ids):
@@ -604,8 +606,12 @@ def compiled_value_trace(
     tokens, meta = graph.tokens, graph.token_meta
     dust_usd, min_usd = params.dust_usd, params.min_usd
 
-    def on_price(tid: int, day: int) -> tuple[int, ...] | None:
+    never = getattr(prices, "never_priced", None)  # optional: an asset with no price on any day
+
+    def on_price(tid: int, day: int) -> tuple[int, ...] | bool | None:
         asset, decimals, symbol = (None, NATIVE_DECIMALS, None) if tid < 0 else (tokens[tid], *meta[tid])
+        if never is not None and never(asset):
+            return False  # the walk stops asking about this asset
         usd = prices.usd(asset, decimals, symbol, day * DAY, 1)
         if usd is None:
             return None
@@ -671,7 +677,7 @@ class ValueParts(GraphParts):
         marks: NodeMarks | None = None,
     ) -> None:
         super().__init__(graph, source_name, params, root_id, raw[:12], labels, chain, marks)
-        carried_lo, carried_hi, dust, dust_count, dust_priced, unfloored, no_price = raw[12:]
+        carried_lo, carried_hi, dust, dust_count, dust_priced, unfloored, no_price, carrying = raw[12:]
         lows, highs = memoryview(carried_lo).cast("Q"), memoryview(carried_hi).cast("Q")
         self.carried: list[int] = [lo | (hi << 64) if hi else lo for lo, hi in zip(lows, highs, strict=True)]
         """Per followed edge (as `followed`), the traced value it carries."""
@@ -681,13 +687,10 @@ class ValueParts(GraphParts):
         self.dust_priced: int = dust_priced
         self.unfloored_ids: list[int] = unfloored
         self.no_price_ids: list[int] = no_price
-        # a node's hop by id (the value walk reaches nodes out of hop order when funds come back to them)
-        self._hop_of: dict[int, int] | None = None
-
-    def hop_of(self) -> dict[int, int]:
-        if self._hop_of is None:
-            self._hop_of = dict(zip(self.node_ids, self.hops, strict=True))
-        return self._hop_of
+        self.carrying: bytes = carrying
+        """Per followed edge, 1 when it carries traced value one hop further from the root (near end at hop h-1,
+        far end at hop h: what `walked_taint` counts; a cycle never counts the same funds twice)."""
+        self._into: dict[int, list[int]] | None = None
 
     def _asset(self, tid: int) -> Asset:
         return None if tid < 0 else self.graph.tokens[tid]
@@ -766,28 +769,37 @@ class ValueParts(GraphParts):
             for node, hop, reason, kept, dropped in self.raw_cuts
         ]
 
-    def _carrying(self) -> Iterator[tuple[int, int, int, int]]:
-        """(position, edge, hop, amount) of the followed edges that carry traced value one hop further from the
-        root (as `walked_taint` counts them: a cycle never counts the same funds twice)."""
-        graph = self.graph
-        near_of, far_of = (graph.src, graph.dst) if self.outgoing else (graph.dst, graph.src)
-        hop_of = self.hop_of()
-        for k, (edge, hop, amount) in enumerate(zip(self.followed, self.followed_hops, self.carried, strict=True)):
-            if amount and hop_of.get(near_of[edge]) == hop - 1 and hop_of.get(far_of[edge]) == hop:
-                yield k, edge, hop, amount
+    def into(self) -> dict[int, list[int]]:
+        """Per node id, the positions in `followed` of the edges that carry traced value into it (`carrying`)."""
+        if self._into is None:
+            far_of = self.graph.dst if self.outgoing else self.graph.src
+            followed = self.followed
+            into: dict[int, list[int]] = {}
+            for k in compress(range(len(followed)), self.carrying):
+                into.setdefault(far_of[followed[k]], []).append(k)
+            self._into = into
+        return self._into
+
+    def _carrying(self, only: Collection[str] | None) -> Iterator[tuple[int, int]]:
+        """(edge, amount) of the edges that carry traced value into the nodes of `only` (default all)."""
+        into, followed, carried = self.into(), self.followed, self.carried
+        if only is None:
+            nodes: Iterable[int] = into
+        else:
+            ids = self.graph.ids
+            nodes = dict.fromkeys(node for node in (ids.get(address) for address in only) if node in into)
+        for node in nodes:
+            for k in into[node]:
+                yield followed[k], carried[k]
 
     def received(self, model: TaintModel, only: Collection[str] | None = None) -> Mapping[str, Mapping[Asset, int]]:
         if model is not self.params.model:
             return super().received(model, only)
         graph = self.graph
         far_of, token_of = (graph.dst if self.outgoing else graph.src), graph.token
-        wanted = None if only is None else {graph.ids.get(address) for address in only}
         by_node: dict[int, dict[int, int]] = {}
-        for _, edge, _, amount in self._carrying():
-            far = far_of[edge]
-            if wanted is not None and far not in wanted:
-                continue
-            mine = by_node.setdefault(far, {})
+        for edge, amount in self._carrying(only):
+            mine = by_node.setdefault(far_of[edge], {})
             tid = token_of[edge]
             mine[tid] = mine.get(tid, 0) + amount
         return _ByAddress(graph, by_node)
@@ -799,15 +811,12 @@ class ValueParts(GraphParts):
             return super().received_by_day(model, only)
         graph = self.graph
         far_of, token_of = (graph.dst if self.outgoing else graph.src), graph.token
-        wanted = {graph.ids.get(address) for address in only}
         names, tokens, meta, ts = graph.addresses, graph.tokens, graph.token_meta, graph.ts
         found = []
-        for _, edge, _, amount in self._carrying():
-            far = far_of[edge]
-            if far in wanted:
-                tid = token_of[edge]
-                token, decimals = (None, None) if tid < 0 else (tokens[tid], meta[tid][0])
-                found.append((names[far], token, decimals, int(ts[edge]), amount))
+        for edge, amount in self._carrying(only):
+            tid = token_of[edge]
+            token, decimals = (None, None) if tid < 0 else (tokens[tid], meta[tid][0])
+            found.append((names[far_of[edge]], token, decimals, int(ts[edge]), amount))
         return found
 
     def carried_by_key(self) -> dict[tuple[str, str, str], int]:
