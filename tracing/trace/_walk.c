@@ -1362,6 +1362,20 @@ static int vw_fresh_node(VW *w, int32_t node, int32_t hop, int64_t arrived, Vec 
     return fresh ? vec_push(fresh, &node) : 0;
 }
 
+/* ask for the columns of the edge `ahead` places further in an adjacency list before it is read: the walk's time on a
+   big graph is cache misses on these columns, and asked ahead they overlap (hints only) */
+#define VW_AHEAD 12
+static inline void vw_prefetch(const VW *w, const int32_t *adj, int64_t i, int64_t hi, const int32_t *end_of) {
+    if (i + VW_AHEAD < hi) {
+        int32_t e = adj[i + VW_AHEAD];
+        __builtin_prefetch(&end_of[e]);
+        __builtin_prefetch(&w->vhi[e]);
+        __builtin_prefetch(&w->vlo[e]);
+        __builtin_prefetch(&w->token[e]);
+        __builtin_prefetch(&w->ts[e]);
+    }
+}
+
 /* One address expanded: its history in the window, its ledger, the follow rule, and the walk going on along the
    transfers it picked (`_trace_value`'s loop body over `graph_history` + `select_value_graph`). */
 static int vw_expand(VW *w, int32_t node, int is_root, int64_t since, int64_t until, int32_t hop, Vec *fresh) {
@@ -1391,6 +1405,7 @@ static int vw_expand(VW *w, int32_t node, int is_root, int64_t since, int64_t un
     w->n_slots = 0;
     w->sends.len = w->receives.len = w->events.len = w->steps.len = 0;
     for (int64_t i = lo; i < hi; i++) {
+        vw_prefetch(w, w->adj[0], i, hi, w->far);
         int32_t e = w->adj[0][i];
         if (w->far[e] == node) continue;
         u128 v;
@@ -1442,6 +1457,7 @@ static int vw_expand(VW *w, int32_t node, int is_root, int64_t since, int64_t un
         int64_t wa = rlo != NO_TIME ? lower_bound(w->stamps[1], a, b, rlo) : a;
         int64_t wb = rhi != NO_TIME ? upper_bound(w->stamps[1], wa, b, rhi) : b;
         for (int64_t i = wa; i < wb; i++) {
+            vw_prefetch(w, w->adj[1], i, wb, w->near);
             int32_t e = w->adj[1][i];
             if (w->near[e] == node) continue;
             u128 v;
@@ -1462,6 +1478,7 @@ static int vw_expand(VW *w, int32_t node, int is_root, int64_t since, int64_t un
                 else x = upper_bound(w->stamps[way], x, y, start);
                 const int32_t *other = way ? w->near : w->far;
                 for (int64_t i = x; i < y; i++) {
+                    vw_prefetch(w, w->adj[way], i, y, other);
                     int32_t e = w->adj[way][i];
                     if (other[e] == node) continue;
                     u128 v;
@@ -2002,6 +2019,21 @@ static int vw_run(VW *w, const int32_t *roots, Py_ssize_t n_roots) {
                 }
                 if (vec_push(&windows, &since) < 0 || vec_push(&windows, &until) < 0 || vec_push(&windows, &root) < 0)
                     goto done;
+            }
+            for (Py_ssize_t i = start; i < stop; i++) { /* the batch's offsets and first edges, asked ahead */
+                int32_t node = AT(frontier, int32_t, i);
+                for (int way = 0; way < 2; way++) {
+                    __builtin_prefetch(&w->off[way][node]);
+                    __builtin_prefetch(&w->off[way][node + 1]);
+                }
+            }
+            for (Py_ssize_t i = start; i < stop; i++) {
+                int32_t node = AT(frontier, int32_t, i);
+                for (int way = 0; way < 2; way++) {
+                    int64_t a = w->off[way][node], b = w->off[way][node + 1];
+                    for (int64_t k = a; k < b && k < a + 32; k += 16) __builtin_prefetch(&w->adj[way][k]);
+                    for (int64_t k = a; k < b && k < a + 32; k += 8) __builtin_prefetch(&w->stamps[way][k]);
+                }
             }
             for (Py_ssize_t i = start; i < stop; i++) {
                 int64_t *win = &AT(windows, int64_t, 3 * (i - start));
