@@ -374,6 +374,7 @@ async def risk_reports(investigator: Investigator, roots: Sequence[str], hops: i
 
 def run(args: argparse.Namespace) -> Results:
     results = Results(params=vars(args).copy(), machine=machine())
+    results.machine["load_start"] = load_average()
     results.params["compiled"] = compiled_walk_available()
     log(f"generating {args.edges:,} transfers over {args.addresses:,} addresses ({args.hubs} hubs)")
     data = generate(args.edges, args.addresses, args.hubs, args.seed)
@@ -417,13 +418,21 @@ def run(args: argparse.Namespace) -> Results:
     roots = candidates[: args.roots]
     results.sizes["roots"] = len(roots)
 
-    timing = Timing()
+    # the graph walk and the value-aware walk (the default) in turns, so that each run of one has a run of the other
+    # under the same load beside it: the cost of value-awareness is read per pair of runs
+    value = replace(params, follow_value=True)
+    timing, value_timing = Timing(), Timing()
     reached: list[set[str]] = []
+    value_reached: list[set[str]] = []
     for run_index in range(args.runs):
         samples, reached = asyncio.run(graph_traces(graph, label_cache, roots, params))
         timing.add_run(samples)
         log(f"trace run {run_index + 1}: p50 {statistics.median(samples):.2f} ms, p95 {percentile(samples, 95):.2f} ms")
+        samples, value_reached = asyncio.run(graph_traces(graph, label_cache, roots, value))
+        value_timing.add_run(samples)
+        log(f"value run {run_index + 1}: p50 {statistics.median(samples):.2f} ms, p95 {percentile(samples, 95):.2f} ms")
     results.timings["trace"] = timing
+    results.timings["trace_value"] = value_timing
     full_timing = Timing()
     for _ in range(max(1, args.runs // 2)):
         samples, _reached = asyncio.run(graph_traces(graph, label_cache, roots, params, materialise=True))
@@ -443,14 +452,6 @@ def run(args: argparse.Namespace) -> Results:
         tight_timing.add_run(samples)
     results.timings["trace_tight"] = tight_timing
     log(f"tight trace: p50 {tight_timing.p50:.2f} ms, p95 {tight_timing.p95:.2f} ms")
-    value = replace(params, follow_value=True)  # the default trace: value-aware (compiled walk)
-    value_timing = Timing()
-    value_reached: list[set[str]] = []
-    for run_index in range(args.runs):
-        samples, value_reached = asyncio.run(graph_traces(graph, label_cache, roots, value))
-        value_timing.add_run(samples)
-        log(f"value run {run_index + 1}: p50 {statistics.median(samples):.2f} ms, p95 {percentile(samples, 95):.2f} ms")
-    results.timings["trace_value"] = value_timing
     full_value = Timing()  # and reading the whole result, as /trace does
     for _ in range(max(1, args.runs // 2)):
         samples, _reached = asyncio.run(graph_traces(graph, label_cache, roots, value, materialise=True))
@@ -551,7 +552,16 @@ def run(args: argparse.Namespace) -> Results:
     results.timings["risk_reference"] = Timing([samples])
     log(f"risk, reference ledger: p50 {statistics.median(samples):.2f} ms, p95 {percentile(samples, 95):.2f} ms")
     db.dispose()
+    results.machine["load_end"] = load_average()
     return results
+
+
+def load_average() -> str:
+    """The machine's 1, 5 and 15 minute load averages (other work on the shared machine slows every figure)."""
+    try:
+        return ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    except OSError:
+        return "unknown"
 
 
 @contextmanager
@@ -619,6 +629,11 @@ def store_load(db: Any, data: Synthetic, rows: int) -> float:
 # --- the report -----------------------------------------------------------------------------------------------
 
 
+def pair_ratio(a: Timing, b: Timing, q: float) -> float:
+    """The median over runs of run i of `a`'s percentile `q` over run i of `b`'s (runs taken in turns)."""
+    return statistics.median(percentile(x, q) / percentile(y, q) for x, y in zip(a.runs, b.runs, strict=False))
+
+
 def verdict(value: float, goal: float, *, lower_is_better: bool) -> str:
     met = value <= goal if lower_is_better else value >= goal
     factor = (goal / value if lower_is_better else value / goal) if value else float("inf")
@@ -646,7 +661,9 @@ def markdown(r: Results) -> str:
         "",
         f"- CPU: {r.machine['cpu']}, {r.machine['nproc']} logical CPUs (`nproc`), RAM {r.machine['ram']}",
         f"- Python {r.machine['python']}, numpy {r.machine['numpy']}, SQLite {r.machine['sqlite']}; {r.machine['os']}",
-        "- One process, one thread; the traces run one after another.",
+        "- One process, one thread; the traces run one after another. Load average (1, 5, 15 min) at the start "
+        f"{r.machine.get('load_start', 'unknown')}, at the end {r.machine.get('load_end', 'unknown')} (on 2 CPUs: "
+        "above 2, other work on the machine slowed every figure; compare figures within the run).",
         "",
         "## Data",
         "",
@@ -672,8 +689,9 @@ def markdown(r: Results) -> str:
         f"reached: median {r.sizes['value_nodes_p50']}, p95 {r.sizes['value_nodes_p95']}) | {value.p50:.2f} ms | "
         f"{value.p95:.2f} ms (runs: {value.p95_spread[0]:.2f}–{value.p95_spread[1]:.2f}) | "
         f"p95 ≤ {GOALS['trace_p95_ms']:.0f} ms | {verdict(value.p95, GOALS['trace_p95_ms'], lower_is_better=True)}; "
-        f"value-awareness costs {value.p50 / trace.p50:.1f}× the graph walk (row 4, same run) at p50, "
-        f"{value.p95 / trace.p95:.1f}× at p95 |",
+        f"value-awareness costs {pair_ratio(value, trace, 50):.1f}× the graph walk (row 5) at p50, "
+        f"{pair_ratio(value, trace, 95):.1f}× at p95 (median over runs of each run's ratio to the graph walk's run "
+        "just before it) |",
         f"| same, reading every node, edge, cut and total of the result (what `/trace` reads) | {value_full.p50:.2f} "
         f"ms | {value_full.p95:.2f} ms | (figure only) | — |",
         f"| same walk in Python (`tracing/trace/value_graph.py`, the compiled walk's reference and fallback; "

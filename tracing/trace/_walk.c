@@ -1317,7 +1317,8 @@ static int add_dust(VW *w, int32_t node, int32_t gen, int32_t tid, int64_t day, 
     return vec_push(&w->dust, &d);
 }
 
-/* key order of events equal in (time, phase): tx hash, then (kind, position), then edge id */
+/* key order of events equal in (time, phase): tx hash, then (kind, position), then edge id. `EV_W` is the walk the
+   comparators read: set right before its sorts, which run holding the GIL with no callback into Python in between */
 static const VW *EV_W;
 static int ev_cmp(const void *pa, const void *pb) {
     const Ev *a = pa, *b = pb;
