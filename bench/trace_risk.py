@@ -691,7 +691,8 @@ def markdown(r: Results) -> str:
         f"p95 ≤ {GOALS['trace_p95_ms']:.0f} ms | {verdict(value.p95, GOALS['trace_p95_ms'], lower_is_better=True)}; "
         f"value-awareness costs {pair_ratio(value, trace, 50):.1f}× the graph walk (row 5) at p50, "
         f"{pair_ratio(value, trace, 95):.1f}× at p95 (median over runs of each run's ratio to the graph walk's run "
-        "just before it) |",
+        f"just before it; it does more per address but reaches fewer: median {r.sizes['value_nodes_p50']} against "
+        f"{r.sizes['trace_nodes_p50']}) |",
         f"| same, reading every node, edge, cut and total of the result (what `/trace` reads) | {value_full.p50:.2f} "
         f"ms | {value_full.p95:.2f} ms | (figure only) | — |",
         f"| same walk in Python (`tracing/trace/value_graph.py`, the compiled walk's reference and fallback; "
