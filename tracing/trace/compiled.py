@@ -24,10 +24,10 @@ from itertools import compress
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from tracing.chain.prices import DAY
+from tracing.chain.prices import DAY, native_decimals
 from tracing.labels import Label
 from tracing.trace.coverage import Coverage, cut_lines, gap_lines, trace_coverage, value_lines
-from tracing.trace.flows import NATIVE_DECIMALS, Asset, rank_counterparties
+from tracing.trace.flows import Asset, rank_counterparties
 from tracing.trace.graph import TransferGraph
 from tracing.trace.label_cache import LabelCache, NodeMarks
 from tracing.trace.model import Cut, Stop, Trace, TraceEdge, TraceNode, edge_order, graph_edge, weight_of
@@ -483,7 +483,7 @@ def value_columns(graph: TransferGraph, params: TraceParams) -> tuple[Any, ...]:
     if cached is not None:
         return cached
     n_tokens = len(graph.tokens)
-    decimals = [NATIVE_DECIMALS] + [graph.token_meta[tid][0] or 0 for tid in range(n_tokens)]
+    decimals = [native_decimals(graph.chain)] + [graph.token_meta[tid][0] or 0 for tid in range(n_tokens)]
     floors = dict(params.dust_units)
     minimum = array("Q", bytes(8 * (n_tokens + 1)))
     minimum_hi = array("Q", bytes(8 * (n_tokens + 1)))
@@ -603,13 +603,13 @@ def compiled_value_trace(
                 terminal.append(node)
         return terminal
 
-    tokens, meta = graph.tokens, graph.token_meta
+    tokens, meta, native = graph.tokens, graph.token_meta, native_decimals(graph.chain)
     dust_usd, min_usd = params.dust_usd, params.min_usd
 
     never = getattr(prices, "never_priced", None)  # optional: an asset with no price on any day
 
     def on_price(tid: int, day: int) -> tuple[int, ...] | bool | None:
-        asset, decimals, symbol = (None, NATIVE_DECIMALS, None) if tid < 0 else (tokens[tid], *meta[tid])
+        asset, decimals, symbol = (None, native, None) if tid < 0 else (tokens[tid], *meta[tid])
         if never is not None and never(asset):
             return False  # the walk stops asking about this asset
         usd = prices.usd(asset, decimals, symbol, day * DAY, 1)
@@ -701,11 +701,11 @@ class ValueParts(GraphParts):
         found = Dust(count=self.dust_count, priced=self.dust_priced)
         for tid, day, raw in self.raw_dust:
             asset = self._asset(tid)
-            decimals, symbol = (NATIVE_DECIMALS, None) if tid < 0 else graph.token_meta[tid]
+            decimals, symbol = (native_decimals(graph.chain), None) if tid < 0 else graph.token_meta[tid]
             if day < 0:
                 found.unpriced[asset] = found.unpriced.get(asset, 0) + raw
                 if asset not in found.meta:
-                    found.meta[asset] = (NATIVE_DECIMALS, "native") if tid < 0 else graph.token_meta[tid]
+                    found.meta[asset] = (native_decimals(graph.chain), "native") if tid < 0 else graph.token_meta[tid]
                 continue
             usd = self.prices.usd(asset, decimals, symbol, day * DAY, raw)
             found.usd += usd or 0
