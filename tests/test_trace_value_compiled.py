@@ -81,7 +81,9 @@ class Labels:
 
 
 def random_graph(rng: random.Random) -> tuple[TransferGraph, Labels, int]:
-    """Background traffic, then laundering shapes: peel chains, swaps, dust sprays, cycles, overdrafts."""
+    """Background traffic, then laundering shapes: peel chains, swaps, dust sprays, cycles, overdrafts, shortfalls
+    (sends that outrun what an address received, spread over several transfers), diluted transfers (a small payment
+    of the traced funds joining much money of the address's own that moves on: large, under 5 % traced)."""
     n = rng.choice([15, 40, 120])
     transfers: list[Transfer] = []
 
@@ -142,6 +144,24 @@ def random_graph(rng: random.Random) -> tuple[TransferGraph, Labels, int]:
         a, ts = rng.randrange(n), when()
         send(rng.randrange(n), a, 10**17, ts)
         send(a, rng.randrange(n), 10**19, ts + 5)
+    for _ in range(rng.randrange(0, 4)):  # shortfalls: sends outrun what it received, spread over later transfers
+        a, ts = rng.randrange(n), when()
+        token = rng.choice([None, None, USDA, TKC])
+        value = amount(token) * 10
+        send(rng.randrange(n), a, value, ts, token)
+        for k in range(rng.randrange(2, 5)):
+            to, part = rng.randrange(n), value * rng.choice([3, 6, 9]) // 10
+            send(a, to, part, ts + rng.choice([0, 60 * (k + 1), DAY]), token)
+        if rng.random() < 0.5:  # money in after the shortfall (it does not make the early transfers any less short)
+            send(rng.randrange(n), a, value * 2, ts + 2 * DAY, token)
+            send(a, rng.randrange(n), value, ts + 2 * DAY + 60, token)
+    for _ in range(rng.randrange(0, 4)):  # diluted: a small payment joins much money of its own, which moves on
+        a, ts = rng.randrange(n), when() + DAY
+        token = rng.choice([None, None, USDA])
+        own = amount(token) * rng.choice([100, 1000])
+        send(rng.randrange(n), a, own, ts - rng.choice([60, DAY]), token)
+        send(rng.randrange(n), a, own // rng.choice([10, 19, 21, 40, 500]), ts, token)
+        send(a, rng.randrange(n), own * rng.choice([5, 9]) // 10, ts + rng.choice([0, 60, DAY]), token)
     if rng.random() < 0.3:  # beyond 64 bits
         send(rng.randrange(n), rng.randrange(n), rng.randrange(2**64, 2**100), when())
     labels: dict[str, list[Label]] = {}
@@ -250,6 +270,55 @@ async def test_the_dust_summary_agrees_and_is_in_the_coverage() -> None:
     assert dust.count == 200 and dust.priced == 134 and set(dust.unpriced) == {None}
     assert any("200 transfers carrying traced funds under $100" in line for line in fast.coverage.cuts)
     assert [n.address for n in fast.nodes] == [addr(1), addr(2), addr(3)]
+
+
+def native(n: int, ts: int, a: int, b: int, eth: int | float) -> Transfer:
+    return Transfer("eth", n, "", ts, f"0x{n:064x}", TransferKind.NATIVE, "tx", addr(a), addr(b), int(eth * 10**18))
+
+
+@pytest.mark.parametrize("model", list(TaintModel))
+async def test_money_an_address_lacks_was_there_from_the_start_under_haircut(model: TaintModel) -> None:
+    # 10 ETH of the root reach 2, which sends 8 and 8 (6 more than it shows receiving): under haircut the 6 was
+    # there from the start, clean, and each transfer carries 5 traced (before: 8, then 2); FIFO keeps its order
+    # (8, then 2), poison does not count it
+    graph = TransferGraph.from_transfers(
+        "eth", [native(1, DAY, 1, 2, 10), native(2, DAY + 60, 2, 3, 8), native(3, DAY + 120, 2, 4, 8)]
+    )
+    params = TraceParams(hops=2, model=model, dust_usd=None)
+    fast, reference = await both(GraphSource(graph), Labels({}), addr(1), params, Prices(random.Random(0)))
+    assert isinstance(fast._parts, ValueParts)
+    assert everything(fast) == everything(reference)
+    carried = {edge.to_addr: fast.carried(edge) for edge in fast.edges}
+    expected = {
+        TaintModel.HAIRCUT: (5 * 10**18, 5 * 10**18),
+        TaintModel.FIFO: (8 * 10**18, 2 * 10**18),
+        TaintModel.POISON: (8 * 10**18, 8 * 10**18),
+    }[model]
+    assert (carried[addr(3)], carried[addr(4)]) == expected
+
+
+@pytest.mark.parametrize("model", list(TaintModel))
+async def test_a_diluted_transfer_is_not_followed_at_any_amount(model: TaintModel) -> None:
+    # 2 holds 1,000 ETH of its own; 10 ETH of the root join them and 2 sends 900 ETH on: under haircut 8.9 ETH traced
+    # ($17,800, far over 3x the $100 floor) but under 1 %: diluted, not followed (before: followed); FIFO sends its
+    # own lot first (nothing traced), poison taints all 900
+    graph = TransferGraph.from_transfers(
+        "eth",
+        [
+            native(1, DAY - 60, 9, 2, 1000),
+            native(2, DAY, 1, 2, 10),
+            native(3, DAY + 60, 2, 3, 900),
+            native(4, 2 * DAY, 1, 2, 30),
+        ],
+    )
+    prices = Prices(random.Random(0))
+    prices.eth = {1: Decimal(2000), 2: Decimal(2000)}
+    params = TraceParams(hops=2, model=model)
+    fast, reference = await both(GraphSource(graph), Labels({}), addr(1), params, prices)
+    assert isinstance(fast._parts, ValueParts)
+    assert everything(fast) == everything(reference)
+    followed = {edge.to_addr for edge in fast.edges}
+    assert (addr(3) in followed) == (model is TaintModel.POISON)  # poison: all of it is tainted, not diluted
 
 
 async def test_unbuilt_or_unsupported_graphs_run_the_python_walk(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -952,7 +952,8 @@ static PyObject *weight(PyObject *self, PyObject *args) {
  *
  * `tracing.trace.walk._trace_value` over the in-memory graph, compiled: each expanded address's ledger (haircut,
  * poison or FIFO) runs over its transfers in time order (`tracing.trace.value_graph.select_value_graph`, the
- * reference being `tracing.trace.value.select_value`), the follow rule picks the transfers that carry enough of the
+ * reference being `tracing.trace.value.select_value`; under haircut opened with what its transfers lack,
+ * `tracing.trace.value.shortfall`), the follow rule (`tracing.trace.value.judge`) picks the transfers that carry enough of the
  * traced funds (`follow_rule`: the one place it is stated here), and the walk goes on from the addresses they reach,
  * expanding an address again when more traced funds reach it later (up to `revisits` times).
  *
@@ -1047,20 +1048,23 @@ typedef struct {
 } FollowIn;
 
 /* Whether one transfer is followed on its own (F_PASS), only if its address's small transfers together carry the
-   share (F_SMALL), or is dust. The one statement of the rule in C: keep it as `tracing.trace.value._follow`. */
+   share (F_SMALL), or is dust. The one statement of the rule in C: keep it as `tracing.trace.value.judge`
+   (`over_floor`, `over_cap`: carried >= floor, >= cap; both where there is no floor). */
 static int follow_rule(const Rule *rule, const FollowIn *in) {
     u128 carried = in->carried, value = in->value, total = in->total;
-    int crumb_of = !in->root && ((total > 0 && cmp_mul(carried, rule->crumb_den, rule->crumb_num, total) < 0) ||
-                                 cmp_mul(carried, rule->dilute_den, rule->dilute_num, value) < 0);
-    int big;
-    if (in->floor_kind == 0) big = 1;
-    else big = carried >= in->floor && !(crumb_of && carried < in->cap);
-    int pure = cmp_mul(carried, rule->pure_den, rule->pure_num, value) >= 0;
-    if (big || (pure && total && cmp_mul(carried, rule->share_den, rule->share_num, total) >= 0)) return F_PASS;
-    return pure ? F_SMALL : F_DUST;
+    /* less than DILUTED traced funds: not followed at any amount (the roots hold nothing but traced funds) */
+    if (!in->root && cmp_mul(carried, rule->dilute_den, rule->dilute_num, value) < 0) return F_DUST;
+    int crumb_of = !in->root && total > 0 && cmp_mul(carried, rule->crumb_den, rule->crumb_num, total) < 0;
+    int over_floor = in->floor_kind == 0 || carried >= in->floor;
+    int over_cap = in->floor_kind == 0 || carried >= in->cap;
+    if (over_floor && (over_cap || !crumb_of)) return F_PASS;
+    if (cmp_mul(carried, rule->pure_den, rule->pure_num, value) < 0) return F_DUST;
+    if (total && cmp_mul(carried, rule->share_den, rule->share_num, total) >= 0) return F_PASS;
+    return F_SMALL;
 }
 
-/* the small transfers of one asset together: followed when they carry the share of what the address received */
+/* the small transfers of one asset together: followed when they carry the share of what the address received
+   (`tracing.trace.value.spread_followed`) */
 static int spread_passes(const Rule *rule, u128 spread, u128 total) {
     return total && cmp_mul(spread, rule->share_den, rule->share_num, total) >= 0;
 }
@@ -1556,6 +1560,36 @@ static int vw_expand(VW *w, int32_t node, int is_root, int64_t since, int64_t un
         if (vec_push(&w->events, &ev) < 0) return -1;
     }
     qsort(w->events.data, (size_t)w->events.len, sizeof(Ev), ev_cmp);
+    if (!root && w->model == MODEL_HAIRCUT) {
+        /* money its transfers need that its history does not show: there from the start, clean (haircut only;
+           `tracing.trace.value.shortfall`): the least opening that keeps every running balance from going below
+           zero, added to the opening */
+        u128 held[MAX_SLOTS], lacking[MAX_SLOTS];
+        for (int k = 0; k < w->n_slots; k++) {
+            held[k] = w->slots[k].clean;
+            lacking[k] = 0;
+        }
+        int overflow = 0;
+        for (Py_ssize_t i = 0; i < w->events.len; i++) {
+            Ev ev = AT(w->events, Ev, i);
+            u128 value = 0;
+            edge_value(w, ev.e, &value);
+            int k = (int)(slot_of(w, w->token[ev.e]) - w->slots);
+            if (ev.phase != 1) {
+                held[k] = sat_add(held[k], value, &overflow);
+            } else if (held[k] >= value) {
+                held[k] -= value;
+            } else {
+                lacking[k] = sat_add(lacking[k], value - held[k], &overflow);
+                held[k] = 0;
+            }
+        }
+        for (int k = 0; k < w->n_slots; k++) w->slots[k].clean = sat_add(w->slots[k].clean, lacking[k], &overflow);
+        if (overflow) {
+            w->unsupported = 1;
+            return 0;
+        }
+    }
     int any_traced = 0, traced_sent = 0;
     for (int k = 0; k < w->n_slots; k++) {
         if (w->slots[k].traced_asset) {
