@@ -220,12 +220,18 @@ def everything(t: Trace) -> tuple[object, ...]:
 
 
 async def both(
-    source: GraphSource, labels: Labels, root: str, params: TraceParams, prices: Prices, roots: Sequence[str] = ()
+    source: GraphSource,
+    labels: Labels,
+    root: str,
+    params: TraceParams,
+    prices: Prices,
+    roots: Sequence[str] = (),
+    chain: str = "eth",
 ) -> tuple[Trace, Trace]:
-    fast = await trace_funds(source, labels, root, "eth", params, prices, with_roots=roots)
+    fast = await trace_funds(source, labels, root, chain, params, prices, with_roots=roots)
     os.environ["CHAINSLEUTH_PURE_WALK"] = "1"
     try:
-        reference = await trace_funds(source, labels, root, "eth", params, prices, with_roots=roots)
+        reference = await trace_funds(source, labels, root, chain, params, prices, with_roots=roots)
     finally:
         del os.environ["CHAINSLEUTH_PURE_WALK"]
     return fast, reference
@@ -319,6 +325,27 @@ async def test_a_diluted_transfer_is_not_followed_at_any_amount(model: TaintMode
     assert everything(fast) == everything(reference)
     followed = {edge.to_addr for edge in fast.edges}
     assert (addr(3) in followed) == (model is TaintModel.POISON)  # poison: all of it is tainted, not diluted
+
+
+@pytest.mark.parametrize(("chain", "scale"), [("tron", 10**6), ("btc", 10**8)])
+async def test_the_native_coin_has_its_chain_s_decimals(chain: str, scale: int) -> None:
+    # a floor of 0.05 in units of the native coin is 0.05 TRX (6 decimals) or 0.05 BTC (8), not 0.05 * 10**18 raw
+    transfers = [
+        Transfer(chain, 1, "", DAY, f"0x{1:064x}", TransferKind.NATIVE, "tx", addr(1), addr(2), 100 * scale),
+        *(
+            Transfer(chain, 2 + k, "", DAY + k, f"0x{2 + k:064x}", TransferKind.NATIVE, "tx", addr(2), addr(10 + k), v)
+            for k, v in enumerate([scale // 10, scale // 100, 3 * scale // 100, 90 * scale])
+        ),
+    ]
+    graph = TransferGraph.from_transfers(chain, transfers)
+    params = TraceParams(hops=2, dust_usd=None, dust_units=(("native", Decimal("0.05")),), min_value=Decimal("0.02"))
+    fast, reference = await both(GraphSource(graph), Labels({}), addr(1), params, Prices(random.Random(0)), (), chain)
+    assert isinstance(fast._parts, ValueParts)
+    assert everything(fast) == everything(reference)
+    # 0.1 and 90 followed; 0.03 under the floor: dust; 0.01 under min_value: not looked at
+    assert {edge.to_addr for edge in fast.edges} == {addr(2), addr(10), addr(13)}
+    assert fast._parts.dust().unpriced == {None: 3 * scale // 100}
+    assert fast._parts.dust().meta[None][0] == len(str(scale)) - 1
 
 
 async def test_unbuilt_or_unsupported_graphs_run_the_python_walk(monkeypatch: pytest.MonkeyPatch) -> None:
