@@ -792,14 +792,15 @@ def markdown(r: Results) -> str:
         "`tracing.trace.compiled.compiled_value_trace`): per expanded address its window and opening balance are read "
         "from the adjacency arrays, its ledger (haircut, poison or FIFO, exact 128-bit integers with 256-bit products "
         "where they could overflow) runs over its transfers in time order (ties by tx hash, kind, position; swaps in "
-        "one transaction followed through; traced funds conserved), one C function states the follow rule (dust "
-        "floor, share, crumb), and addresses are expanded again when more traced funds reach them later, as the "
-        "Python walk does. USD reaches it as raw thresholds per (token, day) from one Python call per token and day "
+        "one transaction followed through; traced funds conserved; under haircut what its transfers lack opens it, "
+        "clean), one C function states the follow rule (under 5 % traced funds never; dust floor, crumb, share), and "
+        "addresses are expanded again when more traced funds reach them later, as the Python walk does. USD reaches "
+        "it as raw thresholds per (token, day) from one Python call per token and day "
         "(none of the bench's native transfers has a price: the floor in units applies, here none). The result stays "
         "compact (`ValueParts`: ids, the traced amount per followed edge, the dust summed per token and day) until "
         "read. `tests/test_trace_value_compiled.py` checks it gives the Python walk's trace on random graphs (peel "
-        "chains, swaps, dust, cycles, overdrafts, all three models, both directions): same transfers, amounts, cuts, "
-        "dust summary and coverage.",
+        "chains, swaps, dust, cycles, overdrafts, shortfalls, diluted transfers, all three models, both directions): "
+        "same transfers, amounts, cuts, dust summary and coverage.",
         "- The risk report runs the production path: `Investigator.risk` over the in-memory graph and the label "
         "snapshot, with the store (SQLite) answering the address's own labels, the label sets and the index summary.",
         "",
