@@ -953,9 +953,9 @@ static PyObject *weight(PyObject *self, PyObject *args) {
  * `tracing.trace.walk._trace_value` over the in-memory graph, compiled: each expanded address's ledger (haircut,
  * poison or FIFO) runs over its transfers in time order (`tracing.trace.value_graph.select_value_graph`, the
  * reference being `tracing.trace.value.select_value`; under haircut opened with what its transfers lack,
- * `tracing.trace.value.shortfall`), the follow rule (`tracing.trace.value.judge`) picks the transfers that carry enough of the
- * traced funds (`follow_rule`: the one place it is stated here), and the walk goes on from the addresses they reach,
- * expanding an address again when more traced funds reach it later (up to `revisits` times).
+ * `tracing.trace.value.shortfall`), the follow rule (`tracing.trace.value.judge`) picks the transfers that carry
+ * enough of the traced funds (`follow_rule`: the one place it is stated here), and the walk goes on from the
+ * addresses they reach, expanding an address again when more traced funds reach it later (up to `revisits` times).
  *
  * Exact integer arithmetic as in Python: raw amounts are 128-bit integers, products that may pass 128 bits are
  * computed on 256 bits. USD comes in as raw thresholds per (token, day) from a Python callback (the smallest raw
