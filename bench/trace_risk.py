@@ -19,7 +19,8 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -373,6 +374,7 @@ async def risk_reports(investigator: Investigator, roots: Sequence[str], hops: i
 
 def run(args: argparse.Namespace) -> Results:
     results = Results(params=vars(args).copy(), machine=machine())
+    results.machine["load_start"] = load_average()
     results.params["compiled"] = compiled_walk_available()
     log(f"generating {args.edges:,} transfers over {args.addresses:,} addresses ({args.hubs} hubs)")
     data = generate(args.edges, args.addresses, args.hubs, args.seed)
@@ -416,13 +418,21 @@ def run(args: argparse.Namespace) -> Results:
     roots = candidates[: args.roots]
     results.sizes["roots"] = len(roots)
 
-    timing = Timing()
+    # the graph walk and the value-aware walk (the default) in turns, so that each run of one has a run of the other
+    # under the same load beside it: the cost of value-awareness is read per pair of runs
+    value = replace(params, follow_value=True)
+    timing, value_timing = Timing(), Timing()
     reached: list[set[str]] = []
+    value_reached: list[set[str]] = []
     for run_index in range(args.runs):
         samples, reached = asyncio.run(graph_traces(graph, label_cache, roots, params))
         timing.add_run(samples)
         log(f"trace run {run_index + 1}: p50 {statistics.median(samples):.2f} ms, p95 {percentile(samples, 95):.2f} ms")
+        samples, value_reached = asyncio.run(graph_traces(graph, label_cache, roots, value))
+        value_timing.add_run(samples)
+        log(f"value run {run_index + 1}: p50 {statistics.median(samples):.2f} ms, p95 {percentile(samples, 95):.2f} ms")
     results.timings["trace"] = timing
+    results.timings["trace_value"] = value_timing
     full_timing = Timing()
     for _ in range(max(1, args.runs // 2)):
         samples, _reached = asyncio.run(graph_traces(graph, label_cache, roots, params, materialise=True))
@@ -442,13 +452,21 @@ def run(args: argparse.Namespace) -> Results:
         tight_timing.add_run(samples)
     results.timings["trace_tight"] = tight_timing
     log(f"tight trace: p50 {tight_timing.p50:.2f} ms, p95 {tight_timing.p95:.2f} ms")
-    value = replace(params, follow_value=True)  # the default trace: value-aware (Python walk)
-    value_timing = Timing()
-    value_reached: list[set[str]] = []
-    for _ in range(args.runs):
-        samples, value_reached = asyncio.run(graph_traces(graph, label_cache, roots, value))
-        value_timing.add_run(samples)
-    results.timings["trace_value"] = value_timing
+    full_value = Timing()  # and reading the whole result, as /trace does
+    for _ in range(max(1, args.runs // 2)):
+        samples, _reached = asyncio.run(graph_traces(graph, label_cache, roots, value, materialise=True))
+        full_value.add_run(samples)
+    results.timings["trace_value_full"] = full_value
+    python_timing = Timing()  # the same walk in Python (`tracing/trace/value_graph.py`): what compiling it saved
+    with pure_walk():
+        for _ in range(max(1, args.runs // 2)):
+            samples, python_reached = asyncio.run(graph_traces(graph, label_cache, roots, value))
+            python_timing.add_run(samples)
+    results.timings["trace_value_python"] = python_timing
+    same = sum(1 for a, b in zip(value_reached, python_reached, strict=True) if a == b)
+    results.agreement["value_python"] = f"{same}/{len(roots)} traces reach the same addresses"
+    log(f"value-aware trace, Python walk: p50 {python_timing.p50:.2f} ms, p95 {python_timing.p95:.2f} ms; "
+        f"{results.agreement['value_python']}")  # fmt: skip
     reference_timing = Timing()  # the same traces with the reference ledger: what this walk cost before
     samples, reference_reached = asyncio.run(graph_traces(graph, label_cache, roots, value, reference=True))
     reference_timing.add_run(samples)
@@ -524,13 +542,40 @@ def run(args: argparse.Namespace) -> Results:
         risk_timing.add_run(samples)
         log(f"risk run {run_index + 1}: p50 {statistics.median(samples):.2f} ms, p95 {percentile(samples, 95):.2f} ms")
     results.timings["risk"] = risk_timing
+    with pure_walk():
+        samples = asyncio.run(risk_reports(investigator, risk_roots, 3))
+    results.timings["risk_python"] = Timing([samples])
+    log(f"risk, Python value walk: p50 {statistics.median(samples):.2f} ms, p95 {percentile(samples, 95):.2f} ms")
     reference_source = ReferenceSource(graph)
     investigator.source = lambda chain: reference_source  # type: ignore[method-assign,assignment,return-value]
     samples = asyncio.run(risk_reports(investigator, risk_roots, 3))
     results.timings["risk_reference"] = Timing([samples])
     log(f"risk, reference ledger: p50 {statistics.median(samples):.2f} ms, p95 {percentile(samples, 95):.2f} ms")
     db.dispose()
+    results.machine["load_end"] = load_average()
     return results
+
+
+def load_average() -> str:
+    """The machine's 1, 5 and 15 minute load averages (other work on the shared machine slows every figure)."""
+    try:
+        return ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    except OSError:
+        return "unknown"
+
+
+@contextmanager
+def pure_walk() -> Iterator[None]:
+    """The walks run in Python (`CHAINSLEUTH_PURE_WALK=1`) inside the block."""
+    before = os.environ.get("CHAINSLEUTH_PURE_WALK")
+    os.environ["CHAINSLEUTH_PURE_WALK"] = "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["CHAINSLEUTH_PURE_WALK"]
+        else:
+            os.environ["CHAINSLEUTH_PURE_WALK"] = before
 
 
 def _prefix(data: Synthetic, n: int) -> Synthetic:
@@ -584,6 +629,11 @@ def store_load(db: Any, data: Synthetic, rows: int) -> float:
 # --- the report -----------------------------------------------------------------------------------------------
 
 
+def pair_ratio(a: Timing, b: Timing, q: float) -> float:
+    """The median over runs of run i of `a`'s percentile `q` over run i of `b`'s (runs taken in turns)."""
+    return statistics.median(percentile(x, q) / percentile(y, q) for x, y in zip(a.runs, b.runs, strict=False))
+
+
 def verdict(value: float, goal: float, *, lower_is_better: bool) -> str:
     met = value <= goal if lower_is_better else value >= goal
     factor = (goal / value if lower_is_better else value / goal) if value else float("inf")
@@ -594,6 +644,7 @@ def markdown(r: Results) -> str:
     t = r.timings
     trace, nx, risk, tight, full = t["trace"], t["networkx"], t["risk"], t["trace_tight"], t["trace_full"]
     value, value_ref, risk_ref = t["trace_value"], t["trace_value_reference"], t["risk_reference"]
+    value_py, value_full, risk_py = t["trace_value_python"], t["trace_value_full"], t["risk_python"]
     ours_nx = t["trace_nx_sample"]
     cte, ours_cte = t.get("cte"), t.get("trace_cte_sample")
     lo, hi = trace.p95_spread
@@ -610,7 +661,9 @@ def markdown(r: Results) -> str:
         "",
         f"- CPU: {r.machine['cpu']}, {r.machine['nproc']} logical CPUs (`nproc`), RAM {r.machine['ram']}",
         f"- Python {r.machine['python']}, numpy {r.machine['numpy']}, SQLite {r.machine['sqlite']}; {r.machine['os']}",
-        "- One process, one thread; the traces run one after another.",
+        "- One process, one thread; the traces run one after another. Load average (1, 5, 15 min) at the start "
+        f"{r.machine.get('load_start', 'unknown')}, at the end {r.machine.get('load_end', 'unknown')} (on 2 CPUs: "
+        "above 2, other work on the machine slowed every figure; compare figures within the run).",
         "",
         "## Data",
         "",
@@ -632,11 +685,20 @@ def markdown(r: Results) -> str:
         "",
         "| what | p50 | p95 | goal | verdict |",
         "| --- | --- | --- | --- | --- |",
-        f"| 3-hop value-aware trace, the default (Python walk, each address's ledger on the graph's edge ids, "
-        f"`tracing/trace/value_graph.py`; addresses reached: median {r.sizes['value_nodes_p50']}, p95 "
-        f"{r.sizes['value_nodes_p95']}) | {value.p50:.2f} ms | {value.p95:.2f} ms | "
+        f"| 3-hop value-aware trace, the default (compiled walk, `tracing/trace/_walk.c` `value_walk`; addresses "
+        f"reached: median {r.sizes['value_nodes_p50']}, p95 {r.sizes['value_nodes_p95']}) | {value.p50:.2f} ms | "
+        f"{value.p95:.2f} ms (runs: {value.p95_spread[0]:.2f}–{value.p95_spread[1]:.2f}) | "
         f"p95 ≤ {GOALS['trace_p95_ms']:.0f} ms | {verdict(value.p95, GOALS['trace_p95_ms'], lower_is_better=True)}; "
-        f"{value.p50 / trace.p50:.0f}× the graph walk at p50, {value.p95 / trace.p95:.0f}× at p95 |",
+        f"value-awareness costs {pair_ratio(value, trace, 50):.1f}× the graph walk (row 5) at p50, "
+        f"{pair_ratio(value, trace, 95):.1f}× at p95 (median over runs of each run's ratio to the graph walk's run "
+        f"just before it; it does more per address but reaches fewer: median {r.sizes['value_nodes_p50']} against "
+        f"{r.sizes['trace_nodes_p50']}) |",
+        f"| same, reading every node, edge, cut and total of the result (what `/trace` reads) | {value_full.p50:.2f} "
+        f"ms | {value_full.p95:.2f} ms | (figure only) | — |",
+        f"| same walk in Python (`tracing/trace/value_graph.py`, the compiled walk's reference and fallback; "
+        f"{max(1, len(value_py.runs))} run(s); {r.agreement.get('value_python', 'n/a')}) | {value_py.p50:.2f} ms | "
+        f"{value_py.p95:.2f} ms | (figure only) | compiled: {value_py.p50 / value.p50:.0f}× faster at p50, "
+        f"{value_py.p95 / value.p95:.0f}× at p95 |",
         f"| same, reference ledger (`Transfer` objects and fractions per transfer: the walk before it ran on edge "
         f"ids; one run; {r.agreement.get('value_reference', 'n/a')}) | {value_ref.p50:.2f} ms | {value_ref.p95:.2f} ms "
         "| (figure only) | — |",
@@ -669,6 +731,8 @@ def markdown(r: Results) -> str:
         f"{verdict(risk.p95, GOALS['risk_p95_ms'], lower_is_better=True)} |",
         f"| risk reports per second (one thread, 1000 / mean ms) | {reports_per_s:.0f}/s | | ≥ "
         f"{GOALS['reports_per_s']:.0f}/s | {verdict(reports_per_s, GOALS['reports_per_s'], lower_is_better=False)} |",
+        f"| same, Python value walk (one run) | {risk_py.p50:.2f} ms | {risk_py.p95:.2f} ms; "
+        f"{1000 / risk_py.mean:.0f}/s | (figure only) | — |",
         f"| same, reference ledger (one run) | {risk_ref.p50:.2f} ms | {risk_ref.p95:.2f} ms; "
         f"{1000 / risk_ref.mean:.0f}/s | (figure only) | — |",
         "",
@@ -724,6 +788,19 @@ def markdown(r: Results) -> str:
         "taint they received, propagated over ids along only the transfers that lead to them (their ancestors in the "
         "trace, found by `tracing.trace._walk.ancestors`). The pure-Python walk (`CHAINSLEUTH_PURE_WALK=1`, or no "
         "compiler) is the reference; `tests/test_trace_walk.py` checks both give the same trace on random graphs.",
+        "- The value-aware walk is compiled as well (`value_walk` in `tracing/trace/_walk.c`, run by "
+        "`tracing.trace.compiled.compiled_value_trace`): per expanded address its window and opening balance are read "
+        "from the adjacency arrays, its ledger (haircut, poison or FIFO, exact 128-bit integers with 256-bit products "
+        "where they could overflow) runs over its transfers in time order (ties by tx hash, kind, position; swaps in "
+        "one transaction followed through; traced funds conserved; under haircut what its transfers lack opens it, "
+        "clean), one C function states the follow rule (under 5 % traced funds never; dust floor, crumb, share), and "
+        "addresses are expanded again when more traced funds reach them later, as the Python walk does. USD reaches "
+        "it as raw thresholds per (token, day) from one Python call per token and day "
+        "(none of the bench's native transfers has a price: the floor in units applies, here none). The result stays "
+        "compact (`ValueParts`: ids, the traced amount per followed edge, the dust summed per token and day) until "
+        "read. `tests/test_trace_value_compiled.py` checks it gives the Python walk's trace on random graphs (peel "
+        "chains, swaps, dust, cycles, overdrafts, shortfalls, diluted transfers, all three models, both directions): "
+        "same transfers, amounts, cuts, dust summary and coverage.",
         "- The risk report runs the production path: `Investigator.risk` over the in-memory graph and the label "
         "snapshot, with the store (SQLite) answering the address's own labels, the label sets and the index summary.",
         "",

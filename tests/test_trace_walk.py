@@ -339,14 +339,15 @@ class HistoriesOf:
 
 
 class UsdaAtPeg:
-    """USDA at $1, TKB at $2 on even days only, nothing else priced: the dust floor in USD and in units both apply."""
+    """USDA at $1, TKB at $2 on even UTC days only (prices are per day: the random graphs' times fall on day 0),
+    nothing else priced: the dust floor in USD and in units both apply."""
 
     def usd(
         self, asset: str | None, decimals: int | None, symbol: str | None, timestamp: int, raw: int
     ) -> Decimal | None:
         if asset == TOKENS[0][0]:
             return Decimal(raw).scaleb(-6)
-        if asset == TOKENS[1][0] and timestamp % 2 == 0:
+        if asset == TOKENS[1][0] and timestamp // 86_400 % 2 == 0:
             return 2 * Decimal(raw).scaleb(-18)
         return None
 

@@ -221,3 +221,7 @@ class TransferPrices:
     ) -> Decimal | None:
         per_raw = self.valuation.per_raw(asset, decimals, day_of(timestamp))
         return None if per_raw is None else per_raw * raw
+
+    def never_priced(self, asset: str | None) -> bool:
+        """Whether `usd` is None for the asset on every day (the compiled walk then stops asking day by day)."""
+        return self.valuation.prices.never(price_key(self.valuation.chain, asset))

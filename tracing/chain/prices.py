@@ -162,6 +162,13 @@ class PriceTable:
     prices: Mapping[tuple[str, int], Decimal]
     missing: frozenset[tuple[str, int]] = frozenset()
     _floats: dict[str, dict[int, float]] = field(default_factory=dict, compare=False, repr=False)
+    _keys: set[str] = field(default_factory=set, compare=False, repr=False)
+
+    def never(self, key: str) -> bool:
+        """Whether `price` is None for `key` on every day: nothing stored for it (nor its former key), no peg."""
+        if self.prices and not self._keys:
+            self._keys.update(k for k, _ in self.prices)
+        return key not in STABLE_KEYS and key not in self._keys and RENAMED.get(key) not in self._keys
 
     def price(self, key: str, day: int) -> Decimal | None:
         """USD per whole unit of `key` on `day`: the stored price, else the peg for a stablecoin, else None."""

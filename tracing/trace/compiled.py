@@ -1,6 +1,9 @@
-"""The compiled trace walk over the in-memory graph (`tracing.trace._walk`, a C extension built by `pip install`), and
-the compact result it leaves: node and edge ids in arrays, materialised as `TraceNode`s and `TraceEdge`s only when
-a caller reads them.
+"""The compiled trace walks over the in-memory graph (`tracing.trace._walk`, a C extension built by `pip install`), and
+the compact results they leave: node and edge ids in arrays, materialised as `TraceNode`s and `TraceEdge`s only when
+a caller reads them. The walk that follows the graph (`compiled_trace`, `GraphParts`) is described first; the
+value-aware walk (`compiled_value_trace`, `ValueParts`; its reference is the Python value walk of
+`tracing.trace.walk._trace_value` over `tracing.trace.value_graph`, checked by `tests/test_trace_value_compiled.py`)
+below.
 
 The walk is the one of `tracing.trace.walk.trace_graph_python` (the reference, used when the extension is not built,
 when `CHAINSLEUTH_PURE_WALK` is set, for graphs with transfers appended since the last `compact`, and when the
@@ -12,19 +15,26 @@ from __future__ import annotations
 
 import os
 import time
+from array import array
 from bisect import bisect_left
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from decimal import Decimal
+from fractions import Fraction
+from itertools import compress
 from typing import Any
+from weakref import WeakKeyDictionary
 
+from tracing.chain.prices import DAY, native_decimals
 from tracing.labels import Label
-from tracing.trace.coverage import Coverage, cut_lines, gap_lines, trace_coverage
-from tracing.trace.flows import Asset
+from tracing.trace.coverage import Coverage, cut_lines, gap_lines, trace_coverage, value_lines
+from tracing.trace.flows import Asset, rank_counterparties
 from tracing.trace.graph import TransferGraph
 from tracing.trace.label_cache import LabelCache, NodeMarks
 from tracing.trace.model import Cut, Stop, Trace, TraceEdge, TraceNode, edge_order, graph_edge, weight_of
 from tracing.trace.params import Direction, TraceParams
 from tracing.trace.sources import LabelLookup
 from tracing.trace.taint import TaintModel, carried_amounts, received_amounts
+from tracing.trace.value import CRUMB_CAP, DILUTED, PURITY, Dust, UsdPrices, asset_key
 
 try:
     from tracing.trace import _walk  # type: ignore[attr-defined]
@@ -37,7 +47,10 @@ NO_TIME = -(2**63)
 
 
 def available() -> bool:
-    """Whether the compiled walk is built and not switched off (`CHAINSLEUTH_PURE_WALK=1`)."""
+    """Whether the compiled walk is built and not switched off (`CHAINSLEUTH_PURE_WALK=1`). Where it must be built
+    (`CHAINSLEUTH_REQUIRE_COMPILED_WALK=1`, as in CI), a missing extension is an error, not a silent fallback."""
+    if _walk is None and os.environ.get("CHAINSLEUTH_REQUIRE_COMPILED_WALK"):
+        raise RuntimeError("tracing.trace._walk is not built, and CHAINSLEUTH_REQUIRE_COMPILED_WALK is set")
     return _walk is not None and not os.environ.get("CHAINSLEUTH_PURE_WALK")
 
 
@@ -437,3 +450,403 @@ class _ByAddress(Mapping[str, Mapping[Asset, int]]):
 
     def __len__(self) -> int:
         return len(self.by_node)
+
+
+# --- the value-aware walk -------------------------------------------------------------------------------------
+
+VALUE_REASONS = (*REASONS, "dust")
+_U64 = (1 << 64) - 1
+_U128 = (1 << 128) - 1
+_MODELS = {TaintModel.HAIRCUT: 0, TaintModel.POISON: 1, TaintModel.FIFO: 2}
+_VALUE_COLUMNS: WeakKeyDictionary[TransferGraph, dict[tuple[Any, ...], tuple[Any, ...]]] = WeakKeyDictionary()
+
+
+def value_columns(graph: TransferGraph, params: TraceParams) -> tuple[Any, ...]:
+    """The arrays `_walk.value_walk` reads (cached per graph, direction, minimum and floors in units): the adjacency
+    both ways (the trace direction first), the far and near end of every edge, time, value, token, source, tx hash
+    (32 bytes), kind and the rank of each kind in (kind, position) order (ties in time are broken by tx hash, kind,
+    position, as the Python ledger orders its events); then per token (index 0: native) the decimals of its weight
+    (-1: not handled), the raw `min_value` and the raw dust floor in units (and whether there is one)."""
+    outgoing = params.direction is Direction.OUT
+    key = (
+        outgoing,
+        params.min_value,
+        params.dust_units,
+        len(graph.src),
+        len(graph.tokens),
+        graph.meta_changes,
+        graph.indexed_edges,
+        len(graph.kinds),
+    )
+    per_graph = _VALUE_COLUMNS.setdefault(graph, {})
+    cached = per_graph.get(key)
+    if cached is not None:
+        return cached
+    n_tokens = len(graph.tokens)
+    decimals = [native_decimals(graph.chain)] + [graph.token_meta[tid][0] or 0 for tid in range(n_tokens)]
+    floors = dict(params.dust_units)
+    minimum = array("Q", bytes(8 * (n_tokens + 1)))
+    minimum_hi = array("Q", bytes(8 * (n_tokens + 1)))
+    floor_lo = array("Q", bytes(8 * (n_tokens + 1)))
+    floor_hi = array("Q", bytes(8 * (n_tokens + 1)))
+    floor_has = bytearray(n_tokens + 1)
+    for i in range(n_tokens + 1):
+        scale = decimals[i]
+        if params.min_value is not None:
+            raw = min(max(0, int(params.min_value.scaleb(scale))), _U128)
+            minimum[i], minimum_hi[i] = raw & _U64, raw >> 64
+        floor = floors.get(asset_key(None if i == 0 else graph.tokens[i - 1]))
+        if floor is not None:
+            raw = min(max(0, int(floor.scaleb(scale))), _U128)
+            floor_lo[i], floor_hi[i], floor_has[i] = raw & _U64, raw >> 64, 1
+    ranks = sorted(range(len(graph.kinds)), key=lambda k: (graph.kinds[k][0].value, graph.kinds[k][1]))
+    kind_rank = array("i", bytes(4 * len(ranks)))
+    for rank, k in enumerate(ranks):
+        kind_rank[k] = rank
+    out_side = (graph.out_off, graph.out_edge, graph.out_ts)
+    in_side = (graph.in_off, graph.in_edge, graph.in_ts)
+    columns = (
+        *(out_side + in_side if outgoing else in_side + out_side),
+        graph.dst if outgoing else graph.src,
+        graph.src if outgoing else graph.dst,
+        graph.ts,
+        graph.value_lo,
+        graph.value_hi,
+        graph.token,
+        graph.source,
+        graph.tx,
+        graph.kind,
+        kind_rank,
+        array("i", [d if d <= 19 else -1 for d in decimals]),
+        minimum,
+        minimum_hi,
+        floor_lo,
+        floor_hi,
+        floor_has,
+    )
+    if any(k[3:] != key[3:] for k in per_graph) or len(per_graph) >= 8:  # the graph changed, or too many kept
+        per_graph.clear()
+    per_graph[key] = columns
+    return columns
+
+
+def _ratio(value: Decimal | Fraction) -> tuple[int, int]:
+    f = Fraction(value)
+    return f.numerator, f.denominator
+
+
+def _raw_at_least(usd: Decimal | None, per_raw: Fraction) -> int:
+    """The smallest raw amount worth at least `usd` at `per_raw` USD per raw unit (0 without a minimum)."""
+    if usd is None or usd <= 0:
+        return 0
+    if per_raw <= 0:
+        return _U128
+    need = Fraction(usd) / per_raw
+    return min(_U128, -(-need.numerator // need.denominator))
+
+
+def compiled_value_trace(
+    graph: TransferGraph,
+    source_name: str,
+    labels: LabelLookup,
+    roots: Sequence[str],
+    chain: str,
+    params: TraceParams,
+    prices: UsdPrices,
+    started: float,
+    revisits: int,
+) -> Trace | None:
+    """The value-aware trace by the compiled walk (`_walk.value_walk`), or None when it cannot run here (the caller
+    runs the Python walk): the extension is not built, transfers were appended since the last `compact`, some
+    transaction ids are not 32-byte hashes (ties and swaps compare them), a root is not in the graph, or the walk
+    declined (values of 2**127 or more, tokens with more than 19 decimals, more than 32 assets at one address, a
+    sum beyond 128 bits, shares with denominators of 2**64 or more).
+
+    USD reaches the walk as raw thresholds per (token, day): the smallest raw amount worth the dust floor, three
+    times it and the USD minimum at that day's price of one raw unit (`prices.usd(…, raw=1)`; prices are linear in
+    the amount), so the comparisons stay exact integers. Prices that can tell an asset has no price on any day
+    (`never_priced(asset)`, as `PegPrices` and `TransferPrices` do) are asked once per asset, not once per day."""
+    names = graph.addresses
+    root_ids = [graph.ids.get(root) for root in roots]
+    if _walk is None or graph.pending or graph.tx_other or any(r is None or r >= len(names) for r in root_ids):
+        return None
+    rule = (
+        *_ratio(params.follow_share),
+        *_ratio(params.crumb_share),
+        *_ratio(PURITY),
+        *_ratio(DILUTED),
+        CRUMB_CAP,
+    )
+    if any(part > _U64 for part in rule):
+        return None
+    outgoing = params.direction is Direction.OUT
+    ids = graph.ids
+    stops = params.stops
+    node_labels: dict[int, tuple[Label, ...]] = {}
+    marks: NodeMarks | None = None
+    if isinstance(labels, LabelCache):
+        marks = labels.node_marks(graph, chain, stops)
+    else:
+        for address, mine in labels.for_addresses(list(roots), chain).items():
+            if mine:
+                node_labels[ids[address]] = tuple(mine)
+
+    def on_fresh(fresh: list[int]) -> list[int]:
+        found = labels.for_addresses([names[n] for n in fresh], chain)
+        terminal: list[int] = []
+        for address, mine in found.items():
+            if not mine:
+                continue
+            node = ids[address]
+            node_labels[node] = tuple(mine)
+            if any(label.active and label.category in stops for label in mine):
+                terminal.append(node)
+        return terminal
+
+    tokens, meta, native = graph.tokens, graph.token_meta, native_decimals(graph.chain)
+    dust_usd, min_usd = params.dust_usd, params.min_usd
+
+    never = getattr(prices, "never_priced", None)  # optional: an asset with no price on any day
+
+    def on_price(tid: int, day: int) -> tuple[int, ...] | bool | None:
+        asset, decimals, symbol = (None, native, None) if tid < 0 else (tokens[tid], *meta[tid])
+        if never is not None and never(asset):
+            return False  # the walk stops asking about this asset
+        usd = prices.usd(asset, decimals, symbol, day * DAY, 1)
+        if usd is None:
+            return None
+        per_raw = Fraction(usd)
+        floor = _raw_at_least(dust_usd, per_raw)
+        cap = _raw_at_least(None if dust_usd is None else dust_usd * CRUMB_CAP, per_raw)
+        least = _raw_at_least(min_usd, per_raw)
+        return (floor & _U64, floor >> 64, cap & _U64, cap >> 64, least & _U64, least >> 64)
+
+    def on_rank(amounts: dict[int, dict[int, int]], fanout: int) -> list[int]:
+        ranked = rank_counterparties({names[party]: by_tid for party, by_tid in amounts.items()})
+        return [ids[name] for name in ranked[:fanout]]
+
+    token = params.token
+    walk_params = (
+        int(outgoing),
+        params.hops,
+        params.since,
+        params.until,
+        params.fanout,
+        params.max_nodes,
+        params.scan_limit,
+        params.hub_degree,
+        int(token is not None),
+        -1 if token in (None, "native") else graph.token_ids.get(token or "", -3),
+        _MODELS[params.model],
+        int(params.min_value is not None),
+        int(dust_usd is not None),
+        int(min_usd is not None),
+        revisits,
+        rule,
+    )
+    columns = value_columns(graph, params)
+    root_array = array("i", [r for r in root_ids if r is not None])
+    if marks is None:
+        raw = _walk.value_walk(columns, names, root_array, walk_params, on_fresh, on_price, on_rank)
+    else:
+        raw = _walk.value_walk(columns, names, root_array, walk_params, on_fresh, on_price, on_rank, marks.marks)
+    if raw is None:
+        return None
+    root_id = root_array[0]
+    parts = ValueParts(graph, source_name, params, root_id, raw, node_labels, chain, prices, marks)
+    trace = Trace(
+        roots[0], chain, params, None, None, None, None, None, None, time.perf_counter() - started, parts=parts
+    )
+    return trace.with_carried(_CarriedByKey(parts))
+
+
+class ValueParts(GraphParts):
+    """A value-aware trace held as the compiled walk left it: `GraphParts` and the traced value each followed edge
+    carries, the dust summed per (token, day), the assets followed with no floor or no price for the minimum."""
+
+    def __init__(
+        self,
+        graph: TransferGraph,
+        source_name: str,
+        params: TraceParams,
+        root_id: int,
+        raw: tuple[Any, ...],
+        labels: dict[int, tuple[Label, ...]],
+        chain: str,
+        prices: UsdPrices,
+        marks: NodeMarks | None = None,
+    ) -> None:
+        super().__init__(graph, source_name, params, root_id, raw[:12], labels, chain, marks)
+        carried_lo, carried_hi, dust, dust_count, dust_priced, unfloored, no_price, carrying = raw[12:]
+        lows, highs = memoryview(carried_lo).cast("Q"), memoryview(carried_hi).cast("Q")
+        self.carried: list[int] = [lo | (hi << 64) if hi else lo for lo, hi in zip(lows, highs, strict=True)]
+        """Per followed edge (as `followed`), the traced value it carries."""
+        self.prices = prices
+        self.raw_dust: list[tuple[int, int, int]] = dust
+        self.dust_count: int = dust_count
+        self.dust_priced: int = dust_priced
+        self.unfloored_ids: list[int] = unfloored
+        self.no_price_ids: list[int] = no_price
+        self.carrying: bytes = carrying
+        """Per followed edge, 1 when it carries traced value one hop further from the root (near end at hop h-1,
+        far end at hop h: what `walked_taint` counts; a cycle never counts the same funds twice)."""
+        self._into: dict[int, list[int]] | None = None
+
+    def _asset(self, tid: int) -> Asset:
+        return None if tid < 0 else self.graph.tokens[tid]
+
+    def dust(self) -> Dust:
+        """What was not followed, summed: each address's last expansion, USD at each (token, day)'s price."""
+        graph = self.graph
+        found = Dust(count=self.dust_count, priced=self.dust_priced)
+        for tid, day, raw in self.raw_dust:
+            asset = self._asset(tid)
+            decimals, symbol = (native_decimals(graph.chain), None) if tid < 0 else graph.token_meta[tid]
+            if day < 0:
+                found.unpriced[asset] = found.unpriced.get(asset, 0) + raw
+                if asset not in found.meta:
+                    found.meta[asset] = (native_decimals(graph.chain), "native") if tid < 0 else graph.token_meta[tid]
+                continue
+            usd = self.prices.usd(asset, decimals, symbol, day * DAY, raw)
+            found.usd += usd or 0
+        return found
+
+    def coverage(self) -> Coverage:
+        params, names = self.params, self.graph.addresses
+        counts = [0, 0, 0, 0, 0]
+        dropped = [0, 0, 0, 0, 0]
+        busy: list[str] = []
+        for node, _hop, reason, _kept, gone in self.raw_cuts:
+            counts[reason] += 1
+            dropped[reason] += gone
+            if reason == 2 and len(busy) < 3:
+                busy.append(names[node])
+        lines = cut_lines(
+            params,
+            fanout=(counts[0], dropped[0]),
+            scan=(counts[1], dropped[1]),
+            busy=(counts[2], busy),
+            budget=counts[3],
+        )
+        stops, hops = self.stops, self.hops
+        silent = sum(1 for i, stop in enumerate(stops) if stop == 5 and self.node_ids[i] != self.root_id)
+        at_budget = sum(1 for i, stop in enumerate(stops) if stop == 3 and hops[i] == params.hops)
+        wanted = params.stop_at & params.through
+        through = []
+        if wanted:
+            # in the order reached, as the Python walk lists them
+            found = sorted(i for node in self.labels if (i := self.position(node)) is not None and i > 0)
+            passed = [self._node(i) for i in found]
+            through = [n.address for n in passed if any(lb.active and lb.category in wanted for lb in n.labels)]
+        value_cuts, value_gaps = value_lines(
+            params,
+            self.dust(),
+            {self._asset(tid) for tid in self.unfloored_ids},
+            through,
+            unpriced_minimum={self._asset(tid) for tid in self.no_price_ids},
+        )
+        provenance = {self.graph.sources[s] for s in self.source_ids}
+        return trace_coverage(
+            self.chain,
+            params,
+            lines + value_cuts,
+            gap_lines(silent, at_budget, params, []) + value_gaps,
+            {self.source_name},
+            provenance,
+            len(self.followed),
+        )
+
+    def nodes(self) -> list[TraceNode]:
+        nodes = [self._node(i) for i in range(len(self.node_ids))]
+        root = self.graph.addresses[self.root_id]
+        nodes.sort(key=lambda n: (n.hop, n.address != root, n.address))  # the root first, then other roots
+        return nodes
+
+    def cuts(self) -> list[Cut]:
+        names = self.graph.addresses
+        return [
+            Cut(names[node], hop, VALUE_REASONS[reason], kept, dropped)
+            for node, hop, reason, kept, dropped in self.raw_cuts
+        ]
+
+    def into(self) -> dict[int, list[int]]:
+        """Per node id, the positions in `followed` of the edges that carry traced value into it (`carrying`)."""
+        if self._into is None:
+            far_of = self.graph.dst if self.outgoing else self.graph.src
+            followed = self.followed
+            into: dict[int, list[int]] = {}
+            for k in compress(range(len(followed)), self.carrying):
+                into.setdefault(far_of[followed[k]], []).append(k)
+            self._into = into
+        return self._into
+
+    def _carrying(self, only: Collection[str] | None) -> Iterator[tuple[int, int]]:
+        """(edge, amount) of the edges that carry traced value into the nodes of `only` (default all)."""
+        into, followed, carried = self.into(), self.followed, self.carried
+        if only is None:
+            nodes: Iterable[int] = into
+        else:
+            ids = self.graph.ids
+            nodes = dict.fromkeys(node for node in (ids.get(address) for address in only) if node in into)
+        for node in nodes:
+            for k in into[node]:
+                yield followed[k], carried[k]
+
+    def received(self, model: TaintModel, only: Collection[str] | None = None) -> Mapping[str, Mapping[Asset, int]]:
+        if model is not self.params.model:
+            return super().received(model, only)
+        graph = self.graph
+        far_of, token_of = (graph.dst if self.outgoing else graph.src), graph.token
+        by_node: dict[int, dict[int, int]] = {}
+        for edge, amount in self._carrying(only):
+            mine = by_node.setdefault(far_of[edge], {})
+            tid = token_of[edge]
+            mine[tid] = mine.get(tid, 0) + amount
+        return _ByAddress(graph, by_node)
+
+    def received_by_day(
+        self, model: TaintModel, only: Collection[str]
+    ) -> list[tuple[str, Asset, int | None, int, int]]:
+        if model is not self.params.model:
+            return super().received_by_day(model, only)
+        graph = self.graph
+        far_of, token_of = (graph.dst if self.outgoing else graph.src), graph.token
+        names, tokens, meta, ts = graph.addresses, graph.tokens, graph.token_meta, graph.ts
+        found = []
+        for edge, amount in self._carrying(only):
+            tid = token_of[edge]
+            token, decimals = (None, None) if tid < 0 else (tokens[tid], meta[tid][0])
+            found.append((names[far_of[edge]], token, decimals, int(ts[edge]), amount))
+        return found
+
+    def carried_by_key(self) -> dict[tuple[str, str, str], int]:
+        graph = self.graph
+        kinds, kind_of = graph.kinds, graph.kind
+        found = {}
+        for edge, amount in zip(self.followed, self.carried, strict=True):
+            kind, position = kinds[kind_of[edge]]
+            found[(graph.tx_hash(edge), kind.value, position)] = amount
+        return found
+
+
+class _CarriedByKey(Mapping[tuple[str, str, str], int]):
+    """The traced value per followed edge by `TraceEdge.key`, built on first read."""
+
+    def __init__(self, parts: ValueParts) -> None:
+        self.parts = parts
+        self._found: dict[tuple[str, str, str], int] | None = None
+
+    @property
+    def found(self) -> dict[tuple[str, str, str], int]:
+        if self._found is None:
+            self._found = self.parts.carried_by_key()
+        return self._found
+
+    def __getitem__(self, key: tuple[str, str, str]) -> int:
+        return self.found[key]
+
+    def __iter__(self) -> Iterator[tuple[str, str, str]]:
+        return iter(self.found)
+
+    def __len__(self) -> int:
+        return len(self.found)

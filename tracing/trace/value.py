@@ -83,6 +83,10 @@ class PegPrices:
             return None
         return Decimal(raw).scaleb(-decimals)
 
+    def never_priced(self, asset: Asset) -> bool:
+        """Whether `usd` is None for the asset on every day (the compiled walk then stops asking day by day)."""
+        return asset is None or price_key(self.chain, asset) not in STABLE_KEYS
+
 
 def asset_key(asset: Asset) -> str:
     """How `TraceParams.dust_units` names an asset: `native` or the token address."""

@@ -2,7 +2,8 @@
 (`graph_history`) and its ledger run over them (`select_value_graph`), the same selection as `tracing.trace.value`'s
 `history_of` + `select_value` (the reference, which every other source runs), without building a `Transfer` per
 transfer or a `Fraction` per share: exact integer arithmetic, ties in time broken by the same keys, and only the
-followed transfers materialised (as `TraceEdge`s).
+followed transfers materialised (as `TraceEdge`s). The compiled value walk
+(`tracing.trace.compiled.compiled_value_trace`) runs this selection in C; this module is its reference and fallback.
 """
 
 from __future__ import annotations

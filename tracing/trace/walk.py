@@ -404,15 +404,22 @@ async def _trace_value(
     same hop) are not lost: the address is expanded again with them (up to `REVISITS` times), keeping its hop; what
     it then sends on is followed from there. Addresses are expanded nearest first."""
     started = time.perf_counter()
+    roots = list(dict.fromkeys([root, *with_roots]))
+    # over the in-memory graph, each address's ledger runs on edge ids (`tracing.trace.value_graph`), compiled when
+    # it can (`tracing.trace.compiled.compiled_value_trace`: the same walk in C; this one is its reference)
+    graph = source.graph if isinstance(source, GraphSource) and source.graph.chain == chain else None
+    if graph is not None and compiled.available():
+        fast = compiled.compiled_value_trace(
+            graph, source.name, labels, roots, chain, params, prices, started, REVISITS
+        )
+        if fast is not None:
+            return fast
     outgoing = params.direction is Direction.OUT
     query = params.query()
     stops = params.stops
-    roots = list(dict.fromkeys([root, *with_roots]))
     found_roots = labels.for_addresses(roots, chain)
     reached: dict[str, _Reached] = {a: _Reached(a, 0, labels=tuple(found_roots.get(a, ()))) for a in roots}
     arrivals: dict[str, dict[tuple[str, str, str], int]] = defaultdict(dict)
-    # over the in-memory graph, each address's ledger runs on edge ids (`tracing.trace.value_graph`)
-    graph = source.graph if isinstance(source, GraphSource) and source.graph.chain == chain else None
     name = source.name
     edge_arrivals: dict[str, dict[int, int]] = defaultdict(dict)
     edges: dict[tuple[str, str, str], TraceEdge] = {}
