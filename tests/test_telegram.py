@@ -283,7 +283,11 @@ async def test_long_replies_are_split_on_lines_and_files_go_as_photo_and_documen
     _register(app, "bigreply", reply)
     await telegram.stop()
     await telegram.start()  # handlers are built from the registry at start
-    calls = await telegram.say("/bigreply")
+    before = len(telegram.server.sent("sendMessage"))
+    await telegram.say("/bigreply")
+    # The parts follow one another at once, but on a busy machine later than `say` waits: wait for the last line.
+    await telegram.server.wait_for("sendMessage", lambda c: "line 0199 " in c.params["text"])
+    calls = telegram.server.sent("sendMessage")[before:]
     texts = [c.params["text"] for c in calls]
     assert len(texts) >= 4 and all(len(t.encode("utf-16-le")) // 2 <= 4096 for t in texts)
     rebuilt = "\n".join(texts).split("\n")

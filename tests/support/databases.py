@@ -4,6 +4,9 @@ Preparing a store the way a first start does (migrations, then ~10,600 bundled l
 most tests start from such a store. So each kind of contents is built once per session as a template, and each
 test gets its own copy of it: a file copy on SQLite, `CREATE DATABASE … TEMPLATE …` on PostgreSQL. A copy holds
 exactly what building it afresh would leave there; no two tests share a store.
+
+Under pytest-xdist every worker is a session of its own: it builds its own templates (SQLite files under its own
+basetemp, PostgreSQL databases whose names carry the worker's id) and drops only the databases it created.
 """
 
 from __future__ import annotations
@@ -40,6 +43,16 @@ class Contents(StrEnum):
 
 def postgres_base_url() -> str | None:
     return os.environ.get("TEST_DATABASE_URL") or None
+
+
+def worker_id() -> str:
+    """The pytest-xdist worker this process is ("gw0", "gw1", ...), or "main" when the suite runs in one process."""
+    return os.environ.get("PYTEST_XDIST_WORKER") or "main"
+
+
+def database_name(kind: str) -> str:
+    """A fresh PostgreSQL database name, naming the worker that owns it: `cs_<worker>_<kind>_<random>`."""
+    return f"cs_{worker_id()}_{kind}_{secrets.token_hex(5)}"
 
 
 def prepare(url: str, contents: Contents, data_dir: Path) -> None:
@@ -83,7 +96,7 @@ def _url(name: str) -> str:
 def fresh_postgres_database(template: str | None = None) -> Iterator[str]:
     """Create a throw-away database next to TEST_DATABASE_URL's (empty, or a copy of `template`), drop it after."""
     admin = _admin_engine()
-    name = f"cs_t_{secrets.token_hex(5)}"
+    name = database_name("t")
     try:
         _create(admin, name, template)
     except BaseException:
@@ -142,7 +155,7 @@ class StoreTemplates:
             if contents is Contents.EMPTY:
                 self._postgres[contents] = None
                 return None
-            name = f"cs_tpl_{secrets.token_hex(4)}_{contents}"
+            name = database_name(f"tpl_{contents}")
             _create(admin, name)
             try:
                 prepare(_url(name), contents, self.folder / "data")  # closes its connections: a template has none
@@ -153,7 +166,7 @@ class StoreTemplates:
         return self._postgres[contents]
 
     def _copy(self, template: str | None) -> str:
-        name = f"cs_t_{secrets.token_hex(5)}"
+        name = database_name("t")
         copy = f' TEMPLATE "{template}"' if template else ""
         with self._admin_engine().connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{name}"{copy}'))
