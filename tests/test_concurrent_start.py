@@ -44,4 +44,4 @@ def test_four_processes_start_together_on_a_fresh_database(tmp_path: Path) -> No
             counts = LabelBook(db).counts()
         finally:
             db.dispose()
-        assert counts[("ofac-sdn", "sanctions")] == 279
+        assert counts[("ofac-sdn", "sanctions")] == 795  # EVM, TRON and bitcoin
