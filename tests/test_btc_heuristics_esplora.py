@@ -4,15 +4,14 @@ the transactions it followed no heuristic could judge (unknown is never clean)."
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Iterator
 
 import pytest
 
 from storage.db import Database
-from tests.support.bitcoind import BITCOIND_MISSING, BitcoinNode, bitcoind_available
 from tests.support.btc_scenario import HeuristicsScenario, build_heuristics_scenario
 from tests.support.esplora_server import EsploraServer
+from tests.support.fixtures import regtest_node
 from tracing.chain.transfer import Direction
 from tracing.investigator import Investigator, configured_explorers
 from tracing.trace.params import TraceParams
@@ -20,12 +19,7 @@ from tracing.trace.params import TraceParams
 
 @pytest.fixture(scope="module")
 def esplora() -> Iterator[tuple[HeuristicsScenario, EsploraServer]]:
-    if not bitcoind_available():
-        if os.environ.get("CHAINSLEUTH_REQUIRE_BITCOIND") == "1":
-            pytest.fail(f"{BITCOIND_MISSING} (CI requires it)")
-        pytest.skip(BITCOIND_MISSING)
-    with BitcoinNode() as node:
-        node.mine(101)
+    with regtest_node() as node:
         scenario = build_heuristics_scenario(node)
         with EsploraServer(node) as server:
             yield scenario, server

@@ -16,9 +16,10 @@ from bot.app import App
 from bot.backends.testing import TestBackend
 from storage.db import open_database
 from storage.settings import Settings
-from tests.support.bitcoind import BITCOIND_MISSING, BitcoinNode, bitcoind_available
+from tests.support.bitcoind import BitcoinNode
 from tests.support.btc_scenario import HeuristicsScenario, build_heuristics_scenario
 from tests.support.cli import run_cli
+from tests.support.fixtures import regtest_node
 from tracing.chain.utxo_store import UtxoStore
 from tracing.trace.utxo import Heuristics
 from tracing.trace.utxo.trace import StoredTxs, find_heuristics
@@ -26,16 +27,8 @@ from tracing.trace.utxo.trace import StoredTxs, find_heuristics
 
 @pytest.fixture(scope="module")
 def regtest() -> Iterator[tuple[BitcoinNode, HeuristicsScenario]]:
-    if not bitcoind_available():
-        if os.environ.get("CHAINSLEUTH_REQUIRE_BITCOIND") == "1":
-            pytest.fail(f"{BITCOIND_MISSING} (CI requires it)")
-        pytest.skip(BITCOIND_MISSING)
-    node = BitcoinNode().start()
-    try:
-        node.mine(101)
+    with regtest_node() as node:
         yield node, build_heuristics_scenario(node)
-    finally:
-        node.stop()
 
 
 @pytest.fixture

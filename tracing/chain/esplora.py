@@ -18,18 +18,15 @@ otherwise); `EsploraHistory` holds both, with what was fetched.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
 
 from tracing.chain.esplora_mappers import is_confirmed, map_esplora_tx
-from tracing.chain.explorer import ExplorerError, ExplorerRateLimit, ExplorerRateLimited, ExplorerResponseError
+from tracing.chain.history_http import ExplorerError, ExplorerRateLimit, ExplorerResponseError, HistoryHttpClient, Retry
 from tracing.chain.transfer import Transfer
 from tracing.chain.utxo import UtxoTx
 from tracing.chain.utxo_transfers import Allocation, derive_transfers
@@ -70,15 +67,10 @@ class EsploraHistory:
         return (head, *mempool, *self.cuts)
 
 
-class _Retry(Exception):
-    def __init__(self, reason: str, wait: float | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.wait = wait
-
-
-class EsploraClient:
+class EsploraClient(HistoryHttpClient):
     """One Esplora API (`base_url`, e.g. `https://blockstream.info/api`) for the bitcoin chain `chain`."""
+
+    label = "esplora"
 
     def __init__(
         self,
@@ -99,30 +91,22 @@ class EsploraClient:
     ) -> None:
         if max_txs < 1:
             raise ValueError("max_txs must be at least 1")
+        super().__init__(
+            api_key="",
+            limiter=limiter or ExplorerRateLimit.per_second(calls_per_second, margin=0.05),
+            http=http,
+            timeout=timeout,
+            headers={"User-Agent": "chainsleuth"},
+            max_retries=max_retries,
+            backoff=backoff,
+            max_backoff=max_backoff,
+            max_retry_after=max_retry_after,
+        )
         self.base_url = base_url.rstrip("/")
         self.chain = chain
         self.symbol = symbol
         self.max_txs = max_txs
-        self.max_retries = max_retries
-        self.backoff = backoff
-        self.max_backoff = max_backoff
-        self.max_retry_after = max_retry_after
         self.allocation = allocation
-        self.limiter = limiter or ExplorerRateLimit.per_second(calls_per_second, margin=0.05)
-        self._http = http or httpx.AsyncClient(timeout=timeout, headers={"User-Agent": "chainsleuth"})
-        self._owns_http = http is None
-        self.requests = 0
-        """Requests sent so far (retries included)."""
-
-    async def __aenter__(self) -> EsploraClient:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        if self._owns_http:
-            await self._http.aclose()
 
     # --- calls ---
 
@@ -200,33 +184,18 @@ class EsploraClient:
         return body
 
     async def _get(self, path: str, where: str, *, text: bool = False) -> Any:
-        last = ""
-        for attempt in range(self.max_retries + 1):
-            await self.limiter.acquire()
-            self.requests += 1
-            try:
-                return await self._request(path, where, text)
-            except _Retry as retry:
-                last = retry.reason
-                if attempt == self.max_retries:
-                    break
-                wait = retry.wait if retry.wait is not None else self._backoff(attempt + 1)
-                log.info("esplora %s: %s; retrying in %.1fs", where, retry.reason, wait)
-                await asyncio.sleep(wait)
-        raise ExplorerError(f"esplora {where}: {last} after {self.max_retries + 1} attempts")
+        return await self._retrying(lambda: self._request(path, where, text), where)
+
+    def _give_up(self, retry: Retry, where: str) -> ExplorerError:
+        return ExplorerError(f"esplora {where}: {retry.reason} after {self.max_retries + 1} attempts")
 
     async def _request(self, path: str, where: str, text: bool) -> Any:
-        try:
-            response = await self._http.get(self.base_url + path)
-        except httpx.TimeoutException as exc:
-            raise _Retry(f"timed out ({type(exc).__name__})") from None
-        except httpx.TransportError as exc:
-            raise _Retry(f"connection failed ({type(exc).__name__}: {exc})") from None
+        response = await self._send(self.base_url + path)
         status = response.status_code
         if status == 429:
-            raise _Retry("HTTP 429 Too Many Requests", self._retry_after(response, where))
+            raise Retry("HTTP 429 Too Many Requests", wait=self._retry_after(response, where))
         if status >= 500:
-            raise _Retry(f"HTTP {status}", self._retry_after(response, where))
+            raise Retry(f"HTTP {status}", wait=self._retry_after(response, where))
         if status >= 400:
             raise ExplorerResponseError(f"esplora {where}: HTTP {status}: {response.text.strip()[:120]}")
         if text:
@@ -235,24 +204,3 @@ class EsploraClient:
             return response.json()
         except ValueError:
             raise ExplorerResponseError(f"esplora {where}: the answer is not JSON: {response.text[:120]}") from None
-
-    def _retry_after(self, response: httpx.Response, where: str) -> float | None:
-        header = response.headers.get("Retry-After")
-        if not header:
-            return None
-        try:
-            wait = float(header)
-        except ValueError:
-            try:
-                wait = parsedate_to_datetime(header).timestamp() - time.time()
-            except (TypeError, ValueError):
-                return None
-        wait = max(0.0, wait)
-        if wait > self.max_retry_after:
-            raise ExplorerRateLimited(
-                f"esplora {where}: asked to wait {wait:.0f}s (more than {self.max_retry_after:.0f}s)"
-            )
-        return wait
-
-    def _backoff(self, attempt: int) -> float:
-        return float(min(self.max_backoff, self.backoff * 2 ** (attempt - 1)))

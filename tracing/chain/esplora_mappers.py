@@ -15,7 +15,8 @@ from typing import Any
 
 from tracing.chain.address import canonical
 from tracing.chain.mappers import MalformedPayload
-from tracing.chain.utxo import Outpoint, TxInput, TxOutput, UtxoTx
+from tracing.chain.utxo import TxInput, TxOutput, UtxoTx
+from tracing.chain.utxo_mappers import spent_outpoint, tx_parts
 
 SCRIPT_TYPES = {
     "p2pk": "pubkey",
@@ -52,14 +53,12 @@ def _input(vin: Mapping[str, Any], where: str) -> TxInput:
     sequence = sequence if isinstance(sequence, int) else 0xFFFFFFFF
     if vin.get("is_coinbase"):
         return TxInput(spends=None, sequence=sequence)
-    txid, vout = vin.get("txid"), vin.get("vout")
-    if not isinstance(txid, str) or not isinstance(vout, int) or isinstance(vout, bool):
-        raise MalformedPayload(f"{where}: an input without the outpoint it spends (txid, vout)")
+    spends = spent_outpoint(vin, where)
     prevout = vin.get("prevout")
     if not isinstance(prevout, Mapping):
-        return TxInput(spends=Outpoint(txid.lower(), vout), sequence=sequence)
-    spent = _output(prevout, vout, f"{where} prevout")
-    return TxInput(Outpoint(txid.lower(), vout), spent.address, spent.value, sequence, spent.script_type)
+        return TxInput(spends=spends, sequence=sequence)
+    spent = _output(prevout, spends.vout, f"{where} prevout")
+    return TxInput(spends, spent.address, spent.value, sequence, spent.script_type)
 
 
 def map_esplora_tx(
@@ -72,13 +71,7 @@ def map_esplora_tx(
     position: int = 0,
 ) -> UtxoTx:
     """One Esplora transaction object. The block fields default to its `status` (None while unconfirmed)."""
-    txid = tx.get("txid")
-    if not isinstance(txid, str) or len(txid) != 64:
-        raise MalformedPayload("an Esplora transaction without a 64-hex-digit txid")
-    where = f"tx {txid}"
-    vin, vout = tx.get("vin"), tx.get("vout")
-    if not isinstance(vin, list) or not isinstance(vout, list):
-        raise MalformedPayload(f"{where}: vin and vout must be lists")
+    txid, where, vin, vout = tx_parts(tx, "an Esplora transaction")
     status = tx.get("status")
     if isinstance(status, Mapping) and status.get("confirmed"):
         block_height = block_height if block_height is not None else _int_or_none(status.get("block_height"))

@@ -15,21 +15,26 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
-import threading
-import time
-from collections import deque
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from enum import StrEnum
 from typing import Any
 
 import httpx
 
 from tracing.chain.address import normalise_address, parse_address
+from tracing.chain.history_http import (
+    ExplorerAuthError,
+    ExplorerError,
+    ExplorerRateLimit,
+    ExplorerRateLimited,
+    ExplorerResponseError,
+    HistoryHttpClient,
+    Retry,
+    shared_limiter,
+    snippet,
+)
 from tracing.chain.transfer import Transfer, TransferKind
-from tracing.errors import SourceError
 
 log = logging.getLogger(__name__)
 
@@ -43,92 +48,10 @@ _HASH_LENGTH = 66
 _NO_VALUE_CALLS = frozenset({"delegatecall", "callcode", "staticcall"})
 
 
-class ExplorerError(SourceError):
-    """The explorer failed or refused a call; the message names the action and page."""
-
-
-class ExplorerAuthError(ExplorerError):
-    """The explorer refused the API key (missing, invalid, or not allowed for this chain)."""
-
-
-class ExplorerRateLimited(ExplorerError):
-    """The explorer kept answering "rate limit" after every retry, or its daily allowance is spent."""
-
-
-class ExplorerResponseError(ExplorerError):
-    """The explorer answered with something that is not its JSON shape (malformed JSON, missing fields)."""
-
-
 class ExplorerAction(StrEnum):
     TXLIST = "txlist"
     TOKENTX = "tokentx"
     TXLISTINTERNAL = "txlistinternal"
-
-
-# --- rate limiting ------------------------------------------------------------------------------------------
-
-
-class ExplorerRateLimit:
-    """At most `calls` starts in any `period` seconds (a sliding window), for every task that shares it.
-
-    A caller reserves the next free slot without awaiting (so reservations are atomic on one event loop, and a
-    lock makes them so across threads) and then sleeps until it. Unlike a token bucket that starts full, no
-    one-second window ever sees more than `calls` requests, which is what explorers count.
-    """
-
-    def __init__(
-        self,
-        calls: int,
-        period: float = 1.0,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-    ) -> None:
-        if calls < 1 or period <= 0:
-            raise ValueError(f"a rate limit needs calls >= 1 and period > 0, not {calls}/{period}s")
-        self.calls = calls
-        self.period = period
-        self._clock = clock
-        self._sleep = sleep
-        self._slots: deque[float] = deque(maxlen=calls)
-        self._lock = threading.Lock()
-
-    @classmethod
-    def per_second(cls, rate: float, *, margin: float = 0.0, **kwargs: Any) -> ExplorerRateLimit:
-        """A limiter for `rate` calls per second (fractions allowed: 0.5 is one call every 2 s). `margin`
-        seconds are added to the window, to stay under the limit when requests queue up on the way."""
-        if rate <= 0:
-            raise ValueError(f"a rate limit must be positive, not {rate}")
-        calls = max(1, math.floor(rate))
-        return cls(calls, calls / rate + margin, **kwargs)
-
-    def reserve(self) -> float:
-        """Claim the next free slot and return how long to wait for it."""
-        with self._lock:
-            now = self._clock()
-            slot = now if len(self._slots) < self.calls else max(now, self._slots[0] + self.period)
-            self._slots.append(slot)
-            return slot - now
-
-    async def acquire(self) -> None:
-        delay = self.reserve()
-        if delay > 0:
-            await self._sleep(delay)
-
-
-_SHARED: dict[str, ExplorerRateLimit] = {}
-_SHARED_LOCK = threading.Lock()
-
-
-def shared_limiter(api_key: str, calls_per_second: float, *, margin: float = 0.05) -> ExplorerRateLimit:
-    """The limiter of every client using `api_key` in this process (explorers count calls per key, whatever the
-    chain or client). A stricter rate asked for later replaces a laxer one."""
-    with _SHARED_LOCK:
-        limiter = _SHARED.get(api_key)
-        wanted = ExplorerRateLimit.per_second(calls_per_second, margin=margin)
-        if limiter is None or wanted.period / wanted.calls > limiter.period / limiter.calls:
-            _SHARED[api_key] = limiter = wanted
-        return limiter
 
 
 # --- results ------------------------------------------------------------------------------------------------
@@ -206,15 +129,7 @@ class _Page:
     rows: list[Mapping[str, Any]]
 
 
-class _Retry(Exception):
-    def __init__(self, reason: str, *, wait: float | None = None, rate_limited: bool = False) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.wait = wait
-        self.rate_limited = rate_limited
-
-
-class ExplorerClient:
+class ExplorerClient(HistoryHttpClient):
     """An Etherscan-compatible account API for one chain.
 
     `base_url` is the API endpoint (`https://api.etherscan.io/v2/api`); `chain_id` is sent as `chainid` when
@@ -222,6 +137,8 @@ class ExplorerClient:
     `page_size` is the `offset` per page and must divide into `result_window`; `max_rows` caps each action's
     history (an exchange's hot wallet has millions of rows), and the history says so when it bites.
     """
+
+    label = "explorer"
 
     def __init__(
         self,
@@ -244,30 +161,23 @@ class ExplorerClient:
     ) -> None:
         if not 1 <= page_size <= result_window:
             raise ValueError(f"page_size must be between 1 and the result window ({result_window}), not {page_size}")
+        super().__init__(
+            api_key=api_key,
+            limiter=limiter or shared_limiter(api_key, calls_per_second),
+            http=http,
+            timeout=timeout,
+            headers={"User-Agent": "chainsleuth"},
+            max_retries=max_retries,
+            backoff=backoff,
+            max_backoff=max_backoff,
+            max_retry_after=max_retry_after,
+        )
         self.base_url = base_url
-        self.api_key = api_key
         self.chain_id = chain_id
         self.chain = chain
         self.page_size = page_size
         self.pages_per_window = result_window // page_size
         self.max_rows = max_rows
-        self.max_retries = max_retries
-        self.backoff = backoff
-        self.max_backoff = max_backoff
-        self.max_retry_after = max_retry_after
-        self.limiter = limiter or shared_limiter(api_key, calls_per_second)
-        self._http = http or httpx.AsyncClient(timeout=timeout, headers={"User-Agent": "chainsleuth"})
-        self._owns_http = http is None
-
-    async def __aenter__(self) -> ExplorerClient:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        if self._owns_http:
-            await self._http.aclose()
 
     # --- public calls ---
 
@@ -363,97 +273,48 @@ class ExplorerClient:
         if self.api_key:
             params["apikey"] = self.api_key
         where = f"{action} page {page} (startblock {start})"
-        attempt = 0
-        while True:
-            await self.limiter.acquire()
-            try:
-                return _Page(where, await self._request(params, where))
-            except _Retry as retry:
-                attempt += 1
-                if attempt > self.max_retries:
-                    kind = ExplorerRateLimited if retry.rate_limited else ExplorerError
-                    raise kind(
-                        f"explorer {where}: {self._redact(retry.reason)} (gave up after {self.max_retries} retries)"
-                    ) from None
-                delay = retry.wait if retry.wait is not None else self._backoff(attempt)
-                log.info("explorer %s: %s; retry %d in %.1fs", where, self._redact(retry.reason), attempt, delay)
-                await asyncio.sleep(delay)
+        return _Page(where, await self._retrying(lambda: self._request(params, where), where))
 
     async def _request(self, params: Mapping[str, str | int], where: str) -> list[Mapping[str, Any]]:
-        try:
-            response = await self._http.get(self.base_url, params=params)
-        except httpx.TimeoutException as exc:
-            raise _Retry(f"timed out ({type(exc).__name__})") from None
-        except httpx.TransportError as exc:
-            raise _Retry(f"connection failed ({type(exc).__name__}: {exc})") from None
+        response = await self._send(self.base_url, params)
         status = response.status_code
         if status == 429:
-            raise _Retry("HTTP 429 Too Many Requests", wait=self._retry_after(response, where), rate_limited=True)
+            raise Retry("HTTP 429 Too Many Requests", wait=self._retry_after(response, where), rate_limited=True)
         if status >= 500:
-            raise _Retry(f"HTTP {status}", wait=self._retry_after(response, where))
+            raise Retry(f"HTTP {status}", wait=self._retry_after(response, where))
         if status in (401, 403):
             raise ExplorerAuthError(f"explorer {where}: HTTP {status}; check the explorer API key")
         if status >= 400:
-            raise ExplorerError(f"explorer {where}: HTTP {status}: {_snippet(response.text)}")
+            raise ExplorerError(f"explorer {where}: HTTP {status}: {snippet(response.text)}")
         try:
             body = response.json()
         except ValueError:
             raise ExplorerResponseError(
-                f"explorer {where}: the answer is not valid JSON: {_snippet(response.text)}"
+                f"explorer {where}: the answer is not valid JSON: {snippet(response.text)}"
             ) from None
         if not isinstance(body, dict) or "result" not in body:
-            raise ExplorerResponseError(f"explorer {where}: expected an object with 'result', got {_snippet(body)}")
+            raise ExplorerResponseError(f"explorer {where}: expected an object with 'result', got {snippet(body)}")
         result = body["result"]
         if str(body.get("status")) == "1":
             if not isinstance(result, list) or not all(isinstance(row, dict) for row in result):
-                raise ExplorerResponseError(f"explorer {where}: 'result' is not a list of rows: {_snippet(result)}")
+                raise ExplorerResponseError(f"explorer {where}: 'result' is not a list of rows: {snippet(result)}")
             return result
         if result == [] or result is None:
             return []  # "No transactions found" and its kin: an empty history, not an error
-        text = f"{body.get('message', '')}: {result}" if isinstance(result, str) else _snippet(body)
+        text = f"{body.get('message', '')}: {result}" if isinstance(result, str) else snippet(body)
         lowered = text.lower()
         if "rate limit" in lowered:
             if "daily" in lowered:
                 raise ExplorerRateLimited(f"explorer {where}: the API key's daily allowance is spent ({result})")
-            raise _Retry(str(result), rate_limited=True)
+            raise Retry(str(result), rate_limited=True)
         if "timeout" in lowered or "time out" in lowered:
-            raise _Retry(str(result))
+            raise Retry(str(result))
         if "api key" in lowered or "apikey" in lowered:
             raise ExplorerAuthError(f"explorer {where}: the API key was refused: {self._redact(str(result))}")
         raise ExplorerError(f"explorer {where}: {self._redact(text)}")
 
-    def _retry_after(self, response: httpx.Response, where: str) -> float | None:
-        header = response.headers.get("Retry-After")
-        if not header:
-            return None
-        try:
-            wait = float(header)
-        except ValueError:
-            try:
-                wait = parsedate_to_datetime(header).timestamp() - time.time()
-            except (TypeError, ValueError):
-                return None
-        wait = max(0.0, wait)
-        if wait > self.max_retry_after:
-            raise ExplorerRateLimited(
-                f"explorer {where}: asked to wait {wait:.0f}s before retrying (more than {self.max_retry_after:.0f}s)"
-            )
-        return wait
-
-    def _backoff(self, attempt: int) -> float:
-        return float(min(self.max_backoff, self.backoff * 2 ** (attempt - 1)))
-
-    def _redact(self, text: str) -> str:
-        return text.replace(self.api_key, "***") if self.api_key else text
-
 
 # --- rows → transfers ---------------------------------------------------------------------------------------
-
-
-def _snippet(value: object, limit: int = 120) -> str:
-    text = value if isinstance(value, str) else repr(value)
-    text = " ".join(text.split())
-    return repr(text if len(text) <= limit else text[: limit - 1] + "…")
 
 
 def _block_of(action: ExplorerAction, where: str, row: Mapping[str, Any]) -> int:
@@ -465,7 +326,7 @@ def _int(row: Mapping[str, Any], key: str, action: ExplorerAction, where: str) -
     try:
         number = int(str(value), 10)
     except ValueError:
-        raise ExplorerResponseError(f"explorer {where}: row {key}={_snippet(value, 40)} is not an integer") from None
+        raise ExplorerResponseError(f"explorer {where}: row {key}={snippet(value, 40)} is not an integer") from None
     if number < 0:
         raise ExplorerResponseError(f"explorer {where}: row {key}={number} is negative")
     return number
@@ -476,14 +337,14 @@ def _row_address(row: Mapping[str, Any], key: str, where: str) -> str:
     address = normalise_address(value)
     if address is not None:
         return address
-    raise ExplorerResponseError(f"explorer {where}: row {key}={_snippet(value, 50)} is not an address")
+    raise ExplorerResponseError(f"explorer {where}: row {key}={snippet(value, 50)} is not an address")
 
 
 def _hash(row: Mapping[str, Any], where: str) -> str:
     value = row.get("hash")
     if isinstance(value, str) and len(value) == _HASH_LENGTH and value[:2] in ("0x", "0X"):
         return value.lower()
-    raise ExplorerResponseError(f"explorer {where}: row hash={_snippet(value, 70)} is not a transaction hash")
+    raise ExplorerResponseError(f"explorer {where}: row hash={snippet(value, 70)} is not a transaction hash")
 
 
 def _recipient(row: Mapping[str, Any], where: str) -> str:

@@ -23,7 +23,7 @@ import logging
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, Self
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -293,7 +293,22 @@ def _result(method: str, where: str, body: Mapping[str, Any]) -> Any:
     return body.get("result")
 
 
-class RpcSource:
+class NodeSource:
+    """A source that reads one node through its `client`, and closes it when done (`async with`)."""
+
+    client: JsonRpcClient
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+
+class RpcSource(NodeSource):
     """An EVM chain's blocks as `BlockTransfers`, read from its JSON-RPC node(s).
 
     `connect()` reads the node's chain id and checks it against the configuration. `fetch_block(n)` returns one
@@ -327,15 +342,6 @@ class RpcSource:
         self._trace_methods = [m for m in trace_methods if m is not InternalSource.UNAVAILABLE]
         self._tokens: dict[str, TokenMeta] = {}
         self._token_calls: dict[str, asyncio.Future[TokenMeta]] = {}
-
-    async def __aenter__(self) -> RpcSource:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        await self.client.aclose()
 
     async def connect(self) -> int:
         """The node's chain id; ChainIdMismatch when the configuration expects another one."""

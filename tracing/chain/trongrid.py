@@ -29,23 +29,25 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from email.utils import parsedate_to_datetime
 from enum import StrEnum
 from typing import Any
 
 import httpx
 
 from tracing.chain.address import Family, family_of, parse_address, tron_from_hex
-from tracing.chain.explorer import (
+from tracing.chain.history_http import (
     ExplorerAuthError,
     ExplorerError,
     ExplorerRateLimit,
     ExplorerRateLimited,
     ExplorerResponseError,
+    HistoryHttpClient,
+    Retry,
+    retry_after_header,
     shared_limiter,
+    snippet,
 )
 from tracing.chain.transfer import Transfer, TransferKind
 from tracing.errors import InvalidAddress
@@ -119,20 +121,20 @@ class TronGridHistory:
         return (*head, *(note for f in self.fetches for note in f.notes))
 
 
-class _Retry(Exception):
-    def __init__(self, reason: str, *, wait: float | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.wait = wait
+def _retry(reason: str, wait: float | None) -> Retry:
+    """A retry; rate limited when TronGrid's answer says so (a frequency limit, 429)."""
+    return Retry(reason, wait=wait, rate_limited=_FREQUENCY.search(reason) is not None)
 
 
-class TronGridClient:
+class TronGridClient(HistoryHttpClient):
     """TronGrid's v1 account API for one TRON chain (see the module docstring).
 
     `base_url` is the API root (`https://api.trongrid.io`); `page_size` the `limit` per page (at most 200);
     `max_rows` caps each endpoint's history (an exchange's hot wallet has millions of rows), and the history says so
     when it bites.
     """
+
+    label = "TronGrid"
 
     def __init__(
         self,
@@ -153,33 +155,24 @@ class TronGridClient:
     ) -> None:
         if not 1 <= page_size <= PAGE_LIMIT:
             raise ValueError(f"page_size must be between 1 and {PAGE_LIMIT}, not {page_size}")
-        self.base_url = base_url.rstrip("/")
-        self.api_key = api_key
-        self.chain = chain
-        self.page_size = page_size
-        self.max_rows = max_rows
-        self.max_retries = max_retries
-        self.backoff = backoff
-        self.max_backoff = max_backoff
-        self.max_retry_after = max_retry_after
-        self.limiter = limiter or shared_limiter(f"trongrid:{api_key}", calls_per_second)
         headers = {"User-Agent": "chainsleuth", "Accept": "application/json"}
         if api_key:
             headers[KEY_HEADER] = api_key
-        self._http = http or httpx.AsyncClient(timeout=timeout, headers=headers)
-        self._owns_http = http is None
-        self.requests = 0
-        """Requests sent by this client (retries included)."""
-
-    async def __aenter__(self) -> TronGridClient:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        if self._owns_http:
-            await self._http.aclose()
+        super().__init__(
+            api_key=api_key,
+            limiter=limiter or shared_limiter(f"trongrid:{api_key}", calls_per_second),
+            http=http,
+            timeout=timeout,
+            headers=headers,
+            max_retries=max_retries,
+            backoff=backoff,
+            max_backoff=max_backoff,
+            max_retry_after=max_retry_after,
+        )
+        self.base_url = base_url.rstrip("/")
+        self.chain = chain
+        self.page_size = page_size
+        self.max_rows = max_rows
 
     async def transfers_of(self, address: str) -> TronGridHistory:
         """TRX and TRC-20 transfers touching `address` (a TRON address), oldest first."""
@@ -260,33 +253,19 @@ class TronGridClient:
     ) -> tuple[list[Mapping[str, Any]], str | None]:
         url = f"{self.base_url}/v1/accounts/{address}/{action.value}"
         where = f"{action} page {number}"
-        attempt = 0
-        while True:
-            attempt += 1
-            await self.limiter.acquire()
-            try:
-                return await self._once(url, params, where)
-            except _Retry as retry:
-                if attempt > self.max_retries:
-                    if _FREQUENCY.search(retry.reason):
-                        raise ExplorerRateLimited(
-                            f"TronGrid {where}: still rate limited after {self.max_retries} retries ({retry.reason})"
-                        ) from None
-                    raise ExplorerError(f"TronGrid {where}: {retry.reason} after {self.max_retries} retries") from None
-                wait = retry.wait if retry.wait is not None else self._backoff(attempt)
-                log.info("TronGrid %s: %s; retrying in %.1fs", where, retry.reason, wait)
-                await asyncio.sleep(wait)
+        return await self._retrying(lambda: self._once(url, params, where), where)
+
+    def _give_up(self, retry: Retry, where: str) -> ExplorerError:
+        if retry.rate_limited:
+            return ExplorerRateLimited(
+                f"TronGrid {where}: still rate limited after {self.max_retries} retries ({retry.reason})"
+            )
+        return ExplorerError(f"TronGrid {where}: {retry.reason} after {self.max_retries} retries")
 
     async def _once(
         self, url: str, params: Mapping[str, str | int], where: str
     ) -> tuple[list[Mapping[str, Any]], str | None]:
-        self.requests += 1
-        try:
-            response = await self._http.get(url, params=dict(params))
-        except httpx.TimeoutException:
-            raise _Retry("no answer in time") from None
-        except httpx.TransportError as exc:
-            raise _Retry(f"connection failed ({type(exc).__name__}: {exc})") from None
+        response = await self._send(url, params)
         status = response.status_code
         body: Any
         try:
@@ -295,72 +274,43 @@ class TronGridClient:
             body = None
         error = str(body.get("error") or body.get("Error") or "") if isinstance(body, dict) else ""
         if status == 429:
-            raise _Retry(f"HTTP 429 {error or 'Too Many Requests'}", wait=self._retry_after(response, where, error))
+            raise _retry(f"HTTP 429 {error or 'Too Many Requests'}", self._suspension(response, where, error))
         if status == 403 and _FREQUENCY.search(error):
-            raise _Retry(error, wait=self._retry_after(response, where, error))
+            raise _retry(error, self._suspension(response, where, error))
         if status >= 500:
-            raise _Retry(
-                f"HTTP {status}{': ' + error if error else ''}", wait=self._retry_after(response, where, error)
-            )
+            raise _retry(f"HTTP {status}{': ' + error if error else ''}", self._suspension(response, where, error))
         if status in (401, 403):
             raise ExplorerAuthError(
                 f"TronGrid {where}: HTTP {status} {self._redact(error) or 'refused'}; check {KEY_HEADER} (the API key)"
             )
         if status >= 400:
-            raise ExplorerError(f"TronGrid {where}: HTTP {status}: {self._redact(error) or _snippet(response.text)}")
+            raise ExplorerError(f"TronGrid {where}: HTTP {status}: {self._redact(error) or snippet(response.text)}")
         if not isinstance(body, dict):
-            raise ExplorerResponseError(f"TronGrid {where}: the answer is not a JSON object: {_snippet(response.text)}")
+            raise ExplorerResponseError(f"TronGrid {where}: the answer is not a JSON object: {snippet(response.text)}")
         if body.get("success") is False:
-            raise ExplorerError(f"TronGrid {where}: {self._redact(error) or _snippet(body)}")
+            raise ExplorerError(f"TronGrid {where}: {self._redact(error) or snippet(body)}")
         data, meta = body.get("data"), body.get("meta")
         if not isinstance(data, list) or not all(isinstance(row, dict) for row in data):
-            raise ExplorerResponseError(f"TronGrid {where}: 'data' is not a list of rows: {_snippet(data)}")
+            raise ExplorerResponseError(f"TronGrid {where}: 'data' is not a list of rows: {snippet(data)}")
         fingerprint = meta.get("fingerprint") if isinstance(meta, dict) else None
         return data, (str(fingerprint) if fingerprint else None)
 
-    def _retry_after(self, response: httpx.Response, where: str, error: str) -> float | None:
-        wait: float | None = None
-        header = response.headers.get("Retry-After")
-        if header:
-            try:
-                wait = float(header)
-            except ValueError:
-                try:
-                    wait = parsedate_to_datetime(header).timestamp() - time.time()
-                except (TypeError, ValueError):
-                    wait = None
+    def _suspension(self, response: httpx.Response, where: str, error: str) -> float | None:
+        """Retry-After, or the suspension TronGrid's frequency-limit answer names, whichever is longer."""
+        wait = retry_after_header(response)
         suspended = _SUSPENDED.search(error)
         if suspended:
             wait = max(wait or 0.0, float(suspended.group(1)))
-        if wait is None:
-            return None
-        wait = max(0.0, wait)
-        if wait > self.max_retry_after:
-            raise ExplorerRateLimited(
-                f"TronGrid {where}: asked to wait {wait:.0f}s before retrying (more than {self.max_retry_after:.0f}s)"
-            )
-        return wait
-
-    def _backoff(self, attempt: int) -> float:
-        return float(min(self.max_backoff, self.backoff * 2 ** (attempt - 1)))
-
-    def _redact(self, text: str) -> str:
-        return text.replace(self.api_key, "***") if self.api_key else text
+        return self._capped_wait(wait, where)
 
 
 # --- rows → transfers ---------------------------------------------------------------------------------------
 
 
-def _snippet(value: object, limit: int = 120) -> str:
-    text = value if isinstance(value, str) else repr(value)
-    text = " ".join(text.split())
-    return repr(text if len(text) <= limit else text[: limit - 1] + "…")
-
-
 def _tx_hash(value: object, where: str) -> str:
     if isinstance(value, str) and _HEX_TX.match(value):
         return "0x" + value.removeprefix("0x").lower()
-    raise ExplorerResponseError(f"TronGrid {where}: {_snippet(value, 70)} is not a transaction id")
+    raise ExplorerResponseError(f"TronGrid {where}: {snippet(value, 70)} is not a transaction id")
 
 
 def _address(value: object, where: str) -> str:
@@ -370,7 +320,7 @@ def _address(value: object, where: str) -> str:
             return parse_address(value) if value[:1] == "T" else tron_from_hex(value)
         except (ValueError, InvalidAddress):
             pass
-    raise ExplorerResponseError(f"TronGrid {where}: {_snippet(value, 50)} is not a TRON address")
+    raise ExplorerResponseError(f"TronGrid {where}: {snippet(value, 50)} is not a TRON address")
 
 
 def _int(value: object, what: str, where: str) -> int:
@@ -381,7 +331,7 @@ def _int(value: object, what: str, where: str) -> int:
     elif isinstance(value, str) and value.isascii() and value.isdigit():
         number = int(value)
     else:
-        raise ExplorerResponseError(f"TronGrid {where}: {what}={_snippet(value, 40)} is not an integer")
+        raise ExplorerResponseError(f"TronGrid {where}: {what}={snippet(value, 40)} is not an integer")
     if number < 0:
         raise ExplorerResponseError(f"TronGrid {where}: {what}={number} is negative")
     return number

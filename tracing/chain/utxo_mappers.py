@@ -72,6 +72,26 @@ def script_address(script: Mapping[str, Any] | None) -> str | None:
     return canonical(address) if isinstance(address, str) and address else None
 
 
+def tx_parts(tx: Mapping[str, Any], what: str = "a transaction") -> tuple[str, str, list[Any], list[Any]]:
+    """(txid, where, vin, vout) of a transaction object (Core's or Esplora's), or MalformedPayload."""
+    txid = tx.get("txid")
+    if not isinstance(txid, str) or len(txid) != 64:
+        raise MalformedPayload(f"{what} without a 64-hex-digit txid")
+    where = f"tx {txid}"
+    vin, vout = tx.get("vin"), tx.get("vout")
+    if not isinstance(vin, list) or not isinstance(vout, list):
+        raise MalformedPayload(f"{where}: vin and vout must be lists")
+    return txid, where, vin, vout
+
+
+def spent_outpoint(vin: Mapping[str, Any], where: str) -> Outpoint:
+    """The outpoint a (non-coinbase) input spends, from its `txid` and `vout`."""
+    txid, vout = vin.get("txid"), vin.get("vout")
+    if not isinstance(txid, str) or not isinstance(vout, int) or isinstance(vout, bool):
+        raise MalformedPayload(f"{where}: an input without the outpoint it spends (txid, vout)")
+    return Outpoint(txid.lower(), vout)
+
+
 def map_core_output(vout: Mapping[str, Any], where: str = "vout") -> TxOutput:
     script = vout.get("scriptPubKey")
     n = vout.get("n")
@@ -90,20 +110,18 @@ def map_core_input(vin: Mapping[str, Any], where: str = "vin") -> TxInput:
     sequence = sequence if isinstance(sequence, int) else 0xFFFFFFFF
     if "coinbase" in vin:
         return TxInput(spends=None, sequence=sequence)
-    txid, vout = vin.get("txid"), vin.get("vout")
-    if not isinstance(txid, str) or not isinstance(vout, int) or isinstance(vout, bool):
-        raise MalformedPayload(f"{where}: an input without the outpoint it spends (txid, vout)")
+    spends = spent_outpoint(vin, where)
     prevout = vin.get("prevout")
     if isinstance(prevout, Mapping):
         script = prevout.get("scriptPubKey")
         return TxInput(
-            spends=Outpoint(txid.lower(), vout),
+            spends=spends,
             address=script_address(script),
             value=satoshis(prevout.get("value"), f"{where}.prevout.value"),
             sequence=sequence,
             script_type=str(script.get("type")) if isinstance(script, Mapping) and script.get("type") else None,
         )
-    return TxInput(spends=Outpoint(txid.lower(), vout), sequence=sequence)
+    return TxInput(spends=spends, sequence=sequence)
 
 
 def map_core_transaction(
@@ -117,13 +135,7 @@ def map_core_transaction(
 ) -> UtxoTx:
     """One transaction object of `getblock` (verbosity 2 or 3) or `getrawtransaction … 1`. Without the block
     fields given, `blockhash` and `blocktime` are read from the object itself (None while unconfirmed)."""
-    txid = tx.get("txid")
-    if not isinstance(txid, str) or len(txid) != 64:
-        raise MalformedPayload("a transaction without a 64-hex-digit txid")
-    where = f"tx {txid}"
-    vin, vout = tx.get("vin"), tx.get("vout")
-    if not isinstance(vin, list) or not isinstance(vout, list):
-        raise MalformedPayload(f"{where}: vin and vout must be lists")
+    txid, where, vin, vout = tx_parts(tx)
     if block_hash is None and isinstance(tx.get("blockhash"), str):
         block_hash = tx["blockhash"]
     if timestamp is None and isinstance(tx.get("blocktime"), int):
