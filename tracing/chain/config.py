@@ -182,19 +182,19 @@ def chain_for_address(address: str, given: str | None, default: str, chains: Map
     of the address's network), else `default`. Refuses, in one sentence, a chain of another family than the
     address's, and a family no configured chain serves."""
     family = family_of(address)
+    network = btc_network(address) if family is Family.BTC else None
     config: ChainConfig | None
     if given is not None:
         config = get_chain(given, chains)
     elif family is Family.EVM:
         config = get_chain(default, chains)
     else:
-        wanted = _network_of(address) if family is Family.BTC else None
         config = next(
-            (c for c in chains.values() if c.family is family and (wanted is None or _networks_match(c, wanted))),
+            (c for c in chains.values() if c.family is family and (network is None or _networks_match(c, network))),
             None,
         )
         if config is None:
-            what = "TRON" if family is Family.TRON else f"bitcoin ({wanted}net)"
+            what = "TRON" if family is Family.TRON else f"bitcoin ({network}net)"
             raise UnknownChain(
                 f"No {what} chain is configured (configured: {', '.join(chains) or 'none'}); add "
                 f"{'tron' if family is Family.TRON else 'btc'} to CHAINS."
@@ -203,18 +203,14 @@ def chain_for_address(address: str, given: str | None, default: str, chains: Map
         raise InvalidAddress(
             f"That is {_FAMILY_NAMES[family]} address, but chain {config.name} is {_FAMILY_NAMES[config.family]} chain."
         )
-    if family is Family.BTC and not _networks_match(config, _network_of(address)):
+    if network is not None and not _networks_match(config, network):
         raise InvalidAddress(
-            f"That is a {_network_of(address)}net bitcoin address; chain {config.name} is {config.network}net."
+            f"That is a {network}net bitcoin address; chain {config.name} is {config.network}net."
         )
     return config
 
 
 _FAMILY_NAMES = {Family.EVM: "an EVM", Family.TRON: "a TRON", Family.BTC: "a bitcoin"}
-
-
-def _network_of(address: str) -> str:
-    return btc_network(address)
 
 
 def _networks_match(config: ChainConfig, network: str) -> bool:
