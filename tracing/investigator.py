@@ -315,13 +315,8 @@ class Investigator:
         """For a configured chain that nothing reads transfers from (no RPC URL, no explorer), the sentence that
         says so; None otherwise (and for bitcoin, whose gap `btc_data_gap` words). A chain without chain data
         answers from labels alone: that is a gap, never clean."""
-        if family_of(address) is Family.BTC:
-            return None
-        try:
-            config = configured_chains().get(chain)
-        except UserError:
-            return None  # broken chain variables: the chain commands report them
-        if config is None or config.rpc_urls or config.explorer_url or chain in self.explorers:
+        config = None if family_of(address) is Family.BTC else self._sourceless(chain)
+        if config is None:
             return None
         return (
             f"No RPC URL or explorer is configured for chain {chain} (set {config.env_prefix}_RPC_URL): its "
@@ -331,13 +326,8 @@ class Investigator:
     def btc_data_gap(self, address: str, chain: str, *, traced: bool) -> str | None:
         """For a bitcoin address on a chain nothing reads transactions from (no RPC URL, no Esplora API), the
         sentence that says so; None otherwise. Labels still answer: that is a gap, never clean."""
-        if family_of(address) is not Family.BTC:
-            return None
-        try:
-            config = configured_chains().get(chain)
-        except UserError:
-            return None  # broken chain variables: the chain commands report them
-        if config is None or config.rpc_urls or config.explorer_url or config.esplora_url:
+        config = self._sourceless(chain) if family_of(address) is Family.BTC else None
+        if config is None:
             return None
         prefix = config.env_prefix
         held = "the local index only" if traced else "labels only"
@@ -346,6 +336,18 @@ class Investigator:
             f"or {prefix}_ESPLORA_URL to an Esplora API): this answer is from {held}; transactions not indexed "
             "were not read, so exposure is unknown, not none."
         )
+
+    def _sourceless(self, chain: str) -> ChainConfig | None:
+        """The configuration of `chain` when nothing reads its transfers (no RPC URL, explorer, TronGrid or
+        Esplora); None when something does, or when the chain variables are broken (the chain commands report
+        those)."""
+        try:
+            config = configured_chains().get(chain)
+        except UserError:
+            return None
+        if config is None or config.rpc_urls or config.explorer_url or config.esplora_url or chain in self.explorers:
+            return None
+        return config
 
     def _remembered(self, report: RiskReport, asker: Asker) -> RiskReport:
         """The report, once its check is remembered (the asker then hears if the address is labelled later). A store
