@@ -19,7 +19,7 @@ from tracing.trace.compare import compare_models
 from tracing.trace.params import Direction, TraceParams
 from tracing.trace.sources import IndexSource
 from tracing.trace.taint import TaintModel
-from tracing.trace.value import Ledger, shortfall
+from tracing.trace.value import PASS_WINDOW, Ledger, PassThrough, shortfall
 from tracing.trace.walk import trace_funds
 
 
@@ -78,17 +78,57 @@ def test_money_the_history_does_not_show_was_there_from_the_start() -> None:
 
 
 async def test_traced_funds_are_shared_out_over_transfers_beyond_the_known_balance(db: Database) -> None:
-    # 2 gets $1,000 of the traced funds and sends $990, then $200 it is not known to have: the $190 it lacked was
-    # there from the start, so the $200 carries its share of the traced funds (not the $10 left after the first)
-    TransferIndex(db).add([usd(1, 2, 1_000, 100), usd(2, 3, 990, 110), usd(2, 4, 200, 120)])
+    # 2 gets $1,000 of the traced funds and sends $800 (not the receipt passed on: 20 % short), then $400 it is not
+    # known to have: the $200 it lacked was there from the start, so the $400 carries its share of the traced funds
+    # (not the $200 left after the first)
+    TransferIndex(db).add([usd(1, 2, 1_000, 100), usd(2, 3, 800, 110), usd(2, 4, 400, 120)])
     result, _ = await both(db, 1, TraceParams(hops=2))
     assert hops_of(result) == {addr(1): 0, addr(2): 1, addr(3): 2, addr(4): 2}
     carried = {e.to_addr: result.carried(e) for e in result.edges if e.from_addr == addr(2)}
-    assert carried == {addr(3): 831_932_773, addr(4): 168_067_227}  # 1,000 / 1,190 of each
+    assert carried == {addr(3): 666_666_666, addr(4): 333_333_334}  # 1,000 / 1,200 of each
     assert sum(carried.values()) <= 1_000 * 10**6  # conserved
     fifo, _ = await both(db, 1, TraceParams(hops=2, model=TaintModel.FIFO))  # the traced lot leaves first
     carried = {e.to_addr: fifo.carried(e) for e in fifo.edges if e.from_addr == addr(2)}
-    assert carried == {addr(3): 990 * 10**6}  # the $10 left for 4 is dust
+    assert carried == {addr(3): 800 * 10**6, addr(4): 200 * 10**6}
+
+
+async def test_a_receipt_passed_on_carries_its_traced_value_not_the_balance_share(db: Database) -> None:
+    # 2 holds $19,000 of its own; $1,000 of the traced funds arrive and $990 leave an hour later (a pass-through,
+    # gas off), then it pays $300 to 4 and $2,000 to 5 (an hour and two days after): under the balance's share
+    # the $990 would carry 5 % traced ($49.50: diluted, not followed) and every later payment its share of the rest
+    TransferIndex(db).add(
+        [usd(9, 2, 19_000, 10), usd(1, 2, 1_000, 100), usd(2, 3, 990, 3_700), usd(2, 4, 300, 7_300)]
+        + [usd(2, 5, 2_000, 180_000)]
+    )
+    result, _ = await both(db, 1, TraceParams(hops=2, since=100))
+    carried = {e.to_addr: result.carried(e) for e in result.edges if e.from_addr == addr(2)}
+    assert carried == {addr(3): 990 * 10**6}  # the receipt moving on; $10 left, shared thin: not followed
+    assert set(hops_of(result)) == {addr(1), addr(2), addr(3)}
+    # not a pass-through: over a day later, more than the receipt, or 5 % short or more
+    cases = ((100 + 86_401, 990), (3_700, 1_001), (3_700, 949))
+    for i, (late, amount) in enumerate(cases):
+        a, b = 100 + 10 * i, 101 + 10 * i
+        TransferIndex(db).add([usd(9, b, 19_000, 10), usd(a, b, 1_000, 100), usd(b, 3, amount, late)])
+        result, _ = await both(db, a, TraceParams(hops=2, since=100))
+        assert addr(3) not in hops_of(result), (late, amount)  # 5 % traced: under the floor's share rule
+    # FIFO is its own rule (Clayton's case): the pass-through is haircut's
+    TransferIndex(db).add([usd(9, 201, 19_000, 10), usd(200, 201, 1_000, 100), usd(201, 3, 990, 3_700)])
+    fifo, _ = await both(db, 200, TraceParams(hops=2, since=100, model=TaintModel.FIFO))
+    assert addr(3) not in hops_of(fifo)  # its own $19,000 leaves first
+
+
+def test_pass_through_takes_the_latest_open_receipt_once() -> None:
+    passing = PassThrough()
+    passing.receive("usdt", 1_000, 100, 1_000)
+    passing.receive("usdt", 1_000, 200, 900)
+    passing.receive("usdt", 1_000, 300, 400)  # less than half traced: not open
+    passing.receive(None, 1_000, 300, 1_000)
+    assert passing.match("usdt", 990, 400) == 900  # the latest open one
+    assert passing.match("usdt", 1_000, 400) == 1_000
+    assert passing.match("usdt", 1_000, 400) is None  # each once
+    assert passing.match(None, 960, 300 + PASS_WINDOW) == 1_000
+    passing.receive("dai", 1_000, 0, 1_000)
+    assert passing.match("dai", 1_000, PASS_WINDOW + 1) is None
 
 
 async def test_a_cut_history_does_not_make_a_little_traced_money_a_fortune(db: Database) -> None:
@@ -167,7 +207,9 @@ async def test_a_swap_in_one_transaction_is_one_movement_of_the_same_funds(db: D
 
 
 async def test_models_compared_on_one_trace(db: Database) -> None:
-    TransferIndex(db).add([usd(9, 2, 1_000, 50), usd(1, 2, 1_000, 100), usd(2, 3, 1_000, 200), usd(2, 4, 1_000, 300)])
+    # over a day after the traced funds came (not passed on as one receipt: `PassThrough`)
+    sends = [usd(2, 3, 1_000, 100_000), usd(2, 4, 1_000, 100_100)]
+    TransferIndex(db).add([usd(9, 2, 1_000, 50), usd(1, 2, 1_000, 100), *sends])
     comparison = await compare_models(IndexSource(TransferIndex(db)), LabelBook(db), addr(1), "eth", TraceParams())
     assert (
         comparison.reached[TaintModel.HAIRCUT] == comparison.reached[TaintModel.POISON] == {addr(2), addr(3), addr(4)}

@@ -155,6 +155,15 @@ def random_graph(rng: random.Random) -> tuple[TransferGraph, Labels, int]:
         if rng.random() < 0.5:  # money in after the shortfall (it does not make the early transfers any less short)
             send(rng.randrange(n), a, value * 2, ts + 2 * DAY, token)
             send(a, rng.randrange(n), value, ts + 2 * DAY + 60, token)
+    for _ in range(rng.randrange(0, 4)):  # pass-throughs: a receipt passed on whole or a little short, around a day
+        a, ts = rng.randrange(n), when()
+        token = rng.choice([None, USDA, TKC])
+        own, value = amount(token) * rng.choice([1, 20]), amount(token)
+        send(rng.randrange(n), a, own, ts - 60, token)
+        for k in range(rng.randrange(1, 4)):
+            send(rng.randrange(n), a, value, ts + k, token)
+            short = value * rng.choice([1000, 995, 950, 949, 1001]) // 1000
+            send(a, rng.randrange(n), short, ts + k + rng.choice([0, 60, DAY, DAY + 1, -1]), token)
     for _ in range(rng.randrange(0, 4)):  # diluted: a small payment joins much money of its own, which moves on
         a, ts = rng.randrange(n), when() + DAY
         token = rng.choice([None, None, USDA])

@@ -204,9 +204,7 @@ def chain_for_address(address: str, given: str | None, default: str, chains: Map
             f"That is {_FAMILY_NAMES[family]} address, but chain {config.name} is {_FAMILY_NAMES[config.family]} chain."
         )
     if network is not None and not _networks_match(config, network):
-        raise InvalidAddress(
-            f"That is a {network}net bitcoin address; chain {config.name} is {config.network}net."
-        )
+        raise InvalidAddress(f"That is a {network}net bitcoin address; chain {config.name} is {config.network}net.")
     return config
 
 

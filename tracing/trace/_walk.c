@@ -1038,6 +1038,8 @@ typedef struct {
     u128 pure_num, pure_den;     /* value.PURITY */
     u128 dilute_num, dilute_den; /* value.DILUTED */
     u128 crumb_cap;              /* value.CRUMB_CAP */
+    u128 pass_window;            /* value.PASS_WINDOW (seconds) */
+    u128 fee_num, fee_den;       /* value.PASS_FEE */
 } Rule;
 
 typedef struct {
@@ -1111,11 +1113,17 @@ typedef struct {
 } Lot;
 
 typedef struct {
+    u128 value, traced;
+    int64_t ts;
+} Receipt; /* a receipt of mostly traced funds, open to be passed on (`tracing.trace.value.PassThrough`) */
+
+typedef struct {
     int32_t tid;
     u128 traced, clean, received, last_num, last_den, spread, sent_total;
     int has_last, in_sends, traced_asset;
     Vec lots;
     Py_ssize_t head;
+    Vec receipts; /* haircut: receipts open to be passed on, in time order */
 } Slot;
 
 typedef struct {
@@ -1245,12 +1253,32 @@ static Slot *slot_of(VW *w, int32_t tid) {
         return NULL;
     }
     Slot *s = &w->slots[w->n_slots++];
-    Vec lots = s->lots;
+    Vec lots = s->lots, receipts = s->receipts;
     memset(s, 0, sizeof *s);
     s->lots = lots;
     s->lots.len = 0;
+    s->receipts = receipts;
+    s->receipts.len = 0;
     s->tid = tid;
     return s;
+}
+
+/* Haircut's pass-through rule (`tracing.trace.value.PassThrough`): the latest receipt of `s` within the window of
+   `ts` that a transfer of `value` passes on (its amount, or up to the fee less); taken off the open receipts, its
+   traced value in `*traced`. Returns whether one was found. */
+static int pass_match(const Rule *rule, Slot *s, u128 value, int64_t ts, u128 *traced) {
+    Receipt *rc = (Receipt *)s->receipts.data;
+    for (Py_ssize_t i = s->receipts.len - 1; i >= 0; i--) {
+        int64_t gap = ts > rc[i].ts ? ts - rc[i].ts : rc[i].ts - ts;
+        if ((u128)gap > rule->pass_window) break;
+        if (value <= rc[i].value && cmp_mul(value, rule->fee_den, rc[i].value, rule->fee_den - rule->fee_num) >= 0) {
+            *traced = rc[i].traced;
+            memmove(&rc[i], &rc[i + 1], (size_t)(s->receipts.len - i - 1) * sizeof(Receipt));
+            s->receipts.len--;
+            return 1;
+        }
+    }
+    return 0;
 }
 
 static int64_t day_of_ts(int64_t ts) { return ts >= 0 ? ts / 86400 : -((-ts + 86399) / 86400); }
@@ -1601,6 +1629,7 @@ static int vw_expand(VW *w, int32_t node, int is_root, int64_t since, int64_t un
     if (root)
         for (int k = 0; k < w->n_slots; k++) w->slots[k].received = w->slots[k].sent_total;
     const int model = w->model;
+    const int passing = !root && model == MODEL_HAIRCUT;
     for (Py_ssize_t i = 0; i < w->events.len; i++) {
         Ev ev = AT(w->events, Ev, i);
         int32_t e = ev.e;
@@ -1629,11 +1658,25 @@ static int vw_expand(VW *w, int32_t node, int is_root, int64_t since, int64_t un
                 Lot lot = {value, got};
                 if (vec_push(&s->lots, &lot) < 0) return -1;
             }
+            if (passing && ev.phase == 0 && got && cmp_mul(got, w->rule.pure_den, w->rule.pure_num, value) >= 0) {
+                Receipt rc = {value, got, w->ts[e]};
+                if (vec_push(&s->receipts, &rc) < 0) return -1;
+            }
             continue;
         }
         u128 carried;
+        int swap_send = w->swap_tx.len && tx_find(w, &w->swap_tx, e) >= 0;
+        u128 passed = 0;
         if (root) {
             carried = value;
+        } else if (passing && !swap_send && pass_match(&w->rule, s, value, w->ts[e], &passed)) {
+            /* a receipt passed on (`PassThrough`): it carries the receipt's traced value */
+            u128 t_held = s->traced, c_held = s->clean;
+            carried = value < passed ? value : passed;
+            if (carried > t_held) carried = t_held;
+            s->traced = t_held - carried;
+            u128 clean_out = value - carried;
+            s->clean = c_held > clean_out ? c_held - clean_out : 0;
         } else {
             u128 t_held = s->traced, c_held = s->clean;
             if (model == MODEL_POISON) {
@@ -2122,13 +2165,17 @@ static PyObject *value_walk(PyObject *self, PyObject *args) {
     memset(&w, 0, sizeof w);
     PyObject *since_obj, *until_obj;
     long long fanout, max_nodes, scan_limit, hub_degree;
-    unsigned long long r[9];
-    if (!PyArg_ParseTuple(params, "iiOOLLLLiiiiiii(KKKKKKKKK)", &w.outgoing, &w.hops, &since_obj, &until_obj, &fanout,
-                          &max_nodes, &scan_limit, &hub_degree, &w.filter_mode, &w.wanted, &w.model, &w.use_min_value,
-                          &w.use_dust_usd, &w.use_min_usd, &w.revisits, &r[0], &r[1], &r[2], &r[3], &r[4], &r[5], &r[6],
-                          &r[7], &r[8]))
+    unsigned long long r[12];
+    if (!PyArg_ParseTuple(params, "iiOOLLLLiiiiiii(KKKKKKKKKKKK)", &w.outgoing, &w.hops, &since_obj, &until_obj,
+                          &fanout, &max_nodes, &scan_limit, &hub_degree, &w.filter_mode, &w.wanted, &w.model,
+                          &w.use_min_value, &w.use_dust_usd, &w.use_min_usd, &w.revisits, &r[0], &r[1], &r[2], &r[3],
+                          &r[4], &r[5], &r[6], &r[7], &r[8], &r[9], &r[10], &r[11]))
         return NULL;
-    w.rule = (Rule){r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8]};
+    w.rule = (Rule){r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11]};
+    if (!w.rule.fee_den) {
+        PyErr_SetString(PyExc_ValueError, "PASS_FEE: a zero denominator");
+        return NULL;
+    }
     static const char *col_names[] = {"off", "adj", "stamps", "other_off", "other_adj", "other_stamps", "far", "near",
                                       "ts", "value_lo", "value_hi", "token", "source", "tx", "kind", "kind_rank",
                                       "decimals", "min_lo", "min_hi", "floor_lo", "floor_hi", "floor_has"};
@@ -2214,7 +2261,10 @@ static PyObject *value_walk(PyObject *self, PyObject *args) {
     w.dust = (Vec)VEC(DustRec);
     w.prices = (Vec)VEC(PriceRec);
     for (int h = 0; h <= MAX_HOPS_V; h++) w.pending[h] = (Vec)VEC(int32_t);
-    for (int k = 0; k < MAX_SLOTS; k++) w.slots[k].lots = (Vec)VEC(Lot);
+    for (int k = 0; k < MAX_SLOTS; k++) {
+        w.slots[k].lots = (Vec)VEC(Lot);
+        w.slots[k].receipts = (Vec)VEC(Receipt);
+    }
     w.sends = (Vec)VEC(int32_t);
     w.receives = (Vec)VEC(int32_t);
     w.events = (Vec)VEC(Ev);
@@ -2382,7 +2432,10 @@ fail:
                    &w.order_tmp, &w.party_sums, &w.chosen, &w.small};
     for (size_t i = 0; i < sizeof vecs / sizeof vecs[0]; i++) free(vecs[i]->data);
     for (int h = 0; h <= MAX_HOPS_V; h++) free(w.pending[h].data);
-    for (int k = 0; k < MAX_SLOTS; k++) free(w.slots[k].lots.data);
+    for (int k = 0; k < MAX_SLOTS; k++) {
+        free(w.slots[k].lots.data);
+        free(w.slots[k].receipts.data);
+    }
     free(w.unfloored);
     free(w.no_price);
     free(w.never);

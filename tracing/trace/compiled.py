@@ -34,7 +34,7 @@ from tracing.trace.model import Cut, Stop, Trace, TraceEdge, TraceNode, edge_ord
 from tracing.trace.params import Direction, TraceParams
 from tracing.trace.sources import LabelLookup
 from tracing.trace.taint import TaintModel, carried_amounts, received_amounts
-from tracing.trace.value import CRUMB_CAP, DILUTED, PURITY, Dust, UsdPrices, asset_key
+from tracing.trace.value import CRUMB_CAP, DILUTED, PASS_FEE, PASS_WINDOW, PURITY, Dust, UsdPrices, asset_key
 
 try:
     from tracing.trace import _walk  # type: ignore[attr-defined]
@@ -576,6 +576,8 @@ def compiled_value_trace(
         *_ratio(PURITY),
         *_ratio(DILUTED),
         CRUMB_CAP,
+        PASS_WINDOW,
+        *_ratio(PASS_FEE),
     )
     if any(part > _U64 for part in rule):
         return None

@@ -14,6 +14,12 @@ asset received, in the proportion the asset sent carried them; the transfer into
 An address that sends on none of the traced assets it received, but sends others, converted them where the source
 does not show it: its transfers of the other assets carry its traced share (as the taint models count a swap).
 
+Under haircut, a transfer that passes a receipt on (`PassThrough`: within `PASS_WINDOW` of a receipt of mostly
+traced funds, the same asset and amount less at most `PASS_FEE`) carries that receipt's traced value, not the
+balance's share: the funds moving through, as an analyst matches an amount in with the same amount out. What the
+address holds besides is then left with its own share, so its everyday spending no longer carries the traced funds
+that passed through.
+
 Under haircut, money an address's transfers need beyond what its history shows (a swap return or a sale the source
 does not list, an index that starts late, amounts in USD at each transfer's day) was there from the start, clean
 (`shortfall`): the traced funds stay conserved, and are shared over all its transfers rather than used up by the
@@ -61,6 +67,41 @@ funds it is (`TraceParams.crumb_share`)."""
 DILUTED = Fraction(1, 20)
 """A transfer whose value is less than this part traced funds is not followed, whatever the amount: other money
 carrying a trace of them (a peel chain that took a $400 payment of the traced funds moves $280,000 of its own on)."""
+
+PASS_WINDOW = 86_400
+"""Seconds between a receipt and the transfer that passes it on (`PassThrough`)."""
+
+PASS_FEE = Fraction(5, 100)
+"""The most a transfer passing a receipt on may be short of it (gas, a service's fee)."""
+
+
+class PassThrough:
+    """Haircut's pass-through rule: a transfer of one asset sent within `PASS_WINDOW` seconds of a receipt of that
+    asset that was mostly traced funds (`PURITY`), of the receipt's amount or up to `PASS_FEE` less, is that receipt
+    moving on: it carries the receipt's traced value (no more than the address holds). Each receipt passes on once,
+    the latest first. `tracing.trace.value_graph` and the compiled walk (`_walk.c`, `pass_match`) run the same rule."""
+
+    def __init__(self) -> None:
+        self.open: dict[Hashable, list[tuple[int, int, int]]] = {}
+
+    def receive(self, asset: Hashable, value: int, when: int, traced: int) -> None:
+        """A receipt (`traced` ≤ `value`): open to be passed on when it is mostly traced funds."""
+        if traced > 0 and traced * PURITY.denominator >= PURITY.numerator * value:
+            self.open.setdefault(asset, []).append((value, when, traced))
+
+    def match(self, asset: Hashable, value: int, when: int) -> int | None:
+        """The traced value a transfer of `value` at `when` passes on, None when it passes no receipt on."""
+        found = self.open.get(asset)
+        if not found:
+            return None
+        for i in range(len(found) - 1, -1, -1):
+            got, at, traced = found[i]
+            if abs(when - at) > PASS_WINDOW:
+                break
+            if value <= got and value * PASS_FEE.denominator >= got * (PASS_FEE.denominator - PASS_FEE.numerator):
+                del found[i]
+                return traced
+        return None
 
 
 class UsdPrices(Protocol):
@@ -123,6 +164,15 @@ class Ledger:
             if traced:
                 best = max(best, Fraction(1) if self.model is TaintModel.POISON else Fraction(traced, traced + clean))
         return best
+
+    def pass_on(self, asset: Asset, value: int, traced: int) -> int:
+        """A transfer out passing a receipt of `traced` traced value on (`PassThrough`, haircut): it carries that
+        value, no more than the ledger holds."""
+        held, clean = self.traced.get(asset, 0), self.clean.get(asset, 0)
+        carried = min(value, traced, held)
+        self.traced[asset] = held - carried
+        self.clean[asset] = max(0, clean - (value - carried))
+        return carried
 
     def send(self, asset: Asset, value: int) -> int:
         """The traced value a transfer out of `value` carries (and the ledger after it).
@@ -291,16 +341,27 @@ def select_value(
     # (a swap in another transaction, a bridge round trip); its other assets then carry its traced share
     traced_assets = {t.token for t in receives if _key(t) in arrivals}
     converted = not root and bool(traced_assets) and not traced_assets & {t.token for t in sends}
+    passing = PassThrough() if not root and params.model is TaintModel.HAIRCUT else None
     for _, phase, _, t in events:
         if phase != 1:
             traced = arrivals.get(_key(t), 0)
             if phase == 2:
                 traced = max(traced, int(t.value * swap_share.get(t.tx_hash, Fraction(0))))
+            elif passing is not None:
+                passing.receive(t.token, t.value, t.timestamp, min(traced, t.value))
             ledger.receive(t.token, t.value, traced)
             if traced:
                 received[t.token] = received.get(t.token, 0) + traced
             continue
-        carried = t.value if root else ledger.send(t.token, t.value)
+        passed = None
+        if passing is not None and not (t.tx_hash in swaps and t.token in swaps[t.tx_hash]):
+            passed = passing.match(t.token, t.value, t.timestamp)
+        if root:
+            carried = t.value
+        elif passed is not None:
+            carried = ledger.pass_on(t.token, t.value, passed)
+        else:
+            carried = ledger.send(t.token, t.value)
         if converted and not carried and t.token not in traced_assets:
             carried = int(t.value * ledger.share(traced_assets))
         if t.tx_hash in swaps and t.token in swaps[t.tx_hash]:

@@ -26,6 +26,7 @@ from tracing.trace.taint import TaintModel
 from tracing.trace.value import (
     CRUMB_CAP,
     Dust,
+    PassThrough,
     Step,
     UsdPrices,
     ValueSelection,
@@ -277,6 +278,7 @@ def select_value_graph(
     converted = not root and bool(traced_assets) and not traced_assets & {token_of[e] for e in sends}
     swap_share: dict[str, tuple[int, int]] = {}
     steps: list[tuple[int, int, bool]] = []  # (edge, traced value carried, into a swap)
+    passing = PassThrough() if not root and model is TaintModel.HAIRCUT else None
     for _, phase, e in events:
         tid = token_of[e]
         value = graph.value(e) if hi_of[e] else lo_of[e]
@@ -286,6 +288,8 @@ def select_value_graph(
                 num, den = swap_share.get(graph.tx_hash(e), (0, 1))
                 arrived = max(arrived, value * num // den)
             got = min(arrived, value)
+            if passing is not None and phase == 0:
+                passing.receive(tid, value, ts_of[e], got)
             traced[tid] = traced.get(tid, 0) + got
             clean[tid] = clean.get(tid, 0) + value - got
             if fifo:
@@ -294,8 +298,16 @@ def select_value_graph(
             if arrived:
                 received[tid] = received.get(tid, 0) + arrived
             continue
+        passed = None
+        if passing is not None and e not in swap_edges:
+            passed = passing.match(tid, value, ts_of[e])
         if root:
             carried = value
+        elif passed is not None:  # a receipt passed on (`PassThrough`): it carries the receipt's traced value
+            t_held = traced.get(tid, 0)
+            carried = min(value, passed, t_held)
+            traced[tid] = t_held - carried
+            clean[tid] = max(0, clean.get(tid, 0) - (value - carried))
         else:
             t_held, c_held = traced.get(tid, 0), clean.get(tid, 0)
             if poison:
