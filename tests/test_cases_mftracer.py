@@ -6,12 +6,12 @@ background is 15 % of the bench's).
 
 A figure the walk does not reach yet is marked `xfail(strict=True)` with the figure measured (value-aware walk of
 issue #12, haircut, $100 or share 0.5; crumbs under $300 not followed: under 0.05 % of their address's traced funds;
-nothing under 5 % traced funds followed; a receipt passed on within a day, less at most 5 %, carries its traced value;
-money an address lacks was there from the start, clean; the sources traced together), so the test turns red (XPASS) the day it is met and the mark must go. `python -m
-tests.support.case_misses` says, per missed terminal, where the walk dropped the ground truth's path and why, and per
-outsider, the transfer that reached it. Before the value-aware walk, the graph walk reached every terminal at
-precision 0.24-0.49. The ground truth is test data only (../shared/data/mftracer-ground-truth, no licence); without
-it these tests skip.
+nothing under 5 % traced funds followed; a receipt passed on within a day, less at most 5 %, carries its traced
+value; money an address lacks was there from the start, clean; the sources traced together), so the test turns red
+(XPASS) the day it is met and the mark must go. `python -m tests.support.case_misses` says, per missed terminal,
+where the walk dropped the ground truth's path and why, and per outsider, the transfer that reached it. Before the
+value-aware walk, the graph walk reached every terminal at precision 0.24-0.49. The ground truth is test data only
+(../shared/data/mftracer-ground-truth, no licence); without it these tests skip.
 """
 
 from __future__ import annotations
