@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from tracing.chain.transfer import format_amount
 from tracing.trace.flows import Asset
 from tracing.trace.params import Direction, TraceParams
-from tracing.trace.value import CRUMB_CAP, DILUTED, Dust
+from tracing.trace.taint import TaintModel
+from tracing.trace.value import CRUMB_CAP, DILUTED, PASS_FEE, PASS_WINDOW, Dust
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +146,12 @@ def follow_rule(params: TraceParams) -> str:
             else ""
         )
         + minimum
+        + (
+            f"; a receipt of traced funds sent on within {PASS_WINDOW // 3600} hours, less at most "
+            f"{float(PASS_FEE) * 100:g}%, carries its traced value (a pass-through)"
+            if params.model is TaintModel.HAIRCUT
+            else ""
+        )
     )
 
 
