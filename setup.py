@@ -7,6 +7,8 @@ from setuptools import Extension, setup
 
 setup(
     ext_modules=[
-        Extension("tracing.trace._walk", ["tracing/trace/_walk.c"], optional=True, extra_compile_args=["-O2", "-std=gnu11"])
+        Extension(
+            "tracing.trace._walk", ["tracing/trace/_walk.c"], optional=True, extra_compile_args=["-O2", "-std=gnu11"]
+        )
     ]
 )

@@ -29,6 +29,7 @@ from tracing.trace.params import TraceParams
 ETH = 10**18
 ETH_USD = Decimal(3000)
 WHEN = int(datetime(2022, 1, 3, 12, tzinfo=UTC).timestamp())
+DAY = 86_400
 
 
 def store_eth_prices(db: Database, first: date = date(2022, 3, 1), days: int = 220) -> None:
@@ -45,14 +46,15 @@ def tx(frm: int, to: int, value: int, ts: int, *, token: str | None = None) -> T
 
 
 def disagreeing(db: Database) -> None:
-    """Address 2 holds 10 ETH of its own before the traced 10 ETH arrive, then sends 10 to 3 and later 10 to 4:
-    first in, first out says 3 got 2's own money; haircut and poison say both carry traced funds."""
+    """Address 2 holds 10 ETH of its own before the traced 10 ETH arrive, then, the next day, sends 10 to 3 and
+    later 10 to 4: first in, first out says 3 got 2's own money; haircut and poison say both carry traced funds
+    (over a day after the receipt, the 10 to 3 is not taken as the receipt passed on: `PassThrough`)."""
     TransferIndex(db).add(
         [
             tx(9, 2, 10 * ETH, WHEN - 100),
             tx(1, 2, 10 * ETH, WHEN),
-            tx(2, 3, 10 * ETH, WHEN + 100),
-            tx(2, 4, 10 * ETH, WHEN + 200),
+            tx(2, 3, 10 * ETH, WHEN + DAY + 100),
+            tx(2, 4, 10 * ETH, WHEN + DAY + 200),
         ]
     )
     store_eth_prices(db, date(2022, 1, 1), 10)

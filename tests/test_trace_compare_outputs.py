@@ -58,9 +58,9 @@ async def test_the_compare_picture_shows_each_models_flows_and_outlines_where_th
     assert (three.stroke, three.stroke_width) == ("#d62728", 4)
     assert "models disagree" not in four.text and four.stroke == "black"
     to_three, to_four = picture.arrow(two, three), picture.arrow(two, four)
-    assert to_three.lines == ("10 ETH ($30,000)", "2022-01-03", "followed by: haircut, poison")
+    assert to_three.lines == ("10 ETH ($30,000)", "2022-01-04", "followed by: haircut, poison")
     assert to_three.dashed and to_three.stroke == "#e6550d"
-    assert to_four.lines == ("10 ETH ($30,000)", "2022-01-03") and not to_four.dashed
+    assert to_four.lines == ("10 ETH ($30,000)", "2022-01-04") and not to_four.dashed
     assert picture.arrow(root, two).lines == ("10 ETH ($30,000)", "2022-01-03")
     assert len(picture.arrows) == 3
     assert picture.legend == (
@@ -80,7 +80,7 @@ async def test_the_compare_picture_shows_each_models_flows_and_outlines_where_th
     assert settings.startswith("model: compared (haircut, poison, fifo); filters: min value 1, stops at ")
     assert "dust floor: $100 on the transfer's day" in settings and "time window: 2022-01-03 – …" in settings
     assert floor.startswith("folded below the dust floor: $100")
-    assert shown == "transfers shown from 2022-01-03; 4 of 4 addresses shown"
+    assert shown == "transfers shown from 2022-01-03 to 2022-01-04; 4 of 4 addresses shown"
 
 
 @needs_dot
