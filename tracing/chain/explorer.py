@@ -64,7 +64,8 @@ class ActionFetch:
     `rows` counts the explorer's rows kept (after de-duplication), `transfers` the value movements among them.
     `through_block` is the last block whose rows were all fetched (None: up to the chain head when fetched).
     `complete` is False when the history was cut (row cap, or a block holding more rows than one window);
-    `cuts` then says where and why (also among `notes`).
+    `cuts` then says where and why (also among `notes`). `busy` is the number of transfers in the asked direction
+    when the fetch stopped early because there were more than asked for (`transfers_of(busy=…)`), else 0.
     """
 
     action: ExplorerAction
@@ -75,6 +76,7 @@ class ActionFetch:
     through_block: int | None
     notes: tuple[str, ...] = ()
     cuts: tuple[str, ...] = ()
+    busy: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +97,11 @@ class ExplorerHistory:
     @property
     def requests(self) -> int:
         return sum(f.requests for f in self.fetches)
+
+    @property
+    def busy(self) -> int:
+        """Transfers seen in the asked direction where a fetch stopped early at a busy address, else 0."""
+        return max((f.busy for f in self.fetches), default=0)
 
     @property
     def cuts(self) -> tuple[str, ...]:
@@ -182,12 +189,24 @@ class ExplorerClient(HistoryHttpClient):
     # --- public calls ---
 
     async def transfers_of(
-        self, address: str, *, start_block: int = 0, end_block: int | None = None
+        self,
+        address: str,
+        *,
+        start_block: int = 0,
+        end_block: int | None = None,
+        busy: tuple[bool, int] | None = None,
     ) -> ExplorerHistory:
-        """Native, ERC-20 and internal transfers touching `address` in [start_block, end_block], oldest first."""
+        """Native, ERC-20 and internal transfers touching `address` in [start_block, end_block], oldest first.
+
+        `busy` (outgoing, limit): stop an action's paging as soon as it holds more than `limit` transfers out of
+        the address (outgoing) or into it: the address is busier than a trace expands, and the rest of a hot
+        wallet's history (up to `max_rows` rows per action) need not be read to know it (`ExplorerHistory.busy`)."""
         canonical = parse_address(address)
         fetches = await asyncio.gather(
-            *(self.fetch(action, canonical, start_block=start_block, end_block=end_block) for action in ExplorerAction)
+            *(
+                self.fetch(action, canonical, start_block=start_block, end_block=end_block, busy=busy)
+                for action in ExplorerAction
+            )
         )
         merged: dict[tuple[str, str, str, str], Transfer] = {}
         for fetch in fetches:
@@ -207,9 +226,16 @@ class ExplorerClient(HistoryHttpClient):
         return await self.fetch(ExplorerAction.TOKENTX, address, start_block=start_block, end_block=end_block)
 
     async def fetch(
-        self, action: ExplorerAction, address: str, *, start_block: int = 0, end_block: int | None = None
+        self,
+        action: ExplorerAction,
+        address: str,
+        *,
+        start_block: int = 0,
+        end_block: int | None = None,
+        busy: tuple[bool, int] | None = None,
     ) -> ActionFetch:
-        """Every row of one action for the address, across pages and result windows, mapped to transfers."""
+        """Every row of one action for the address, across pages and result windows, mapped to transfers (`busy`:
+        stop early at a busy address, see `transfers_of`)."""
         canonical = parse_address(address)
         rows: list[tuple[str, Mapping[str, Any]]] = []
         cuts: list[str] = []
@@ -217,6 +243,7 @@ class ExplorerClient(HistoryHttpClient):
         complete = True
         start = start_block
         through: int | None = end_block
+        seen: set[tuple[str, str, str, str]] = set()
         while True:
             window: list[tuple[str, Mapping[str, Any]]] = []
             exhausted = False
@@ -224,6 +251,10 @@ class ExplorerClient(HistoryHttpClient):
                 page = await self._page(action, canonical, start, end_block, page_number)
                 requests += 1
                 window.extend((page.where, row) for row in page.rows)
+                if busy is not None and _busier(action, self.chain, canonical, page, busy, seen):
+                    transfers, kept, _ = _map_rows(action, self.chain, rows + window)
+                    why = f"{action}: stopped after {len(seen)} transfers {'out' if busy[0] else 'in'}: a busy address"
+                    return ActionFetch(action, transfers, kept, requests, False, None, (why,), (why,), len(seen))
                 if len(page.rows) < self.page_size:
                     exhausted = True
                     break
@@ -361,6 +392,23 @@ def _row_id(action: ExplorerAction, row: Mapping[str, Any]) -> tuple[str, ...] |
     key = "logIndex" if action is ExplorerAction.TOKENTX else "traceId"
     marker = str(row.get(key) or "")
     return (tx_hash, marker) if marker else None
+
+
+def _busier(
+    action: ExplorerAction,
+    chain: str,
+    address: str,
+    page: _Page,
+    busy: tuple[bool, int],
+    seen: set[tuple[str, str, str, str]],
+) -> bool:
+    """Add the page's transfers out of `address` (busy[0]) or into it to `seen`; whether they are more than
+    busy[1] now."""
+    outgoing, limit = busy
+    for t in _map_rows(action, chain, [(page.where, row) for row in page.rows])[0]:
+        if (t.from_addr if outgoing else t.to_addr) == address:
+            seen.add(t.key)
+    return len(seen) > limit
 
 
 def _map_rows(

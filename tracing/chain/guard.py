@@ -12,6 +12,7 @@ reads token metadata for a report is guarded the same way (a hanging node would 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, TypeVar
@@ -128,3 +129,14 @@ def guarded(client: ExplorerClient | Any, budget: float = SOURCE_BUDGET) -> Guar
 def guarded_reader(reader: Any, budget: float = SOURCE_BUDGET) -> GuardedTokenReader:
     """A token metadata reader behind a guard (one already guarded is returned as it is)."""
     return reader if isinstance(reader, GuardedTokenReader) else GuardedTokenReader(reader, budget=budget)
+
+
+def stops_early(client: Any) -> bool:
+    """Whether `client.transfers_of` (through a `GuardedExplorer`) can stop reading a busy address early: it takes
+    `busy` (`tracing.chain.explorer.ExplorerClient.transfers_of`)."""
+    if isinstance(client, GuardedExplorer):
+        return stops_early(client.client)
+    try:
+        return "busy" in inspect.signature(client.transfers_of).parameters
+    except (TypeError, ValueError, AttributeError):
+        return False

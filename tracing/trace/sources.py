@@ -15,6 +15,7 @@ from sqlalchemy import func
 from sqlmodel import col, select
 
 from storage import TransferRow
+from tracing.chain.guard import stops_early
 from tracing.chain.index import TransferIndex, from_row
 from tracing.chain.transfer import Direction, Transfer
 from tracing.errors import SourceError
@@ -121,7 +122,12 @@ class ExplorerSource:
     """A block explorer's account history (`tracing.chain.explorer.ExplorerClient` or anything with an async or sync
     `transfers_of(address)` returning an object with `.transfers`, and optionally `.complete` and `.cuts` or
     `.notes`), for addresses the index does not cover. Histories are cached for `ttl` seconds; one the explorer
-    cut (`complete` False) is traced as far as it goes, and the trace's coverage says which address and why."""
+    cut (`complete` False) is traced as far as it goes, and the trace's coverage says which address and why.
+
+    A client whose `transfers_of` takes `busy` (`tracing.chain.explorer.ExplorerClient`) is asked to stop reading
+    an address that is not a root as soon as it has more transfers in the trace's direction than the trace expands
+    (`FlowQuery.hub_degree`): such an address is not expanded, so a hot wallet's or router's whole history (many
+    pages per action at the free tier's few calls a second) is not read to find that out."""
 
     name = "explorer"
 
@@ -132,6 +138,29 @@ class ExplorerSource:
         self.ttl = ttl
         self._semaphore = asyncio.Semaphore(concurrency)
         self._cache: dict[str, tuple[float, list[Transfer], str]] = {}
+        self._busy: dict[tuple[str, bool, int], tuple[float, int]] = {}
+        self._stops_early = stops_early(client)
+
+    async def busy_degree(self, address: str, outgoing: bool, limit: int) -> int | None:
+        """When `address` has more than `limit` transfers in the direction: how many the explorer showed before it
+        stopped (a busy address, read no further); None when it has no more (its whole history is then cached
+        for `fetch`), or when the client cannot stop early."""
+        if not self._stops_early:
+            return None
+        now = time.monotonic()
+        cached = self._cache.get(address)
+        if cached is not None and now - cached[0] < self.ttl:
+            return None
+        known = self._busy.get((address, outgoing, limit))
+        if known is not None and now - known[0] < self.ttl:
+            return known[1]
+        async with self._semaphore:
+            result = await self.client.transfers_of(address, busy=(outgoing, limit))
+        if getattr(result, "busy", 0):
+            self._busy[(address, outgoing, limit)] = (now, int(result.busy))
+            return int(result.busy)
+        self._store(address, result)
+        return None
 
     async def fetch(self, address: str) -> tuple[list[Transfer], str]:
         """(the address's transfers, why its history is incomplete: empty when complete)."""
@@ -142,6 +171,9 @@ class ExplorerSource:
             result = self.client.transfers_of(address)
             if inspect.isawaitable(result):
                 result = await result
+        return self._store(address, result)
+
+    def _store(self, address: str, result: Any) -> tuple[list[Transfer], str]:
         transfers = list(getattr(result, "transfers", result))
         incomplete = ""
         if getattr(result, "complete", True) is False:
@@ -169,8 +201,14 @@ class ExplorerSource:
         return list(await asyncio.gather(*(one(request) for request in requests)))
 
     async def histories(self, chain: str, query: FlowQuery, requests: Sequence[HistoryRequest]) -> list[History]:
+        outgoing = query.direction is Direction.OUT
+
         async def one(request: HistoryRequest) -> History:
             try:
+                if not request.root:
+                    degree = await self.busy_degree(request.address, outgoing, query.hub_degree)
+                    if degree is not None:
+                        return History(request.address, degree=degree, hub=True, source=self.name)
                 history, incomplete = await self.fetch(request.address)
             except SourceError as exc:
                 return History(request.address, source=self.name, error=str(exc))
