@@ -6,13 +6,14 @@ reached it and what the sender held. A diagnostic, not a figure: `python -m test
 The walk is the product's (`trace_funds`, default `TraceParams` unless `--set name=value`), run once with its
 per-address selection recorded: each expanded address's steps (the traced value each transfer out carries) and the
 traced funds it received, as the follow rule saw them (it spies on `tracing.trace.value_graph`'s private `_follow`:
-test support, never the product).
+test support, never the product; so it runs the Python walk, `CHAINSLEUTH_PURE_WALK`).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -179,6 +180,7 @@ def diagnose(world: World, params: TraceParams) -> list[str]:
 
 
 def main() -> None:
+    os.environ["CHAINSLEUTH_PURE_WALK"] = "1"  # the spy sees the Python walk only (the compiled one gives the same)
     parser = argparse.ArgumentParser()
     parser.add_argument("--cases", default=",".join(CASES))
     parser.add_argument("--noise", type=float, default=None)
