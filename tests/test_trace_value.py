@@ -117,6 +117,20 @@ async def test_a_receipt_passed_on_carries_its_traced_value_not_the_balance_shar
     assert addr(3) not in hops_of(fifo)  # its own $19,000 leaves first
 
 
+async def test_backward_a_receipt_passed_on_points_at_the_transfer_in_that_funded_it(db: Database) -> None:
+    # traced backward from 3: 2 sent 3 $990, an hour after $1,000 came in from 1; 2 also holds $19,000 from 9,
+    # which came earlier. The $1,000 from 1 is where the $990 came from (a pass-through, fee off); 9's money is not
+    TransferIndex(db).add([usd(9, 2, 19_000, 10), usd(1, 2, 1_000, 100), usd(2, 3, 990, 3_700)])
+    result, _ = await both(db, 3, TraceParams(hops=2, direction=Direction.IN))
+    carried = {e.from_addr: result.carried(e) for e in result.edges if e.to_addr == addr(2)}
+    assert carried == {addr(1): 990 * 10**6}
+    # the other way round (more came in than went out: not a pass-through backward), the share rule decides
+    TransferIndex(db).add([usd(19, 12, 19_000, 10), usd(11, 12, 900, 100), usd(12, 13, 990, 3_700)])
+    result, _ = await both(db, 13, TraceParams(hops=2, direction=Direction.IN))
+    carried = {e.from_addr: result.carried(e) for e in result.edges if e.to_addr == addr(12)}
+    assert addr(11) not in carried
+
+
 def test_pass_through_takes_the_latest_open_receipt_once() -> None:
     passing = PassThrough()
     passing.receive("usdt", 1_000, 100, 1_000)
@@ -129,6 +143,11 @@ def test_pass_through_takes_the_latest_open_receipt_once() -> None:
     assert passing.match(None, 960, 300 + PASS_WINDOW) == 1_000
     passing.receive("dai", 1_000, 0, 1_000)
     assert passing.match("dai", 1_000, PASS_WINDOW + 1) is None
+    backward = PassThrough(outgoing=False)  # the receipt is a transfer out; the transfer in may be up to 5 % more
+    backward.receive("usdt", 990, 100, 990)
+    assert backward.match("usdt", 1_000, 50) == 990
+    backward.receive("usdt", 1_000, 100, 1_000)
+    assert backward.match("usdt", 990, 50) is None
 
 
 async def test_a_cut_history_does_not_make_a_little_traced_money_a_fortune(db: Database) -> None:

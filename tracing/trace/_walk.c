@@ -1266,12 +1266,15 @@ static Slot *slot_of(VW *w, int32_t tid) {
 /* Haircut's pass-through rule (`tracing.trace.value.PassThrough`): the latest receipt of `s` within the window of
    `ts` that a transfer of `value` passes on (its amount, or up to the fee less); taken off the open receipts, its
    traced value in `*traced`. Returns whether one was found. */
-static int pass_match(const Rule *rule, Slot *s, u128 value, int64_t ts, u128 *traced) {
+static int pass_match(const Rule *rule, Slot *s, int outgoing, u128 value, int64_t ts, u128 *traced) {
     Receipt *rc = (Receipt *)s->receipts.data;
     for (Py_ssize_t i = s->receipts.len - 1; i >= 0; i--) {
         int64_t gap = ts > rc[i].ts ? ts - rc[i].ts : rc[i].ts - ts;
         if ((u128)gap > rule->pass_window) break;
-        if (value <= rc[i].value && cmp_mul(value, rule->fee_den, rc[i].value, rule->fee_den - rule->fee_num) >= 0) {
+        /* forward: the transfer is the receipt or up to the fee less; backward: the receipt (a transfer out) is the
+           transfer in or up to the fee less */
+        u128 less = outgoing ? value : rc[i].value, more = outgoing ? rc[i].value : value;
+        if (less <= more && cmp_mul(less, rule->fee_den, more, rule->fee_den - rule->fee_num) >= 0) {
             *traced = rc[i].traced;
             memmove(&rc[i], &rc[i + 1], (size_t)(s->receipts.len - i - 1) * sizeof(Receipt));
             s->receipts.len--;
@@ -1669,7 +1672,7 @@ static int vw_expand(VW *w, int32_t node, int is_root, int64_t since, int64_t un
         u128 passed = 0;
         if (root) {
             carried = value;
-        } else if (passing && !swap_send && pass_match(&w->rule, s, value, w->ts[e], &passed)) {
+        } else if (passing && !swap_send && pass_match(&w->rule, s, out, value, w->ts[e], &passed)) {
             /* a receipt passed on (`PassThrough`): it carries the receipt's traced value */
             u128 t_held = s->traced, c_held = s->clean;
             carried = value < passed ? value : passed;

@@ -79,9 +79,12 @@ class PassThrough:
     """Haircut's pass-through rule: a transfer of one asset sent within `PASS_WINDOW` seconds of a receipt of that
     asset that was mostly traced funds (`PURITY`), of the receipt's amount or up to `PASS_FEE` less, is that receipt
     moving on: it carries the receipt's traced value (no more than the address holds). Each receipt passes on once,
-    the latest first. `tracing.trace.value_graph` and the compiled walk (`_walk.c`, `pass_match`) run the same rule."""
+    the latest first. Backward (`outgoing` False) the roles turn: the "receipt" is a traced transfer out and the
+    transfer in that funded it is its amount or up to `PASS_FEE` more. `tracing.trace.value_graph` and the compiled
+    walk (`_walk.c`, `pass_match`) run the same rule."""
 
-    def __init__(self) -> None:
+    def __init__(self, outgoing: bool = True) -> None:
+        self.outgoing = outgoing
         self.open: dict[Hashable, list[tuple[int, int, int]]] = {}
 
     def receive(self, asset: Hashable, value: int, when: int, traced: int) -> None:
@@ -98,7 +101,8 @@ class PassThrough:
             got, at, traced = found[i]
             if abs(when - at) > PASS_WINDOW:
                 break
-            if value <= got and value * PASS_FEE.denominator >= got * (PASS_FEE.denominator - PASS_FEE.numerator):
+            less, more = (value, got) if self.outgoing else (got, value)
+            if less <= more and less * PASS_FEE.denominator >= more * (PASS_FEE.denominator - PASS_FEE.numerator):
                 del found[i]
                 return traced
         return None
@@ -341,7 +345,7 @@ def select_value(
     # (a swap in another transaction, a bridge round trip); its other assets then carry its traced share
     traced_assets = {t.token for t in receives if _key(t) in arrivals}
     converted = not root and bool(traced_assets) and not traced_assets & {t.token for t in sends}
-    passing = PassThrough() if not root and params.model is TaintModel.HAIRCUT else None
+    passing = PassThrough(outgoing) if not root and params.model is TaintModel.HAIRCUT else None
     for _, phase, _, t in events:
         if phase != 1:
             traced = arrivals.get(_key(t), 0)

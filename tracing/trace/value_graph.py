@@ -278,7 +278,7 @@ def select_value_graph(
     converted = not root and bool(traced_assets) and not traced_assets & {token_of[e] for e in sends}
     swap_share: dict[str, tuple[int, int]] = {}
     steps: list[tuple[int, int, bool]] = []  # (edge, traced value carried, into a swap)
-    passing = PassThrough() if not root and model is TaintModel.HAIRCUT else None
+    passing = PassThrough(outgoing) if not root and model is TaintModel.HAIRCUT else None
     for _, phase, e in events:
         tid = token_of[e]
         value = graph.value(e) if hi_of[e] else lo_of[e]
