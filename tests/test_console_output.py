@@ -51,7 +51,7 @@ async def test_the_console_writes_the_compare_picture_and_csv_and_prints_their_p
     console = ConsoleBackend(app.bot, stdin=io.StringIO(f"/trace {addr(1)} --model compare\n"), stdout=out)
     await console.serve()
     text = out.getvalue()
-    assert "models compared: haircut, poison, fifo" in text and "Where they disagree (1 addresses):" in text
+    assert "models compared: haircut, poison, fifo" in text and "Where they disagree (1 address):" in text
     saved = {p.suffix: p for p in (app.settings.data_dir / "exports").iterdir()}
     assert set(saved) == {".png", ".svg", ".csv"}
     for path in saved.values():

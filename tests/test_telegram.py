@@ -507,7 +507,7 @@ async def test_trace_compare_is_html_with_the_models_and_their_disagreement(tele
     app.investigator.graphs.refresh("eth", force=True)  # the bot loaded the graph before these transfers
     text = await telegram.say_one(f"/trace {addr(1)} --model compare")
     assert text.startswith("<b>⚖️ Outgoing trace from ") and "models compared: haircut, poison, fifo" in text
-    assert "<b>Where they disagree (1 addresses):</b>" in text, text
+    assert "<b>Where they disagree (1 address):</b>" in text, text
     assert "reached by haircut, poison only" in text
     assert "haircut 5 ETH ($15,000); poison 10 ETH ($30,000)" in text
     assert set(re.findall(r"</?[a-z]+>", text)) <= {"<b>", "</b>"}  # everything else escaped

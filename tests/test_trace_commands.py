@@ -78,7 +78,7 @@ async def test_compare_on_the_ronin_exploiter_lists_the_three_models(bot: TestBa
 async def test_compare_names_the_addresses_where_the_models_disagree(bot: TestBackend, app: App) -> None:
     disagreeing(app.db)
     text = (await bot.say(f"/trace {addr(1)} --model compare")).text
-    assert "Where they disagree (1 addresses):" in text, text
+    assert "Where they disagree (1 address):" in text, text
     assert "reached by haircut, poison only" in text
     assert "haircut 5 ETH ($15,000); poison 10 ETH ($30,000)" in text
     assert "• fifo: 2 addresses reached" in text and "• haircut: 3 addresses reached" in text

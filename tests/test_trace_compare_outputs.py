@@ -99,7 +99,7 @@ async def test_the_compare_picture_folds_what_it_cannot_show(db: Database) -> No
     assert "+N more: folded dust and small flows" in picture.legend
     assert "red border: the models disagree on this address" not in picture.legend
     assert picture.title[0].endswith(
-        "taint models compared (haircut, poison, fifo); the models reach the same addresses"
+        "taint models compared (haircut, poison, fifo); the models reach the same addresses, amounts within 2×"
     )
     assert (
         "60 of 151 addresses shown; 91 folded into 1 node (0 under the dust floor, 91 smaller flows)"
@@ -143,7 +143,7 @@ async def test_trace_compare_replies_with_the_models_a_picture_and_a_csv(bot: Te
     disagreeing(app.db)
     reply = await bot.say(f"/trace {addr(1)} --model compare")
     assert reply.reply is not None and not reply.is_error, reply.text
-    assert "Where they disagree (1 addresses):" in reply.text
+    assert "Where they disagree (1 address):" in reply.text
     names = [a.filename for a in reply.reply.attachments]
     stem = f"compare-{addr(1)[:10]}-out-3h"
     expected = [f"{stem}.png", f"{stem}.svg", f"{stem}.csv"] if dot_available() else [f"{stem}.csv"]

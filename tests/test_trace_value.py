@@ -10,12 +10,13 @@ from decimal import Decimal
 
 import pytest
 
+from bot.render.text import render_part
 from storage.db import Database
 from tests.test_trace import USDT, addr, both, hops_of, label, tx
 from tracing.chain.index import TransferIndex
 from tracing.errors import InvalidArgument
 from tracing.labels import Category, LabelBook
-from tracing.trace.compare import compare_models
+from tracing.trace.compare import MODELS, compare_models
 from tracing.trace.params import Direction, TraceParams
 from tracing.trace.sources import IndexSource
 from tracing.trace.taint import TaintModel
@@ -239,6 +240,20 @@ async def test_models_compared_on_one_trace(db: Database) -> None:
     assert differ.received[TaintModel.HAIRCUT] == {USDT: 500 * 10**6}
     assert differ.received[TaintModel.POISON] == {USDT: 1_000 * 10**6}
     assert comparison.agreed == {addr(2), addr(4)}
+
+
+async def test_models_that_reach_the_same_address_with_amounts_far_apart_disagree_on_it(db: Database) -> None:
+    # 2 gets $1,000 traced, then $9,000 of its own, and two days later sends $1,000 to 3: FIFO and poison say it is
+    # all traced funds, haircut 10 % of it ($100): every model reaches 3, ten times apart
+    TransferIndex(db).add([usd(1, 2, 1_000, 100), usd(9, 2, 9_000, 200), usd(2, 3, 1_000, 200_000)])
+    comparison = await compare_models(IndexSource(TransferIndex(db)), LabelBook(db), addr(1), "eth", TraceParams())
+    assert comparison.agreed == {addr(2), addr(3)}
+    (differ,) = comparison.disagreements
+    assert differ.address == addr(3) and differ.on_amount and differ.reached_by == MODELS
+    assert differ.received[TaintModel.HAIRCUT] == {USDT: 100 * 10**6}
+    assert differ.received[TaintModel.FIFO] == differ.received[TaintModel.POISON] == {USDT: 1_000 * 10**6}
+    text = render_part(comparison)
+    assert "reached by every model, amounts far apart — haircut 100 USDT" in text, text
 
 
 @pytest.mark.parametrize("model", list(TaintModel))

@@ -234,7 +234,7 @@ def comparison_lines(comparison: ModelComparison) -> list[str]:
     lines.append(f"Reached by every model: {len(comparison.agreed)} addresses.")
     found = comparison.disagreements
     if found:
-        lines.append(f"Where they disagree ({len(found)} addresses):")
+        lines.append(f"Where they disagree ({len(found)} address{'es' if len(found) != 1 else ''}):")
         for d in found[:MAX_DISAGREEMENTS]:
             by = ", ".join(m.value for m in d.reached_by)
             hop = min(d.hops.values(), default=0)
@@ -242,11 +242,14 @@ def comparison_lines(comparison: ModelComparison) -> list[str]:
                 f"{m.value} {amounts_words(trace_amounts(comparison.traces[m], d.address), comparison.chain)}"
                 for m in d.reached_by
             )
-            lines.append(f"  • {short(d.address)}, hop {hop}: reached by {by} only — {amounts}")
+            how = "reached by every model, amounts far apart" if d.on_amount else f"reached by {by} only"
+            lines.append(f"  • {short(d.address)}, hop {hop}: {how} — {amounts}")
         if len(found) > MAX_DISAGREEMENTS:
             lines.append(f"  … and {len(found) - MAX_DISAGREEMENTS} more")
     else:
-        lines.append("The models reach the same addresses.")
+        lines.append(
+            f"The models reach the same addresses, with traced amounts within {comparison.amount_gap}× of each other."
+        )
     if first is not None:
         compared = replace(first.coverage, taint_model="compared: " + ", ".join(comparison.traces))
         lines += coverage_lines(compared, follow_rule=True)

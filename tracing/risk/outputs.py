@@ -28,7 +28,7 @@ from tracing.labels import Category, Label
 from tracing.risk.exposure import amounts_of
 from tracing.risk.policy import DEFAULT_POLICY, RiskPolicy
 from tracing.risk.report import Amount, Exposure, RiskReport, amounts_words, native_symbol
-from tracing.trace.compare import ModelComparison
+from tracing.trace.compare import AMOUNT_GAP, ModelComparison
 from tracing.trace.coverage import Coverage
 from tracing.trace.flows import Asset
 from tracing.trace.model import Trace, TraceEdge, TraceNode, edge_order, parents_of
@@ -926,7 +926,7 @@ def comparison_dot(
         count = f"{len(disagree)} address{'es' if len(disagree) != 1 else ''}"
         verdict = f"the models disagree on {count} (outlined in red)"
     else:
-        verdict = "the models reach the same addresses"
+        verdict = f"the models reach the same addresses, amounts within {AMOUNT_GAP}×"
     title = [
         f"{_way(union)} of {checksum(union.root)} on {union.chain}, up to {union.params.hops} hops: taint models"
         f" compared ({names}); {verdict}",

@@ -3,7 +3,7 @@ where they disagree, with the traced amount each model found there."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from tracing.trace.flows import Asset
@@ -15,6 +15,9 @@ from tracing.trace.value import UsdPrices
 from tracing.trace.walk import trace_funds
 
 MODELS = (TaintModel.HAIRCUT, TaintModel.POISON, TaintModel.FIFO)
+AMOUNT_GAP = 2
+"""Models that all reach an address disagree on it when, in some asset, one traced more than this many times what
+another did (or something where another traced none of it)."""
 
 
 @dataclass(frozen=True)
@@ -26,6 +29,11 @@ class Disagreement:
     hops: Mapping[TaintModel, int]
     received: Mapping[TaintModel, Mapping[Asset, int]]
     """The traced amount it received under each model that reached it, per asset."""
+
+    @property
+    def on_amount(self) -> bool:
+        """Every model reached it, but with traced amounts more than `AMOUNT_GAP` times apart."""
+        return len(self.reached_by) == len(MODELS)
 
 
 @dataclass(frozen=True)
@@ -39,7 +47,13 @@ class ModelComparison:
     reached: Mapping[TaintModel, frozenset[str]]
     """Per model, the addresses reached (the root left out)."""
     disagreements: tuple[Disagreement, ...]
-    """Addresses not reached by every model, nearest first."""
+    """Addresses not reached by every model, nearest first; then those every model reached with traced amounts more
+    than `AMOUNT_GAP` times apart, nearest first."""
+
+    @property
+    def amount_gap(self) -> int:
+        """How far apart (a factor) the models' traced amounts at an address must be to disagree on it."""
+        return AMOUNT_GAP
 
     @property
     def agreed(self) -> frozenset[str]:
@@ -69,10 +83,22 @@ async def compare_models(
     reached = {model: frozenset(n.address for n in trace.nodes[1:]) for model, trace in traces.items()}
     everyone = frozenset.intersection(*reached.values())
     found: list[Disagreement] = []
-    for address in sorted(frozenset.union(*reached.values()) - everyone):
+    for address in sorted(frozenset.union(*reached.values())):
         by = tuple(model for model in MODELS if address in reached[model])
-        hops = {model: node.hop for model in by if (node := traces[model].node(address)) is not None}
         received = {model: dict(traces[model].taint.received.get(address, {})) for model in by}
+        if address in everyone and not _amounts_apart(received.values()):
+            continue
+        hops = {model: node.hop for model in by if (node := traces[model].node(address)) is not None}
         found.append(Disagreement(address, by, hops, received))
-    found.sort(key=lambda d: (min(d.hops.values(), default=0), d.address))
+    found.sort(key=lambda d: (d.on_amount, min(d.hops.values(), default=0), d.address))
     return ModelComparison(root, chain, params, traces, reached, tuple(found))
+
+
+def _amounts_apart(amounts: Iterable[Mapping[Asset, int]]) -> bool:
+    """Whether, in some asset, one model traced more than `AMOUNT_GAP` times what another did."""
+    found = list(amounts)
+    for asset in {asset for by_asset in found for asset in by_asset}:
+        values = [by_asset.get(asset, 0) for by_asset in found]
+        if max(values) > AMOUNT_GAP * min(values):
+            return True
+    return False
