@@ -27,6 +27,7 @@ from bench.common import log, machine_line
 from tests.support.cases import (
     BENCH_MIXES,
     CASES,
+    COINCIDE,
     HOPS,
     Case,
     Mix,
@@ -113,6 +114,8 @@ class Evaluation:
     scores: list[Score] = field(default_factory=list)
     alone: dict[str, Score] = field(default_factory=dict)
     """Per case, the default trace on the case alone (`ALONE`)."""
+    stress: dict[str, Score] = field(default_factory=dict)
+    """Per case, the default trace under the same-amount stress (`tests.support.cases.COINCIDE`)."""
     gaps: dict[str, tuple[int, int, float, float]] = field(default_factory=dict)
     """Per case: addresses that send more than the case shows them receiving, case addresses, the USD they lack,
     the USD the case moves (`ground_truth_gaps`)."""
@@ -137,6 +140,9 @@ def run(cases: Sequence[str], mixes: Sequence[Mix], hops: int) -> Evaluation:
         alone = World.build(case, replace(ALONE, noise=mixes[0].noise))
         found = asyncio.run(product_walk(alone, TraceParams(hops=hops)))
         result.alone[name] = score(alone, "default, the case alone", found, hops)
+        stressed = World.build(case, replace(COINCIDE, noise=mixes[0].noise))
+        found = asyncio.run(product_walk(stressed, TraceParams(hops=hops)))
+        result.stress[name] = score(stressed, "default, same-amount stress", found, hops)
         for mix in mixes:
             world = World.build(case, mix)
             result.moves.append(len(world.moves))
@@ -280,6 +286,19 @@ def markdown(result: Evaluation, cases: Sequence[str], hops: int, quick: bool) -
         "| | " + " | ".join(cases) + " |",
         "| --- | " + " | ".join("---" for _ in cases) + " |",
         "| default, the case alone | " + " | ".join(_cell([result.alone[c]]) for c in cases) + " |",
+        "",
+        "### A stress the goal's mixes leave out: same-amount coincidences",
+        "",
+        f"The default trace under {COINCIDE.name}: within the hour of one of its laundering receipts, half the case "
+        "addresses with money of their own pay an unrelated user that amount (up to 5 % less) out of that money. "
+        "The pass-through rule takes that payment for the receipt moving on, but haircut alone follows it too (it "
+        "carries most of the receipt's traced funds); an analyst reading the chain would follow it as well, so "
+        "calling its recipient unrelated is the generator's word. Reported beside the goal, not in it "
+        "(`tests.support.cases.COINCIDE`).",
+        "",
+        "| | " + " | ".join(cases) + " |",
+        "| --- | " + " | ".join("---" for _ in cases) + " |",
+        "| default, same-amount stress | " + " | ".join(_cell([result.stress[c]]) for c in cases) + " |",
         "",
     ]
     if RULE_VARIANTS:
