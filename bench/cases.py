@@ -224,6 +224,21 @@ def _worst(scores: Sequence[Score]) -> tuple[float, float]:
     return min(s.recall for s in scores), min(s.precision for s in scores)
 
 
+def _one_row_table(title: str, text: str, row: str, scores: Sequence[Score]) -> list[str]:
+    """A subsection with one row of per-case cells (recall / precision)."""
+    cases = [s.case for s in scores]
+    return [
+        f"### {title}",
+        "",
+        text,
+        "",
+        "| | " + " | ".join(cases) + " |",
+        "| --- | " + " | ".join("---" for _ in cases) + " |",
+        f"| {row} | " + " | ".join(_cell([s]) for s in scores) + " |",
+        "",
+    ]
+
+
 def _cell(scores: Sequence[Score]) -> str:
     recall, precision = _worst(scores)
     mark = " ✓" if recall >= RECALL_GOAL and precision >= PRECISION_GOAL else ""
@@ -275,32 +290,26 @@ def markdown(result: Evaluation, cases: Sequence[str], hops: int, quick: bool) -
     if quick:
         lines.append("- **Quick run (`--quick`): reduced traffic and two mixes; it proves only that the bench runs.**")
     lines += ["- Mixes: " + "; ".join(f"({i + 1}) {m.name}" for i, m in enumerate(mixes)) + ".", ""]
-    lines += [
-        "### The case alone: what the default trace misses for the case's own shape",
-        "",
+    lines += _one_row_table(
+        "The case alone: what the default trace misses for the case's own shape",
         "The default trace (haircut) with the background traffic but nothing around the case's own addresses "
         "(no everyday activity, payments out, dust or peel-chain hitchhikers): its misses are the follow rule "
         "meeting the case itself (a terminal reached by a few dollars only, gift cards bought $10-50 at a time by "
         "addresses that spend far more than the case shows them receiving), not the traffic.",
-        "",
-        "| | " + " | ".join(cases) + " |",
-        "| --- | " + " | ".join("---" for _ in cases) + " |",
-        "| default, the case alone | " + " | ".join(_cell([result.alone[c]]) for c in cases) + " |",
-        "",
-        "### A stress the goal's mixes leave out: same-amount coincidences",
-        "",
+        "default, the case alone",
+        [result.alone[c] for c in cases],
+    )
+    lines += _one_row_table(
+        "A stress the goal's mixes leave out: same-amount coincidences",
         f"The default trace under {COINCIDE.name}: within the hour of one of its laundering receipts, half the case "
         "addresses with money of their own pay an unrelated user that amount (up to 5 % less) out of that money. "
         "The pass-through rule takes that payment for the receipt moving on, but haircut alone follows it too (it "
         "carries most of the receipt's traced funds); an analyst reading the chain would follow it as well, so "
         "calling its recipient unrelated is the generator's word. Reported beside the goal, not in it "
         "(`tests.support.cases.COINCIDE`).",
-        "",
-        "| | " + " | ".join(cases) + " |",
-        "| --- | " + " | ".join("---" for _ in cases) + " |",
-        "| default, same-amount stress | " + " | ".join(_cell([result.stress[c]]) for c in cases) + " |",
-        "",
-    ]
+        "default, same-amount stress",
+        [result.stress[c] for c in cases],
+    )
     if RULE_VARIANTS:
         lines += [
             "### Follow-rule variants tried (issue #12): worst recall / precision per case over the bench mixes",
