@@ -202,9 +202,10 @@ class ExplorerClient(HistoryHttpClient):
         the address (outgoing) or into it: the address is busier than a trace expands, and the rest of a hot
         wallet's history (up to `max_rows` rows per action) need not be read to know it (`ExplorerHistory.busy`)."""
         canonical = parse_address(address)
+        halt = asyncio.Event()  # one action found it busy: the others stop at their next page
         fetches = await asyncio.gather(
             *(
-                self.fetch(action, canonical, start_block=start_block, end_block=end_block, busy=busy)
+                self.fetch(action, canonical, start_block=start_block, end_block=end_block, busy=busy, halt=halt)
                 for action in ExplorerAction
             )
         )
@@ -233,9 +234,11 @@ class ExplorerClient(HistoryHttpClient):
         start_block: int = 0,
         end_block: int | None = None,
         busy: tuple[bool, int] | None = None,
+        halt: asyncio.Event | None = None,
     ) -> ActionFetch:
         """Every row of one action for the address, across pages and result windows, mapped to transfers (`busy`:
-        stop early at a busy address, see `transfers_of`)."""
+        stop early at a busy address, see `transfers_of`; `halt`: set when this action finds it busy, and read
+        after each page: another action found it busy)."""
         canonical = parse_address(address)
         rows: list[tuple[str, Mapping[str, Any]]] = []
         cuts: list[str] = []
@@ -251,7 +254,11 @@ class ExplorerClient(HistoryHttpClient):
                 page = await self._page(action, canonical, start, end_block, page_number)
                 requests += 1
                 window.extend((page.where, row) for row in page.rows)
-                if busy is not None and _busier(action, self.chain, canonical, page, busy, seen):
+                if busy is not None and (
+                    _busier(action, self.chain, canonical, page, busy, seen) or (halt is not None and halt.is_set())
+                ):
+                    if halt is not None:
+                        halt.set()
                     transfers, kept, _ = _map_rows(action, self.chain, rows + window)
                     why = f"{action}: stopped after {len(seen)} transfers {'out' if busy[0] else 'in'}: a busy address"
                     return ActionFetch(action, transfers, kept, requests, False, None, (why,), (why,), len(seen))

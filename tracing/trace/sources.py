@@ -155,7 +155,9 @@ class ExplorerSource:
         if known is not None and now - known[0] < self.ttl:
             return known[1]
         async with self._semaphore:
-            result = await self.client.transfers_of(address, busy=(outgoing, limit))
+            result = self.client.transfers_of(address, busy=(outgoing, limit))
+            if inspect.isawaitable(result):
+                result = await result
         if getattr(result, "busy", 0):
             self._busy[(address, outgoing, limit)] = (now, int(result.busy))
             return int(result.busy)
