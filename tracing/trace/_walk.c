@@ -1668,11 +1668,11 @@ static int vw_expand(VW *w, int32_t node, int is_root, int64_t since, int64_t un
             continue;
         }
         u128 carried;
-        int swap_send = w->swap_tx.len && tx_find(w, &w->swap_tx, e) >= 0;
+        Py_ssize_t swap_k = w->swap_tx.len ? tx_find(w, &w->swap_tx, e) : -1; /* into a swap: its transaction */
         u128 passed = 0;
         if (root) {
             carried = value;
-        } else if (passing && !swap_send && pass_match(&w->rule, s, out, value, w->ts[e], &passed)) {
+        } else if (passing && swap_k < 0 && pass_match(&w->rule, s, out, value, w->ts[e], &passed)) {
             /* a receipt passed on (`PassThrough`): it carries the receipt's traced value */
             u128 t_held = s->traced, c_held = s->clean;
             carried = value < passed ? value : passed;
@@ -1743,16 +1743,13 @@ static int vw_expand(VW *w, int32_t node, int is_root, int64_t since, int64_t un
             carried = mul_div(value, best_num, best_den);
         }
         VStep step = {e, (int32_t)(s - w->slots), 0, 0, carried};
-        if (w->swap_tx.len) {
-            Py_ssize_t k = tx_find(w, &w->swap_tx, e);
-            if (k >= 0) {
-                u128 *share = &AT(w->swap_share, u128, 2 * k);
-                if (cmp_mul(carried, share[1], share[0], value) > 0) {
-                    share[0] = carried;
-                    share[1] = value;
-                }
-                step.swap = 1;
+        if (swap_k >= 0) {
+            u128 *share = &AT(w->swap_share, u128, 2 * swap_k);
+            if (cmp_mul(carried, share[1], share[0], value) > 0) {
+                share[0] = carried;
+                share[1] = value;
             }
+            step.swap = 1;
         }
         if (vec_push(&w->steps, &step) < 0) return -1;
     }
