@@ -78,6 +78,7 @@ def shape(t: Trace) -> tuple[object, ...]:
         tuple((e.from_addr, e.to_addr, e.tx_hash, e.value, e.hop) for e in t.edges),
         tuple(t.cuts),
         t.taint.edges,
+        tuple(t.followed_by(e) for e in t.edges),
     )
 
 

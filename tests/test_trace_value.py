@@ -4,6 +4,8 @@ services but not at sanctioned wallets, and gives the same trace over the in-mem
 
 from __future__ import annotations
 
+import csv
+import io
 import random
 from dataclasses import replace
 from decimal import Decimal
@@ -16,11 +18,12 @@ from tests.test_trace import USDT, addr, both, hops_of, label, tx
 from tracing.chain.index import TransferIndex
 from tracing.errors import InvalidArgument
 from tracing.labels import Category, LabelBook
+from tracing.risk.outputs import trace_csv, trace_json
 from tracing.trace.compare import MODELS, compare_models
 from tracing.trace.params import Direction, TraceParams
 from tracing.trace.sources import IndexSource
 from tracing.trace.taint import TaintModel
-from tracing.trace.value import PASS_WINDOW, Ledger, PassThrough, shortfall
+from tracing.trace.value import PASS_WINDOW, Followed, FollowedBy, Ledger, PassThrough, shortfall
 from tracing.trace.walk import trace_funds
 
 
@@ -105,6 +108,16 @@ async def test_a_receipt_passed_on_carries_its_traced_value_not_the_balance_shar
     carried = {e.to_addr: result.carried(e) for e in result.edges if e.from_addr == addr(2)}
     assert carried == {addr(3): 990 * 10**6}  # the receipt moving on; $10 left, shared thin: not followed
     assert set(hops_of(result)) == {addr(1), addr(2), addr(3)}
+    # each followed transfer says why: the $990 names the receipt it passes on, in the CSV and the JSON too
+    receipt, passed = (next(e for e in result.edges if e.from_addr == addr(n)) for n in (1, 2))
+    assert result.followed_by(receipt) == Followed(FollowedBy.FLOOR, None)
+    assert result.followed_by(passed) == Followed(FollowedBy.FLOOR, receipt.tx_hash)
+    rows = {row["from"]: row for row in csv.DictReader(io.StringIO(trace_csv(result)))}
+    assert (rows[addr(2)]["follow_rule"], rows[addr(2)]["passes_on_tx"]) == ("dust floor", receipt.tx_hash)
+    assert (rows[addr(1)]["follow_rule"], rows[addr(1)]["passes_on_tx"]) == ("dust floor", "")
+    edges = {e["from"]: e for e in trace_json(result)["edges"]}
+    assert (edges[addr(2)]["follow_rule"], edges[addr(2)]["passes_on_tx"]) == ("dust floor", receipt.tx_hash)
+    assert "Why followed: 2 carry at least the dust floor; 1 of them passes a receipt on" in render_part(result)
     # not a pass-through: over a day later, more than the receipt, or 5 % short or more
     cases = ((100 + 86_401, 990), (3_700, 1_001), (3_700, 949))
     for i, (late, amount) in enumerate(cases):
@@ -132,22 +145,22 @@ async def test_backward_a_receipt_passed_on_points_at_the_transfer_in_that_funde
     assert addr(11) not in carried
 
 
-def test_pass_through_takes_the_latest_open_receipt_once() -> None:
+def test_pass_through_takes_the_latest_open_receipt_once_and_names_it() -> None:
     passing = PassThrough()
-    passing.receive("usdt", 1_000, 100, 1_000)
-    passing.receive("usdt", 1_000, 200, 900)
-    passing.receive("usdt", 1_000, 300, 400)  # less than half traced: not open
-    passing.receive(None, 1_000, 300, 1_000)
-    assert passing.match("usdt", 990, 400) == 900  # the latest open one
-    assert passing.match("usdt", 1_000, 400) == 1_000
+    passing.receive("usdt", 1_000, 100, 1_000, "0xa")
+    passing.receive("usdt", 1_000, 200, 900, "0xb")
+    passing.receive("usdt", 1_000, 300, 400, "0xc")  # less than half traced: not open
+    passing.receive(None, 1_000, 300, 1_000, "0xd")
+    assert passing.match("usdt", 990, 400) == (900, "0xb")  # the latest open one
+    assert passing.match("usdt", 1_000, 400) == (1_000, "0xa")
     assert passing.match("usdt", 1_000, 400) is None  # each once
-    assert passing.match(None, 960, 300 + PASS_WINDOW) == 1_000
-    passing.receive("dai", 1_000, 0, 1_000)
+    assert passing.match(None, 960, 300 + PASS_WINDOW) == (1_000, "0xd")
+    passing.receive("dai", 1_000, 0, 1_000, "0xe")
     assert passing.match("dai", 1_000, PASS_WINDOW + 1) is None
     backward = PassThrough(outgoing=False)  # the receipt is a transfer out; the transfer in may be up to 5 % more
-    backward.receive("usdt", 990, 100, 990)
-    assert backward.match("usdt", 1_000, 50) == 990
-    backward.receive("usdt", 1_000, 100, 1_000)
+    backward.receive("usdt", 990, 100, 990, "0xf")
+    assert backward.match("usdt", 1_000, 50) == (990, "0xf")
+    backward.receive("usdt", 1_000, 100, 1_000, "0x10")
     assert backward.match("usdt", 990, 50) is None
 
 
@@ -180,9 +193,21 @@ async def test_dust_from_an_address_that_received_millions_is_summed_not_followe
 
 
 async def test_money_that_moves_on_in_small_amounts_is_followed(db: Database) -> None:
-    TransferIndex(db).add([usd(1, 2, 900, 100)] + [usd(2, 100 + i, 30, 200 + i) for i in range(30)])
+    # 30 × $30 out of $900, and 7 takes $80 of $100 (under the floor, but most of what 7 received, on its own)
+    TransferIndex(db).add(
+        [usd(1, 2, 900, 100)]
+        + [usd(2, 100 + i, 30, 200 + i) for i in range(30)]
+        + [usd(1, 7, 100, 100), usd(7, 8, 80, 300)]
+    )
     result, _ = await both(db, 1, TraceParams(hops=2))
-    assert {addr(100 + i) for i in range(30)} <= set(hops_of(result))
+    assert {addr(100 + i) for i in range(30)} | {addr(8)} <= set(hops_of(result))
+    why = {e.to_addr: result.followed_by(e) for e in result.edges}
+    assert {why[addr(100 + i)] for i in range(30)} == {Followed(FollowedBy.TOGETHER)}
+    assert why[addr(8)] == Followed(FollowedBy.SHARE)
+    assert (why[addr(2)], why[addr(7)]) == (Followed(FollowedBy.FLOOR), Followed(FollowedBy.FLOOR))  # the root's
+    assert "Why followed: 2 carry at least the dust floor, 1 carries the follow share alone, 30 are small" in (
+        render_part(result)
+    )
 
 
 async def test_an_address_own_spending_with_a_trace_of_the_funds_is_not_followed(db: Database) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import random
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from decimal import Decimal
@@ -32,7 +33,7 @@ from tracing.trace.model import Trace
 from tracing.trace.params import Direction, TraceParams
 from tracing.trace.sources import GraphSource
 from tracing.trace.taint import TaintModel
-from tracing.trace.value import PegPrices
+from tracing.trace.value import FollowedBy, PegPrices
 from tracing.trace.walk import trace_funds
 
 if not compiled.available() and os.environ.get("CHAINSLEUTH_REQUIRE_COMPILED_WALK"):
@@ -203,7 +204,8 @@ def random_params(rng: random.Random, model: TaintModel) -> TraceParams:
 
 
 def everything(t: Trace) -> tuple[object, ...]:
-    """What a reader of a value-aware trace sees: nodes, edges with the traced value each carries, cuts, totals,
+    """What a reader of a value-aware trace sees: nodes, edges with the traced value each carries and why it was
+    followed (the rule, the receipt it passes on), cuts, totals,
     parents, paths, taint under every model, the coverage statement (dust summary included), lazy accessors first."""
     lazy = (
         t.root_node,
@@ -220,6 +222,7 @@ def everything(t: Trace) -> tuple[object, ...]:
         nodes,
         t.edges,
         [t.carried(edge) for edge in t.edges],
+        [t.followed_by(edge) for edge in t.edges],
         sorted(t.cuts, key=repr),
         dict(t.totals),
         dict(t.parents),
@@ -261,6 +264,26 @@ async def test_compiled_value_walk_matches_the_python_value_walk(seed: int, mode
         assert isinstance(fast._parts, ValueParts) == in_graph  # compiled whenever the roots are in the graph
         assert reference._parts is None
         assert everything(fast) == everything(reference), (seed, params, root, roots)
+
+
+async def test_the_random_graphs_exercise_every_reason_to_follow_and_the_pass_through() -> None:
+    """The agreement above compares why each edge was followed; here, that the random graphs give every reason
+    and pass-throughs, in the compiled walk, so that comparison is not of empty columns."""
+    seen: Counter[object] = Counter()
+    for seed in range(12):
+        rng = random.Random(seed * 7 + len(TaintModel.HAIRCUT.value))
+        graph, labels, n = random_graph(rng)
+        source, prices = GraphSource(graph), Prices(rng)
+        for _ in range(10):
+            params = random_params(rng, TaintModel.HAIRCUT)
+            trace = await trace_funds(source, labels, addr(rng.randrange(n)), "eth", params, prices)
+            for edge in trace.edges:
+                why = trace.followed_by(edge)
+                if why is not None:
+                    seen[why.by] += 1
+                    seen["passes on"] += why.passes_on is not None
+    assert all(seen[by] for by in FollowedBy), seen
+    assert seen["passes on"], seen
 
 
 async def test_the_dust_summary_agrees_and_is_in_the_coverage() -> None:

@@ -31,6 +31,7 @@ from tracing import (
     amounts_words,
     checksum,
     end_amounts,
+    followed_words,
     short,
     trace_amounts,
     trace_words,
@@ -168,6 +169,9 @@ def trace_lines(trace: Trace) -> list[str]:
     ]
     if not trace.edges:
         lines.append("No transfers to follow in the sources used (see coverage).")
+    followed = followed_words(trace)
+    if followed:
+        lines.append(followed)
     comparison = {c.address: c for c in trace.compare_models()}
 
     def amount_of(node: TraceNode) -> str:

@@ -34,6 +34,7 @@ from tracing.trace.flows import Asset
 from tracing.trace.model import Trace, TraceEdge, TraceNode, edge_order, parents_of
 from tracing.trace.taint import TaintModel
 from tracing.trace.usd import edge_usd, received_with_usd, token_meta, usd_received
+from tracing.trace.value import PASS_FEE, PASS_WINDOW, FollowedBy
 
 PICTURE_NODES = 60
 """About how many address boxes a picture holds and stays readable; the rest is folded."""
@@ -152,6 +153,7 @@ def trace_json(trace: Trace) -> dict[str, Any]:
                 "source": edge.source,
                 "taint": str(taint.edges[index]),
                 "taint_usd": _usd_cell(edge_usd(trace, edge, taint.edges[index])),
+                **_followed_json(trace, edge),
             }
             for index, edge in enumerate(trace.edges)
         ],
@@ -161,6 +163,49 @@ def trace_json(trace: Trace) -> dict[str, Any]:
         ],
         "coverage": coverage_json(trace.coverage),
     }
+
+
+def _followed_json(trace: Trace, edge: TraceEdge) -> dict[str, Any]:
+    why = trace.followed_by(edge)
+    return {"follow_rule": None if why is None else why.by.value, "passes_on_tx": _receipt_tx(trace, edge)}
+
+
+def _receipt_tx(trace: Trace, edge: TraceEdge) -> str | None:
+    """The transaction of the receipt `edge` passes on (`PassThrough`), as its chain shows it, if it passes one."""
+    why = trace.followed_by(edge)
+    return None if why is None or why.passes_on is None else show_tx(why.passes_on, edge.from_addr)
+
+
+def followed_words(trace: Trace) -> str | None:
+    """How many transfers a value-aware trace followed by each part of the follow rule, and how many of them pass
+    a receipt on; None for a graph walk."""
+    if not trace.value_aware:
+        return None
+    counts: dict[FollowedBy, int] = dict.fromkeys(FollowedBy, 0)
+    passing = 0
+    for edge in trace.edges:
+        why = trace.followed_by(edge)
+        if why is not None:
+            counts[why.by] += 1
+            passing += why.passes_on is not None
+    parts = {  # (one, several)
+        FollowedBy.FLOOR: ("carries at least the dust floor", "carry at least the dust floor"),
+        FollowedBy.SHARE: ("carries the follow share alone", "carry the follow share alone"),
+        FollowedBy.TOGETHER: (
+            "is a small transfer carrying it with others",
+            "are small transfers carrying it together",
+        ),
+    }
+    shown = [f"{counts[by]:,} {words[counts[by] != 1]}" for by, words in parts.items() if counts[by]]
+    if not shown:
+        return None
+    line = "Why followed: " + ", ".join(shown)
+    if passing:
+        line += (
+            f"; {passing:,} of them pass{'es' if passing == 1 else ''} a receipt on (its amount or up to"
+            f" {float(PASS_FEE):.0%} less within {PASS_WINDOW // 3600} h: the CSV names the receipt's transaction)"
+        )
+    return line + "."
 
 
 def risk_json(report: RiskReport) -> dict[str, Any]:
@@ -244,6 +289,8 @@ TRACE_CSV_COLUMNS = (
     "taint_model",
     "taint",
     "taint_usd",
+    "follow_rule",
+    "passes_on_tx",
     "kind",
     "position",
     "source",
@@ -271,7 +318,9 @@ def trace_csv(trace: Trace) -> str:
         before, after = _edge_cells(trace, edge)
         taint = trace.taint.edges[index]
         model = [trace.taint.model.value, str(taint), _usd_cell(edge_usd(trace, edge, taint)) or NO_USD]
-        writer.writerow([*before, *model, *after])
+        why = trace.followed_by(edge)
+        rule = ["" if why is None else why.by.value, _receipt_tx(trace, edge) or ""]
+        writer.writerow([*before, *model, *rule, *after])
     return out.getvalue()
 
 
@@ -307,7 +356,7 @@ def comparison_csv_columns(models: Sequence[TaintModel]) -> tuple[str, ...]:
     """A comparison's CSV columns: the trace CSV's, with `followed_by` and, per model, the traced amount it found on
     the transfer (raw, in units, in USD on the transfer's day) in place of the one model's taint columns."""
     per_model = tuple(f"{m.value}_{what}" for m in models for what in ("taint", "taint_amount", "taint_usd"))
-    head, tail = TRACE_CSV_COLUMNS[:13], TRACE_CSV_COLUMNS[16:]
+    head, tail = TRACE_CSV_COLUMNS[:13], TRACE_CSV_COLUMNS[TRACE_CSV_COLUMNS.index("kind") :]
     return (*head, "followed_by", *per_model, *tail)
 
 

@@ -58,7 +58,7 @@ from tracing.trace.utxo import (
     find_change,
     follow_peel,
 )
-from tracing.trace.value import PegPrices, UsdPrices
+from tracing.trace.value import Followed, FollowedBy, PegPrices, UsdPrices
 from tracing.trace.walk import trace_funds
 
 __all__ = [
@@ -79,6 +79,8 @@ __all__ = [
     "compute_taint",
     "Coverage",
     "Cut",
+    "Followed",
+    "FollowedBy",
     "DEFAULT_DUST_USD",
     "DEFAULT_FOLLOW_SHARE",
     "DEFAULT_HOPS",

@@ -966,7 +966,10 @@ static PyObject *weight(PyObject *self, PyObject *args) {
 #define MAX_HOPS_V 10
 enum { MODEL_HAIRCUT = 0, MODEL_POISON = 1, MODEL_FIFO = 2 };
 enum { VCUT_FANOUT = 0, VCUT_SCAN = 1, VCUT_BUSY = 2, VCUT_BUDGET = 3, VCUT_DUST = 4, N_VCUT = 5 };
-enum { F_PASS = 0, F_SMALL = 1, F_DUST = 2 };
+enum { F_PASS = 0, F_SMALL = 1, F_DUST = 2, F_SHARE = 3 };
+/* why a followed transfer was followed (`tracing.trace.model.FollowedBy`): the floor, its share alone, or with its
+   address's other small transfers */
+enum { WHY_FLOOR = 0, WHY_SHARE = 1, WHY_TOGETHER = 2 };
 static const u128 U128_MAX = ~(u128)0;
 
 /* --- 256-bit products ---------------------------------------------------------------------------------------- */
@@ -1049,8 +1052,8 @@ typedef struct {
     u128 floor, cap;            /* the dust floor in raw units, and CRUMB_CAP times it (priced: from the price) */
 } FollowIn;
 
-/* Whether one transfer is followed on its own (F_PASS), only if its address's small transfers together carry the
-   share (F_SMALL), or is dust. The one statement of the rule in C: keep it as `tracing.trace.value.judge`
+/* Whether one transfer is followed on its own (F_PASS: the floor; F_SHARE: its share alone), only if its address's
+   small transfers together carry the share (F_SMALL), or is dust. The one statement of the rule in C: keep it as `tracing.trace.value.judge`
    (`over_floor`, `over_cap`: carried >= floor, >= cap; both where there is no floor). */
 static int follow_rule(const Rule *rule, const FollowIn *in) {
     u128 carried = in->carried, value = in->value, total = in->total;
@@ -1061,7 +1064,7 @@ static int follow_rule(const Rule *rule, const FollowIn *in) {
     int over_cap = in->floor_kind == 0 || carried >= in->cap;
     if (over_floor && (over_cap || !crumb_of)) return F_PASS;
     if (cmp_mul(carried, rule->pure_den, rule->pure_num, value) < 0) return F_DUST;
-    if (total && cmp_mul(carried, rule->share_den, rule->share_num, total) >= 0) return F_PASS;
+    if (total && cmp_mul(carried, rule->share_den, rule->share_num, total) >= 0) return F_SHARE;
     return F_SMALL;
 }
 
@@ -1115,6 +1118,7 @@ typedef struct {
 typedef struct {
     u128 value, traced;
     int64_t ts;
+    int32_t e;
 } Receipt; /* a receipt of mostly traced funds, open to be passed on (`tracing.trace.value.PassThrough`) */
 
 typedef struct {
@@ -1132,7 +1136,8 @@ typedef struct {
 } Ev;
 
 typedef struct {
-    int32_t e, slot, swap, pad;
+    int32_t e, slot, swap, receipt; /* receipt: the edge of the receipt it passes on (`PassThrough`), or -1 */
+    int32_t why, pad[3];            /* WHY_* once chosen */
     u128 carried;
 } VStep;
 
@@ -1158,7 +1163,8 @@ typedef struct {
     const uint8_t *marks;
     Py_ssize_t n_marks;
     /* walk state */
-    Vec nodes, labelled, followed, followed_hop, carried, cuts, totals, dust, prices, pending[MAX_HOPS_V + 1];
+    Vec nodes, labelled, followed, followed_hop, carried, why, passes, cuts, totals, dust, prices,
+        pending[MAX_HOPS_V + 1]; /* why, passes: per followed edge, as its carried value was set */
     Map index, seen, cut_at, price_at, mark;
     uint8_t *unfloored, *no_price; /* per token + 1 */
     uint8_t *never;                /* per token + 1: no price on any day (the price callback said so) */
@@ -1266,7 +1272,7 @@ static Slot *slot_of(VW *w, int32_t tid) {
 /* Haircut's pass-through rule (`tracing.trace.value.PassThrough`): the latest receipt of `s` within the window of
    `ts` that a transfer of `value` passes on (its amount, or up to the fee less); taken off the open receipts, its
    traced value in `*traced`. Returns whether one was found. */
-static int pass_match(const Rule *rule, Slot *s, int outgoing, u128 value, int64_t ts, u128 *traced) {
+static int pass_match(const Rule *rule, Slot *s, int outgoing, u128 value, int64_t ts, u128 *traced, int32_t *edge) {
     Receipt *rc = (Receipt *)s->receipts.data;
     for (Py_ssize_t i = s->receipts.len - 1; i >= 0; i--) {
         int64_t gap = ts > rc[i].ts ? ts - rc[i].ts : rc[i].ts - ts;
@@ -1276,6 +1282,7 @@ static int pass_match(const Rule *rule, Slot *s, int outgoing, u128 value, int64
         u128 less = outgoing ? value : rc[i].value, more = outgoing ? rc[i].value : value;
         if (less <= more && cmp_mul(less, rule->fee_den, more, rule->fee_den - rule->fee_num) >= 0) {
             *traced = rc[i].traced;
+            *edge = rc[i].e;
             memmove(&rc[i], &rc[i + 1], (size_t)(s->receipts.len - i - 1) * sizeof(Receipt));
             s->receipts.len--;
             return 1;
@@ -1662,7 +1669,7 @@ static int vw_expand(VW *w, int32_t node, int is_root, int64_t since, int64_t un
                 if (vec_push(&s->lots, &lot) < 0) return -1;
             }
             if (passing && ev.phase == 0 && got && cmp_mul(got, w->rule.pure_den, w->rule.pure_num, value) >= 0) {
-                Receipt rc = {value, got, w->ts[e]};
+                Receipt rc = {value, got, w->ts[e], e};
                 if (vec_push(&s->receipts, &rc) < 0) return -1;
             }
             continue;
@@ -1670,9 +1677,10 @@ static int vw_expand(VW *w, int32_t node, int is_root, int64_t since, int64_t un
         u128 carried;
         Py_ssize_t swap_k = w->swap_tx.len ? tx_find(w, &w->swap_tx, e) : -1; /* into a swap: its transaction */
         u128 passed = 0;
+        int32_t receipt = -1;
         if (root) {
             carried = value;
-        } else if (passing && swap_k < 0 && pass_match(&w->rule, s, out, value, w->ts[e], &passed)) {
+        } else if (passing && swap_k < 0 && pass_match(&w->rule, s, out, value, w->ts[e], &passed, &receipt)) {
             /* a receipt passed on (`PassThrough`): it carries the receipt's traced value */
             u128 t_held = s->traced, c_held = s->clean;
             carried = value < passed ? value : passed;
@@ -1742,7 +1750,7 @@ static int vw_expand(VW *w, int32_t node, int is_root, int64_t since, int64_t un
             }
             carried = mul_div(value, best_num, best_den);
         }
-        VStep step = {e, (int32_t)(s - w->slots), 0, 0, carried};
+        VStep step = {e, (int32_t)(s - w->slots), 0, receipt, WHY_FLOOR, {0, 0, 0}, carried};
         if (swap_k >= 0) {
             u128 *share = &AT(w->swap_share, u128, 2 * swap_k);
             if (cmp_mul(carried, share[1], share[0], value) > 0) {
@@ -1794,8 +1802,9 @@ static int vw_expand(VW *w, int32_t node, int is_root, int64_t since, int64_t un
             }
         }
         int verdict = follow_rule(&w->rule, &in);
-        if (verdict == F_PASS) {
+        if (verdict == F_PASS || verdict == F_SHARE) {
             int32_t at = (int32_t)i;
+            st->why = verdict == F_PASS ? WHY_FLOOR : WHY_SHARE;
             if (vec_push(&w->chosen, &at) < 0) return -1;
         } else if (verdict == F_SMALL) {
             int64_t rec[2] = {i, day};
@@ -1825,6 +1834,7 @@ static int vw_expand(VW *w, int32_t node, int is_root, int64_t since, int64_t un
             Slot *s = &w->slots[st->slot];
             if (spread_passes(&w->rule, s->spread, s->received)) {
                 int32_t at = (int32_t)i;
+                st->why = WHY_TOGETHER;
                 if (vec_push(&w->chosen, &at) < 0) return -1;
                 any = 1;
             } else {
@@ -1944,18 +1954,22 @@ static int vw_expand(VW *w, int32_t node, int is_root, int64_t since, int64_t un
         VStep *st = &AT(w->steps, VStep, AT(w->chosen, int32_t, j));
         int32_t e = st->e;
         u128 carried = st->carried;
+        uint8_t why = (uint8_t)st->why;
         int32_t at = map_get(&w->seen, e, -1);
         if (at < 0) {
             int32_t next = hop + 1;
             at = (int32_t)w->followed.len;
             if (vec_push(&w->followed, &e) < 0 || vec_push(&w->followed_hop, &next) < 0 ||
-                vec_push(&w->carried, &carried) < 0 || map_put(&w->seen, e, at) < 0)
+                vec_push(&w->carried, &carried) < 0 || vec_push(&w->why, &why) < 0 ||
+                vec_push(&w->passes, &st->receipt) < 0 || map_put(&w->seen, e, at) < 0)
                 return -1;
             w->sources[w->srccol[e]] = 1;
         } else if (carried <= AT(w->carried, u128, at)) {
             continue;
         } else {
             AT(w->carried, u128, at) = carried;
+            AT(w->why, uint8_t, at) = why;
+            AT(w->passes, int32_t, at) = st->receipt;
         }
         int32_t far = w->far[e];
         int64_t when = w->ts[e];
@@ -2256,6 +2270,8 @@ static PyObject *value_walk(PyObject *self, PyObject *args) {
     w.followed = (Vec)VEC(int32_t);
     w.followed_hop = (Vec)VEC(int32_t);
     w.carried = (Vec)VEC(u128);
+    w.why = (Vec)VEC(uint8_t);
+    w.passes = (Vec)VEC(int32_t);
     w.cuts = (Vec)VEC(VCut);
     w.totals = (Vec)VEC(TotRec);
     w.dust = (Vec)VEC(DustRec);
@@ -2298,7 +2314,8 @@ static PyObject *value_walk(PyObject *self, PyObject *args) {
         int64_t *best_ts = malloc(sizeof(int64_t) * (size_t)(n ? n : 1));
         Vec node = VEC(int32_t), hop = VEC(int32_t), arrived = VEC(int64_t), degree = VEC(int64_t),
             stop = VEC(int8_t), parent = VEC(int32_t), fol = VEC(int32_t), fol_hop = VEC(int32_t),
-            c_lo = VEC(uint64_t), c_hi = VEC(uint64_t), carrying = VEC(uint8_t);
+            c_lo = VEC(uint64_t), c_hi = VEC(uint64_t), carrying = VEC(uint8_t), why = VEC(uint8_t),
+            passes = VEC(int32_t);
         int ok = best && best_ts;
         for (Py_ssize_t i = 0; i < n && ok; i++) {
             int32_t none = -1;
@@ -2341,7 +2358,8 @@ static PyObject *value_walk(PyObject *self, PyObject *args) {
                 uint8_t flag = c && fi >= 0 && ni >= 0 && AT(w.nodes, VNode, fi).hop == h &&
                                AT(w.nodes, VNode, ni).hop == h - 1;
                 ok = vec_push(&fol, &e) == 0 && vec_push(&fol_hop, &h) == 0 && vec_push(&c_lo, &lo) == 0 &&
-                     vec_push(&c_hi, &hi) == 0 && vec_push(&carrying, &flag) == 0;
+                     vec_push(&c_hi, &hi) == 0 && vec_push(&carrying, &flag) == 0 &&
+                     vec_push(&why, &AT(w.why, uint8_t, k)) == 0 && vec_push(&passes, &AT(w.passes, int32_t, k)) == 0;
             }
         PyObject *cuts = ok ? PyList_New(0) : NULL;
         for (Py_ssize_t i = 0; cuts && i < w.cuts.len; i++) {
@@ -2395,12 +2413,12 @@ static PyObject *value_walk(PyObject *self, PyObject *args) {
         PyObject *unfloored = dust ? flags_of(w.unfloored, w.n_tokens + 1) : NULL;
         PyObject *no_price = unfloored ? flags_of(w.no_price, w.n_tokens + 1) : NULL;
         if (no_price && ok)
-            out = Py_BuildValue("(NNNNNNNNNNNNNNNLLNNN)", bytes_of(&node), bytes_of(&hop), bytes_of(&arrived),
+            out = Py_BuildValue("(NNNNNNNNNNNNNNNLLNNNNN)", bytes_of(&node), bytes_of(&hop), bytes_of(&arrived),
                                 bytes_of(&degree), bytes_of(&stop), bytes_of(&parent), bytes_of(&fol),
                                 bytes_of(&fol_hop), cuts, totals, sources,
                                 w.marks ? bytes_of(&w.labelled) : Py_NewRef(Py_None), bytes_of(&c_lo),
                                 bytes_of(&c_hi), dust, (long long)dust_count, (long long)dust_priced, unfloored,
-                                no_price, bytes_of(&carrying));
+                                no_price, bytes_of(&carrying), bytes_of(&why), bytes_of(&passes));
         else {
             Py_XDECREF(cuts);
             Py_XDECREF(totals);
@@ -2421,13 +2439,16 @@ static PyObject *value_walk(PyObject *self, PyObject *args) {
         free(c_lo.data);
         free(c_hi.data);
         free(carrying.data);
+        free(why.data);
+        free(passes.data);
     }
 fail:
     for (int i = 0; i < got; i++) PyBuffer_Release(&views[i]);
     if (have_roots) PyBuffer_Release(&roots_view);
     if (have_marks) PyBuffer_Release(&marks_view);
     for (Py_ssize_t i = 0; i < w.totals.len; i++) Py_XDECREF(AT(w.totals, TotRec, i).dict);
-    Vec *vecs[] = {&w.nodes, &w.labelled, &w.followed, &w.followed_hop, &w.carried, &w.cuts, &w.totals, &w.dust,
+    Vec *vecs[] = {&w.nodes, &w.labelled, &w.followed, &w.followed_hop, &w.carried, &w.why, &w.passes, &w.cuts,
+                   &w.totals, &w.dust,
                    &w.prices, &w.sends, &w.receives, &w.events, &w.steps, &w.swap_tx, &w.swap_share, &w.order,
                    &w.order_tmp, &w.party_sums, &w.chosen, &w.small};
     for (size_t i = 0; i < sizeof vecs / sizeof vecs[0]; i++) free(vecs[i]->data);

@@ -17,11 +17,11 @@ import os
 import time
 from array import array
 from bisect import bisect_left
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from fractions import Fraction
 from itertools import compress
-from typing import Any
+from typing import Any, Generic, TypeVar
 from weakref import WeakKeyDictionary
 
 from tracing.chain.prices import DAY, native_decimals
@@ -30,11 +30,31 @@ from tracing.trace.coverage import Coverage, cut_lines, gap_lines, trace_coverag
 from tracing.trace.flows import Asset, rank_counterparties
 from tracing.trace.graph import TransferGraph
 from tracing.trace.label_cache import LabelCache, NodeMarks
-from tracing.trace.model import Cut, Stop, Trace, TraceEdge, TraceNode, edge_order, graph_edge, weight_of
+from tracing.trace.model import (
+    Cut,
+    Stop,
+    Trace,
+    TraceEdge,
+    TraceNode,
+    edge_order,
+    graph_edge,
+    weight_of,
+)
 from tracing.trace.params import Direction, TraceParams
 from tracing.trace.sources import LabelLookup
 from tracing.trace.taint import TaintModel, carried_amounts, received_amounts
-from tracing.trace.value import CRUMB_CAP, DILUTED, PASS_FEE, PASS_WINDOW, PURITY, Dust, UsdPrices, asset_key
+from tracing.trace.value import (
+    CRUMB_CAP,
+    DILUTED,
+    PASS_FEE,
+    PASS_WINDOW,
+    PURITY,
+    Dust,
+    Followed,
+    FollowedBy,
+    UsdPrices,
+    asset_key,
+)
 
 try:
     from tracing.trace import _walk  # type: ignore[attr-defined]
@@ -659,7 +679,7 @@ def compiled_value_trace(
     trace = Trace(
         roots[0], chain, params, None, None, None, None, None, None, time.perf_counter() - started, parts=parts
     )
-    return trace.with_carried(_CarriedByKey(parts))
+    return trace.with_carried(_ByKey(parts.carried_by_key), _ByKey(parts.followed_by_key))
 
 
 class ValueParts(GraphParts):
@@ -679,7 +699,7 @@ class ValueParts(GraphParts):
         marks: NodeMarks | None = None,
     ) -> None:
         super().__init__(graph, source_name, params, root_id, raw[:12], labels, chain, marks)
-        carried_lo, carried_hi, dust, dust_count, dust_priced, unfloored, no_price, carrying = raw[12:]
+        carried_lo, carried_hi, dust, dust_count, dust_priced, unfloored, no_price, carrying, why, passes = raw[12:]
         lows, highs = memoryview(carried_lo).cast("Q"), memoryview(carried_hi).cast("Q")
         self.carried: list[int] = [lo | (hi << 64) if hi else lo for lo, hi in zip(lows, highs, strict=True)]
         """Per followed edge (as `followed`), the traced value it carries."""
@@ -692,6 +712,10 @@ class ValueParts(GraphParts):
         self.carrying: bytes = carrying
         """Per followed edge, 1 when it carries traced value one hop further from the root (near end at hop h-1,
         far end at hop h: what `walked_taint` counts; a cycle never counts the same funds twice)."""
+        self.why: bytes = why
+        """Per followed edge, the part of the follow rule it was followed by (`WHY`)."""
+        self.passes: list[int] = memoryview(passes).cast("i").tolist()
+        """Per followed edge, the edge of the receipt it passes on (`PassThrough`), or -1."""
         self._into: dict[int, list[int]] | None = None
 
     def _asset(self, tid: int) -> Asset:
@@ -830,21 +854,39 @@ class ValueParts(GraphParts):
             found[(graph.tx_hash(edge), kind.value, position)] = amount
         return found
 
+    def followed_by_key(self) -> dict[tuple[str, str, str], Followed]:
+        graph = self.graph
+        kinds, kind_of = graph.kinds, graph.kind
+        found = {}
+        for edge, why, receipt in zip(self.followed, self.why, self.passes, strict=True):
+            kind, position = kinds[kind_of[edge]]
+            found[(graph.tx_hash(edge), kind.value, position)] = Followed(
+                WHY[why], graph.tx_hash(receipt) if receipt >= 0 else None
+            )
+        return found
 
-class _CarriedByKey(Mapping[tuple[str, str, str], int]):
-    """The traced value per followed edge by `TraceEdge.key`, built on first read."""
 
-    def __init__(self, parts: ValueParts) -> None:
-        self.parts = parts
-        self._found: dict[tuple[str, str, str], int] | None = None
+WHY = (FollowedBy.FLOOR, FollowedBy.SHARE, FollowedBy.TOGETHER)
+"""`FollowedBy` by the compiled walk's code (`WHY_*` in `_walk.c`)."""
+
+V = TypeVar("V")
+
+
+class _ByKey(Mapping[tuple[str, str, str], V], Generic[V]):
+    """A value per followed edge by `TraceEdge.key` (the traced value it carries, why it was followed), built on
+    first read."""
+
+    def __init__(self, build: Callable[[], dict[tuple[str, str, str], V]]) -> None:
+        self.build = build
+        self._found: dict[tuple[str, str, str], V] | None = None
 
     @property
-    def found(self) -> dict[tuple[str, str, str], int]:
+    def found(self) -> dict[tuple[str, str, str], V]:
         if self._found is None:
-            self._found = self.parts.carried_by_key()
+            self._found = self.build()
         return self._found
 
-    def __getitem__(self, key: tuple[str, str, str]) -> int:
+    def __getitem__(self, key: tuple[str, str, str]) -> V:
         return self.found[key]
 
     def __iter__(self) -> Iterator[tuple[str, str, str]]:

@@ -18,6 +18,7 @@ from tracing.trace.flows import Asset
 from tracing.trace.graph import TransferGraph
 from tracing.trace.params import Direction, TraceParams
 from tracing.trace.taint import Taint, TaintModel, TaintStep, compute_taint
+from tracing.trace.value import Followed
 
 
 class Stop(StrEnum):
@@ -174,6 +175,7 @@ class Trace:
         self._by_address: dict[str, TraceNode] | None = None
         self._taint: dict[TaintModel, Taint] = {}
         self._carried: Mapping[tuple[str, str, str], int] | None = None
+        self._followed: Mapping[tuple[str, str, str], Followed] | None = None
         self.valuation: Valuation | None = None
         """Token metadata and USD prices for the trace's amounts (set by the investigator; None: no USD)."""
 
@@ -200,15 +202,26 @@ class Trace:
         )
         copy._taint = self._taint
         copy._carried = self._carried
+        copy._followed = self._followed
         copy.valuation = changes.get("valuation", self.valuation)
         return copy
 
-    def with_carried(self, carried: Mapping[tuple[str, str, str], int]) -> Trace:
+    def with_carried(
+        self,
+        carried: Mapping[tuple[str, str, str], int],
+        followed: Mapping[tuple[str, str, str], Followed] | None = None,
+    ) -> Trace:
         """This trace, knowing the traced value each followed transfer carries (by `TraceEdge.key`) under its model,
-        as the value-aware walk found it: its taint under that model is read from there."""
+        as the value-aware walk found it: its taint under that model is read from there; `followed`: why the walk
+        followed each (`followed_by`)."""
         self._carried = carried
+        self._followed = followed
         self._taint.pop(self.params.model, None)
         return self
+
+    def followed_by(self, edge: TraceEdge) -> Followed | None:
+        """Why the value-aware walk followed `edge` (None: the walk followed the graph, or the edge is not its)."""
+        return None if self._followed is None else self._followed.get(edge.key)
 
     @property
     def value_aware(self) -> bool:

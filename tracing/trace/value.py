@@ -45,7 +45,7 @@ from collections import deque
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from enum import IntEnum
+from enum import IntEnum, StrEnum
 from fractions import Fraction
 from typing import NamedTuple, Protocol, TypeVar
 
@@ -85,27 +85,55 @@ class PassThrough:
 
     def __init__(self, outgoing: bool = True) -> None:
         self.outgoing = outgoing
-        self.open: dict[Hashable, list[tuple[int, int, int]]] = {}
+        self.open: dict[Hashable, list[tuple[int, int, int, Hashable]]] = {}
 
-    def receive(self, asset: Hashable, value: int, when: int, traced: int) -> None:
-        """A receipt (`traced` ≤ `value`): open to be passed on when it is mostly traced funds."""
+    def receive(self, asset: Hashable, value: int, when: int, traced: int, receipt: Hashable = None) -> None:
+        """A receipt (`traced` ≤ `value`; `receipt`: what names it, its transaction or edge): open to be passed on
+        when it is mostly traced funds."""
         if traced > 0 and traced * PURITY.denominator >= PURITY.numerator * value:
-            self.open.setdefault(asset, []).append((value, when, traced))
+            self.open.setdefault(asset, []).append((value, when, traced, receipt))
 
-    def match(self, asset: Hashable, value: int, when: int) -> int | None:
-        """The traced value a transfer of `value` at `when` passes on, None when it passes no receipt on."""
+    def match(self, asset: Hashable, value: int, when: int) -> Passed | None:
+        """The receipt a transfer of `value` at `when` passes on, and its traced value; None when it passes none."""
         found = self.open.get(asset)
         if not found:
             return None
         for i in range(len(found) - 1, -1, -1):
-            got, at, traced = found[i]
+            got, at, traced, receipt = found[i]
             if abs(when - at) > PASS_WINDOW:
                 break
             less, more = (value, got) if self.outgoing else (got, value)
             if less <= more and less * PASS_FEE.denominator >= more * (PASS_FEE.denominator - PASS_FEE.numerator):
                 del found[i]
-                return traced
+                return Passed(traced, receipt)
         return None
+
+
+class Passed(NamedTuple):
+    """A receipt a transfer passes on (`PassThrough.match`)."""
+
+    traced: int
+    receipt: Hashable
+
+
+class FollowedBy(StrEnum):
+    """Which part of the follow rule a value-aware trace followed a transfer by (`judge`)."""
+
+    FLOOR = "dust floor"
+    """The traced value it carries reaches the dust floor (and it is no crumb of its address's traced funds)."""
+    SHARE = "share"
+    """Mostly traced funds, under the floor, carrying alone the follow share of what its address received."""
+    TOGETHER = "small transfers together"
+    """Mostly traced funds, under the floor, with its address's other such transfers carrying the follow share."""
+
+
+class Followed(NamedTuple):
+    """Why a value-aware trace followed one transfer: the rule, and the receipt it passes on, if it does
+    (`PassThrough`: it carries that receipt's traced value, not its address's share)."""
+
+    by: FollowedBy
+    passes_on: str | None = None
+    """The transaction of the receipt it passes on."""
 
 
 class UsdPrices(Protocol):
@@ -251,6 +279,13 @@ class Step(NamedTuple):
     swap: bool = False
     edge: int = -1
     """Its edge id in the in-memory graph, when the step was read from there (`tracing.trace.value_graph`)."""
+    by: FollowedBy | None = None
+    """Followed: by which part of the rule (`judge`)."""
+    passes_on: str | None = None
+    """The transaction of the receipt it passes on (`PassThrough`), if it does."""
+
+    def followed_as(self) -> Followed:
+        return Followed(self.by or FollowedBy.FLOOR, self.passes_on)
 
 
 @dataclass
@@ -352,7 +387,7 @@ def select_value(
             if phase == 2:
                 traced = max(traced, int(t.value * swap_share.get(t.tx_hash, Fraction(0))))
             elif passing is not None:
-                passing.receive(t.token, t.value, t.timestamp, min(traced, t.value))
+                passing.receive(t.token, t.value, t.timestamp, min(traced, t.value), t.tx_hash)
             ledger.receive(t.token, t.value, traced)
             if traced:
                 received[t.token] = received.get(t.token, 0) + traced
@@ -363,7 +398,7 @@ def select_value(
         if root:
             carried = t.value
         elif passed is not None:
-            carried = ledger.pass_on(t.token, t.value, passed)
+            carried = ledger.pass_on(t.token, t.value, passed.traced)
         else:
             carried = ledger.send(t.token, t.value)
         if converted and not carried and t.token not in traced_assets:
@@ -373,7 +408,7 @@ def select_value(
             swap_share[t.tx_hash] = max(swap_share.get(t.tx_hash, Fraction(0)), share)
             steps.append(Step(t, carried, False, swap=True))
             continue
-        steps.append(Step(t, carried, False))
+        steps.append(Step(t, carried, False, passes_on=None if passed is None else str(passed.receipt)))
     return _follow(steps, received, params, prices, outgoing, root)
 
 
@@ -398,10 +433,14 @@ class Verdict(IntEnum):
     """What the follow rule makes of one transfer (`judge`)."""
 
     FOLLOW = 0
+    """At least the dust floor, and no crumb."""
     SMALL = 1
     """Under the floor but mostly traced funds: followed if its address's small transfers together carry enough
     (`spread_followed`)."""
     DUST = 2
+    SHARE = 3
+    """Under the floor (or a crumb) and mostly traced funds, carrying alone the share of what its address received:
+    followed."""
 
 
 def judge(
@@ -427,7 +466,7 @@ def judge(
     2. At least the floor: followed, unless it is a crumb under `CRUMB_CAP` times the floor (less than `crumb` of
        what its address received: a payment out of a fortune).
     3. Under the floor (or a crumb) and at least `PURITY` traced funds: followed if it alone carries `share` of
-       what its address received, else weighed with its address's other such transfers (`SMALL`).
+       what its address received (`SHARE`), else weighed with its address's other such transfers (`SMALL`).
     4. Otherwise not followed (`DUST`: summed, never hidden)."""
     if not root and carried * DILUTED.denominator < DILUTED.numerator * value:
         return Verdict.DUST
@@ -437,7 +476,7 @@ def judge(
     if carried * PURITY.denominator < PURITY.numerator * value:
         return Verdict.DUST
     if received and carried * share.denominator >= share.numerator * received:
-        return Verdict.FOLLOW
+        return Verdict.SHARE
     return Verdict.SMALL
 
 
@@ -486,7 +525,8 @@ def _follow(
                 raw_floor = _raw(floor, t)
                 over_floor, over_cap = carried >= raw_floor, carried >= raw_floor * CRUMB_CAP
         verdict = judge(carried, t.value, total, over_floor, over_cap, root, share, crumb)
-        if verdict is Verdict.FOLLOW:
+        if verdict is Verdict.FOLLOW or verdict is Verdict.SHARE:
+            steps[i] = step._replace(by=FollowedBy.FLOOR if verdict is Verdict.FOLLOW else FollowedBy.SHARE)
             passing.append(i)
         elif verdict is Verdict.SMALL:
             small.append((i, usd))
@@ -500,6 +540,7 @@ def _follow(
     for i, usd in small:
         t = steps[i].transfer
         if spread_followed(spread[t.token], received.get(t.token, 0), share):
+            steps[i] = steps[i]._replace(by=FollowedBy.TOGETHER)
             passing.append(i)
         else:
             dust.add(t, steps[i].carried, usd)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
 from itertools import accumulate
-from typing import Any
+from typing import Any, cast
 from weakref import WeakKeyDictionary
 
 from tracing.chain.prices import native_decimals
@@ -26,6 +26,7 @@ from tracing.trace.taint import TaintModel
 from tracing.trace.value import (
     CRUMB_CAP,
     Dust,
+    FollowedBy,
     PassThrough,
     Step,
     UsdPrices,
@@ -277,7 +278,7 @@ def select_value_graph(
     traced_assets = {token_of[e] for e in receives if e in arrivals}
     converted = not root and bool(traced_assets) and not traced_assets & {token_of[e] for e in sends}
     swap_share: dict[str, tuple[int, int]] = {}
-    steps: list[tuple[int, int, bool]] = []  # (edge, traced value carried, into a swap)
+    steps: list[tuple[int, int, bool, int]] = []  # (edge, traced value carried, into a swap, receipt passed on or -1)
     passing = PassThrough(outgoing) if not root and model is TaintModel.HAIRCUT else None
     for _, phase, e in events:
         tid = token_of[e]
@@ -289,7 +290,7 @@ def select_value_graph(
                 arrived = max(arrived, value * num // den)
             got = min(arrived, value)
             if passing is not None and phase == 0:
-                passing.receive(tid, value, ts_of[e], got)
+                passing.receive(tid, value, ts_of[e], got, e)
             traced[tid] = traced.get(tid, 0) + got
             clean[tid] = clean.get(tid, 0) + value - got
             if fifo:
@@ -305,7 +306,7 @@ def select_value_graph(
             carried = value
         elif passed is not None:  # a receipt passed on (`PassThrough`): it carries the receipt's traced value
             t_held = traced.get(tid, 0)
-            carried = min(value, passed, t_held)
+            carried = min(value, passed.traced, t_held)
             traced[tid] = t_held - carried
             clean[tid] = max(0, clean.get(tid, 0) - (value - carried))
         else:
@@ -352,9 +353,9 @@ def select_value_graph(
             num, den = swap_share.get(tx, (0, 1))
             if carried * den > num * value:
                 swap_share[tx] = (carried, value)
-            steps.append((e, carried, True))
+            steps.append((e, carried, True, -1))
             continue
-        steps.append((e, carried, False))
+        steps.append((e, carried, False, -1 if passed is None else cast(int, passed.receipt)))
     return _follow(graph, steps, received, params, prices, outgoing, hop, root)
 
 
@@ -386,7 +387,7 @@ def _break_ties(events: list[tuple[int, int, int]], key: Callable[[int], tuple[s
 
 def _follow(
     graph: TransferGraph,
-    steps: list[tuple[int, int, bool]],
+    steps: list[tuple[int, int, bool, int]],
     received: Mapping[int, int],
     params: TraceParams,
     prices: UsdPrices,
@@ -406,7 +407,8 @@ def _follow(
     tokens, meta = graph.tokens, graph.token_meta
     min_raw: dict[int, int] = {}
     floor_raw: dict[int, int | None] = {}
-    for i, (e, carried, swap) in enumerate(steps):
+    by: dict[int, FollowedBy] = {}
+    for i, (e, carried, swap, _) in enumerate(steps):
         if swap or carried <= 0:
             continue
         tid = token_of[e]
@@ -441,7 +443,8 @@ def _follow(
             else:
                 over_floor, over_cap = carried >= raw_floor, carried >= raw_floor * CRUMB_CAP
         verdict = judge(carried, value, total, over_floor, over_cap, root, share, crumb)
-        if verdict is Verdict.FOLLOW:
+        if verdict is Verdict.FOLLOW or verdict is Verdict.SHARE:
+            by[i] = FollowedBy.FLOOR if verdict is Verdict.FOLLOW else FollowedBy.SHARE
             passing.append(i)
         elif verdict is Verdict.SMALL:
             small.append((i, usd))
@@ -452,8 +455,9 @@ def _follow(
         tid = token_of[steps[i][0]]
         spread[tid] = spread.get(tid, 0) + steps[i][1]
     for i, usd in small:
-        e, carried, _ = steps[i]
+        e, carried, _, _ = steps[i]
         if spread_followed(spread[token_of[e]], received.get(token_of[e], 0), share):
+            by[i] = FollowedBy.TOGETHER
             passing.append(i)
         else:
             _dust(dust, graph, e, carried, usd)
@@ -461,7 +465,7 @@ def _follow(
     far = graph.dst if outgoing else graph.src
     amounts: dict[int, dict[int, int]] = {}
     for i in passing:
-        e, carried, _ = steps[i]
+        e, carried, _, _ = steps[i]
         mine = amounts.setdefault(far[e], {})
         mine[token_of[e]] = mine.get(token_of[e], 0) + carried
     if len(amounts) > params.fanout:
@@ -472,9 +476,17 @@ def _follow(
     else:
         keep = set(amounts)
     chosen = [
-        Step(_as_transfer(graph_edge(graph, steps[i][0], hop)), steps[i][1], True, edge=steps[i][0])
+        Step(
+            _as_transfer(graph_edge(graph, e, hop)),
+            carried,
+            True,
+            edge=e,
+            by=by[i],
+            passes_on=None if receipt < 0 else graph.tx_hash(receipt),
+        )
         for i in passing
-        if far[steps[i][0]] in keep
+        for e, carried, _, receipt in (steps[i],)
+        if far[e] in keep
     ]
     return ValueSelection(chosen, dust, len(amounts), len(keep), unfloored, no_price)
 

@@ -37,7 +37,7 @@ from tracing.trace.model import (
 )
 from tracing.trace.params import Direction, TraceParams
 from tracing.trace.sources import GraphSource, HistorySource, LabelLookup, TransferSource, gives_histories
-from tracing.trace.value import Dust, PegPrices, UsdPrices, select_value
+from tracing.trace.value import Dust, Followed, PegPrices, UsdPrices, select_value
 from tracing.trace.value_graph import GraphHistory, graph_history, select_value_graph
 
 
@@ -424,6 +424,7 @@ async def _trace_value(
     edge_arrivals: dict[str, dict[int, int]] = defaultdict(dict)
     edges: dict[tuple[str, str, str], TraceEdge] = {}
     carried: dict[tuple[str, str, str], int] = {}
+    followed: dict[tuple[str, str, str], Followed] = {}
     totals: dict[str, Mapping[Asset, int]] = {}
     cuts: dict[tuple[str, str], Cut] = {}
     dust: dict[str, Dust] = {}
@@ -508,6 +509,7 @@ async def _trace_value(
                     elif step.carried <= carried[key]:
                         continue
                     carried[key] = step.carried
+                    followed[key] = step.followed_as()
                     seen = reached.get(far)
                     if seen is None:
                         seen = reached[far] = _Reached(far, hop + 1, reached_at=t.timestamp)
@@ -559,7 +561,7 @@ async def _trace_value(
             params, total, unfloored, [n.address for n in _passed_through(nodes, params)], unpriced_minimum=no_price
         ),
     )
-    return trace.with_carried(carried)
+    return trace.with_carried(carried, followed)
 
 
 def _history_request(node: _Reached, params: TraceParams, root: bool) -> HistoryRequest:
