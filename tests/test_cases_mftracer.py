@@ -17,12 +17,14 @@ value-aware walk, the graph walk reached every terminal at precision 0.24-0.49. 
 from __future__ import annotations
 
 import asyncio
+import sys
 from functools import cache
 from pathlib import Path
 
 import pytest
 
 from storage.db import Database
+from tests.support import case_misses
 from tests.support.cases import (
     CASES,
     CI_MIXES,
@@ -126,6 +128,22 @@ async def test_store_import_traces_as_the_harness_does(db: Database, tmp_path: P
     prices = investigator.transfer_prices("eth")  # the store's: stored prices and the stablecoin peg
     harness = await product_walk(world, TraceParams(hops=HOPS), prices, together=False)
     assert through_store == harness
+
+
+def test_the_misses_diagnostic_says_where_and_why_the_walk_dropped_a_terminal(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`python -m tests.support.case_misses` is how the figures above are read: keep it working (it spies on the
+    Python walk's private selection, so a change there would otherwise silently blind it)."""
+    if ground_truth_folder() is None:
+        pytest.skip("shared data not present: ../shared/data/mftracer-ground-truth")
+    monkeypatch.setenv("CHAINSLEUTH_PURE_WALK", "1")  # it sets this itself; restored after the test
+    monkeypatch.setattr(sys, "argv", ["case_misses", "--cases", "54m", "--mix", "quiet"])
+    case_misses.main()
+    out = capsys.readouterr().out
+    assert "8/9 terminals" in out
+    assert "MISSED 0x077d360f11d220e4d5d831430c81c26c9be7c4a4 (hop 5)" in out
+    assert "dropped at 0xd95554dc (hop 4): $4.31 USD carrying $0.00" in out  # after the $500,471 passed through
 
 
 def test_label_rules_follow_the_public_naming() -> None:

@@ -43,8 +43,8 @@ from tracing import TraceParams
 class Seen:
     """One expansion of an address as the follow rule saw it."""
 
-    steps: list[tuple[int, int, bool]]
-    """(edge id, traced raw value carried, into a swap)."""
+    steps: list[tuple[int, int, bool, int]]
+    """(edge id, traced raw value carried, into a swap, the receipt edge it passes on or -1)."""
     received: dict[int, int]
     followed: set[int]
 
@@ -149,7 +149,7 @@ def diagnose(world: World, params: TraceParams) -> list[str]:
             if info is None:
                 lines.append(f"   {e.frm[:10]} reached at hop {reached[e.frm]}, not expanded (stop / hop budget)")
                 break
-            hits = [(edge, c, sw) for edge, c, sw in info.steps
+            hits = [(edge, c, sw) for edge, c, sw, _ in info.steps
                     if graph.addresses[graph.dst[edge]] == e.to and graph.tx_hash(edge) == e.tx]  # fmt: skip
             if any(edge in info.followed for edge, _, _ in hits):
                 continue
@@ -165,7 +165,7 @@ def diagnose(world: World, params: TraceParams) -> list[str]:
     outsiders = sorted(named - case.addresses, key=lambda a: reached[a])
     edges_to: dict[str, list[tuple[str, int, int]]] = defaultdict(list)
     for address, info in seen.items():
-        for edge, c, _ in info.steps:
+        for edge, c, _, _ in info.steps:
             if edge in info.followed:
                 edges_to[graph.addresses[graph.dst[edge]]].append((address, edge, c))
     for outsider in outsiders:
