@@ -30,16 +30,7 @@ from tracing.trace.coverage import Coverage, cut_lines, gap_lines, trace_coverag
 from tracing.trace.flows import Asset, rank_counterparties
 from tracing.trace.graph import TransferGraph
 from tracing.trace.label_cache import LabelCache, NodeMarks
-from tracing.trace.model import (
-    Cut,
-    Stop,
-    Trace,
-    TraceEdge,
-    TraceNode,
-    edge_order,
-    graph_edge,
-    weight_of,
-)
+from tracing.trace.model import Cut, Stop, Trace, TraceEdge, TraceNode, edge_order, graph_edge, weight_of
 from tracing.trace.params import Direction, TraceParams
 from tracing.trace.sources import LabelLookup
 from tracing.trace.taint import TaintModel, carried_amounts, received_amounts
