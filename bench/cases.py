@@ -98,6 +98,12 @@ RULE_VARIANTS: list[tuple[str, str]] = [
         "default, an address's own money before the arrival counted only as far as its later transfers need it",
         "0.89 / 0.87 | 0.93 / 0.84 | 0.33 / 0.92 | 0.97 / 0.84 | 1.00 / 0.90 | 0.33 / 0.84",
     ),
+    (
+        "what 54m's ninth terminal takes (recall 8/9 < 0.95 without it): it is sent $4.31, at most $3.67 of it "
+        "traced, by an address that received $500,476 and passed $500,471 on to THORChain three hours before; under "
+        "the pass-through the $4.31 carries nothing, so: no pass-through, no crumb rule, a $1 floor",
+        "1.00 / 0.44 | 0.99 / 0.51 | 0.68 / 0.81 | 0.94 / 0.52 | 1.00 / 0.46 | 0.68 / 0.44",
+    ),
 ]
 """Follow-rule variants tried for issue #12 (they are code, not settings, so the bench does not re-run them): (rule,
 worst recall / precision per case over the bench mixes, as measured), filled in from the development runs."""
@@ -273,7 +279,11 @@ def markdown(result: Evaluation, cases: Sequence[str], hops: int, quick: bool) -
         "budget over the ground-truth edges alone (forward in time, not through a labelled service where the "
         "walk stops). Precision: reached addresses on a ground-truth edge / reached addresses, sources left out of "
         "both; a labelled service outside the case reached as a stop counts as a wrong lead.",
-        "- Goal (default settings): recall ≥ 0.95 and precision ≥ 0.90 on every case.",
+        "- Goal (default settings): recall ≥ 0.95 and precision ≥ 0.90 on every case. For scale: MFTracer, the "
+        "system these cases were verified for, reports covering 94.09 % of the illicit money flow on the real "
+        "incidents it was applied to (the paper's abstract: Huo et al., *Shedding Light on Shadows: Automatically "
+        "Tracing Illicit Money Flows on EVM-Compatible Blockchains*, 2025), on the chain as it is, without "
+        "adversarial traffic added.",
         "- Traced funds are conserved, and money an address's transfers need beyond what its history shows was there "
         "from the start, clean (`tracing.trace.value.shortfall`): the ground truth lists the laundered flows in USD at "
         "each transfer's day, not every swap return or sale, so many case addresses send more than it shows them "
@@ -314,10 +324,11 @@ def markdown(result: Evaluation, cases: Sequence[str], hops: int, quick: bool) -
         lines += [
             "### Follow-rule variants tried (issue #12): worst recall / precision per case over the bench mixes",
             "",
-            "Rules are code, not settings, so these rows are the development runs (2026-12-04, this machine, the "
-            "bench mixes of this section), not re-run by the bench; the default is the fourth row. The rows after the "
-            "two pass-through variants were measured on the third row's rule, before the pass-through was added (the "
-            "crumb rule on the default is re-run below).",
+            "Rules are code, not settings, so these rows are the development runs (2026-12-04, the last row "
+            "2026-12-05; the bench mixes of this section), not re-run by the bench; the default is the fourth row. The "
+            "rows after the two pass-through variants were measured on the third row's rule, before the pass-through "
+            "was added (the crumb rule on the default is re-run below); the last row is the default without the "
+            "pass-through and the crumb rule, at a $1 floor.",
             "",
             "| rule | " + " | ".join(CASES) + " | worst |",
             "| --- | " + " | ".join("---" for _ in CASES) + " | --- |",
