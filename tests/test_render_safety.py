@@ -58,6 +58,7 @@ def full_report() -> RiskReport:
             (Amount(1234 * 10**18, None, None, 18), Amount(5_000 * 10**6, "0x" + "dd" * 20, "USDT", 6)),
             0.42,
             (TX1, TX2),
+            passes_on=(None, TX1),  # the second transfer passes the first's receipt on
         ),
         Exposure(Category.HACK, Direction.IN, 1, MIXER, (), (), None, (), evidence_note="from <the> explorer"),
     )
@@ -104,6 +105,7 @@ EXPECTED = [
     "Tornado Cash <100 ETH>",
     TX1,
     TX2,
+    "hop 2 passes on the receipt in",
     "Hack/exploit (direct, incoming)",
     "from <the> explorer",
     "Reason with <!channel>",

@@ -4,6 +4,9 @@ coverage; unknown is never clean. The policy's rules one by one: tests/test_risk
 
 from __future__ import annotations
 
+import csv
+import io
+
 from bot.app import App
 from bot.backends.testing import TestBackend
 from storage.db import Database
@@ -12,6 +15,7 @@ from tracing.chain.index import TransferIndex
 from tracing.chain.transfer import Direction
 from tracing.investigator import Investigator
 from tracing.labels import Category, LabelBook, LabelSet
+from tracing.risk.outputs import risk_csv, risk_json
 from tracing.risk.policy import DEFAULT_POLICY, rate
 from tracing.risk.report import Amount, Exposure, Level, Rule
 
@@ -120,6 +124,31 @@ async def test_coverage_states_sources_range_hops_and_cuts(db: Database) -> None
     assert any(c.startswith("outgoing: fan-out capped at 100") for c in cov.cuts)
     assert cov.taint_model == "haircut" and cov.transfers == 100
     assert cov.label_sets == ("test-tagpack (v1)",)
+
+
+async def test_a_path_link_matched_by_amount_and_time_is_marked_as_such(bot: TestBackend, app: App) -> None:
+    # 2 holds $19,000 of its own; $1,000 arrives from 1 and $990 leaves for a mixer an hour later: the pass-through
+    # links them (the balance's share alone would make it 5 % traced, not followed), and the report says that this
+    # hop rests on matching the amounts, naming the receipt, so the analyst can check it
+    usd = {"token": USDT, "decimals": 6}
+    TransferIndex(app.db).add([tx(9, 2, 19_000, 10, **usd), tx(1, 2, 1_000, 100, **usd), tx(2, 51, 990, 3_700, **usd)])
+    LabelBook(app.db).add(label(51, Category.MIXER, "Tornado.Cash: Router"))
+    report = await investigator(app.db).risk(addr(1))
+    (exposure,) = [e for e in report.exposures if e.category is Category.MIXER]
+    assert exposure.hops == 2 and exposure.passes_on == (None, exposure.path[0])
+    assert exposure.pass_throughs == ((2, exposure.path[0]),)
+    reply = await bot.say(f"/risk {addr(1)}")
+    assert f"{exposure.path[1]}; hop 2 passes on the receipt in {exposure.path[0]}" in reply.text
+    rows = list(csv.DictReader(io.StringIO(risk_csv(report))))
+    assert [row["path_passes_on"] for row in rows if row["counterparty"] == addr(51)] == [f"2:{exposure.path[0]}"]
+    (shown,) = [e for e in risk_json(report)["exposures"] if e["counterparty"] == addr(51)]
+    assert shown["path_passes_on"] == [{"hop": 2, "receipt_tx": exposure.path[0]}]
+    # a hop followed by the balance's share says nothing of the kind
+    TransferIndex(app.db).add([tx(3, 4, 100, 100), tx(4, 52, 50, 200)])
+    LabelBook(app.db).add(label(52, Category.MIXER, "Tornado.Cash: Router"))
+    (plain,) = [e for e in (await investigator(app.db).risk(addr(3))).exposures if e.counterparty == addr(52)]
+    assert plain.hops == 2 and plain.passes_on == () and plain.pass_throughs == ()
+    assert "passes on" not in (await bot.say(f"/risk {addr(3)}")).text
 
 
 async def test_risk_command_shows_exposure_paths_and_offers_traces(bot: TestBackend, app: App) -> None:

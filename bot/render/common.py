@@ -125,5 +125,10 @@ def totals_line(report: RiskReport) -> str:
 
 def path_text(exposure: Exposure) -> str:
     if exposure.path:
-        return " → ".join(exposure.shown_path)
+        return " → ".join(exposure.shown_path) + pass_through_words(exposure)
     return exposure.evidence_note or "no transaction hashes in the source data"
+
+
+def pass_through_words(exposure: Exposure) -> str:
+    """`; hop 2 passes on the receipt in 0x…` for each link of the path matched by amount and time (empty if none)."""
+    return "".join(f"; hop {hop} passes on the receipt in {tx}" for hop, tx in exposure.pass_throughs)

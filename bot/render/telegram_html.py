@@ -96,7 +96,11 @@ def _(part: LabelListing) -> list[str]:
 
 def _path(exposure: Exposure) -> str:
     if exposure.path:
-        return "    path: " + " → ".join(f"<code>{esc(tx)}</code>" for tx in exposure.shown_path)
+        hops = " → ".join(f"<code>{esc(tx)}</code>" for tx in exposure.shown_path)
+        passed = "".join(
+            f"; hop {hop} passes on the receipt in <code>{esc(tx)}</code>" for hop, tx in exposure.pass_throughs
+        )
+        return f"    path: {hops}{passed}"
     return f"    path: {esc(exposure.evidence_note or 'no transaction hashes in the source data')}"
 
 

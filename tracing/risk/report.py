@@ -99,6 +99,9 @@ class Exposure:
     path: tuple[str, ...]
     """Transaction hashes from the subject to the counterparty (or back), in hop order."""
     path_addresses: tuple[str, ...] = ()
+    passes_on: tuple[str | None, ...] = ()
+    """Per transfer of `path`, the transaction of the receipt it passes on (the value-aware walk's pass-through:
+    followed as that receipt moving on, matched by amount and time), None where it does not (or no value walk)."""
     evidence_note: str = ""
     first_at: int | None = None
     """When the funds first reached the counterparty (unix seconds), over the transfers the trace followed."""
@@ -121,6 +124,14 @@ class Exposure:
     def shown_path(self) -> tuple[str, ...]:
         """`path` as the chain shows its transaction ids (TRON's without `0x`)."""
         return tuple(show_tx(tx, self.counterparty) for tx in self.path)
+
+    @property
+    def pass_throughs(self) -> tuple[tuple[int, str], ...]:
+        """(hop, receipt's transaction as the chain shows it) for each transfer of the path that passes a receipt
+        on: links the trace made by matching an amount in with the same amount out, to be checked by hand."""
+        return tuple(
+            (hop, show_tx(tx, self.counterparty)) for hop, tx in enumerate(self.passes_on, start=1) if tx is not None
+        )
 
     @property
     def direct(self) -> bool:
