@@ -210,6 +210,18 @@ async def test_money_that_moves_on_in_small_amounts_is_followed(db: Database) ->
     )
 
 
+async def test_a_transfer_of_an_asset_without_any_floor_says_so_not_that_it_met_the_floor(db: Database) -> None:
+    # ETH with no price and no floor in units: followed at any traced amount, and the reason is that, not the floor
+    TransferIndex(db).add([tx(1, 2, 10, 100), tx(2, 3, 0.01, 200), usd(2, 4, 500, 300)])
+    result, _ = await both(db, 1, TraceParams(hops=2))
+    why = {e.to_addr: result.followed_by(e) for e in result.edges}
+    assert why[addr(2)] == why[addr(3)] == Followed(FollowedBy.NO_FLOOR)
+    assert addr(4) not in why  # USDT it never received: its own money, priced, under the rule as usual
+    assert "Why followed: 2 have no floor for their asset (no USD price, no floor in units)." in render_part(result)
+    priced, _ = await both(db, 1, TraceParams(hops=2, dust_units=(("native", Decimal("1")),)))
+    assert [priced.followed_by(e) for e in priced.edges] == [Followed(FollowedBy.FLOOR)]  # 10 ETH ≥ 1; 0.01 is not
+
+
 async def test_an_address_own_spending_with_a_trace_of_the_funds_is_not_followed(db: Database) -> None:
     TransferIndex(db).add([usd(9, 2, 10_000, 50), usd(1, 2, 40, 100), usd(2, 3, 60, 110), usd(2, 4, 50, 120)])
     result, _ = await both(db, 1, TraceParams(hops=2))

@@ -195,6 +195,10 @@ def followed_words(trace: Trace) -> str | None:
             "is a small transfer carrying it with others",
             "are small transfers carrying it together",
         ),
+        FollowedBy.NO_FLOOR: (
+            "has no floor for its asset (no USD price, no floor in units)",
+            "have no floor for their asset (no USD price, no floor in units)",
+        ),
     }
     shown = [f"{counts[by]:,} {words[counts[by] != 1]}" for by, words in parts.items() if counts[by]]
     if not shown:

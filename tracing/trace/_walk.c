@@ -967,9 +967,9 @@ static PyObject *weight(PyObject *self, PyObject *args) {
 enum { MODEL_HAIRCUT = 0, MODEL_POISON = 1, MODEL_FIFO = 2 };
 enum { VCUT_FANOUT = 0, VCUT_SCAN = 1, VCUT_BUSY = 2, VCUT_BUDGET = 3, VCUT_DUST = 4, N_VCUT = 5 };
 enum { F_PASS = 0, F_SMALL = 1, F_DUST = 2, F_SHARE = 3 };
-/* why a followed transfer was followed (`tracing.trace.model.FollowedBy`): the floor, its share alone, or with its
-   address's other small transfers */
-enum { WHY_FLOOR = 0, WHY_SHARE = 1, WHY_TOGETHER = 2 };
+/* why a followed transfer was followed (`tracing.trace.value.FollowedBy`): the floor, its share alone, with its
+   address's other small transfers, or no floor for its asset (no price that day, no floor in units) */
+enum { WHY_FLOOR = 0, WHY_SHARE = 1, WHY_TOGETHER = 2, WHY_NO_FLOOR = 3 };
 static const u128 U128_MAX = ~(u128)0;
 
 /* --- 256-bit products ---------------------------------------------------------------------------------------- */
@@ -1804,7 +1804,7 @@ static int vw_expand(VW *w, int32_t node, int is_root, int64_t since, int64_t un
         int verdict = follow_rule(&w->rule, &in);
         if (verdict == F_PASS || verdict == F_SHARE) {
             int32_t at = (int32_t)i;
-            st->why = verdict == F_PASS ? WHY_FLOOR : WHY_SHARE;
+            st->why = verdict == F_SHARE ? WHY_SHARE : in.floor_kind ? WHY_FLOOR : WHY_NO_FLOOR;
             if (vec_push(&w->chosen, &at) < 0) return -1;
         } else if (verdict == F_SMALL) {
             int64_t rec[2] = {i, day};

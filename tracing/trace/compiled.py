@@ -857,7 +857,7 @@ class ValueParts(GraphParts):
         return found
 
 
-WHY = (FollowedBy.FLOOR, FollowedBy.SHARE, FollowedBy.TOGETHER)
+WHY = (FollowedBy.FLOOR, FollowedBy.SHARE, FollowedBy.TOGETHER, FollowedBy.NO_FLOOR)
 """`FollowedBy` by the compiled walk's code (`WHY_*` in `_walk.c`)."""
 
 V = TypeVar("V")

@@ -125,6 +125,9 @@ class FollowedBy(StrEnum):
     """Mostly traced funds, under the floor, carrying alone the follow share of what its address received."""
     TOGETHER = "small transfers together"
     """Mostly traced funds, under the floor, with its address's other such transfers carrying the follow share."""
+    NO_FLOOR = "no floor for its asset"
+    """Its asset has no USD price that day and no floor in units: followed at any traced amount it carries (unless
+    it is diluted: under `DILUTED` traced funds)."""
 
 
 class Followed(NamedTuple):
@@ -480,6 +483,14 @@ def judge(
     return Verdict.SMALL
 
 
+def followed_by(verdict: Verdict, floored: bool) -> FollowedBy:
+    """What a transfer `judge` followed on its own (`FOLLOW` or `SHARE`) was followed by; `floored`: its asset had a
+    floor (a USD price that day or a floor in units)."""
+    if verdict is Verdict.SHARE:
+        return FollowedBy.SHARE
+    return FollowedBy.FLOOR if floored else FollowedBy.NO_FLOOR
+
+
 def spread_followed(spread: int, received: int, share: Fraction) -> bool:
     """Whether an address's `SMALL` transfers of one asset, carrying `spread` of the traced funds together, are
     followed: when they carry `share` of the traced funds it `received` (the funds moving on in small amounts: a
@@ -514,19 +525,21 @@ def _follow(
         if params.dust_usd is not None:
             usd = prices.usd(t.token, _decimals(t), t.symbol, t.timestamp, carried)
         total = received.get(t.token, 0)
+        floored = True
         if usd is not None and params.dust_usd is not None:
             over_floor, over_cap = usd >= params.dust_usd, usd >= params.dust_usd * CRUMB_CAP
         else:
             floor = floors.get(asset_key(t.token))
             if floor is None:
                 over_floor = over_cap = True
+                floored = False
                 unfloored.add(t.token)
             else:
                 raw_floor = _raw(floor, t)
                 over_floor, over_cap = carried >= raw_floor, carried >= raw_floor * CRUMB_CAP
         verdict = judge(carried, t.value, total, over_floor, over_cap, root, share, crumb)
         if verdict is Verdict.FOLLOW or verdict is Verdict.SHARE:
-            steps[i] = step._replace(by=FollowedBy.FLOOR if verdict is Verdict.FOLLOW else FollowedBy.SHARE)
+            steps[i] = step._replace(by=followed_by(verdict, floored))
             passing.append(i)
         elif verdict is Verdict.SMALL:
             small.append((i, usd))

@@ -33,6 +33,7 @@ from tracing.trace.value import (
     ValueSelection,
     Verdict,
     asset_key,
+    followed_by,
     judge,
     shortfall,
     spread_followed,
@@ -430,6 +431,7 @@ def _follow(
         if params.dust_usd is not None:
             usd = prices.usd(asset, decimals, symbol, ts_of[e], carried)
         total = received.get(tid, 0)
+        floored = True
         if usd is not None and params.dust_usd is not None:
             over_floor, over_cap = usd >= params.dust_usd, usd >= params.dust_usd * CRUMB_CAP
         else:
@@ -439,12 +441,13 @@ def _follow(
             raw_floor = floor_raw[tid]
             if raw_floor is None:
                 over_floor = over_cap = True
+                floored = False
                 unfloored.add(asset)
             else:
                 over_floor, over_cap = carried >= raw_floor, carried >= raw_floor * CRUMB_CAP
         verdict = judge(carried, value, total, over_floor, over_cap, root, share, crumb)
         if verdict is Verdict.FOLLOW or verdict is Verdict.SHARE:
-            by[i] = FollowedBy.FLOOR if verdict is Verdict.FOLLOW else FollowedBy.SHARE
+            by[i] = followed_by(verdict, floored)
             passing.append(i)
         elif verdict is Verdict.SMALL:
             small.append((i, usd))
