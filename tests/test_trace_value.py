@@ -18,7 +18,7 @@ from tests.test_trace import USDT, addr, both, hops_of, label, tx
 from tracing.chain.index import TransferIndex
 from tracing.errors import InvalidArgument
 from tracing.labels import Category, LabelBook
-from tracing.risk.outputs import trace_csv, trace_json
+from tracing.risk.outputs import trace_csv, trace_dot, trace_json
 from tracing.trace.compare import MODELS, compare_models
 from tracing.trace.params import Direction, TraceParams
 from tracing.trace.sources import IndexSource
@@ -118,6 +118,8 @@ async def test_a_receipt_passed_on_carries_its_traced_value_not_the_balance_shar
     edges = {e["from"]: e for e in trace_json(result)["edges"]}
     assert (edges[addr(2)]["follow_rule"], edges[addr(2)]["passes_on_tx"]) == ("dust floor", receipt.tx_hash)
     assert "Why followed: 2 carry at least the dust floor; 1 of them passes a receipt on" in render_part(result)
+    picture = trace_dot(result)  # the edge says so, and the legend says what it means
+    assert picture.count("passes on a receipt") == 2 and "legend_passes" in picture
     # not a pass-through: over a day later, more than the receipt, or 5 % short or more
     cases = ((100 + 86_401, 990), (3_700, 1_001), (3_700, 949))
     for i, (late, amount) in enumerate(cases):
@@ -208,6 +210,7 @@ async def test_money_that_moves_on_in_small_amounts_is_followed(db: Database) ->
     assert "Why followed: 2 carry at least the dust floor, 1 carries the follow share alone, 30 are small" in (
         render_part(result)
     )
+    assert "passes on a receipt" not in trace_dot(result) and "legend_passes" not in trace_dot(result)
 
 
 async def test_a_transfer_of_an_asset_without_any_floor_says_so_not_that_it_met_the_floor(db: Database) -> None:

@@ -622,7 +622,8 @@ def trace_dot(trace: Trace, max_nodes: int = PICTURE_NODES, policy: RiskPolicy =
         _window_words(trace) + "; " + layout.shown(len(keep), len(trace.nodes)),
     ]
     categories = sorted({n.category for n in nodes if n.category is not None}, key=list(Category).index)
-    return _dot("\n".join(title), nodes, edges, _legend(categories, bool(layout.folds)))
+    passing = any(_passes(group, trace) for group in layout.groups.values())
+    return _dot("\n".join(title), nodes, edges, _legend(categories, bool(layout.folds), passes=passing))
 
 
 def _way(trace: Trace) -> str:
@@ -780,7 +781,16 @@ def _edge_text(group: Sequence[TraceEdge], trace: Trace) -> str:
     first, last = _day(min(stamps)), _day(max(stamps))
     when = first if first == last else f"{first} – {last}"
     count = f"{len(group)} tx, " if len(group) > 1 else ""
-    return f"{_edges_total(group, trace)}\n{count}{when}"
+    passing = _passes(group, trace)
+    if not passing:
+        return f"{_edges_total(group, trace)}\n{count}{when}"
+    passed = "passes on a receipt" if len(group) == 1 else f"{passing} pass{'es' if passing == 1 else ''} on a receipt"
+    return f"{_edges_total(group, trace)}\n{count}{when}\n{passed}"
+
+
+def _passes(group: Sequence[TraceEdge], trace: Trace) -> int:
+    """How many transfers of `group` pass a receipt on (the value walk's pass-through)."""
+    return sum(1 for edge in group if (why := trace.followed_by(edge)) is not None and why.passes_on is not None)
 
 
 def _short(address: str) -> str:
@@ -823,10 +833,14 @@ def _dot(title: str, nodes: Sequence[_PicNode], edges: Iterable[_PicEdge], legen
 
 
 def _legend(
-    categories: Sequence[Category], folded: bool, extra: Sequence[tuple[str, str, str, str, str]] = ()
+    categories: Sequence[Category],
+    folded: bool,
+    extra: Sequence[tuple[str, str, str, str, str]] = (),
+    passes: bool = False,
 ) -> list[str]:
-    """A boxed legend: the colours used, the root, folded nodes, how to read an edge, and `extra` entries (key,
-    text, fill colour, style, border colour), each drawn as a box in its own style."""
+    """A boxed legend: the colours used, the root, folded nodes, how to read an edge (`passes`: what "passes on a
+    receipt" means), and `extra` entries (key, text, fill colour, style, border colour), each drawn as a box in its
+    own style."""
     lines = [
         "  subgraph cluster_legend {",
         '    label="Legend"; fontsize=11; style=rounded; color="#999999";',
@@ -841,6 +855,16 @@ def _legend(
             ("legend_folded", "+N more: folded dust and small flows", FOLDED_COLOUR, "rounded,filled,dashed", "#000000")
         )
     items.append(("legend_edge", "edge: amount moved; transfers, dates (UTC)", "#ffffff", "filled", "#000000"))
+    if passes:
+        items.append(
+            (
+                "legend_passes",
+                "passes on a receipt: linked by matching the amount\nreceived within a day (check in the CSV)",
+                "#ffffff",
+                "filled",
+                "#000000",
+            )
+        )
     for key, text, colour, style, font in items:
         lines.append(
             f"    {key} [label={_quote(text)}, fillcolor={_quote(colour)}, style={_quote(style)}, "
