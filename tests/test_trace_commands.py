@@ -60,6 +60,18 @@ def disagreeing(db: Database) -> None:
     store_eth_prices(db, date(2022, 1, 1), 10)
 
 
+async def test_the_pass_through_can_be_turned_off_and_only_for_haircut(bot: TestBackend, app: App) -> None:
+    load_demo(app.db)
+    reply = await bot.say(f"/trace {RONIN_EXPLOITER} --hops 2 --no-pass-through")
+    assert "no pass-through (no link by matching amounts)" in reply.text
+    assert "no pass-through: every transfer carries its balance's share" in reply.text  # the coverage's rule
+    assert "no pass-through" not in (await bot.say(f"/trace {RONIN_EXPLOITER} --hops 2")).text
+    refused = await bot.say(f"/trace {RONIN_EXPLOITER} --model fifo --no-pass-through")
+    assert refused.text == (
+        "Error: --no-pass-through applies to haircut (the default model): poison and FIFO never match amounts."
+    )
+
+
 async def test_compare_on_the_ronin_exploiter_lists_the_three_models(bot: TestBackend, app: App) -> None:
     load_demo(app.db)
     store_eth_prices(app.db)

@@ -120,6 +120,13 @@ async def test_a_receipt_passed_on_carries_its_traced_value_not_the_balance_shar
     assert "Why followed: 2 carry at least the dust floor; 1 of them passes a receipt on" in render_part(result)
     picture = trace_dot(result)  # the edge says so, and the legend says what it means
     assert picture.count("passes on a receipt") == 2 and "legend_passes" in picture
+    # the analyst can turn the amount matching off: the $990 then carries the balance's share, 5 % ($49.50, not
+    # followed), and the $2,000 two days later its share of what is left ($101.60: followed)
+    plain, _ = await both(db, 1, TraceParams(hops=2, since=100, pass_through=False))
+    assert set(hops_of(plain)) == {addr(1), addr(2), addr(5)}
+    assert all(plain.followed_by(e) == Followed(FollowedBy.FLOOR) for e in plain.edges)
+    assert "no pass-through (no link by matching amounts)" in render_part(plain)
+    assert "no pass-through: every transfer carries its balance's share" in render_part(plain)
     # not a pass-through: over a day later, more than the receipt, or 5 % short or more
     cases = ((100 + 86_401, 990), (3_700, 1_001), (3_700, 949))
     for i, (late, amount) in enumerate(cases):

@@ -200,6 +200,7 @@ def random_params(rng: random.Random, model: TaintModel) -> TraceParams:
         dust_units=rng.choice([(), (("native", Decimal("0.05")),), ((TKC[0], Decimal(5)), ("native", Decimal(1)))]),
         follow_share=rng.choice([Decimal("0.5"), Decimal("0.5"), Decimal("0.1"), Decimal(1)]),
         crumb_share=rng.choice([Decimal("0.0005"), Decimal("0.0005"), Decimal(0), Decimal("0.05")]),
+        pass_through=rng.random() < 0.8,
     )
 
 

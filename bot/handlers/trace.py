@@ -85,6 +85,7 @@ class TraceArgs:
     until: int | None = None
     chain: str | None = None
     heuristics: Heuristics | None = None
+    no_pass_through: bool = False
 
     @property
     def compare(self) -> bool:
@@ -100,6 +101,10 @@ class TraceArgs:
             if self.dust.units is not None:
                 dust_units = ((self.token or "native", self.dust.units),)
         minimum = self.min_value
+        if self.no_pass_through and self.model in (TaintModel.POISON.value, TaintModel.FIFO.value):
+            raise InvalidArgument(
+                "--no-pass-through applies to haircut (the default model): poison and FIFO never match amounts."
+            )
         return TraceParams(
             direction=self.direction,
             hops=self.hops,
@@ -113,6 +118,7 @@ class TraceArgs:
             dust_usd=dust_usd,
             dust_units=dust_units,
             heuristics=self.heuristics,
+            pass_through=not self.no_pass_through,
         )
 
 
@@ -205,6 +211,12 @@ SPEC = CommandSpec(
         Flag("since", time_arg, "only transfers at or after this time", metavar="DATE|UNIX"),
         Flag("until", time_arg, "only transfers at or before this time", metavar="DATE|UNIX"),
         Flag("chain", chain_arg, "chain name (default: the configured default)", metavar="NAME"),
+        Flag(
+            "no-pass-through",
+            boolean=True,
+            help="haircut: no link by matching amounts (a transfer sent on within a day of a receipt of its amount "
+            "then carries its balance's share only)",
+        ),
         Flag(
             "heuristics",
             heuristics_arg,

@@ -562,6 +562,8 @@ def trace_words(trace: Trace) -> str:
         filters.append("stops at " + ", ".join(sorted(c.value for c in p.stops)))
     if p.through:
         filters.append("through " + ", ".join(sorted(c.value for c in p.through)))
+    if p.value_aware and p.model is TaintModel.HAIRCUT and not p.pass_through:
+        filters.append("no pass-through (no link by matching amounts)")
     if p.since is not None or p.until is not None:
         since = _day(p.since) if p.since is not None else "…"
         until = _day(p.until) if p.until is not None else "…"

@@ -1043,6 +1043,7 @@ typedef struct {
     u128 crumb_cap;              /* value.CRUMB_CAP */
     u128 pass_window;            /* value.PASS_WINDOW (seconds) */
     u128 fee_num, fee_den;       /* value.PASS_FEE */
+    u128 pass_on;                /* TraceParams.pass_through: 0 turns the pass-through off */
 } Rule;
 
 typedef struct {
@@ -1639,7 +1640,7 @@ static int vw_expand(VW *w, int32_t node, int is_root, int64_t since, int64_t un
     if (root)
         for (int k = 0; k < w->n_slots; k++) w->slots[k].received = w->slots[k].sent_total;
     const int model = w->model;
-    const int passing = !root && model == MODEL_HAIRCUT;
+    const int passing = !root && model == MODEL_HAIRCUT && w->rule.pass_on;
     for (Py_ssize_t i = 0; i < w->events.len; i++) {
         Ev ev = AT(w->events, Ev, i);
         int32_t e = ev.e;
@@ -2179,13 +2180,13 @@ static PyObject *value_walk(PyObject *self, PyObject *args) {
     memset(&w, 0, sizeof w);
     PyObject *since_obj, *until_obj;
     long long fanout, max_nodes, scan_limit, hub_degree;
-    unsigned long long r[12];
-    if (!PyArg_ParseTuple(params, "iiOOLLLLiiiiiii(KKKKKKKKKKKK)", &w.outgoing, &w.hops, &since_obj, &until_obj,
+    unsigned long long r[13];
+    if (!PyArg_ParseTuple(params, "iiOOLLLLiiiiiii(KKKKKKKKKKKKK)", &w.outgoing, &w.hops, &since_obj, &until_obj,
                           &fanout, &max_nodes, &scan_limit, &hub_degree, &w.filter_mode, &w.wanted, &w.model,
                           &w.use_min_value, &w.use_dust_usd, &w.use_min_usd, &w.revisits, &r[0], &r[1], &r[2], &r[3],
-                          &r[4], &r[5], &r[6], &r[7], &r[8], &r[9], &r[10], &r[11]))
+                          &r[4], &r[5], &r[6], &r[7], &r[8], &r[9], &r[10], &r[11], &r[12]))
         return NULL;
-    w.rule = (Rule){r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11]};
+    w.rule = (Rule){r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12]};
     if (!w.rule.fee_den) {
         PyErr_SetString(PyExc_ValueError, "PASS_FEE: a zero denominator");
         return NULL;

@@ -589,6 +589,7 @@ def compiled_value_trace(
         CRUMB_CAP,
         PASS_WINDOW,
         *_ratio(PASS_FEE),
+        int(params.pass_through),
     )
     if any(part > _U64 for part in rule):
         return None

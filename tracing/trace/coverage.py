@@ -149,6 +149,8 @@ def follow_rule(params: TraceParams) -> str:
         + (
             f"; a receipt of traced funds sent on within {PASS_WINDOW // 3600} hours, less at most "
             f"{float(PASS_FEE) * 100:g}%, carries its traced value (a pass-through)"
+            if params.model is TaintModel.HAIRCUT and params.pass_through
+            else "; no pass-through: every transfer carries its balance's share (matching amounts off)"
             if params.model is TaintModel.HAIRCUT
             else ""
         )

@@ -79,6 +79,10 @@ class TraceParams:
     dust_units: tuple[tuple[str, Decimal], ...] = ()
     follow_share: Decimal = DEFAULT_FOLLOW_SHARE
     crumb_share: Decimal = DEFAULT_CRUMB_SHARE
+    pass_through: bool = True
+    """Haircut's pass-through (`tracing.trace.value.PassThrough`): a transfer sent on within a day of a receipt of
+    mostly traced funds, of its amount or a little less, carries that receipt's traced value. Off: the balance's
+    share alone (`--no-pass-through`: no link resting on matching amounts)."""
     heuristics: Heuristics | None = None
     """Bitcoin only: the heuristics applied (`tracing.trace.utxo`); None on other chains, and for a bitcoin trace
     that names none (the investigator applies the default set)."""

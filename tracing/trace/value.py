@@ -383,7 +383,7 @@ def select_value(
     # (a swap in another transaction, a bridge round trip); its other assets then carry its traced share
     traced_assets = {t.token for t in receives if _key(t) in arrivals}
     converted = not root and bool(traced_assets) and not traced_assets & {t.token for t in sends}
-    passing = PassThrough(outgoing) if not root and params.model is TaintModel.HAIRCUT else None
+    passing = PassThrough(outgoing) if not root and params.model is TaintModel.HAIRCUT and params.pass_through else None
     for _, phase, _, t in events:
         if phase != 1:
             traced = arrivals.get(_key(t), 0)

@@ -280,7 +280,7 @@ def select_value_graph(
     converted = not root and bool(traced_assets) and not traced_assets & {token_of[e] for e in sends}
     swap_share: dict[str, tuple[int, int]] = {}
     steps: list[tuple[int, int, bool, int]] = []  # (edge, traced value carried, into a swap, receipt passed on or -1)
-    passing = PassThrough(outgoing) if not root and model is TaintModel.HAIRCUT else None
+    passing = PassThrough(outgoing) if not root and model is TaintModel.HAIRCUT and params.pass_through else None
     for _, phase, e in events:
         tid = token_of[e]
         value = graph.value(e) if hi_of[e] else lo_of[e]
