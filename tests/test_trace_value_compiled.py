@@ -224,6 +224,7 @@ def everything(t: Trace) -> tuple[object, ...]:
         t.edges,
         [t.carried(edge) for edge in t.edges],
         [t.followed_by(edge) for edge in t.edges],
+        [t.passes_on(edge) for edge in t.edges],
         sorted(t.cuts, key=repr),
         dict(t.totals),
         dict(t.parents),

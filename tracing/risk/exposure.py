@@ -91,7 +91,7 @@ def exposures_from(
         path = paths[node.address]
         addresses = (trace.root, *(trace.near_far(edge)[1] for edge in path))
         hashes = tuple(edge.tx_hash for edge in path)
-        passes_on = tuple(why.passes_on if (why := trace.followed_by(edge)) else None for edge in path)
+        passes_on = tuple(trace.passes_on(edge) for edge in path)
         received = taint.get(node.address, {})
         amounts, share = amounts_of(received, meta, usd.get(node.address)), share_of(received, volume)
         note = DEMO_NOTE if any(edge.source == DEMO_SOURCE for edge in path) else ""

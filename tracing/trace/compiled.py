@@ -671,7 +671,7 @@ def compiled_value_trace(
     trace = Trace(
         roots[0], chain, params, None, None, None, None, None, None, time.perf_counter() - started, parts=parts
     )
-    return trace.with_carried(_ByKey(parts.carried_by_key), _ByKey(parts.followed_by_key))
+    return trace.with_carried(_ByKey(parts.carried_by_key), _ByKey(parts.followed_by_key), _ByKey(parts.passing_by_key))
 
 
 class ValueParts(GraphParts):
@@ -706,9 +706,10 @@ class ValueParts(GraphParts):
         far end at hop h: what `walked_taint` counts; a cycle never counts the same funds twice)."""
         self.why: bytes = why
         """Per followed edge, the part of the follow rule it was followed by (`WHY`)."""
-        self.passes: list[int] = memoryview(passes).cast("i").tolist()
+        self.passes: Sequence[int] = memoryview(passes).cast("i")
         """Per followed edge, the edge of the receipt it passes on (`PassThrough`), or -1."""
         self._into: dict[int, list[int]] | None = None
+        self._keys: list[tuple[str, str, str]] | None = None
 
     def _asset(self, tid: int) -> Asset:
         return None if tid < 0 else self.graph.tokens[tid]
@@ -837,29 +838,44 @@ class ValueParts(GraphParts):
             found.append((names[far_of[edge]], token, decimals, int(ts[edge]), amount))
         return found
 
+    def edge_keys(self) -> list[tuple[str, str, str]]:
+        """`TraceEdge.key` of each followed edge (as `followed`), computed once for the mappings below."""
+        if self._keys is None:
+            graph = self.graph
+            kinds, kind_of, tx_hash = graph.kinds, graph.kind, graph.tx_hash
+            self._keys = []
+            for edge in self.followed:
+                kind, position = kinds[kind_of[edge]]
+                self._keys.append((tx_hash(edge), kind.value, position))
+        return self._keys
+
     def carried_by_key(self) -> dict[tuple[str, str, str], int]:
+        return dict(zip(self.edge_keys(), self.carried, strict=True))
+
+    def passing_by_key(self) -> dict[tuple[str, str, str], str]:
+        """The receipt's transaction of each followed edge that passes one on (few: keys computed for those only,
+        what a risk report's paths read)."""
         graph = self.graph
-        kinds, kind_of = graph.kinds, graph.kind
+        kinds, kind_of, tx_hash = graph.kinds, graph.kind, graph.tx_hash
         found = {}
-        for edge, amount in zip(self.followed, self.carried, strict=True):
-            kind, position = kinds[kind_of[edge]]
-            found[(graph.tx_hash(edge), kind.value, position)] = amount
+        for edge, receipt in zip(self.followed, self.passes, strict=True):
+            if receipt >= 0:
+                kind, position = kinds[kind_of[edge]]
+                found[(tx_hash(edge), kind.value, position)] = tx_hash(receipt)
         return found
 
     def followed_by_key(self) -> dict[tuple[str, str, str], Followed]:
-        graph = self.graph
-        kinds, kind_of = graph.kinds, graph.kind
-        found = {}
-        for edge, why, receipt in zip(self.followed, self.why, self.passes, strict=True):
-            kind, position = kinds[kind_of[edge]]
-            found[(graph.tx_hash(edge), kind.value, position)] = Followed(
-                WHY[why], graph.tx_hash(receipt) if receipt >= 0 else None
-            )
-        return found
+        tx_hash = self.graph.tx_hash
+        return {
+            key: Followed(WHY[why], tx_hash(receipt)) if receipt >= 0 else PLAIN[why]
+            for key, why, receipt in zip(self.edge_keys(), self.why, self.passes, strict=True)
+        }
 
 
 WHY = (FollowedBy.FLOOR, FollowedBy.SHARE, FollowedBy.TOGETHER, FollowedBy.NO_FLOOR)
 """`FollowedBy` by the compiled walk's code (`WHY_*` in `_walk.c`)."""
+PLAIN = tuple(Followed(by) for by in WHY)
+"""The same, for a transfer that passes no receipt on (one object each, shared)."""
 
 V = TypeVar("V")
 

@@ -176,6 +176,7 @@ class Trace:
         self._taint: dict[TaintModel, Taint] = {}
         self._carried: Mapping[tuple[str, str, str], int] | None = None
         self._followed: Mapping[tuple[str, str, str], Followed] | None = None
+        self._passing: Mapping[tuple[str, str, str], str] | None = None
         self.valuation: Valuation | None = None
         """Token metadata and USD prices for the trace's amounts (set by the investigator; None: no USD)."""
 
@@ -203,6 +204,7 @@ class Trace:
         copy._taint = self._taint
         copy._carried = self._carried
         copy._followed = self._followed
+        copy._passing = self._passing
         copy.valuation = changes.get("valuation", self.valuation)
         return copy
 
@@ -210,18 +212,28 @@ class Trace:
         self,
         carried: Mapping[tuple[str, str, str], int],
         followed: Mapping[tuple[str, str, str], Followed] | None = None,
+        passing: Mapping[tuple[str, str, str], str] | None = None,
     ) -> Trace:
         """This trace, knowing the traced value each followed transfer carries (by `TraceEdge.key`) under its model,
         as the value-aware walk found it: its taint under that model is read from there; `followed`: why the walk
-        followed each (`followed_by`)."""
+        followed each (`followed_by`); `passing`: the receipt's transaction of those that pass one on, when it is
+        cheaper to read apart (`passes_on`)."""
         self._carried = carried
         self._followed = followed
+        self._passing = passing
         self._taint.pop(self.params.model, None)
         return self
 
     def followed_by(self, edge: TraceEdge) -> Followed | None:
         """Why the value-aware walk followed `edge` (None: the walk followed the graph, or the edge is not its)."""
         return None if self._followed is None else self._followed.get(edge.key)
+
+    def passes_on(self, edge: TraceEdge) -> str | None:
+        """The transaction of the receipt `edge` passes on (`Followed.passes_on`), None if it passes none."""
+        if self._passing is not None:
+            return self._passing.get(edge.key)
+        why = self.followed_by(edge)
+        return None if why is None else why.passes_on
 
     @property
     def value_aware(self) -> bool:
