@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterable
+from datetime import UTC, datetime, timedelta
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -12,7 +13,7 @@ from sqlalchemy import text
 
 from bot.metrics import REGISTRY, store_registry
 from bot.web.server import GuardedServer, HttpLimits
-from storage import Database, utcnow
+from storage import STORE_FAULTS, Database, StoreFaults, utcnow
 from tracing import silent_chains
 
 Check = Callable[[], Awaitable[tuple[bool, str]]]
@@ -29,6 +30,32 @@ def database_check(db: Database) -> Check:
         except Exception as exc:
             return False, f"database: {type(exc).__name__}"
         return True, "database: ok"
+
+    return check
+
+
+STORE_FAULT_WINDOW = timedelta(minutes=5)
+"""How long /healthz fails after the store refused a write (`store_check`)."""
+
+
+def store_check(
+    faults: StoreFaults = STORE_FAULTS,
+    within: timedelta = STORE_FAULT_WINDOW,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> Check:
+    """Fails while the store refused a write (disk full, read-only, locked past the timeout) within `within`: a
+    `SELECT 1` still answers then, so the database check alone would say all is well while alerts and audit rows
+    cannot be written."""
+
+    async def check() -> tuple[bool, str]:
+        fault = faults.recent(within, now())
+        if fault is None:
+            return True, "store writes: ok"
+        ago = max(0, int((now() - fault.at).total_seconds()))
+        return False, (
+            f"store writes: refused {ago} s ago in {fault.what}: {fault.cause} (reference {fault.ref}); "
+            f"{faults.total} since start"
+        )
 
     return check
 

@@ -12,10 +12,11 @@ import shutil
 import sqlite3
 import subprocess
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from prometheus_client import generate_latest
 from sqlalchemy import event, func, select, text
@@ -25,6 +26,7 @@ from sqlalchemy.exc import OperationalError
 from bot.app import App, build_app
 from bot.backends.testing import TestBackend
 from bot.delivery.notifier import Notifier
+from bot.health import STORE_FAULT_WINDOW, HealthServer, database_check, store_check
 from bot.messages import Action, IncomingMessage
 from bot.metrics import REGISTRY
 from bot.render.text import render_text
@@ -261,6 +263,22 @@ async def test_a_read_only_store_refuses_changes_in_one_sentence_and_still_answe
     assert STORE_FAULTS.unaudited >= 2
     assert any("audit row not written" in record.getMessage() for record in caplog.records)
     assert "commands not audited" in (await chat.say("/status")).text
+    # /healthz fails while writes are refused, though the database still answers a SELECT; and passes again once
+    # the last refusal is older than the window
+    health = HealthServer([database_check(read_only_app.db), store_check()], port=0)
+    port = await health.start()
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            answer = await client.get("/healthz")
+    finally:
+        await health.stop()
+    assert answer.status_code == 503, answer.text
+    checks = answer.json()["checks"]
+    assert "database: ok" in checks
+    (store_line,) = [c for c in checks if c.startswith("store writes: refused")]
+    assert "read-only" in store_line and "(reference " in store_line, store_line
+    later = store_check(now=lambda: datetime.now(UTC) + STORE_FAULT_WINDOW + timedelta(seconds=1))
+    assert await later() == (True, "store writes: ok")
 
     event.remove(engine, "connect", read_only)
     engine.dispose()

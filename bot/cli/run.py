@@ -14,7 +14,7 @@ from bot.backends.errors import SetupError
 from bot.cli.base import app, open_app
 from bot.cli.watch import run_watch
 from bot.exports import save_attachments
-from bot.health import HealthServer, database_check, node_check
+from bot.health import HealthServer, database_check, node_check, store_check
 from bot.messages import Identity, IncomingMessage
 from bot.render.text import render_text
 from bot.web.server import HttpLimits
@@ -69,7 +69,7 @@ async def serve(platform: str, app: App, chains: list[ChainConfig]) -> None:
     health: HealthServer | None = None
     watching: asyncio.Task[None] | None = None
     if settings.metrics_port:
-        checks = [database_check(app.db)]
+        checks = [database_check(app.db), store_check()]
         if chains:
             checks.append(node_check(app.db, settings.node_stale_after, [chain.name for chain in chains]))
         limits = HttpLimits.from_settings(settings)
