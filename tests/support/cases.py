@@ -863,10 +863,20 @@ class Score:
     """Addresses reached, sources left out."""
     in_case: int
     missed: tuple[str, ...] = ()
+    usd_due: float = 0.0
+    """What the ground truth sends, in USD, into the reachable terminals (all its edges into each)."""
+    usd_missed: float = 0.0
+    """The same, into the reachable terminals the walk missed."""
 
     @property
     def recall(self) -> float:
         return self.terminals_reached / self.reachable if self.reachable else 1.0
+
+    @property
+    def usd_recall(self) -> float:
+        """Recall weighted by what the ground truth sends into each reachable terminal: whether the misses are
+        crumbs or the money."""
+        return 1.0 - self.usd_missed / self.usd_due if self.usd_due else 1.0
 
     @property
     def precision(self) -> float:
@@ -879,12 +889,16 @@ class Score:
         )
 
 
-def score(world: World, walk: str, reached: Reached, hops: int = HOPS, stop_at: frozenset[Category] | None = None
-          ) -> Score:  # fmt: skip
+def score(world: World, walk: str, reached: Reached, hops: int = HOPS, stop_at: frozenset[Category] | None = None,
+          slack: int = 0) -> Score:  # fmt: skip
+    """`slack`: a terminal reachable within `hops` counts as reached when the walk reaches it within `hops + slack`
+    (the traced money may take a longer path than the ground truth's shortest one: `bench.cases`); precision is then
+    over the addresses named within that budget too."""
     case = world.case
     can = reachable(case, world.stops(stop_at if stop_at is not None else TraceParams().stop_at), hops)
     due = {t for t in case.terminals if t in can}
-    named = {a for a, hop in reached.items() if hop <= hops} - set(case.sources)
+    named = {a for a, hop in reached.items() if hop <= hops + slack} - set(case.sources)
+    into = terminal_usd(case)
     return Score(
         case=case.name,
         walk=walk,
@@ -894,7 +908,19 @@ def score(world: World, walk: str, reached: Reached, hops: int = HOPS, stop_at: 
         reached=len(named),
         in_case=len(named & case.addresses),
         missed=tuple(sorted(due - named)),
+        usd_due=sum(into.get(t, 0.0) for t in due),
+        usd_missed=sum(into.get(t, 0.0) for t in due - named),
     )
+
+
+def terminal_usd(case: Case) -> dict[str, float]:
+    """Per listed terminal, the USD the ground truth sends into it (all its edges into it)."""
+    into: dict[str, float] = defaultdict(float)
+    terminals = set(case.terminals)
+    for e in case.edges:
+        if e.to in terminals:
+            into[e.to] += float(e.usd)
+    return into
 
 
 def worst(scores: Iterable[Score]) -> tuple[float, float]:
