@@ -246,15 +246,19 @@ def _worst(scores: Sequence[Score]) -> tuple[float, float]:
 
 def _one_row_table(title: str, text: str, row: str, scores: Sequence[Score]) -> list[str]:
     """A subsection with one row of per-case cells (recall / precision)."""
-    cases = [s.case for s in scores]
+    return _table(title, text, ["", *(s.case for s in scores)], [[row, *(_cell([s]) for s in scores)]])
+
+
+def _table(title: str, text: str, columns: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    """A subsection: a title, a paragraph and a table."""
     return [
         f"### {title}",
         "",
         text,
         "",
-        "| | " + " | ".join(cases) + " |",
-        "| --- | " + " | ".join("---" for _ in cases) + " |",
-        f"| {row} | " + " | ".join(_cell([s]) for s in scores) + " |",
+        "| " + " | ".join(columns) + " |",
+        "| " + " | ".join("---" for _ in columns) + " |",
+        *("| " + " | ".join(row) + " |" for row in rows),
         "",
     ]
 
@@ -267,9 +271,8 @@ def _weight_table(result: Evaluation, cases: Sequence[str]) -> list[str]:
         low = min(mine, key=lambda s: s.usd_recall)
         by_usd.append(f"{low.usd_recall:.2f} (${low.usd_missed:,.0f} of ${low.usd_due:,.0f})")
         longer.append(_cell([s for s in result.slack_scores if s.case == name]))
-    return [
-        "### What the misses weigh, and money that takes a longer path than the ground truth's shortest",
-        "",
+    return _table(
+        "What the misses weigh, and money that takes a longer path than the ground truth's shortest",
         "Recall counts terminals. Weighted by what the ground truth sends into each reachable terminal (all its "
         "edges into it, in USD), the default trace's worst mix misses the share below. And a terminal counts as "
         "reachable within the hop budget by the ground truth's shortest path, even where that path runs through a "
@@ -277,13 +280,12 @@ def _weight_table(result: Evaluation, cases: Sequence[str]) -> list[str]:
         "along the $1.5M that reached their sender from four other case addresses). The second row gives the "
         "default trace one hop more and scores it on the same terminals (precision over every address it names, "
         "that hop included). Neither is the goal's measure; they say what the misses are.",
-        "",
-        "| | " + " | ".join(cases) + " |",
-        "| --- | " + " | ".join("---" for _ in cases) + " |",
-        "| default: recall weighted by USD into the terminals (USD missed, worst mix) | " + " | ".join(by_usd) + " |",
-        "| default with one hop more: recall / precision on the same terminals | " + " | ".join(longer) + " |",
-        "",
-    ]
+        ["", *cases],
+        [
+            ["default: recall weighted by USD into the terminals (USD missed, worst mix)", *by_usd],
+            ["default with one hop more: recall / precision on the same terminals", *longer],
+        ],
+    )
 
 
 def _cell(scores: Sequence[Score]) -> str:
@@ -364,20 +366,16 @@ def markdown(result: Evaluation, cases: Sequence[str], hops: int, quick: bool) -
     if result.default_scores:
         lines += _weight_table(result, cases)
     if RULE_VARIANTS:
-        lines += [
-            "### Follow-rule variants tried (issue #12): worst recall / precision per case over the bench mixes",
-            "",
+        lines += _table(
+            "Follow-rule variants tried (issue #12): worst recall / precision per case over the bench mixes",
             "Rules are code, not settings, so these rows are the development runs (2026-12-04, the last row "
             "2026-12-05; the bench mixes of this section), not re-run by the bench; the default is the fourth row. The "
             "rows after the two pass-through variants were measured on the third row's rule, before the pass-through "
             "was added (the crumb rule on the default is re-run below); the last row is the default without the "
             "pass-through and the crumb rule, at a $1 floor.",
-            "",
-            "| rule | " + " | ".join(CASES) + " | worst |",
-            "| --- | " + " | ".join("---" for _ in CASES) + " | --- |",
-            *(f"| {rule} | {cells} |" for rule, cells in RULE_VARIANTS),
-            "",
-        ]
+            ["rule", *CASES, "worst"],
+            [[rule, cells] for rule, cells in RULE_VARIANTS],
+        )
     lines += ["### Worst over the mixes, per case", ""]
     lines += [
         "| walk | " + " | ".join(cases) + " | worst |",
