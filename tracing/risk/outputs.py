@@ -172,8 +172,8 @@ def _followed_json(trace: Trace, edge: TraceEdge) -> dict[str, Any]:
 
 def _receipt_tx(trace: Trace, edge: TraceEdge) -> str | None:
     """The transaction of the receipt `edge` passes on (`PassThrough`), as its chain shows it, if it passes one."""
-    why = trace.followed_by(edge)
-    return None if why is None or why.passes_on is None else show_tx(why.passes_on, edge.from_addr)
+    receipt = trace.passes_on(edge)
+    return None if receipt is None else show_tx(receipt, edge.from_addr)
 
 
 def followed_words(trace: Trace) -> str | None:
@@ -792,7 +792,7 @@ def _edge_text(group: Sequence[TraceEdge], trace: Trace) -> str:
 
 def _passes(group: Sequence[TraceEdge], trace: Trace) -> int:
     """How many transfers of `group` pass a receipt on (the value walk's pass-through)."""
-    return sum(1 for edge in group if (why := trace.followed_by(edge)) is not None and why.passes_on is not None)
+    return sum(1 for edge in group if trace.passes_on(edge) is not None)
 
 
 def _short(address: str) -> str:
