@@ -154,10 +154,7 @@ class ExplorerSource:
         known = self._busy.get((address, outgoing, limit))
         if known is not None and now - known[0] < self.ttl:
             return known[1]
-        async with self._semaphore:
-            result = self.client.transfers_of(address, busy=(outgoing, limit))
-            if inspect.isawaitable(result):
-                result = await result
+        result = await self._transfers_of(address, busy=(outgoing, limit))
         if getattr(result, "busy", 0):
             self._busy[(address, outgoing, limit)] = (now, int(result.busy))
             return int(result.busy)
@@ -169,11 +166,15 @@ class ExplorerSource:
         cached = self._cache.get(address)
         if cached is not None and time.monotonic() - cached[0] < self.ttl:
             return cached[1], cached[2]
+        return self._store(address, await self._transfers_of(address))
+
+    async def _transfers_of(self, address: str, **options: Any) -> Any:
+        """The client's `transfers_of`, sync or async, within the concurrency limit."""
         async with self._semaphore:
-            result = self.client.transfers_of(address)
+            result = self.client.transfers_of(address, **options)
             if inspect.isawaitable(result):
                 result = await result
-        return self._store(address, result)
+        return result
 
     def _store(self, address: str, result: Any) -> tuple[list[Transfer], str]:
         transfers = list(getattr(result, "transfers", result))
