@@ -1054,8 +1054,8 @@ typedef struct {
 } FollowIn;
 
 /* Whether one transfer is followed on its own (F_PASS: the floor; F_SHARE: its share alone), only if its address's
-   small transfers together carry the share (F_SMALL), or is dust. The one statement of the rule in C: keep it as `tracing.trace.value.judge`
-   (`over_floor`, `over_cap`: carried >= floor, >= cap; both where there is no floor). */
+   small transfers together carry the share (F_SMALL), or is dust. The one statement of the rule in C: keep it as
+   `tracing.trace.value.judge` (`over_floor`, `over_cap`: carried >= floor, >= cap; both where there is no floor). */
 static int follow_rule(const Rule *rule, const FollowIn *in) {
     u128 carried = in->carried, value = in->value, total = in->total;
     /* less than DILUTED traced funds: not followed at any amount (the roots hold nothing but traced funds) */
@@ -1138,7 +1138,7 @@ typedef struct {
 
 typedef struct {
     int32_t e, slot, swap, receipt; /* receipt: the edge of the receipt it passes on (`PassThrough`), or -1 */
-    int32_t why, pad[3];            /* WHY_* once chosen */
+    int32_t why;                    /* WHY_* once chosen */
     u128 carried;
 } VStep;
 
@@ -1751,7 +1751,8 @@ static int vw_expand(VW *w, int32_t node, int is_root, int64_t since, int64_t un
             }
             carried = mul_div(value, best_num, best_den);
         }
-        VStep step = {e, (int32_t)(s - w->slots), 0, receipt, WHY_FLOOR, {0, 0, 0}, carried};
+        VStep step = {.e = e, .slot = (int32_t)(s - w->slots), .receipt = receipt, .why = WHY_FLOOR};
+        step.carried = carried;
         if (swap_k >= 0) {
             u128 *share = &AT(w->swap_share, u128, 2 * swap_k);
             if (cmp_mul(carried, share[1], share[0], value) > 0) {
