@@ -186,11 +186,14 @@ def _measure(world: World, hops: int, result: Evaluation) -> None:
     assert len(world.graph) >= len(world.moves)  # built here, outside the walks' times
     result.walk_seconds["building the graph"] += time.perf_counter() - t
 
-    def measure(walk: str, timer: str, find: Callable[[], Reached]) -> Score:
+    def timed(timer: str, find: Callable[[], Reached]) -> Reached:
         t = time.perf_counter()
         reached = find()
         result.walk_seconds[timer] += time.perf_counter() - t
-        return score(world, walk, reached, hops)
+        return reached
+
+    def measure(walk: str, timer: str, find: Callable[[], Reached]) -> Score:
+        return score(world, walk, timed(timer, find), hops)
 
     def product(params: TraceParams) -> Callable[[], Reached]:
         return lambda: asyncio.run(product_walk(world, params))
@@ -203,10 +206,7 @@ def _measure(world: World, hops: int, result: Evaluation) -> None:
     for model in TaintModel:
         walk = f"default ({model.value}, {_rule(*rule)})"
         if model is TaintModel.HAIRCUT:
-            t = time.perf_counter()
-            reached = asyncio.run(product_walk(world, default))
-            result.walk_seconds["value-aware trace"] += time.perf_counter() - t
-            found = score(world, walk, reached, hops)
+            found = score(world, walk, timed("value-aware trace", product(default)), hops)
             result.grid.setdefault(rule, []).append(found)
             result.crumbs.setdefault(float(default.crumb_share), []).append(found)
             result.default_scores.append(found)
