@@ -210,6 +210,13 @@ def test_a_workspace_on_the_allow_list_allows_its_channels(app: App) -> None:
     assert not policy.chat_allowed(IncomingMessage("slack", "C0ANY", carol, "/help"))
 
 
+async def test_a_trace_says_why_it_followed_and_takes_no_pass_through_for_haircut_only(slack: Slack) -> None:
+    answer = await slack.ask(f"trace {LAZARUS} --hops 2 --no-pass-through")
+    assert "Why followed: " in answer.text and "no pass-through (no link by matching amounts)" in answer.text
+    refused = await slack.refused(f"trace {LAZARUS} --model poison --no-pass-through")
+    assert "--no-pass-through applies to haircut (the default model)" in refused.params["text"]
+
+
 async def test_labels_from_analysts_are_shown_as_text_never_as_mentions_or_links(slack: Slack, app: App) -> None:
     target = "0x3333333333333333333333333333333333333333"
     refused = await slack.refused(f"label {target} scam nope", user=CAROL)

@@ -311,6 +311,14 @@ async def test_trace_returns_a_picture_and_a_csv(telegram: Telegram, app: App) -
     assert len(rows) > 10 and any("0x098b716b8aaf21512996dc57eb0615e2383e2f96" in row.lower() for row in rows)
 
 
+async def test_a_trace_says_why_it_followed_and_takes_no_pass_through_for_haircut_only(telegram: Telegram) -> None:
+    calls = await telegram.say(f"/trace {LAZARUS} --hops 2 --no-pass-through")
+    text = calls[0].params["text"]
+    assert "Why followed: " in text and "no pass-through (no link by matching amounts)" in text
+    refused = await telegram.say_one(f"/trace {LAZARUS} --model fifo --no-pass-through")
+    assert "--no-pass-through applies to haircut (the default model)" in refused
+
+
 async def test_flood_limits_are_respected_by_retrying_after_429(telegram: Telegram) -> None:
     telegram.server.fail_next(
         "sendMessage",
